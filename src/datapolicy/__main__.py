@@ -1,0 +1,3 @@
+from datapolicy.cli import main
+
+main()

@@ -1,0 +1,96 @@
+"""The dataPolicyOperation entity, independent of HTTP and of storage.
+
+`PROPERTIES` is the entity's OData shape (names, EDM types, nullability): the query layer checks
+`$filter`, `$orderby` and `$select` against it, the store maps it to columns and the web layer
+serialises with it, so the three can never disagree about what a property is called or holds.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+ENTITY_SET = "dataPolicyOperations"
+ENTITY_TYPE = "microsoft.graph.dataPolicyOperation"
+STATUS_TYPE = "microsoft.graph.dataPolicyOperationStatus"
+
+
+class OperationStatus(enum.StrEnum):
+    """Graph's dataPolicyOperationStatus, with its exact lower-camel member names."""
+
+    NOT_STARTED = "notStarted"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    UNKNOWN_FUTURE_VALUE = "unknownFutureValue"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (OperationStatus.COMPLETE, OperationStatus.FAILED)
+
+
+class EdmType(enum.StrEnum):
+    """The EDM primitive types our properties use."""
+
+    STRING = "Edm.String"
+    DOUBLE = "Edm.Double"
+    DATE_TIME_OFFSET = "Edm.DateTimeOffset"
+    ENUM = STATUS_TYPE
+
+
+@dataclass(frozen=True, slots=True)
+class Property:
+    name: str
+    edm_type: EdmType
+    nullable: bool
+    attribute: str  # the attribute of `Operation` that holds the value
+
+
+PROPERTIES: dict[str, Property] = {
+    p.name: p
+    for p in (
+        Property("id", EdmType.STRING, False, "id"),
+        Property("userId", EdmType.STRING, False, "user_id"),
+        Property("status", EdmType.ENUM, False, "status"),
+        Property("progress", EdmType.DOUBLE, False, "progress"),
+        Property("storageLocation", EdmType.STRING, True, "storage_location"),
+        Property("submittedDateTime", EdmType.DATE_TIME_OFFSET, False, "submitted_at"),
+        Property("completedDateTime", EdmType.DATE_TIME_OFFSET, True, "completed_at"),
+    )
+}
+
+# Limits on what a client may store, so that a row can never grow without bound.
+MAX_USER_ID_LENGTH = 256
+MAX_STORAGE_LOCATION_LENGTH = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One data policy operation as the server owns it.
+
+    `version` increases by one on every change and is the basis of the entity's ETag.
+    """
+
+    id: str
+    user_id: str
+    status: OperationStatus
+    progress: float
+    storage_location: str | None
+    submitted_at: datetime
+    completed_at: datetime | None
+    version: int
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+def utc_now() -> datetime:
+    """The current time, truncated to microseconds (the store's resolution)."""
+    return datetime.now(UTC)
+
+
+def format_datetime(value: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, as Graph writes DateTimeOffset values."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,271 @@
+"""`$filter`: parse with odata-query, then check every node against the entity's properties.
+
+odata-query's grammar is sound, but its stock SQL visitors trust the input (any attribute name,
+any literal type, unescaped LIKE patterns). So we only take its syntax tree and translate it into
+a small typed tree of our own, rejecting anything we do not support with a message that names the
+problem. The store turns that tree into SQL (`datapolicy.odata.sql`); nothing here knows SQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from dateutil.parser import isoparse
+from odata_query import ast
+from odata_query.exceptions import ODataException, ParsingException, TokenizingException
+from odata_query.grammar import ODataLexer, ODataParser
+
+from datapolicy.errors import QueryOptionError
+from datapolicy.model import ENTITY_TYPE, EdmType, OperationStatus, Property
+from datapolicy.odata.expressions import (
+    Comparison,
+    ComparisonOperator,
+    Constant,
+    FilterNode,
+    Junction,
+    Membership,
+    Negation,
+    PropertyComparison,
+    StringFunction,
+    StringMatch,
+    Value,
+)
+
+MAX_FILTER_LENGTH = 4096  # characters; a filter longer than this is refused, not parsed
+MAX_IN_LIST = 500  # values in one `in (...)` list
+
+_COMPARATORS: dict[type[ast._Comparator], ComparisonOperator] = {
+    ast.Eq: "eq",
+    ast.NotEq: "ne",
+    ast.Gt: "gt",
+    ast.GtE: "ge",
+    ast.Lt: "lt",
+    ast.LtE: "le",
+}
+_MIRRORED: dict[ComparisonOperator, ComparisonOperator] = {
+    "eq": "eq",
+    "ne": "ne",
+    "gt": "lt",
+    "ge": "le",
+    "lt": "gt",
+    "le": "ge",
+}
+_STRING_FUNCTIONS: tuple[StringFunction, ...] = ("startswith", "endswith", "contains")
+
+
+def parse_filter(text: str, properties: dict[str, Property]) -> FilterNode:
+    """Parse and type-check a `$filter` expression."""
+    text = text.strip()
+    if not text:
+        raise QueryOptionError("The query specified in the URI is not valid: $filter is empty.")
+    if len(text) > MAX_FILTER_LENGTH:
+        raise QueryOptionError(
+            f"The $filter expression is {len(text)} characters long; "
+            f"the limit is {MAX_FILTER_LENGTH}."
+        )
+    try:
+        # A parser per call: sly parsers keep state and are not safe to share between threads.
+        tree = ODataParser().parse(ODataLexer().tokenize(text))
+    except TokenizingException as exc:
+        raise QueryOptionError(
+            f"Syntax error in $filter at position {exc.token.index}: "
+            f"unexpected character {str(exc.token.value)[:1]!r}."
+        ) from None
+    except ParsingException as exc:
+        raise QueryOptionError(_describe_parse_error(text, exc)) from None
+    except RecursionError:
+        raise _too_complex() from None
+    except ODataException as exc:
+        raise QueryOptionError(f"Invalid $filter expression: {exc}.") from None
+    if tree is None:
+        raise QueryOptionError("The query specified in the URI is not valid: $filter is empty.")
+    try:
+        return _Checker(properties).boolean(tree)
+    except RecursionError:
+        raise _too_complex() from None
+
+
+def _too_complex() -> QueryOptionError:
+    return QueryOptionError("The $filter expression is nested too deeply to evaluate.")
+
+
+def _describe_parse_error(text: str, exc: ParsingException) -> str:
+    if exc.token is None or exc.eof:
+        return "Syntax error in $filter: the expression ends unexpectedly."
+    near = text[exc.token.index : exc.token.index + 20].strip() or text[exc.token.index :]
+    return f"Syntax error in $filter at position {exc.token.index}, near {near!r}."
+
+
+class _Checker:
+    """Walks odata-query's tree and builds the typed one, or explains why it cannot."""
+
+    def __init__(self, properties: dict[str, Property]):
+        self.properties = properties
+
+    def boolean(self, node: ast._Node) -> FilterNode:
+        match node:
+            case ast.BoolOp(op=op, left=left, right=right):
+                kind: Literal["and", "or"] = "and" if isinstance(op, ast.And) else "or"
+                return Junction(kind, self.boolean(left), self.boolean(right))
+            case ast.UnaryOp(op=ast.Not(), operand=operand):
+                return Negation(self.boolean(operand))
+            case ast.Compare(comparator=ast.In(), left=left, right=right):
+                return self.membership(left, right)
+            case ast.Compare(comparator=comparator, left=left, right=right):
+                return self.comparison(_COMPARATORS[type(comparator)], left, right)
+            case ast.Call():
+                return self.string_match(node)
+            case ast.Boolean(val=val):
+                return Constant(val.lower() == "true")
+            case ast.Identifier() | ast.Attribute():
+                prop = self.property(node)
+                raise QueryOptionError(
+                    f"The property '{prop.name}' is not a Boolean and cannot be used as a "
+                    "condition on its own; compare it with a value."
+                )
+            case _:
+                raise QueryOptionError(f"$filter needs a condition, found {_describe(node)}.")
+
+    def property(self, node: ast._Node) -> Property:
+        if isinstance(node, ast.Attribute):
+            raise QueryOptionError(
+                f"Property paths are not supported: '{_path(node)}'. "
+                f"The type '{ENTITY_TYPE}' has no structured or navigation properties."
+            )
+        if not isinstance(node, ast.Identifier):
+            raise QueryOptionError(f"Expected a property name, found {_describe(node)}.")
+        prop = self.properties.get(node.full_name())
+        if prop is None:
+            raise QueryOptionError(
+                f"Could not find a property named '{node.full_name()}' on type '{ENTITY_TYPE}'."
+            )
+        return prop
+
+    def comparison(self, op: ComparisonOperator, left: ast._Node, right: ast._Node) -> FilterNode:
+        if _is_property(left) and _is_property(right):
+            lprop, rprop = self.property(left), self.property(right)
+            if lprop.edm_type is not rprop.edm_type:
+                raise QueryOptionError(
+                    f"Cannot compare '{lprop.name}' ({lprop.edm_type}) with "
+                    f"'{rprop.name}' ({rprop.edm_type})."
+                )
+            return PropertyComparison(lprop, op, rprop)
+        if _is_property(right):
+            left, right, op = right, left, _MIRRORED[op]
+        prop = self.property(left)
+        value = self.literal(prop, right)
+        if value is None and op not in ("eq", "ne"):
+            raise QueryOptionError(f"null can only be compared with 'eq' or 'ne', not '{op}'.")
+        return Comparison(prop, op, value)
+
+    def membership(self, left: ast._Node, right: ast._Node) -> FilterNode:
+        prop = self.property(left)
+        items = right.val if isinstance(right, ast.List) else [right]
+        if len(items) > MAX_IN_LIST:
+            raise QueryOptionError(
+                f"The 'in' list has {len(items)} values; the limit is {MAX_IN_LIST}."
+            )
+        values = tuple(self.literal(prop, item) for item in items)
+        if not values:
+            raise QueryOptionError("The 'in' operator needs at least one value.")
+        return Membership(prop, values)
+
+    def string_match(self, node: ast.Call) -> FilterNode:
+        name = node.func.full_name()
+        if name not in _STRING_FUNCTIONS:
+            raise QueryOptionError(
+                f"The function '{name}' is not supported in $filter; supported functions: "
+                + ", ".join(_STRING_FUNCTIONS)
+                + "."
+            )
+        if len(node.args) != 2:
+            raise QueryOptionError(f"The function '{name}' takes two arguments.")
+        prop = self.property(node.args[0])
+        if prop.edm_type not in (EdmType.STRING, EdmType.ENUM):
+            raise QueryOptionError(
+                f"The function '{name}' needs a string property; '{prop.name}' is {prop.edm_type}."
+            )
+        arg = node.args[1]
+        if not isinstance(arg, ast.String):
+            raise QueryOptionError(
+                f"The second argument of '{name}' must be a string literal, found {_describe(arg)}."
+            )
+        return StringMatch(name, prop, arg.val)  # type: ignore[arg-type]
+
+    def literal(self, prop: Property, node: ast._Node) -> Value:
+        """Convert a literal to the property's type, or explain the mismatch."""
+        if isinstance(node, ast.Null):
+            return None
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            value = self.literal(prop, node.operand)
+            if isinstance(value, float):
+                return -value
+            raise QueryOptionError(f"Cannot negate {_describe(node.operand)}.")
+        match prop.edm_type, node:
+            case EdmType.STRING, ast.String(val=val) | ast.GUID(val=val):
+                return val
+            case EdmType.ENUM, ast.String(val=val):
+                try:
+                    return OperationStatus(val)
+                except ValueError:
+                    allowed = ", ".join(s.value for s in OperationStatus)
+                    raise QueryOptionError(
+                        f"'{val}' is not a valid value of {prop.edm_type}; valid values: {allowed}."
+                    ) from None
+            case EdmType.DOUBLE, ast.Integer(val=val) | ast.Float(val=val):
+                number = float(val)
+                if number != number or number in (float("inf"), float("-inf")):
+                    raise QueryOptionError(f"The number {val} is out of range.")
+                return number
+            case EdmType.DATE_TIME_OFFSET, ast.DateTime(val=val):
+                return _parse_datetime(val)
+            case EdmType.DATE_TIME_OFFSET, ast.Date(val=val):
+                return _parse_datetime(val + "T00:00:00Z")
+        raise QueryOptionError(
+            f"A value of type {prop.edm_type} is needed for '{prop.name}', found {_describe(node)}."
+        )
+
+
+def _parse_datetime(text: str) -> datetime:
+    try:
+        value = isoparse(text)
+    except (ValueError, OverflowError):
+        raise QueryOptionError(f"'{text}' is not a valid DateTimeOffset.") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _is_property(node: ast._Node) -> bool:
+    return isinstance(node, ast.Identifier | ast.Attribute)
+
+
+def _path(node: ast._Node) -> str:
+    if isinstance(node, ast.Attribute):
+        return f"{_path(node.owner)}/{node.attr}"
+    if isinstance(node, ast.Identifier):
+        return node.full_name()
+    return "?"
+
+
+_NODE_NAMES: dict[type[ast._Node], str] = {
+    ast.String: "a string",
+    ast.Integer: "a number",
+    ast.Float: "a number",
+    ast.Boolean: "a Boolean",
+    ast.Null: "null",
+    ast.Date: "a date",
+    ast.DateTime: "a date-time",
+    ast.Time: "a time of day",
+    ast.Duration: "a duration",
+    ast.GUID: "a GUID",
+    ast.List: "a list",
+    ast.BinOp: "arithmetic (not supported)",
+    ast.Call: "a function call",
+    ast.CollectionLambda: "a lambda operator (not supported)",
+}
+
+
+def _describe(node: ast._Node) -> str:
+    return _NODE_NAMES.get(type(node), "an unsupported expression")

@@ -1,0 +1,151 @@
+"""Translate checked query options into SQLAlchemy Core clauses.
+
+Every condition is built to be two-valued: OData says `null ne 'x'` is true and
+`not (null eq 'x')` is true, while SQL would yield NULL and drop the row. So comparisons against
+nullable columns state their NULL case explicitly. LIKE patterns are always escaped
+(`autoescape`), so `%` and `_` in a client's text match themselves.
+
+The store supplies `columns` (OData name -> column) and `encode` (a Python value -> the column's
+stored form), so this module knows nothing about how the store lays out its tables.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, not_, or_, true, tuple_
+
+from datapolicy.model import PROPERTIES, Property
+from datapolicy.odata.expressions import (
+    Comparison,
+    Constant,
+    FilterNode,
+    Junction,
+    Membership,
+    Negation,
+    PropertyComparison,
+    StringMatch,
+    TextSearch,
+    Value,
+)
+from datapolicy.odata.skiptoken import KeyValue, OrderKey
+
+Columns = Mapping[str, ColumnElement[Any]]
+Encode = Callable[[Property, Value], Any]
+
+_OPERATORS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
+}
+
+
+def where_clause(node: FilterNode, columns: Columns, encode: Encode) -> ColumnElement[bool]:
+    """The SQL condition for a filter or search tree."""
+    match node:
+        case Junction(op="and", left=left, right=right):
+            return and_(where_clause(left, columns, encode), where_clause(right, columns, encode))
+        case Junction(left=left, right=right):
+            return or_(where_clause(left, columns, encode), where_clause(right, columns, encode))
+        case Negation(operand=operand):
+            return not_(where_clause(operand, columns, encode))
+        case Constant(value=value):
+            return true() if value else false()
+        case Comparison(prop=prop, op=op, value=None):
+            column = columns[prop.name]
+            return column.is_(None) if op == "eq" else column.is_not(None)
+        case Comparison(prop=prop, op=op, value=value):
+            column = columns[prop.name]
+            condition = _OPERATORS[op](column, encode(prop, value))
+            if not prop.nullable:
+                return condition
+            return (
+                or_(column.is_(None), condition)
+                if op == "ne"
+                else _not_null(prop, column, condition)
+            )
+        case PropertyComparison(left=left, op=op, right=right):
+            return _compare_columns(left, op, right, columns)
+        case Membership(prop=prop, values=values):
+            column = columns[prop.name]
+            present = [encode(prop, v) for v in values if v is not None]
+            condition = _not_null(prop, column, column.in_(present)) if present else false()
+            return or_(column.is_(None), condition) if None in values else condition
+        case StringMatch(function=function, prop=prop, value=value):
+            column = columns[prop.name]
+            method = getattr(column, function)
+            return _not_null(prop, column, method(value, autoescape=True))
+        case TextSearch(props=props, text=text):
+            return or_(
+                *(
+                    _not_null(p, columns[p.name], columns[p.name].icontains(text, autoescape=True))
+                    for p in props
+                )
+            )
+    raise TypeError(f"not a filter node: {node!r}")  # pragma: no cover - exhaustive above
+
+
+def _not_null(
+    prop: Property, column: ColumnElement[Any], condition: ColumnElement[bool]
+) -> ColumnElement[bool]:
+    return and_(column.is_not(None), condition) if prop.nullable else condition
+
+
+def _compare_columns(
+    left: Property, op: str, right: Property, columns: Columns
+) -> ColumnElement[bool]:
+    lcol, rcol = columns[left.name], columns[right.name]
+    if not (left.nullable or right.nullable):
+        return _OPERATORS[op](lcol, rcol)
+    if op == "eq":
+        return lcol.is_not_distinct_from(rcol)
+    if op == "ne":
+        return lcol.is_distinct_from(rcol)
+    return and_(lcol.is_not(None), rcol.is_not(None), _OPERATORS[op](lcol, rcol))
+
+
+def order_clauses(keys: tuple[OrderKey, ...], columns: Columns) -> list[ColumnElement[Any]]:
+    """ORDER BY terms. OData sorts null before any value in ascending order, after in descending."""
+    return [
+        columns[k.name].desc().nulls_last() if k.descending else columns[k.name].asc().nulls_first()
+        for k in keys
+    ]
+
+
+def after_clause(
+    keys: tuple[OrderKey, ...], values: tuple[KeyValue, ...], columns: Columns, encode: Encode
+) -> ColumnElement[bool]:
+    """Rows strictly after the key `values` in the order `keys` (a keyset page boundary)."""
+    props = [PROPERTIES[k.name] for k in keys]
+    encoded = [encode(p, v) for p, v in zip(props, values, strict=True)]
+    same_direction = len({k.descending for k in keys}) == 1
+    if same_direction and None not in values and not any(p.nullable for p in props):
+        # A row-value comparison lets SQLite and PostgreSQL seek straight to the position.
+        row = tuple_(*(columns[k.name] for k in keys))
+        bound = tuple_(*encoded)
+        return row < bound if keys[0].descending else row > bound
+    return _expanded_after(keys, props, encoded, columns)
+
+
+def _expanded_after(
+    keys: tuple[OrderKey, ...], props: list[Property], encoded: list[Any], columns: Columns
+) -> ColumnElement[bool]:
+    """(k1 after v1) or (k1 = v1 and ((k2 after v2) or (k2 = v2 and ...)))."""
+    condition: ColumnElement[bool] | None = None
+    for key, prop, value in reversed(list(zip(keys, props, encoded, strict=True))):
+        column = columns[key.name]
+        equal = column.is_(None) if value is None else column == value
+        if value is None:
+            after = false() if key.descending else column.is_not(None)
+        elif key.descending:
+            after = or_(column < value, column.is_(None)) if prop.nullable else column < value
+        else:
+            after = column > value
+        condition = after if condition is None else or_(after, and_(equal, condition))
+    assert condition is not None
+    return condition

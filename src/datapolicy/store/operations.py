@@ -1,0 +1,220 @@
+"""The operation store: every query on the `operations` table lives here.
+
+The store owns an operation's lifecycle fields (id, times, status, progress, version); callers
+say what they want changed and the store decides what that means for the row. It is synchronous
+and fast for single-row work, so the web layer may call `get` inline on the event loop and send
+the heavier `list`/`count` to a thread.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, bindparam, func, select
+
+from datapolicy.errors import Conflict, NotFound, PreconditionFailed
+from datapolicy.model import (
+    PROPERTIES,
+    Operation,
+    OperationStatus,
+    Property,
+    utc_now,
+)
+from datapolicy.odata.expressions import Value
+from datapolicy.odata.options import QueryOptions
+from datapolicy.odata.skiptoken import SkipToken, effective_order
+from datapolicy.odata.sql import after_clause, order_clauses, where_clause
+from datapolicy.store.database import Database, compile_statement
+from datapolicy.store.tables import operations
+
+_ROW = (
+    operations.c.id,
+    operations.c.user_id,
+    operations.c.status,
+    operations.c.progress,
+    operations.c.storage_location,
+    operations.c.submitted_at,
+    operations.c.completed_at,
+    operations.c.version,
+)
+COLUMNS: dict[str, ColumnElement[Any]] = {
+    name: operations.c[prop.attribute] for name, prop in PROPERTIES.items()
+}
+_GET_BY_ID = compile_statement(select(*_ROW).where(operations.c.id == bindparam("id")))[0]
+
+Precondition = Callable[[Operation], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Operation]
+    next: SkipToken | None  # where the next page starts, if there is one
+    count: int | None  # the total matching count, when it was asked for
+
+
+def to_micros(value: datetime) -> int:
+    delta = value.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
+
+
+def encode(prop: Property, value: Value) -> Any:
+    """A Python value of a property -> the value stored in its column."""
+    if isinstance(value, datetime):
+        return to_micros(value)
+    if isinstance(value, OperationStatus):
+        return value.value
+    return value
+
+
+def _operation(row: tuple[Any, ...]) -> Operation:
+    id_, user_id, status, progress, location, submitted, completed, version = row
+    return Operation(
+        id=id_,
+        user_id=user_id,
+        status=OperationStatus(status),
+        progress=progress,
+        storage_location=location,
+        submitted_at=from_micros(submitted),
+        completed_at=None if completed is None else from_micros(completed),
+        version=version,
+    )
+
+
+class OperationStore:
+    def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now):
+        self.database = database
+        self.clock = clock
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def get(self, operation_id: str) -> Operation:
+        row = self.database.fetch_one(_GET_BY_ID, {"id": operation_id})
+        if row is None:
+            raise _not_found(operation_id)
+        return _operation(row)
+
+    def list(self, options: QueryOptions) -> Page:
+        keys = effective_order(options.orderby)
+        condition = self._condition(options)
+        statement = select(*_ROW).order_by(*order_clauses(keys, COLUMNS))
+        if options.skiptoken is not None:
+            statement = statement.where(
+                after_clause(keys, options.skiptoken.values, COLUMNS, encode)
+            )
+        elif options.skip:
+            statement = statement.offset(options.skip)
+        if condition is not None:
+            statement = statement.where(condition)
+        size = options.page_size
+        rows = self.database.fetch_all(statement.limit(size + 1)) if size else []
+        items = [_operation(row) for row in rows[:size]]
+        next_token = SkipToken.for_row(items[-1], options.orderby) if len(rows) > size else None
+        total = self.count(options) if options.count else None
+        return Page(items, next_token, total)
+
+    def count(self, options: QueryOptions) -> int:
+        statement = select(func.count()).select_from(operations)
+        condition = self._condition(options)
+        if condition is not None:
+            statement = statement.where(condition)
+        return self.database.fetch_all(statement)[0][0]
+
+    @staticmethod
+    def _condition(options: QueryOptions) -> ColumnElement[bool] | None:
+        parts = [
+            where_clause(node, COLUMNS, encode)
+            for node in (options.filter, options.search)
+            if node is not None
+        ]
+        return and_(*parts) if parts else None
+
+    # --- writes --------------------------------------------------------------------------
+
+    def create(self, user_id: str, storage_location: str | None) -> Operation:
+        operation = Operation(
+            id=str(uuid.uuid4()),
+            user_id=user_id,
+            status=OperationStatus.NOT_STARTED,
+            progress=0.0,
+            storage_location=storage_location,
+            submitted_at=self.clock(),
+            completed_at=None,
+            version=1,
+        )
+        self.database.execute(
+            operations.insert().values(
+                id=operation.id,
+                user_id=operation.user_id,
+                status=operation.status.value,
+                progress=operation.progress,
+                storage_location=operation.storage_location,
+                submitted_at=to_micros(operation.submitted_at),
+                completed_at=None,
+                version=operation.version,
+            )
+        )
+        return operation
+
+    def update(
+        self, operation_id: str, changes: dict[str, Any], precondition: Precondition
+    ) -> Operation:
+        """Apply a client's changes (OData property name -> value) if the precondition holds.
+
+        Only `storageLocation` is client-writable, and only while the operation is notStarted.
+        """
+        with self.database.transaction():
+            current = self.get(operation_id)
+            if not precondition(current):
+                raise _stale(operation_id)
+            values = {
+                PROPERTIES[name].attribute: value
+                for name, value in changes.items()
+                if getattr(current, PROPERTIES[name].attribute) != value
+            }
+            if not values:
+                return current
+            if current.status is not OperationStatus.NOT_STARTED:
+                raise Conflict(
+                    f"The operation '{operation_id}' is {current.status.value}; it can only "
+                    "be changed while it is notStarted.",
+                    code="OperationNotModifiable",
+                )
+            sql, params = compile_statement(
+                operations.update()
+                .where(operations.c.id == operation_id)
+                .values(**values, version=current.version + 1)
+            )
+            self.database.connection().execute(sql, params)
+        return self.get(operation_id)
+
+    def delete(self, operation_id: str, precondition: Precondition) -> None:
+        with self.database.transaction():
+            current = self.get(operation_id)
+            if not precondition(current):
+                raise _stale(operation_id)
+            sql, params = compile_statement(
+                operations.delete().where(operations.c.id == operation_id)
+            )
+            self.database.connection().execute(sql, params)
+
+
+def _not_found(operation_id: str) -> NotFound:
+    return NotFound(
+        f"The dataPolicyOperation '{operation_id[:100]}' does not exist.",
+        code="ResourceNotFound",
+    )
+
+
+def _stale(operation_id: str) -> PreconditionFailed:
+    return PreconditionFailed(
+        f"The If-Match ETag does not match the current ETag of the dataPolicyOperation "
+        f"'{operation_id}'; read it again and retry.",
+    )

@@ -1,0 +1,33 @@
+"""The operation store's tables, in SQLAlchemy Core: the one description that both the queries
+and the Alembic migrations are checked against.
+
+Times are stored as integer microseconds since the Unix epoch (UTC): the same exact, sortable
+representation on every database, with no driver-specific time-zone handling to get wrong.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table
+
+from datapolicy.model import MAX_STORAGE_LOCATION_LENGTH, MAX_USER_ID_LENGTH
+
+metadata = MetaData()
+
+operations = Table(
+    "operations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(MAX_USER_ID_LENGTH), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("storage_location", String(MAX_STORAGE_LOCATION_LENGTH), nullable=True),
+    Column("submitted_at", BigInteger, nullable=False),
+    Column("completed_at", BigInteger, nullable=True),
+    Column("version", Integer, nullable=False),
+    # Each index ends in the tie-break key `id`, so that a keyset page (`$skiptoken`) under the
+    # default order, or filtered by user or status, is an index range scan.
+    Index("ix_operations_submitted", "submitted_at", "id"),
+    Index("ix_operations_user", "user_id", "submitted_at", "id"),
+    Index("ix_operations_status", "status", "submitted_at", "id"),
+    Index("ix_operations_completed", "completed_at", "id"),
+)

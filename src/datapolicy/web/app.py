@@ -1,0 +1,27 @@
+"""The ASGI application: routes under the API root, Graph-style errors, request ids."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+
+from datapolicy.errors import DatapolicyError
+from datapolicy.store import OperationStore
+from datapolicy.web import openapi, operations
+from datapolicy.web.errors import on_datapolicy_error, on_http_exception
+from datapolicy.web.middleware import GraphRequestMiddleware
+
+
+def create_app(store: OperationStore) -> Starlette:
+    app = Starlette(
+        routes=[Mount(operations.API_ROOT, routes=[*operations.routes, *openapi.routes])],
+        middleware=[Middleware(GraphRequestMiddleware)],
+        exception_handlers={
+            DatapolicyError: on_datapolicy_error,
+            HTTPException: on_http_exception,
+        },
+    )
+    app.state.store = store
+    return app

@@ -1,0 +1,100 @@
+"""Graph's error body, and the mapping from datapolicy's errors to HTTP statuses.
+
+Every error the service returns has this shape, which the Graph SDKs parse into `ODataError`::
+
+    {"error": {"code": "...", "message": "...",
+               "innerError": {"date": "...", "request-id": "...", "client-request-id": "..."}}}
+
+`innerError` must be spelled in camel case: the Python SDK ignores `innererror`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from datapolicy.errors import (
+    Conflict,
+    DatapolicyError,
+    InvalidRequest,
+    NotFound,
+    PreconditionFailed,
+)
+from datapolicy.web.responses import json_response
+
+_STATUS: dict[type[DatapolicyError], int] = {
+    InvalidRequest: 400,
+    NotFound: 404,
+    Conflict: 409,
+    PreconditionFailed: 412,
+}
+
+# Codes and messages for errors that Starlette raises itself (routing, methods).
+_HTTP_CODES: dict[int, tuple[str, str]] = {
+    400: ("BadRequest", "The request is not valid."),
+    404: ("ResourceNotFound", "The requested resource does not exist."),
+    405: ("MethodNotAllowed", "The HTTP method is not allowed on this resource."),
+    413: ("RequestEntityTooLarge", "The request body is too large."),
+    415: ("UnsupportedMediaType", "The request body must be application/json."),
+}
+
+
+class HTTPError(DatapolicyError):
+    """An error that only makes sense at the HTTP layer (media type, body size, methods)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message, code=code or _HTTP_CODES.get(status, ("BadRequest",))[0])
+        self.status = status
+        self.headers = headers or {}
+
+
+def status_of(error: DatapolicyError) -> int:
+    if isinstance(error, HTTPError):
+        return error.status
+    for cls in type(error).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return 500
+
+
+def error_response(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    state = request.scope.get("state", {})
+    request_id = state.get("request_id", "")
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                "request-id": request_id,
+                "client-request-id": state.get("client_request_id", request_id),
+            },
+        }
+    }
+    return json_response(body, status=status, headers=headers)
+
+
+async def on_datapolicy_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DatapolicyError)
+    headers = exc.headers if isinstance(exc, HTTPError) else None
+    return error_response(request, status_of(exc), exc.code, exc.message, headers)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code, message = _HTTP_CODES.get(exc.status_code, ("BadRequest", str(exc.detail)))
+    if exc.status_code == 404:
+        message = f"Resource not found for the segment '{request.url.path}'."
+    return error_response(request, exc.status_code, code, message, exc.headers)

@@ -1,0 +1,100 @@
+"""The served OpenAPI description: Graph's seed slice, completed and extended by datapolicy.
+
+The seed is kept verbatim (openapi/seed.yml) and `openapi/additions.yml` is merged over it: it
+defines the schemas the seed `$ref`s without defining, and states what datapolicy adds. The seed
+declares OpenAPI 3.1 but writes `nullable: true` in the 3.0 way, which 3.1 ignores; we rewrite it
+as the 3.1 form (`type: [T, "null"]`) so that validators read the seed as its authors meant.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import orjson
+import yaml
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from swagger_ui.utils import SWAGGER_UI_PY_ROOT
+
+_FILES = resources.files("datapolicy.web") / "openapi"
+
+
+@cache
+def description() -> dict[str, Any]:
+    seed = yaml.safe_load((_FILES / "seed.yml").read_text())
+    additions = yaml.safe_load((_FILES / "additions.yml").read_text())
+    return _with_3_1_nullability(_merge(seed, additions))
+
+
+def _merge(base: Any, extra: Any) -> Any:
+    if isinstance(base, dict) and isinstance(extra, dict):
+        merged = dict(base)
+        for key, value in extra.items():
+            merged[key] = _merge(base[key], value) if key in base else value
+        return merged
+    return extra
+
+
+def _with_3_1_nullability(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_with_3_1_nullability(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _with_3_1_nullability(value) for key, value in node.items()}
+    if node.pop("nullable", False) is True:
+        if "type" in node:
+            types = node["type"] if isinstance(node["type"], list) else [node["type"]]
+            node["type"] = [*types, "null"]
+            if "enum" in node:
+                node["enum"] = [*node["enum"], None]
+        else:
+            node = {"anyOf": [node, {"type": "null"}]}
+    return node
+
+
+@cache
+def _yaml_bytes() -> bytes:
+    return yaml.safe_dump(description(), sort_keys=False, allow_unicode=True).encode()
+
+
+async def openapi_yaml(request: Request) -> Response:
+    return Response(_yaml_bytes(), media_type="application/yaml")
+
+
+async def openapi_json(request: Request) -> Response:
+    return Response(orjson.dumps(description()), media_type="application/json")
+
+
+_DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>datapolicy API</title>
+<link rel="stylesheet" href="docs/assets/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="docs/assets/swagger-ui-bundle.js"></script>
+<script>
+SwaggerUIBundle({url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true,
+                 supportedSubmitMethods: []});
+</script>
+</body>
+</html>
+"""
+
+
+async def docs_page(request: Request) -> Response:
+    return HTMLResponse(_DOCS_PAGE)
+
+
+routes: list[BaseRoute] = [
+    Route("/openapi.yaml", openapi_yaml, methods=["GET"]),
+    Route("/openapi.json", openapi_json, methods=["GET"]),
+    Route("/docs", docs_page, methods=["GET"]),
+    Mount("/docs/assets", StaticFiles(directory=f"{SWAGGER_UI_PY_ROOT}/static"), name="docs"),
+]

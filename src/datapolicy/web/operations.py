@@ -1,0 +1,151 @@
+"""The `/dataPolicyOperations` routes: list, `$count`, create, get, update, delete."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from datapolicy.model import ENTITY_SET, Operation
+from datapolicy.odata.options import (
+    COUNT_OPTIONS,
+    ENTITY_OPTIONS,
+    LIST_OPTIONS,
+    NO_OPTIONS,
+    QueryOptions,
+    parse_query_options,
+)
+from datapolicy.odata.skiptoken import SkipToken
+from datapolicy.store import OperationStore
+from datapolicy.store.operations import Precondition
+from datapolicy.web.payloads import parse_new_operation, parse_update, read_json_object
+from datapolicy.web.responses import json_response
+from datapolicy.web.routing import by_method
+from datapolicy.web.serialize import context_url, entity
+
+API_ROOT = "/v1.0"
+
+
+def service_root(request: Request) -> str:
+    """The absolute URL of the API root, as the client addressed it."""
+    return f"{request.url.scheme}://{request.url.netloc}{API_ROOT}"
+
+
+def _store(request: Request) -> OperationStore:
+    return request.app.state.store
+
+
+def _options(request: Request, allowed: frozenset[str]) -> QueryOptions:
+    return parse_query_options(request.query_params.multi_items(), allowed)
+
+
+async def list_operations(request: Request) -> Response:
+    options = _options(request, LIST_OPTIONS)
+    page = await run_in_threadpool(_store(request).list, options)
+    root = service_root(request)
+    body: dict[str, object] = {"@odata.context": context_url(root, options.select, entity=False)}
+    if page.count is not None:
+        body["@odata.count"] = page.count
+    body["value"] = [entity(operation, options.select) for operation in page.items]
+    if page.next is not None:
+        body["@odata.nextLink"] = _next_link(root, options, page.next)
+    return json_response(body)
+
+
+def _next_link(root: str, options: QueryOptions, token: SkipToken) -> str:
+    """The same query, continued after the last row served (`$skip` is already applied)."""
+    pairs = [
+        (f"${name}", value)
+        for name, value in options.raw.items()
+        if name not in ("skip", "skiptoken")
+    ]
+    pairs.append(("$skiptoken", token.encode()))
+    return f"{root}/{ENTITY_SET}?" + urlencode(pairs, quote_via=quote, safe="$,'()*:")
+
+
+async def count_operations(request: Request) -> Response:
+    options = _options(request, COUNT_OPTIONS)
+    total = await run_in_threadpool(_store(request).count, options)
+    return PlainTextResponse(str(total), headers={"OData-Version": "4.0"})
+
+
+async def create_operation(request: Request) -> Response:
+    _options(request, NO_OPTIONS)
+    new = parse_new_operation(await read_json_object(request))
+    operation = _store(request).create(new.user_id, new.storage_location)
+    root = service_root(request)
+    return _entity_response(
+        root,
+        operation,
+        None,
+        status=201,
+        headers={"Location": f"{root}/{ENTITY_SET}/{operation.id}"},
+    )
+
+
+async def get_operation(request: Request) -> Response:
+    options = _options(request, ENTITY_OPTIONS)
+    operation = _store(request).get(request.path_params["operation_id"])
+    if _matches(request.headers.get("if-none-match"), operation):
+        return Response(status_code=304, headers={"ETag": operation.etag})
+    return _entity_response(service_root(request), operation, options)
+
+
+async def update_operation(request: Request) -> Response:
+    _options(request, NO_OPTIONS)
+    store = _store(request)
+    operation_id = request.path_params["operation_id"]
+    document = await read_json_object(request)
+    changes = parse_update(document, store.get(operation_id))
+    operation = store.update(operation_id, changes, _precondition(request))
+    return _entity_response(service_root(request), operation, None)
+
+
+async def delete_operation(request: Request) -> Response:
+    _options(request, NO_OPTIONS)
+    _store(request).delete(request.path_params["operation_id"], _precondition(request))
+    return Response(status_code=204)
+
+
+def _entity_response(
+    root: str,
+    operation: Operation,
+    options: QueryOptions | None,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    select = options.select if options else None
+    body = {"@odata.context": context_url(root, select, entity=True), **entity(operation, select)}
+    return json_response(body, status=status, headers={"ETag": operation.etag, **(headers or {})})
+
+
+def _precondition(request: Request) -> Precondition:
+    header = request.headers.get("if-match")
+    if header is None:
+        return lambda operation: True
+    return lambda operation: _matches(header, operation)
+
+
+def _matches(header: str | None, operation: Operation) -> bool:
+    """Whether an If-Match / If-None-Match header names the operation's current ETag.
+
+    Weak and strong forms compare equal, as OData services treat `W/` tags."""
+    if header is None:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in tags or operation.etag.removeprefix("W/") in tags
+
+
+routes = [
+    by_method(f"/{ENTITY_SET}", GET=list_operations, POST=create_operation),
+    by_method(f"/{ENTITY_SET}/$count", GET=count_operations),
+    by_method(
+        f"/{ENTITY_SET}/{{operation_id}}",
+        GET=get_operation,
+        PATCH=update_operation,
+        DELETE=delete_operation,
+    ),
+]
