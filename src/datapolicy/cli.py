@@ -71,6 +71,7 @@ def serve(
         **{**settings.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from datapolicy.server import serve as run  # imported late: `--help` stays fast
 
     try:

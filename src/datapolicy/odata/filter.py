@@ -34,6 +34,7 @@ from datapolicy.odata.expressions import (
 
 MAX_FILTER_LENGTH = 4096  # characters; a filter longer than this is refused, not parsed
 MAX_IN_LIST = 500  # values in one `in (...)` list
+MAX_DEPTH = 100  # nesting of and/or/not; deeper trees would strain every recursive step after
 
 _COMPARATORS: dict[type[ast._Comparator], ComparisonOperator] = {
     ast.Eq: "eq",
@@ -86,6 +87,14 @@ def parse_filter(text: str, properties: dict[str, Property]) -> FilterNode:
         raise _too_complex() from None
 
 
+def _unsupported_function(name: str) -> QueryOptionError:
+    return QueryOptionError(
+        f"The function '{name}' is not supported in $filter; supported functions: "
+        + ", ".join(_STRING_FUNCTIONS)
+        + "."
+    )
+
+
 def _too_complex() -> QueryOptionError:
     return QueryOptionError("The $filter expression is nested too deeply to evaluate.")
 
@@ -103,13 +112,20 @@ class _Checker:
     def __init__(self, properties: dict[str, Property]):
         self.properties = properties
 
-    def boolean(self, node: ast._Node) -> FilterNode:
+    def boolean(self, node: ast._Node, depth: int = 0) -> FilterNode:
+        if depth > MAX_DEPTH:
+            raise _too_complex()
         match node:
             case ast.BoolOp(op=op, left=left, right=right):
                 kind: Literal["and", "or"] = "and" if isinstance(op, ast.And) else "or"
-                return Junction(kind, self.boolean(left), self.boolean(right))
+                # A chain of the same operator (a or b or c ...) is long, not deep.
+                return Junction(
+                    kind,
+                    self.boolean(left, depth + _nesting(op, left)),
+                    self.boolean(right, depth + _nesting(op, right)),
+                )
             case ast.UnaryOp(op=ast.Not(), operand=operand):
-                return Negation(self.boolean(operand))
+                return Negation(self.boolean(operand, depth + 1))
             case ast.Compare(comparator=ast.In(), left=left, right=right):
                 return self.membership(left, right)
             case ast.Compare(comparator=comparator, left=left, right=right):
@@ -133,6 +149,13 @@ class _Checker:
                 f"Property paths are not supported: '{_path(node)}'. "
                 f"The type '{ENTITY_TYPE}' has no structured or navigation properties."
             )
+        if isinstance(node, ast.Call):
+            name = node.func.full_name()
+            if name in _STRING_FUNCTIONS:
+                raise QueryOptionError(
+                    f"The function '{name}' returns a Boolean; use it as a condition on its own."
+                )
+            raise _unsupported_function(name)
         if not isinstance(node, ast.Identifier):
             raise QueryOptionError(f"Expected a property name, found {_describe(node)}.")
         prop = self.properties.get(node.full_name())
@@ -174,11 +197,7 @@ class _Checker:
     def string_match(self, node: ast.Call) -> FilterNode:
         name = node.func.full_name()
         if name not in _STRING_FUNCTIONS:
-            raise QueryOptionError(
-                f"The function '{name}' is not supported in $filter; supported functions: "
-                + ", ".join(_STRING_FUNCTIONS)
-                + "."
-            )
+            raise _unsupported_function(name)
         if len(node.args) != 2:
             raise QueryOptionError(f"The function '{name}' takes two arguments.")
         prop = self.property(node.args[0])
@@ -237,6 +256,10 @@ def _parse_datetime(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
+def _nesting(op: ast._BoolOpToken, child: ast._Node) -> int:
+    return 0 if isinstance(child, ast.BoolOp) and type(child.op) is type(op) else 1
+
+
 def _is_property(node: ast._Node) -> bool:
     return isinstance(node, ast.Identifier | ast.Attribute)
 
@@ -264,6 +287,9 @@ _NODE_NAMES: dict[type[ast._Node], str] = {
     ast.BinOp: "arithmetic (not supported)",
     ast.Call: "a function call",
     ast.CollectionLambda: "a lambda operator (not supported)",
+    ast.UnaryOp: "a 'not' or minus expression",
+    ast.Compare: "a comparison",
+    ast.BoolOp: "an 'and' or 'or' expression",
 }
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from datapolicy.errors import QueryOptionError
-from datapolicy.model import ENTITY_TYPE, Property
+from datapolicy.model import ENTITY_TYPE, PROPERTIES, Property
 from datapolicy.odata.expressions import FilterNode, Junction, Negation, TextSearch
 
 MAX_SEARCH_LENGTH = 1024
@@ -107,7 +107,7 @@ class _Parser:
         name, sep, rest = value.partition(":")
         if sep and name in self.searchable:
             props, value = (self.searchable[name],), rest
-        elif sep and name.isidentifier():
+        elif sep and name in PROPERTIES:
             allowed = ", ".join(self.searchable)
             raise QueryOptionError(
                 f"The property '{name}' of type '{ENTITY_TYPE}' cannot be searched; "

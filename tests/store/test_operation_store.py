@@ -1,0 +1,200 @@
+"""The operation store against a real SQLite file: query semantics, keyset paging, writes."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from datapolicy.errors import Conflict, NotFound, PreconditionFailed
+from datapolicy.model import OperationStatus
+from datapolicy.odata.options import LIST_OPTIONS, QueryOptions, parse_query_options
+from datapolicy.store import Database, OperationStore
+from datapolicy.store.operations import from_micros, to_micros
+from datapolicy.store.tables import operations
+
+
+class TickingClock:
+    """Each call is one second after the last, so submission order is unambiguous."""
+
+    def __init__(self) -> None:
+        self._ticks = itertools.count()
+
+    def __call__(self) -> datetime:
+        return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=next(self._ticks))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> OperationStore:
+    database = Database(tmp_path / "store.sqlite3")
+    database.migrate()
+    yield OperationStore(database, clock=TickingClock())
+    database.close()
+
+
+def query(store: OperationStore, **options: str) -> list[str]:
+    """User ids of the matching operations, in the order the store returns them."""
+    parsed = parse_query_options([(f"${k}", v) for k, v in options.items()], LIST_OPTIONS)
+    return [op.user_id for op in store.list(parsed).items]
+
+
+def set_status(store: OperationStore, operation_id: str, status: OperationStatus) -> None:
+    store.database.execute(
+        operations.update().where(operations.c.id == operation_id).values(status=status.value)
+    )
+
+
+def test_times_round_trip_at_microsecond_precision():
+    moment = datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC)
+    assert from_micros(to_micros(moment)) == moment
+    assert to_micros(datetime(1970, 1, 1, tzinfo=UTC)) == 0
+
+
+def test_migrating_twice_is_harmless(tmp_path: Path):
+    database = Database(tmp_path / "twice.sqlite3")
+    database.migrate()
+    database.migrate()
+    assert OperationStore(database).count(QueryOptions()) == 0
+    database.close()
+
+
+def test_create_assigns_the_lifecycle_fields(store: OperationStore):
+    operation = store.create("alice", None)
+    assert operation.status is OperationStatus.NOT_STARTED
+    assert operation.progress == 0.0
+    assert operation.completed_at is None
+    assert operation.version == 1
+    assert store.get(operation.id) == operation
+
+
+def test_null_compares_as_odata_says_not_as_sql_does(store: OperationStore):
+    store.create("with", "file:///a")
+    store.create("without", None)
+    assert query(store, filter="storageLocation ne 'file:///a'") == ["without"]
+    assert query(store, filter="not (storageLocation eq 'file:///a')") == ["without"]
+    assert query(store, filter="not contains(storageLocation, 'a')") == ["without"]
+    assert query(store, filter="storageLocation eq null") == ["without"]
+    assert query(store, filter="storageLocation in ('file:///a', null)") == ["with", "without"]
+    assert query(store, filter="completedDateTime eq submittedDateTime") == []
+    assert query(store, filter="completedDateTime ne submittedDateTime") == ["with", "without"]
+
+
+def test_string_functions_are_case_sensitive_and_escape_wildcards(store: OperationStore):
+    store.create("Alice", "file:///100%_done")
+    store.create("alice", "file:///100x")
+    assert query(store, filter="startswith(userId, 'A')") == ["Alice"]
+    assert query(store, filter="contains(storageLocation, '%_')") == ["Alice"]
+    assert query(store, filter="endswith(storageLocation, '0x')") == ["alice"]
+
+
+def test_search_ignores_case_and_can_name_a_property(store: OperationStore):
+    store.create("Alice", "s3://bucket/ALICE")
+    store.create("bob", "s3://bucket/x")
+    assert query(store, search='"alice"') == ["Alice"]
+    assert query(store, search='"userId:BOB"') == ["bob"]
+    assert query(store, search='"bucket" NOT "bob"') == ["Alice"]
+    assert query(store, search='"notstarted"') == ["Alice", "bob"]
+
+
+def test_orderby_sorts_nulls_first_ascending_and_last_descending(store: OperationStore):
+    store.create("b", "file:///2")
+    store.create("a", None)
+    store.create("c", "file:///1")
+    assert query(store, orderby="storageLocation") == ["a", "c", "b"]
+    assert query(store, orderby="storageLocation desc") == ["b", "c", "a"]
+    assert query(store, orderby="userId desc") == ["c", "b", "a"]
+    assert query(store) == ["b", "a", "c"]  # default: submission order
+
+
+def test_equal_sort_keys_are_broken_by_id(store: OperationStore):
+    created = [store.create("same", None) for _ in range(5)]
+    parsed = parse_query_options([("$orderby", "userId")], LIST_OPTIONS)
+    assert [op.id for op in store.list(parsed).items] == sorted(op.id for op in created)
+
+
+def pages(store: OperationStore, between_pages=lambda page: None, **options: str) -> list[str]:
+    """Follow the skiptoken through every page, calling `between_pages` after each one."""
+    seen: list[str] = []
+    token = None
+    while True:
+        pairs = [(f"${k}", v) for k, v in options.items()]
+        if token is not None:
+            pairs.append(("$skiptoken", token.encode()))
+        page = store.list(parse_query_options(pairs, LIST_OPTIONS))
+        seen.extend(op.user_id for op in page.items)
+        between_pages(page)
+        if page.next is None:
+            return seen
+        token = page.next
+
+
+@pytest.mark.parametrize(
+    "orderby",
+    ["submittedDateTime", "storageLocation desc", "storageLocation,userId desc", "status,progress"],
+)
+def test_paging_survives_inserts_and_deletes_between_pages(store: OperationStore, orderby: str):
+    for n in range(20):
+        store.create(f"u{n:02d}", None if n % 3 == 0 else f"file:///{n % 4}")
+    doomed = iter(store.list(QueryOptions(top=999)).items[::-1])
+    inserted = itertools.count(100)
+
+    def churn(page):
+        # Delete a row that has not been served yet, and add one.
+        served = {op.id for op in page.items}
+        for victim in doomed:
+            if victim.id not in served:
+                store.delete(victim.id, lambda op: True)
+                break
+        store.create(f"u{next(inserted)}", "file:///9")
+
+    seen = pages(store, churn, orderby=orderby, top="3")
+    assert len(seen) == len(set(seen)), "a row was served twice"
+    original = {f"u{n:02d}" for n in range(20)}
+    remaining = {op.user_id for op in store.list(QueryOptions(top=999)).items}
+    assert (original & remaining) <= set(seen), "a row that existed throughout was skipped"
+
+
+def test_skip_applies_before_the_first_page_only(store: OperationStore):
+    for n in range(7):
+        store.create(f"u{n}", None)
+    assert pages(store, skip="2", top="2") == ["u2", "u3", "u4", "u5", "u6"]
+
+
+def test_count_ignores_paging(store: OperationStore):
+    for n in range(5):
+        store.create(f"u{n}", None)
+    page = store.list(parse_query_options([("$top", "2"), ("$count", "true")], LIST_OPTIONS))
+    assert (len(page.items), page.count) == (2, 5)
+
+
+def test_update_changes_version_only_when_something_changes(store: OperationStore):
+    operation = store.create("alice", None)
+    same = store.update(operation.id, {"storageLocation": None}, lambda op: True)
+    assert same.version == 1
+    moved = store.update(operation.id, {"storageLocation": "file:///x"}, lambda op: True)
+    assert (moved.storage_location, moved.version) == ("file:///x", 2)
+
+
+def test_a_failed_precondition_changes_nothing(store: OperationStore):
+    operation = store.create("alice", None)
+    with pytest.raises(PreconditionFailed):
+        store.update(operation.id, {"storageLocation": "file:///x"}, lambda op: False)
+    with pytest.raises(PreconditionFailed):
+        store.delete(operation.id, lambda op: False)
+    assert store.get(operation.id) == operation
+
+
+def test_only_a_not_started_operation_can_change(store: OperationStore):
+    operation = store.create("alice", None)
+    set_status(store, operation.id, OperationStatus.RUNNING)
+    with pytest.raises(Conflict, match="running"):
+        store.update(operation.id, {"storageLocation": "file:///x"}, lambda op: True)
+
+
+def test_unknown_ids_are_not_found(store: OperationStore):
+    with pytest.raises(NotFound):
+        store.get("missing")
+    with pytest.raises(NotFound):
+        store.delete("missing", lambda op: True)
