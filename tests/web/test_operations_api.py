@@ -265,3 +265,21 @@ def test_head_works_wherever_get_does(client, user_id):
     response = client.head(f"/dataPolicyOperations/{created['id']}")
     assert response.status_code == 200
     assert response.content == b""
+
+
+def test_metadata_describes_the_entity_the_context_urls_point_to(client):
+    import xml.etree.ElementTree as ET
+
+    response = client.get("/$metadata")
+    assert response.status_code == 200
+    root = ET.fromstring(response.content)
+    names = {p.get("Name") for p in root.iter("{http://docs.oasis-open.org/odata/ns/edm}Property")}
+    assert names == {
+        "id",
+        "userId",
+        "status",
+        "progress",
+        "storageLocation",
+        "submittedDateTime",
+        "completedDateTime",
+    }

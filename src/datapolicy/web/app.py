@@ -9,14 +9,19 @@ from starlette.routing import Mount
 
 from datapolicy.errors import DatapolicyError
 from datapolicy.store import OperationStore
-from datapolicy.web import openapi, operations
+from datapolicy.web import metadata, openapi, operations
 from datapolicy.web.errors import on_datapolicy_error, on_http_exception
 from datapolicy.web.middleware import GraphRequestMiddleware
 
 
 def create_app(store: OperationStore) -> Starlette:
     app = Starlette(
-        routes=[Mount(operations.API_ROOT, routes=[*operations.routes, *openapi.routes])],
+        routes=[
+            Mount(
+                operations.API_ROOT,
+                routes=[*operations.routes, *metadata.routes, *openapi.routes],
+            )
+        ],
         middleware=[Middleware(GraphRequestMiddleware)],
         exception_handlers={
             DatapolicyError: on_datapolicy_error,
