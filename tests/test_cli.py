@@ -83,7 +83,7 @@ def test_configuration_errors_are_one_clear_line(tmp_path: Path):
     config.write_text("[server]\nprot = 80\n")
     result = run("serve", "--config", str(config))
     assert result.returncode != 0
-    assert "unknown key 'server.prot'" in result.stderr
+    assert "line 2: server.prot: unknown key" in result.stderr
     assert str(config) in result.stderr
     assert "Traceback" not in result.stderr
     config.write_text("[server\n")

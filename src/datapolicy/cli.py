@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from datapolicy.settings import DEFAULT_DATA_DIR, ConfigError, Settings
+from datapolicy.config import ConfigError
+from datapolicy.settings import DEFAULT_DATA_DIR, Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,10 +67,7 @@ def serve(
             settings = settings.with_file(config_file)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
-    overrides = {"host": host, "port": port, "data_dir": data_dir, "demo": demo}
-    settings = Settings(
-        **{**settings.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
-    )
+    settings = settings.with_overrides(host=host, port=port, data_dir=data_dir, demo=demo)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from datapolicy.server import serve as run  # imported late: `--help` stays fast

@@ -1,0 +1,337 @@
+"""The configuration file (TOML): what the service serves, where personal data comes from, where
+packages may go, and how the export engine runs.
+
+Validated on start with pydantic; every error names the file, the line and the key, because the
+people who write this file are not the people who wrote the code. A minimal file::
+
+    [server]
+    port = 8080
+
+    [directory]                      # who exists: a table or a query giving id (and names)
+    url = "sqlite:///people.db"
+    table = "users"
+
+    [[sources.sql]]
+    name = "shop"
+    url = "postgresql+psycopg://shop@db/shop"
+
+      [[sources.sql.tables]]         # reached from the user by a key column
+      table = "orders"
+      user_key = "customer_id"
+
+      [[sources.sql.tables]]         # reached from orders through a foreign key
+      table = "order_items"
+      parent = "orders"
+
+      [[sources.sql.queries]]        # a named, parameterized query (:user_id)
+      name = "logins"
+      sql = "SELECT at, ip FROM logins WHERE account = :user_id"
+
+    [[sources.files]]
+    name = "uploads"
+    path = "/srv/uploads/{userId}/"
+
+    [storage.local]
+    roots = ["/srv/exports"]
+
+Relative paths (and `sqlite:///relative.db` URLs) are resolved against the file's directory.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file, line and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Strict):
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    data_dir: Path | None = None
+
+
+class DirectoryConfig(_Strict):
+    """The user directory: a table or a query with an id column and optional Graph fields."""
+
+    url: str
+    table: str | None = Field(default=None, pattern=_IDENTIFIER)
+    query: str | None = None
+    id_column: str = Field(default="id", pattern=_IDENTIFIER)
+    display_name_column: str | None = Field(default=None, pattern=_IDENTIFIER)
+    mail_column: str | None = Field(default=None, pattern=_IDENTIFIER)
+    user_principal_name_column: str | None = Field(default=None, pattern=_IDENTIFIER)
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> Self:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of 'table' or 'query'")
+        return self
+
+
+class TableConfig(_Strict):
+    """A table reached from the user (`user_key`) or from a parent table (`parent`)."""
+
+    table: str = Field(pattern=_IDENTIFIER)
+    name: str | None = Field(default=None, pattern=_NAME)  # in the package; default: table
+    user_key: str | None = Field(default=None, pattern=_IDENTIFIER)
+    parent: str | None = Field(default=None, pattern=_NAME)
+    foreign_key: str | None = Field(default=None, pattern=_IDENTIFIER)  # reflected if omitted
+    parent_key: str | None = Field(default=None, pattern=_IDENTIFIER)  # reflected if omitted
+    exclude: tuple[str, ...] = ()
+
+    @property
+    def output_name(self) -> str:
+        return self.name or self.table
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> Self:
+        if (self.user_key is None) == (self.parent is None):
+            raise ValueError("give exactly one of 'user_key' or 'parent'")
+        if self.parent is None and (self.foreign_key or self.parent_key):
+            raise ValueError("'foreign_key' and 'parent_key' need 'parent'")
+        return self
+
+
+class QueryConfig(_Strict):
+    name: str = Field(pattern=_NAME)
+    sql: str
+    exclude: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _has_user_parameter(self) -> Self:
+        if not re.search(r"(?<!:):user_id\b", self.sql):
+            raise ValueError("the query must use the parameter :user_id")
+        return self
+
+
+class SqlSourceConfig(_Strict):
+    name: str = Field(pattern=_NAME)
+    url: str
+    tables: tuple[TableConfig, ...] = ()
+    queries: tuple[QueryConfig, ...] = ()
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _tables_form_a_tree(self) -> Self:
+        seen: set[str] = set()
+        for table in self.tables:
+            if table.parent is not None and table.parent not in seen:
+                raise ValueError(
+                    f"table '{table.output_name}': parent '{table.parent}' must be declared "
+                    "before it (this also rules out cycles)"
+                )
+            if table.output_name in seen:
+                raise ValueError(f"two tables are named '{table.output_name}'")
+            seen.add(table.output_name)
+        names = [q.name for q in self.queries]
+        if len(set(names)) != len(names) or seen & set(names):
+            raise ValueError("table and query names must be unique within a source")
+        if not self.tables and not self.queries:
+            raise ValueError("a SQL source needs at least one table or query")
+        return self
+
+
+class FileSourceConfig(_Strict):
+    name: str = Field(pattern=_NAME)
+    path: str  # a directory template containing {userId}
+
+    @model_validator(mode="after")
+    def _has_user_placeholder(self) -> Self:
+        if "{userId}" not in self.path:
+            raise ValueError("the path must contain {userId}")
+        return self
+
+
+class SourcesConfig(_Strict):
+    sql: tuple[SqlSourceConfig, ...] = ()
+    files: tuple[FileSourceConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Self:
+        names = [s.name for s in self.sql] + [f.name for f in self.files]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"source names must be unique: {sorted(duplicates)[0]!r} repeats")
+        return self
+
+
+class LocalStorageConfig(_Strict):
+    roots: tuple[Path, ...] = ()
+
+
+class StorageConfig(_Strict):
+    local: LocalStorageConfig = LocalStorageConfig()
+
+
+class EngineConfig(_Strict):
+    workers: int = Field(default=2, ge=0, le=64)  # export threads per process
+    lease_seconds: float = Field(default=30, gt=0)
+    heartbeat_seconds: float = Field(default=2, gt=0)
+    poll_seconds: float = Field(default=1, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    retry_backoff_seconds: float = Field(default=5, ge=0)
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> Self:
+        if self.heartbeat_seconds * 3 > self.lease_seconds:
+            raise ValueError("heartbeat_seconds must be at most a third of lease_seconds")
+        return self
+
+
+class Config(_Strict):
+    server: ServerConfig = ServerConfig()
+    directory: DirectoryConfig | None = None
+    sources: SourcesConfig = SourcesConfig()
+    storage: StorageConfig = StorageConfig()
+    engine: EngineConfig = EngineConfig()
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: is not UTF-8 text") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        config = Config.model_validate(_resolve_paths(document, path.parent.resolve()))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        location = tuple(error["loc"])
+        key = ".".join(str(part) for part in location if not isinstance(part, int)) or "(top)"
+        line = locate(text, location)
+        where = f"{path}, line {line}" if line else str(path)
+        raise ConfigError(f"{where}: {key}: {_message(error)}") from None
+    for url in _urls(config):
+        try:
+            make_url(url)
+        except ArgumentError:
+            raise ConfigError(f"{path}: '{url[:60]}' is not a database URL") from None
+    return config
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _urls(config: Config) -> list[str]:
+    urls = [s.url for s in config.sources.sql]
+    if config.directory is not None:
+        urls.append(config.directory.url)
+    return urls
+
+
+def _resolve_paths(document: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make relative paths and relative SQLite URLs relative to the configuration file."""
+
+    def sqlite_url(url: Any) -> Any:
+        if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith(
+            "sqlite:////"
+        ):
+            relative = url.removeprefix("sqlite:///")
+            if relative and not relative.startswith(":memory:"):
+                return f"sqlite:///{base / relative}"
+        return url
+
+    def path(value: Any) -> Any:
+        return str(base / value) if isinstance(value, str) and not Path(value).is_absolute() else value
+
+    resolved = {**document}
+    if isinstance(resolved.get("directory"), dict):
+        resolved["directory"] = {**resolved["directory"]}
+        resolved["directory"]["url"] = sqlite_url(resolved["directory"].get("url"))
+    sources = resolved.get("sources")
+    if isinstance(sources, dict):
+        sources = resolved["sources"] = {**sources}
+        if isinstance(sources.get("sql"), list):
+            sources["sql"] = [
+                {**s, "url": sqlite_url(s.get("url"))} if isinstance(s, dict) else s
+                for s in sources["sql"]
+            ]
+        if isinstance(sources.get("files"), list):
+            sources["files"] = [
+                {**f, "path": path(f.get("path"))} if isinstance(f, dict) else f
+                for f in sources["files"]
+            ]
+    storage = resolved.get("storage")
+    if isinstance(storage, dict) and isinstance(storage.get("local"), dict):
+        local = {**storage["local"]}
+        if isinstance(local.get("roots"), list):
+            local["roots"] = [path(root) for root in local["roots"]]
+        resolved["storage"] = {**storage, "local": local}
+    server = resolved.get("server")
+    if isinstance(server, dict) and "data_dir" in server:
+        resolved["server"] = {**server, "data_dir": path(server["data_dir"])}
+    return resolved
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"']+)\s*=")
+
+
+def locate(text: str, location: tuple[Any, ...]) -> int | None:
+    """The line of the key at `location` (as pydantic reports it), or of its table.
+
+    tomllib keeps no positions, so this walks the text: table headers set the current table
+    path, arrays of tables count their entries, and the first `key =` inside the wanted table
+    is the answer. It understands the layouts this file is documented with; for anything else
+    (inline tables, dotted keys) it falls back to the nearest table header, or None.
+    """
+    keys = [str(p) for p in location]
+    counters: dict[str, int] = {}
+    current: list[str] = []
+    best: int | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            names = [n.strip().strip("\"'") for n in header.group(2).split(".")]
+            current = _header_path(names, header.group(1) == "[[", counters)
+            if current == keys[: len(current)]:
+                best = number
+            continue
+        key = _KEY.match(line)
+        if key and current + [key.group(1).strip("\"'")] == keys[: len(current) + 1]:
+            return number
+    return best
+
+
+def _header_path(names: list[str], is_array: bool, counters: dict[str, int]) -> list[str]:
+    """The pydantic-style path of a table header, with array indexes filled in."""
+    path: list[str] = []
+    for depth, name in enumerate(names):
+        path.append(name)
+        prefix = ".".join(path)
+        last = depth == len(names) - 1
+        if last and is_array:
+            # Keys include the indexes of enclosing arrays, so nested arrays count per parent.
+            counters[prefix] = counters.get(prefix, -1) + 1
+            path.append(str(counters[prefix]))
+        elif prefix in counters:
+            path.append(str(counters[prefix]))
+    return path
