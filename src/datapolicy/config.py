@@ -251,8 +251,10 @@ def _resolve_paths(document: dict[str, Any], base: Path) -> dict[str, Any]:
     """Make relative paths and relative SQLite URLs relative to the configuration file."""
 
     def sqlite_url(url: Any) -> Any:
-        if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith(
-            "sqlite:////"
+        if (
+            isinstance(url, str)
+            and url.startswith("sqlite:///")
+            and not url.startswith("sqlite:////")
         ):
             relative = url.removeprefix("sqlite:///")
             if relative and not relative.startswith(":memory:"):
@@ -260,7 +262,9 @@ def _resolve_paths(document: dict[str, Any], base: Path) -> dict[str, Any]:
         return url
 
     def path(value: Any) -> Any:
-        return str(base / value) if isinstance(value, str) and not Path(value).is_absolute() else value
+        if isinstance(value, str) and not Path(value).is_absolute():
+            return str(base / value)
+        return value
 
     resolved = {**document}
     if isinstance(resolved.get("directory"), dict):
@@ -316,7 +320,7 @@ def locate(text: str, location: tuple[Any, ...]) -> int | None:
                 best = number
             continue
         key = _KEY.match(line)
-        if key and current + [key.group(1).strip("\"'")] == keys[: len(current) + 1]:
+        if key and [*current, key.group(1).strip("\"'")] == keys[: len(current) + 1]:
             return number
     return best
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 
 import httpx
 import pytest
@@ -268,8 +269,6 @@ def test_head_works_wherever_get_does(client, user_id):
 
 
 def test_metadata_describes_the_entity_the_context_urls_point_to(client):
-    import xml.etree.ElementTree as ET
-
     response = client.get("/$metadata")
     assert response.status_code == 200
     root = ET.fromstring(response.content)
@@ -282,4 +281,7 @@ def test_metadata_describes_the_entity_the_context_urls_point_to(client):
         "storageLocation",
         "submittedDateTime",
         "completedDateTime",
+        "error",
+        "code",  # of the publicError complex type
+        "message",
     }

@@ -34,6 +34,10 @@ def csdl() -> bytes:
       <EnumType Name="dataPolicyOperationStatus">
 {members}
       </EnumType>
+      <ComplexType Name="publicError">
+        <Property Name="code" Type="Edm.String"/>
+        <Property Name="message" Type="Edm.String"/>
+      </ComplexType>
       <EntityType Name="entity" Abstract="true">
         <Key><PropertyRef Name="id"/></Key>
         <Property Name="id" Type="Edm.String" Nullable="false"/>
