@@ -37,6 +37,11 @@ class EdmType(enum.StrEnum):
     DOUBLE = "Edm.Double"
     DATE_TIME_OFFSET = "Edm.DateTimeOffset"
     ENUM = STATUS_TYPE
+    PUBLIC_ERROR = "microsoft.graph.publicError"  # complex: selectable, not filterable
+
+    @property
+    def is_complex(self) -> bool:
+        return self is EdmType.PUBLIC_ERROR
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +62,23 @@ PROPERTIES: dict[str, Property] = {
         Property("storageLocation", EdmType.STRING, True, "storage_location"),
         Property("submittedDateTime", EdmType.DATE_TIME_OFFSET, False, "submitted_at"),
         Property("completedDateTime", EdmType.DATE_TIME_OFFSET, True, "completed_at"),
+        # datapolicy's addition: why a failed operation failed.
+        Property("error", EdmType.PUBLIC_ERROR, True, "error"),
     )
 }
 
 # Limits on what a client may store, so that a row can never grow without bound.
 MAX_USER_ID_LENGTH = 256
 MAX_STORAGE_LOCATION_LENGTH = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class OperationError:
+    """Why an operation failed: a stable `code` to program against and a `message` for people
+    that says what went wrong and where (never a credential)."""
+
+    code: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +96,7 @@ class Operation:
     submitted_at: datetime
     completed_at: datetime | None
     version: int
+    error: OperationError | None = None
 
     @property
     def etag(self) -> str:

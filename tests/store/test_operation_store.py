@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from datapolicy.errors import Conflict, NotFound, PreconditionFailed
-from datapolicy.model import OperationStatus
+from datapolicy.model import Operation, OperationStatus
 from datapolicy.odata.options import LIST_OPTIONS, QueryOptions, parse_query_options
 from datapolicy.store import Database, OperationStore
 from datapolicy.store.operations import from_micros, to_micros
@@ -32,6 +32,10 @@ def store(tmp_path: Path) -> OperationStore:
     database.migrate()
     yield OperationStore(database, clock=TickingClock())
     database.close()
+
+
+def create(store: OperationStore, user_id: str, location: str | None) -> Operation:
+    return store.create(user_id, location)[0]
 
 
 def query(store: OperationStore, **options: str) -> list[str]:
@@ -61,7 +65,7 @@ def test_migrating_twice_is_harmless(tmp_path: Path):
 
 
 def test_create_assigns_the_lifecycle_fields(store: OperationStore):
-    operation = store.create("alice", None)
+    operation = create(store, "alice", None)
     assert operation.status is OperationStatus.NOT_STARTED
     assert operation.progress == 0.0
     assert operation.completed_at is None
@@ -70,8 +74,8 @@ def test_create_assigns_the_lifecycle_fields(store: OperationStore):
 
 
 def test_null_compares_as_odata_says_not_as_sql_does(store: OperationStore):
-    store.create("with", "file:///a")
-    store.create("without", None)
+    create(store, "with", "file:///a")
+    create(store, "without", None)
     assert query(store, filter="storageLocation ne 'file:///a'") == ["without"]
     assert query(store, filter="not (storageLocation eq 'file:///a')") == ["without"]
     assert query(store, filter="not contains(storageLocation, 'a')") == ["without"]
@@ -82,16 +86,16 @@ def test_null_compares_as_odata_says_not_as_sql_does(store: OperationStore):
 
 
 def test_string_functions_are_case_sensitive_and_escape_wildcards(store: OperationStore):
-    store.create("Alice", "file:///100%_done")
-    store.create("alice", "file:///100x")
+    create(store, "Alice", "file:///100%_done")
+    create(store, "alice", "file:///100x")
     assert query(store, filter="startswith(userId, 'A')") == ["Alice"]
     assert query(store, filter="contains(storageLocation, '%_')") == ["Alice"]
     assert query(store, filter="endswith(storageLocation, '0x')") == ["alice"]
 
 
 def test_search_ignores_case_and_can_name_a_property(store: OperationStore):
-    store.create("Alice", "s3://bucket/ALICE")
-    store.create("bob", "s3://bucket/x")
+    create(store, "Alice", "s3://bucket/ALICE")
+    create(store, "bob", "s3://bucket/x")
     assert query(store, search='"alice"') == ["Alice"]
     assert query(store, search='"userId:BOB"') == ["bob"]
     assert query(store, search='"bucket" NOT "bob"') == ["Alice"]
@@ -99,9 +103,9 @@ def test_search_ignores_case_and_can_name_a_property(store: OperationStore):
 
 
 def test_orderby_sorts_nulls_first_ascending_and_last_descending(store: OperationStore):
-    store.create("b", "file:///2")
-    store.create("a", None)
-    store.create("c", "file:///1")
+    create(store, "b", "file:///2")
+    create(store, "a", None)
+    create(store, "c", "file:///1")
     assert query(store, orderby="storageLocation") == ["a", "c", "b"]
     assert query(store, orderby="storageLocation desc") == ["b", "c", "a"]
     assert query(store, orderby="userId desc") == ["c", "b", "a"]
@@ -109,7 +113,7 @@ def test_orderby_sorts_nulls_first_ascending_and_last_descending(store: Operatio
 
 
 def test_equal_sort_keys_are_broken_by_id(store: OperationStore):
-    created = [store.create("same", None) for _ in range(5)]
+    created = [create(store, "same", None) for _ in range(5)]
     parsed = parse_query_options([("$orderby", "userId")], LIST_OPTIONS)
     assert [op.id for op in store.list(parsed).items] == sorted(op.id for op in created)
 
@@ -136,7 +140,7 @@ def pages(store: OperationStore, between_pages=lambda page: None, **options: str
 )
 def test_paging_survives_inserts_and_deletes_between_pages(store: OperationStore, orderby: str):
     for n in range(20):
-        store.create(f"u{n:02d}", None if n % 3 == 0 else f"file:///{n % 4}")
+        create(store, f"u{n:02d}", None if n % 3 == 0 else f"file:///{n % 4}")
     doomed = iter(store.list(QueryOptions(top=999)).items[::-1])
     inserted = itertools.count(100)
 
@@ -147,7 +151,7 @@ def test_paging_survives_inserts_and_deletes_between_pages(store: OperationStore
             if victim.id not in served:
                 store.delete(victim.id, lambda op: True)
                 break
-        store.create(f"u{next(inserted)}", "file:///9")
+        create(store, f"u{next(inserted)}", "file:///9")
 
     seen = pages(store, churn, orderby=orderby, top="3")
     assert len(seen) == len(set(seen)), "a row was served twice"
@@ -158,19 +162,19 @@ def test_paging_survives_inserts_and_deletes_between_pages(store: OperationStore
 
 def test_skip_applies_before_the_first_page_only(store: OperationStore):
     for n in range(7):
-        store.create(f"u{n}", None)
+        create(store, f"u{n}", None)
     assert pages(store, skip="2", top="2") == ["u2", "u3", "u4", "u5", "u6"]
 
 
 def test_count_ignores_paging(store: OperationStore):
     for n in range(5):
-        store.create(f"u{n}", None)
+        create(store, f"u{n}", None)
     page = store.list(parse_query_options([("$top", "2"), ("$count", "true")], LIST_OPTIONS))
     assert (len(page.items), page.count) == (2, 5)
 
 
 def test_update_changes_version_only_when_something_changes(store: OperationStore):
-    operation = store.create("alice", None)
+    operation = create(store, "alice", None)
     same = store.update(operation.id, {"storageLocation": None}, lambda op: True)
     assert same.version == 1
     moved = store.update(operation.id, {"storageLocation": "file:///x"}, lambda op: True)
@@ -178,7 +182,7 @@ def test_update_changes_version_only_when_something_changes(store: OperationStor
 
 
 def test_a_failed_precondition_changes_nothing(store: OperationStore):
-    operation = store.create("alice", None)
+    operation = create(store, "alice", None)
     with pytest.raises(PreconditionFailed):
         store.update(operation.id, {"storageLocation": "file:///x"}, lambda op: False)
     with pytest.raises(PreconditionFailed):
@@ -187,10 +191,34 @@ def test_a_failed_precondition_changes_nothing(store: OperationStore):
 
 
 def test_only_a_not_started_operation_can_change(store: OperationStore):
-    operation = store.create("alice", None)
+    operation = create(store, "alice", None)
     set_status(store, operation.id, OperationStatus.RUNNING)
     with pytest.raises(Conflict, match="running"):
         store.update(operation.id, {"storageLocation": "file:///x"}, lambda op: True)
+
+
+def test_an_idempotency_key_returns_the_first_operation_for_a_day(store: OperationStore):
+    first, created = store.create("alice", None, "key-1")
+    again, created_again = store.create("alice", None, "key-1")
+    assert (created, created_again) == (True, False)
+    assert again.id == first.id
+    assert store.create("alice", None, "key-2")[0].id != first.id
+    for _ in range(24 * 3600):  # the clock ticks a second per call: move a day ahead
+        store.clock()
+    assert store.create("alice", None, "key-1")[0].id != first.id
+
+
+def test_delete_hides_at_once_but_keeps_running_work_for_cleanup(store: OperationStore):
+    waiting, running = create(store, "a", None), create(store, "b", None)
+    set_status(store, running.id, OperationStatus.RUNNING)
+    store.delete(waiting.id, lambda op: True)
+    store.delete(running.id, lambda op: True)
+    for gone in (waiting, running):
+        with pytest.raises(NotFound):
+            store.get(gone.id)
+    assert store.count(QueryOptions()) == 0
+    remaining = store.database.fetch_all(operations.select())
+    assert [row[0] for row in remaining] == [running.id]
 
 
 def test_unknown_ids_are_not_found(store: OperationStore):

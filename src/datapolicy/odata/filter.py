@@ -163,6 +163,11 @@ class _Checker:
             raise QueryOptionError(
                 f"Could not find a property named '{node.full_name()}' on type '{ENTITY_TYPE}'."
             )
+        if prop.edm_type.is_complex:
+            raise QueryOptionError(
+                f"The property '{prop.name}' is of the complex type {prop.edm_type} and cannot "
+                "be used in $filter."
+            )
         return prop
 
     def comparison(self, op: ComparisonOperator, left: ast._Node, right: ast._Node) -> FilterNode:

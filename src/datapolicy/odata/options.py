@@ -193,6 +193,10 @@ def _parse_orderby(value: str) -> tuple[OrderBy, ...]:
                 "expected a property name optionally followed by 'asc' or 'desc'."
             )
         prop = _property(match.group(1), "orderby")
+        if prop.edm_type.is_complex:
+            raise QueryOptionError(
+                f"The property '{prop.name}' is of a complex type and cannot be used in $orderby."
+            )
         if any(existing.prop is prop for existing in result):
             raise QueryOptionError(f"The property '{prop.name}' appears twice in $orderby.")
         result.append(OrderBy(prop, (match.group(2) or "asc").lower() == "desc"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, func, select
@@ -20,6 +20,7 @@ from datapolicy.errors import Conflict, NotFound, PreconditionFailed
 from datapolicy.model import (
     PROPERTIES,
     Operation,
+    OperationError,
     OperationStatus,
     Property,
     utc_now,
@@ -31,7 +32,7 @@ from datapolicy.odata.sql import after_clause, order_clauses, where_clause
 from datapolicy.store.database import Database, compile_statement
 from datapolicy.store.tables import operations
 
-_ROW = (
+ROW = (
     operations.c.id,
     operations.c.user_id,
     operations.c.status,
@@ -40,11 +41,17 @@ _ROW = (
     operations.c.submitted_at,
     operations.c.completed_at,
     operations.c.version,
+    operations.c.error_code,
+    operations.c.error_message,
 )
 COLUMNS: dict[str, ColumnElement[Any]] = {
-    name: operations.c[prop.attribute] for name, prop in PROPERTIES.items()
+    name: operations.c[prop.attribute]
+    for name, prop in PROPERTIES.items()
+    if not prop.edm_type.is_complex
 }
-_GET_BY_ID = compile_statement(select(*_ROW).where(operations.c.id == bindparam("id")))[0]
+VISIBLE = operations.c.deleted_at.is_(None)  # rows whose deletion was requested are gone to clients
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+_GET_BY_ID = compile_statement(select(*ROW).where(operations.c.id == bindparam("id"), VISIBLE))[0]
 
 Precondition = Callable[[Operation], bool]
 
@@ -74,8 +81,19 @@ def encode(prop: Property, value: Value) -> Any:
     return value
 
 
-def _operation(row: tuple[Any, ...]) -> Operation:
-    id_, user_id, status, progress, location, submitted, completed, version = row
+def to_operation(row: tuple[Any, ...]) -> Operation:
+    (
+        id_,
+        user_id,
+        status,
+        progress,
+        location,
+        submitted,
+        completed,
+        version,
+        error_code,
+        error_message,
+    ) = row
     return Operation(
         id=id_,
         user_id=user_id,
@@ -85,6 +103,10 @@ def _operation(row: tuple[Any, ...]) -> Operation:
         submitted_at=from_micros(submitted),
         completed_at=None if completed is None else from_micros(completed),
         version=version,
+        # A retried operation keeps its last error privately; clients see it once it failed.
+        error=OperationError(error_code or "unknown", error_message or "")
+        if status == OperationStatus.FAILED.value
+        else None,
     )
 
 
@@ -99,12 +121,12 @@ class OperationStore:
         row = self.database.fetch_one(_GET_BY_ID, {"id": operation_id})
         if row is None:
             raise _not_found(operation_id)
-        return _operation(row)
+        return to_operation(row)
 
     def list(self, options: QueryOptions) -> Page:
         keys = effective_order(options.orderby)
         condition = self._condition(options)
-        statement = select(*_ROW).order_by(*order_clauses(keys, COLUMNS))
+        statement = select(*ROW).where(VISIBLE).order_by(*order_clauses(keys, COLUMNS))
         if options.skiptoken is not None:
             statement = statement.where(
                 after_clause(keys, options.skiptoken.values, COLUMNS, encode)
@@ -115,13 +137,13 @@ class OperationStore:
             statement = statement.where(condition)
         size = options.page_size
         rows = self.database.fetch_all(statement.limit(size + 1)) if size else []
-        items = [_operation(row) for row in rows[:size]]
+        items = [to_operation(row) for row in rows[:size]]
         next_token = SkipToken.for_row(items[-1], options.orderby) if len(rows) > size else None
         total = self.count(options) if options.count else None
         return Page(items, next_token, total)
 
     def count(self, options: QueryOptions) -> int:
-        statement = select(func.count()).select_from(operations)
+        statement = select(func.count()).select_from(operations).where(VISIBLE)
         condition = self._condition(options)
         if condition is not None:
             statement = statement.where(condition)
@@ -138,30 +160,47 @@ class OperationStore:
 
     # --- writes --------------------------------------------------------------------------
 
-    def create(self, user_id: str, storage_location: str | None) -> Operation:
+    def create(
+        self, user_id: str, storage_location: str | None, idempotency_key: str | None = None
+    ) -> tuple[Operation, bool]:
+        """A new notStarted operation, or, when `idempotency_key` was used for one in the last
+        24 hours, that one. The flag says whether a new operation was created."""
+        now = self.clock()
         operation = Operation(
             id=str(uuid.uuid4()),
             user_id=user_id,
             status=OperationStatus.NOT_STARTED,
             progress=0.0,
             storage_location=storage_location,
-            submitted_at=self.clock(),
+            submitted_at=now,
             completed_at=None,
             version=1,
         )
-        self.database.execute(
-            operations.insert().values(
-                id=operation.id,
-                user_id=operation.user_id,
-                status=operation.status.value,
-                progress=operation.progress,
-                storage_location=operation.storage_location,
-                submitted_at=to_micros(operation.submitted_at),
-                completed_at=None,
-                version=operation.version,
-            )
+        insert = operations.insert().values(
+            id=operation.id,
+            user_id=operation.user_id,
+            status=operation.status.value,
+            progress=operation.progress,
+            storage_location=operation.storage_location,
+            submitted_at=to_micros(now),
+            version=operation.version,
+            idempotency_key=idempotency_key,
         )
-        return operation
+        with self.database.transaction() as connection:
+            if idempotency_key is not None:
+                sql, params = compile_statement(
+                    select(*ROW).where(
+                        operations.c.idempotency_key == idempotency_key,
+                        operations.c.submitted_at > to_micros(now - IDEMPOTENCY_WINDOW),
+                        VISIBLE,
+                    )
+                )
+                existing = connection.execute(sql, params).fetchone()
+                if existing is not None:
+                    return to_operation(existing), False
+            sql, params = compile_statement(insert)
+            connection.execute(sql, params)
+        return operation, True
 
     def update(
         self, operation_id: str, changes: dict[str, Any], precondition: Precondition
@@ -195,15 +234,29 @@ class OperationStore:
             self.database.connection().execute(sql, params)
         return self.get(operation_id)
 
-    def delete(self, operation_id: str, precondition: Precondition) -> None:
-        with self.database.transaction():
+    def delete(self, operation_id: str, precondition: Precondition) -> Operation:
+        """Delete an operation, as far as clients are concerned, and return it as it was.
+
+        An operation that never ran or that failed has nothing to clean up and its row goes at
+        once. A running one is marked: its worker sees the mark at its next heartbeat, stops,
+        removes its partial output and the row. A complete one is marked too, and a worker
+        deletes its package before the row. Either way it is gone from the API immediately.
+        """
+        with self.database.transaction() as connection:
             current = self.get(operation_id)
             if not precondition(current):
                 raise _stale(operation_id)
-            sql, params = compile_statement(
-                operations.delete().where(operations.c.id == operation_id)
-            )
-            self.database.connection().execute(sql, params)
+            if current.status in (OperationStatus.RUNNING, OperationStatus.COMPLETE):
+                statement = (
+                    operations.update()
+                    .where(operations.c.id == operation_id)
+                    .values(deleted_at=to_micros(self.clock()), next_attempt_at=None)
+                )
+            else:
+                statement = operations.delete().where(operations.c.id == operation_id)
+            sql, params = compile_statement(statement)
+            connection.execute(sql, params)
+        return current
 
 
 def _not_found(operation_id: str) -> NotFound:

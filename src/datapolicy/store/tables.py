@@ -24,10 +24,24 @@ operations = Table(
     Column("submitted_at", BigInteger, nullable=False),
     Column("completed_at", BigInteger, nullable=True),
     Column("version", Integer, nullable=False),
+    # The work queue (migration 0002): leases, retries, outcome, deletion.
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", BigInteger, nullable=True),
+    Column("next_attempt_at", BigInteger, nullable=True),
+    Column("started_at", BigInteger, nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", String(2000), nullable=True),
+    Column("package_location", String(2048), nullable=True),
+    Column("deleted_at", BigInteger, nullable=True),  # deletion requested: hidden from the API
+    Column("idempotency_key", String(200), nullable=True),
     # Each index ends in the tie-break key `id`, so that a keyset page (`$skiptoken`) under the
     # default order, or filtered by user or status, is an index range scan.
     Index("ix_operations_submitted", "submitted_at", "id"),
     Index("ix_operations_user", "user_id", "submitted_at", "id"),
     Index("ix_operations_status", "status", "submitted_at", "id"),
     Index("ix_operations_completed", "completed_at", "id"),
+    Index("ix_operations_queue", "status", "next_attempt_at"),
+    Index("ix_operations_deleted", "deleted_at"),
+    Index("ix_operations_idempotency", "idempotency_key"),
 )

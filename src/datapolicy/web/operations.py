@@ -74,7 +74,7 @@ async def count_operations(request: Request) -> Response:
 async def create_operation(request: Request) -> Response:
     _options(request, NO_OPTIONS)
     new = parse_new_operation(await read_json_object(request))
-    operation = _store(request).create(new.user_id, new.storage_location)
+    operation, _ = _store(request).create(new.user_id, new.storage_location)
     root = service_root(request)
     return _entity_response(
         root,

@@ -11,6 +11,7 @@ from datapolicy.model import (
     ENTITY_TYPE,
     PROPERTIES,
     Operation,
+    OperationError,
     OperationStatus,
     Property,
     format_datetime,
@@ -36,6 +37,8 @@ def entity(operation: Operation, select: Sequence[Property] | None) -> dict[str,
 
 
 def _json_value(value: Any) -> Any:
+    if isinstance(value, OperationError):
+        return {"code": value.code, "message": value.message}
     if isinstance(value, datetime):
         return format_datetime(value)
     if isinstance(value, OperationStatus):

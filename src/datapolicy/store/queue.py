@@ -1,0 +1,247 @@
+"""The operation store seen as a work queue: every query the export workers run.
+
+Workers *claim* an operation by writing their name and a lease expiry into its row, renew the
+lease with *heartbeats* (which also record progress), and end it by completing, failing or
+scheduling a retry. A worker that dies simply stops renewing: once its lease expires the
+operation is claimable again and the next claim counts as another attempt.
+
+Every write names the lease owner in its WHERE clause, so a worker whose lease has expired (and
+whose operation a successor now holds) can change nothing. Publication happens inside the
+completing transaction, which holds SQLite's write lock: no successor can claim the operation
+between the lease check and the package appearing.
+
+The same rows carry deletion requests (`deleted_at`): a claim of such a row is a *cleanup* job
+(remove the partial or published package, then the row).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, or_, select
+
+from datapolicy.model import Operation, OperationError, OperationStatus, utc_now
+from datapolicy.store.database import Database, compile_statement
+from datapolicy.store.operations import ROW, to_micros, to_operation
+from datapolicy.store.tables import operations
+
+c = operations.c
+_ACTIVE = (OperationStatus.NOT_STARTED.value, OperationStatus.RUNNING.value)
+
+
+class JobKind(enum.Enum):
+    EXPORT = "export"
+    CLEANUP = "cleanup"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    kind: JobKind
+    operation: Operation
+    attempt: int  # 1 for the first attempt at an export
+    package_location: str | None  # where a completed export was published
+
+
+class OperationQueue:
+    def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now):
+        self.database = database
+        self.clock = clock
+
+    def claim(self, owner: str, lease: timedelta, max_attempts: int) -> Job | None:
+        """Take the oldest operation that needs a worker, or None if there is none."""
+        while True:
+            now = self.clock()
+            with self.database.transaction() as connection:
+                row = self._fetch(connection, self._claimable(to_micros(now)))
+                if row is None:
+                    return None
+                operation = to_operation(row[: len(ROW)])
+                attempts, deleted_at, package_location, error_code, error_message = row[len(ROW) :]
+                if deleted_at is not None:
+                    self._write(
+                        connection,
+                        c.id == operation.id,
+                        lease_owner=owner,
+                        lease_expires_at=to_micros(now + lease),
+                    )
+                    return Job(JobKind.CLEANUP, operation, attempts, package_location)
+                if attempts >= max_attempts:
+                    # Its last worker died holding it, and it has no attempts left.
+                    self._write(
+                        connection,
+                        c.id == operation.id,
+                        **self._failed_values(
+                            now,
+                            error_code or "workerLost",
+                            error_message
+                            or "The export was interrupted: its worker stopped responding.",
+                            attempts,
+                            operation.version,
+                        ),
+                    )
+                    continue
+                self._write(
+                    connection,
+                    c.id == operation.id,
+                    status=OperationStatus.RUNNING.value,
+                    lease_owner=owner,
+                    lease_expires_at=to_micros(now + lease),
+                    attempts=attempts + 1,
+                    started_at=to_micros(now)
+                    if operation.status is OperationStatus.NOT_STARTED
+                    else None,
+                    version=operation.version + (operation.status is OperationStatus.NOT_STARTED),
+                )
+                return Job(JobKind.EXPORT, operation, attempts + 1, None)
+
+    @staticmethod
+    def _claimable(now: int) -> Any:
+        lease_free = or_(c.lease_owner.is_(None), c.lease_expires_at < now)
+        export = and_(
+            c.deleted_at.is_(None),
+            c.status.in_(_ACTIVE),
+            lease_free,
+            or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
+        )
+        cleanup = and_(c.deleted_at.is_not(None), lease_free)
+        return (
+            select(
+                *ROW, c.attempts, c.deleted_at, c.package_location, c.error_code, c.error_message
+            )
+            .where(or_(export, cleanup))
+            .order_by(c.submitted_at, c.id)
+            .limit(1)
+        )
+
+    def heartbeat(
+        self, operation_id: str, owner: str, lease: timedelta, progress: float | None
+    ) -> bool:
+        """Renew the lease and record progress (which never goes down).
+
+        False means stop: the lease is lost or the operation's deletion was requested."""
+        now = self.clock()
+        values: dict[str, Any] = {"lease_expires_at": to_micros(now + lease)}
+        if progress is not None:
+            rises = c.progress < progress
+            values["progress"] = case((rises, progress), else_=c.progress)
+            values["version"] = case((rises, c.version + 1), else_=c.version)
+        with self.database.transaction() as connection:
+            return self._write(connection, self._held(operation_id, owner), **values) == 1
+
+    def complete(self, operation_id: str, owner: str, publish: Callable[[], str]) -> bool:
+        """Publish the package and mark the operation complete, if the lease is still held.
+
+        `publish` runs inside the transaction; if the lease was lost (or deletion requested)
+        it is not called and False is returned, and the caller discards its upload."""
+        now = self.clock()
+        with self.database.transaction() as connection:
+            row = self._fetch(connection, select(c.version).where(self._held(operation_id, owner)))
+            if row is None:
+                return False
+            location = publish()
+            self._write(
+                connection,
+                c.id == operation_id,
+                status=OperationStatus.COMPLETE.value,
+                progress=100.0,
+                completed_at=to_micros(now),
+                package_location=location,
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=None,
+                error_code=None,
+                error_message=None,
+                version=row[0] + 1,
+            )
+        return True
+
+    def retry_later(
+        self, operation_id: str, owner: str, delay: timedelta, error: OperationError
+    ) -> None:
+        """Give the operation back, to be tried again after `delay`; the error is kept in case
+        the attempts run out."""
+        now = self.clock()
+        with self.database.transaction() as connection:
+            self._write(
+                connection,
+                self._held(operation_id, owner),
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=to_micros(now + delay),
+                error_code=error.code,
+                error_message=error.message[:2000],
+            )
+
+    def fail(self, operation_id: str, owner: str, error: OperationError, attempts: int) -> None:
+        now = self.clock()
+        with self.database.transaction() as connection:
+            row = self._fetch(connection, select(c.version).where(self._held(operation_id, owner)))
+            if row is not None:
+                self._write(
+                    connection,
+                    c.id == operation_id,
+                    **self._failed_values(now, error.code, error.message, attempts, row[0]),
+                )
+
+    def release(self, operation_id: str, owner: str) -> None:
+        """Hand an operation back unfinished (on shutdown); this does not count as an attempt."""
+        with self.database.transaction() as connection:
+            self._write(
+                connection,
+                self._held(operation_id, owner, deleted_ok=True),
+                lease_owner=None,
+                lease_expires_at=None,
+                attempts=case((c.deleted_at.is_(None), c.attempts - 1), else_=c.attempts),
+            )
+
+    def purge(self, operation_id: str, owner: str) -> None:
+        """Remove the row of an operation whose deletion is done."""
+        with self.database.transaction() as connection:
+            sql, params = compile_statement(
+                operations.delete().where(
+                    c.id == operation_id, c.lease_owner == owner, c.deleted_at.is_not(None)
+                )
+            )
+            connection.execute(sql, params)
+
+    def deletion_requested(self, operation_id: str) -> bool:
+        row = self.database.fetch_all(select(c.deleted_at).where(c.id == operation_id))
+        return not row or row[0][0] is not None
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _held(operation_id: str, owner: str, *, deleted_ok: bool = False) -> Any:
+        condition = and_(c.id == operation_id, c.lease_owner == owner)
+        return condition if deleted_ok else and_(condition, c.deleted_at.is_(None))
+
+    @staticmethod
+    def _failed_values(
+        now: datetime, code: str, message: str, attempts: int, version: int
+    ) -> dict[str, Any]:
+        return {
+            "status": OperationStatus.FAILED.value,
+            "completed_at": to_micros(now),
+            "error_code": code[:64],
+            "error_message": message[:2000],
+            "attempts": attempts,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "next_attempt_at": None,
+            "version": version + 1,
+        }
+
+    @staticmethod
+    def _fetch(connection: Any, statement: Any) -> tuple[Any, ...] | None:
+        sql, params = compile_statement(statement)
+        return connection.execute(sql, params).fetchone()
+
+    @staticmethod
+    def _write(connection: Any, where: Any, **values: Any) -> int:
+        values = {k: v for k, v in values.items() if not (k == "started_at" and v is None)}
+        sql, params = compile_statement(operations.update().where(where).values(**values))
+        return connection.execute(sql, params).rowcount
