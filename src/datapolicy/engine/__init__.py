@@ -1,0 +1,34 @@
+"""The export engine: sources, packaging, storage targets and the workers that run exports.
+
+It knows nothing of HTTP: the web layer and the CLI both drive it through `ExportService` (start
+exports) and `Worker` (run them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datapolicy.config import Config
+from datapolicy.engine.directory import User, UserDirectory
+from datapolicy.engine.service import ExportService
+from datapolicy.engine.sources.base import Source
+from datapolicy.engine.sources.files import FileSource
+from datapolicy.engine.sources.sql import SqlSource
+from datapolicy.engine.worker import ExportContext, Worker
+
+EXPORTS_DIR = "exports"
+
+
+def build_context(config: Config, data_dir: Path) -> ExportContext:
+    """Sources, directory and permitted local roots from the configuration.
+
+    `<data-dir>/exports` is always a permitted local root: the embedded default's place for
+    packages."""
+    sources: list[Source] = [SqlSource(s) for s in config.sources.sql]
+    sources += [FileSource(f) for f in config.sources.files]
+    directory = UserDirectory(config.directory) if config.directory is not None else None
+    roots = (*config.storage.local.roots, (data_dir / EXPORTS_DIR).absolute())
+    return ExportContext(sources, directory, roots)
+
+
+__all__ = ["ExportContext", "ExportService", "User", "UserDirectory", "Worker", "build_context"]

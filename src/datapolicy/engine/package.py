@@ -1,0 +1,176 @@
+"""The export package: one ZIP per operation, checkable against its own manifest.
+
+Layout::
+
+    manifest.json              format version, operation, user, times, per-source counts,
+                               and size + SHA-256 of every other entry
+    index.html                 a human-readable summary for the person who receives it
+    records/<source>/<name>.jsonl   one JSON object per line, per table or query
+    files/<source>/<path>      files copied whole
+
+The writer streams: it never holds a table or a file in memory, and it writes to any binary
+stream, seekable or not (zipfile then uses data descriptors), so a storage target can upload the
+package while it is being made.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import orjson
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+INDEX = "index.html"
+COPY_CHUNK = 1024 * 1024
+
+
+@dataclass
+class EntryInfo:
+    path: str
+    size: int
+    sha256: str
+    records: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"path": self.path, "size": self.size, "sha256": self.sha256}
+        if self.records is not None:
+            entry["records"] = self.records
+        return entry
+
+
+@dataclass
+class SourceSummary:
+    name: str
+    kind: str
+    records: int = 0
+    files: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class PackageWriter:
+    """Writes a package to `stream`. Call `close()` to finish it (manifest last)."""
+
+    stream: IO[bytes]
+    header: dict[str, Any]  # operation id, user, times: copied into the manifest
+    entries: list[EntryInfo] = field(default_factory=list)
+    sources: dict[str, SourceSummary] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._zip = zipfile.ZipFile(
+            self.stream, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1
+        )
+        self._paths: set[str] = set()
+
+    def source(self, name: str, kind: str) -> SourceSummary:
+        return self.sources.setdefault(name, SourceSummary(name, kind))
+
+    def add_records(
+        self, source: SourceSummary, name: str, batches: Iterable[list[Mapping[str, Any]]]
+    ) -> Iterable[int]:
+        """Write the record batches as JSON Lines; yields the size of each batch written."""
+        path = self._unique(f"records/{_safe(source.name)}/{_safe(name)}.jsonl")
+        digest, size, count = hashlib.sha256(), 0, 0
+        with self._zip.open(path, "w", force_zip64=True) as entry:
+            for batch in batches:
+                chunk = b"".join(
+                    orjson.dumps(row, default=_json_default, option=orjson.OPT_NON_STR_KEYS) + b"\n"
+                    for row in batch
+                )
+                entry.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                count += len(batch)
+                yield len(batch)
+        self.entries.append(EntryInfo(path, size, digest.hexdigest(), count))
+        source.records += count
+        source.bytes += size
+
+    def add_file(
+        self, source: SourceSummary, relative_path: str, content: IO[bytes]
+    ) -> Iterable[int]:
+        """Copy a file into the package; yields the number of bytes of each chunk copied."""
+        path = self._unique(f"files/{_safe(source.name)}/{relative_path}")
+        digest, size = hashlib.sha256(), 0
+        with self._zip.open(path, "w", force_zip64=True) as entry:
+            while chunk := content.read(COPY_CHUNK):
+                entry.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                yield len(chunk)
+        self.entries.append(EntryInfo(path, size, digest.hexdigest()))
+        source.files += 1
+        source.bytes += size
+
+    def close(self, trailer: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write the summary and the manifest and finish the ZIP; returns the manifest.
+
+        `trailer` adds header fields known only at the end (the creation time)."""
+        manifest = {
+            "formatVersion": FORMAT_VERSION,
+            **self.header,
+            **(trailer or {}),
+            "sources": [vars(s) for s in self.sources.values()],
+        }
+        index = _index_html(manifest).encode()
+        self._zip.writestr(INDEX, index)
+        self.entries.append(EntryInfo(INDEX, len(index), hashlib.sha256(index).hexdigest()))
+        manifest["files"] = [e.as_json() for e in self.entries]
+        self._zip.writestr(MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        self._zip.close()
+        return manifest
+
+    def _unique(self, path: str) -> str:
+        if path in self._paths or path in (MANIFEST, INDEX):
+            raise ValueError(f"two package entries would be named {path!r}")
+        self._paths.add(path)
+        return path
+
+
+def _safe(name: str) -> str:
+    """A single path segment: no separators, no dot-dot."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".")
+    return cleaned or "_"
+
+
+def _json_default(value: Any) -> Any:
+    """Database values that JSON has no type for (bytes, Decimal, UUID, times with zones)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"base64": base64.b64encode(bytes(value)).decode()}
+    return str(value)
+
+
+def _index_html(manifest: dict[str, Any]) -> str:
+    user = manifest.get("user", {})
+    rows = "\n".join(
+        f"<tr><td>{html.escape(s['name'])}</td><td>{html.escape(s['kind'])}</td>"
+        f"<td>{s['records']}</td><td>{s['files']}</td><td>{s['bytes']}</td></tr>"
+        for s in manifest["sources"]
+    )
+    who = html.escape(str(user.get("displayName") or user.get("id", "")))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Your personal data</title>
+<style>body{{font-family:sans-serif;max-width:50em;margin:2em auto}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:.3em .6em}}</style>
+</head><body>
+<h1>Personal data export</h1>
+<p>This package holds the personal data kept about <strong>{who}</strong>
+(user id <code>{html.escape(str(user.get("id", "")))}</code>), exported on
+{html.escape(str(manifest.get("createdDateTime", "")))} by request
+<code>{html.escape(str(manifest.get("operationId", "")))}</code>.</p>
+<p>Each table or query is in <code>records/</code> as JSON Lines (one record per line); copied
+files are in <code>files/</code>. <code>manifest.json</code> lists every file with its size and
+SHA-256 checksum.</p>
+<table><thead><tr><th>Source</th><th>Kind</th><th>Records</th><th>Files</th><th>Bytes</th></tr>
+</thead><tbody>
+{rows}
+</tbody></table>
+</body></html>
+"""

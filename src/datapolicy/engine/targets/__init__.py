@@ -1,0 +1,37 @@
+"""Storage targets, chosen by the storageLocation URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datapolicy.engine.targets.base import (
+    StorageError,
+    StorageLocationError,
+    Target,
+    Upload,
+)
+from datapolicy.engine.targets.local import local_target
+
+MAX_LOCATION_LENGTH = 2048
+
+
+def resolve_target(location: str, local_roots: tuple[Path, ...]) -> Target:
+    """The target a storage location names, or StorageLocationError saying why there is none."""
+    if not location or len(location) > MAX_LOCATION_LENGTH:
+        raise StorageLocationError("Storage Location is not valid.")
+    target = local_target(location, local_roots)
+    if target is not None:
+        return target
+    scheme = location.split(":", 1)[0].lower() if ":" in location else ""
+    if scheme in ("https", "http", "s3"):
+        raise StorageLocationError(
+            f"Storage locations of the '{scheme}' scheme are not supported yet; "
+            "use a local directory.",
+            code="StorageLocationNotSupported",
+        )
+    raise StorageLocationError(
+        "Storage Location is not valid: give an absolute path or a file:// URL."
+    )
+
+
+__all__ = ["StorageError", "StorageLocationError", "Target", "Upload", "resolve_target"]

@@ -1,0 +1,62 @@
+"""The storage Target seam: where a finished package is published.
+
+A target is chosen by the operation's `storageLocation` (see `targets.resolve_target`). Writing
+is a two-step protocol so that publication is atomic on every kind of storage:
+
+1. `begin(operation_id)` returns an `Upload`: a writable binary stream that receives the package
+   as it is made (a temporary file, uncommitted blocks, an unfinished multipart upload);
+2. `Upload.publish()` makes it appear under its final name in one step, or `Upload.discard()`
+   removes every trace of it.
+
+`discard_partial(operation_id)` cleans up after a worker that died before either, and
+`delete(operation_id)` removes a published package.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import IO
+
+from datapolicy.errors import InvalidRequest
+
+
+class StorageLocationError(InvalidRequest):
+    """The storage location is malformed, not permitted or not writable (a 400 at the API)."""
+
+    code = "StorageLocationInvalid"
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message, code=code, target="storageLocation")
+
+
+class StorageError(Exception):
+    """Writing to the storage failed (a failed operation, with this message as the reason)."""
+
+
+class Upload(ABC):
+    stream: IO[bytes]
+
+    @abstractmethod
+    def publish(self) -> str:
+        """Make the package visible at its final name; returns where it now is."""
+
+    @abstractmethod
+    def discard(self) -> None:
+        """Remove everything this upload wrote. Safe to call more than once."""
+
+
+class Target(ABC):
+    @abstractmethod
+    def check(self) -> None:
+        """Raise StorageLocationError if packages cannot be written here."""
+
+    @abstractmethod
+    def begin(self, operation_id: str) -> Upload: ...
+
+    @abstractmethod
+    def discard_partial(self, operation_id: str) -> None:
+        """Remove what an interrupted upload for this operation may have left."""
+
+    @abstractmethod
+    def delete(self, operation_id: str) -> bool:
+        """Delete the published package; False if there was none."""

@@ -1,0 +1,282 @@
+"""Export workers: threads that take operations from the queue and run them to an end.
+
+Each thread loops: claim the oldest operation that needs a worker, run it under a lease that a
+heartbeat thread renews (recording progress as it goes), then complete it, fail it, or give it
+back for a retry with exponential backoff. Errors that no retry can fix (a location that is not
+permitted, a user who does not exist) fail the operation at once.
+
+`datapolicy serve` runs these threads beside the API; `datapolicy worker` runs them alone, so
+export capacity scales apart from API capacity. `stop()` makes every thread hand back what it
+holds (unfinished, not counted as an attempt) and return.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from datapolicy.config import EngineConfig
+from datapolicy.engine.directory import User, UserDirectory
+from datapolicy.engine.exporter import Cancelled, Progress, export
+from datapolicy.engine.sources.base import Source, SourceError
+from datapolicy.engine.targets import (
+    StorageError,
+    StorageLocationError,
+    Upload,
+    resolve_target,
+)
+from datapolicy.model import Operation, OperationError, utc_now
+from datapolicy.store.queue import Job, JobKind, OperationQueue
+
+logger = logging.getLogger(__name__)
+
+
+class PermanentError(Exception):
+    """An export that no retry can fix."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.error = OperationError(code, message)
+
+
+@dataclass(frozen=True)
+class ExportContext:
+    """What exports read from and may write to, built once from the configuration."""
+
+    sources: Sequence[Source]
+    directory: UserDirectory | None
+    local_roots: tuple[Path, ...]
+
+    def user(self, user_id: str) -> User:
+        if self.directory is None:
+            return User(user_id)
+        try:
+            user = self.directory.get(user_id)
+        except SourceError as exc:
+            raise exc from None
+        if user is None:
+            raise PermanentError(
+                "userNotFound", f"The user '{user_id}' does not exist in the user directory."
+            )
+        return user
+
+
+class Worker:
+    def __init__(
+        self,
+        queue: OperationQueue,
+        context: ExportContext,
+        config: EngineConfig,
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        self.queue = queue
+        self.context = context
+        self.config = config
+        self.clock = clock
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.config.lease_seconds)
+
+    # --- running -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for index in range(self.config.workers):
+            thread = threading.Thread(
+                target=self._loop,
+                args=(f"{self.name}:{index}",),
+                name=f"export-{index}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop claiming, hand back unfinished work, and wait for the threads."""
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def _loop(self, owner: str) -> None:
+        while not self._stopping.is_set():
+            try:
+                worked = self.run_once(owner)
+            except Exception:  # a store outage must not kill the thread
+                logger.exception("export worker %s failed to take work", owner)
+                worked = False
+            if not worked:
+                self._stopping.wait(self.config.poll_seconds)
+
+    def run_once(self, owner: str | None = None) -> bool:
+        """Claim and finish one job in this thread; False if there was nothing to do."""
+        owner = owner or f"{self.name}:once"
+        job = self.queue.claim(owner, self.lease, self.config.max_attempts)
+        if job is None:
+            return False
+        if job.kind is JobKind.CLEANUP:
+            self._clean_up(job, owner)
+        else:
+            self._export(job, owner)
+        return True
+
+    # --- one export ----------------------------------------------------------------------------
+
+    def _export(self, job: Job, owner: str) -> None:
+        operation = job.operation
+        progress = Progress()
+        heartbeat = _Heartbeat(self, operation.id, owner, progress)
+        heartbeat.start()
+        upload: Upload | None = None
+        try:
+            user = self.context.user(operation.user_id)
+            upload = self._begin(operation)
+            export(operation, user, self.context.sources, upload.stream, progress, self.clock)
+            heartbeat.stop()
+            if not self.queue.complete(operation.id, owner, upload.publish):
+                upload.discard()
+                self._after_stop(operation, owner)
+            else:
+                logger.info("export %s complete", operation.id)
+        except Cancelled:
+            if upload is not None:
+                upload.discard()
+            self._after_stop(operation, owner)
+        except PermanentError as exc:
+            self._discard(upload, operation)
+            self.queue.fail(operation.id, owner, exc.error, job.attempt)
+        except Exception as exc:  # every other failure is worth another attempt
+            self._discard(upload, operation)
+            self._retry_or_fail(job, owner, _describe(exc))
+        finally:
+            heartbeat.stop()
+
+    def _begin(self, operation: Operation) -> Upload:
+        if not operation.storage_location:
+            raise PermanentError("StorageLocationInvalid", "The operation has no storageLocation.")
+        try:
+            return resolve_target(operation.storage_location, self.context.local_roots).begin(
+                operation.id
+            )
+        except StorageLocationError as exc:
+            raise PermanentError(exc.code, exc.message) from None
+
+    def _discard(self, upload: Upload | None, operation: Operation) -> None:
+        if upload is None:
+            return
+        try:
+            upload.discard()
+        except Exception:
+            logger.exception("could not discard the partial package of %s", operation.id)
+
+    def _after_stop(self, operation: Operation, owner: str) -> None:
+        """The export stopped without publishing: hand it back, or finish its deletion."""
+        if self._stopping.is_set():
+            self.queue.release(operation.id, owner)
+        elif self.queue.deletion_requested(operation.id):
+            self.queue.purge(operation.id, owner)  # nothing was published; nothing is left
+            logger.info("export %s cancelled", operation.id)
+
+    def _retry_or_fail(self, job: Job, owner: str, error: OperationError) -> None:
+        if job.attempt >= self.config.max_attempts:
+            message = f"{error.message} (gave up after {job.attempt} attempts)"
+            self.queue.fail(
+                job.operation.id, owner, OperationError(error.code, message), job.attempt
+            )
+            logger.warning("export %s failed: %s", job.operation.id, message)
+            return
+        delay = self.config.retry_backoff_seconds * 2 ** (job.attempt - 1)
+        self.queue.retry_later(job.operation.id, owner, timedelta(seconds=delay), error)
+        logger.warning(
+            "export %s attempt %d failed, retrying in %.0fs: %s",
+            job.operation.id,
+            job.attempt,
+            delay,
+            error.message,
+        )
+
+    # --- deletion ------------------------------------------------------------------------------
+
+    def _clean_up(self, job: Job, owner: str) -> None:
+        operation = job.operation
+        location = operation.storage_location
+        if location:
+            try:
+                target = resolve_target(location, self.context.local_roots)
+                if job.package_location:
+                    target.delete(operation.id)
+                target.discard_partial(operation.id)
+            except StorageLocationError:
+                pass  # the location is no longer permitted: nothing of ours can be there
+            except Exception:
+                logger.exception(
+                    "could not remove the package of deleted operation %s", operation.id
+                )
+                self.queue.release(operation.id, owner)
+                return
+        self.queue.purge(operation.id, owner)
+
+
+class _Heartbeat:
+    """Renews a job's lease and records its progress until stopped; tells the export to stop
+    when the lease is lost, deletion is requested, or the worker shuts down."""
+
+    def __init__(self, worker: Worker, operation_id: str, owner: str, progress: Progress):
+        self.worker = worker
+        self.operation_id = operation_id
+        self.owner = owner
+        self.progress = progress
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"heartbeat-{operation_id[:8]}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        worker = self.worker
+        reported = 0.0
+        while not self._done.wait(worker.config.heartbeat_seconds):
+            if worker._stopping.is_set():
+                self.progress.stop.set()
+                return
+            percent = self.progress.percent
+            try:
+                held = worker.queue.heartbeat(
+                    self.operation_id,
+                    self.owner,
+                    worker.lease,
+                    percent if percent > reported else None,
+                )
+            except Exception:
+                logger.exception("heartbeat for %s failed", self.operation_id)
+                continue
+            if not held:
+                self.progress.stop.set()
+                return
+            reported = max(reported, percent)
+
+
+def _describe(exc: Exception) -> OperationError:
+    if isinstance(exc, SourceError):
+        return OperationError("sourceError", str(exc))
+    if isinstance(exc, StorageError):
+        return OperationError("storageError", str(exc))
+    logger.exception("unexpected export failure")
+    return OperationError("internalError", f"Unexpected {type(exc).__name__}: {exc}"[:500])

@@ -1,0 +1,126 @@
+"""Workers run queued exports to an end: complete with a verifying package, fail with a reason,
+retry, cancel on deletion, and hand work back on shutdown."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import orjson
+import pytest
+
+from datapolicy.config import EngineConfig, SqlSourceConfig, TableConfig
+from datapolicy.demo import demo_user_id, prepare_demo
+from datapolicy.engine import build_context
+from datapolicy.engine.sources.sql import SqlSource
+from datapolicy.engine.verify import verify_package
+from datapolicy.engine.worker import ExportContext, Worker
+from datapolicy.model import OperationStatus
+from datapolicy.store import Database, OperationStore
+from datapolicy.store.queue import OperationQueue
+
+FAST = EngineConfig(
+    workers=1,
+    lease_seconds=3,
+    heartbeat_seconds=0.2,
+    poll_seconds=0.05,
+    max_attempts=2,
+    retry_backoff_seconds=0,
+)
+
+
+@pytest.fixture
+def database(tmp_path: Path):
+    db = Database(tmp_path / "ops.sqlite3")
+    db.migrate()
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def store(database: Database) -> OperationStore:
+    return OperationStore(database)
+
+
+@pytest.fixture
+def demo_context(tmp_path: Path) -> ExportContext:
+    return build_context(prepare_demo(tmp_path), tmp_path)
+
+
+def worker_for(database: Database, context: ExportContext, config: EngineConfig = FAST) -> Worker:
+    return Worker(OperationQueue(database), context, config)
+
+
+def exports_dir(tmp_path: Path) -> Path:
+    return tmp_path / "exports"
+
+
+def test_an_export_completes_with_exactly_the_users_data(tmp_path, database, store, demo_context):
+    user = demo_user_id(0)
+    operation, _ = store.create(user, str(exports_dir(tmp_path) / "ada"))
+    assert worker_for(database, demo_context).run_once()
+    done = store.get(operation.id)
+    assert done.status is OperationStatus.COMPLETE
+    assert done.progress == 100.0
+    assert done.completed_at is not None
+    package = exports_dir(tmp_path) / "ada" / f"{operation.id}.zip"
+    assert verify_package(package) == []
+    assert package.stat().st_mode & 0o777 == 0o600
+    with zipfile.ZipFile(package) as archive:
+        manifest = orjson.loads(archive.read("manifest.json"))
+        users = archive.read("records/shop/users.jsonl").splitlines()
+        orders = [
+            orjson.loads(line) for line in archive.read("records/shop/orders.jsonl").splitlines()
+        ]
+        messages = [
+            orjson.loads(line) for line in archive.read("records/shop/messages.jsonl").splitlines()
+        ]
+        names = archive.namelist()
+    assert manifest["user"]["displayName"] == "Ada Lovelace"
+    assert len(users) == 1
+    assert b"password_hash" not in users[0]
+    assert orders
+    assert all(order["customer_id"] == user for order in orders)
+    assert messages
+    assert all(user in (m["sender_id"], m["recipient_id"]) for m in messages)
+    assert "files/uploads/avatar.txt" in names
+    assert "index.html" in names
+    assert not list((exports_dir(tmp_path) / "ada").glob(".*partial"))
+
+
+def test_a_location_outside_the_roots_fails_at_once(tmp_path, database, store, demo_context):
+    operation, _ = store.create(demo_user_id(1), str(tmp_path / "elsewhere"))
+    worker_for(database, demo_context).run_once()
+    failed = store.get(operation.id)
+    assert failed.status is OperationStatus.FAILED
+    assert failed.error.code == "StorageLocationInvalid"
+    assert "not inside an allowed root" in failed.error.message
+
+
+def test_an_unreachable_source_is_retried_then_fails_naming_it(tmp_path, database, store):
+    broken = SqlSource(
+        SqlSourceConfig(
+            name="crm",
+            url=f"sqlite:///{tmp_path}/missing/dir/crm.db",
+            tables=(TableConfig(table="contacts", user_key="owner"),),
+        )
+    )
+    context = ExportContext([broken], None, (exports_dir(tmp_path),))
+    operation, _ = store.create("someone", str(exports_dir(tmp_path)))
+    worker = worker_for(database, context)
+    assert worker.run_once()
+    retrying = store.get(operation.id)
+    assert (retrying.status, retrying.error) == (OperationStatus.RUNNING, None)
+    assert worker.run_once()
+    failed = store.get(operation.id)
+    assert failed.status is OperationStatus.FAILED
+    assert failed.error.code == "sourceError"
+    assert "crm" in failed.error.message
+    assert "gave up after 2 attempts" in failed.error.message
+    assert not list(exports_dir(tmp_path).glob("*"))
+
+
+def test_an_unknown_user_fails_without_retrying(tmp_path, database, store, demo_context):
+    operation, _ = store.create("nobody", str(exports_dir(tmp_path)))
+    worker_for(database, demo_context).run_once()
+    assert store.get(operation.id).error.code == "userNotFound"
