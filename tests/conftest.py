@@ -88,15 +88,16 @@ def start_service(data_dir: Path, *args: str) -> Service:
 
 @pytest.fixture(scope="session")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    running = start_service(tmp_path_factory.mktemp("service"))
+    """The API alone (no export workers), so operations stay as the tests left them."""
+    running = start_service(tmp_path_factory.mktemp("service"), "--workers", "0")
     yield running
     running.stop()
 
 
 @pytest.fixture
 def fresh_service(tmp_path: Path) -> Iterator[Service]:
-    """A server of the test's own, on an empty store."""
-    running = start_service(tmp_path / "data")
+    """A server of the test's own, on an empty store, exporting from the demo shop."""
+    running = start_service(tmp_path / "data", "--demo")
     yield running
     running.stop()
 

@@ -31,16 +31,48 @@ def test_serve_help_lists_every_option():
         assert option in result.stdout
 
 
-def test_demo_serves_sample_operations_and_ctrl_c_stops_cleanly(tmp_path: Path):
+def test_demo_exports_a_person_and_ctrl_c_stops_cleanly(tmp_path: Path):
     service = start_service(tmp_path / "data", "--demo")
     try:
-        count = httpx.get(f"{service.url}/dataPolicyOperations/$count").text
-        assert int(count) > 0
-        assert (tmp_path / "data" / "datapolicy.sqlite3").is_file()
+        users = httpx.get(f"{service.url}/users").json()["value"]
+        assert len(users) > 1
+        response = httpx.post(
+            f"{service.url}/users/{users[0]['id']}/exportPersonalData",
+            json={"storageLocation": f"{tmp_path}/data/exports/quickstart"},
+        )
+        assert response.status_code == 202
+        deadline = time.monotonic() + 30
+        while (operation := httpx.get(response.headers["location"]).json())["status"] not in (
+            "complete",
+            "failed",
+        ):
+            assert time.monotonic() < deadline, operation
+            time.sleep(0.2)
+        assert operation["status"] == "complete", operation
     finally:
         service.process.send_signal(signal.SIGINT)
         assert service.process.wait(timeout=15) == 0
     assert "Traceback" not in service.log.read_text()
+    package = tmp_path / "data/exports/quickstart" / f"{operation['id']}.zip"
+    verified = run("verify", str(package))
+    assert (verified.returncode, verified.stdout.strip()) == (0, f"{package}: OK")
+
+
+def test_verify_reports_a_tampered_package(tmp_path: Path):
+    import zipfile
+
+    package = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr(
+            "manifest.json",
+            '{"formatVersion": 1, "files": [{"path": "a.txt", "size": 1, "sha256": "00"}]}',
+        )
+        archive.writestr("a.txt", "b")
+        archive.writestr("extra.txt", "x")
+    result = run("verify", str(package))
+    assert result.returncode == 1
+    assert "a.txt: SHA-256 does not match the manifest" in result.stderr
+    assert "extra.txt: in the ZIP but not in the manifest" in result.stderr
 
 
 def test_options_come_from_the_environment(tmp_path: Path):

@@ -198,14 +198,3 @@ def _create_shop(path: Path, uploads: Path) -> None:
                 ),
             )
     connection.close()
-
-
-def seed_demo_operations(store, per_user: int = 4) -> int:  # type: ignore[no-untyped-def]
-    """Sample operations for an empty store (until `serve --demo` runs real exports)."""
-    from datapolicy.odata.options import QueryOptions
-
-    if store.count(QueryOptions()) > 0:
-        return 0
-    for index in range(per_user * 3):
-        store.create(demo_user_id(index % 3), None)
-    return per_user * 3

@@ -30,6 +30,13 @@ class Settings:
         server = {k: v for k, v in config.server.model_dump().items() if v is not None}
         return replace(self, config=config, **server)
 
-    def with_overrides(self, **values: object) -> Settings:
-        """These settings, with every value that is not None replaced."""
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
+    def with_overrides(self, *, workers: int | None = None, **values: object) -> Settings:
+        """These settings, with every value that is not None replaced (`workers`: the number
+        of export threads, in the configuration's engine table)."""
+        settings = replace(self, **{k: v for k, v in values.items() if v is not None})
+        if workers is not None:
+            engine = settings.config.engine.model_copy(update={"workers": workers})
+            settings = replace(
+                settings, config=settings.config.model_copy(update={"engine": engine})
+            )
+        return settings

@@ -91,6 +91,12 @@ async def _graph_client(service_url: str, *, explicit_base_url: bool) -> AsyncIt
         await pooled.aclose()
 
 
+def exports(service, name: str | None = None) -> str:
+    """A storage location inside the service's permitted exports root."""
+    root = f"{service.data_dir}/exports"
+    return root if name is None else f"{root}/{name}"
+
+
 @pytest.fixture
 async def graph(service) -> AsyncIterator[GraphServiceClient]:
     """A Graph SDK client whose base URL is the service's API root, without a trailing slash."""
@@ -127,7 +133,7 @@ async def odata_error(awaitable: Any) -> ODataError:
 # --- create ------------------------------------------------------------------------------------
 
 
-async def test_create_returns_the_operation_in_its_initial_state(graph, user_id):
+async def test_create_returns_the_operation_in_its_initial_state(graph, service, user_id):
     """POST through the SDK returns a parsed DataPolicyOperation with a server-assigned id,
     status notStarted, progress 0, a recent submittedDateTime and no completedDateTime."""
     before = datetime.now(UTC)
@@ -138,7 +144,7 @@ async def test_create_returns_the_operation_in_its_initial_state(graph, user_id)
     assert created.status == DataPolicyOperationStatus.NotStarted
     assert created.progress == 0
     assert created.completed_date_time is None
-    assert created.storage_location is None
+    assert created.storage_location == exports(service)  # the default location
     assert created.submitted_date_time is not None
     assert created.submitted_date_time.tzinfo is not None
     assert before - timedelta(seconds=5) <= created.submitted_date_time <= datetime.now(UTC)
@@ -146,9 +152,9 @@ async def test_create_returns_the_operation_in_its_initial_state(graph, user_id)
     assert created.additional_data["@odata.etag"]
 
 
-async def test_create_accepts_a_storage_location(graph, user_id):
+async def test_create_accepts_a_storage_location(graph, service, user_id):
     """storageLocation is writable on create and comes back as sent."""
-    location = "https://account.blob.core.windows.net/export?sv=x&sig=y"
+    location = exports(service, "created")
     created = await create(graph, user_id, storage_location=location)
     assert created.storage_location == location
 
@@ -220,7 +226,7 @@ async def test_get_by_id_returns_the_entity_with_its_etag(graph, service, user_i
 async def test_get_by_id_with_select_returns_only_the_selected_properties(graph, service, user_id):
     """`$select` (query_parameters select=[...]) narrows the entity and its context URL; the
     unselected properties parse as None, and the ETag is still there."""
-    created = await create(graph, user_id, storage_location="https://example.com/x")
+    created = await create(graph, user_id, storage_location=exports(service, "x"))
     fetched = await graph.data_policy_operations.by_data_policy_operation_id(created.id).get(
         RequestConfiguration(query_parameters=ItemQuery(select=["id", "status"]))
     )
@@ -300,12 +306,12 @@ async def test_list_filter_matches_only_that_user(graph, user_id):
     assert page.odata_count is None
 
 
-async def test_list_with_search(graph, user_id):
+async def test_list_with_search(graph, service, user_id):
     """`$search="text"` (the SDK percent-encodes the quotes) matches the text in the searchable
     properties, here a storageLocation unique to this test."""
     marker = uuid.uuid4().hex
-    hit = await create(graph, user_id, storage_location=f"https://example.com/{marker}")
-    await create(graph, user_id, storage_location="https://example.com/other")
+    hit = await create(graph, user_id, storage_location=exports(service, marker))
+    await create(graph, user_id, storage_location=exports(service, "other"))
     page = await graph.data_policy_operations.get(list_config(search=f'"{marker}"'))
     assert [op.id for op in page.value] == [hit.id]
     by_user = await graph.data_policy_operations.get(
@@ -363,11 +369,11 @@ async def test_page_iterator_follows_next_links(graph, user_id):
 # --- update ------------------------------------------------------------------------------------
 
 
-async def test_patch_storage_location_returns_the_updated_entity(graph, user_id):
+async def test_patch_storage_location_returns_the_updated_entity(graph, service, user_id):
     """PATCH of storageLocation returns the updated entity (with a new ETag), and a later GET
     sees the change."""
     created = await create(graph, user_id)
-    location = "https://account.blob.core.windows.net/export?sv=1&sig=2"
+    location = exports(service, "patched")
     item = graph.data_policy_operations.by_data_policy_operation_id(created.id)
     updated = await item.patch(DataPolicyOperation(storage_location=location))
     assert updated.id == created.id
@@ -380,7 +386,7 @@ async def test_patch_storage_location_returns_the_updated_entity(graph, user_id)
     assert fetched.additional_data["@odata.etag"] == updated.additional_data["@odata.etag"]
 
 
-async def test_patch_changing_user_id_is_a_400(graph, user_id):
+async def test_patch_changing_user_id_is_a_400(graph, service, user_id):
     """userId cannot change after create: a PATCH sending another userId is ODataError 400 and
     the operation is unchanged; echoing the current userId back is accepted."""
     created = await create(graph, user_id)
@@ -390,22 +396,24 @@ async def test_patch_changing_user_id_is_a_400(graph, user_id):
     assert error.error.code == "BadRequest"
     assert "'userId'" in error.error.message
     assert (await item.get()).user_id == user_id
-    echoed = await item.patch(DataPolicyOperation(user_id=user_id, storage_location="https://x/y"))
+    echoed = await item.patch(
+        DataPolicyOperation(user_id=user_id, storage_location=exports(service, "y"))
+    )
     assert echoed.user_id == user_id
-    assert echoed.storage_location == "https://x/y"
+    assert echoed.storage_location == exports(service, "y")
 
 
 # --- delete ------------------------------------------------------------------------------------
 
 
-async def test_delete_honours_if_match(graph, user_id):
+async def test_delete_honours_if_match(graph, service, user_id):
     """DELETE with a stale If-Match ETag (added through RequestConfiguration headers) is an
     ODataError 412 and the operation survives; with the current ETag it is deleted, and a
     later GET is a 404."""
     created = await create(graph, user_id)
     stale = created.additional_data["@odata.etag"]
     item = graph.data_policy_operations.by_data_policy_operation_id(created.id)
-    updated = await item.patch(DataPolicyOperation(storage_location="https://example.com/new"))
+    updated = await item.patch(DataPolicyOperation(storage_location=exports(service, "new")))
     current = updated.additional_data["@odata.etag"]
     assert current != stale
 

@@ -44,7 +44,8 @@ def test_create_returns_201_with_location_etag_and_the_entity(client, service, u
     assert body["status"] == "notStarted"
     assert body["progress"] == 0
     assert body["completedDateTime"] is None
-    assert body["storageLocation"] is None
+    assert body["storageLocation"] == f"{service.data_dir}/exports"  # the default location
+    assert body["error"] is None
     assert ISO_UTC.match(body["submittedDateTime"])
 
 
@@ -138,26 +139,26 @@ def test_client_request_id_is_echoed(client):
     assert response.headers["request-id"] != "mine-123"
 
 
-def test_patch_changes_storage_location_and_the_etag(client, user_id):
+def test_patch_changes_storage_location_and_the_etag(client, service, user_id):
     created = create(client, user_id)
     url = f"/dataPolicyOperations/{created['id']}"
     response = client.patch(
         url,
-        json={"storageLocation": "file:///exports/x"},
+        json={"storageLocation": f"file://{service.data_dir}/exports/x"},
         headers={"if-match": created["@odata.etag"]},
     )
     assert response.status_code == 200
-    assert response.json()["storageLocation"] == "file:///exports/x"
+    assert response.json()["storageLocation"] == f"file://{service.data_dir}/exports/x"
     assert response.headers["etag"] != created["@odata.etag"]
 
 
-def test_patch_accepts_an_unchanged_round_trip_of_the_entity(client, user_id):
+def test_patch_accepts_an_unchanged_round_trip_of_the_entity(client, service, user_id):
     created = create(client, user_id)
     url = f"/dataPolicyOperations/{created['id']}"
-    echoed = {**created, "storageLocation": "file:///exports/y"}
+    echoed = {**created, "storageLocation": f"file://{service.data_dir}/exports/y"}
     response = client.patch(url, json=echoed)
     assert response.status_code == 200, response.text
-    assert response.json()["storageLocation"] == "file:///exports/y"
+    assert response.json()["storageLocation"] == f"file://{service.data_dir}/exports/y"
 
 
 @pytest.mark.parametrize(
@@ -177,13 +178,15 @@ def test_patch_refuses_to_change_server_owned_properties(client, user_id, change
     assert client.get(url).json() == created
 
 
-def test_a_stale_etag_gets_412_and_changes_nothing(client, user_id):
+def test_a_stale_etag_gets_412_and_changes_nothing(client, service, user_id):
     created = create(client, user_id)
     url = f"/dataPolicyOperations/{created['id']}"
-    client.patch(url, json={"storageLocation": "file:///one"})
+    client.patch(url, json={"storageLocation": f"{service.data_dir}/exports/one"})
     current = client.get(url).json()
     stale = {"if-match": created["@odata.etag"]}
-    response = client.patch(url, json={"storageLocation": "file:///two"}, headers=stale)
+    response = client.patch(
+        url, json={"storageLocation": f"{service.data_dir}/exports/two"}, headers=stale
+    )
     assert_graph_error(response, 412, "PreconditionFailed")
     assert_graph_error(client.delete(url, headers=stale), 412, "PreconditionFailed")
     assert client.get(url).json() == current

@@ -7,19 +7,25 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
+from datapolicy.engine import ExportService
 from datapolicy.errors import DatapolicyError
 from datapolicy.store import OperationStore
-from datapolicy.web import metadata, openapi, operations
+from datapolicy.web import metadata, openapi, operations, users
 from datapolicy.web.errors import on_datapolicy_error, on_http_exception
 from datapolicy.web.middleware import GraphRequestMiddleware
 
 
-def create_app(store: OperationStore) -> Starlette:
+def create_app(store: OperationStore, exports: ExportService) -> Starlette:
     app = Starlette(
         routes=[
             Mount(
                 operations.API_ROOT,
-                routes=[*operations.routes, *metadata.routes, *openapi.routes],
+                routes=[
+                    *operations.routes,
+                    *users.routes,
+                    *metadata.routes,
+                    *openapi.routes,
+                ],
             )
         ],
         middleware=[Middleware(GraphRequestMiddleware)],
@@ -29,4 +35,5 @@ def create_app(store: OperationStore) -> Starlette:
         },
     )
     app.state.store = store
+    app.state.exports = exports
     return app

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from datapolicy.engine import ExportService
 from datapolicy.model import ENTITY_SET, Operation
 from datapolicy.odata.options import (
     COUNT_OPTIONS,
@@ -72,17 +73,33 @@ async def count_operations(request: Request) -> Response:
 
 
 async def create_operation(request: Request) -> Response:
+    """Start an export: the same engine entry point as /users/{id}/exportPersonalData."""
     _options(request, NO_OPTIONS)
     new = parse_new_operation(await read_json_object(request))
-    operation, _ = _store(request).create(new.user_id, new.storage_location)
+    operation, created = await run_in_threadpool(
+        _exports(request).start, new.user_id, new.storage_location, idempotency_key(request)
+    )
     root = service_root(request)
     return _entity_response(
         root,
         operation,
         None,
-        status=201,
+        status=201 if created else 200,
         headers={"Location": f"{root}/{ENTITY_SET}/{operation.id}"},
     )
+
+
+def idempotency_key(request: Request) -> str | None:
+    """`Operation-Id`, else `client-request-id`: a retried start carries the same one."""
+    for header in ("operation-id", "client-request-id"):
+        value = request.headers.get(header, "").strip()
+        if value:
+            return f"{header}:{value[:150]}"
+    return None
+
+
+def _exports(request: Request) -> ExportService:
+    return request.app.state.exports
 
 
 async def get_operation(request: Request) -> Response:
@@ -99,6 +116,8 @@ async def update_operation(request: Request) -> Response:
     operation_id = request.path_params["operation_id"]
     document = await read_json_object(request)
     changes = parse_update(document, store.get(operation_id))
+    if changes.get("storageLocation") is not None:
+        await run_in_threadpool(_exports(request).check_location, changes["storageLocation"])
     operation = store.update(operation_id, changes, _precondition(request))
     return _entity_response(service_root(request), operation, None)
 

@@ -5,8 +5,8 @@ The server owns an operation's lifecycle: `id`, `submittedDateTime`, `status`, `
 modify, PATCH round trip, or an SDK model with defaults filled in) is not wrong as long as the
 value is the one the server would hold anyway; any other value is refused, naming the property.
 
-- POST accepts `userId` (required) and `storageLocation` (optional).
-- PATCH accepts `storageLocation`, while the operation is `notStarted`.
+- POST accepts `userId` (required) and `storageLocation` (optional: the default location).
+- PATCH accepts `storageLocation` (a string), while the operation is `notStarted`.
 - Both accept `@odata.type` naming this entity type, and ignore other `@odata.*` annotations.
 """
 
@@ -106,7 +106,12 @@ def parse_update(document: dict[str, Any], current: Operation) -> dict[str, Any]
             raise _read_only(name, "it is owned by the server")
     changes: dict[str, Any] = {}
     if "storageLocation" in document:
-        changes["storageLocation"] = _storage_location(document)
+        changes["storageLocation"] = _string(
+            document["storageLocation"],
+            "storageLocation",
+            MAX_STORAGE_LOCATION_LENGTH,
+            nullable=False,
+        )
     return changes
 
 

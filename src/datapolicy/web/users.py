@@ -1,0 +1,156 @@
+"""`/users`: the user directory in Graph's shape, and the `exportPersonalData` action."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from datapolicy.engine import ExportService, User
+from datapolicy.engine.service import UnknownUser
+from datapolicy.engine.targets import StorageLocationError
+from datapolicy.errors import InvalidRequest, QueryOptionError
+from datapolicy.model import ENTITY_SET
+from datapolicy.odata.options import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from datapolicy.web.operations import idempotency_key, service_root
+from datapolicy.web.payloads import read_json_object
+from datapolicy.web.responses import json_response
+from datapolicy.web.routing import by_method
+
+RETRY_AFTER_SECONDS = 60  # what Graph sends with the 202
+USER_FIELDS = ("id", "displayName", "mail", "userPrincipalName")
+
+
+def _exports(request: Request) -> ExportService:
+    return request.app.state.exports
+
+
+def _user_options(request: Request, allowed: set[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        canonical = name.lower().removeprefix("$")
+        if not name.startswith("$") and canonical not in allowed:
+            continue
+        if canonical not in allowed:
+            raise QueryOptionError(f"Query option '{name[:60]}' is not supported on users.")
+        if canonical in options:
+            raise QueryOptionError(f"Query option '${canonical}' is given more than once.")
+        options[canonical] = value
+    return options
+
+
+def _select(options: dict[str, str]) -> tuple[str, ...]:
+    if "select" not in options:
+        return USER_FIELDS
+    chosen = tuple(dict.fromkeys(part.strip() for part in options["select"].split(",")))
+    for name in chosen:
+        if name not in USER_FIELDS:
+            raise QueryOptionError(
+                f"Could not find a property named '{name[:60]}' on type 'microsoft.graph.user'."
+            )
+    return chosen
+
+
+def _user_json(user: User, fields: tuple[str, ...]) -> dict[str, object]:
+    data = user.as_json()
+    return {"@odata.type": "#microsoft.graph.user", **{f: data[f] for f in fields}}
+
+
+def _context(request: Request, fields: tuple[str, ...], entity: bool) -> str:
+    selection = "" if fields == USER_FIELDS else "(" + ",".join(fields) + ")"
+    return f"{service_root(request)}/$metadata#users{selection}" + ("/$entity" if entity else "")
+
+
+def _directory_user(request: Request, user_id: str) -> User:
+    directory = _exports(request).context.directory
+    user = directory.get(user_id) if directory is not None else None
+    if user is None:
+        raise UnknownUser(
+            f"Resource '{user_id[:100]}' does not exist or one of its queried "
+            "reference-property objects are not present."
+        )
+    return user
+
+
+async def list_users(request: Request) -> Response:
+    options = _user_options(request, {"top", "skiptoken", "select"})
+    fields = _select(options)
+    size = DEFAULT_PAGE_SIZE
+    if "top" in options:
+        if not options["top"].isdigit() or not 1 <= int(options["top"]) <= MAX_PAGE_SIZE:
+            raise QueryOptionError(f"$top must be an integer from 1 to {MAX_PAGE_SIZE}.")
+        size = int(options["top"])
+    after = _decode_user_token(options["skiptoken"]) if "skiptoken" in options else None
+    directory = _exports(request).context.directory
+    users = (
+        await run_in_threadpool(directory.page, size + 1, after) if directory is not None else []
+    )
+    body: dict[str, object] = {
+        "@odata.context": _context(request, fields, entity=False),
+        "value": [_user_json(user, fields) for user in users[:size]],
+    }
+    if len(users) > size:
+        token = base64.urlsafe_b64encode(users[size - 1].id.encode()).decode().rstrip("=")
+        query = "&".join(f"${k}={v}" for k, v in options.items() if k != "skiptoken")
+        body["@odata.nextLink"] = (
+            f"{service_root(request)}/users?"
+            + (query + "&" if query else "")
+            + f"$skiptoken={token}"
+        )
+    return json_response(body)
+
+
+def _decode_user_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise QueryOptionError("The $skiptoken is not valid; follow @odata.nextLink.") from None
+
+
+async def get_user(request: Request) -> Response:
+    fields = _select(_user_options(request, {"select"}))
+    user = await run_in_threadpool(_directory_user, request, request.path_params["user_id"])
+    return json_response(
+        {"@odata.context": _context(request, fields, entity=True), **_user_json(user, fields)}
+    )
+
+
+async def export_personal_data(request: Request) -> Response:
+    """Graph's action: 202 with no body, `Location` (and `Operation-Location`) naming the new
+    dataPolicyOperation, and `Retry-After`."""
+    _user_options(request, set())
+    document = await read_json_object(request)
+    unknown = set(document) - {"storageLocation"}
+    if unknown:
+        raise InvalidRequest(
+            f"The parameter '{sorted(unknown)[0][:60]}' is not a parameter of the action "
+            "exportPersonalData; it takes storageLocation."
+        )
+    location = document.get("storageLocation")
+    if not isinstance(location, str) or not location.strip():
+        raise StorageLocationError("Storage Location is not valid.")
+    operation, _ = await run_in_threadpool(
+        _exports(request).start,
+        request.path_params["user_id"],
+        location,
+        idempotency_key(request),
+    )
+    url = f"{service_root(request)}/{ENTITY_SET}/{operation.id}"
+    return Response(
+        status_code=202,
+        headers={
+            "Location": url,
+            "Operation-Location": url,
+            "Retry-After": str(RETRY_AFTER_SECONDS),
+        },
+    )
+
+
+routes = [
+    by_method("/users", GET=list_users),
+    by_method("/users/{user_id}", GET=get_user),
+    by_method("/users/{user_id}/exportPersonalData", POST=export_personal_data),
+]
