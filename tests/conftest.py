@@ -94,6 +94,14 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     running.stop()
 
 
+@pytest.fixture(scope="session")
+def demo_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A service with export workers, exporting from the bundled demo shop."""
+    running = start_service(tmp_path_factory.mktemp("demo"), "--demo")
+    yield running
+    running.stop()
+
+
 @pytest.fixture
 def fresh_service(tmp_path: Path) -> Iterator[Service]:
     """A server of the test's own, on an empty store, exporting from the demo shop."""

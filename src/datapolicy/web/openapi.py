@@ -27,7 +27,19 @@ _FILES = resources.files("datapolicy.web") / "openapi"
 def description() -> dict[str, Any]:
     seed = yaml.safe_load((_FILES / "seed.yml").read_text())
     additions = yaml.safe_load((_FILES / "additions.yml").read_text())
-    return _with_3_1_nullability(_merge(seed, additions))
+    return _with_3_1_nullability(_with_error_property(_merge(seed, additions)))
+
+
+def _with_error_property(document: dict[str, Any]) -> dict[str, Any]:
+    """datapolicy's `error` property on dataPolicyOperation. Added here rather than in
+    additions.yml because the seed's schema is an `allOf` list, which a merge would replace."""
+    own = document["components"]["schemas"]["microsoft.graph.dataPolicyOperation"]["allOf"][1]
+    own["properties"]["error"] = {
+        "anyOf": [{"$ref": "#/components/schemas/microsoft.graph.publicError"}],
+        "nullable": True,
+        "description": "datapolicy: why the operation failed; null unless status is failed.",
+    }
+    return document
 
 
 def _merge(base: Any, extra: Any) -> Any:
