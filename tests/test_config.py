@@ -1,0 +1,91 @@
+"""The configuration file: valid files load, mistakes are named by file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from datapolicy.config import ConfigError, parse_config
+
+GOOD = """
+[server]
+port = 9000
+data_dir = "data"
+
+[directory]
+url = "sqlite:///people.db"
+table = "users"
+
+[[sources.sql]]
+name = "shop"
+url = "sqlite:///shop.db"
+
+  [[sources.sql.tables]]
+  table = "orders"
+  user_key = "customer_id"
+
+  [[sources.sql.tables]]
+  table = "order_items"
+  parent = "orders"
+
+  [[sources.sql.queries]]
+  name = "messages"
+  sql = "SELECT * FROM messages WHERE sender_id = :user_id"
+
+[[sources.files]]
+name = "uploads"
+path = "uploads/{userId}"
+
+[storage.local]
+roots = ["exports", "/srv/exports"]
+"""
+
+
+def test_a_good_file_loads_with_paths_relative_to_it(tmp_path: Path):
+    config = parse_config(GOOD, tmp_path / "datapolicy.toml")
+    assert config.server.port == 9000
+    assert config.server.data_dir == tmp_path / "data"
+    assert config.directory.url == f"sqlite:///{tmp_path}/people.db"
+    assert config.sources.sql[0].tables[1].parent == "orders"
+    assert config.sources.files[0].path == f"{tmp_path}/uploads/{{userId}}"
+    assert config.storage.local.roots == (tmp_path / "exports", Path("/srv/exports"))
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            ('  user_key = "customer_id"', '  user_key = "customer_id"\n  colour = 1'),
+            "line 17: sources.sql.tables.colour: unknown key",
+        ),
+        (
+            ('  parent = "orders"', '  parent = "nowhere"'),
+            "parent 'nowhere' must be declared before it",
+        ),
+        (
+            (
+                '  sql = "SELECT * FROM messages WHERE sender_id = :user_id"',
+                '  sql = "SELECT * FROM messages"',
+            ),
+            "must use the parameter :user_id",
+        ),
+        (('path = "uploads/{userId}"', 'path = "uploads"'), "must contain {userId}"),
+        (("port = 9000", "port = 99999"), "line 3: server.port:"),
+        (('table = "users"', 'table = "users; drop table x"'), "directory.table"),
+        (("[server]", "[sever]"), "sever: unknown key"),
+        (("port = 9000", "port = 9000\nport = 1"), "not valid TOML"),
+    ],
+)
+def test_mistakes_name_the_file_line_and_key(tmp_path: Path, change, expected):
+    path = tmp_path / "datapolicy.toml"
+    with pytest.raises(ConfigError) as raised:
+        parse_config(GOOD.replace(*change), path)
+    assert str(raised.value).startswith(str(path))
+    assert expected in str(raised.value)
+
+
+def test_a_table_needs_exactly_one_way_in(tmp_path: Path):
+    text = GOOD.replace('  parent = "orders"', '  parent = "orders"\n  user_key = "x"')
+    with pytest.raises(ConfigError, match="exactly one of 'user_key' or 'parent'"):
+        parse_config(text, tmp_path / "c.toml")
