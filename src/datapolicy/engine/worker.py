@@ -57,10 +57,7 @@ class ExportContext:
     def user(self, user_id: str) -> User:
         if self.directory is None:
             return User(user_id)
-        try:
-            user = self.directory.get(user_id)
-        except SourceError as exc:
-            raise exc from None
+        user = self.directory.get(user_id)  # a SourceError here is transient: retried
         if user is None:
             raise PermanentError(
                 "userNotFound", f"The user '{user_id}' does not exist in the user directory."
@@ -142,6 +139,7 @@ class Worker:
             user = self.context.user(operation.user_id)
             upload = self._begin(operation)
             export(operation, user, self.context.sources, upload.stream, progress, self.clock)
+            upload.finish()
             heartbeat.stop()
             if not self.queue.complete(operation.id, owner, upload.publish):
                 upload.discard()

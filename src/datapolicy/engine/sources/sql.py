@@ -93,9 +93,6 @@ class SqlSource(Source):
         order = list(table.primary_key.columns) or columns[:1]
         return statement.order_by(*order)
 
-    def _parameters(self, user_id: str) -> dict[str, Any]:
-        return {"user_id": user_id}
-
     # --- reading -----------------------------------------------------------------------------
 
     def estimate(self, user_id: str) -> Estimate:
@@ -135,7 +132,8 @@ class SqlSource(Source):
         root = config
         while root.parent is not None:
             root = next(t for t in self.config.tables if t.output_name == root.parent)
-        column: Column[Any] = self._reflected()[root.output_name].c[root.user_key]  # type: ignore[index]
+        assert root.user_key is not None  # the root of every parent chain is reached by user_key
+        column: Column[Any] = self._reflected()[root.output_name].c[root.user_key]
         try:
             python_type = column.type.python_type
         except NotImplementedError:

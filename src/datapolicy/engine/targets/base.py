@@ -5,8 +5,12 @@ is a two-step protocol so that publication is atomic on every kind of storage:
 
 1. `begin(operation_id)` returns an `Upload`: a writable binary stream that receives the package
    as it is made (a temporary file, uncommitted blocks, an unfinished multipart upload);
-2. `Upload.publish()` makes it appear under its final name in one step, or `Upload.discard()`
-   removes every trace of it.
+2. `Upload.finish()` makes everything written durable but still invisible (fsync, last block);
+3. `Upload.publish()` makes it appear under its final name in one quick step (a rename, a block
+   list commit), or `Upload.discard()` removes every trace of it.
+
+`publish()` runs while the worker holds the store's lock that proves it still owns the operation,
+so it must be short; the slow work belongs in `finish()`.
 
 `discard_partial(operation_id)` cleans up after a worker that died before either, and
 `delete(operation_id)` removes a published package.
@@ -35,6 +39,10 @@ class StorageError(Exception):
 
 class Upload(ABC):
     stream: IO[bytes]
+
+    @abstractmethod
+    def finish(self) -> None:
+        """Make everything written durable, without making it visible."""
 
     @abstractmethod
     def publish(self) -> str:

@@ -116,11 +116,17 @@ class _LocalUpload(Upload):
         self.partial = partial
         self.final = final
 
-    def publish(self) -> str:
+    def finish(self) -> None:
         try:
             self.stream.flush()
             os.fsync(self.stream.fileno())
             self.stream.close()
+        except OSError as exc:
+            self.discard()
+            raise StorageError(f"cannot write {self.partial}: {exc.strerror}") from None
+
+    def publish(self) -> str:
+        try:
             os.replace(self.partial, self.final)
             directory = os.open(self.final.parent, os.O_RDONLY)
             try:
