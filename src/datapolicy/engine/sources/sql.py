@@ -9,6 +9,7 @@ depth works. Rows are streamed with a server-side cursor where the driver has on
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -35,6 +36,8 @@ from datapolicy.engine.sources.base import (
     SourceError,
 )
 
+_INTEGER = re.compile(r"^-?[0-9]+$")
+
 
 class SqlSource(Source):
     kind = "sql"
@@ -48,7 +51,10 @@ class SqlSource(Source):
     # --- configuration against the real schema --------------------------------------------
 
     def check(self) -> None:
-        self._reflected()
+        """Reflect every table and resolve every parent link, so that a mistake shows up on
+        start rather than in the first export."""
+        for config in self.config.tables:
+            self._table_select(config)
 
     def _reflected(self) -> dict[str, Table]:
         if self._tables is None:
@@ -139,10 +145,11 @@ class SqlSource(Source):
         except NotImplementedError:
             return {"user_id": user_id}
         if python_type is int:
-            try:
+            # Strict: int() would also read " 2", "02" and "1_0" as numbers, and a loose id
+            # must never select someone else's rows.
+            if _INTEGER.match(user_id) and str(int(user_id)) == user_id:
                 return {"user_id": int(user_id)}
-            except ValueError:
-                return {"user_id": None}  # no integer key equals a non-numeric id
+            return {"user_id": None}  # no integer key equals a non-numeric id
         return {"user_id": user_id}
 
     def _stream(

@@ -1,0 +1,108 @@
+"""Real database servers for tests, and the one policy for when one cannot be reached.
+
+PostgreSQL and MariaDB run beside the tests (locally and in CI). Tests use them for real; each
+test gets a scratch namespace of its own (a PostgreSQL schema, a MariaDB database, a SQLite file)
+that is created for it and dropped after it, so repeated and parallel runs never collide.
+
+The policy: when a server cannot be reached, the test FAILS under `CI=true` (CI must never pass
+by skipping the databases it is there to test) and is skipped with the reason otherwise. The
+server URLs can be overridden with `DATAPOLICY_TEST_POSTGRESQL_URL` and
+`DATAPOLICY_TEST_MARIADB_URL`.
+
+Test modules import this module by name (`from databases import scratch_database`), as
+tests/conftest.py puts the tests directory on `sys.path`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+MARIADB = "mariadb"
+KINDS = (SQLITE, POSTGRESQL, MARIADB)
+
+DEFAULT_URLS = {
+    POSTGRESQL: "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    MARIADB: "mysql+pymysql://root@127.0.0.1:3306/test",
+}
+CONNECT_TIMEOUT_S = 5
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def server_url(kind: str) -> URL:
+    """The URL of the `kind` server, after checking it answers (see the policy above)."""
+    url = os.environ.get(f"DATAPOLICY_TEST_{kind.upper()}_URL") or DEFAULT_URLS[kind]
+    problem = _unreachable(url)
+    if problem is not None:
+        reason = f"{kind} server at {make_url(url).render_as_string()} is unreachable: {problem}"
+        if in_ci():
+            pytest.fail(f"{reason} (CI=true: a database server that is down is a failure)")
+        pytest.skip(reason)
+    return make_url(url)
+
+
+@functools.cache
+def _unreachable(url: str) -> str | None:
+    """Why the server cannot be used, or None; asked once per process and server."""
+    timeout = {"connect_timeout": CONNECT_TIMEOUT_S}
+    engine = create_engine(url, connect_args=timeout)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+    finally:
+        engine.dispose()
+    return None
+
+
+def scratch_name() -> str:
+    """A schema or database name no other run uses."""
+    return f"dp_test_{uuid.uuid4().hex[:12]}"
+
+
+@contextmanager
+def scratch_database(kind: str, directory: Path) -> Iterator[str]:
+    """The URL of an empty database namespace of the test's own, dropped afterwards.
+
+    SQLite: a new file in `directory`. PostgreSQL: a new schema, made the connection's
+    search_path (so unqualified table names land in it). MariaDB: a new database."""
+    if kind == SQLITE:
+        directory.mkdir(parents=True, exist_ok=True)
+        yield f"sqlite:///{directory / f'{scratch_name()}.sqlite3'}"
+        return
+    server = server_url(kind)
+    name = scratch_name()
+    if kind == POSTGRESQL:
+        url = server.update_query_dict({"options": f"-csearch_path={name}"})
+        create, drop = f'CREATE SCHEMA "{name}"', f'DROP SCHEMA IF EXISTS "{name}" CASCADE'
+    elif kind == MARIADB:
+        url = server.set(database=name)
+        create, drop = f"CREATE DATABASE `{name}`", f"DROP DATABASE IF EXISTS `{name}`"
+    else:
+        raise ValueError(f"unknown database kind {kind!r}")
+    admin = create_engine(server)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(create))
+        try:
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with admin.begin() as connection:
+                connection.execute(text(drop))
+    finally:
+        admin.dispose()
