@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from datetime import datetime
 from typing import IO, Any
 
 from datapolicy.engine.directory import User
-from datapolicy.engine.package import PackageWriter
-from datapolicy.engine.sources.base import Estimate, FileItem, RecordStream, Source
+from datapolicy.engine.package import PackageWriter, SourceSummary
+from datapolicy.engine.sources.base import (
+    Estimate,
+    FileItem,
+    RecordStream,
+    Source,
+    SourceError,
+)
 from datapolicy.model import Operation, format_datetime
 
 RECORD_WORK = 200  # work units per record
@@ -75,15 +82,38 @@ def export(
             "startedDateTime": format_datetime(started),
         },
     )
-    for source in sources:
-        summary = writer.source(source.name, source.kind)
-        for part in source.parts(user.id):
-            progress.advance()  # a cancellation point even between empty parts
-            if isinstance(part, RecordStream):
-                for count in writer.add_records(summary, part.name, part.batches):
-                    progress.advance(records=count)
-            elif isinstance(part, FileItem):
-                with part.open() as content:
-                    for size in writer.add_file(summary, part.relative_path, content):
-                        progress.advance(nbytes=size)
+    try:
+        for source in sources:
+            summary = writer.source(source.name, source.kind)
+            for part in source.parts(user.id):
+                progress.advance()  # a cancellation point even between empty parts
+                if isinstance(part, RecordStream):
+                    with closing(writer.add_records(summary, part.name, part.batches)) as batches:
+                        for count in batches:
+                            progress.advance(records=count)
+                elif isinstance(part, FileItem):
+                    _copy_file(writer, summary, source, part, progress)
+    except BaseException:
+        writer.abandon()
+        raise
     return writer.close({"createdDateTime": format_datetime(clock())})
+
+
+def _copy_file(
+    writer: PackageWriter,
+    summary: SourceSummary,
+    source: Source,
+    part: FileItem,
+    progress: Progress,
+) -> None:
+    try:
+        with (
+            part.open() as content,
+            closing(writer.add_file(summary, part.relative_path, content)) as chunks,
+        ):
+            for size in chunks:
+                progress.advance(nbytes=size)
+    except OSError as exc:  # reading the source file failed (writes raise StorageError)
+        raise SourceError(
+            f"source '{source.name}': cannot read {part.relative_path}: {exc.strerror}"
+        ) from None

@@ -16,6 +16,7 @@ package while it is being made.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import html
 import zipfile
@@ -126,6 +127,13 @@ class PackageWriter:
         self._zip.writestr(MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         self._zip.close()
         return manifest
+
+    def abandon(self) -> None:
+        """Give up on an unfinished package: close the ZIP now, while its stream is open,
+        rather than leave zipfile to fail at garbage collection. The caller discards the
+        bytes written."""
+        with contextlib.suppress(Exception):
+            self._zip.close()
 
     def _unique(self, path: str) -> str:
         if path in self._paths or path in (MANIFEST, INDEX):

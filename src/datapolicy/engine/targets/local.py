@@ -7,10 +7,12 @@ either no package or the whole of it. Files are created owner-only (0600).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import stat
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import unquote, urlparse
 
 from datapolicy.engine.targets.base import StorageError, StorageLocationError, Target, Upload
@@ -87,7 +89,9 @@ class LocalTarget(Target):
         except OSError as exc:
             raise StorageError(f"cannot create {partial}: {exc.strerror}") from None
         return _LocalUpload(
-            os.fdopen(descriptor, "wb"), partial, directory / f"{operation_id}{PACKAGE_SUFFIX}"
+            io.BufferedWriter(_PartialFile(descriptor, partial)),
+            partial,
+            directory / f"{operation_id}{PACKAGE_SUFFIX}",
         )
 
     def discard_partial(self, operation_id: str) -> None:
@@ -110,6 +114,21 @@ class LocalTarget(Target):
         return True
 
 
+class _PartialFile(io.FileIO):
+    """The partial package on disk. A write the storage refuses part-way (a full disk, a quota,
+    an I/O error) raises StorageError naming the file, like every other storage failure."""
+
+    def __init__(self, descriptor: int, path: Path):
+        super().__init__(descriptor, "wb")
+        self.path = path
+
+    def write(self, data: Any, /) -> int:
+        try:
+            return super().write(data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.path}: {exc.strerror}") from None
+
+
 class _LocalUpload(Upload):
     def __init__(self, stream: IO[bytes], partial: Path, final: Path):
         self.stream = stream
@@ -121,6 +140,9 @@ class _LocalUpload(Upload):
             self.stream.flush()
             os.fsync(self.stream.fileno())
             self.stream.close()
+        except StorageError:  # the final flush was refused (see _PartialFile)
+            self.discard()
+            raise
         except OSError as exc:
             self.discard()
             raise StorageError(f"cannot write {self.partial}: {exc.strerror}") from None
@@ -140,7 +162,10 @@ class _LocalUpload(Upload):
 
     def discard(self) -> None:
         if not self.stream.closed:
-            self.stream.close()
+            # Closing flushes the buffer, which fails again if the storage refused the writes
+            # before; the file goes either way.
+            with contextlib.suppress(OSError, StorageError):
+                self.stream.close()
         self.partial.unlink(missing_ok=True)
 
 

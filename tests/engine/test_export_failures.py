@@ -1,0 +1,547 @@
+"""Exports that go wrong, end to end: real `datapolicy serve` and `datapolicy worker` processes,
+real files, a real SQLite store, and signals, driven over HTTP as clients drive them.
+
+Each test runs the API alone (`serve --workers 0`) and its export workers as separate
+`datapolicy worker` processes on the same data directory and configuration, so a test can kill,
+stop and restart workers while the API keeps answering. One person ("bulky") has about two
+hundred megabytes of files, enough for an export to take seconds; another ("slim") has one small
+file.
+The store is read directly (read-only) only for what the API does not show: attempts, leases and
+whether a deleted operation's row has been purged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+import pytest
+
+from conftest import Service, start_service
+from datapolicy.engine.verify import verify_package
+from datapolicy.settings import DATABASE_FILE
+
+pytestmark = pytest.mark.slow
+
+T = TypeVar("T")
+
+BULKY = "bulky"  # a person whose export takes seconds
+SLIM = "slim"  # a person whose export takes a moment
+BULKY_FILES = 4
+BULKY_FILE_MIB = 48
+
+LEASE_S = 2.0
+HEARTBEAT_S = 0.5
+POLL_S = 0.2
+POLL_INTERVAL_S = 0.05  # how often the tests poll the API and the files
+START_TIMEOUT_S = 20  # a worker process starting and its export getting under way
+EXPORT_TIMEOUT_S = 60  # one whole export of the bulky person, with room for a slow machine
+PASSWORD = "Sup3r-Secret-Pw0rd"
+
+
+# --- the deployment under test ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The file source's directory: `<people>/<userId>/...`; removed afterwards (it is big)."""
+    root = tmp_path_factory.mktemp("people")
+    # Each MiB half random (deflate cannot shrink it, so exporting costs real work) and half
+    # zeros (cheap to write and to compress): exporting the 192 MiB takes a few seconds on a
+    # small machine and makes a package of ~96 MiB.
+    block = os.urandom(512 * 1024) + bytes(512 * 1024)
+    bulky = root / BULKY
+    bulky.mkdir()
+    for index in range(BULKY_FILES):
+        with (bulky / f"scan-{index}.bin").open("wb") as output:
+            for _ in range(BULKY_FILE_MIB):
+                output.write(block)
+    slim = root / SLIM
+    slim.mkdir()
+    (slim / "note.txt").write_text("a short note\n" * 100)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class Deployment:
+    """An API process and any number of worker processes on one data directory."""
+
+    root: Path
+    config: Path
+    data_dir: Path
+    exports: Path  # the configured [storage.local] root
+    api: Service
+    http: httpx.Client
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    observed: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+
+    # --- processes ---
+
+    def start_worker(self, *, file_size_limit: int | None = None) -> subprocess.Popen[bytes]:
+        """Start `datapolicy worker`; with `file_size_limit`, no file it writes may grow past
+        that many bytes (RLIMIT_FSIZE: writes beyond it fail with EFBIG, as on a full disk)."""
+        arguments = ["worker", "--data-dir", str(self.data_dir), "--config", str(self.config)]
+        if file_size_limit is None:
+            command = [sys.executable, "-m", "datapolicy", *arguments]
+        else:
+            command = [
+                sys.executable,
+                "-c",
+                "import resource, sys\n"
+                f"limit = {file_size_limit}\n"
+                "resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
+                "from datapolicy.cli import main\n"
+                "main(sys.argv[1:], prog_name='datapolicy')\n",
+                *arguments,
+            ]
+        log = self.root / f"worker-{len(self.workers) + 1}.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        self.workers.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.http.close()
+        self.api.stop()
+
+    def worker_log(self, number: int) -> str:
+        return (self.root / f"worker-{number}.log").read_text(errors="replace")
+
+    def logs(self, tail: int | None = 3000) -> str:
+        """Every process's log (the last `tail` characters of each, or all of it)."""
+        start = None if tail is None else -tail
+        parts = [f"--- serve ---\n{self.api.log.read_text(errors='replace')[start:]}"]
+        parts += [
+            f"--- worker {n} ---\n{self.worker_log(n)[start:]}"
+            for n in range(1, len(self.workers) + 1)
+        ]
+        return "\n".join(parts)
+
+    # --- the API ---
+
+    def start_export(self, user_id: str, location: Path) -> str:
+        response = self.http.post(
+            "/dataPolicyOperations", json={"userId": user_id, "storageLocation": str(location)}
+        )
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    def operation(self, operation_id: str) -> dict[str, Any]:
+        """GET the operation, remembering the status and progress seen."""
+        response = self.http.get(f"/dataPolicyOperations/{operation_id}")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        self.observed.setdefault(operation_id, []).append((body["status"], body["progress"]))
+        return body
+
+    def wait_for_status(
+        self, operation_id: str, statuses: tuple[str, ...], timeout: float
+    ) -> dict[str, Any]:
+        return self.wait(
+            f"operation {operation_id} to be {' or '.join(statuses)}",
+            lambda: (body := self.operation(operation_id))["status"] in statuses and body,
+            timeout,
+        )
+
+    def wait_until_exporting(self, operation_id: str, location: Path) -> dict[str, Any]:
+        """Until the operation is running with progress recorded and its partial file exists."""
+        partial = location / f".{operation_id}.zip.partial"
+        return self.wait(
+            f"operation {operation_id} to be running with progress > 0 and {partial}",
+            lambda: (
+                (body := self.operation(operation_id))["status"] == "running"
+                and body["progress"] > 0
+                and partial.is_file()
+                and body
+            ),
+            START_TIMEOUT_S,
+        )
+
+    # --- the store, read-only ---
+
+    def row(self, operation_id: str) -> dict[str, Any] | None:
+        """The operation's row in the store (None once purged)."""
+        uri = f"{(self.data_dir / DATABASE_FILE).as_uri()}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True, timeout=10)) as connection:
+            connection.row_factory = sqlite3.Row
+            found = connection.execute(
+                "SELECT * FROM operations WHERE id = ?", (operation_id,)
+            ).fetchone()
+        return None if found is None else dict(found)
+
+    # --- waiting ---
+
+    def wait(self, what: str, condition: Callable[[], T], timeout: float) -> T:
+        """Poll `condition` until it returns something true, or fail after `timeout` seconds
+        showing the processes' logs."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = condition()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout}s waiting for {what}\n{self.logs()}")
+            time.sleep(POLL_INTERVAL_S)
+
+
+@pytest.fixture
+def deploy(tmp_path: Path, people: Path) -> Iterator[Callable[..., Deployment]]:
+    """Start the API (no export threads) with the test's configuration: a file source over
+    `people` unless `sources` (TOML) replaces it, and [engine] settings as keywords. The test
+    starts workers itself. Every process is stopped and every package removed afterwards."""
+    started: list[Deployment] = []
+
+    def start(*, sources: str | None = None, **engine: float) -> Deployment:
+        assert not started, "one deployment per test: they would share tmp_path"
+        settings = {
+            "workers": 1,
+            "lease_seconds": LEASE_S,
+            "heartbeat_seconds": HEARTBEAT_S,
+            "poll_seconds": POLL_S,
+            "max_attempts": 3,
+            "retry_backoff_seconds": 0.2,
+            **engine,
+        }
+        exports = tmp_path / "exports"
+        exports.mkdir()
+        if sources is None:
+            sources = (
+                "[[sources.files]]\n"
+                "name = 'documents'\n"
+                f"path = {_toml(str(people) + '/{userId}')}\n"
+            )
+        config = tmp_path / "datapolicy.toml"
+        config.write_text(
+            "[engine]\n"
+            + "".join(f"{key} = {value}\n" for key, value in settings.items())
+            + f"\n{sources}\n[storage.local]\nroots = [{_toml(exports)}]\n"
+        )
+        data_dir = tmp_path / "data"
+        api = start_service(data_dir, "--config", str(config), "--workers", "0")
+        deployment = Deployment(
+            root=tmp_path,
+            config=config,
+            data_dir=data_dir,
+            exports=exports,
+            api=api,
+            http=httpx.Client(base_url=api.url, timeout=10),
+        )
+        started.append(deployment)
+        return deployment
+
+    yield start
+    for deployment in started:
+        deployment.stop()
+        shutil.rmtree(deployment.exports, ignore_errors=True)
+
+
+def _toml(value: object) -> str:
+    return json.dumps(str(value))  # a TOML basic string is a JSON string
+
+
+# --- checks ---------------------------------------------------------------------------------------
+
+
+def assert_monotonic(observed: list[tuple[str, float]]) -> None:
+    """Progress never went down, nor status back, in what the polling saw."""
+    progress = [value for _, value in observed]
+    assert progress == sorted(progress), f"progress went down: {observed}"
+    order = {"notStarted": 0, "running": 1, "complete": 2, "failed": 2}
+    statuses = [order[status] for status, _ in observed]
+    assert statuses == sorted(statuses), f"status went back: {observed}"
+
+
+def assert_whole_package(package: Path, operation_id: str, people: Path, user_id: str) -> None:
+    """The package verifies (library and CLI) and holds every one of the person's files."""
+    assert verify_package(package) == []
+    verified = subprocess.run(
+        [sys.executable, "-m", "datapolicy", "verify", str(package)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (verified.returncode, verified.stdout.strip()) == (0, f"{package}: OK"), verified.stderr
+    with zipfile.ZipFile(package) as archive:
+        manifest = orjson.loads(archive.read("manifest.json"))
+    assert manifest["operationId"] == operation_id
+    sizes = {
+        entry["path"]: entry["size"]
+        for entry in manifest["files"]
+        if entry["path"].startswith("files/")
+    }
+    assert sizes == {
+        f"files/documents/{path.name}": path.stat().st_size for path in (people / user_id).iterdir()
+    }
+
+
+def names_in(directory: Path) -> list[str]:
+    """Every entry of the directory, hidden ones included."""
+    return sorted(path.name for path in directory.iterdir())
+
+
+def partials_under(*roots: Path) -> list[Path]:
+    return [path for root in roots for path in root.rglob("*.partial")]
+
+
+# --- the tests ------------------------------------------------------------------------------------
+
+
+def test_a_killed_worker_s_export_is_finished_by_the_next_worker(deploy, people):
+    """SIGKILL of a worker mid-export: its lease expires, another worker claims the operation
+    (attempt 2), writes the package again over the dead worker's partial file and publishes it.
+    Clients see progress that never goes down, one complete operation and exactly one package,
+    whole and verifying, with no partial file left beside it."""
+    deployment = deploy()
+    location = deployment.exports / "after-a-kill"
+    first = deployment.start_worker()
+    operation_id = deployment.start_export(BULKY, location)
+    deployment.wait_until_exporting(operation_id, location)
+    row = deployment.row(operation_id)
+    assert row is not None
+    assert row["attempts"] == 1
+    assert f":{first.pid}:" in row["lease_owner"]  # worker names are host:pid:...
+
+    first.kill()
+    assert first.wait(timeout=10) == -signal.SIGKILL
+    assert (location / f".{operation_id}.zip.partial").is_file()  # what the dead worker left
+    assert deployment.operation(operation_id)["status"] == "running"
+
+    deployment.start_worker()
+    done = deployment.wait_for_status(
+        operation_id, ("complete", "failed"), LEASE_S + EXPORT_TIMEOUT_S
+    )
+    assert done["status"] == "complete", done
+    assert done["progress"] == 100.0
+    assert done["error"] is None
+    assert_monotonic(deployment.observed[operation_id])
+    assert names_in(location) == [f"{operation_id}.zip"]
+    assert_whole_package(location / f"{operation_id}.zip", operation_id, people, BULKY)
+    row = deployment.row(operation_id)
+    assert row is not None
+    assert (row["attempts"], row["lease_owner"]) == (2, None)
+
+
+def test_deleting_a_running_export_cancels_it_and_leaves_nothing(deploy, people):
+    """DELETE of a running export: 204, then 404 at once; the worker notices at its next
+    heartbeat, stops, removes its partial file and purges the row, all within a few
+    heartbeats, and then goes on serving other exports."""
+    deployment = deploy()
+    location = deployment.exports / "cancelled"
+    worker = deployment.start_worker()
+    operation_id = deployment.start_export(BULKY, location)
+    deployment.wait_until_exporting(operation_id, location)
+
+    deleted = deployment.http.delete(f"/dataPolicyOperations/{operation_id}")
+    assert deleted.status_code == 204, deleted.text
+    requested = time.monotonic()
+    gone = deployment.http.get(f"/dataPolicyOperations/{operation_id}")
+    assert gone.status_code == 404
+    assert gone.json()["error"]["code"] == "ResourceNotFound"
+    deployment.wait(
+        "the cancelled export's partial file and row to go",
+        lambda: not names_in(location) and deployment.row(operation_id) is None,
+        10,
+    )
+    stopped_after = time.monotonic() - requested
+    assert stopped_after < 6 * HEARTBEAT_S, f"the worker took {stopped_after:.1f}s to stop"
+    assert names_in(location) == []
+    assert deployment.http.get(f"/dataPolicyOperations/{operation_id}").status_code == 404
+
+    assert worker.poll() is None
+    later = deployment.start_export(SLIM, location)
+    done = deployment.wait_for_status(later, ("complete", "failed"), EXPORT_TIMEOUT_S)
+    assert done["status"] == "complete", done
+    assert names_in(location) == [f"{later}.zip"]
+    assert_whole_package(location / f"{later}.zip", later, people, SLIM)
+    assert f"export {operation_id} cancelled" in deployment.worker_log(1)
+
+
+def test_deleting_a_complete_export_removes_its_package(deploy):
+    """DELETE of a complete export: 204 and 404 at once; a worker then deletes the published
+    package and purges the row."""
+    deployment = deploy()
+    location = deployment.exports / "delivered"
+    deployment.start_worker()
+    operation_id = deployment.start_export(SLIM, location)
+    done = deployment.wait_for_status(operation_id, ("complete", "failed"), EXPORT_TIMEOUT_S)
+    assert done["status"] == "complete", done
+    package = location / f"{operation_id}.zip"
+    assert package.is_file()
+
+    deleted = deployment.http.delete(f"/dataPolicyOperations/{operation_id}")
+    assert deleted.status_code == 204, deleted.text
+    assert deployment.http.get(f"/dataPolicyOperations/{operation_id}").status_code == 404
+    deployment.wait(
+        "the deleted operation's package and row to go",
+        lambda: not package.exists() and deployment.row(operation_id) is None,
+        10,
+    )
+    assert names_in(location) == []
+
+
+def test_a_destination_made_unusable_after_the_request_fails_naming_it(deploy, tmp_path):
+    """Locations accepted at request time that cannot be written when the worker comes to them
+    fail the operation, with an error naming the problem and the place, and leave nothing
+    partial anywhere:
+
+    - the destination directory replaced by a regular file: StorageLocationInvalid at once;
+    - the destination replaced by a symlink to a directory outside the allowed roots:
+      StorageLocationInvalid at once, and nothing is written through the link;
+    - the package's final name taken by a directory, so publication itself is refused:
+      storageError after every attempt, naming the file that could not be published.
+    """
+    deployment = deploy(max_attempts=2)
+    now_a_file = deployment.exports / "now-a-file"
+    now_a_link = deployment.exports / "now-a-link"
+    name_taken = deployment.exports / "name-taken"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    file_op = deployment.start_export(SLIM, now_a_file)
+    link_op = deployment.start_export(SLIM, now_a_link)
+    taken_op = deployment.start_export(SLIM, name_taken)
+
+    now_a_file.rmdir()
+    now_a_file.write_text("not a directory\n")
+    now_a_link.rmdir()
+    now_a_link.symlink_to(outside, target_is_directory=True)
+    (name_taken / f"{taken_op}.zip").mkdir()
+    (name_taken / f"{taken_op}.zip" / "occupied").write_text("someone else's\n")
+    deployment.start_worker()
+
+    failed = {
+        operation_id: deployment.wait_for_status(operation_id, ("complete", "failed"), 30)
+        for operation_id in (file_op, link_op, taken_op)
+    }
+    assert {body["status"] for body in failed.values()} == {"failed"}, failed
+    assert failed[file_op]["error"] == {
+        "code": "StorageLocationInvalid",
+        "message": f"The storage location '{now_a_file}' exists and is not a directory.",
+    }
+    assert failed[link_op]["error"] == {
+        "code": "StorageLocationInvalid",
+        "message": f"The storage location '{now_a_link}' is not inside an allowed root.",
+    }
+    assert failed[taken_op]["error"]["code"] == "storageError"
+    message = failed[taken_op]["error"]["message"]
+    assert f"cannot publish {name_taken / taken_op}.zip: Is a directory" in message
+    assert "gave up after 2 attempts" in message
+    assert deployment.row(file_op)["attempts"] == 1  # no retry can fix a location
+    assert deployment.row(link_op)["attempts"] == 1
+
+    assert now_a_file.read_text() == "not a directory\n"
+    assert names_in(outside) == []
+    assert names_in(name_taken) == [f"{taken_op}.zip"]
+    assert names_in(name_taken / f"{taken_op}.zip") == ["occupied"]
+    assert partials_under(deployment.exports, outside) == []
+
+
+def test_a_storage_that_refuses_writes_mid_export_fails_naming_the_file(deploy):
+    """A destination that stops taking data part-way through (a full disk or a quota; here a
+    file size limit on the worker process, so writes fail with EFBIG) fails the operation after
+    its attempts with a storageError naming the file it could not write and why, and the
+    partial file is removed even though its last buffered bytes cannot be written either."""
+    deployment = deploy(max_attempts=2)
+    location = deployment.exports / "too-small"
+    deployment.start_worker(file_size_limit=8 * 1024 * 1024)
+    operation_id = deployment.start_export(BULKY, location)
+    failed = deployment.wait_for_status(operation_id, ("complete", "failed"), EXPORT_TIMEOUT_S)
+    assert failed["status"] == "failed", failed
+    assert failed["error"]["code"] == "storageError", (failed["error"], names_in(location))
+    message = failed["error"]["message"]
+    assert f"cannot write {location / f'.{operation_id}.zip.partial'}: File too large" in message
+    assert "gave up after 2 attempts" in message
+    assert names_in(location) == []
+    assert deployment.row(operation_id)["attempts"] == 2
+    assert " ERROR " not in deployment.worker_log(1)  # the partial file was discarded cleanly
+
+
+def test_an_unreachable_sql_source_is_retried_then_fails_without_its_password(deploy):
+    """A SQL source whose server cannot be reached (a closed loopback port) fails every
+    attempt; after max_attempts the operation is failed with code sourceError and a message
+    naming the source and its server but never the password in its URL (nor do the logs)."""
+    deployment = deploy(
+        max_attempts=2,
+        retry_backoff_seconds=0.1,
+        sources=(
+            "[[sources.sql]]\n"
+            "name = 'crm'\n"
+            f"url = 'postgresql+psycopg://exporter:{PASSWORD}@127.0.0.1:1/crm'\n"
+            "[[sources.sql.tables]]\n"
+            "table = 'contacts'\n"
+            "user_key = 'owner'\n"
+        ),
+    )
+    location = deployment.exports / "never-written"
+    deployment.start_worker()
+    operation_id = deployment.start_export("someone", location)
+    failed = deployment.wait_for_status(operation_id, ("complete", "failed"), 30)
+    assert failed["status"] == "failed", failed
+    assert failed["error"]["code"] == "sourceError"
+    message = failed["error"]["message"]
+    assert message.startswith("source 'crm' (postgresql+psycopg://exporter:***@127.0.0.1:1/crm)")
+    assert "gave up after 2 attempts" in message
+    assert PASSWORD not in deployment.http.get(f"/dataPolicyOperations/{operation_id}").text
+    assert deployment.row(operation_id)["attempts"] == 2
+    assert names_in(location) == []
+    assert PASSWORD not in deployment.logs(tail=None)
+
+
+def test_sigterm_hands_the_export_back_and_the_next_worker_completes_it(deploy, people):
+    """SIGTERM to a worker mid-export: it stops the export within a few heartbeats, removes its
+    partial file, gives the operation back (lease released, the attempt not counted) and exits
+    0; the next worker claims it at once and completes it as attempt 1."""
+    deployment = deploy()
+    location = deployment.exports / "handed-back"
+    first = deployment.start_worker()
+    operation_id = deployment.start_export(BULKY, location)
+    deployment.wait_until_exporting(operation_id, location)
+
+    signalled = time.monotonic()
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=10) == 0, deployment.logs()
+    stopped_after = time.monotonic() - signalled
+    assert stopped_after < 5, f"the worker took {stopped_after:.1f}s to stop"
+    row = deployment.row(operation_id)
+    assert row is not None
+    assert (row["status"], row["lease_owner"], row["attempts"]) == ("running", None, 0)
+    assert names_in(location) == []
+    log = deployment.worker_log(1)
+    assert "datapolicy worker stopped" in log
+    assert " ERROR " not in log
+
+    deployment.start_worker()
+    done = deployment.wait_for_status(operation_id, ("complete", "failed"), EXPORT_TIMEOUT_S)
+    assert done["status"] == "complete", done
+    assert done["error"] is None
+    assert_monotonic(deployment.observed[operation_id])
+    assert names_in(location) == [f"{operation_id}.zip"]
+    assert_whole_package(location / f"{operation_id}.zip", operation_id, people, BULKY)
+    assert deployment.row(operation_id)["attempts"] == 1
