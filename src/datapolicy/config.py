@@ -175,8 +175,31 @@ class LocalStorageConfig(_Strict):
     roots: tuple[Path, ...] = ()
 
 
+class AzureStorageConfig(_Strict):
+    """Azure Blob containers named by SAS URLs. Only these blob endpoints (host, or host:port)
+    may be named; loopback and private addresses must be listed explicitly."""
+
+    allowed_hosts: tuple[str, ...] = ()
+
+
+class S3StorageConfig(_Strict):
+    """One S3-compatible endpoint. Credentials come from here, never from a request."""
+
+    name: str = Field(pattern=_NAME)
+    endpoint_url: str
+    region: str = "us-east-1"
+    access_key_id: str
+    secret_access_key: str
+    buckets: tuple[str, ...]  # the buckets that s3://BUCKET/PREFIX locations may name
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"S3StorageConfig(name={self.name!r}, endpoint_url={self.endpoint_url!r})"
+
+
 class StorageConfig(_Strict):
     local: LocalStorageConfig = LocalStorageConfig()
+    azure: AzureStorageConfig = AzureStorageConfig()
+    s3: tuple[S3StorageConfig, ...] = ()
 
 
 class EngineConfig(_Strict):

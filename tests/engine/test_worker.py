@@ -9,7 +9,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from datapolicy.config import EngineConfig, SqlSourceConfig, TableConfig
+from datapolicy.config import (
+    EngineConfig,
+    LocalStorageConfig,
+    SqlSourceConfig,
+    StorageConfig,
+    TableConfig,
+)
 from datapolicy.demo import demo_user_id, prepare_demo
 from datapolicy.engine import build_context
 from datapolicy.engine.sources.sql import SqlSource
@@ -105,7 +111,8 @@ def test_an_unreachable_source_is_retried_then_fails_naming_it(tmp_path, databas
             tables=(TableConfig(table="contacts", user_key="owner"),),
         )
     )
-    context = ExportContext([broken], None, (exports_dir(tmp_path),))
+    storage = StorageConfig(local=LocalStorageConfig(roots=(exports_dir(tmp_path),)))
+    context = ExportContext([broken], None, storage)
     operation, _ = store.create("someone", str(exports_dir(tmp_path)))
     worker = worker_for(database, context)
     assert worker.run_once()

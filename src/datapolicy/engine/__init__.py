@@ -28,7 +28,8 @@ def build_context(config: Config, data_dir: Path) -> ExportContext:
     sources += [FileSource(f) for f in config.sources.files]
     directory = UserDirectory(config.directory) if config.directory is not None else None
     roots = (*config.storage.local.roots, (data_dir / EXPORTS_DIR).absolute())
-    return ExportContext(sources, directory, roots)
+    local = config.storage.local.model_copy(update={"roots": roots})
+    return ExportContext(sources, directory, config.storage.model_copy(update={"local": local}))
 
 
 __all__ = ["ExportContext", "ExportService", "User", "UserDirectory", "Worker", "build_context"]

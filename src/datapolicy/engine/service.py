@@ -33,7 +33,7 @@ class ExportService:
             )
 
     def check_location(self, location: str) -> None:
-        resolve_target(location, self.context.local_roots).check()
+        resolve_target(location, self.context.storage).check()
 
     def start(
         self, user_id: str, storage_location: str | None, idempotency_key: str | None = None

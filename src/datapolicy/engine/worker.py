@@ -20,9 +20,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from datapolicy.config import EngineConfig
+from datapolicy.config import EngineConfig, StorageConfig
 from datapolicy.engine.directory import User, UserDirectory
 from datapolicy.engine.exporter import Cancelled, Progress, export
 from datapolicy.engine.sources.base import Source, SourceError
@@ -52,7 +51,7 @@ class ExportContext:
 
     sources: Sequence[Source]
     directory: UserDirectory | None
-    local_roots: tuple[Path, ...]
+    storage: StorageConfig  # where packages may go (local roots include <data-dir>/exports)
 
     def user(self, user_id: str) -> User:
         if self.directory is None:
@@ -163,7 +162,7 @@ class Worker:
         if not operation.storage_location:
             raise PermanentError("StorageLocationInvalid", "The operation has no storageLocation.")
         try:
-            return resolve_target(operation.storage_location, self.context.local_roots).begin(
+            return resolve_target(operation.storage_location, self.context.storage).begin(
                 operation.id
             )
         except StorageLocationError as exc:
@@ -210,7 +209,7 @@ class Worker:
         location = operation.storage_location
         if location:
             try:
-                target = resolve_target(location, self.context.local_roots)
+                target = resolve_target(location, self.context.storage)
                 if job.package_location:
                     target.delete(operation.id)
                 target.discard_partial(operation.id)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from datapolicy.config import StorageConfig
 from datapolicy.engine.targets.base import (
     StorageError,
     StorageLocationError,
@@ -15,11 +14,14 @@ from datapolicy.engine.targets.local import local_target
 MAX_LOCATION_LENGTH = 2048
 
 
-def resolve_target(location: str, local_roots: tuple[Path, ...]) -> Target:
-    """The target a storage location names, or StorageLocationError saying why there is none."""
+def resolve_target(location: str, storage: StorageConfig) -> Target:
+    """The target a storage location names, or StorageLocationError saying why there is none.
+
+    Each kind of target recognises its own locations (returning None for others); the first
+    that recognises the location decides."""
     if not location or len(location) > MAX_LOCATION_LENGTH:
         raise StorageLocationError("Storage Location is not valid.")
-    target = local_target(location, local_roots)
+    target = local_target(location, storage.local.roots)
     if target is not None:
         return target
     scheme = location.split(":", 1)[0].lower() if ":" in location else ""
