@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote, urlencode
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
@@ -31,7 +33,22 @@ API_ROOT = "/v1.0"
 
 def service_root(request: Request) -> str:
     """The absolute URL of the API root, as the client addressed it."""
-    return f"{request.url.scheme}://{request.url.netloc}{API_ROOT}"
+    scope = request.scope
+    host = next((value for name, value in scope["headers"] if name == b"host"), None)
+    server = scope.get("server")
+    return _service_root(
+        scope.get("scheme", "http"), host, None if server is None else tuple(server)
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _service_root(scheme: str, host: bytes | None, server: tuple[str, int] | None) -> str:
+    """What `request.url` gives (Starlette checks the Host header and drops a default port),
+    worked out once per distinct scheme, Host and server address instead of by building and
+    parsing the whole request URL on every request (see docs/benchmarks.md)."""
+    headers = [] if host is None else [(b"host", host)]
+    url = URL(scope={"scheme": scheme, "server": server, "path": "/", "headers": headers})
+    return f"{url.scheme}://{url.netloc}{API_ROOT}"
 
 
 def _store(request: Request) -> OperationStore:
@@ -39,6 +56,8 @@ def _store(request: Request) -> OperationStore:
 
 
 def _options(request: Request, allowed: frozenset[str]) -> QueryOptions:
+    if not request.scope.get("query_string"):  # the usual GET by id: nothing to parse
+        return parse_query_options((), allowed)
     return parse_query_options(request.query_params.multi_items(), allowed)
 
 
