@@ -110,4 +110,7 @@ def utc_now() -> datetime:
 
 def format_datetime(value: datetime) -> str:
     """ISO 8601 in UTC with a `Z`, as Graph writes DateTimeOffset values."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # isoformat is several times faster than strftime, and this runs for every date served.
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

@@ -288,3 +288,18 @@ def test_metadata_describes_the_entity_the_context_urls_point_to(client):
         "code",  # of the publicError complex type
         "message",
     }
+
+
+def test_the_fast_read_path_answers_exactly_as_the_routed_one(client, user_id):
+    """A plain GET by id is served below Starlette (web/fastpath.py); a conditional GET that
+    does not match goes through the router. Both must send the same body and headers."""
+    created = create(client, user_id)
+    url = f"/dataPolicyOperations/{created['id']}"
+    fast = client.get(url)
+    routed = client.get(url, headers={"if-none-match": 'W/"no-such-etag"'})
+    assert fast.status_code == routed.status_code == 200
+    assert fast.content == routed.content
+    ignored = {"request-id", "client-request-id", "date"}
+    assert {k: v for k, v in fast.headers.items() if k not in ignored} == {
+        k: v for k, v in routed.headers.items() if k not in ignored
+    }

@@ -14,7 +14,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import orjson
@@ -40,14 +40,18 @@ class OrderKey:
 
 
 def effective_order(orderby: tuple[OrderBy, ...]) -> tuple[OrderKey, ...]:
-    """The client's `$orderby` (or the default: submission order), then `id` as tie-break."""
+    """The client's `$orderby` (or the default: submission order), then `id` as tie-break.
+
+    The tie-break runs in the direction of the last ordered property, so that the whole order
+    is one index (property, id) read forwards or backwards, and a keyset page can seek to its
+    start with a single row-value comparison."""
     keys = [OrderKey(item.prop.name, item.descending) for item in orderby] or [
         OrderKey("submittedDateTime", False)
     ]
     for index, key in enumerate(keys):
         if key.name == "id":
             return tuple(keys[: index + 1])  # id is unique: nothing after it changes the order
-    return (*keys, OrderKey("id", False))
+    return (*keys, OrderKey("id", keys[-1].descending))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +125,9 @@ def _load(key: OrderKey, raw: object) -> KeyValue:
             case EdmType.DOUBLE if isinstance(raw, int | float) and not isinstance(raw, bool):
                 return float(raw)
             case EdmType.DATE_TIME_OFFSET if isinstance(raw, str):
-                return datetime.fromisoformat(raw)
-    except ValueError:
+                # In UTC (as the store compares), 9999-12-31T23:59:59-01:00 overflows.
+                return datetime.fromisoformat(raw).astimezone(UTC)
+    except (ValueError, OverflowError):
         pass
     raise _invalid()
 

@@ -52,6 +52,11 @@ def where_clause(node: FilterNode, columns: Columns, encode: Encode) -> ColumnEl
             return and_(where_clause(left, columns, encode), where_clause(right, columns, encode))
         case Junction(left=left, right=right):
             return or_(where_clause(left, columns, encode), where_clause(right, columns, encode))
+        case Negation(operand=Negation(operand=inner)):
+            # not not x is x (every condition built here is two-valued). Collapsing it keeps a
+            # chain of nots from becoming as many nested NOT (...), which SQLite's parser refuses
+            # ("parser stack overflow") from about 40 deep.
+            return where_clause(inner, columns, encode)
         case Negation(operand=operand):
             return not_(where_clause(operand, columns, encode))
         case Constant(value=value):
@@ -135,7 +140,10 @@ def after_clause(
 def _expanded_after(
     keys: tuple[OrderKey, ...], props: list[Property], encoded: list[Any], columns: Columns
 ) -> ColumnElement[bool]:
-    """(k1 after v1) or (k1 = v1 and ((k2 after v2) or (k2 = v2 and ...)))."""
+    """(k1 after v1) or (k1 = v1 and ((k2 after v2) or (k2 = v2 and ...))).
+
+    When the first key is not null, the same condition is also bounded by `k1 >= v1` (or `<=`
+    descending): redundant, but it lets the database seek instead of filtering from the top."""
     condition: ColumnElement[bool] | None = None
     for key, prop, value in reversed(list(zip(keys, props, encoded, strict=True))):
         column = columns[key.name]
@@ -148,4 +156,7 @@ def _expanded_after(
             after = column > value
         condition = after if condition is None else or_(after, and_(equal, condition))
     assert condition is not None
+    first, value = columns[keys[0].name], encoded[0]
+    if value is not None and not props[0].nullable:
+        condition = and_(first <= value if keys[0].descending else first >= value, condition)
     return condition

@@ -7,7 +7,7 @@ representation on every database, with no driver-specific time-zone handling to 
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, text
 
 from datapolicy.model import MAX_STORAGE_LOCATION_LENGTH, MAX_USER_ID_LENGTH
 
@@ -42,6 +42,11 @@ operations = Table(
     Index("ix_operations_status", "status", "submitted_at", "id"),
     Index("ix_operations_completed", "completed_at", "id"),
     Index("ix_operations_queue", "status", "next_attempt_at"),
-    Index("ix_operations_deleted", "deleted_at"),
+    Index(
+        "ix_operations_deleted",
+        "deleted_at",
+        sqlite_where=text("deleted_at IS NOT NULL"),
+        postgresql_where=text("deleted_at IS NOT NULL"),
+    ),
     Index("ix_operations_idempotency", "idempotency_key"),
 )

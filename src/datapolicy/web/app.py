@@ -12,6 +12,7 @@ from datapolicy.errors import DatapolicyError
 from datapolicy.store import OperationStore
 from datapolicy.web import metadata, openapi, operations, users
 from datapolicy.web.errors import on_datapolicy_error, on_http_exception
+from datapolicy.web.fastpath import EntityReadPath
 from datapolicy.web.middleware import GraphRequestMiddleware
 
 
@@ -28,7 +29,11 @@ def create_app(store: OperationStore, exports: ExportService) -> Starlette:
                 ],
             )
         ],
-        middleware=[Middleware(GraphRequestMiddleware)],
+        # Outermost first: request ids and path cleaning apply to the fast path too.
+        middleware=[
+            Middleware(GraphRequestMiddleware),
+            Middleware(EntityReadPath, store=store),
+        ],
         exception_handlers={
             DatapolicyError: on_datapolicy_error,
             HTTPException: on_http_exception,

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.types import Scope
 
 from datapolicy.engine import ExportService
 from datapolicy.model import ENTITY_SET, Operation
@@ -33,7 +34,10 @@ API_ROOT = "/v1.0"
 
 def service_root(request: Request) -> str:
     """The absolute URL of the API root, as the client addressed it."""
-    scope = request.scope
+    return service_root_of(request.scope)
+
+
+def service_root_of(scope: Scope) -> str:
     host = next((value for name, value in scope["headers"] if name == b"host"), None)
     server = scope.get("server")
     return _service_root(

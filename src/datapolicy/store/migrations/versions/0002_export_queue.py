@@ -32,7 +32,16 @@ def upgrade() -> None:
         for name, type_, options in _COLUMNS:
             batch.add_column(sa.Column(name, type_, **options))
     op.create_index("ix_operations_queue", "operations", ["status", "next_attempt_at"])
-    op.create_index("ix_operations_deleted", "operations", ["deleted_at"])
+    # Partial: only rows whose deletion is pending (few, short-lived) are indexed, for the
+    # cleanup claim. A full index would look, to SQLite's planner (which has no statistics),
+    # like the best match for every list's `deleted_at IS NULL`: a full scan and sort per page.
+    op.create_index(
+        "ix_operations_deleted",
+        "operations",
+        ["deleted_at"],
+        sqlite_where=sa.text("deleted_at IS NOT NULL"),
+        postgresql_where=sa.text("deleted_at IS NOT NULL"),
+    )
     op.create_index("ix_operations_idempotency", "operations", ["idempotency_key"])
 
 
