@@ -40,6 +40,12 @@ class ExportService:
     ) -> tuple[Operation, bool]:
         """Queue an export; returns the operation and whether it is new (False when the
         idempotency key was seen within the last 24 hours)."""
+        if idempotency_key is not None:
+            # Before the checks: the first start may have changed what they see (Azure's
+            # RequestInfo.json marks a container as used).
+            existing = self.store.find_started(idempotency_key)
+            if existing is not None:
+                return existing, False
         location = storage_location or self.default_location
         self.check_user(user_id)
         self.check_location(location)

@@ -188,19 +188,28 @@ class OperationStore:
         )
         with self.database.transaction() as connection:
             if idempotency_key is not None:
-                sql, params = compile_statement(
-                    select(*ROW).where(
-                        operations.c.idempotency_key == idempotency_key,
-                        operations.c.submitted_at > to_micros(now - IDEMPOTENCY_WINDOW),
-                        VISIBLE,
-                    )
-                )
-                existing = connection.execute(sql, params).fetchone()
+                existing = self._by_idempotency_key(connection, idempotency_key, now)
                 if existing is not None:
-                    return to_operation(existing), False
+                    return existing, False
             sql, params = compile_statement(insert)
             connection.execute(sql, params)
         return operation, True
+
+    def find_started(self, idempotency_key: str) -> Operation | None:
+        """The operation started with this idempotency key in the last 24 hours, if any."""
+        return self._by_idempotency_key(self.database.connection(), idempotency_key, self.clock())
+
+    @staticmethod
+    def _by_idempotency_key(connection: Any, key: str, now: datetime) -> Operation | None:
+        sql, params = compile_statement(
+            select(*ROW).where(
+                operations.c.idempotency_key == key,
+                operations.c.submitted_at > to_micros(now - IDEMPOTENCY_WINDOW),
+                VISIBLE,
+            )
+        )
+        row = connection.execute(sql, params).fetchone()
+        return None if row is None else to_operation(row)
 
     def update(
         self, operation_id: str, changes: dict[str, Any], precondition: Precondition
