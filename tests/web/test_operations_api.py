@@ -303,3 +303,9 @@ def test_the_fast_read_path_answers_exactly_as_the_routed_one(client, user_id):
     assert {k: v for k, v in fast.headers.items() if k not in ignored} == {
         k: v for k, v in routed.headers.items() if k not in ignored
     }
+
+
+def test_a_trailing_slash_is_an_unknown_resource_not_a_redirect(client, user_id):
+    created = create(client, user_id)
+    response = client.get(f"/dataPolicyOperations/{created['id']}/")
+    assert_graph_error(response, 404, "ResourceNotFound")

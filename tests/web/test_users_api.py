@@ -98,7 +98,7 @@ def test_export_personal_data_is_202_with_location_and_completes(api, demo_servi
     ("location", "reason"),
     [
         ("relative/path", "absolute path"),
-        ("https://example.com/container", "not supported"),
+        ("https://example.com/container", "must be an Azure Blob container SAS URL"),
         ("ftp://example.com/x", "Storage Location is not valid"),
         ("file://host/share/x", "without a host"),
         ("/etc", "not inside an allowed root"),

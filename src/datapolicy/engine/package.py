@@ -6,7 +6,8 @@ Layout::
                                and size + SHA-256 of every other entry
     index.html                 a human-readable summary for the person who receives it
     records/<source>/<name>.jsonl   one JSON object per line, per table or query
-    files/<source>/<path>      files copied whole
+    files/<source>/<path>      files copied whole (stored, not deflated, when their start
+                               does not compress: photos, video, archives)
 
 The writer streams: it never holds a table or a file in memory, and it writes to any binary
 stream, seekable or not (zipfile then uses data descriptors), so a storage target can upload the
@@ -20,6 +21,7 @@ import contextlib
 import hashlib
 import html
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -30,6 +32,10 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 INDEX = "index.html"
 COPY_CHUNK = 1024 * 1024
+SAMPLE_SLICES = 16  # a file's first chunk is sampled in this many slices ...
+SAMPLE_SLICE = 4096  # ... of this many bytes, to decide whether to deflate it
+SAMPLE_MIN = 1024  # files smaller than this are always deflated
+STORE_ABOVE = 0.95  # stored when the sample deflates to more than this fraction of its size
 
 
 @dataclass
@@ -81,6 +87,8 @@ class PackageWriter:
         digest, size, count = hashlib.sha256(), 0, 0
         with self._zip.open(path, "w", force_zip64=True) as entry:
             for batch in batches:
+                # OPT_NON_STR_KEYS: SQLAlchemy's column names are str subclasses, which orjson
+                # refuses as keys without it.
                 chunk = b"".join(
                     orjson.dumps(row, default=_json_default, option=orjson.OPT_NON_STR_KEYS) + b"\n"
                     for row in batch
@@ -100,12 +108,14 @@ class PackageWriter:
         """Copy a file into the package; yields the number of bytes of each chunk copied."""
         path = self._unique(f"files/{_safe(source.name)}/{relative_path}")
         digest, size = hashlib.sha256(), 0
-        with self._zip.open(path, "w", force_zip64=True) as entry:
-            while chunk := content.read(COPY_CHUNK):
+        chunk = content.read(COPY_CHUNK)
+        with self._zip.open(_file_entry(path, chunk), "w", force_zip64=True) as entry:
+            while chunk:
                 entry.write(chunk)
                 digest.update(chunk)
                 size += len(chunk)
                 yield len(chunk)
+                chunk = content.read(COPY_CHUNK)
         self.entries.append(EntryInfo(path, size, digest.hexdigest()))
         source.files += 1
         source.bytes += size
@@ -146,6 +156,25 @@ def _safe(name: str) -> str:
     """A single path segment: no separators, no dot-dot."""
     cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".")
     return cleaned or "_"
+
+
+def _file_entry(path: str, head: bytes) -> str | zipfile.ZipInfo:
+    """How to store a file, judged by its first chunk: deflated, unless that does not compress
+    (photos, video, archives), in which case stored as it is: deflating such a file costs more
+    than the rest of the copy and saves nothing."""
+    if len(head) < SAMPLE_MIN or _deflates(head):
+        return path  # the archive's default: deflated
+    info = zipfile.ZipInfo(path)  # the same name, time and permissions as the default
+    info.compress_type = zipfile.ZIP_STORED
+    return info
+
+
+def _deflates(head: bytes) -> bool:
+    """Whether deflate shrinks `head`, from slices spread over all of it (so that a header or a
+    run of padding at the start does not decide for the whole chunk)."""
+    step = max(SAMPLE_SLICE, len(head) // SAMPLE_SLICES)
+    sample = b"".join(head[i : i + SAMPLE_SLICE] for i in range(0, len(head), step))
+    return len(zlib.compress(sample, 1)) < len(sample) * STORE_ABOVE
 
 
 def _json_default(value: Any) -> Any:

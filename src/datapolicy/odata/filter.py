@@ -34,7 +34,9 @@ from datapolicy.odata.expressions import (
 
 MAX_FILTER_LENGTH = 4096  # characters; a filter longer than this is refused, not parsed
 MAX_IN_LIST = 500  # values in one `in (...)` list
-MAX_DEPTH = 100  # nesting of and/or/not; deeper trees would strain every recursive step after
+# Nesting of and/or/not. SQLite's parser refuses the SQL of alternately nested and/or from about
+# 34 levels ("parser stack overflow", a 500), so the limit stays safely below that.
+MAX_DEPTH = 30
 
 _COMPARATORS: dict[type[ast._Comparator], ComparisonOperator] = {
     ast.Eq: "eq",
@@ -254,11 +256,12 @@ class _Checker:
 def _parse_datetime(text: str) -> datetime:
     try:
         value = isoparse(text)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        # In UTC, 9999-12-31T23:59:59-01:00 is past datetime.max: OverflowError.
+        return value.astimezone(UTC)
     except (ValueError, OverflowError):
         raise QueryOptionError(f"'{text}' is not a valid DateTimeOffset.") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def _nesting(op: ast._BoolOpToken, child: ast._Node) -> int:

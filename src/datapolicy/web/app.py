@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Mount
+from starlette.routing import Mount, Router
 
 from datapolicy.engine import ExportService
 from datapolicy.errors import DatapolicyError
@@ -21,12 +21,16 @@ def create_app(store: OperationStore, exports: ExportService) -> Starlette:
         routes=[
             Mount(
                 operations.API_ROOT,
-                routes=[
-                    *operations.routes,
-                    *users.routes,
-                    *metadata.routes,
-                    *openapi.routes,
-                ],
+                # Graph answers a trailing slash as an unknown resource; it does not redirect.
+                app=Router(
+                    routes=[
+                        *operations.routes,
+                        *users.routes,
+                        *metadata.routes,
+                        *openapi.routes,
+                    ],
+                    redirect_slashes=False,
+                ),
             )
         ],
         # Outermost first: request ids and path cleaning apply to the fast path too.
@@ -39,6 +43,7 @@ def create_app(store: OperationStore, exports: ExportService) -> Starlette:
             HTTPException: on_http_exception,
         },
     )
+    app.router.redirect_slashes = False
     app.state.store = store
     app.state.exports = exports
     return app

@@ -80,9 +80,13 @@ async def list_users(request: Request) -> Response:
     fields = _select(options)
     size = DEFAULT_PAGE_SIZE
     if "top" in options:
-        if not options["top"].isdigit() or not 1 <= int(options["top"]) <= MAX_PAGE_SIZE:
+        top = options["top"]
+        # ASCII digits, and few: isdigit() alone admits "²", and int() refuses it and any
+        # number of over 4300 digits with a ValueError (a 500).
+        valid = top.isascii() and top.isdigit() and len(top) <= 12
+        if not valid or not 1 <= int(top) <= MAX_PAGE_SIZE:
             raise QueryOptionError(f"$top must be an integer from 1 to {MAX_PAGE_SIZE}.")
-        size = int(options["top"])
+        size = int(top)
     after = _decode_user_token(options["skiptoken"]) if "skiptoken" in options else None
     directory = _exports(request).context.directory
     users = (

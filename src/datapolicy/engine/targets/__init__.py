@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datapolicy.config import StorageConfig
+from datapolicy.engine.targets.azure import azure_target
 from datapolicy.engine.targets.base import (
     StorageError,
     StorageLocationError,
@@ -10,6 +11,7 @@ from datapolicy.engine.targets.base import (
     Upload,
 )
 from datapolicy.engine.targets.local import local_target
+from datapolicy.engine.targets.s3 import s3_target
 
 MAX_LOCATION_LENGTH = 2048
 
@@ -21,18 +23,23 @@ def resolve_target(location: str, storage: StorageConfig) -> Target:
     that recognises the location decides."""
     if not location or len(location) > MAX_LOCATION_LENGTH:
         raise StorageLocationError("Storage Location is not valid.")
-    target = local_target(location, storage.local.roots)
+    target = (
+        local_target(location, storage.local.roots)
+        or azure_target(location, storage.azure)
+        or s3_target(location, storage.s3)
+    )
     if target is not None:
         return target
     scheme = location.split(":", 1)[0].lower() if ":" in location else ""
-    if scheme in ("https", "http", "s3"):
+    if scheme in ("https", "http"):
         raise StorageLocationError(
-            f"Storage locations of the '{scheme}' scheme are not supported yet; "
-            "use a local directory.",
+            "Storage Location is not valid: an http(s) location must be an Azure Blob "
+            "container SAS URL on an allowed host ([storage.azure]).",
             code="StorageLocationNotSupported",
         )
     raise StorageLocationError(
-        "Storage Location is not valid: give an absolute path or a file:// URL."
+        "Storage Location is not valid: give an absolute path, a file:// URL, an Azure Blob "
+        "container SAS URL or s3://BUCKET/PREFIX."
     )
 
 

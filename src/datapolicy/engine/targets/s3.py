@@ -1,0 +1,557 @@
+"""The S3 target: `s3://BUCKET/PREFIX` on an S3-compatible endpoint configured in `[[storage.s3]]`.
+
+The endpoint, region and credentials come from the configuration entry whose `buckets` lists
+BUCKET, never from the request; a bucket no entry lists is refused (400). The package is written
+to `PREFIX/<operationId>.zip` (or `<operationId>.zip` without a prefix).
+
+Upload: a multipart upload, streamed in parts as the package is made (memory: one part, 8 MiB,
+growing by 8 MiB every 1,000 parts so that the 10,000-part limit is reached only past ~400 GiB).
+`finish()` uploads the last part; `publish()` completes the multipart upload, so the object
+appears whole at its final key or not at all. `discard()` aborts the upload; `begin()` and
+`discard_partial()` abort any unfinished multipart upload left for the key by an earlier attempt
+or a killed worker (ListMultipartUploads), so nothing partial is left behind.
+
+`check()` (at request time) starts and aborts a multipart upload of a probe key under the
+prefix: it proves that the bucket exists and that the credentials may write, and leaves nothing.
+
+Transient failures (5xx, throttling, dropped connections, timeouts) are retried with exponential
+backoff for about half a minute; what is left reaches the operation as StorageError naming
+the object, the HTTP status and the S3 error code. Messages never carry credentials or query
+strings.
+
+Presigned URLs are not accepted: a presigned PUT names one object written by one single request.
+It cannot be a multipart upload (each part needs its own signature, for an upload id that does not
+exist when the caller signs), so the whole package would have to be spooled to local disk and sent
+in one request of at most 5 GiB; that request makes the object visible, so it cannot happen
+before the operation completes nor inside the quick `publish()` step; and the URL cannot delete
+the package when the operation is deleted, nor clean up after a failed attempt. Such URLs (and
+other http(s) URLs on a configured endpoint) are refused with a 400 that says to use
+`s3://BUCKET/PREFIX`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import threading
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from datapolicy.config import S3StorageConfig
+from datapolicy.engine.targets.base import StorageError, StorageLocationError, Target, Upload
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_SUFFIX = ".zip"
+PROBE_PREFIX = ".datapolicy-check-"
+PART_SIZE = 8 * 1024 * 1024
+MIN_PART_SIZE = 5 * 1024 * 1024  # S3's minimum for every part but the last
+MAX_PARTS = 10_000
+PARTS_PER_STEP = 1_000  # the part size grows by PART_SIZE every this many parts
+
+# Each request is retried on a transient failure (a dropped connection, a timeout, 5xx, throttling)
+# after each of these delays, so uploads ride out an outage of about half a minute before the
+# attempt fails (the worker then retries the export with its own backoff); a check at request time
+# gives up sooner. (botocore's own retries back off by a random fraction of these, so they are off.)
+UPLOAD_OPTIONS: dict[str, Any] = {
+    "retry_delays": (0.5, 1, 2, 4, 8, 8, 8),
+    "connect_timeout": 10,
+    "read_timeout": 120,
+}
+CHECK_OPTIONS: dict[str, Any] = {"retry_delays": (0.5,), "connect_timeout": 5, "read_timeout": 20}
+PUBLISH_RETRY_DELAYS = (0.2, 1.0)
+_TRANSIENT_CODES = {
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+}
+
+# Bucket names as S3 allows them (3-63 lowercase letters, digits, dots and hyphens).
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_AUTHENTICATION_FAILURES = (
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+    "InvalidToken",
+    "ExpiredToken",
+    "AuthorizationHeaderMalformed",
+)
+_PRESIGNED_FIELDS = ("x-amz-signature", "x-amz-credential", "signature", "awsaccesskeyid")
+_URL_QUERY = re.compile(r"(https?://[^\s'\"?]*)\?[^\s'\"]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` with every URL's query removed."""
+    return _URL_QUERY.sub(r"\1", text)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code") or "")
+
+
+def _status(exc: ClientError) -> int | None:
+    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason for a storage failure: HTTP status and S3 error code, no secrets."""
+    if isinstance(exc, ClientError):
+        return f"HTTP {_status(exc) or '?'} {_code(exc)}".strip()
+    if isinstance(exc, BotoCoreError):
+        return type(exc).__name__  # messages name the endpoint, nothing secret, but keep it short
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+_SESSION_LOCK = threading.Lock()
+_SESSIONS: list[boto3.session.Session] = []
+
+
+def _session() -> boto3.session.Session:
+    if not _SESSIONS:
+        _SESSIONS.append(boto3.session.Session())
+    return _SESSIONS[0]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether another try of the same request may succeed."""
+    if isinstance(exc, ClientError):
+        status = _status(exc) or 0
+        return status >= 500 or status in (408, 429) or _code(exc) in _TRANSIENT_CODES
+    return isinstance(exc, (BotoConnectionError, HTTPClientError))
+
+
+class _RetryingClient:
+    """A boto3 S3 client whose calls are retried on transient failures, with backoff."""
+
+    def __init__(self, client: Any, delays: tuple[float, ...]):
+        self._client = client
+        self._delays = delays
+
+    def with_delays(self, delays: tuple[float, ...]) -> _RetryingClient:
+        """The same client, retrying after `delays` instead."""
+        return _RetryingClient(self._client, delays)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if name in ("close", "get_paginator"):
+            return method
+
+        def call(**kwargs: Any) -> Any:
+            for delay in (*self._delays, None):
+                try:
+                    return method(**kwargs)
+                except (ClientError, BotoCoreError) as exc:
+                    if delay is None or not is_transient(exc):
+                        raise
+                    logger.debug("S3 %s failed (%s); retrying in %ss", name, describe(exc), delay)
+                    time.sleep(delay)
+            raise AssertionError("unreachable")
+
+        return call
+
+
+class S3Target(Target):
+    """A bucket and key prefix on a configured S3-compatible endpoint."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        config: S3StorageConfig,
+        *,
+        part_size: int = PART_SIZE,
+        upload_options: dict[str, Any] | None = None,
+        check_options: dict[str, Any] | None = None,
+    ):
+        self.bucket = bucket
+        self.prefix = prefix
+        self.config = config
+        self.part_size = part_size
+        self.upload_options = UPLOAD_OPTIONS if upload_options is None else upload_options
+        self.check_options = CHECK_OPTIONS if check_options is None else check_options
+
+    @property
+    def where(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def key(self, operation_id: str) -> str:
+        name = f"{operation_id}{PACKAGE_SUFFIX}"
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def client(self, options: dict[str, Any]) -> Any:
+        with _SESSION_LOCK:  # sessions are not thread-safe; one keeps the loaded S3 model
+            client = _session().client(
+                "s3",
+                endpoint_url=self.config.endpoint_url,
+                region_name=self.config.region,
+                aws_access_key_id=self.config.access_key_id,
+                aws_secret_access_key=self.config.secret_access_key,
+                config=Config(
+                    s3={"addressing_style": "path"},
+                    retries={"mode": "standard", "max_attempts": 1},
+                    connect_timeout=options["connect_timeout"],
+                    read_timeout=options["read_timeout"],
+                    # S3-compatible servers differ in their support of the newer flexible checksums.
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                ),
+            )
+        return _RetryingClient(client, tuple(options["retry_delays"]))
+
+    def _refused(self, exc: ClientError) -> str:
+        code = _code(exc)
+        if code in _AUTHENTICATION_FAILURES:
+            return (
+                f" (the credentials configured in [[storage.s3]] '{self.config.name}' are not "
+                "accepted: the key is unknown, or the secret is wrong or has been revoked)"
+            )
+        if code == "NoSuchBucket":
+            return f" (the bucket '{self.bucket}' does not exist)"
+        if _status(exc) == 403:
+            return (
+                f" (the credentials configured in [[storage.s3]] '{self.config.name}' do not "
+                f"permit writing to the bucket '{self.bucket}')"
+            )
+        return ""
+
+    # --- at request time -----------------------------------------------------------------------
+
+    def check(self) -> None:
+        client = self.client(self.check_options)
+        probe = self.key(f"{PROBE_PREFIX}{uuid.uuid4().hex}").removesuffix(PACKAGE_SUFFIX)
+        try:
+            upload_id = client.create_multipart_upload(Bucket=self.bucket, Key=probe)["UploadId"]
+            client.abort_multipart_upload(Bucket=self.bucket, Key=probe, UploadId=upload_id)
+        except ClientError as exc:
+            raise StorageLocationError(
+                f"S3 storage '{self.config.name}' refused to write to {self.where}: "
+                f"{describe(exc)}{self._refused(exc)}."
+            ) from None
+        except BotoCoreError as exc:
+            raise StorageLocationError(
+                f"S3 storage '{self.config.name}' cannot be reached for {self.where} "
+                f"({describe(exc)})."
+            ) from None
+        finally:
+            client.close()
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def begin(self, operation_id: str) -> Upload:
+        client = self.client(self.upload_options)
+        key = self.key(operation_id)
+        try:
+            self._abort_unfinished(client, key, quiet=True)
+            upload_id = client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ContentType="application/zip"
+            )["UploadId"]
+        except ClientError as exc:
+            client.close()
+            message = (
+                f"S3 storage '{self.config.name}' refused to start the upload of "
+                f"s3://{self.bucket}/{key}: {describe(exc)}{self._refused(exc)}"
+            )
+            if _code(exc) == "NoSuchBucket" or _status(exc) == 403:
+                raise StorageLocationError(message) from None  # no retry can fix these
+            raise StorageError(message) from None
+        except BotoCoreError as exc:
+            client.close()
+            raise StorageError(
+                f"cannot start the upload of s3://{self.bucket}/{key}: {describe(exc)}"
+            ) from None
+        return _S3Upload(self, client, key, upload_id)
+
+    def _abort_unfinished(self, client: Any, key: str, *, quiet: bool = False) -> int:
+        """Abort every unfinished multipart upload of `key`; how many there were. With `quiet`,
+        a refusal to list (credentials that may write but not list) is ignored."""
+        aborted = 0
+        try:
+            for page in _pages(client, self.bucket, key):
+                for upload in page.get("Uploads", []):
+                    if upload["Key"] != key:
+                        continue
+                    try:
+                        client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=key, UploadId=upload["UploadId"]
+                        )
+                    except ClientError as exc:
+                        if _code(exc) != "NoSuchUpload":
+                            raise
+                    aborted += 1
+        except ClientError as exc:
+            if quiet and _status(exc) == 403 and _code(exc) not in _AUTHENTICATION_FAILURES:
+                return aborted
+            raise
+        return aborted
+
+    def discard_partial(self, operation_id: str) -> None:
+        key = self.key(operation_id)
+        client = self.client(self.upload_options)
+        try:
+            self._abort_unfinished(client, key)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(
+                f"cannot remove the unfinished uploads of s3://{self.bucket}/{key}: {describe(exc)}"
+            ) from None
+        finally:
+            client.close()
+
+    def delete(self, operation_id: str) -> bool:
+        key = self.key(operation_id)
+        client = self.client(self.upload_options)
+        try:
+            try:
+                client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if _status(exc) == 404:
+                    return False
+                if _status(exc) != 403:  # may delete without being allowed to read: try
+                    raise
+            client.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(
+                f"cannot delete s3://{self.bucket}/{key}: {describe(exc)}"
+                f"{self._refused(exc) if isinstance(exc, ClientError) else ''}"
+            ) from None
+        finally:
+            client.close()
+        return True
+
+
+class _S3Upload(Upload):
+    def __init__(self, target: S3Target, client: Any, key: str, upload_id: str):
+        self.target = target
+        self.client = client
+        self.key = key
+        self.upload_id = upload_id
+        self.parts: list[dict[str, Any]] = []
+        self.stream = _PartStream(self)
+        self.finished = False
+        self.completing = False
+        self.done = False
+        self.lock = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        return f"s3://{self.target.bucket}/{self.key}"
+
+    def next_part_size(self) -> int:
+        return self.target.part_size * (1 + len(self.parts) // PARTS_PER_STEP)
+
+    def upload_part(self, data: bytes) -> None:
+        number = len(self.parts) + 1
+        if number > MAX_PARTS:
+            raise StorageError(f"{self.where}: the package is too large for a multipart upload")
+        try:
+            response = self.client.upload_part(
+                Bucket=self.target.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                Body=data,
+            )
+        except ClientError as exc:
+            raise StorageError(
+                f"S3 storage '{self.target.config.name}' refused part {number} of {self.where}: "
+                f"{describe(exc)}{self.target._refused(exc)}"
+            ) from None
+        except BotoCoreError as exc:
+            raise StorageError(
+                f"cannot upload part {number} of {self.where}: {describe(exc)}"
+            ) from None
+        self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+    def finish(self) -> None:
+        try:
+            self.stream.close()  # uploads what is left
+            if not self.parts:
+                self.upload_part(b"")
+        except StorageError:
+            self.discard()
+            raise
+        self.finished = True
+
+    def publish(self) -> str:
+        if not self.finished:
+            raise StorageError(f"{self.where}: publish() before finish()")
+        self.completing = True
+        try:
+            # Quick: this runs under the store's lock. A completion that reached the storage but
+            # whose answer was lost is retried as NoSuchUpload; discard() then deletes the object
+            # and the export is tried again.
+            self.client.with_delays(PUBLISH_RETRY_DELAYS).complete_multipart_upload(
+                Bucket=self.target.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": self.parts},
+            )
+        except ClientError as exc:
+            raise StorageError(
+                f"S3 storage '{self.target.config.name}' refused to complete {self.where}: "
+                f"{describe(exc)}{self.target._refused(exc)}"
+            ) from None
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot complete {self.where}: {describe(exc)}") from None
+        self.done = True
+        self.client.close()
+        return self.where
+
+    def discard(self) -> None:
+        self.stream.abandon()
+        with self.lock:
+            if self.done:
+                return
+            self.done = True
+        bucket = self.target.bucket
+        try:
+            try:
+                self.client.abort_multipart_upload(
+                    Bucket=bucket, Key=self.key, UploadId=self.upload_id
+                )
+            except ClientError as exc:
+                if _code(exc) != "NoSuchUpload":
+                    raise
+            if self.completing:  # the completion may have reached the storage
+                self.client.delete_object(Bucket=bucket, Key=self.key)
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("cannot abort the upload of %s: %s", self.where, describe(exc))
+        finally:
+            self.client.close()
+
+
+class _PartStream(io.RawIOBase):
+    """A write-only stream that uploads a part each time a part's worth of bytes has arrived."""
+
+    def __init__(self, upload: _S3Upload):
+        self.upload = upload
+        self.buffer = bytearray()
+        self.abandoned = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any, /) -> int:
+        if self.closed:
+            raise ValueError("write to a closed stream")
+        view = memoryview(data).cast("B")
+        self.buffer += view
+        while len(self.buffer) >= (size := self.upload.next_part_size()):
+            part = bytes(self.buffer[:size])
+            del self.buffer[:size]
+            self.upload.upload_part(part)
+        return len(view)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self.buffer and not self.abandoned:
+                self.upload.upload_part(bytes(self.buffer))
+        finally:
+            self.buffer = bytearray()
+            super().close()
+
+    def abandon(self) -> None:
+        self.abandoned = True
+        self.buffer = bytearray()
+        if not self.closed:
+            super().close()
+
+
+def _pages(client: Any, bucket: str, prefix: str) -> Any:
+    """The pages of ListMultipartUploads for `prefix` (each request retried)."""
+    markers: dict[str, str] = {}
+    while True:
+        page = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix, **markers)
+        yield page
+        if not page.get("IsTruncated"):
+            return
+        markers = {
+            "KeyMarker": page.get("NextKeyMarker", ""),
+            "UploadIdMarker": page.get("NextUploadIdMarker", ""),
+        }
+
+
+def _parse_s3_url(location: str) -> tuple[str, str]:
+    """(bucket, prefix) of `s3://BUCKET/PREFIX`, or StorageLocationError saying what is wrong."""
+    try:
+        parts = urlsplit(location)
+    except ValueError:
+        raise StorageLocationError(
+            "The S3 storage location is malformed: give s3://BUCKET/PREFIX."
+        ) from None
+    bucket = parts.netloc
+    if parts.query or parts.fragment or "@" in bucket or ":" in bucket:
+        raise StorageLocationError(
+            "An S3 storage location is s3://BUCKET/PREFIX, without credentials, port, query or "
+            "fragment: the endpoint and credentials come from the configuration."
+        )
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise StorageLocationError(
+            f"The S3 storage location is malformed: '{bucket[:63]}' is not a valid bucket name "
+            "(give s3://BUCKET/PREFIX)."
+        )
+    prefix = parts.path.strip("/")
+    segments = prefix.split("/") if prefix else []
+    if any(s in ("", ".", "..") for s in segments) or "\x00" in prefix or len(prefix) > 900:
+        raise StorageLocationError(
+            "The S3 storage location is malformed: the prefix may not contain empty, '.' or "
+            "'..' segments or NUL, and must be shorter than 900 characters."
+        )
+    return bucket, prefix
+
+
+def _on_endpoint(parts: Any, config: S3StorageConfig) -> bool:
+    endpoint = urlsplit(config.endpoint_url)
+    try:
+        return (
+            (parts.hostname or "").lower() == (endpoint.hostname or "").lower()
+            and parts.port == endpoint.port
+            and parts.scheme.lower() == endpoint.scheme.lower()
+        )
+    except ValueError:
+        return False
+
+
+def s3_target(location: str, configs: tuple[S3StorageConfig, ...]) -> S3Target | None:
+    """The target for `s3://BUCKET/PREFIX`, None if `location` is not an S3 location, or
+    StorageLocationError for an S3 location that cannot be used (malformed, a bucket no
+    [[storage.s3]] entry lists, a presigned URL)."""
+    scheme = location.split(":", 1)[0].lower() if ":" in location else ""
+    if scheme == "s3":
+        bucket, prefix = _parse_s3_url(location)
+        for config in configs:
+            if bucket in config.buckets:
+                return S3Target(bucket, prefix, config)
+        raise StorageLocationError(
+            f"The S3 bucket '{bucket}' is not configured: list it in the `buckets` of a "
+            "[[storage.s3]] entry to export there."
+        )
+    if scheme not in ("http", "https"):
+        return None
+    try:
+        parts = urlsplit(location)
+    except ValueError:
+        return None
+    fields = {key.lower() for key in parse_qs(parts.query)}
+    presigned = any(field in fields for field in _PRESIGNED_FIELDS[:2]) or (
+        {"signature", "awsaccesskeyid"} <= fields
+    )
+    if presigned or any(_on_endpoint(parts, config) for config in configs):
+        raise StorageLocationError(
+            "Presigned S3 URLs are not supported as storage locations (a presigned PUT cannot "
+            "carry a multipart upload, be published atomically or be deleted): give "
+            "s3://BUCKET/PREFIX with the bucket listed in a [[storage.s3]] entry.",
+            code="StorageLocationNotSupported",
+        )
+    return None
