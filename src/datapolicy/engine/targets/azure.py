@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import ipaddress
 import logging
 import re
@@ -50,7 +49,13 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings, ExponentialRetry
 
 from datapolicy.config import AzureStorageConfig
-from datapolicy.engine.targets.base import StorageError, StorageLocationError, Target, Upload
+from datapolicy.engine.targets.base import (
+    ChunkedStream,
+    StorageError,
+    StorageLocationError,
+    Target,
+    Upload,
+)
 
 logger = logging.getLogger(__name__)
 # The SDK logs every request at INFO (queries redacted): too much for a service's log.
@@ -413,7 +418,7 @@ class _AzureUpload(Upload):
         self.container = container
         self.name = name
         self.blob = container.get_blob_client(name)
-        self.stream = _BlockStream(self)
+        self.stream = ChunkedStream(lambda: self.target.block_size, self.stage)
         self.blocks: list[BlobBlock] = []
         self.nonce = uuid.uuid4().hex  # block ids differ between attempts, all of one length
         self.committing = False
@@ -482,46 +487,6 @@ class _AzureUpload(Upload):
         finally:
             container.close()
             self.container.close()
-
-
-class _BlockStream(io.RawIOBase):
-    """A write-only stream that stages a block each time `block_size` bytes have arrived."""
-
-    def __init__(self, upload: _AzureUpload):
-        self.upload = upload
-        self.buffer = bytearray()
-        self.abandoned = False
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any, /) -> int:
-        if self.closed:
-            raise ValueError("write to a closed stream")
-        view = memoryview(data).cast("B")
-        self.buffer += view
-        size = self.upload.target.block_size
-        while len(self.buffer) >= size:
-            block = bytes(self.buffer[:size])
-            del self.buffer[:size]
-            self.upload.stage(block)
-        return len(view)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        try:
-            if self.buffer and not self.abandoned:
-                self.upload.stage(bytes(self.buffer))
-        finally:
-            self.buffer = bytearray()
-            super().close()
-
-    def abandon(self) -> None:
-        self.abandoned = True
-        self.buffer = bytearray()
-        if not self.closed:
-            super().close()
 
 
 def _valid_port(parts: Any) -> bool:

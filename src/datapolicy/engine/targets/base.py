@@ -18,8 +18,10 @@ so it must be short; the slow work belongs in `finish()`.
 
 from __future__ import annotations
 
+import io
 from abc import ABC, abstractmethod
-from typing import IO
+from collections.abc import Callable
+from typing import IO, Any
 
 from datapolicy.errors import InvalidRequest
 
@@ -68,3 +70,46 @@ class Target(ABC):
     @abstractmethod
     def delete(self, operation_id: str) -> bool:
         """Delete the published package; False if there was none."""
+
+
+class ChunkedStream(io.RawIOBase):
+    """A write-only stream for object stores: buffers what is written and hands it on in
+    chunks (a block, a multipart part) of `chunk_size()` bytes, so memory stays at one chunk.
+
+    Closing hands on the rest; `abandon()` drops it, for an upload being discarded."""
+
+    def __init__(self, chunk_size: Callable[[], int], emit: Callable[[bytes], None]):
+        self.chunk_size = chunk_size
+        self.emit = emit
+        self.buffer = bytearray()
+        self.abandoned = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any, /) -> int:
+        if self.closed:
+            raise ValueError("write to a closed stream")
+        view = memoryview(data).cast("B")
+        self.buffer += view
+        while len(self.buffer) >= (size := self.chunk_size()):
+            chunk = bytes(self.buffer[:size])
+            del self.buffer[:size]
+            self.emit(chunk)
+        return len(view)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self.buffer and not self.abandoned:
+                self.emit(bytes(self.buffer))
+        finally:
+            self.buffer = bytearray()
+            super().close()
+
+    def abandon(self) -> None:
+        self.abandoned = True
+        self.buffer = bytearray()
+        if not self.closed:
+            super().close()

@@ -31,7 +31,6 @@ other http(s) URLs on a configured endpoint) are refused with a 400 that says to
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import threading
@@ -46,7 +45,13 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from datapolicy.config import S3StorageConfig
-from datapolicy.engine.targets.base import StorageError, StorageLocationError, Target, Upload
+from datapolicy.engine.targets.base import (
+    ChunkedStream,
+    StorageError,
+    StorageLocationError,
+    Target,
+    Upload,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -335,7 +340,7 @@ class _S3Upload(Upload):
         self.key = key
         self.upload_id = upload_id
         self.parts: list[dict[str, Any]] = []
-        self.stream = _PartStream(self)
+        self.stream = ChunkedStream(self.next_part_size, self.upload_part)
         self.finished = False
         self.completing = False
         self.done = False
@@ -427,45 +432,6 @@ class _S3Upload(Upload):
             logger.warning("cannot abort the upload of %s: %s", self.where, describe(exc))
         finally:
             self.client.close()
-
-
-class _PartStream(io.RawIOBase):
-    """A write-only stream that uploads a part each time a part's worth of bytes has arrived."""
-
-    def __init__(self, upload: _S3Upload):
-        self.upload = upload
-        self.buffer = bytearray()
-        self.abandoned = False
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any, /) -> int:
-        if self.closed:
-            raise ValueError("write to a closed stream")
-        view = memoryview(data).cast("B")
-        self.buffer += view
-        while len(self.buffer) >= (size := self.upload.next_part_size()):
-            part = bytes(self.buffer[:size])
-            del self.buffer[:size]
-            self.upload.upload_part(part)
-        return len(view)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        try:
-            if self.buffer and not self.abandoned:
-                self.upload.upload_part(bytes(self.buffer))
-        finally:
-            self.buffer = bytearray()
-            super().close()
-
-    def abandon(self) -> None:
-        self.abandoned = True
-        self.buffer = bytearray()
-        if not self.closed:
-            super().close()
 
 
 def _pages(client: Any, bucket: str, prefix: str) -> Any:
