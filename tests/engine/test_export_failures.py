@@ -42,7 +42,8 @@ T = TypeVar("T")
 BULKY = "bulky"  # a person whose export takes seconds
 SLIM = "slim"  # a person whose export takes a moment
 BULKY_FILES = 4
-BULKY_FILE_MIB = 48
+BULKY_FILE_MIB = 256  # each: 8 MiB of random bytes, then a hole (zeros that take no disk)
+BULKY_RANDOM_MIB = 8
 
 LEASE_S = 2.0
 HEARTBEAT_S = 0.5
@@ -60,16 +61,16 @@ PASSWORD = "Sup3r-Secret-Pw0rd"
 def people(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The file source's directory: `<people>/<userId>/...`; removed afterwards (it is big)."""
     root = tmp_path_factory.mktemp("people")
-    # Each MiB half random (deflate cannot shrink it, so exporting costs real work) and half
-    # zeros (cheap to write and to compress): exporting the 192 MiB takes a few seconds on a
-    # small machine and makes a package of ~96 MiB.
-    block = os.urandom(512 * 1024) + bytes(512 * 1024)
+    # Each file starts with random bytes (deflate cannot shrink them, so the package has real
+    # size) and goes on as a hole: a GiB of zeros in all that costs no disk and no time to
+    # make, but must still be read, hashed and deflated, so exporting it takes a few seconds
+    # even on a fast machine, and the package stays ~32 MiB.
     bulky = root / BULKY
     bulky.mkdir()
     for index in range(BULKY_FILES):
         with (bulky / f"scan-{index}.bin").open("wb") as output:
-            for _ in range(BULKY_FILE_MIB):
-                output.write(block)
+            output.write(os.urandom(BULKY_RANDOM_MIB * 1024 * 1024))
+            output.truncate(BULKY_FILE_MIB * 1024 * 1024)
     slim = root / SLIM
     slim.mkdir()
     (slim / "note.txt").write_text("a short note\n" * 100)

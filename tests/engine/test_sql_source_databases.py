@@ -38,6 +38,7 @@ from databases import KINDS, POSTGRESQL, scratch_database
 from datapolicy.config import QueryConfig, SqlSourceConfig, TableConfig
 from datapolicy.engine.package import PackageWriter
 from datapolicy.engine.sources.base import RecordStream, SourceError
+from datapolicy.engine.sources.jsonlines import JsonLines
 from datapolicy.engine.sources.sql import SqlSource
 from datapolicy.engine.verify import verify_package
 
@@ -239,13 +240,21 @@ def open_source() -> Iterator[Callable[[SqlSourceConfig], SqlSource]]:
         source.close()
 
 
+def decoded(batch: JsonLines) -> list[dict[str, Any]]:
+    """A batch's records, each line parsed; the batch's count must match its lines."""
+    records = [orjson.loads(line) for line in batch.data.splitlines()]
+    assert batch.records == len(records)
+    assert batch.data.endswith(b"\n") or not batch.data
+    return records
+
+
 def read(source: SqlSource, user_id: str) -> dict[str, list[dict[str, Any]]]:
     """Every row of every part, by part name (all parts are record streams here)."""
     rows: dict[str, list[dict[str, Any]]] = {}
     for part in source.parts(user_id):
         assert isinstance(part, RecordStream)
         assert part.name not in rows
-        rows[part.name] = [dict(row) for batch in part.batches for row in batch]
+        rows[part.name] = [row for batch in part.batches for row in decoded(batch)]
     return rows
 
 
@@ -301,6 +310,8 @@ def test_excluded_columns_never_appear(shop, open_source):
     assert statements
     table_statements = [s for s in statements if "internal_score" not in s]  # not the query
     assert len(table_statements) == len(statements) - 1
+    # On PostgreSQL most tables are read by COPY, through the driver: check those statements.
+    table_statements += [str(source._json_select(table)) for table in source.config.tables]
     for statement in table_statements:
         assert "password_hash" not in statement
         assert "shipping_address" not in statement
@@ -360,19 +371,20 @@ def test_rows_are_streamed_in_batches_of_batch_size(shop, open_source):
             sizes = []
             seen = []
             for batch in part.batches:
-                sizes.append(len(batch))
-                seen += [row["id"] for row in batch]
+                sizes.append(batch.records)
+                seen += [row["id"] for row in decoded(batch)]
             assert seen == expected[part.name]
             wanted = [2] * (len(seen) // 2) + ([len(seen) % 2] if len(seen) % 2 else [])
             assert sizes == wanted, (person, part.name)
     grace_messages = next(p for p in source.parts(GRACE) if p.name == "messages")
-    assert [len(batch) for batch in grace_messages.batches] == [2, 2]
+    assert [batch.records for batch in grace_messages.batches] == [2, 2]
 
 
 def test_json_unfriendly_values_land_in_a_package_that_verifies(shop, open_source, tmp_path):
     """DECIMAL/NUMERIC, timestamps (with and without a zone), binary columns and (on
-    PostgreSQL, natively) UUIDs are written into a package record as JSON: decimals and UUIDs
-    as their text, times as ISO 8601, bytes as base64; the package verifies."""
+    PostgreSQL, natively) UUIDs are written into a package record as JSON: decimals as numbers
+    with all their digits, UUIDs as their text, times as ISO 8601, bytes as base64; the
+    package verifies."""
     source = open_source(shop_config(shop))
     package = tmp_path / "package.zip"
     with package.open("wb") as stream:
@@ -392,8 +404,7 @@ def test_json_unfriendly_values_land_in_a_package_that_verifies(shop, open_sourc
     notes = [orjson.loads(line) for line in notes]
     assert [r["id"] for r in records] == [2, 3]
     first = records[0]
-    assert Decimal(str(first["total"])) == Decimal("12.50")
-    assert isinstance(first["total"], str)
+    assert b'"total":12.50,' in lines[0]
     assert first["placed_at"].startswith("2025-03-14T15:09:26")
     assert base64.b64decode(first["receipt"]["base64"]) == RECEIPT
     assert records[1]["receipt"] is None

@@ -373,7 +373,8 @@ def check_package(package: Path, operation_id: str) -> None:
     }
     assert {row["person_id"] for row in jsonl(entries["records/crm/tickets.jsonl"])} == {ADA}
     orders = jsonl(entries["records/shop/orders.jsonl"])
-    assert [(o["customer_id"], o["total"]) for o in orders] == [(ADA, "12.50"), (ADA, "99.99")]
+    assert [(o["customer_id"], o["total"]) for o in orders] == [(ADA, 12.5), (ADA, 99.99)]
+    assert b'"total":12.50' in entries["records/shop/orders.jsonl"]  # decimals keep every digit
     everything_but_messages = b"".join(
         content for name, content in entries.items() if name != "records/forum/messages.jsonl"
     )

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from datapolicy.engine.directory import User
 from datapolicy.engine.package import PackageWriter, SourceSummary
+from datapolicy.engine.readahead import read_ahead
 from datapolicy.engine.sources.base import (
     Estimate,
     FileItem,
@@ -88,8 +89,12 @@ def export(
             for part in source.parts(user.id):
                 progress.advance()  # a cancellation point even between empty parts
                 if isinstance(part, RecordStream):
-                    with closing(writer.add_records(summary, part.name, part.batches)) as batches:
-                        for count in batches:
+                    batches = read_ahead(part.batches, f"{source.name}/{part.name}")
+                    with (
+                        closing(batches),
+                        closing(writer.add_records(summary, part.name, batches)) as written,
+                    ):
+                        for count in written:
                             progress.advance(records=count)
                 elif isinstance(part, FileItem):
                     _copy_file(writer, summary, source, part, progress)

@@ -1,7 +1,8 @@
 """The Source seam: where a person's data is read from.
 
 A source turns a user id into a stream of *parts*: record streams (a table or a query, read in
-batches) and files (opened one at a time). It never loads a whole table or file into memory, and
+batches that the source encodes as JSON Lines: see `jsonlines.py`) and files (opened one at a
+time). It never loads a whole table or file into memory, and
 it knows nothing of packages, storage or HTTP. Before exporting, the engine asks each source for
 an `Estimate` of the work, against which progress is measured.
 """
@@ -9,9 +10,11 @@ an `Estimate` of the work, against which progress is measured.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
+
+from datapolicy.engine.sources.jsonlines import JsonLines
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +28,10 @@ class Estimate:
 
 @dataclass(frozen=True, slots=True)
 class RecordStream:
-    """One table or query: batches of rows, each row a mapping of column name to value."""
+    """One table or query: its records in batches, each batch already JSON Lines."""
 
     name: str
-    batches: Iterator[list[Mapping[str, Any]]]
+    batches: Iterator[JsonLines]
 
 
 class FileOpener(Protocol):
