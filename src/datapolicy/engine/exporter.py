@@ -9,17 +9,18 @@ few huge files and one with many small rows both see progress that tracks real w
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from datetime import datetime
 from typing import IO, Any
 
 from datapolicy.engine.directory import User
 from datapolicy.engine.package import PackageWriter, SourceSummary
-from datapolicy.engine.readahead import read_ahead
+from datapolicy.engine.readahead import ReadAhead
 from datapolicy.engine.sources.base import (
     Estimate,
     FileItem,
+    Part,
     RecordStream,
     Source,
     SourceError,
@@ -83,25 +84,53 @@ def export(
             "startedDateTime": format_datetime(started),
         },
     )
+    summaries = {source.name: writer.source(source.name, source.kind) for source in sources}
+    parts = _parts(sources, user.id)
+    current = following = None
     try:
-        for source in sources:
-            summary = writer.source(source.name, source.kind)
-            for part in source.parts(user.id):
-                progress.advance()  # a cancellation point even between empty parts
-                if isinstance(part, RecordStream):
-                    batches = read_ahead(part.batches, f"{source.name}/{part.name}")
-                    with (
-                        closing(batches),
-                        closing(writer.add_records(summary, part.name, batches)) as written,
-                    ):
-                        for count in written:
-                            progress.advance(records=count)
-                elif isinstance(part, FileItem):
-                    _copy_file(writer, summary, source, part, progress)
+        current = _started(parts)
+        while current is not None:
+            # The next part starts reading now, while this one is written (readahead.py).
+            following = _started(parts)
+            source, part, reading = current
+            progress.advance()  # a cancellation point even between empty parts
+            if reading is not None:
+                assert isinstance(part, RecordStream)
+                summary = summaries[source.name]
+                with closing(writer.add_records(summary, part.name, reading)) as written:
+                    for count in written:
+                        progress.advance(records=count)
+                reading.close()
+            elif isinstance(part, FileItem):
+                _copy_file(writer, summaries[source.name], source, part, progress)
+            current, following = following, None
     except BaseException:
+        for unfinished in (current, following):
+            if unfinished is not None and unfinished[2] is not None:
+                unfinished[2].close()
+        parts.close()
         writer.abandon()
         raise
     return writer.close({"createdDateTime": format_datetime(clock())})
+
+
+def _parts(sources: Sequence[Source], user_id: str) -> Iterator[tuple[Source, Part]]:
+    for source in sources:
+        for part in source.parts(user_id):
+            yield source, part
+
+
+def _started(
+    parts: Iterator[tuple[Source, Part]],
+) -> tuple[Source, Part, ReadAhead | None] | None:
+    """The next part, its records already being read if it is a record stream."""
+    item = next(parts, None)
+    if item is None:
+        return None
+    source, part = item
+    if isinstance(part, RecordStream):
+        return source, part, ReadAhead(part.batches, f"{source.name}/{part.name}")
+    return source, part, None
 
 
 def _copy_file(
