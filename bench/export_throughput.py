@@ -25,8 +25,11 @@ Rounds alternate which of baseline and export goes first; after one untimed warm
 (caches), --rounds rounds are timed and medians reported.
 
 Figures: ratio = baseline seconds / export seconds, per round (the export's throughput as a
-fraction of the dump's; target >= 0.5); peak RSS of the export process (target < 200 MB at each
-size) and its flatness (peak at the main size / peak at the small size, target <= 1.25).
+fraction of the dump's; target >= 0.5 at the main size, information at the small one); peak
+RSS of the export process (target < 200 MB at each size and to each storage target) and its
+flatness (peak at the main size / peak at the small size, target <= 1.25). With --targets, each
+round also exports to Azurite and SeaweedFS (bench/export_targets.py): their ratios against the
+same local dump are information (they include the upload), their peak RSS has the same target.
 Output: a table with PASS/FAIL, bench/results/export_throughput-<stamp>.json (and
 export_throughput-latest.json). Exit status 1 when a target is missed.
 
@@ -386,10 +389,15 @@ def measure_size(args, size_mb: int, run_dir: Path) -> dict:
                 f"{export['peak_rss_mb']:.0f} MB, verify {found or 'ok'}"
             )
             rounds.append(result)
-    return summarise_size(size_mb, dataset, rounds, problems)
+    return summarise_size(size_mb, dataset, rounds, problems, size_mb == args.size_mb)
 
 
-def summarise_size(size_mb: int, dataset: Dataset, rounds: list[dict], problems: list[str]):
+def summarise_size(
+    size_mb: int, dataset: Dataset, rounds: list[dict], problems: list[str], main: bool
+) -> dict:
+    """Medians over the rounds. The throughput target is the issue's for the main (~1 GB)
+    export; at the small size, which is there for memory flatness, the ratio is information."""
+
     def med(values: list[float]) -> float:
         return statistics.median(values)
 
@@ -439,7 +447,8 @@ def summarise_size(size_mb: int, dataset: Dataset, rounds: list[dict], problems:
         "rss_before_mb": med([e["rss_before_mb"] for e in exports]),
         "growth_mb": max(e["peak_rss_mb"] - e["rss_before_mb"] for e in exports),
         "ru_maxrss_mb": max(e["ru_maxrss_mb"] for e in exports),
-        "ratio_pass": ratio >= RATIO_TARGET,
+        "ratio_applies": main,
+        "ratio_pass": ratio >= RATIO_TARGET or not main,
         "rss_pass": peak < RSS_TARGET_MB,
         "targets": targets,
         "verified": not problems,
@@ -498,11 +507,13 @@ def print_report(args, machine: dict, sizes: list[dict], flat: dict | None) -> N
     print(header)
     for s in sizes:
         spread = f"{s['ratio_min']:.2f}-{s['ratio_max']:.2f}"
+        ratio_target = f">= {RATIO_TARGET} {verdict(s['ratio_pass'])}"
         print(
             f"{s['size_mb']:>4} MB{s['payload_mb']:>11.0f}{s['records']:>10,}"
             f"{s['baseline_seconds']:>8.1f}{s['export_seconds']:>9.1f}{s['ratio']:>7.2f}"
-            f"{spread:>11}{s['ratio_no_fsync']:>9.2f}  >= {RATIO_TARGET} {verdict(s['ratio_pass'])}"
-            f"{s['peak_rss_mb']:>13.0f}  < {RSS_TARGET_MB} {verdict(s['rss_pass'])}"
+            f"{spread:>11}{s['ratio_no_fsync']:>9.2f}  "
+            + (ratio_target if s["ratio_applies"] else "(info)     ")
+            + f"{s['peak_rss_mb']:>13.0f}  < {RSS_TARGET_MB} {verdict(s['rss_pass'])}"
         )
         for name, row in s["targets"].items():
             print(
