@@ -53,7 +53,7 @@ def main() -> None:
     from datapolicy.config import load_config
     from datapolicy.engine import build_context
     from datapolicy.engine.worker import Worker
-    from datapolicy.store import Database
+    from datapolicy.store import SQLiteDatabase
     from datapolicy.store.queue import OperationQueue
 
     os.fsync = _timed_fsync  # the local target's fsync of the package and of its directory
@@ -61,7 +61,7 @@ def main() -> None:
     context = build_context(config, args.data_dir)
     for source in context.sources:  # as `datapolicy worker` does on start (server.py)
         source.check()
-    database = Database(args.store)
+    database = SQLiteDatabase(args.store)
     worker = Worker(OperationQueue(database), context, config.engine)
     rss_before_kb = _status_kb("VmRSS")
     cpu_before = os.times()

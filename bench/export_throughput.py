@@ -60,7 +60,7 @@ import orjson
 
 from datapolicy.engine.verify import verify_package
 from datapolicy.model import OperationStatus
-from datapolicy.store import Database, OperationStore
+from datapolicy.store import OperationStore, SQLiteDatabase
 from export_data import (
     MB,
     RESULTS,
@@ -198,7 +198,7 @@ def run_baseline(backend: Backend, dataset: Dataset, out: Path) -> dict:
 def run_export(run_dir: Path, config: Path, name: str, target: Target) -> dict:
     """Queue one operation to `target` in a fresh store and run it in a child process."""
     store_path = run_dir / f"{name}.sqlite3"
-    database = Database(store_path)
+    database = SQLiteDatabase(store_path)
     database.migrate()
     store = OperationStore(database)
     location = target.location(name)
@@ -220,7 +220,7 @@ def run_export(run_dir: Path, config: Path, name: str, target: Target) -> dict:
         raise SystemExit(f"export child failed ({process.returncode}):\n{errors[-4000:]}")
     child = json.loads(stdout.read_text().strip().splitlines()[-1])
 
-    database = Database(store_path)
+    database = SQLiteDatabase(store_path)
     done = OperationStore(database).get(operation.id)
     database.close()
     if done.status is not OperationStatus.COMPLETE:

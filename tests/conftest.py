@@ -1,9 +1,14 @@
 """Shared fixtures: a real `datapolicy serve` process on a free loopback port.
 
-Tests drive the service over HTTP exactly as clients do. One server is shared by the session;
-tests keep out of each other's way by creating operations for a user id of their own
+Tests drive the service over HTTP exactly as clients do, with tokens signed by the service's
+own key in its data directory (`token_for`, `Service.headers`). One server is shared by the
+session; tests keep out of each other's way by creating operations for a user id of their own
 (`user_id` fixture) and filtering on it. Tests that need an empty store start their own server
 with `start_service`.
+
+`DATAPOLICY_TEST_STORE=postgresql` runs every service (and every `datapolicy worker` a test
+starts with `store_args`) on PostgreSQL: a scratch schema per data directory, passed as
+`--database` (tests/databases.py). The default is SQLite in the data directory.
 """
 
 from __future__ import annotations
@@ -16,12 +21,39 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from databases import STORE_KINDS, close_session, store_url
+from datapolicy.auth.keys import signing_key
+from datapolicy.auth.permissions import PERMISSIONS
+from datapolicy.auth.tokens import issue_token
+from datapolicy.config import AuthConfig
+
 STARTUP_TIMEOUT_S = 30
+TEST_STORE = os.environ.get("DATAPOLICY_TEST_STORE", "").strip().lower() or "sqlite"
+if TEST_STORE not in STORE_KINDS:
+    raise pytest.UsageError(f"DATAPOLICY_TEST_STORE must be one of {', '.join(STORE_KINDS)}")
+TOKEN_LIFETIME_S = 86400  # longer than any test session
+
+
+def token_for(data_dir: Path, *permissions: str, **claims: Any) -> str:
+    """A token signed with the service's own key in `data_dir`, with the default issuer and
+    audience, as `datapolicy token` makes one (`claims` override issue_token's arguments)."""
+    defaults = AuthConfig()
+    arguments: dict[str, Any] = {
+        "issuer": defaults.issuer,
+        "audience": defaults.audience,
+        "permissions": permissions,
+        "lifetime": TOKEN_LIFETIME_S,
+        "subject": "tests",
+        **claims,
+    }
+    return issue_token(signing_key(data_dir), **arguments)
 
 
 @dataclass
@@ -30,6 +62,19 @@ class Service:
     data_dir: Path
     process: subprocess.Popen[bytes]
     log: Path
+
+    @cached_property
+    def token(self) -> str:
+        """A token with every permission, for this service's own key."""
+        return token_for(self.data_dir, *PERMISSIONS)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def client(self, timeout: float = 30) -> httpx.Client:
+        """An HTTP client for the API root that sends `headers`."""
+        return httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -46,6 +91,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def store_args(data_dir: Path) -> list[str]:
+    """`--database URL` for a process on `data_dir` when the tests run on PostgreSQL (the same
+    scratch schema for every process on that data directory), else nothing."""
+    url = store_url(TEST_STORE, data_dir)
+    return [] if url is None else ["--database", url]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    close_session()  # drop the scratch databases the session made
 
 
 def start_service(data_dir: Path, *args: str) -> Service:
@@ -66,6 +122,7 @@ def start_service(data_dir: Path, *args: str) -> Service:
                 str(port),
                 "--data-dir",
                 str(data_dir),
+                *store_args(data_dir),
                 *args,
             ],
             stdout=output,
@@ -112,7 +169,8 @@ def fresh_service(tmp_path: Path) -> Iterator[Service]:
 
 @pytest.fixture
 def client(service: Service) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=service.url, timeout=30) as http:
+    """An HTTP client for the session's service, with a token holding every permission."""
+    with service.client() as http:
         yield http
 
 

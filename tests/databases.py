@@ -9,6 +9,12 @@ by skipping the databases it is there to test) and is skipped with the reason ot
 server URLs can be overridden with `DATAPOLICY_TEST_POSTGRESQL_URL` and
 `DATAPOLICY_TEST_MARIADB_URL`.
 
+The operation store itself runs on SQLite and PostgreSQL (`STORE_KINDS`): `store_database` gives a
+migrated store database of a test's own, `store_url` the URL for a service's `--database`. On
+PostgreSQL both are schemas in one database the session creates (and drops at its end, in
+`close_session`), whose default collation is not byte order (ICU's en-US, when the server has
+ICU): the store must not depend on the database's defaults.
+
 Test modules import this module by name (`from databases import scratch_database`), as
 tests/conftest.py puts the tests directory on `sys.path`.
 """
@@ -19,7 +25,7 @@ import functools
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,10 +33,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from datapolicy.store import Database, PostgreSQLDatabase, SQLiteDatabase
+
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 MARIADB = "mariadb"
 KINDS = (SQLITE, POSTGRESQL, MARIADB)
+STORE_KINDS = (SQLITE, POSTGRESQL)  # what the operation store runs on
 
 DEFAULT_URLS = {
     POSTGRESQL: "postgresql+psycopg://postgres@127.0.0.1:5432/test",
@@ -76,16 +85,17 @@ def scratch_name() -> str:
 
 
 @contextmanager
-def scratch_database(kind: str, directory: Path) -> Iterator[str]:
+def scratch_database(kind: str, directory: Path, *, within: URL | None = None) -> Iterator[str]:
     """The URL of an empty database namespace of the test's own, dropped afterwards.
 
-    SQLite: a new file in `directory`. PostgreSQL: a new schema, made the connection's
-    search_path (so unqualified table names land in it). MariaDB: a new database."""
+    SQLite: a new file in `directory`. PostgreSQL: a new schema (in the database `within`, by
+    default the server's), made the connection's search_path (so unqualified table names land
+    in it). MariaDB: a new database."""
     if kind == SQLITE:
         directory.mkdir(parents=True, exist_ok=True)
         yield f"sqlite:///{directory / f'{scratch_name()}.sqlite3'}"
         return
-    server = server_url(kind)
+    server = within or server_url(kind)
     name = scratch_name()
     if kind == POSTGRESQL:
         url = server.update_query_dict({"options": f"-csearch_path={name}"})
@@ -106,3 +116,80 @@ def scratch_database(kind: str, directory: Path) -> Iterator[str]:
                 connection.execute(text(drop))
     finally:
         admin.dispose()
+
+
+# --- the operation store ----------------------------------------------------------------------
+
+_session = ExitStack()  # what the session made on servers; closed by tests/conftest.py
+_store_urls: dict[Path, str] = {}
+
+
+def close_session() -> None:
+    """Drop what the session made on database servers (pytest_sessionfinish calls this)."""
+    _session.close()
+    _store_urls.clear()
+    _postgresql_store_database.cache_clear()
+
+
+@functools.cache
+def _postgresql_store_database() -> URL:
+    """The session's PostgreSQL database for operation stores, made on first use."""
+    return _session.enter_context(_new_postgresql_database())
+
+
+@contextmanager
+def _new_postgresql_database() -> Iterator[URL]:
+    server = server_url(POSTGRESQL)
+    name = scratch_name()
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            try:
+                connection.execute(
+                    text(
+                        f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' "
+                        "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+                    )
+                )
+            except SQLAlchemyError:  # a server without ICU (or older than 15)
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield server.set(database=name)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@contextmanager
+def store_database(kind: str, directory: Path) -> Iterator[Database]:
+    """A migrated operation store database of the test's own, closed and dropped afterwards."""
+    with scratch_database(kind, directory, within=store_server(kind)) as url:
+        database: Database
+        if kind == SQLITE:
+            database = SQLiteDatabase(Path(make_url(url).database or ""))
+        else:
+            database = PostgreSQLDatabase(url, pool_min_size=1, pool_max_size=8)
+        try:
+            database.migrate()
+            yield database
+        finally:
+            database.close()
+
+
+def store_url(kind: str, data_dir: Path) -> str | None:
+    """The `--database` for processes on `data_dir` (the same for each of them), or None for
+    SQLite in the data directory. PostgreSQL: a schema, dropped when the session ends."""
+    if kind == SQLITE:
+        return None
+    if data_dir not in _store_urls:
+        _store_urls[data_dir] = _session.enter_context(
+            scratch_database(kind, data_dir, within=store_server(kind))
+        )
+    return _store_urls[data_dir]
+
+
+def store_server(kind: str) -> URL | None:
+    """The database that store schemas are made in (PostgreSQL), or None (SQLite: files)."""
+    return _postgresql_store_database() if kind == POSTGRESQL else None

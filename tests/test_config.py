@@ -89,3 +89,44 @@ def test_a_table_needs_exactly_one_way_in(tmp_path: Path):
     text = GOOD.replace('  parent = "orders"', '  parent = "orders"\n  user_key = "x"')
     with pytest.raises(ConfigError, match="exactly one of 'user_key' or 'parent'"):
         parse_config(text, tmp_path / "c.toml")
+
+
+def test_auth_defaults_and_a_jwks_file_relative_to_the_file(tmp_path: Path):
+    defaults = parse_config("", tmp_path / "c.toml").auth
+    assert (defaults.issuer, defaults.audience, defaults.clock_skew) == (
+        "datapolicy",
+        "api://datapolicy",
+        60,
+    )
+    assert not defaults.uses_jwks
+    text = '[auth]\njwks_file = "keys/jwks.json"\nissuer = "https://idp"\naudience = "api://x"\n'
+    auth = parse_config(text, tmp_path / "c.toml").auth
+    assert auth.jwks_file == tmp_path / "keys/jwks.json"
+    assert auth.uses_jwks
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '[auth]\njwks_url = "https://idp/keys"\nissuer = "https://idp"\n',
+            "line 1: auth: 'issuer' and 'audience' are required with a JWKS",
+        ),
+        (
+            '[auth]\njwks_url = "https://a/k"\njwks_file = "k.json"\nissuer = "i"\naudience = "a"',
+            "give at most one of 'jwks_url' or 'jwks_file'",
+        ),
+        (
+            '[auth]\njwks_url = "http://idp.example/keys"\nissuer = "i"\naudience = "a"\n',
+            "'jwks_url' must use https (plain http only on a loopback address)",
+        ),
+        ('[auth]\njwks_url = "ftp://idp/keys"\n', "line 2: auth.jwks_url:"),
+        ("[auth]\nclock_skew = 3600\n", "line 2: auth.clock_skew:"),
+        ('[auth]\nissuer = ""\n', "line 2: auth.issuer:"),
+        ("[auth]\nenabled = false\n", "line 2: auth.enabled: unknown key"),
+    ],
+)
+def test_auth_mistakes_are_named(tmp_path: Path, text: str, expected: str):
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, tmp_path / "c.toml")
+    assert expected in str(raised.value)

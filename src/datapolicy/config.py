@@ -43,8 +43,16 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -196,10 +204,21 @@ class S3StorageConfig(_Strict):
         return f"S3StorageConfig(name={self.name!r}, endpoint_url={self.endpoint_url!r})"
 
 
+class S3PresignedStorageConfig(_Strict):
+    """Presigned S3 PUT URLs. Besides the buckets of `[[storage.s3]]` entries on their endpoints,
+    only these endpoints (host, host:port or *.suffix) may be named; plain http only to an http
+    `[[storage.s3]]` endpoint or a loopback host listed exactly. Packages wait in `spool_dir`
+    (default `<data_dir>/spool`) for their PUT."""
+
+    allowed_hosts: tuple[str, ...] = ()
+    spool_dir: Path | None = None
+
+
 class StorageConfig(_Strict):
     local: LocalStorageConfig = LocalStorageConfig()
     azure: AzureStorageConfig = AzureStorageConfig()
     s3: tuple[S3StorageConfig, ...] = ()
+    s3_presigned: S3PresignedStorageConfig = S3PresignedStorageConfig()
 
 
 class EngineConfig(_Strict):
@@ -217,8 +236,73 @@ class EngineConfig(_Strict):
         return self
 
 
+class AuthConfig(_Strict):
+    """Who may call the API: bearer JWTs signed by the keys of a JWKS (an identity provider's
+    URL, or a file), or, when neither is given, by the service's own key in the data directory
+    (with the default issuer and audience below, which `datapolicy token` puts in its tokens).
+    An identity provider's issuer and audience are never guessed: with a JWKS they must be set."""
+
+    jwks_url: str | None = Field(default=None, pattern=r"^https?://")
+    jwks_file: Path | None = None
+    issuer: str = Field(default="datapolicy", min_length=1)
+    audience: str = Field(default="api://datapolicy", min_length=1)
+    clock_skew: int = Field(default=60, ge=0, le=300)  # seconds allowed on exp, nbf and iat
+
+    @property
+    def uses_jwks(self) -> bool:
+        return self.jwks_url is not None or self.jwks_file is not None
+
+    @model_validator(mode="after")
+    def _keys_and_their_issuer(self) -> Self:
+        if self.jwks_url is not None and self.jwks_file is not None:
+            raise ValueError("give at most one of 'jwks_url' or 'jwks_file'")
+        if self.uses_jwks and not {"issuer", "audience"} <= self.model_fields_set:
+            raise ValueError("'issuer' and 'audience' are required with a JWKS")
+        if self.jwks_url is not None and not _loopback_or_https(self.jwks_url):
+            raise ValueError("'jwks_url' must use https (plain http only on a loopback address)")
+        return self
+
+
+def _loopback_or_https(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" or parts.hostname in ("127.0.0.1", "::1", "localhost")
+
+
+class StoreConfig(_Strict):
+    """The operation store: SQLite in the data directory (the default), or a PostgreSQL database
+    that several API and worker processes share. Pool sizes apply to PostgreSQL."""
+
+    url: str | None = None  # sqlite:///FILE or postgresql://USER:PASSWORD@HOST/DB
+    pool_min_size: int = Field(default=2, ge=0, le=1000)
+    pool_max_size: int = Field(default=10, ge=1, le=1000)
+    pool_timeout: float = Field(default=30, gt=0)  # seconds to wait for a free connection
+
+    def __repr__(self) -> str:  # never print the password
+        return f"StoreConfig(pool_min_size={self.pool_min_size}, ...)"
+
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, url: str | None) -> str | None:
+        from datapolicy.store.database import DatabaseURLError, parse_url
+
+        if url is not None:
+            try:
+                parse_url(url)
+            except DatabaseURLError as exc:
+                raise ValueError(str(exc)) from None
+        return url
+
+    @model_validator(mode="after")
+    def _pool_sizes(self) -> Self:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError("pool_min_size must not be greater than pool_max_size")
+        return self
+
+
 class Config(_Strict):
     server: ServerConfig = ServerConfig()
+    store: StoreConfig = StoreConfig()
+    auth: AuthConfig = AuthConfig()
     directory: DirectoryConfig | None = None
     sources: SourcesConfig = SourcesConfig()
     storage: StorageConfig = StorageConfig()
@@ -311,7 +395,18 @@ def _resolve_paths(document: dict[str, Any], base: Path) -> dict[str, Any]:
         local = {**storage["local"]}
         if isinstance(local.get("roots"), list):
             local["roots"] = [path(root) for root in local["roots"]]
-        resolved["storage"] = {**storage, "local": local}
+        resolved["storage"] = storage = {**storage, "local": local}
+    if isinstance(storage, dict) and isinstance(storage.get("s3_presigned"), dict):
+        presigned = {**storage["s3_presigned"]}
+        if "spool_dir" in presigned:
+            presigned["spool_dir"] = path(presigned["spool_dir"])
+        resolved["storage"] = {**storage, "s3_presigned": presigned}
+    auth = resolved.get("auth")
+    if isinstance(auth, dict) and "jwks_file" in auth:
+        resolved["auth"] = {**auth, "jwks_file": path(auth["jwks_file"])}
+    store = resolved.get("store")
+    if isinstance(store, dict) and "url" in store:
+        resolved["store"] = {**store, "url": sqlite_url(store["url"])}
     server = resolved.get("server")
     if isinstance(server, dict) and "data_dir" in server:
         resolved["server"] = {**server, "data_dir": path(server["data_dir"])}

@@ -10,13 +10,18 @@ import signal
 from granian.constants import Interfaces
 from granian.log import LogLevels
 from granian.server.embed import Server
+from sqlalchemy.exc import SQLAlchemyError
 
+from datapolicy.auth.configure import validator_for
 from datapolicy.config import Config
 from datapolicy.demo import prepare_demo
 from datapolicy.engine import EXPORTS_DIR, ExportService, Worker, build_context
 from datapolicy.engine.sources.base import SourceError
+from datapolicy.errors import Unavailable
 from datapolicy.settings import Settings
 from datapolicy.store import Database, OperationStore
+from datapolicy.store.database import DatabaseURLError
+from datapolicy.store.database import open_database as store_database
 from datapolicy.store.queue import OperationQueue
 from datapolicy.web.app import create_app
 
@@ -32,9 +37,27 @@ def effective_config(settings: Settings) -> Config:
 
 
 def open_database(settings: Settings) -> Database:
-    """The operation store's database in the data directory, migrated to the current schema."""
-    database = Database(settings.database_path)
-    database.migrate()
+    """The operation store's database (--database, [store] url, or SQLite in the data
+    directory), migrated to the current schema. Messages name it without its password."""
+    store = settings.config.store
+    try:
+        database = store_database(
+            settings.database_url,
+            pool_min_size=store.pool_min_size,
+            pool_max_size=store.pool_max_size,
+            pool_timeout=store.pool_timeout,
+        )
+    except DatabaseURLError as exc:
+        raise Unavailable(str(exc)) from None
+    try:
+        database.migrate()
+    except SQLAlchemyError as exc:
+        database.close()
+        reason = str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()
+        raise Unavailable(
+            f"cannot open the operation store at {database.url}: {reason[0] if reason else ''}"
+        ) from None
+    logger.info("operation store: %s", database.url)
     return database
 
 
@@ -52,6 +75,7 @@ def start_worker(settings: Settings, database: Database, config: Config) -> Work
 
 async def serve(settings: Settings) -> None:
     config = effective_config(settings)
+    validator = validator_for(config.auth, settings.data_dir)
     database = open_database(settings)
     store = OperationStore(database)
     worker = start_worker(settings, database, config)
@@ -60,7 +84,7 @@ async def serve(settings: Settings) -> None:
     # Granian embedded in our own event loop: a Rust HTTP server in front of the ASGI app, in
     # the same process as the export workers in the embedded default.
     server = Server(
-        create_app(store, exports),
+        create_app(store, exports, validator),
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,

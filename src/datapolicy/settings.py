@@ -18,11 +18,18 @@ class Settings:
     port: int = 8080
     data_dir: Path = DEFAULT_DATA_DIR
     demo: bool = False
+    # The store's URL (--database), over [store] url; repr=False: it may hold a password.
+    database: str | None = field(default=None, repr=False)
     config: Config = field(default_factory=Config)
 
     @property
     def database_path(self) -> Path:
         return self.data_dir / DATABASE_FILE
+
+    @property
+    def database_url(self) -> str:
+        """The operation store: --database, else [store] url, else SQLite in the data directory."""
+        return self.database or self.config.store.url or f"sqlite:///{self.database_path}"
 
     def with_file(self, path: Path) -> Settings:
         """These settings, with what the configuration file at `path` sets."""

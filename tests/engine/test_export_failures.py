@@ -16,13 +16,11 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,9 +29,11 @@ import httpx
 import orjson
 import pytest
 
-from conftest import Service, start_service
+from conftest import Service, start_service, store_args
 from datapolicy.engine.verify import verify_package
 from datapolicy.settings import DATABASE_FILE
+from datapolicy.store import open_database
+from datapolicy.store.tables import operations
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,14 @@ class Deployment:
     def start_worker(self, *, file_size_limit: int | None = None) -> subprocess.Popen[bytes]:
         """Start `datapolicy worker`; with `file_size_limit`, no file it writes may grow past
         that many bytes (RLIMIT_FSIZE: writes beyond it fail with EFBIG, as on a full disk)."""
-        arguments = ["worker", "--data-dir", str(self.data_dir), "--config", str(self.config)]
+        arguments = [
+            "worker",
+            "--data-dir",
+            str(self.data_dir),
+            "--config",
+            str(self.config),
+            *store_args(self.data_dir),
+        ]
         if file_size_limit is None:
             command = [sys.executable, "-m", "datapolicy", *arguments]
         else:
@@ -189,14 +196,14 @@ class Deployment:
     # --- the store, read-only ---
 
     def row(self, operation_id: str) -> dict[str, Any] | None:
-        """The operation's row in the store (None once purged)."""
-        uri = f"{(self.data_dir / DATABASE_FILE).as_uri()}?mode=ro"
-        with closing(sqlite3.connect(uri, uri=True, timeout=10)) as connection:
-            connection.row_factory = sqlite3.Row
-            found = connection.execute(
-                "SELECT * FROM operations WHERE id = ?", (operation_id,)
-            ).fetchone()
-        return None if found is None else dict(found)
+        """The operation's row in the store (None once purged), on SQLite or PostgreSQL."""
+        url = (store_args(self.data_dir) or ["", f"sqlite:///{self.data_dir / DATABASE_FILE}"])[1]
+        database = open_database(url, pool_min_size=0, pool_max_size=1)
+        try:
+            found = database.fetch_all(operations.select().where(operations.c.id == operation_id))
+        finally:
+            database.close()
+        return dict(zip(operations.c.keys(), found[0], strict=True)) if found else None
 
     # --- waiting ---
 
@@ -253,7 +260,7 @@ def deploy(tmp_path: Path, people: Path) -> Iterator[Callable[..., Deployment]]:
             data_dir=data_dir,
             exports=exports,
             api=api,
-            http=httpx.Client(base_url=api.url, timeout=10),
+            http=api.client(timeout=10),
         )
         started.append(deployment)
         return deployment

@@ -23,23 +23,21 @@ from typing import TypeVar
 
 import httpx
 import pytest
-from kiota_abstractions.authentication import AnonymousAuthenticationProvider
 from kiota_abstractions.base_request_configuration import RequestConfiguration
-from kiota_http.kiota_client_factory import KiotaClientFactory
 from kiota_http.middleware.options import HeadersInspectionHandlerOption
-from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph import GraphServiceClient
 from msgraph.generated.models.data_policy_operation_status import DataPolicyOperationStatus
 from msgraph.generated.users.item.export_personal_data.export_personal_data_post_request_body import (  # noqa: E501
     ExportPersonalDataPostRequestBody,
 )
-from msgraph_core import GraphClientFactory
 
-from conftest import Service, start_service
+from conftest import Service, start_service, store_args
 from datapolicy.config import S3StorageConfig, StorageConfig
 from datapolicy.demo import demo_user_id
 from datapolicy.engine.targets import StorageError, StorageLocationError, resolve_target
 from datapolicy.engine.targets.s3 import S3Target, s3_target
 from datapolicy.engine.verify import verify_package
+from graphclient import graph_client
 from s3server import ADMIN, READER, WRITER, SeaweedS3
 
 T = TypeVar("T")
@@ -153,19 +151,33 @@ def test_unusable_s3_locations_are_refused_with_a_reason(location, reason):
 
 
 @pytest.mark.parametrize(
-    "location",
+    ("location", "code", "reason"),
     [
-        "https://s3.amazonaws.com/b/k.zip?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID"
-        "&X-Amz-Signature=deadbeefsecret",
-        "http://h/b/k.zip?AWSAccessKeyId=AKID&Signature=deadbeefsecret&Expires=1",
-        "http://127.0.0.1:9/exports/k.zip",  # on a configured endpoint, unsigned
+        (
+            "https://s3.amazonaws.com/b/k.zip?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID"
+            "&X-Amz-Signature=deadbeefsecret",
+            "StorageLocationInvalid",
+            "'s3.amazonaws.com' is not allowed for presigned URLs",
+        ),
+        (
+            "http://h/b/k.zip?AWSAccessKeyId=AKID&Signature=deadbeefsecret&Expires=1",
+            "StorageLocationNotSupported",
+            "presign the PUT with SigV4",
+        ),
+        (  # on a configured endpoint, unsigned
+            "http://127.0.0.1:9/exports/k.zip",
+            "StorageLocationInvalid",
+            "give a SigV4 presigned PUT URL, or s3://BUCKET/PREFIX",
+        ),
     ],
 )
-def test_presigned_urls_are_refused_saying_what_to_use_instead(location):
+def test_http_urls_on_s3_endpoints_are_presigned_locations_or_refused(location, code, reason):
+    """(Presigned URLs are the other S3 target: see test_s3_presigned.py.)"""
+    assert s3_target(location, (CONFIGURED,)) is None
     with pytest.raises(StorageLocationError) as raised:
         resolve_target(location, StorageConfig(s3=(CONFIGURED,)))
-    assert raised.value.code == "StorageLocationNotSupported"
-    assert "s3://BUCKET/PREFIX" in raised.value.message
+    assert raised.value.code == code
+    assert reason in raised.value.message
     assert "deadbeefsecret" not in raised.value.message
 
 
@@ -355,22 +367,14 @@ def s3_service(tmp_path_factory, s3, buckets) -> Iterator[Service]:
 
 @pytest.fixture
 def api(s3_service) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=s3_service.url, timeout=60) as http:
+    with s3_service.client(timeout=60) as http:
         yield http
 
 
 @pytest.fixture
 async def graph(s3_service) -> AsyncIterator[GraphServiceClient]:
-    http = KiotaClientFactory.get_default_client()
-    pooled = http._transport  # the Graph transport around it does not close this one
-    http = GraphClientFactory.create_with_default_middleware(client=http)
-    adapter = GraphRequestAdapter(AnonymousAuthenticationProvider(), http)
-    adapter.base_url = s3_service.url  # no trailing slash
-    try:
-        yield GraphServiceClient(request_adapter=adapter)
-    finally:
-        await http.aclose()
-        await pooled.aclose()
+    async with graph_client(s3_service) as client:
+        yield client
 
 
 def export(api: httpx.Client, location: str, user: str = ADA) -> httpx.Response:
@@ -438,8 +442,8 @@ async def test_an_export_to_s3_completes_through_the_graph_sdk(
         ("s3://configured-but-missing/x", "StorageLocationInvalid", "HTTP 404 NoSuchBucket"),
         (
             "{endpoint}/{bucket}/k.zip?X-Amz-Credential=A&X-Amz-Signature=sigsecret",
-            "StorageLocationNotSupported",
-            "Presigned S3 URLs are not supported",
+            "StorageLocationInvalid",
+            "The presigned S3 URL lacks X-Amz-Algorithm, X-Amz-Date",
         ),
     ],
 )
@@ -459,7 +463,7 @@ def test_a_wrong_secret_in_the_configuration_is_a_clear_400_without_the_secret(t
     config = write_config(tmp_path / "datapolicy.toml", s3, bucket, secret=WRONG_SECRET)
     service = start_service(tmp_path / "data", "--demo", "--config", str(config))
     try:
-        with httpx.Client(base_url=service.url, timeout=30) as http:
+        with service.client(timeout=30) as http:
             response = export(http, f"s3://{bucket}/p")
         assert response.status_code == 400, response.text
         message = response.json()["error"]["message"]
@@ -484,6 +488,7 @@ def start_worker(root: Path, data_dir: Path, config: Path, *extra: str) -> subpr
                 str(data_dir),
                 "--config",
                 str(config),
+                *store_args(data_dir),
                 *extra,
             ],
             stdout=output,
@@ -514,7 +519,7 @@ def test_revoked_credentials_fail_the_export_clearly_without_the_secret(tmp_path
     )
     worker = None
     try:
-        with httpx.Client(base_url=api_service.url, timeout=30) as http:
+        with api_service.client(timeout=30) as http:
             response = export(http, f"s3://{bucket}/p")
             assert response.status_code == 202, response.text
             operation_url = response.headers["location"]
@@ -554,7 +559,7 @@ def test_a_cancelled_export_leaves_no_object_and_no_multipart_upload(tmp_path, s
     config = write_config(tmp_path / "datapolicy.toml", s3, bucket, extra=extra, workers=1)
     service = start_service(tmp_path / "data", "--config", str(config))
     try:
-        with httpx.Client(base_url=service.url, timeout=30) as http:
+        with service.client(timeout=30) as http:
             response = http.post(
                 "/dataPolicyOperations",
                 json={"userId": "bulky", "storageLocation": f"s3://{bucket}/p"},
@@ -597,7 +602,7 @@ def test_the_server_killed_mid_upload_the_export_retries_and_nothing_partial_rem
     config = write_config(tmp_path / "datapolicy.toml", own_s3, bucket, extra=extra, workers=1)
     service = start_service(tmp_path / "data", "--config", str(config))
     try:
-        with httpx.Client(base_url=service.url, timeout=30) as http:
+        with service.client(timeout=30) as http:
             response = http.post(
                 "/dataPolicyOperations",
                 json={"userId": "bulky", "storageLocation": f"s3://{bucket}/p"},
@@ -673,7 +678,7 @@ def test_the_server_down_until_the_export_fails_leaves_nothing_visible(tmp_path,
     )
     service = start_service(tmp_path / "data", "--config", str(config))
     try:
-        with httpx.Client(base_url=service.url, timeout=30) as http:
+        with service.client(timeout=30) as http:
             response = http.post(
                 "/dataPolicyOperations",
                 json={"userId": "bulky", "storageLocation": f"s3://{bucket}/p"},

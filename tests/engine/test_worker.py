@@ -4,11 +4,13 @@ retry, cancel on deletion, and hand work back on shutdown."""
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
+from databases import STORE_KINDS, store_database
 from datapolicy.config import (
     EngineConfig,
     LocalStorageConfig,
@@ -35,12 +37,11 @@ FAST = EngineConfig(
 )
 
 
-@pytest.fixture
-def database(tmp_path: Path):
-    db = Database(tmp_path / "ops.sqlite3")
-    db.migrate()
-    yield db
-    db.close()
+@pytest.fixture(params=STORE_KINDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The operation store on SQLite and on PostgreSQL."""
+    with store_database(request.param, tmp_path / "store") as db:
+        yield db
 
 
 @pytest.fixture

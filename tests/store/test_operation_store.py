@@ -1,14 +1,17 @@
-"""The operation store against a real SQLite file: query semantics, keyset paging, writes."""
+"""The operation store on SQLite and on PostgreSQL (each test runs on both):
+query semantics, keyset paging, writes; the same answers from both."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from datapolicy.errors import Conflict, NotFound, PreconditionFailed
+from databases import STORE_KINDS, store_database
+from datapolicy.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from datapolicy.model import Operation, OperationStatus
 from datapolicy.odata.options import LIST_OPTIONS, QueryOptions, parse_query_options
 from datapolicy.store import Database, OperationStore
@@ -26,12 +29,21 @@ class TickingClock:
         return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=next(self._ticks))
 
 
+@pytest.fixture(params=STORE_KINDS)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> OperationStore:
-    database = Database(tmp_path / "store.sqlite3")
-    database.migrate()
-    yield OperationStore(database, clock=TickingClock())
-    database.close()
+def database(store_kind: str, tmp_path: Path) -> Iterator[Database]:
+    """A migrated store of the test's own, on SQLite and on PostgreSQL (tests/databases.py)."""
+    with store_database(store_kind, tmp_path) as db:
+        yield db
+
+
+@pytest.fixture
+def store(database: Database) -> OperationStore:
+    return OperationStore(database, clock=TickingClock())
 
 
 def create(store: OperationStore, user_id: str, location: str | None) -> Operation:
@@ -56,12 +68,10 @@ def test_times_round_trip_at_microsecond_precision():
     assert to_micros(datetime(1970, 1, 1, tzinfo=UTC)) == 0
 
 
-def test_migrating_twice_is_harmless(tmp_path: Path):
-    database = Database(tmp_path / "twice.sqlite3")
-    database.migrate()
-    database.migrate()
-    assert OperationStore(database).count(QueryOptions()) == 0
-    database.close()
+def test_migrating_twice_is_harmless(store_kind: str, tmp_path: Path):
+    with store_database(store_kind, tmp_path) as database:
+        database.migrate()
+        assert OperationStore(database).count(QueryOptions()) == 0
 
 
 def test_create_assigns_the_lifecycle_fields(store: OperationStore):
@@ -226,3 +236,99 @@ def test_unknown_ids_are_not_found(store: OperationStore):
         store.get("missing")
     with pytest.raises(NotFound):
         store.delete("missing", lambda op: True)
+
+
+# --- the same answers on SQLite and PostgreSQL -------------------------------------------------
+
+MIXED = ["b", "B", "a", "A", "_x", "Z9", "z", "é", "E", "ä", "0", " a", "a b", "ab", "aB"]
+
+
+def test_strings_sort_and_compare_by_code_point_whatever_the_database_collation(
+    store: OperationStore,
+):
+    """SQLite's BINARY order; on PostgreSQL the columns' "C" collation, not the database's
+    default (the test database's is ICU en-US, where 'a' < 'B')."""
+    for name in MIXED:
+        create(store, name, None)
+    assert query(store, orderby="userId") == sorted(MIXED)
+    assert query(store, orderby="userId desc") == sorted(MIXED, reverse=True)
+    assert query(store, filter="userId gt 'Z'", orderby="userId") == sorted(
+        n for n in MIXED if n > "Z"
+    )
+    assert pages(store, orderby="userId", top="4") == sorted(MIXED)
+    assert pages(store, orderby="userId desc,storageLocation", top="4") == sorted(
+        MIXED, reverse=True
+    )
+
+
+def test_search_folds_ascii_letters_only(store: OperationStore):
+    """Neither SQLite's lower() nor PostgreSQL's in the "C" collation folds 'Ä'."""
+    for name in ("Ärger", "ärger", "ARGER"):
+        create(store, name, None)
+    assert query(store, search='"ärger"') == ["ärger"]
+    assert query(store, search='"ÄRGER"') == ["Ärger"]
+    assert query(store, search='"rger"') == ["Ärger", "ärger", "ARGER"]
+
+
+def test_numbers_compare_alike_as_integers_and_fractions(store: OperationStore):
+    for n, progress in enumerate((0.0, 49.5, 50.0, 100.0)):
+        operation = create(store, f"p{n}", None)
+        store.database.execute(
+            operations.update().where(operations.c.id == operation.id).values(progress=progress)
+        )
+    assert query(store, filter="progress eq 50") == ["p2"]
+    assert query(store, filter="progress gt 49") == ["p1", "p2", "p3"]
+    assert query(store, filter="progress lt 49.75") == ["p0", "p1"]
+    assert query(store, filter="progress in (0, 100.0)") == ["p0", "p3"]
+    assert query(store, filter="progress ge -1e300") == ["p0", "p1", "p2", "p3"]
+    assert pages(store, orderby="progress desc", top="1") == ["p3", "p2", "p1", "p0"]
+
+
+def test_nullable_keys_page_in_the_same_order(store: OperationStore):
+    """completedDateTime: null first ascending and last descending on both databases (ties
+    broken by id), and the keyset pages walk through the nulls."""
+    done = to_micros(datetime(2026, 2, 1, tzinfo=UTC))
+    created = {}
+    for n in range(7):
+        operation = create(store, f"c{n}", None)
+        completed = done - n if n % 2 else None
+        created[operation.user_id] = (completed, operation.id)
+        store.database.execute(
+            operations.update()
+            .where(operations.c.id == operation.id)
+            .values(completed_at=completed)
+        )
+    ascending = sorted(created, key=lambda u: (created[u][0] is not None, created[u]))
+    descending = sorted(
+        created, key=lambda u: (created[u][0] is not None, created[u]), reverse=True
+    )
+    assert ascending[:4] == sorted(["c0", "c2", "c4", "c6"], key=lambda u: created[u][1])
+    assert ascending[4:] == ["c5", "c3", "c1"]
+    assert query(store, orderby="completedDateTime") == ascending
+    assert query(store, orderby="completedDateTime desc") == descending
+    assert pages(store, orderby="completedDateTime", top="2") == ascending
+    assert pages(store, orderby="completedDateTime desc", top="2") == descending
+
+
+def test_what_no_column_can_hold_is_refused_alike(store: OperationStore):
+    with pytest.raises(InvalidRequest, match="at most 256"):
+        store.create("u" * 257, None)
+    with pytest.raises(InvalidRequest, match="NUL"):
+        store.create("a\x00b", None)
+    with pytest.raises(InvalidRequest, match="at most 2048"):
+        store.create("alice", "/" + "x" * 2048)
+    with pytest.raises(NotFound):
+        store.get("a\x00b")
+    with pytest.raises(NotFound):
+        store.delete("a\x00b", lambda op: True)
+    assert store.count(QueryOptions()) == 0
+
+
+def test_an_idempotency_key_is_free_again_once_its_operation_is_deleted(store: OperationStore):
+    first, _ = store.create("alice", None, "key-1")
+    set_status(store, first.id, OperationStatus.RUNNING)
+    store.delete(first.id, lambda op: True)  # marked, still there for cleanup
+    second, created = store.create("alice", None, "key-1")
+    assert created
+    assert second.id != first.id
+    assert store.create("alice", None, "key-1") == (second, False)

@@ -14,8 +14,8 @@ import time
 import uuid
 import warnings
 import zipfile
-from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,22 +23,15 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from kiota_abstractions.authentication import (
-    AccessTokenProvider,
-    AllowedHostsValidator,
-    BaseBearerTokenAuthenticationProvider,
-)
 from kiota_abstractions.base_request_configuration import RequestConfiguration
-from kiota_http.kiota_client_factory import KiotaClientFactory
 from kiota_http.middleware.options import HeadersInspectionHandlerOption
-from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.models.data_policy_operation_status import DataPolicyOperationStatus
-from msgraph_core import GraphClientFactory
 from sqlalchemy import create_engine, text
 
 from conftest import Service, start_service
 from databases import MARIADB, POSTGRESQL, scratch_database
 from datapolicy.engine.verify import verify_package
+from graphclient import graph_client
 
 with warnings.catch_warnings():  # see tests/web/test_graph_sdk.py
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -246,31 +239,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             service.stop()
 
 
-class StaticToken(AccessTokenProvider):
-    async def get_authorization_token(
-        self, uri: str, additional_authentication_context: dict[str, Any] | None = None
-    ) -> str:
-        return "test-token"
-
-    def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
-        return AllowedHostsValidator(["127.0.0.1"])
-
-
-@asynccontextmanager
-async def graph_client(service_url: str) -> AsyncIterator[GraphServiceClient]:
-    """The Graph SDK pointed at the service, as docs/graph-behaviour.md section 4.4 says."""
-    http = KiotaClientFactory.get_default_client()
-    pooled = http._transport  # closed by hand: the Graph transport around it does not
-    http = GraphClientFactory.create_with_default_middleware(client=http)
-    adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(StaticToken()), http)
-    adapter.base_url = service_url
-    try:
-        yield GraphServiceClient(request_adapter=adapter)
-    finally:
-        await http.aclose()
-        await pooled.aclose()
-
-
 def read_package(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The manifest and every other entry of a package."""
     with zipfile.ZipFile(path) as archive:
@@ -291,7 +259,7 @@ async def test_an_export_through_the_graph_sdk_holds_exactly_the_persons_data(wo
     keys, the password column excluded) and exactly her files, nothing of anyone else's; and
     it verifies, by verify_package and by `datapolicy verify`."""
     location = world.exports / f"ada-{uuid.uuid4().hex[:8]}"
-    async with graph_client(world.service.url) as graph:
+    async with graph_client(world.service) as graph:
         inspect = HeadersInspectionHandlerOption(inspect_response_headers=True)
         accepted = await graph.users.by_user_id(ADA).export_personal_data.post(
             ExportPersonalDataPostRequestBody(storage_location=str(location)),
@@ -392,7 +360,7 @@ def check_package(package: Path, operation_id: str) -> None:
 
 @pytest.fixture
 def api(world: World) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=world.service.url, timeout=30) as client:
+    with world.service.client() as client:
         yield client
 
 

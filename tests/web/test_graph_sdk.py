@@ -1,7 +1,7 @@
 """The official Microsoft Graph Python SDK (`msgraph-sdk`) against a running `datapolicy serve`.
 
 The SDK is used as a Graph client would use it, changed only in its base URL and its token
-(docs/graph-behaviour.md section 4.4): a static bearer token (the service does not check it yet)
+(docs/graph-behaviour.md section 4.4): a static bearer token signed with the service's own key
 and `adapter.base_url` pointed at the service's API root. One test also keeps the SDK's own way
 of deriving the base URL from the httpx client, which ends in `/` and so sends `/v1.0//...`.
 """
@@ -15,22 +15,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kiota_abstractions.authentication import (
-    AccessTokenProvider,
-    AllowedHostsValidator,
-    BaseBearerTokenAuthenticationProvider,
-)
 from kiota_abstractions.base_request_configuration import RequestConfiguration
-from kiota_http.kiota_client_factory import KiotaClientFactory
-from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph import GraphServiceClient
 from msgraph.generated.models.data_policy_operation import DataPolicyOperation
 from msgraph.generated.models.data_policy_operation_collection_response import (
     DataPolicyOperationCollectionResponse,
 )
 from msgraph.generated.models.data_policy_operation_status import DataPolicyOperationStatus
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
-from msgraph_core import GraphClientFactory
 from msgraph_core.tasks.page_iterator import PageIterator
+
+from graphclient import graph_client
 
 # Importing the request builders imports kiota_abstractions.default_query_parameters, whose class
 # body warns (DeprecationWarning) once per process; pytest turns warnings into errors here.
@@ -56,41 +51,6 @@ ItemQuery = (
 CountQuery = CountRequestBuilder.CountRequestBuilderGetQueryParameters
 
 
-class StaticToken(AccessTokenProvider):
-    """Always the same token, for any loopback URL."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-        self._hosts = AllowedHostsValidator(["127.0.0.1"])
-
-    async def get_authorization_token(
-        self, uri: str, additional_authentication_context: dict[str, Any] | None = None
-    ) -> str:
-        return self._token
-
-    def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
-        return self._hosts
-
-
-async def _graph_client(service_url: str, *, explicit_base_url: bool) -> AsyncIterator[Any]:
-    http = KiotaClientFactory.get_default_client()
-    http.base_url = service_url  # httpx normalises this to end in "/"
-    # The Graph transport that wraps this one has no aclose() of its own, so closing the client
-    # would leave this transport's pooled connections open: keep it to close it ourselves.
-    pooled = http._transport
-    http = GraphClientFactory.create_with_default_middleware(client=http)
-    adapter = GraphRequestAdapter(
-        BaseBearerTokenAuthenticationProvider(StaticToken("test-token")), http
-    )
-    if explicit_base_url:
-        adapter.base_url = service_url  # no trailing slash, as docs/graph-behaviour.md advises
-    try:
-        yield GraphServiceClient(request_adapter=adapter)
-    finally:
-        await http.aclose()
-        await pooled.aclose()
-
-
 def exports(service, name: str | None = None) -> str:
     """A storage location inside the service's permitted exports root."""
     root = f"{service.data_dir}/exports"
@@ -100,7 +60,7 @@ def exports(service, name: str | None = None) -> str:
 @pytest.fixture
 async def graph(service) -> AsyncIterator[GraphServiceClient]:
     """A Graph SDK client whose base URL is the service's API root, without a trailing slash."""
-    async for client in _graph_client(service.url, explicit_base_url=True):
+    async with graph_client(service) as client:
         yield client
 
 
@@ -108,7 +68,7 @@ async def graph(service) -> AsyncIterator[GraphServiceClient]:
 async def graph_default_base_url(service) -> AsyncIterator[GraphServiceClient]:
     """A Graph SDK client that takes its base URL from the httpx client, as the SDK does by
     default: that URL ends in `/`, and the templates add another."""
-    async for client in _graph_client(service.url, explicit_base_url=False):
+    async with graph_client(service, explicit_base_url=False) as client:
         yield client
 
 

@@ -78,10 +78,13 @@ def excluded_checks(case: Case, response: Response) -> list[Any]:
     return []
 
 
-def schemathesis_config() -> Config:
+def schemathesis_config(token: str) -> Config:
     return Config.from_dict(
         {
             "seed": SEED,
+            # The description declares bearer authentication; `ignored_auth` checks that the
+            # server refuses the same requests without the token and with a made-up one.
+            "auth": {"openapi": {"bearer": {"bearer": token}}},
             "generation": {
                 "deterministic": True,
                 "max-examples": MAX_EXAMPLES,
@@ -120,7 +123,7 @@ def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
 def api_schema(service):
     """The description as the running server serves it, aimed at that server."""
     return schemathesis.openapi.from_url(
-        f"{service.url}/openapi.json", config=schemathesis_config(), timeout=30
+        f"{service.url}/openapi.json", config=schemathesis_config(service.token), timeout=30
     )
 
 
@@ -186,8 +189,12 @@ def test_answers_to_requests_generation_rarely_builds(api_schema, service) -> No
     user = f"conformance-{uuid.uuid4()}"
     entity = "/dataPolicyOperations/{dataPolicyOperation-id}"
 
-    def call(path: str, method: str, status: int, **parts: Any) -> Response:
-        case = api_schema[path][method].Case(**parts)
+    def call(
+        path: str, method: str, status: int, headers: dict[str, str] | None = None, **parts: Any
+    ) -> Response:
+        # Cases made by hand carry only the headers they are given.
+        headers = {**service.headers, **(headers or {})}
+        case = api_schema[path][method].Case(headers=headers, **parts)
         response = case.call(timeout=30)
         case.validate_response(response)
         assert response.status_code == status, response.text

@@ -212,15 +212,20 @@ def test_list_has_context_count_and_absolute_next_links(client, service, user_id
     seen = [item["id"] for item in body["value"]]
     while "@odata.nextLink" in body:
         assert body["@odata.nextLink"].startswith(f"{service.url}/dataPolicyOperations?")
-        body = httpx.get(body["@odata.nextLink"]).json()
+        body = httpx.get(body["@odata.nextLink"], headers=service.headers).json()
         seen += [item["id"] for item in body["value"]]
     assert seen == ids
 
 
 def test_the_sdk_style_double_slash_and_encoded_dollar_are_accepted(service, user_id):
     root = service.url
-    created = httpx.post(f"{root}//dataPolicyOperations", json={"userId": user_id}).json()
-    response = httpx.get(f"{root}//dataPolicyOperations?%24filter=userId%20eq%20%27{user_id}%27")
+    headers = service.headers
+    created = httpx.post(
+        f"{root}//dataPolicyOperations", json={"userId": user_id}, headers=headers
+    ).json()
+    response = httpx.get(
+        f"{root}//dataPolicyOperations?%24filter=userId%20eq%20%27{user_id}%27", headers=headers
+    )
     assert [item["id"] for item in response.json()["value"]] == [created["id"]]
 
 

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 pytestmark = [
@@ -85,6 +85,7 @@ OTHER_FUNCTIONS = (
 )
 SEARCH_OPERATORS = ("AND", "OR", "NOT", "and", "or", "not")
 
+HTTPX_MAX_QUERY = 65536  # httpx's limit on one URL component
 SLOW_ANSWER_S = 10  # a hang or a pathological evaluation shows up as a slow answer
 
 _FUZZ = settings(
@@ -154,7 +155,7 @@ def assert_success_shape(response: httpx.Response, *, count: bool = False) -> No
 
 @pytest.fixture(scope="module")
 def http(service) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=service.url, timeout=30) as client:
+    with service.client() as client:
         yield client
 
 
@@ -658,7 +659,11 @@ option_values = {
 @st.composite
 def query_params(draw: st.DrawFn, kinds: tuple[str, ...]) -> list[tuple[str, str]]:
     chosen = draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=5))
-    return [(draw(option_names[kind]), draw(option_values[kind])) for kind in chosen]
+    params = [(draw(option_names[kind]), draw(option_values[kind])) for kind in chosen]
+    # httpx refuses to send a query over 64 KiB once percent-encoded (five long values of
+    # four-byte characters make one): such a query would test the client, not the server.
+    assume(len(str(httpx.QueryParams(params))) <= HTTPX_MAX_QUERY)
+    return params
 
 
 # --- $skiptoken --------------------------------------------------------------------------------

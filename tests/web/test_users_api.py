@@ -17,7 +17,7 @@ ADA = demo_user_id(0)
 
 @pytest.fixture
 def api(demo_service):
-    with httpx.Client(base_url=demo_service.url, timeout=30) as http:
+    with demo_service.client() as http:
         yield http
 
 
@@ -47,7 +47,7 @@ def test_users_are_listed_in_pages_in_graphs_shape(api, demo_service):
     ids = [user["id"] for user in first["value"]]
     page = first
     while "@odata.nextLink" in page:
-        page = httpx.get(page["@odata.nextLink"]).json()
+        page = api.get(page["@odata.nextLink"]).json()
         ids += [user["id"] for user in page["value"]]
     assert ids == sorted(ids)
     assert len(ids) == len(set(ids)) == 16

@@ -17,19 +17,25 @@ from datapolicy.engine.sources.sql import SqlSource
 from datapolicy.engine.worker import ExportContext, Worker
 
 EXPORTS_DIR = "exports"
+SPOOL_DIR = "spool"
 
 
 def build_context(config: Config, data_dir: Path) -> ExportContext:
     """Sources, directory and permitted local roots from the configuration.
 
     `<data-dir>/exports` is always a permitted local root: the embedded default's place for
-    packages."""
+    packages. Packages for presigned S3 URLs wait in `<data-dir>/spool` unless configured."""
     sources: list[Source] = [SqlSource(s) for s in config.sources.sql]
     sources += [FileSource(f) for f in config.sources.files]
     directory = UserDirectory(config.directory) if config.directory is not None else None
     roots = (*config.storage.local.roots, (data_dir / EXPORTS_DIR).absolute())
     local = config.storage.local.model_copy(update={"roots": roots})
-    return ExportContext(sources, directory, config.storage.model_copy(update={"local": local}))
+    presigned = config.storage.s3_presigned
+    if presigned.spool_dir is None:
+        spool_dir = (data_dir / SPOOL_DIR).absolute()
+        presigned = presigned.model_copy(update={"spool_dir": spool_dir})
+    storage = config.storage.model_copy(update={"local": local, "s3_presigned": presigned})
+    return ExportContext(sources, directory, storage)
 
 
 __all__ = ["ExportContext", "ExportService", "User", "UserDirectory", "Worker", "build_context"]

@@ -152,6 +152,13 @@ class Worker:
         except PermanentError as exc:
             self._discard(upload, operation)
             self.queue.fail(operation.id, owner, exc.error, job.attempt)
+        except StorageError as exc:
+            self._discard(upload, operation)
+            if exc.permanent:  # another attempt would be refused the same way
+                self.queue.fail(operation.id, owner, _describe(exc), job.attempt)
+                logger.warning("export %s failed: %s", operation.id, exc)
+            else:
+                self._retry_or_fail(job, owner, _describe(exc))
         except Exception as exc:  # every other failure is worth another attempt
             self._discard(upload, operation)
             self._retry_or_fail(job, owner, _describe(exc))

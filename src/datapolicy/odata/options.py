@@ -144,6 +144,8 @@ def _collect(params: Iterable[tuple[str, str]], allowed: frozenset[str]) -> dict
             raise QueryOptionError(
                 f"Query option '${canonical}' is longer than {MAX_OPTION_LENGTH} characters."
             )
+        if "\x00" in value:  # no stored string has one (PostgreSQL's text cannot hold it)
+            raise QueryOptionError(f"Query option '${canonical}' contains the character NUL.")
         raw[canonical] = value
     return raw
 

@@ -118,7 +118,7 @@ def _load(key: OrderKey, raw: object) -> KeyValue:
         raise _invalid()
     try:
         match prop.edm_type:
-            case EdmType.STRING if isinstance(raw, str):
+            case EdmType.STRING if isinstance(raw, str) and "\x00" not in raw:
                 return raw
             case EdmType.ENUM if isinstance(raw, str):
                 return OperationStatus(raw)

@@ -5,6 +5,12 @@ Every condition is built to be two-valued: OData says `null ne 'x'` is true and
 nullable columns state their NULL case explicitly. LIKE patterns are always escaped
 (`autoescape`), so `%` and `_` in a client's text match themselves.
 
+The clauses mean the same on SQLite and PostgreSQL: LIKE is case-sensitive on both (the SQLite
+connection sets `case_sensitive_like`), `$search` folds case alike (ASCII only, see
+`_ascii_lower`), NULL's place in an order is stated (`NULLS FIRST`/`LAST`) rather than left to
+each database's default, and strings compare by bytes (the store's columns are in the "C"
+collation on PostgreSQL).
+
 The store supplies `columns` (OData name -> column) and `encode` (a Python value -> the column's
 stored form), so this module knows nothing about how the store lays out its tables.
 """
@@ -12,10 +18,11 @@ stored form), so this module knows nothing about how the store lays out its tabl
 from __future__ import annotations
 
 import operator
+import string
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, not_, or_, true, tuple_
+from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true, tuple_
 
 from datapolicy.model import PROPERTIES, Property
 from datapolicy.odata.expressions import (
@@ -86,13 +93,29 @@ def where_clause(node: FilterNode, columns: Columns, encode: Encode) -> ColumnEl
             method = getattr(column, function)
             return _not_null(prop, column, method(value, autoescape=True))
         case TextSearch(props=props, text=text):
+            folded = _ascii_lower(text)
             return or_(
                 *(
-                    _not_null(p, columns[p.name], columns[p.name].icontains(text, autoescape=True))
+                    _not_null(
+                        p,
+                        columns[p.name],
+                        func.lower(columns[p.name]).contains(folded, autoescape=True),
+                    )
                     for p in props
                 )
             )
     raise TypeError(f"not a filter node: {node!r}")  # pragma: no cover - exhaustive above
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def _ascii_lower(text: str) -> str:
+    """`text` with A-Z folded to a-z, as SQL's lower() does with SQLite's built-in function and
+    with PostgreSQL's in the "C" collation of the store's columns (neither folds other
+    letters). The search text is folded here, not by lower() in SQL, where PostgreSQL would
+    fold it by the database's default collation."""
+    return text.translate(_ASCII_LOWER)
 
 
 def _not_null(

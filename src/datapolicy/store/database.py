@@ -1,35 +1,152 @@
-"""The embedded database: SQLite in the data directory, reached through the raw `sqlite3` driver.
+"""The operation store's database: SQLite (the embedded default) or PostgreSQL, chosen by URL.
 
-Statements are built with SQLAlchemy Core (never by pasting strings) and compiled once to SQL;
-executing them through `sqlite3` directly costs a few microseconds where a SQLAlchemy connection
-checkout costs tens (see docs/benchmarks.md), which matters on the GET-by-id path.
+`Database` is the seam; `SQLiteDatabase` and `PostgreSQLDatabase` are its two implementations,
+and `open_database(url)` picks one. Above this module the store and the queue run the same
+statements on both: they are built with SQLAlchemy Core (never by pasting strings) and compiled
+for the database's dialect (`Database.compile`), then executed through the raw driver (`sqlite3`,
+psycopg 3). Executing directly costs a few microseconds where a SQLAlchemy connection checkout
+costs tens (see docs/benchmarks.md), which matters on the GET-by-id path.
 
-SQLite allows one writer at a time; WAL mode lets readers go on while it writes. Each thread gets
-its own connection, because a `sqlite3` connection must not be shared between threads.
+What differs, and is decided here once:
+
+- **Connections.** SQLite: a connection per thread (a `sqlite3` connection must not be shared
+  between threads); WAL mode lets readers go on while one writer writes. PostgreSQL: a
+  `psycopg_pool.ConnectionPool` sized by configuration, connections in autocommit mode, so a read
+  outside a transaction holds nothing once it returns.
+- **Transactions.** `transaction()` is the only way to write. SQLite: `BEGIN IMMEDIATE`, which
+  takes the database's write lock at once, so every read-modify-write is serialised with all
+  other writers (in every process). PostgreSQL: READ COMMITTED; statements that read a row in
+  order to change it lock it with `SELECT ... FOR UPDATE` (which the SQLite dialect compiles to
+  nothing: there the write lock is already held), and claims skip rows others have locked
+  (`FOR UPDATE SKIP LOCKED`). Within a transaction every read the thread makes, through the
+  transaction or through the `Database`, is part of it (SQLite: the thread has one connection;
+  PostgreSQL: the transaction pins its pooled connection to the thread).
+- **Migrations.** The same Alembic revisions; on PostgreSQL under an advisory lock, so that
+  processes starting together do not both create the tables.
+
+URLs are SQLAlchemy's: `sqlite:///path/to/file.sqlite3`, `postgresql://user:password@host/db`
+(or `postgresql+psycopg://...`; query parameters such as `sslmode` or `options` pass through to
+libpq). `display_url` renders one without its password: only that form is ever logged.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy import create_engine, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Dialect, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
+from sqlalchemy.sql import ClauseElement, TableClause
 
-BUSY_TIMEOUT_MS = 10_000  # how long a writer waits for the lock before failing
-_DIALECT = sqlite.dialect(paramstyle="named")
+BUSY_TIMEOUT_MS = 10_000  # SQLite: how long a writer waits for the lock before failing
+DEFAULT_POOL_MIN_SIZE = 2
+DEFAULT_POOL_MAX_SIZE = 10
+DEFAULT_POOL_TIMEOUT_S = 30.0  # PostgreSQL: how long to wait for a free pooled connection
 _MIGRATIONS = Path(__file__).with_name("migrations")
+# PostgreSQL: the advisory lock migrations hold (any constant; this one spells "datapoli").
+_MIGRATION_LOCK = 0x64617461706F6C69
+
+Row = tuple[Any, ...]
 
 
-class Database:
+class DatabaseURLError(ValueError):
+    """A URL the operation store cannot use; the message never contains the password."""
+
+
+def compile_statement(statement: ClauseElement, dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """SQL for `dialect` with its bound parameters (named for sqlite3, pyformat for psycopg)."""
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    return str(compiled), compiled.params
+
+
+class Transaction:
+    """An open transaction: statements are compiled for its database and run on its connection."""
+
+    __slots__ = ("_connection", "_dialect")
+
+    def __init__(self, connection: Any, dialect: Dialect):
+        self._connection = connection
+        self._dialect = dialect
+
+    def fetch_one(self, statement: ClauseElement) -> Row | None:
+        sql, params = compile_statement(statement, self._dialect)
+        return self._connection.execute(sql, params).fetchone()
+
+    def fetch_all(self, statement: ClauseElement) -> list[Row]:
+        sql, params = compile_statement(statement, self._dialect)
+        return self._connection.execute(sql, params).fetchall()
+
+    def execute(self, statement: ClauseElement) -> int:
+        """Run a write statement; returns the number of rows it touched."""
+        sql, params = compile_statement(statement, self._dialect)
+        return self._connection.execute(sql, params).rowcount
+
+
+class Database(ABC):
+    """The operation store's database: the seam between the store and SQLite or PostgreSQL."""
+
+    dialect: Dialect
+    _insert: Any  # the dialect's insert() construct
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """The database's URL without its password: safe to log."""
+
+    def compile(self, statement: ClauseElement) -> tuple[str, dict[str, Any]]:
+        """SQL and parameters for this database; compile a statement run often only once."""
+        return compile_statement(statement, self.dialect)
+
+    def insert(self, table: TableClause) -> Any:
+        """An INSERT of this database's dialect: it has `on_conflict_do_nothing`, which SQLite
+        and PostgreSQL both support, with the same meaning."""
+        return self._insert(table)
+
+    @abstractmethod
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (a no-op when it is already there)."""
+
+    @abstractmethod
+    def fetch_one(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> Row | None:
+        """Run precompiled SQL (from `compile`) and return its first row."""
+
+    @abstractmethod
+    def fetch_all(self, statement: ClauseElement) -> list[Row]: ...
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A transaction, committed unless the block raises (see the module's docstring)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def execute(self, statement: ClauseElement) -> int:
+        """Run a write statement in its own transaction; returns the number of rows it touched."""
+        with self.transaction() as transaction:
+            return transaction.execute(statement)
+
+    def _upgrade(self, connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+class SQLiteDatabase(Database):
     """A SQLite database file, with a connection per thread."""
+
+    dialect = sqlite.dialect(paramstyle="named")
+    _insert = staticmethod(sqlite.insert)
 
     def __init__(self, path: Path):
         self.path = path
@@ -42,15 +159,11 @@ class Database:
         return f"sqlite:///{self.path}"
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (a no-op when it is already there)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(self.url)
+        engine = create_engine(self.url, poolclass=NullPool)
         try:
             with engine.begin() as connection:
-                config = Config()
-                config.set_main_option("script_location", str(_MIGRATIONS))
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+                self._upgrade(connection)
         finally:
             engine.dispose()
 
@@ -66,7 +179,7 @@ class Database:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             # OData's startswith/endswith/contains are case-sensitive; SQLite's LIKE is not,
-            # unless told so.
+            # unless told so (PostgreSQL's LIKE is).
             connection.execute("PRAGMA case_sensitive_like=ON")
             self._local.connection = connection
             with self._lock:
@@ -80,32 +193,174 @@ class Database:
             self._connections.clear()
         self._local = threading.local()
 
-    def fetch_all(self, statement: ClauseElement) -> list[tuple[Any, ...]]:
-        sql, params = compile_statement(statement)
-        return self.connection().execute(sql, params).fetchall()
-
-    def fetch_one(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> tuple[Any, ...] | None:
+    def fetch_one(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> Row | None:
         return self.connection().execute(sql, params).fetchone()
 
-    def execute(self, statement: ClauseElement) -> int:
-        """Run a write statement in its own transaction; returns the number of rows it touched."""
-        sql, params = compile_statement(statement)
-        with self.transaction() as connection:
-            return connection.execute(sql, params).rowcount
+    def fetch_all(self, statement: ClauseElement) -> list[Row]:
+        sql, params = compile_statement(statement, self.dialect)
+        return self.connection().execute(sql, params).fetchall()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Transaction]:
         """An immediate (write-locking) transaction, committed unless the block raises."""
         connection = self.connection()
         connection.execute("BEGIN IMMEDIATE")
         try:
-            yield connection
+            yield Transaction(connection, self.dialect)
         except BaseException:
             connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
 
 
-def compile_statement(statement: ClauseElement) -> tuple[str, dict[str, Any]]:
-    compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
-    return str(compiled), compiled.params
+class PostgreSQLDatabase(Database):
+    """A PostgreSQL database, through a pool of psycopg connections in autocommit mode."""
+
+    dialect = postgresql.psycopg.dialect()
+    _insert = staticmethod(postgresql.insert)
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        pool_min_size: int = DEFAULT_POOL_MIN_SIZE,
+        pool_max_size: int = DEFAULT_POOL_MAX_SIZE,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT_S,
+    ):
+        import psycopg  # imported here: the SQLite default never needs them
+        from psycopg_pool import ConnectionPool
+
+        self._url = make_url(url).set(drivername="postgresql+psycopg")
+        _, arguments = self.dialect.create_connect_args(self._url)
+        arguments.setdefault("application_name", "datapolicy")
+        self._local = threading.local()
+        self._operational_error = psycopg.OperationalError
+
+        def configure(connection: psycopg.Connection[Any]) -> None:
+            connection.autocommit = True
+            # The server's default, stated: transactions here are written for it.
+            connection.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+
+        self._pool = ConnectionPool(
+            kwargs={**arguments, "autocommit": True},
+            min_size=pool_min_size,
+            max_size=pool_max_size,
+            timeout=pool_timeout,
+            configure=configure,
+            name="datapolicy-store",
+            open=False,
+        )
+        self._pool.open()
+
+    @property
+    def url(self) -> str:
+        return self._url.render_as_string(hide_password=True)
+
+    def migrate(self) -> None:
+        engine = create_engine(self._url, poolclass=NullPool)
+        try:
+            with engine.begin() as connection:
+                # Processes that start together migrate one after the other; the later ones
+                # find the schema current. Released when the transaction ends.
+                lock = text("SELECT pg_advisory_xact_lock(:key)")
+                connection.execute(lock, {"key": _MIGRATION_LOCK})
+                self._upgrade(connection)
+        finally:
+            engine.dispose()
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def fetch_one(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> Row | None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection.execute(sql, params).fetchone()
+        return self._read(sql, params, all_rows=False)
+
+    def fetch_all(self, statement: ClauseElement) -> list[Row]:
+        sql, params = compile_statement(statement, self.dialect)
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection.execute(sql, params).fetchall()
+        return self._read(sql, params, all_rows=True)
+
+    def _read(self, sql: str, params: Any, *, all_rows: bool) -> Any:
+        """A read outside any transaction; tried once more on another connection if the pooled
+        one turns out to be broken (the server restarted, a proxy dropped it): reads are safe
+        to repeat, and the pool discards a broken connection when it is given back."""
+        retried = False
+        while True:
+            with self._pool.connection() as connection:
+                try:
+                    cursor = connection.execute(sql, params)
+                    return cursor.fetchall() if all_rows else cursor.fetchone()
+                except self._operational_error:
+                    if retried or not connection.broken:
+                        raise
+            retried = True
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A READ COMMITTED transaction, committed unless the block raises."""
+        if getattr(self._local, "connection", None) is not None:
+            raise RuntimeError("a transaction is already open on this thread")
+        with self._pool.connection() as connection:
+            self._local.connection = connection
+            try:
+                with connection.transaction():
+                    yield Transaction(connection, self.dialect)
+            finally:
+                self._local.connection = None
+
+
+def parse_url(url: str) -> URL:
+    """The store's URL, checked: SQLite with a file, or PostgreSQL through psycopg."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseURLError("the operation store's URL is not a database URL") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "sqlite" and driver in ("", "pysqlite"):
+        if (
+            not parsed.database
+            or parsed.database == ":memory:"
+            or parsed.database.startswith("file:")
+        ):
+            raise DatabaseURLError(
+                "the operation store's SQLite URL must name a file (sqlite:///path/to/file)"
+            )
+        return parsed
+    if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
+        return parsed.set(drivername="postgresql+psycopg")
+    raise DatabaseURLError(
+        f"the operation store runs on SQLite (sqlite:///FILE) or PostgreSQL "
+        f"(postgresql://USER@HOST/DB), not {parsed.drivername}"
+    )
+
+
+def display_url(url: str) -> str:
+    """`url` without its password, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a database URL)"
+
+
+def open_database(
+    url: str,
+    *,
+    pool_min_size: int = DEFAULT_POOL_MIN_SIZE,
+    pool_max_size: int = DEFAULT_POOL_MAX_SIZE,
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT_S,
+) -> Database:
+    """The database at `url` (not yet migrated); pool sizes apply to PostgreSQL."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        assert parsed.database is not None
+        return SQLiteDatabase(Path(parsed.database))
+    return PostgreSQLDatabase(
+        parsed,
+        pool_min_size=pool_min_size,
+        pool_max_size=pool_max_size,
+        pool_timeout=pool_timeout,
+    )

@@ -4,20 +4,29 @@ The store owns an operation's lifecycle fields (id, times, status, progress, ver
 say what they want changed and the store decides what that means for the row. It is synchronous
 and fast for single-row work, so the web layer may call `get` inline on the event loop and send
 the heavier `list`/`count` to a thread.
+
+The same statements run on SQLite and PostgreSQL (store/database.py). Every read-modify-write
+is written to be sound with several API processes on one PostgreSQL database, where
+transactions are READ COMMITTED: a row read in order to change it is locked (`FOR UPDATE`,
+compiled to nothing on SQLite, whose transactions hold the write lock from their start), and
+idempotency keys are unique in the table, so two concurrent starts with one key make one
+operation. Each method's docstring says how.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
 
-from datapolicy.errors import Conflict, NotFound, PreconditionFailed
+from datapolicy.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from datapolicy.model import (
+    MAX_STORAGE_LOCATION_LENGTH,
+    MAX_USER_ID_LENGTH,
     PROPERTIES,
     Operation,
     OperationError,
@@ -29,7 +38,7 @@ from datapolicy.odata.expressions import Value
 from datapolicy.odata.options import QueryOptions
 from datapolicy.odata.skiptoken import SkipToken, effective_order
 from datapolicy.odata.sql import after_clause, order_clauses, where_clause
-from datapolicy.store.database import Database, compile_statement
+from datapolicy.store.database import Database, Transaction
 from datapolicy.store.tables import operations
 
 ROW = (
@@ -51,7 +60,9 @@ COLUMNS: dict[str, ColumnElement[Any]] = {
 }
 VISIBLE = operations.c.deleted_at.is_(None)  # rows whose deletion was requested are gone to clients
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
-_GET_BY_ID = compile_statement(select(*ROW).where(operations.c.id == bindparam("id"), VISIBLE))[0]
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
+_BY_ID = select(*ROW).where(operations.c.id == bindparam("id"), VISIBLE)
+_LOCK_BY_ID = _BY_ID.with_for_update()  # SQLite: no clause (the transaction holds the lock)
 
 Precondition = Callable[[Operation], bool]
 
@@ -114,11 +125,15 @@ class OperationStore:
     def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now):
         self.database = database
         self.clock = clock
+        # Compiled once, for this database's dialect: the GET-by-id hot path compiles nothing.
+        self._get_by_id = database.compile(_BY_ID)[0]
 
     # --- reads ---------------------------------------------------------------------------
 
     def get(self, operation_id: str) -> Operation:
-        row = self.database.fetch_one(_GET_BY_ID, {"id": operation_id})
+        if "\x00" in operation_id:  # no id has one (and PostgreSQL's text cannot hold it)
+            raise _not_found(operation_id)
+        row = self.database.fetch_one(self._get_by_id, {"id": operation_id})
         if row is None:
             raise _not_found(operation_id)
         return to_operation(row)
@@ -164,7 +179,20 @@ class OperationStore:
         self, user_id: str, storage_location: str | None, idempotency_key: str | None = None
     ) -> tuple[Operation, bool]:
         """A new notStarted operation, or, when `idempotency_key` was used for one in the last
-        24 hours, that one. The flag says whether a new operation was created."""
+        24 hours, that one. The flag says whether a new operation was created.
+
+        Concurrent starts with one key (several API processes) make one operation: the key's
+        index is unique, and the insert yields to a row that holds the key (`ON CONFLICT DO
+        NOTHING`, which on PostgreSQL waits for the transaction that inserted it). The loser
+        then reads the winner's operation and returns it. A key is freed (set NULL on its old
+        row) before reuse once its operation has left the window or was deleted; only such rows
+        are freed, so a concurrent start's fresh row is never taken over.
+        """
+        _check_text("userId", user_id, MAX_USER_ID_LENGTH)
+        if storage_location is not None:
+            _check_text("storageLocation", storage_location, MAX_STORAGE_LOCATION_LENGTH)
+        if idempotency_key is not None:
+            _check_text("client-request-id", idempotency_key, MAX_IDEMPOTENCY_KEY_LENGTH)
         now = self.clock()
         operation = Operation(
             id=str(uuid.uuid4()),
@@ -176,7 +204,7 @@ class OperationStore:
             completed_at=None,
             version=1,
         )
-        insert = operations.insert().values(
+        insert = self.database.insert(operations).values(
             id=operation.id,
             user_id=operation.user_id,
             status=operation.status.value,
@@ -186,30 +214,45 @@ class OperationStore:
             version=operation.version,
             idempotency_key=idempotency_key,
         )
-        with self.database.transaction() as connection:
-            if idempotency_key is not None:
-                existing = self._by_idempotency_key(connection, idempotency_key, now)
+        if idempotency_key is None:
+            self.database.execute(insert)
+            return operation, True
+        window_start = to_micros(now - IDEMPOTENCY_WINDOW)
+        for _ in range(3):
+            with self.database.transaction() as transaction:
+                existing = transaction.fetch_one(_by_idempotency_key(idempotency_key, window_start))
                 if existing is not None:
-                    return existing, False
-            sql, params = compile_statement(insert)
-            connection.execute(sql, params)
-        return operation, True
+                    return to_operation(existing), False
+                transaction.execute(
+                    operations.update()
+                    .where(
+                        operations.c.idempotency_key == idempotency_key,
+                        or_(
+                            operations.c.submitted_at <= window_start,
+                            operations.c.deleted_at.is_not(None),
+                        ),
+                    )
+                    .values(idempotency_key=None)
+                )
+                inserted = transaction.execute(
+                    insert.on_conflict_do_nothing(index_elements=[operations.c.idempotency_key])
+                )
+                if inserted:
+                    return operation, True
+                existing = transaction.fetch_one(_by_idempotency_key(idempotency_key, window_start))
+                if existing is not None:
+                    return to_operation(existing), False
+            # The row that held the key was freed or deleted meanwhile: try again.
+        raise Conflict(
+            "Concurrent requests with the same client-request-id (or Operation-Id) are changing "
+            "its operation; retry.",
+        )
 
     def find_started(self, idempotency_key: str) -> Operation | None:
         """The operation started with this idempotency key in the last 24 hours, if any."""
-        return self._by_idempotency_key(self.database.connection(), idempotency_key, self.clock())
-
-    @staticmethod
-    def _by_idempotency_key(connection: Any, key: str, now: datetime) -> Operation | None:
-        sql, params = compile_statement(
-            select(*ROW).where(
-                operations.c.idempotency_key == key,
-                operations.c.submitted_at > to_micros(now - IDEMPOTENCY_WINDOW),
-                VISIBLE,
-            )
-        )
-        row = connection.execute(sql, params).fetchone()
-        return None if row is None else to_operation(row)
+        window_start = to_micros(self.clock() - IDEMPOTENCY_WINDOW)
+        rows = self.database.fetch_all(_by_idempotency_key(idempotency_key, window_start))
+        return to_operation(rows[0]) if rows else None
 
     def update(
         self, operation_id: str, changes: dict[str, Any], precondition: Precondition
@@ -217,9 +260,12 @@ class OperationStore:
         """Apply a client's changes (OData property name -> value) if the precondition holds.
 
         Only `storageLocation` is client-writable, and only while the operation is notStarted.
+        The row is locked while the precondition (If-Match) and the status are checked and the
+        change is written, so a concurrent PATCH, DELETE or claim waits (a claim skips it) and
+        then sees the new version: two PATCHes with the same If-Match cannot both succeed.
         """
-        with self.database.transaction():
-            current = self.get(operation_id)
+        with self.database.transaction() as transaction:
+            current = self._locked(transaction, operation_id)
             if not precondition(current):
                 raise _stale(operation_id)
             values = {
@@ -235,13 +281,16 @@ class OperationStore:
                     "be changed while it is notStarted.",
                     code="OperationNotModifiable",
                 )
-            sql, params = compile_statement(
+            if values.get("storage_location") is not None:
+                _check_text(
+                    "storageLocation", values["storage_location"], MAX_STORAGE_LOCATION_LENGTH
+                )
+            transaction.execute(
                 operations.update()
                 .where(operations.c.id == operation_id)
                 .values(**values, version=current.version + 1)
             )
-            self.database.connection().execute(sql, params)
-        return self.get(operation_id)
+        return replace(current, **values, version=current.version + 1)
 
     def delete(self, operation_id: str, precondition: Precondition) -> Operation:
         """Delete an operation, as far as clients are concerned, and return it as it was.
@@ -250,9 +299,13 @@ class OperationStore:
         once. A running one is marked: its worker sees the mark at its next heartbeat, stops,
         removes its partial output and the row. A complete one is marked too, and a worker
         deletes its package before the row. Either way it is gone from the API immediately.
+
+        The row is locked while its status decides between the two, so a worker cannot claim
+        a notStarted operation in between (its claim skips the locked row, and then finds it
+        gone); a claim that came first is waited for, and the operation is then running.
         """
-        with self.database.transaction() as connection:
-            current = self.get(operation_id)
+        with self.database.transaction() as transaction:
+            current = self._locked(transaction, operation_id)
             if not precondition(current):
                 raise _stale(operation_id)
             if current.status in (OperationStatus.RUNNING, OperationStatus.COMPLETE):
@@ -263,9 +316,37 @@ class OperationStore:
                 )
             else:
                 statement = operations.delete().where(operations.c.id == operation_id)
-            sql, params = compile_statement(statement)
-            connection.execute(sql, params)
+            transaction.execute(statement)
         return current
+
+    @staticmethod
+    def _locked(transaction: Transaction, operation_id: str) -> Operation:
+        """The operation, its row locked until the transaction ends."""
+        row = None
+        if "\x00" not in operation_id:
+            row = transaction.fetch_one(_LOCK_BY_ID.params(id=operation_id))
+        if row is None:
+            raise _not_found(operation_id)
+        return to_operation(row)
+
+
+def _by_idempotency_key(key: str, window_start: int) -> Any:
+    return select(*ROW).where(
+        operations.c.idempotency_key == key,
+        operations.c.submitted_at > window_start,
+        VISIBLE,
+    )
+
+
+def _check_text(name: str, value: str, max_length: int) -> None:
+    """What the columns can hold, checked on both databases alike (SQLite would store more)."""
+    if len(value) > max_length:
+        raise InvalidRequest(
+            f"The {name} is {len(value)} characters long; at most {max_length} are allowed.",
+            target=name,
+        )
+    if "\x00" in value:
+        raise InvalidRequest(f"The {name} contains the character NUL.", target=name)
 
 
 def _not_found(operation_id: str) -> NotFound:

@@ -7,8 +7,16 @@ operation is claimable again and the next claim counts as another attempt.
 
 Every write names the lease owner in its WHERE clause, so a worker whose lease has expired (and
 whose operation a successor now holds) can change nothing. Publication happens inside the
-completing transaction, which holds SQLite's write lock: no successor can claim the operation
-between the lease check and the package appearing.
+completing transaction, with the row locked: no successor can claim the operation between the
+lease check and the package appearing.
+
+The same statements run on SQLite and PostgreSQL; only how a claim excludes other claims differs
+(see `claim`). On SQLite every transaction takes the database's write lock when it begins
+(`BEGIN IMMEDIATE`), so claims, completions and API writes simply run one after another. On
+PostgreSQL (READ COMMITTED, several processes) a transaction that reads a row in order to write
+it locks the row (`FOR UPDATE`); single-statement writes (heartbeat, retry, release, purge,
+fail) need no lock of their own: PostgreSQL re-checks an UPDATE's WHERE clause, the lease owner
+included, against the newest version of a row once a concurrent writer of that row commits.
 
 The same rows carry deletion requests (`deleted_at`): a claim of such a row is a *cleanup* job
 (remove the partial or published package, then the row).
@@ -25,7 +33,7 @@ from typing import Any
 from sqlalchemy import and_, case, or_, select
 
 from datapolicy.model import Operation, OperationError, OperationStatus, utc_now
-from datapolicy.store.database import Database, compile_statement
+from datapolicy.store.database import Database, Transaction
 from datapolicy.store.operations import ROW, to_micros, to_operation
 from datapolicy.store.tables import operations
 
@@ -52,18 +60,28 @@ class OperationQueue:
         self.clock = clock
 
     def claim(self, owner: str, lease: timedelta, max_attempts: int) -> Job | None:
-        """Take the oldest operation that needs a worker, or None if there is none."""
+        """Take the oldest operation that needs a worker, or None if there is none.
+
+        The oldest claimable row is selected `FOR UPDATE SKIP LOCKED` and written in the same
+        transaction. Here the databases differ, and the one statement means the right thing on
+        each: on PostgreSQL, concurrent claims each lock a different row (a row another claim,
+        or a PATCH or DELETE, holds is skipped, not waited for), so adding workers adds
+        throughput and no two claims take one operation; PostgreSQL re-checks the WHERE clause
+        against a row that changed since the statement began, so a row just claimed by another
+        worker is not claimable any more. SQLite has no row locks and the dialect compiles no
+        clause: the transaction holds the database's write lock, so claims are serialised.
+        """
         while True:
             now = self.clock()
-            with self.database.transaction() as connection:
-                row = self._fetch(connection, self._claimable(to_micros(now)))
+            with self.database.transaction() as transaction:
+                row = transaction.fetch_one(self._claimable(to_micros(now)))
                 if row is None:
                     return None
                 operation = to_operation(row[: len(ROW)])
                 attempts, deleted_at, package_location, error_code, error_message = row[len(ROW) :]
                 if deleted_at is not None:
                     self._write(
-                        connection,
+                        transaction,
                         c.id == operation.id,
                         lease_owner=owner,
                         lease_expires_at=to_micros(now + lease),
@@ -72,7 +90,7 @@ class OperationQueue:
                 if attempts >= max_attempts:
                     # Its last worker died holding it, and it has no attempts left.
                     self._write(
-                        connection,
+                        transaction,
                         c.id == operation.id,
                         **self._failed_values(
                             now,
@@ -80,12 +98,11 @@ class OperationQueue:
                             error_message
                             or "The export was interrupted: its worker stopped responding.",
                             attempts,
-                            operation.version,
                         ),
                     )
                     continue
                 self._write(
-                    connection,
+                    transaction,
                     c.id == operation.id,
                     status=OperationStatus.RUNNING.value,
                     lease_owner=owner,
@@ -115,6 +132,7 @@ class OperationQueue:
             .where(or_(export, cleanup))
             .order_by(c.submitted_at, c.id)
             .limit(1)
+            .with_for_update(skip_locked=True)
         )
 
     def heartbeat(
@@ -129,23 +147,27 @@ class OperationQueue:
             rises = c.progress < progress
             values["progress"] = case((rises, progress), else_=c.progress)
             values["version"] = case((rises, c.version + 1), else_=c.version)
-        with self.database.transaction() as connection:
-            return self._write(connection, self._held(operation_id, owner), **values) == 1
+        with self.database.transaction() as transaction:
+            return self._write(transaction, self._held(operation_id, owner), **values) == 1
 
     def complete(self, operation_id: str, owner: str, publish: Callable[[], str]) -> bool:
         """Publish the package and mark the operation complete, if the lease is still held.
 
         `publish` runs inside the transaction; if the lease was lost (or deletion requested)
-        it is not called and False is returned, and the caller discards its upload."""
+        it is not called and False is returned, and the caller discards its upload.
+
+        The row stays locked from the lease check until the commit: a successor's claim skips
+        it, and a DELETE waits for the outcome."""
         now = self.clock()
-        with self.database.transaction() as connection:
-            row = self._fetch(connection, select(c.version).where(self._held(operation_id, owner)))
+        with self.database.transaction() as transaction:
+            held = self._held(operation_id, owner)
+            row = transaction.fetch_one(select(c.version).where(held).with_for_update())
             if row is None:
                 return False
             location = publish()
             self._write(
-                connection,
-                c.id == operation_id,
+                transaction,
+                held,
                 status=OperationStatus.COMPLETE.value,
                 progress=100.0,
                 completed_at=to_micros(now),
@@ -165,9 +187,9 @@ class OperationQueue:
         """Give the operation back, to be tried again after `delay`; the error is kept in case
         the attempts run out."""
         now = self.clock()
-        with self.database.transaction() as connection:
+        with self.database.transaction() as transaction:
             self._write(
-                connection,
+                transaction,
                 self._held(operation_id, owner),
                 lease_owner=None,
                 lease_expires_at=None,
@@ -178,20 +200,18 @@ class OperationQueue:
 
     def fail(self, operation_id: str, owner: str, error: OperationError, attempts: int) -> None:
         now = self.clock()
-        with self.database.transaction() as connection:
-            row = self._fetch(connection, select(c.version).where(self._held(operation_id, owner)))
-            if row is not None:
-                self._write(
-                    connection,
-                    c.id == operation_id,
-                    **self._failed_values(now, error.code, error.message, attempts, row[0]),
-                )
+        with self.database.transaction() as transaction:
+            self._write(
+                transaction,
+                self._held(operation_id, owner),
+                **self._failed_values(now, error.code, error.message, attempts),
+            )
 
     def release(self, operation_id: str, owner: str) -> None:
         """Hand an operation back unfinished (on shutdown); this does not count as an attempt."""
-        with self.database.transaction() as connection:
+        with self.database.transaction() as transaction:
             self._write(
-                connection,
+                transaction,
                 self._held(operation_id, owner, deleted_ok=True),
                 lease_owner=None,
                 lease_expires_at=None,
@@ -200,13 +220,11 @@ class OperationQueue:
 
     def purge(self, operation_id: str, owner: str) -> None:
         """Remove the row of an operation whose deletion is done."""
-        with self.database.transaction() as connection:
-            sql, params = compile_statement(
-                operations.delete().where(
-                    c.id == operation_id, c.lease_owner == owner, c.deleted_at.is_not(None)
-                )
+        self.database.execute(
+            operations.delete().where(
+                c.id == operation_id, c.lease_owner == owner, c.deleted_at.is_not(None)
             )
-            connection.execute(sql, params)
+        )
 
     def deletion_requested(self, operation_id: str) -> bool:
         row = self.database.fetch_all(select(c.deleted_at).where(c.id == operation_id))
@@ -220,9 +238,7 @@ class OperationQueue:
         return condition if deleted_ok else and_(condition, c.deleted_at.is_(None))
 
     @staticmethod
-    def _failed_values(
-        now: datetime, code: str, message: str, attempts: int, version: int
-    ) -> dict[str, Any]:
+    def _failed_values(now: datetime, code: str, message: str, attempts: int) -> dict[str, Any]:
         return {
             "status": OperationStatus.FAILED.value,
             "completed_at": to_micros(now),
@@ -232,16 +248,10 @@ class OperationQueue:
             "lease_owner": None,
             "lease_expires_at": None,
             "next_attempt_at": None,
-            "version": version + 1,
+            "version": c.version + 1,
         }
 
     @staticmethod
-    def _fetch(connection: Any, statement: Any) -> tuple[Any, ...] | None:
-        sql, params = compile_statement(statement)
-        return connection.execute(sql, params).fetchone()
-
-    @staticmethod
-    def _write(connection: Any, where: Any, **values: Any) -> int:
+    def _write(transaction: Transaction, where: Any, **values: Any) -> int:
         values = {k: v for k, v in values.items() if not (k == "started_at" and v is None)}
-        sql, params = compile_statement(operations.update().where(where).values(**values))
-        return connection.execute(sql, params).rowcount
+        return transaction.execute(operations.update().where(where).values(**values))

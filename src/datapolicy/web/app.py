@@ -7,16 +7,20 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Router
 
+from datapolicy.auth.tokens import TokenValidator
 from datapolicy.engine import ExportService
 from datapolicy.errors import DatapolicyError
 from datapolicy.store import OperationStore
 from datapolicy.web import metadata, openapi, operations, users
+from datapolicy.web.auth import Authentication
 from datapolicy.web.errors import on_datapolicy_error, on_http_exception
 from datapolicy.web.fastpath import EntityReadPath
 from datapolicy.web.middleware import GraphRequestMiddleware
 
 
-def create_app(store: OperationStore, exports: ExportService) -> Starlette:
+def create_app(
+    store: OperationStore, exports: ExportService, validator: TokenValidator
+) -> Starlette:
     app = Starlette(
         routes=[
             Mount(
@@ -33,9 +37,11 @@ def create_app(store: OperationStore, exports: ExportService) -> Starlette:
                 ),
             )
         ],
-        # Outermost first: request ids and path cleaning apply to the fast path too.
+        # Outermost first: request ids and path cleaning apply to the fast path too, and so
+        # does authentication.
         middleware=[
             Middleware(GraphRequestMiddleware),
+            Middleware(Authentication, validator=validator),
             Middleware(EntityReadPath, store=store),
         ],
         exception_handlers={

@@ -19,17 +19,23 @@ from starlette.responses import Response
 from datapolicy.errors import (
     Conflict,
     DatapolicyError,
+    Forbidden,
     InvalidRequest,
     NotFound,
     PreconditionFailed,
+    Unauthenticated,
+    Unavailable,
 )
 from datapolicy.web.responses import json_response
 
 _STATUS: dict[type[DatapolicyError], int] = {
     InvalidRequest: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     PreconditionFailed: 412,
+    Unavailable: 503,
 }
 
 # Codes and messages for errors that Starlette raises itself (routing, methods).

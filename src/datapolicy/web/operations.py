@@ -141,13 +141,17 @@ async def update_operation(request: Request) -> Response:
     changes = parse_update(document, store.get(operation_id))
     if changes.get("storageLocation") is not None:
         await run_in_threadpool(_exports(request).check_location, changes["storageLocation"])
-    operation = store.update(operation_id, changes, _precondition(request))
+    # Writes run in a thread (as DELETE does): one may wait for the row, which a worker holds
+    # while it publishes.
+    operation = await run_in_threadpool(store.update, operation_id, changes, _precondition(request))
     return _entity_response(service_root(request), operation, None)
 
 
 async def delete_operation(request: Request) -> Response:
     _options(request, NO_OPTIONS)
-    _store(request).delete(request.path_params["operation_id"], _precondition(request))
+    await run_in_threadpool(
+        _store(request).delete, request.path_params["operation_id"], _precondition(request)
+    )
     return Response(status_code=204)
 
 

@@ -12,6 +12,7 @@ from datapolicy.engine.targets.base import (
 )
 from datapolicy.engine.targets.local import local_target
 from datapolicy.engine.targets.s3 import s3_target
+from datapolicy.engine.targets.s3_presigned import presigned_target
 
 MAX_LOCATION_LENGTH = 2048
 
@@ -27,6 +28,7 @@ def resolve_target(location: str, storage: StorageConfig) -> Target:
         local_target(location, storage.local.roots)
         or azure_target(location, storage.azure)
         or s3_target(location, storage.s3)
+        or presigned_target(location, storage)
     )
     if target is not None:
         return target
@@ -34,12 +36,13 @@ def resolve_target(location: str, storage: StorageConfig) -> Target:
     if scheme in ("https", "http"):
         raise StorageLocationError(
             "Storage Location is not valid: an http(s) location must be an Azure Blob "
-            "container SAS URL on an allowed host ([storage.azure]).",
+            "container SAS URL on an allowed host ([storage.azure]) or a SigV4 presigned S3 "
+            "PUT URL on an allowed endpoint ([storage.s3_presigned]).",
             code="StorageLocationNotSupported",
         )
     raise StorageLocationError(
         "Storage Location is not valid: give an absolute path, a file:// URL, an Azure Blob "
-        "container SAS URL or s3://BUCKET/PREFIX."
+        "container SAS URL, s3://BUCKET/PREFIX or a presigned S3 PUT URL."
     )
 
 

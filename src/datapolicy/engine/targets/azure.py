@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ipaddress
 import logging
 import re
 import uuid
@@ -56,6 +55,7 @@ from datapolicy.engine.targets.base import (
     Target,
     Upload,
 )
+from datapolicy.engine.targets.hosts import host_allowed, listed_exactly, valid_port
 
 logger = logging.getLogger(__name__)
 # The SDK logs every request at INFO (queries redacted): too much for a service's log.
@@ -165,6 +165,12 @@ def _refused(exc: HttpResponseError) -> str:
     return ""
 
 
+def _refused_for_good(exc: HttpResponseError) -> bool:
+    """A refusal no retry can change: a 4xx other than a timeout, a conflict or throttling."""
+    status = exc.status_code or 0
+    return 400 <= status < 500 and status not in (408, 409, 429)
+
+
 class AzureTarget(Target):
     """A blob container reached through a SAS URL."""
 
@@ -185,7 +191,7 @@ class AzureTarget(Target):
         parts = urlsplit(location)
         self.scheme = parts.scheme.lower()
         self.hostname = (parts.hostname or "").lower()
-        self.port = parts.port if _valid_port(parts) else None
+        self.port = parts.port if valid_port(parts) else None
         self.host = f"{self.hostname}:{self.port}" if self.port else self.hostname
         self.path = [unquote(p) for p in parts.path.split("/") if p]
         self.query = parts.query
@@ -238,17 +244,10 @@ class AzureTarget(Target):
                 raise StorageLocationError(ALLOWS_READ[1], code=ALLOWS_READ[0])
 
     def _host_allowed(self) -> bool:
-        if self._listed_exactly():
-            return True
-        for entry in self.config.allowed_hosts:
-            entry = entry.lower()
-            if entry.startswith("*.") and self.port is None and self.hostname.endswith(entry[1:]):
-                return not _is_ip(self.hostname)
-        return False
+        return host_allowed(self.hostname, self.port, self.config.allowed_hosts)
 
     def _listed_exactly(self) -> bool:
-        listed = {entry.lower() for entry in self.config.allowed_hosts}
-        return self.host in listed or (self.hostname in listed and self.port is None)
+        return listed_exactly(self.hostname, self.port, self.config.allowed_hosts)
 
     @property
     def may_delete(self) -> bool:
@@ -437,7 +436,8 @@ class _AzureUpload(Upload):
         except HttpResponseError as exc:
             raise StorageError(
                 f"Azure Blob storage refused a block of {self.where}: {describe(exc)}"
-                f"{_refused(exc)}"
+                f"{_refused(exc)}",
+                permanent=_refused_for_good(exc),
             ) from None
         except AzureError as exc:
             raise StorageError(f"cannot upload a block of {self.where}: {describe(exc)}") from None
@@ -461,7 +461,9 @@ class _AzureUpload(Upload):
             )
         except HttpResponseError as exc:
             raise StorageError(
-                f"Azure Blob storage refused to commit {self.where}: {describe(exc)}{_refused(exc)}"
+                f"Azure Blob storage refused to commit {self.where}: "
+                f"{describe(exc)}{_refused(exc)}",
+                permanent=_refused_for_good(exc),
             ) from None
         except AzureError as exc:
             raise StorageError(f"cannot commit {self.where}: {describe(exc)}") from None
@@ -489,22 +491,6 @@ class _AzureUpload(Upload):
             self.container.close()
 
 
-def _valid_port(parts: Any) -> bool:
-    try:
-        parts.port  # noqa: B018 - raises for a malformed port
-    except ValueError:
-        return False
-    return True
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 def azure_target(location: str, config: AzureStorageConfig) -> AzureTarget | None:
     """The target for an Azure Blob SAS URL, or None if `location` is not one.
 
@@ -516,7 +502,7 @@ def azure_target(location: str, config: AzureStorageConfig) -> AzureTarget | Non
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
-    if not _valid_port(parts):
+    if not valid_port(parts):
         return None
     target = AzureTarget(location, config)
     if (

@@ -36,7 +36,15 @@ class StorageLocationError(InvalidRequest):
 
 
 class StorageError(Exception):
-    """Writing to the storage failed (a failed operation, with this message as the reason)."""
+    """Writing to the storage failed (a failed operation, with this message as the reason).
+
+    `permanent`: the storage refused the request itself (credentials revoked or refused, a
+    bucket or container gone, a URL expired), so another attempt would fail the same way; the
+    worker fails the operation at once instead of retrying it after backoff."""
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class Upload(ABC):

@@ -89,7 +89,7 @@ class LocalTarget(Target):
         except OSError as exc:
             raise StorageError(f"cannot create {partial}: {exc.strerror}") from None
         return _LocalUpload(
-            io.BufferedWriter(_PartialFile(descriptor, partial)),
+            io.BufferedWriter(PartialFile(descriptor, partial)),
             partial,
             directory / f"{operation_id}{PACKAGE_SUFFIX}",
         )
@@ -114,7 +114,7 @@ class LocalTarget(Target):
         return True
 
 
-class _PartialFile(io.FileIO):
+class PartialFile(io.FileIO):
     """The partial package on disk. A write the storage refuses part-way (a full disk, a quota,
     an I/O error) raises StorageError naming the file, like every other storage failure."""
 
@@ -140,7 +140,7 @@ class _LocalUpload(Upload):
             self.stream.flush()
             os.fsync(self.stream.fileno())
             self.stream.close()
-        except StorageError:  # the final flush was refused (see _PartialFile)
+        except StorageError:  # the final flush was refused (see PartialFile)
             self.discard()
             raise
         except OSError as exc:

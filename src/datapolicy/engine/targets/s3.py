@@ -19,14 +19,9 @@ backoff for about half a minute; what is left reaches the operation as StorageEr
 the object, the HTTP status and the S3 error code. Messages never carry credentials or query
 strings.
 
-Presigned URLs are not accepted: a presigned PUT names one object written by one single request.
-It cannot be a multipart upload (each part needs its own signature, for an upload id that does not
-exist when the caller signs), so the whole package would have to be spooled to local disk and sent
-in one request of at most 5 GiB; that request makes the object visible, so it cannot happen
-before the operation completes nor inside the quick `publish()` step; and the URL cannot delete
-the package when the operation is deleted, nor clean up after a failed attempt. Such URLs (and
-other http(s) URLs on a configured endpoint) are refused with a 400 that says to use
-`s3://BUCKET/PREFIX`.
+Presigned PUT URLs, for callers that can hand over only a URL, are the other S3 target
+(`s3_presigned`): one request for one object, so spooled to disk and sent whole, without
+multipart upload or deletion. It reuses this module's retries and error descriptions.
 """
 
 from __future__ import annotations
@@ -37,7 +32,7 @@ import threading
 import time
 import uuid
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -91,7 +86,6 @@ _AUTHENTICATION_FAILURES = (
     "ExpiredToken",
     "AuthorizationHeaderMalformed",
 )
-_PRESIGNED_FIELDS = ("x-amz-signature", "x-amz-credential", "signature", "awsaccesskeyid")
 _URL_QUERY = re.compile(r"(https?://[^\s'\"?]*)\?[^\s'\"]*", re.IGNORECASE)
 
 
@@ -135,16 +129,17 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (BotoConnectionError, HTTPClientError))
 
 
-class _RetryingClient:
-    """A boto3 S3 client whose calls are retried on transient failures, with backoff."""
+class RetryingClient:
+    """A boto3 S3 client whose calls are retried on transient failures, with backoff (or any
+    object whose methods raise botocore's exceptions, as the presigned PUT's sender does)."""
 
     def __init__(self, client: Any, delays: tuple[float, ...]):
         self._client = client
         self._delays = delays
 
-    def with_delays(self, delays: tuple[float, ...]) -> _RetryingClient:
+    def with_delays(self, delays: tuple[float, ...]) -> RetryingClient:
         """The same client, retrying after `delays` instead."""
-        return _RetryingClient(self._client, delays)
+        return RetryingClient(self._client, delays)
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._client, name)
@@ -211,7 +206,7 @@ class S3Target(Target):
                     response_checksum_validation="when_required",
                 ),
             )
-        return _RetryingClient(client, tuple(options["retry_delays"]))
+        return RetryingClient(client, tuple(options["retry_delays"]))
 
     def _refused(self, exc: ClientError) -> str:
         code = _code(exc)
@@ -368,7 +363,8 @@ class _S3Upload(Upload):
         except ClientError as exc:
             raise StorageError(
                 f"S3 storage '{self.target.config.name}' refused part {number} of {self.where}: "
-                f"{describe(exc)}{self.target._refused(exc)}"
+                f"{describe(exc)}{self.target._refused(exc)}",
+                permanent=not is_transient(exc),
             ) from None
         except BotoCoreError as exc:
             raise StorageError(
@@ -403,7 +399,8 @@ class _S3Upload(Upload):
         except ClientError as exc:
             raise StorageError(
                 f"S3 storage '{self.target.config.name}' refused to complete {self.where}: "
-                f"{describe(exc)}{self.target._refused(exc)}"
+                f"{describe(exc)}{self.target._refused(exc)}",
+                permanent=not is_transient(exc) and _code(exc) != "NoSuchUpload",
             ) from None
         except BotoCoreError as exc:
             raise StorageError(f"cannot complete {self.where}: {describe(exc)}") from None
@@ -477,47 +474,18 @@ def _parse_s3_url(location: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def _on_endpoint(parts: Any, config: S3StorageConfig) -> bool:
-    endpoint = urlsplit(config.endpoint_url)
-    try:
-        return (
-            (parts.hostname or "").lower() == (endpoint.hostname or "").lower()
-            and parts.port == endpoint.port
-            and parts.scheme.lower() == endpoint.scheme.lower()
-        )
-    except ValueError:
-        return False
-
-
 def s3_target(location: str, configs: tuple[S3StorageConfig, ...]) -> S3Target | None:
     """The target for `s3://BUCKET/PREFIX`, None if `location` is not an S3 location, or
     StorageLocationError for an S3 location that cannot be used (malformed, a bucket no
-    [[storage.s3]] entry lists, a presigned URL)."""
+    [[storage.s3]] entry lists). Presigned http(s) URLs are `s3_presigned`'s."""
     scheme = location.split(":", 1)[0].lower() if ":" in location else ""
-    if scheme == "s3":
-        bucket, prefix = _parse_s3_url(location)
-        for config in configs:
-            if bucket in config.buckets:
-                return S3Target(bucket, prefix, config)
-        raise StorageLocationError(
-            f"The S3 bucket '{bucket}' is not configured: list it in the `buckets` of a "
-            "[[storage.s3]] entry to export there."
-        )
-    if scheme not in ("http", "https"):
+    if scheme != "s3":
         return None
-    try:
-        parts = urlsplit(location)
-    except ValueError:
-        return None
-    fields = {key.lower() for key in parse_qs(parts.query)}
-    presigned = any(field in fields for field in _PRESIGNED_FIELDS[:2]) or (
-        {"signature", "awsaccesskeyid"} <= fields
+    bucket, prefix = _parse_s3_url(location)
+    for config in configs:
+        if bucket in config.buckets:
+            return S3Target(bucket, prefix, config)
+    raise StorageLocationError(
+        f"The S3 bucket '{bucket}' is not configured: list it in the `buckets` of a "
+        "[[storage.s3]] entry to export there."
     )
-    if presigned or any(_on_endpoint(parts, config) for config in configs):
-        raise StorageLocationError(
-            "Presigned S3 URLs are not supported as storage locations (a presigned PUT cannot "
-            "carry a multipart upload, be published atomically or be deleted): give "
-            "s3://BUCKET/PREFIX with the bucket listed in a [[storage.s3]] entry.",
-            code="StorageLocationNotSupported",
-        )
-    return None

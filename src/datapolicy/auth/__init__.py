@@ -1,0 +1,15 @@
+"""Authentication and permissions: bearer JWTs checked against configured keys, and Graph's
+permission names per route. Knows nothing of HTTP; `datapolicy.web.auth` maps its answers to
+Graph's 401 and 403 bodies.
+
+    keys.py         the service's own signing key; JWKS from a URL or a file, refetched on an
+                    unknown key id
+    tokens.py       a token -> `Principal` (or `Unauthenticated` naming the failed check);
+                    issuing tokens with the service's own key
+    cache.py        validated tokens, until they expire
+    permissions.py  the route -> permission matrix
+    configure.py    the validator that the `[auth]` configuration asks for
+
+The package's own import stays empty so that the command line can read the permission names
+without loading the JOSE library.
+"""

@@ -1,0 +1,98 @@
+"""Bearer authentication in front of everything but the public routes, as plain ASGI.
+
+It sits right inside `GraphRequestMiddleware` (so its errors carry request ids) and outside the
+read fast path, which it must protect too. A token seen before is answered from a `TokenCache`
+(a dictionary look-up); a new one is verified in a worker thread, because fetching a rotated
+JWKS may block. The principal goes into `scope["state"]["principal"]` for what comes after.
+
+Failures are Graph's error bodies: 401 `InvalidAuthenticationToken` with a `WWW-Authenticate:
+Bearer` challenge (RFC 6750: no error code when no token was sent), 403
+`Authorization_RequestDenied` with the permission that is missing, 503 when the keys cannot be
+fetched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from datapolicy.auth.cache import TokenCache
+from datapolicy.auth.permissions import requirement
+from datapolicy.auth.tokens import Principal, TokenValidator
+from datapolicy.errors import DatapolicyError, Forbidden, Unauthenticated
+from datapolicy.web.errors import error_response, status_of
+from datapolicy.web.operations import API_ROOT
+
+REALM = "datapolicy"
+_FORBIDDEN = "Insufficient privileges to complete the operation."
+
+
+class Authentication:
+    def __init__(self, app: ASGIApp, validator: TokenValidator):
+        self.app = app
+        self.validator = validator
+        self.cache = TokenCache()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        under_root = path[len(API_ROOT) :] if path.startswith(f"{API_ROOT}/") else None
+        needed = requirement(scope["method"], under_root)
+        if not needed.public:
+            try:
+                principal = await self._principal(scope)
+                if needed.permission is not None and needed.permission not in principal.permissions:
+                    raise Forbidden(
+                        f"{_FORBIDDEN} The token lacks the {needed.permission} permission."
+                    )
+            except DatapolicyError as exc:
+                await _refuse(scope, receive, send, exc, needed.permission)
+                return
+            scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+    async def _principal(self, scope: Scope) -> Principal:
+        token = _bearer_token(scope)
+        principal = self.cache.get(token)
+        if principal is None:
+            principal = await asyncio.to_thread(self.validator.validate, token)
+            self.cache.put(token, principal)
+        return principal
+
+
+def _bearer_token(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated("The Authorization header must be 'Bearer <token>'.")
+            return token.strip()
+    raise Unauthenticated("Access token is empty.")
+
+
+async def _refuse(
+    scope: Scope, receive: Receive, send: Send, error: DatapolicyError, permission: str | None
+) -> None:
+    headers = _challenge(scope, error, permission)
+    response = error_response(Request(scope), status_of(error), error.code, error.message, headers)
+    await response(scope, receive, send)
+
+
+def _challenge(
+    scope: Scope, error: DatapolicyError, permission: str | None
+) -> dict[str, str] | None:
+    """RFC 6750's `WWW-Authenticate` for a 401 or 403 (none for a 503)."""
+    challenge = f'Bearer realm="{REALM}"'
+    if isinstance(error, Forbidden):
+        return {
+            "WWW-Authenticate": f'{challenge}, error="insufficient_scope", scope="{permission}"'
+        }
+    if not isinstance(error, Unauthenticated):
+        return None
+    if any(name == b"authorization" for name, _ in scope["headers"]):
+        challenge += f', error="invalid_token", error_description="{error.message}"'
+    return {"WWW-Authenticate": challenge}

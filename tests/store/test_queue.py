@@ -1,0 +1,344 @@
+"""The operation store as a work queue, on SQLite and PostgreSQL: claims, leases and their
+fencing, retries, deletion; and the same under concurrency, where several workers (each with a
+database connection pool of its own, as separate processes have) claim from one queue and API
+requests race with each other and with the workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from databases import POSTGRESQL, STORE_KINDS, store_database
+from datapolicy.errors import PreconditionFailed
+from datapolicy.model import Operation, OperationError, OperationStatus
+from datapolicy.store import Database, OperationStore, PostgreSQLDatabase, SQLiteDatabase
+from datapolicy.store.queue import Job, JobKind, OperationQueue
+from datapolicy.store.tables import operations
+
+LEASE = timedelta(seconds=30)
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Clock:
+    """A clock the test moves; every store and queue of a test shares one."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database(store_kind: str, tmp_path: Path) -> Iterator[Database]:
+    """A migrated store of the test's own, on SQLite and on PostgreSQL (tests/databases.py)."""
+    with store_database(store_kind, tmp_path) as db:
+        yield db
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(database: Database, clock: Clock) -> OperationStore:
+    return OperationStore(database, clock)
+
+
+@pytest.fixture
+def queue(database: Database, clock: Clock) -> OperationQueue:
+    return OperationQueue(database, clock)
+
+
+@pytest.fixture
+def other_connections(database: Database) -> Iterator[Callable[[], Database]]:
+    """Opens more databases on the test's store, as other processes would."""
+    opened: list[Database] = []
+
+    def open_another() -> Database:
+        if isinstance(database, SQLiteDatabase):
+            another: Database = SQLiteDatabase(database.path)
+        else:
+            assert isinstance(database, PostgreSQLDatabase)
+            another = PostgreSQLDatabase(database._url, pool_min_size=1, pool_max_size=2)
+        opened.append(another)
+        return another
+
+    yield open_another
+    for another in opened:
+        another.close()
+
+
+def create(store: OperationStore, user: str = "u") -> Operation:
+    return store.create(user, f"/exports/{user}")[0]
+
+
+def published(location: str = "/exports/p.zip") -> Callable[[], str]:
+    return lambda: location
+
+
+def never() -> str:
+    raise AssertionError("publish must not run without the lease")
+
+
+# --- one worker ------------------------------------------------------------------------------
+
+
+def test_a_claim_takes_the_oldest_and_starts_it(store, queue, clock):
+    first = create(store, "a")
+    clock.advance(timedelta(seconds=1))
+    create(store, "b")
+    job = queue.claim("w1", LEASE, max_attempts=3)
+    assert job is not None
+    assert (job.kind, job.operation.id, job.attempt) == (JobKind.EXPORT, first.id, 1)
+    running = store.get(first.id)
+    assert (running.status, running.version) == (OperationStatus.RUNNING, 2)
+
+
+def test_completion_publishes_and_records_the_outcome(store, queue):
+    operation = create(store)
+    queue.claim("w1", LEASE, max_attempts=3)
+    assert queue.heartbeat(operation.id, "w1", LEASE, 40.0)
+    assert queue.heartbeat(operation.id, "w1", LEASE, 30.0)  # progress never goes down
+    assert store.get(operation.id).progress == 40.0
+    assert queue.complete(operation.id, "w1", published())
+    done = store.get(operation.id)
+    assert (done.status, done.progress, done.completed_at) == (
+        OperationStatus.COMPLETE,
+        100.0,
+        START,
+    )
+    assert queue.claim("w2", LEASE, max_attempts=3) is None
+
+
+def test_a_worker_whose_lease_expired_cannot_complete_over_its_successor(store, queue, clock):
+    operation = create(store)
+    assert queue.claim("old", LEASE, max_attempts=3) is not None
+    clock.advance(LEASE + timedelta(seconds=1))  # "old" stopped heartbeating
+    successor = queue.claim("new", LEASE, max_attempts=3)
+    assert successor is not None
+    assert (successor.operation.id, successor.attempt) == (operation.id, 2)
+    assert not queue.heartbeat(operation.id, "old", LEASE, 90.0)
+    assert not queue.complete(operation.id, "old", never)
+    queue.fail(operation.id, "old", OperationError("x", "stale"), 1)
+    queue.retry_later(operation.id, "old", timedelta(0), OperationError("x", "stale"))
+    queue.release(operation.id, "old")
+    assert store.get(operation.id).status is OperationStatus.RUNNING
+    assert queue.complete(operation.id, "new", published())
+    assert store.get(operation.id).status is OperationStatus.COMPLETE
+
+
+def test_retries_wait_and_then_the_attempts_run_out(store, queue, clock):
+    operation = create(store)
+    queue.claim("w1", LEASE, max_attempts=2)
+    queue.retry_later(operation.id, "w1", timedelta(seconds=10), OperationError("busy", "later"))
+    assert queue.claim("w2", LEASE, max_attempts=2) is None  # not before the delay
+    clock.advance(timedelta(seconds=10))
+    job = queue.claim("w2", LEASE, max_attempts=2)
+    assert job is not None
+    assert job.attempt == 2
+    clock.advance(LEASE + timedelta(seconds=1))  # w2 died holding it: no attempts are left
+    assert queue.claim("w3", LEASE, max_attempts=2) is None
+    failed = store.get(operation.id)
+    assert failed.status is OperationStatus.FAILED
+    assert failed.error == OperationError("busy", "later")
+
+
+def test_deleting_a_running_export_makes_a_cleanup_job(store, queue):
+    operation = create(store)
+    queue.claim("w1", LEASE, max_attempts=3)
+    store.delete(operation.id, lambda op: True)
+    assert not queue.heartbeat(operation.id, "w1", LEASE, 50.0)  # stop
+    assert queue.deletion_requested(operation.id)
+    queue.release(operation.id, "w1")
+    job = queue.claim("w2", LEASE, max_attempts=3)
+    assert job is not None
+    assert job.kind is JobKind.CLEANUP
+    queue.purge(operation.id, "w2")
+    assert store.database.fetch_all(operations.select()) == []
+
+
+# --- concurrency -------------------------------------------------------------------------------
+
+
+def test_concurrent_workers_never_claim_the_same_operation(store, clock, other_connections):
+    """Eight workers, each with a database of its own, claim as fast as they can until the
+    queue is empty: every operation is claimed exactly once."""
+    created = {create(store, f"u{n}").id for n in range(120)}
+    claimed: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def work(index: int) -> None:
+        queue = OperationQueue(other_connections(), clock)
+        start.wait()
+        while (job := queue.claim(f"w{index}", LEASE, max_attempts=3)) is not None:
+            with lock:
+                claimed.append(job.operation.id)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(8)))
+    assert len(claimed) == len(set(claimed)), "an operation was claimed twice"
+    assert set(claimed) == created
+
+
+def test_expired_leases_are_taken_over_once(store, queue, clock, other_connections):
+    """Workers racing for operations whose worker died: each is taken over by one of them."""
+    created = [create(store, f"u{n}").id for n in range(40)]
+    while queue.claim("dead", LEASE, max_attempts=3) is not None:
+        pass
+    clock.advance(LEASE + timedelta(seconds=1))
+    takeovers: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(6)
+
+    def work(index: int) -> None:
+        successor = OperationQueue(other_connections(), clock)
+        start.wait()
+        while (job := successor.claim(f"w{index}", LEASE, max_attempts=3)) is not None:
+            with lock:
+                takeovers.append((job.operation.id, f"w{index}"))
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(work, range(6)))
+    assert sorted(op for op, _ in takeovers) == sorted(created)
+    for operation_id, owner in takeovers:  # only the successor can finish it
+        assert not queue.complete(operation_id, "dead", never)
+        assert queue.complete(operation_id, owner, published())
+
+
+def test_a_completion_in_progress_is_not_taken_over(store, queue, clock, other_connections):
+    """A worker publishes (inside its completing transaction) just as its lease runs out: a
+    successor's claim must not take the operation while the package appears."""
+    operation = create(store)
+    queue.claim("slow", LEASE, max_attempts=3)
+    clock.advance(LEASE + timedelta(seconds=1))
+    publishing = threading.Event()
+    successor = OperationQueue(other_connections(), clock)
+
+    def publish() -> str:
+        publishing.set()
+        time.sleep(0.3)
+        return "/exports/p.zip"
+
+    with ThreadPoolExecutor(1) as pool:
+        completed = pool.submit(queue.complete, operation.id, "slow", publish)
+        assert publishing.wait(10)
+        assert successor.claim("next", LEASE, max_attempts=3) is None
+        assert completed.result()
+    assert store.get(operation.id).status is OperationStatus.COMPLETE
+
+
+def test_concurrent_starts_with_one_idempotency_key_make_one_operation(
+    store, clock, other_connections
+):
+    start = threading.Barrier(8)
+
+    def begin(_: int) -> tuple[str, bool]:
+        api = OperationStore(other_connections(), clock)
+        start.wait()
+        operation, created = api.create("alice", "/exports/a", "client-request-id:k1")
+        return operation.id, created
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(begin, range(8)))
+    assert len({operation_id for operation_id, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+
+
+def test_concurrent_patches_with_one_etag_change_it_once(store, clock, other_connections):
+    """Two PATCHes with the same If-Match: one wins, the other is told the ETag is stale."""
+    operation = create(store)
+    start = threading.Barrier(2)
+
+    def patch(location: str) -> str:
+        api = OperationStore(other_connections(), clock)
+        start.wait()
+
+        def if_match(current: Operation) -> bool:
+            time.sleep(0.2)  # both would have read version 1 without the row lock
+            return current.version == operation.version
+
+        try:
+            return api.update(operation.id, {"storageLocation": location}, if_match).etag
+        except PreconditionFailed:
+            return "stale"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(patch, ["/exports/x", "/exports/y"]))
+    assert outcomes == ['W/"2"', "stale"]
+    assert store.get(operation.id).version == 2
+
+
+def test_a_delete_racing_a_claim_leaves_no_export_behind(store, clock, other_connections):
+    """DELETE of a notStarted operation while a worker claims: either the claim came first
+    (the operation is running and marked for cleanup) or the DELETE did (no worker got it)."""
+    api = OperationStore(other_connections(), clock)
+    worker = OperationQueue(other_connections(), clock)
+    for round_ in range(20):
+        operation = create(store, f"r{round_}")
+        start = threading.Barrier(2)
+
+        def delete(operation: Operation = operation, start: threading.Barrier = start) -> None:
+            start.wait()
+            api.delete(operation.id, lambda op: True)
+
+        def claim(start: threading.Barrier = start) -> Job | None:
+            start.wait()
+            return worker.claim("w", LEASE, max_attempts=3)
+
+        with ThreadPoolExecutor(2) as pool:
+            deleted, claimed = pool.submit(delete), pool.submit(claim)
+            deleted.result()
+            job = claimed.result()
+        if job is not None:
+            assert job.operation.id == operation.id
+            assert not worker.heartbeat(operation.id, "w", LEASE, 1.0)  # told to stop
+            assert worker.deletion_requested(operation.id)
+            worker.release(operation.id, "w")
+            cleanup = worker.claim("w", LEASE, max_attempts=3)
+            assert cleanup is not None
+            assert cleanup.kind is JobKind.CLEANUP
+            worker.purge(operation.id, "w")
+        assert store.database.fetch_all(operations.select()) == []
+
+
+@pytest.mark.parametrize("store_kind", [POSTGRESQL], indirect=True)
+def test_on_postgresql_a_claim_skips_a_locked_row_instead_of_waiting(store, queue, database, clock):
+    """A row locked by a PATCH or DELETE in progress is skipped, not waited for: the next one
+    is claimed at once. (On SQLite claims and writes take turns on the database's lock.)"""
+    locked, free = create(store, "locked"), create(store, "free")
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_row() -> None:
+        with database.transaction() as transaction:
+            store._locked(transaction, locked.id)
+            holding.set()
+            release.wait(10)
+
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(hold_the_row)
+        assert holding.wait(10)
+        began = time.monotonic()
+        job = queue.claim("w1", LEASE, max_attempts=3)
+        waited = time.monotonic() - began
+        release.set()
+        held.result()
+    assert job is not None
+    assert job.operation.id == free.id
+    assert waited < 2

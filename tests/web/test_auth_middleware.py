@@ -1,0 +1,94 @@
+"""The authentication middleware on its own, in process: it hands the principal on in the ASGI
+scope, verifies a token once and then answers it from its cache until the token expires, and
+turns keys that cannot be fetched into a 503."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import pytest
+from joserfc.jwk import ECKey
+from starlette.types import Receive, Scope, Send
+
+from datapolicy.auth.keys import LocalKeys
+from datapolicy.auth.permissions import EXPORT
+from datapolicy.auth.tokens import Principal, TokenValidator
+from datapolicy.errors import Unavailable
+from datapolicy.web.auth import Authentication
+from datapolicy.web.middleware import GraphRequestMiddleware
+from jwtkinds import AUDIENCE, ISSUER, claims, sign
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+class CountingValidator(TokenValidator):
+    def __init__(self, key: ECKey) -> None:
+        super().__init__(LocalKeys(key), issuer=ISSUER, audience=AUDIENCE, clock_skew=0)
+        self.calls = 0
+
+    def validate(self, token: str) -> Principal:
+        self.calls += 1
+        return super().validate(token)
+
+
+class Down(TokenValidator):
+    def __init__(self) -> None:
+        pass
+
+    def validate(self, token: str) -> Principal:
+        raise Unavailable("The keys to check access tokens against cannot be fetched.")
+
+
+async def echo_principal(scope: Scope, receive: Receive, send: Send) -> None:
+    """The app behind the middleware: answers with the principal it was handed."""
+    principal: Principal = scope["state"]["principal"]
+    body = f"{principal.subject} {sorted(principal.permissions)}".encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture(scope="module")
+def key() -> ECKey:
+    return ECKey.generate_key("P-256", auto_kid=True)
+
+
+def app_for(validator: TokenValidator) -> GraphRequestMiddleware:
+    return GraphRequestMiddleware(Authentication(echo_principal, validator))
+
+
+async def get(app: GraphRequestMiddleware, token: str, times: int = 1) -> list[httpx.Response]:
+    headers = {"Authorization": f"Bearer {token}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test/v1.0") as client:
+        return [await client.get("/dataPolicyOperations/x", headers=headers) for _ in range(times)]
+
+
+async def test_the_principal_is_handed_on_and_a_token_verified_once(key: ECKey):
+    validator = CountingValidator(key)
+    token = sign(key, claims(sub="poller", roles=[EXPORT]))
+    answers = await get(app_for(validator), token, times=5)
+    assert [a.text for a in answers] == ["poller ['User.Export.All']"] * 5
+    assert validator.calls == 1
+
+
+async def test_a_cached_token_is_verified_again_once_it_expires(key: ECKey):
+    validator = CountingValidator(key)
+    token = sign(key, claims(exp=int(time.time()) + 1, roles=[EXPORT]))
+    app = app_for(validator)
+    assert (await get(app, token))[0].status_code == 200
+    await asyncio.sleep(1.1)
+    answer = (await get(app, token))[0]
+    assert (answer.status_code, validator.calls) == (401, 2)
+    assert answer.json()["error"]["message"] == "Access token has expired."
+
+
+async def test_keys_that_cannot_be_fetched_are_a_503_without_a_challenge():
+    answer = (await get(app_for(Down()), "any.token.value"))[0]
+    assert answer.status_code == 503
+    error: dict[str, Any] = answer.json()["error"]
+    assert error["code"] == "serviceNotAvailable"
+    assert error["innerError"]["request-id"] == answer.headers["request-id"]
+    assert "www-authenticate" not in answer.headers
