@@ -6,11 +6,18 @@
 - gives every request a `request-id` (and echoes the caller's `client-request-id`, or repeats the
   request id when none was sent), in the response headers and in `scope["state"]` for error
   bodies;
-- turns any exception that escapes the app into Graph's 500 body, with those headers.
+- turns any exception that escapes the app into Graph's 500 body, with those headers;
+- reads what is left of a request body the app answered without reading (a 401, a 415, a 413)
+  before the response goes out, so that the connection can carry the client's next request. An
+  HTTP/1.1 server closes a connection whose request body was not read, without saying so, and a
+  client that sends its next request on it in that moment sees the connection drop with no
+  answer. A body too large or too slow to read is not waited for: the response then says
+  `Connection: close`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -25,6 +32,8 @@ logger = logging.getLogger(__name__)
 _SLASHES = re.compile(r"//+")
 _SLASHES_BYTES = re.compile(rb"//+")
 _MAX_CLIENT_REQUEST_ID = 128
+DRAIN_LIMIT = 1024 * 1024  # unread body bytes read before an answer; more: Connection: close
+DRAIN_TIMEOUT_S = 1.0
 
 
 class GraphRequestMiddleware:
@@ -51,16 +60,27 @@ class GraphRequestMiddleware:
         ]
 
         started = False
+        body_read = not _has_body(scope)
+
+        async def receive_tracked() -> Message:
+            nonlocal body_read
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_read = True
+            return message
 
         async def send_with_ids(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = [*message.get("headers", []), *extra]
+                if not body_read and not await _drain(receive_tracked):
+                    headers.append((b"connection", b"close"))
+                message["headers"] = headers
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_ids)
+            await self.app(scope, receive_tracked, send_with_ids)
         except Exception:
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if started:
@@ -72,6 +92,32 @@ class GraphRequestMiddleware:
                 "An internal server error occurred; it has been logged.",
             )
             await response(scope, receive, send_with_ids)
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if (name == b"content-length" and value.strip() != b"0") or name == b"transfer-encoding":
+            return True
+    return False
+
+
+async def _drain(receive: Receive) -> bool:
+    """Read and drop the rest of the request body; False if it is over `DRAIN_LIMIT` or does not
+    arrive within `DRAIN_TIMEOUT_S`."""
+    drained = 0
+    try:
+        async with asyncio.timeout(DRAIN_TIMEOUT_S):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return False
+                drained += len(message.get("body", b""))
+                if drained > DRAIN_LIMIT:
+                    return False
+                if not message.get("more_body", False):
+                    return True
+    except TimeoutError:
+        return False
 
 
 def _client_request_id(scope: Scope) -> str | None:
