@@ -9,13 +9,20 @@ What it does:
 2. Starts, each pinned to CPU 0 with taskset: `datapolicy serve --workers 0` on the large and on
    the small database, and bench/bare_server.py (the same granian embedding, one worker) whose
    fixed responses have the size and headers of the real GET-by-id and list responses.
-3. Drives them with wrk pinned to CPU 1 (loopback only), alternating bare and datapolicy in
+   Every request carries an `Authorization: Bearer` token made with the data directory's own
+   signing key (the bare server gets the same header, and ignores it).
+3. Warms up: every GET-by-id path is read once (so the service's read cache holds those
+   operations, as it holds the ones clients poll), then a short wrk run per target.
+4. Drives them with wrk pinned to CPU 1 (loopback only), alternating bare and datapolicy in
    every round so that drift on a noisy machine hits both:
    - throughput: GET by id over --ids random existing ids (bench/paths.lua), and a filtered,
-     ordered list page, with --connections connections; the figure is datapolicy / bare;
+     ordered list page, with --connections connections; the figure is datapolicy / bare. GET by
+     id is measured again while another connection commits a one-row write to the large
+     database every --busy-interval seconds: the service's read cache is emptied by every
+     commit, so that figure shows GET by id on a store that is being written to;
    - list latency: one connection (so latency is service time, not queueing), for several list
      requests on the small and the large database; the figure is large / small.
-4. Prints a table with PASS/FAIL against the targets and writes bench/results/<stamp>.json.
+5. Prints a table with PASS/FAIL against the targets and writes bench/results/<stamp>.json.
 
 Every figure is a ratio of two measurements taken minutes apart on the same machine; the
 medians over --rounds rounds are reported, and every round is kept in the JSON file.
@@ -35,16 +42,23 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+from datapolicy.auth.keys import signing_key
+from datapolicy.auth.permissions import EXPORT
+from datapolicy.auth.tokens import issue_token
+from datapolicy.config import AuthConfig
 from datapolicy.odata.options import LIST_OPTIONS, parse_query_options
 from datapolicy.odata.skiptoken import SkipToken
 from datapolicy.settings import DATABASE_FILE
-from datapolicy.store import Database, OperationStore
+from datapolicy.store import OperationStore, SQLiteDatabase
 from populate import RESULTS, ensure_database
 
 BENCH = Path(__file__).resolve().parent
@@ -72,8 +86,10 @@ class Fleet:
     server_cpu: str | None
     processes: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     pids: dict[int, int] = field(default_factory=dict)  # port -> server pid
+    # port -> the Authorization header its requests carry
+    authorization: dict[int, str] = field(default_factory=dict)
 
-    def start(self, name: str, command: list[str], port: int) -> None:
+    def start(self, name: str, command: list[str], port: int, authorization: str) -> None:
         if self.server_cpu is not None:
             command = ["taskset", "-c", self.server_cpu, *command]
         env = {k: v for k, v in os.environ.items() if not k.startswith("DATAPOLICY_")}
@@ -83,12 +99,13 @@ class Fleet:
         )
         self.processes.append((name, process))
         self.pids[port] = process.pid
+        self.authorization[port] = authorization
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise SystemExit(f"{name} exited with {process.returncode}: see {output.name}")
             try:
-                status, _, _ = http_get(port, f"{API}?$top=1")
+                status, _, _ = http_get(port, f"{API}?$top=1", authorization)
                 if status == 200:
                     log(f"{name} is up on port {port} (pid {process.pid})")
                     return
@@ -123,12 +140,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def bearer(data_dir: Path) -> str:
+    """An Authorization header value for a server on `data_dir`, valid for a day: a token from
+    its own signing key (made now if the server has not made it yet), as `datapolicy token`."""
+    auth = AuthConfig()
+    token = issue_token(
+        signing_key(data_dir),
+        issuer=auth.issuer,
+        audience=auth.audience,
+        permissions=[EXPORT],
+        lifetime=86400,
+        subject="bench",
+    )
+    return f"Bearer {token}"
+
+
 def http_get(
-    port: int, path: str, connection: http.client.HTTPConnection | None = None
+    port: int, path: str, authorization: str, connection: http.client.HTTPConnection | None = None
 ) -> tuple[int, list[tuple[str, str]], bytes]:
     conn = connection or http.client.HTTPConnection(HOST, port, timeout=60)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers={"Authorization": authorization})
         response = conn.getresponse()
         return response.status, response.getheaders(), response.read()
     finally:
@@ -144,7 +176,14 @@ def ensure_wrk() -> str:
     return " ".join(banner.split()[:2])  # "wrk debian/4.1.0-3+b2"
 
 
-def run_wrk(port: int, paths: Path, seconds: float, connections: int, load_cpu: str | None) -> dict:
+def run_wrk(
+    port: int,
+    paths: Path,
+    seconds: float,
+    connections: int,
+    load_cpu: str | None,
+    authorization: str,
+) -> dict:
     command = [
         "wrk",
         "-t1",
@@ -152,6 +191,8 @@ def run_wrk(port: int, paths: Path, seconds: float, connections: int, load_cpu: 
         f"-d{max(1, round(seconds))}s",
         "--timeout",
         "30s",
+        "-H",
+        f"Authorization: {authorization}",
         "-s",
         str(LUA),
         f"http://{HOST}:{port}",
@@ -237,8 +278,8 @@ def resolve_path(store: OperationStore, scenario: Scenario) -> tuple[str, str | 
     return list_path([*scenario.pairs, ("$skiptoken", token)]), row_at(position).id
 
 
-def check_page(port: int, path: str, first_id: str | None, size: int) -> int:
-    status, _, body = http_get(port, path)
+def check_page(port: int, path: str, authorization: str, first_id: str | None, size: int) -> int:
+    status, _, body = http_get(port, path, authorization)
     document = json.loads(body)
     if status != 200 or len(document.get("value", ())) != size:
         raise SystemExit(f"unexpected answer to {path}: {status} {body[:300]!r}")
@@ -263,14 +304,14 @@ def sample_ids(path: Path, count: int) -> list[str]:
     return [row[0] for row in rows]
 
 
-def response_spec(port: int, paths: list[str]) -> dict:
+def response_spec(port: int, paths: list[str], authorization: str) -> dict:
     """The mean body size over `paths` and the headers of the first response, minus those the
     HTTP server adds itself."""
     connection = http.client.HTTPConnection(HOST, port, timeout=60)
     sizes, headers = [], None
     try:
         for path in paths:
-            status, response_headers, body = http_get(port, path, connection)
+            status, response_headers, body = http_get(port, path, authorization, connection)
             if status != 200:
                 raise SystemExit(f"GET {path} answered {status}: {body[:300]!r}")
             sizes.append(len(body))
@@ -289,6 +330,31 @@ def prewarm(path: Path) -> None:
     with path.open("rb") as file:
         while file.read(1 << 24):
             pass
+
+
+def read_each(port: int, paths: Path, authorization: str, clients: int = 8) -> None:
+    """GET every path of the file once, as the clients polling those operations have on a
+    server that has been up a while: the service's read cache then holds them."""
+    lines = paths.read_text().split()
+
+    def read(part: list[str]) -> None:
+        connection = http.client.HTTPConnection(HOST, port, timeout=60)
+        try:
+            for path in part:
+                status, _, body = http_get(port, path, authorization, connection)
+                if status != 200:
+                    raise SystemExit(f"GET {path} answered {status}: {body[:300]!r}")
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=read, args=(lines[i::clients],), daemon=True)
+        for i in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -310,6 +376,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (load)")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per target")
     parser.add_argument("--ids", type=int, default=100_000, help="distinct ids GET-by-id uses")
+    parser.add_argument(
+        "--busy-interval",
+        type=float,
+        default=0.1,
+        help="seconds between the commits made during the 'GET by id, store written to' runs",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop the servers
@@ -351,18 +423,20 @@ def main() -> None:
             # --workers 0: the API alone; export threads would start on the notStarted rows.
             command = [*datapolicy, "serve", "--host", HOST, "--port", str(ports[size])]
             command += ["--data-dir", str(data_dir), "--workers", "0"]
-            fleet.start(f"datapolicy-{size}", command, ports[size])
+            fleet.start(f"datapolicy-{size}", command, ports[size], bearer(data_dir))
 
         # The list requests, resolved against each database.
         user = busiest_user(small_db)
         plans: dict[str, dict[str, dict]] = {}
         for size, db in (("large", large_db), ("small", small_db)):
-            database = Database(db)
+            database = SQLiteDatabase(db)
             store = OperationStore(database)
             for scenario in scenarios(user):
                 path, first_id = resolve_path(store, scenario)
                 page = 10 if scenario.name == "user_first" else 100
-                body_size = check_page(ports[size], path, first_id, page)
+                body_size = check_page(
+                    ports[size], path, fleet.authorization[ports[size]], first_id, page
+                )
                 paths_file = run_dir / f"list_{scenario.name}_{size}.txt"
                 paths_file.write_text(path + "\n")
                 plans.setdefault(scenario.name, {})[size] = {
@@ -374,9 +448,12 @@ def main() -> None:
 
         # The floor: fixed responses the size of the real ones.
         list_throughput = plans["filtered_first"]["large"]
+        large_authorization = fleet.authorization[ports["large"]]
         spec = {
-            "entity": response_spec(ports["large"], [f"{API}/{i}" for i in ids[:SAMPLE_RESPONSES]]),
-            "list": response_spec(ports["large"], [list_throughput["path"]]),
+            "entity": response_spec(
+                ports["large"], [f"{API}/{i}" for i in ids[:SAMPLE_RESPONSES]], large_authorization
+            ),
+            "list": response_spec(ports["large"], [list_throughput["path"]], large_authorization),
         }
         (run_dir / "bare_spec.json").write_text(json.dumps(spec, indent=1))
         fleet.start(
@@ -390,26 +467,33 @@ def main() -> None:
                 str(run_dir / "bare_spec.json"),
             ],
             ports["bare"],
+            large_authorization,  # the same request bytes as datapolicy gets
         )
         log(f"bare responses: GET {spec['entity']['size']} B, list {spec['list']['size']} B")
 
+        get_paths_small_file = get_paths_small(run_dir, small_db, args.ids)
         throughput_targets = {
             "get_by_id": ("large", get_paths),
-            "get_by_id_small": ("small", get_paths_small(run_dir, small_db, args.ids)),
+            "get_by_id_small": ("small", get_paths_small_file),
+            "get_by_id_busy": ("large", get_paths),
             "filtered_list": ("large", list_throughput["paths_file"]),
         }
+        # Targets measured while the large database is being written to (see committing()).
+        busy = {"get_by_id_busy": (large_db, args.busy_interval)}
 
         def load(port: int, paths: Path, seconds: float, connections: int) -> dict:
             """One wrk run, plus the server's CPU time per request: rps on a shared machine
             moves with the neighbours' load, CPU time per request much less."""
             before = cpu_seconds(fleet.pids[port])
-            result = run_wrk(port, paths, seconds, connections, load_cpu)
+            result = run_wrk(port, paths, seconds, connections, load_cpu, fleet.authorization[port])
             used = cpu_seconds(fleet.pids[port]) - before
             result["server_cpu_s"] = used
             result["cpu_us_per_request"] = used * 1e6 / max(1, result["requests"])
             return result
 
         log("warming up")
+        for server, paths in (("large", get_paths), ("small", get_paths_small_file)):
+            read_each(ports[server], paths, fleet.authorization[ports[server]])
         for server, paths in throughput_targets.values():
             load(ports[server], paths, args.warmup, args.connections)
             load(ports["bare"], paths, args.warmup, args.connections)
@@ -423,12 +507,15 @@ def main() -> None:
             log(f"round {round_number + 1}/{args.rounds}: throughput")
             for name, (server, paths) in throughput_targets.items():
                 order = ["bare", server] if round_number % 2 == 0 else [server, "bare"]
-                measured = {
-                    ("bare" if who == "bare" else "datapolicy"): load(
-                        ports[who], paths, args.duration, args.connections
-                    )
-                    for who in order
-                }
+                with committing(*busy[name]) if name in busy else nullcontext() as commits:
+                    measured = {
+                        ("bare" if who == "bare" else "datapolicy"): load(
+                            ports[who], paths, args.duration, args.connections
+                        )
+                        for who in order
+                    }
+                if commits is not None:
+                    measured["commits_per_s"] = commits["count"] / commits["seconds"]
                 measured["ratio"] = measured["datapolicy"]["rps"] / measured["bare"]["rps"]
                 measured["cpu_ratio"] = (
                     measured["bare"]["cpu_us_per_request"]
@@ -441,6 +528,8 @@ def main() -> None:
                     f"(CPU time per request: {measured['bare']['cpu_us_per_request']:.0f} vs "
                     f"{measured['datapolicy']['cpu_us_per_request']:.0f} us)"
                 )
+                if name in busy:  # the commits emptied the read cache: fill it again
+                    read_each(ports[server], paths, fleet.authorization[ports[server]])
             log(f"round {round_number + 1}/{args.rounds}: list latency (one connection)")
             for name, plan in plans.items():
                 order = ["small", "large"] if round_number % 2 == 0 else ["large", "small"]
@@ -481,6 +570,42 @@ def main() -> None:
         sys.exit(1)
 
 
+@contextmanager
+def committing(path: Path, interval: float) -> Iterator[dict]:
+    """While the block runs, another connection commits a write to the database every
+    `interval` seconds, as export workers' heartbeats do: it renews the lease of one running
+    operation (`lease_expires_at`, which no response shows). A write that left the row as it
+    was would not do: SQLite commits nothing then."""
+    stop = threading.Event()
+    commits = {"count": 0, "seconds": 0.0}
+    connection = sqlite3.connect(path, isolation_level=None, timeout=10, check_same_thread=False)
+    (operation_id,) = connection.execute(
+        "SELECT id FROM operations WHERE status = 'running' AND deleted_at IS NULL LIMIT 1"
+    ).fetchone()
+
+    def write() -> None:
+        started = time.monotonic()
+        try:
+            while not stop.wait(interval):
+                expires = time.time_ns() // 1000 + 60_000_000
+                connection.execute(
+                    "UPDATE operations SET lease_expires_at = ? WHERE id = ?",
+                    (expires, operation_id),
+                )
+                commits["count"] += 1
+        finally:
+            commits["seconds"] = time.monotonic() - started
+
+    writer = threading.Thread(target=write, name="committing", daemon=True)
+    writer.start()
+    try:
+        yield commits
+    finally:
+        stop.set()
+        writer.join()
+        connection.close()
+
+
 def get_paths_small(run_dir: Path, small_db: Path, count: int) -> Path:
     path = run_dir / "get_paths_small.txt"
     path.write_text("".join(f"{API}/{i}\n" for i in sample_ids(small_db, count)))
@@ -501,6 +626,8 @@ def summarise(args, throughput: dict, latency: dict, plans: dict) -> dict:
             "datapolicy_cpu_us": median([r["datapolicy"]["cpu_us_per_request"] for r in rounds]),
             "cpu_ratio": median([r["cpu_ratio"] for r in rounds]),
         }
+        if "commits_per_s" in rounds[0]:
+            row["commits_per_s"] = median([r["commits_per_s"] for r in rounds])
         for who in ("bare", "datapolicy"):
             for p in ("p50", "p99"):
                 row[f"{who}_{p}_ms"] = median([r[who]["latency_us"][p] / 1000 for r in rounds])
@@ -552,6 +679,7 @@ def print_report(args, machine: dict, summary: dict) -> None:
     labels = {
         "get_by_id": "GET by id",
         "get_by_id_small": f"GET by id ({args.small_operations // 1000}k)",
+        "get_by_id_busy": "GET by id, busy",
         "filtered_list": "filtered list",
     }
     for name, row in summary["throughput"].items():
@@ -570,6 +698,13 @@ def print_report(args, machine: dict, summary: dict) -> None:
         "request,\n  bare/datapolicy, and its ratio bare/datapolicy: the same figure, less "
         "sensitive to neighbours."
     )
+    busy = summary["throughput"].get("get_by_id_busy", {})
+    if "commits_per_s" in busy:
+        print(
+            f"  busy: GET by id while another connection commits {busy['commits_per_s']:.1f} "
+            "writes/s to the large database\n  (each empties the read cache: the read path "
+            "without it)."
+        )
     small, large = f"{args.small_operations // 1000}k", f"{args.operations / 1e6:g}M"
     print()
     print(

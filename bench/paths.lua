@@ -2,7 +2,10 @@
 -- (e.g. 100,000 `/v1.0/dataPolicyOperations/<id>` paths, or one list URL), and `done` prints
 -- one `JSON {...}` line with the counts and latency percentiles for bench/api_throughput.py.
 --
---   wrk -t1 -c64 -d10s -s bench/paths.lua http://127.0.0.1:8080 -- paths.txt
+--   wrk -t1 -c64 -d10s -H "Authorization: Bearer $TOKEN" -s bench/paths.lua \
+--       http://127.0.0.1:8080 -- paths.txt
+--
+-- `wrk.format` adds the headers given with -H (the API refuses requests without a token).
 
 local thread_count = 0
 local prepared = {}

@@ -1,8 +1,8 @@
 """Fill a datapolicy database with N realistic operations, fast, and cache it by row count.
 
-The schema comes from the service itself (`Database(path).migrate()`); rows go straight into the
-store's `operations` table (`datapolicy.store.tables.operations`) with `executemany` in large
-transactions. The secondary indexes are dropped during the load and re-created afterwards from
+The schema comes from the service itself (`SQLiteDatabase(path).migrate()`); rows go straight
+into the store's `operations` table (`datapolicy.store.tables.operations`) with `executemany` in
+large transactions. The secondary indexes are dropped during the load and re-created afterwards from
 their own `CREATE INDEX` text, so the result has exactly the schema the service made, only
 sooner. No ANALYZE is run: a database the service grew itself has no statistics either.
 
@@ -33,7 +33,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import sqlite
 
 from datapolicy.settings import DATABASE_FILE
-from datapolicy.store import Database
+from datapolicy.store import SQLiteDatabase
 from datapolicy.store.tables import operations
 
 GENERATOR_VERSION = 1  # bump when the generated data changes, to invalidate cached files
@@ -65,7 +65,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def schema_head() -> str:
     """The newest Alembic revision of the service's migrations (part of the cache key)."""
-    migrations = Path(sys.modules[Database.__module__].__file__ or "").with_name("migrations")
+    migrations = Path(sys.modules[SQLiteDatabase.__module__].__file__ or "").with_name("migrations")
     script = ScriptDirectory(str(migrations))
     return "-".join(sorted(script.get_heads()))
 
@@ -96,7 +96,7 @@ def ensure_database(count: int, results: Path = RESULTS, log=print) -> Path:
 
 
 def populate(path: Path, count: int, seed: int = SEED) -> None:
-    Database(path).migrate()
+    SQLiteDatabase(path).migrate()
     columns = [column.name for column in operations.columns]
     insert = str(operations.insert().compile(dialect=sqlite.dialect(paramstyle="qmark")))
     connection = sqlite3.connect(path, isolation_level=None)

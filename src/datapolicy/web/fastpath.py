@@ -6,9 +6,14 @@ database read and the JSON together (docs/benchmarks.md). This ASGI middleware a
 plain case itself (GET, no query string, no conditional headers) with exactly the bytes and
 headers the routed endpoint would send, and passes everything else, errors included, on to the
 app, so the behaviour has one definition: `tests/web` compares the two paths.
+
+Bodies it has sent are kept in a `ReadCache` (web/readcache.py), which is emptied whenever
+anything is committed to the database, so a cached body is never older than the request.
 """
 
 from __future__ import annotations
+
+import functools
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -17,31 +22,45 @@ from datapolicy.errors import NotFound
 from datapolicy.model import ENTITY_SET
 from datapolicy.store import OperationStore
 from datapolicy.web.operations import API_ROOT, service_root_of
+from datapolicy.web.readcache import ReadCache, read_cache_for
 from datapolicy.web.responses import ODATA_JSON
 from datapolicy.web.serialize import context_url, entity
 
 _PREFIX = f"{API_ROOT}/{ENTITY_SET}/"
+_PREFIX_LENGTH = len(_PREFIX)
 _CONDITIONAL = (b"if-none-match", b"if-match", b"if-modified-since")
+_CONTENT_TYPE = ODATA_JSON.encode()
 
 
 class EntityReadPath:
-    def __init__(self, app: ASGIApp, store: OperationStore):
+    def __init__(self, app: ASGIApp, store: OperationStore, cache: ReadCache | None = None):
         self.app = app
         self.store = store
+        # None when the store's database offers no cheap way to see commits (not SQLite).
+        self.cache = cache if cache is not None else read_cache_for(store.database)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        operation_id = _plain_entity_read(scope)
-        if operation_id is None:
+        read = _plain_entity_read(scope)
+        if read is None:
             await self.app(scope, receive, send)
             return
-        try:
-            operation = self.store.get(operation_id)
-        except NotFound:
-            await self.app(scope, receive, send)  # the routed path renders the 404
-            return
-        root = service_root_of(scope)
-        body = orjson.dumps(
-            {"@odata.context": context_url(root, None, entity=True), **entity(operation, None)}
+        operation_id, host = read
+        cache = self.cache
+        cached = None if cache is None else cache.get(operation_id)
+        if cached is None:
+            try:
+                operation = self.store.get(operation_id)
+            except NotFound:
+                await self.app(scope, receive, send)  # the routed path renders the 404
+                return
+            # The body without its first member, `@odata.context`, which depends on the URL
+            # the client used: orjson writes members in order and without spaces.
+            cached = (orjson.dumps(entity(operation, None))[1:], operation.etag.encode())
+            if cache is not None:
+                cache.put(operation_id, cached)
+        server = scope.get("server")
+        body = (
+            _context_member(scope.get("scheme", "http"), host, server and tuple(server)) + cached[0]
         )
         await send(
             {
@@ -49,8 +68,8 @@ class EntityReadPath:
                 "status": 200,
                 "headers": [
                     (b"content-length", str(len(body)).encode()),
-                    (b"content-type", ODATA_JSON.encode()),
-                    (b"etag", operation.etag.encode()),
+                    (b"content-type", _CONTENT_TYPE),
+                    (b"etag", cached[1]),
                     (b"odata-version", b"4.0"),
                 ],
             }
@@ -58,16 +77,30 @@ class EntityReadPath:
         await send({"type": "http.response.body", "body": body})
 
 
-def _plain_entity_read(scope: Scope) -> str | None:
-    """The operation id if this is a plain GET of one operation, else None."""
+@functools.lru_cache(maxsize=256)
+def _context_member(scheme: str, host: bytes | None, server: tuple[str, int] | None) -> bytes:
+    """`{"@odata.context":"...",`: how an entity body starts for a request with this scheme,
+    Host header and server address (the service root is the URL the client used)."""
+    headers = [] if host is None else [(b"host", host)]
+    root = service_root_of({"scheme": scheme, "headers": headers, "server": server})
+    return orjson.dumps({"@odata.context": context_url(root, None, entity=True)})[:-1] + b","
+
+
+def _plain_entity_read(scope: Scope) -> tuple[str, bytes | None] | None:
+    """The operation id and the Host header if this is a plain GET of one operation (no query,
+    no conditional header), else None."""
     if scope["type"] != "http" or scope["method"] != "GET" or scope.get("query_string"):
         return None
     path: str = scope["path"]
     if not path.startswith(_PREFIX):
         return None
-    operation_id = path[len(_PREFIX) :]
-    if not operation_id or "/" in operation_id or operation_id.startswith("$"):
+    operation_id = path[_PREFIX_LENGTH:]
+    if not operation_id or "/" in operation_id or operation_id[0] == "$":
         return None
-    if any(name in _CONDITIONAL for name, _ in scope["headers"]):
-        return None
-    return operation_id
+    host = None
+    for name, value in scope["headers"]:
+        if name in _CONDITIONAL:
+            return None
+        if name == b"host" and host is None:
+            host = value
+    return operation_id, host

@@ -1,0 +1,144 @@
+"""A cache of GET-by-id response bodies, kept exact by checking the database for commits.
+
+Why: under granian, a GET by id that reads SQLite costs the server about twice the CPU of one
+that does not (docs/benchmarks.md). `sqlite3` releases the GIL around every step of a statement,
+each release lets one of granian's threads take the GIL, and the event loop then waits to get it
+back. A body served from memory has none of those hand-offs, and no entity to rebuild.
+
+Consistency: a body from the cache is what a read of the database would have given at some
+moment after the request was received. The whole cache is emptied as soon as anything has been
+committed to the database, by any connection in any process: this process's API and export
+threads, `datapolicy worker` processes, other API processes. Commits are detected with SQLite's
+`PRAGMA data_version`, on a connection of the cache's own that never writes, so that every
+commit is another connection's and changes the value. A change is looked for before a request
+is looked up, so a write committed before the request arrived (a PATCH, a DELETE, a worker's
+progress, in this process or another) is always seen, as with a read of the database.
+
+The check itself releases the GIL, so one check serves the requests that were already waiting
+in the event loop when it ran (`shared_checks`). After a check the cache schedules a callback
+with `loop.call_soon`; until that callback has run, the check counts as current. The loop runs
+callbacks in the order they were queued, so the requests served before that callback are those
+whose task steps were queued before the check, and a request's step is only queued once the
+request has been received: granian receives a request, then hands it to the loop with
+`call_soon_threadsafe`, and the task that runs the app is queued after that. (A server that
+read a request and called the app within one callback, with an eager task factory, would break
+this: use `shared_checks=False` there, which checks on every request.)
+
+Invalidation is coarse: any commit empties the whole cache, as the cache cannot tell which rows
+a commit changed. A store that is written to all the time (many exports heartbeating) gets
+few hits; a miss costs what a read without the cache costs plus a little (the check and the
+insert: ~2 us in process, a few percent of a request under load; see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from pathlib import Path
+
+# Entries kept, least recently used out first: ~70 MB with bench/populate.py's operations
+# (~470-byte bodies, ~680 bytes an entry in all). Clients poll the operations they started, so
+# the polled set is much smaller than the table; the benchmark polls 100,000 (docs/benchmarks.md).
+DEFAULT_MAX_ENTRIES = 100_000
+
+Entry = tuple[bytes, bytes]  # (the body after its `@odata.context` member, the ETag value)
+
+
+class ChangeToken:
+    """A value that changes whenever anything is committed to a SQLite database: `PRAGMA
+    data_version` on a connection of its own, which never writes (the value changes when
+    another connection commits). The connection is opened when first needed."""
+
+    def __init__(self, path: Path):
+        self._path = path
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        weakref.finalize(self, _close, self._connections)
+
+    def __call__(self) -> Hashable:
+        with self._lock:
+            if not self._connections:
+                self._connections.append(
+                    sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+                )
+            # fetchone() steps the statement to its end, which ends the read transaction: the
+            # connection holds no snapshot between checks (it would stop WAL checkpoints).
+            return self._connections[0].execute("PRAGMA data_version").fetchone()[0]
+
+
+def _close(connections: list[sqlite3.Connection]) -> None:
+    for connection in connections:
+        connection.close()
+
+
+class ReadCache:
+    """Entries by operation id, emptied whenever the change token changes.
+
+    Used from the event loop's thread only (the ASGI app's), so it needs no lock."""
+
+    def __init__(
+        self,
+        change_token: Callable[[], Hashable],
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        *,
+        shared_checks: bool = True,
+    ):
+        self._change_token = change_token
+        self._max_entries = max_entries
+        self._shared_checks = shared_checks
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._token: Hashable = object()  # equal to no token: the first check empties
+        # The loop whose queued requests the last check serves, until its callback runs.
+        self._checked_for: asyncio.AbstractEventLoop | None = None
+
+    def get(self, operation_id: str) -> Entry | None:
+        """The entry for this id, if there is one and nothing has been committed since it was
+        made. Call it before reading the database on a miss, and `put` what that read gave."""
+        if self._checked_for is not asyncio.get_running_loop():
+            self._check()
+        entry = self._entries.get(operation_id)
+        if entry is not None:
+            self._entries.move_to_end(operation_id)
+        return entry
+
+    def put(self, operation_id: str, entry: Entry) -> None:
+        """Keep what was read after `get` missed. Nothing may be awaited in between: the read
+        then started after `get`'s check, so the entry is at least as recent as the check, and
+        any commit since then empties the cache at the next one."""
+        entries = self._entries
+        entries[operation_id] = entry
+        if len(entries) > self._max_entries:
+            entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _check(self) -> None:
+        try:
+            token = self._change_token()
+        except sqlite3.Error:
+            token = object()  # unknown: count it as a change
+        if token != self._token:
+            self._entries.clear()
+            self._token = token
+        if self._shared_checks:
+            loop = asyncio.get_running_loop()
+            self._checked_for = loop
+            loop.call_soon(self._expire)
+
+    def _expire(self) -> None:
+        self._checked_for = None
+
+
+def read_cache_for(database: object) -> ReadCache | None:
+    """A cache for the store's database if it is a SQLite file, else None (no cheap way to see
+    other processes' commits is known here for other databases)."""
+    url = getattr(database, "url", None)
+    path = getattr(database, "path", None)
+    if not isinstance(url, str) or not url.startswith("sqlite:") or not isinstance(path, Path):
+        return None
+    return ReadCache(ChangeToken(path))

@@ -1,0 +1,282 @@
+"""The GET-by-id read cache (web/readcache.py): never older than the request.
+
+Over HTTP, each test first reads an operation through the fast path (so that it is cached),
+changes it some way, and reads it again at once: the answer must be the changed operation, and
+the same as the routed endpoint's (a conditional GET that does not match bypasses the cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import Service, start_service
+from datapolicy.settings import DATABASE_FILE
+from datapolicy.store import database as store_database
+from datapolicy.store.queue import OperationQueue
+from datapolicy.web.readcache import ChangeToken, ReadCache
+
+NO_MATCH = {"if-none-match": 'W/"no-such-etag"'}  # a conditional GET: the routed endpoint
+IGNORED = {"request-id", "client-request-id", "date"}
+
+
+def create(client: httpx.Client, user_id: str) -> dict:
+    response = client.post("/dataPolicyOperations", json={"userId": user_id})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def read(client: httpx.Client, operation_id: str) -> httpx.Response:
+    """GET through the fast path, checked against the routed endpoint's answer."""
+    fast = client.get(f"/dataPolicyOperations/{operation_id}")
+    routed = client.get(f"/dataPolicyOperations/{operation_id}", headers=NO_MATCH)
+    assert fast.status_code == routed.status_code
+    if fast.status_code == 200:
+        assert fast.content == routed.content
+        assert {k: v for k, v in fast.headers.items() if k not in IGNORED} == {
+            k: v for k, v in routed.headers.items() if k not in IGNORED
+        }
+    return fast
+
+
+def cached(client: httpx.Client, operation_id: str) -> dict:
+    """Read twice, so that the second answer is the cached one, and return it."""
+    first = client.get(f"/dataPolicyOperations/{operation_id}")
+    second = client.get(f"/dataPolicyOperations/{operation_id}")
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content
+    return second.json()
+
+
+def write(service: Service, sql: str, *params: object) -> None:
+    """Commit a change to the service's database from this process (another process than the
+    service's), as a `datapolicy worker` process or another API process would."""
+    with sqlite3.connect(service.data_dir / DATABASE_FILE, isolation_level=None) as connection:
+        connection.execute("PRAGMA busy_timeout=10000")
+        connection.execute(sql, params)
+    connection.close()
+
+
+def sqlite_database(path: Path) -> store_database.Database:
+    """The store's SQLite `Database` (`SQLiteDatabase` once the store also speaks PostgreSQL)."""
+    return getattr(store_database, "SQLiteDatabase", store_database.Database)(path)
+
+
+def test_a_patch_is_seen_by_the_next_read(client, service, user_id):
+    operation = create(client, user_id)
+    elsewhere = f"{service.data_dir}/exports/elsewhere"
+    assert cached(client, operation["id"])["storageLocation"] != elsewhere
+    response = client.patch(
+        f"/dataPolicyOperations/{operation['id']}", json={"storageLocation": elsewhere}
+    )
+    assert response.status_code == 200, response.text
+    after = read(client, operation["id"])
+    assert after.json()["storageLocation"] == elsewhere
+    assert after.headers["etag"] == response.headers["etag"] != operation["@odata.etag"]
+
+
+def test_a_delete_is_seen_by_the_next_read(client, user_id):
+    operation = create(client, user_id)
+    cached(client, operation["id"])
+    assert client.delete(f"/dataPolicyOperations/{operation['id']}").status_code == 204
+    assert read(client, operation["id"]).status_code == 404
+
+
+def test_another_process_s_writes_are_seen_by_the_next_read(client, service, user_id):
+    """Progress and completion as a worker in another process records them, then a deletion
+    (a complete operation's row is only marked)."""
+    operation = create(client, user_id)
+    cached(client, operation["id"])
+    write(
+        service,
+        "UPDATE operations SET status = 'running', progress = 42.5, version = version + 1 "
+        "WHERE id = ?",
+        operation["id"],
+    )
+    body = read(client, operation["id"]).json()
+    assert (body["status"], body["progress"]) == ("running", 42.5)
+    cached(client, operation["id"])
+    write(
+        service,
+        "UPDATE operations SET status = 'complete', progress = 100, completed_at = submitted_at,"
+        " version = version + 1 WHERE id = ?",
+        operation["id"],
+    )
+    assert read(client, operation["id"]).json()["status"] == "complete"
+    cached(client, operation["id"])
+    write(service, "UPDATE operations SET deleted_at = 1 WHERE id = ?", operation["id"])
+    assert read(client, operation["id"]).status_code == 404
+
+
+def test_a_worker_s_progress_is_seen_by_the_next_read(tmp_path):
+    """A `datapolicy worker`'s queue calls, made from this process: claim, heartbeat, complete."""
+    service = start_service(tmp_path / "data", "--workers", "0")
+    try:
+        with service.client() as client:
+            operation = create(client, "a-user")
+            assert cached(client, operation["id"])["status"] == "notStarted"
+            database = sqlite_database(service.data_dir / DATABASE_FILE)
+            queue = OperationQueue(database)
+            job = queue.claim("test-worker", timedelta(minutes=1), max_attempts=3)
+            assert job is not None
+            assert job.operation.id == operation["id"]
+            assert read(client, operation["id"]).json()["status"] == "running"
+            cached(client, operation["id"])
+            assert queue.heartbeat(operation["id"], "test-worker", timedelta(minutes=1), 37.5)
+            assert read(client, operation["id"]).json()["progress"] == 37.5
+            cached(client, operation["id"])
+            assert queue.complete(operation["id"], "test-worker", lambda: "/tmp/package.zip")
+            body = read(client, operation["id"]).json()
+            assert (body["status"], body["progress"]) == ("complete", 100)
+            database.close()
+    finally:
+        service.stop()
+
+
+def test_another_api_process_s_delete_is_seen_by_the_next_read(tmp_path):
+    first = start_service(tmp_path / "data", "--workers", "0")
+    try:
+        second = start_service(first.data_dir, "--workers", "0")
+        try:
+            with first.client() as one, second.client() as two:
+                operation = create(one, "a-user")
+                cached(one, operation["id"])
+                cached(two, operation["id"])
+                assert two.delete(f"/dataPolicyOperations/{operation['id']}").status_code == 204
+                assert read(one, operation["id"]).status_code == 404
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+
+
+# --- the cache itself ----------------------------------------------------------------------
+
+
+class Counter:
+    """A change token that counts how often it is asked."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.calls = 0
+
+    def __call__(self) -> int:
+        self.calls += 1
+        return self.value
+
+
+async def test_one_check_serves_the_requests_queued_before_it():
+    token = Counter()
+    cache = ReadCache(token)
+    assert cache.get("a") is None
+    cache.put("a", (b"body", b"etag"))
+    assert cache.get("a") == (b"body", b"etag")
+    assert token.calls == 1  # both in one step of the loop
+    await asyncio.sleep(0)  # the loop runs what was queued, including the expiry
+    token.value += 1  # a commit
+    assert cache.get("a") is None
+    assert token.calls == 2
+
+
+def test_a_check_is_current_only_in_its_own_loop():
+    """A loop that stopped before running the expiry callback must not keep the check alive."""
+    token = Counter()
+    cache = ReadCache(token)
+
+    def fill() -> None:
+        cache.get("a")  # queues the expiry callback...
+        cache.put("a", (b"body", b"etag"))
+        other.stop()  # ...which this iteration of the loop does not reach
+
+    other = asyncio.new_event_loop()
+    other.call_soon(fill)
+    other.run_forever()
+    other.close()
+    token.value += 1
+
+    async def read_again() -> object:
+        return cache.get("a")
+
+    assert asyncio.run(read_again()) is None
+    assert token.calls == 2
+
+
+async def test_every_request_checks_without_shared_checks():
+    token = Counter()
+    cache = ReadCache(token, shared_checks=False)
+    cache.get("a")
+    cache.put("a", (b"body", b"etag"))
+    assert cache.get("a") is not None
+    assert token.calls == 2
+    token.value += 1
+    assert cache.get("a") is None
+
+
+async def test_the_least_recently_used_entry_goes_first():
+    cache = ReadCache(Counter(), max_entries=2)
+    for key in ("a", "b"):
+        cache.get(key)
+        cache.put(key, (key.encode(), b"etag"))
+    cache.get("a")  # now b is the least recently used
+    cache.get("c")
+    cache.put("c", (b"c", b"etag"))
+    assert len(cache) == 2
+    assert cache.get("b") is None
+    assert cache.get("a") is not None
+    assert cache.get("c") is not None
+
+
+async def test_a_failing_check_counts_as_a_change():
+    calls = []
+
+    def broken() -> int:
+        calls.append(1)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    cache = ReadCache(broken, shared_checks=False)
+    cache.get("a")
+    cache.put("a", (b"body", b"etag"))
+    assert cache.get("a") is None
+
+
+@pytest.fixture
+def wal_database(tmp_path: Path) -> Path:
+    path = tmp_path / "test.sqlite3"
+    with sqlite3.connect(path, isolation_level=None) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE t (x)")
+    connection.close()
+    return path
+
+
+def test_the_change_token_sees_every_commit(wal_database: Path):
+    token = ChangeToken(wal_database)
+    before = token()
+    assert token() == before
+    writer = sqlite3.connect(wal_database, isolation_level=None)
+    writer.execute("INSERT INTO t VALUES (1)")  # another connection of this process
+    after_insert = token()
+    assert after_insert != before
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+            "c.execute('INSERT INTO t VALUES (2)'); c.commit(); c.close()",
+            str(wal_database),
+        ],
+        check=True,
+    )
+    assert token() != after_insert  # another process
+    # The token's connection holds no snapshot: a checkpoint can empty the WAL.
+    busy, _, _ = writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert busy == 0
+    assert (wal_database.parent / f"{wal_database.name}-wal").stat().st_size == 0
+    writer.close()
