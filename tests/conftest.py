@@ -34,6 +34,10 @@ from datapolicy.auth.permissions import PERMISSIONS
 from datapolicy.auth.tokens import issue_token
 from datapolicy.config import AuthConfig
 
+# Fixtures defined beside the helpers they use: `s3`/`own_s3` (SeaweedFS), and `store_kind`/
+# `database` (the operation store on SQLite and PostgreSQL).
+pytest_plugins = ("s3server", "databases")
+
 STARTUP_TIMEOUT_S = 30
 TEST_STORE = os.environ.get("DATAPOLICY_TEST_STORE", "").strip().lower() or "sqlite"
 if TEST_STORE not in STORE_KINDS:

@@ -193,3 +193,18 @@ def store_url(kind: str, data_dir: Path) -> str | None:
 def store_server(kind: str) -> URL | None:
     """The database that store schemas are made in (PostgreSQL), or None (SQLite: files)."""
     return _postgresql_store_database() if kind == POSTGRESQL else None
+
+
+# Fixtures (registered for every test by `pytest_plugins` in tests/conftest.py).
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database(store_kind: str, tmp_path: Path) -> Iterator[Database]:
+    """A migrated store of the test's own, on SQLite and on PostgreSQL."""
+    with store_database(store_kind, tmp_path) as db:
+        yield db

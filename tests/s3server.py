@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,23 @@ IDENTITIES = {
         },
     ]
 }
+
+
+# Fixtures (registered for every test by `pytest_plugins` in tests/conftest.py).
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """SeaweedFS on free loopback ports, shared by the module (skipped if not installed
+    locally, a failure under CI=true)."""
+    running = SeaweedS3(tmp_path_factory.mktemp("seaweedfs")).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def own_s3(tmp_path: Path) -> Iterator[SeaweedS3]:
+    """A SeaweedFS of the test's own, which the test may kill and start again."""
+    running = SeaweedS3(tmp_path / "seaweedfs").start()
+    yield running
+    running.stop()

@@ -342,20 +342,6 @@ def test_delete_cannot_remove_the_object_and_says_so(tmp_path, caplog):
 # --- the target against SeaweedFS -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    running = SeaweedS3(tmp_path_factory.mktemp("seaweedfs")).start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def own_s3(tmp_path: Path) -> Iterator[SeaweedS3]:
-    running = SeaweedS3(tmp_path / "seaweedfs").start()
-    yield running
-    running.stop()
-
-
 def target_for(url: str, spool: Path, *hosts: str, **options: Any) -> PresignedS3Target:
     host = urlsplit(url).netloc
     storage = StorageConfig(

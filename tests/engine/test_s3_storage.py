@@ -49,23 +49,6 @@ QUICK = {"retry_delays": (), "connect_timeout": 2, "read_timeout": 10}
 WRONG_SECRET = "wrong-secret-that-must-never-be-shown-0123"
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    """SeaweedFS on free loopback ports, shared by the module (skipped if not installed
-    locally, a failure under CI=true)."""
-    running = SeaweedS3(tmp_path_factory.mktemp("seaweedfs")).start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def own_s3(tmp_path: Path) -> Iterator[SeaweedS3]:
-    """A SeaweedFS of the test's own, which the test may kill and start again."""
-    running = SeaweedS3(tmp_path / "seaweedfs").start()
-    yield running
-    running.stop()
-
-
 def config_for(
     s3: SeaweedS3, *buckets: str, credentials: tuple[str, str] = ADMIN, name: str = "seaweed"
 ) -> S3StorageConfig:

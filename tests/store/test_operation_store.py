@@ -4,13 +4,12 @@ query semantics, keyset paging, writes; the same answers from both."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from databases import STORE_KINDS, store_database
+from databases import store_database
 from datapolicy.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from datapolicy.model import Operation, OperationStatus
 from datapolicy.odata.options import LIST_OPTIONS, QueryOptions, parse_query_options
@@ -27,18 +26,6 @@ class TickingClock:
 
     def __call__(self) -> datetime:
         return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=next(self._ticks))
-
-
-@pytest.fixture(params=STORE_KINDS)
-def store_kind(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
-def database(store_kind: str, tmp_path: Path) -> Iterator[Database]:
-    """A migrated store of the test's own, on SQLite and on PostgreSQL (tests/databases.py)."""
-    with store_database(store_kind, tmp_path) as db:
-        yield db
 
 
 @pytest.fixture

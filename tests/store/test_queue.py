@@ -10,11 +10,10 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from databases import POSTGRESQL, STORE_KINDS, store_database
+from databases import POSTGRESQL
 from datapolicy.errors import PreconditionFailed
 from datapolicy.model import Operation, OperationError, OperationStatus
 from datapolicy.store import Database, OperationStore, PostgreSQLDatabase, SQLiteDatabase
@@ -36,18 +35,6 @@ class Clock:
 
     def advance(self, delta: timedelta) -> None:
         self.now += delta
-
-
-@pytest.fixture(params=STORE_KINDS)
-def store_kind(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
-def database(store_kind: str, tmp_path: Path) -> Iterator[Database]:
-    """A migrated store of the test's own, on SQLite and on PostgreSQL (tests/databases.py)."""
-    with store_database(store_kind, tmp_path) as db:
-        yield db
 
 
 @pytest.fixture
