@@ -228,6 +228,8 @@ class EngineConfig(_Strict):
     poll_seconds: float = Field(default=1, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     retry_backoff_seconds: float = Field(default=5, ge=0)
+    # On SIGTERM/SIGINT: how long an export in progress may run on before it is handed back.
+    shutdown_grace_seconds: float = Field(default=10, ge=0)
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> Self:

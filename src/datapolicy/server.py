@@ -1,11 +1,18 @@
 """Run the service: open the store, start the export workers, serve the API until SIGINT or
-SIGTERM, then stop the workers (handing back unfinished exports) and close the store."""
+SIGTERM, then stop the workers and close the store.
+
+Shutdown is graceful. On the first signal granian stops accepting connections and lets requests
+in flight finish (they are short: exports never run inside a request); meanwhile the workers stop
+claiming, and exports in progress get `[engine] shutdown_grace_seconds` to finish before they
+are handed back (lease released, partial package discarded) for another worker to take at once.
+A second signal hands them back without waiting for the grace period. The process exits 0."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 
 from granian.constants import Interfaces
 from granian.log import LogLevels
@@ -73,6 +80,29 @@ def start_worker(settings: Settings, database: Database, config: Config) -> Work
     return worker
 
 
+class _OnSignal:
+    """The SIGINT/SIGTERM handler: the first signal calls `first` (begin a graceful stop),
+    every later one `again` (hurry it)."""
+
+    def __init__(self, first: Callable[[], None], again: Callable[[], None]):
+        self.first = first
+        self.again = again
+        self.received = 0
+
+    def __call__(self) -> None:
+        self.received += 1
+        if self.received == 1:
+            logger.info("stopping: finishing requests and exports in progress")
+            self.first()
+        else:
+            logger.info("stopping now: handing back exports in progress")
+            self.again()
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self)
+
+
 async def serve(settings: Settings) -> None:
     config = effective_config(settings)
     validator = validator_for(config.auth, settings.data_dir)
@@ -90,9 +120,12 @@ async def serve(settings: Settings) -> None:
         interface=Interfaces.ASGI,
         log_level=LogLevels.warning,
     )
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, server.stop)
+
+    def begin_stopping() -> None:
+        server.stop()  # granian: no new connections; requests in flight finish
+        worker.stop_claiming()  # the grace period starts once the requests are done
+
+    _OnSignal(begin_stopping, worker.hand_back).install(asyncio.get_running_loop())
     logger.info(
         "datapolicy serving on http://%s:%d/v1.0 (data in %s, %d export workers)",
         settings.host,
@@ -113,22 +146,23 @@ def run_worker(settings: Settings) -> None:
     config = effective_config(settings)
     database = open_database(settings)
     worker = start_worker(settings, database, config)
-    stopped = asyncio.Event()
 
-    async def wait() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stopped.set)
+    async def run() -> None:
+        """Until a signal, then the graceful stop, with the handlers still installed so that a
+        second signal can hurry it."""
+        stopped = asyncio.Event()
+        _OnSignal(stopped.set, worker.hand_back).install(asyncio.get_running_loop())
         logger.info(
             "datapolicy worker running %d export threads (data in %s)",
             config.engine.workers,
             settings.data_dir,
         )
         await stopped.wait()
+        await asyncio.to_thread(worker.stop)
 
     try:
-        asyncio.run(wait())
+        asyncio.run(run())
     finally:
-        worker.stop()
+        worker.stop(grace=0)  # a no-op after a graceful stop; after a failure, at once
         database.close()
         logger.info("datapolicy worker stopped")

@@ -29,7 +29,7 @@ import httpx
 import orjson
 import pytest
 
-from conftest import Service, start_service, store_args
+from conftest import Service, free_port, start_service, store_args
 from datapolicy.engine.verify import verify_package
 from datapolicy.settings import DATABASE_FILE
 from datapolicy.store import open_database
@@ -52,6 +52,8 @@ POLL_INTERVAL_S = 0.05  # how often the tests poll the API and the files
 START_TIMEOUT_S = 20  # a worker process starting and its export getting under way
 EXPORT_TIMEOUT_S = 60  # one whole export of the bulky person, with room for a slow machine
 PASSWORD = "Sup3r-Secret-Pw0rd"
+LONG_LEASE_S = 120.0  # far longer than a test waits: a takeover before it is a hand-back
+SHORT_GRACE_S = 1.0
 
 
 # --- the deployment under test ------------------------------------------------------------------
@@ -523,10 +525,11 @@ def test_an_unreachable_sql_source_is_retried_then_fails_without_its_password(de
 
 
 def test_sigterm_hands_the_export_back_and_the_next_worker_completes_it(deploy, people):
-    """SIGTERM to a worker mid-export: it stops the export within a few heartbeats, removes its
-    partial file, gives the operation back (lease released, the attempt not counted) and exits
-    0; the next worker claims it at once and completes it as attempt 1."""
-    deployment = deploy()
+    """SIGTERM to a worker mid-export, with a grace period too short for it: once the grace
+    period is over the worker stops the export, removes its partial file, gives the operation
+    back (lease released, the attempt not counted) and exits 0; the next worker claims it at
+    once (the lease is long: it does not wait for it to expire) and completes it as attempt 1."""
+    deployment = deploy(lease_seconds=LONG_LEASE_S, shutdown_grace_seconds=SHORT_GRACE_S)
     location = deployment.exports / "handed-back"
     first = deployment.start_worker()
     operation_id = deployment.start_export(BULKY, location)
@@ -534,9 +537,9 @@ def test_sigterm_hands_the_export_back_and_the_next_worker_completes_it(deploy, 
 
     signalled = time.monotonic()
     first.send_signal(signal.SIGTERM)
-    assert first.wait(timeout=10) == 0, deployment.logs()
+    assert first.wait(timeout=SHORT_GRACE_S + 10) == 0, deployment.logs()
     stopped_after = time.monotonic() - signalled
-    assert stopped_after < 5, f"the worker took {stopped_after:.1f}s to stop"
+    assert SHORT_GRACE_S <= stopped_after < SHORT_GRACE_S + 5, f"stopped after {stopped_after:.1f}s"
     row = deployment.row(operation_id)
     assert row is not None
     assert (row["status"], row["lease_owner"], row["attempts"]) == ("running", None, 0)
@@ -546,6 +549,8 @@ def test_sigterm_hands_the_export_back_and_the_next_worker_completes_it(deploy, 
     assert " ERROR " not in log
 
     deployment.start_worker()
+    deployment.wait_until_exporting(operation_id, location)
+    assert time.monotonic() - signalled < LONG_LEASE_S / 2  # taken over, not left to expire
     done = deployment.wait_for_status(operation_id, ("complete", "failed"), EXPORT_TIMEOUT_S)
     assert done["status"] == "complete", done
     assert done["error"] is None
@@ -553,3 +558,87 @@ def test_sigterm_hands_the_export_back_and_the_next_worker_completes_it(deploy, 
     assert names_in(location) == [f"{operation_id}.zip"]
     assert_whole_package(location / f"{operation_id}.zip", operation_id, people, BULKY)
     assert deployment.row(operation_id)["attempts"] == 1
+
+
+def test_sigterm_lets_an_export_finish_within_the_grace_period_and_claims_nothing_more(
+    deploy, people
+):
+    """SIGTERM with a grace period long enough: the export in progress completes and is
+    published, the export queued behind it is left for another worker, and the worker exits 0."""
+    deployment = deploy(shutdown_grace_seconds=EXPORT_TIMEOUT_S)
+    location = deployment.exports / "finished-on-the-way-out"
+    first = deployment.start_worker()
+    running = deployment.start_export(BULKY, location)
+    deployment.wait_until_exporting(running, location)
+    queued = deployment.start_export(SLIM, location)
+
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=EXPORT_TIMEOUT_S + 10) == 0, deployment.logs()
+    assert deployment.operation(running)["status"] == "complete"
+    assert_whole_package(location / f"{running}.zip", running, people, BULKY)
+    assert deployment.operation(queued)["status"] == "notStarted"
+    assert names_in(location) == [f"{running}.zip"]
+    row = deployment.row(running)
+    assert row is not None
+    assert (row["attempts"], row["lease_owner"]) == (1, None)
+    assert "datapolicy worker stopped" in deployment.worker_log(1)
+
+
+def test_serve_stops_on_sigterm_handing_back_its_in_process_export(deploy, people):
+    """`datapolicy serve` with export threads: SIGTERM stops the API and, with a long grace
+    period, a second signal makes the export in progress be handed back at once. The process
+    exits 0, leaves no partial file, and a worker then completes the export as attempt 1."""
+    deployment = deploy(lease_seconds=LONG_LEASE_S, shutdown_grace_seconds=EXPORT_TIMEOUT_S)
+    location = deployment.exports / "from-serve"
+    port = free_port()
+    log = deployment.root / "serve-with-workers.log"
+    with log.open("wb") as output:
+        serving = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "datapolicy", "serve", "--port", str(port)),
+                *("--data-dir", str(deployment.data_dir), "--config", str(deployment.config)),
+                *store_args(deployment.data_dir),
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        operation_id = deployment.start_export(BULKY, location)
+        deployment.wait_until_exporting(operation_id, location)
+        serving.send_signal(signal.SIGTERM)
+        deployment.wait(  # the API stopped listening; the export is still running
+            "serve to stop accepting connections",
+            lambda: _refused(f"http://127.0.0.1:{port}/healthz"),
+            10,
+        )
+        assert serving.poll() is None
+        signalled = time.monotonic()
+        serving.send_signal(signal.SIGINT)  # hurry: hand back now
+        assert serving.wait(timeout=10) == 0, log.read_text()
+        assert time.monotonic() - signalled < 5
+    finally:
+        if serving.poll() is None:
+            serving.kill()
+            serving.wait()
+    output = log.read_text()
+    assert "datapolicy stopped" in output
+    assert "Traceback" not in output
+    row = deployment.row(operation_id)
+    assert row is not None
+    assert (row["status"], row["lease_owner"], row["attempts"]) == ("running", None, 0)
+    assert names_in(location) == []
+
+    deployment.start_worker()
+    done = deployment.wait_for_status(operation_id, ("complete", "failed"), EXPORT_TIMEOUT_S)
+    assert done["status"] == "complete", done
+    assert_whole_package(location / f"{operation_id}.zip", operation_id, people, BULKY)
+    assert deployment.row(operation_id)["attempts"] == 1
+
+
+def _refused(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.ConnectError:
+        return True
+    return False

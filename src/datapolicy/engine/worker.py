@@ -6,8 +6,11 @@ back for a retry with exponential backoff. Errors that no retry can fix (a locat
 permitted, a user who does not exist) fail the operation at once.
 
 `datapolicy serve` runs these threads beside the API; `datapolicy worker` runs them alone, so
-export capacity scales apart from API capacity. `stop()` makes every thread hand back what it
-holds (unfinished, not counted as an attempt) and return.
+export capacity scales apart from API capacity. `stop()` ends claiming at once, gives exports in
+progress `[engine] shutdown_grace_seconds` to finish, then makes every thread hand back what it
+still holds (partial output discarded, lease released, not counted as an attempt), so another
+worker takes it over at once instead of after the lease expires. `hand_back()` skips the grace
+period (a second SIGINT or SIGTERM).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -77,8 +81,11 @@ class Worker:
         self.config = config
         self.clock = clock
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._stopping = threading.Event()
+        self._stopping = threading.Event()  # no more claims
+        self._handing_back = threading.Event()  # exports in progress stop now
         self._threads: list[threading.Thread] = []
+        self._running: set[Progress] = set()  # exports in progress, to stop on hand-back
+        self._running_lock = threading.Lock()
 
     @property
     def lease(self) -> timedelta:
@@ -97,12 +104,31 @@ class Worker:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self, timeout: float = 30) -> None:
-        """Stop claiming, hand back unfinished work, and wait for the threads."""
+    def stop(self, grace: float | None = None, timeout: float = 30) -> None:
+        """Stop claiming; let exports in progress finish for up to `grace` seconds ([engine]
+        shutdown_grace_seconds when None), then hand back the rest and wait up to `timeout`
+        more for the threads (discarding a partial package and releasing a lease take a moment,
+        longer on remote storage). Threads are daemons: one stuck past that does not hold the
+        process."""
         self._stopping.set()
-        for thread in self._threads:
-            thread.join(timeout)
+        grace = self.config.shutdown_grace_seconds if grace is None else grace
+        _join_all(self._threads, time.monotonic() + grace)
+        self.hand_back()
+        _join_all(self._threads, time.monotonic() + timeout)
         self._threads.clear()
+
+    def stop_claiming(self) -> None:
+        """Take no more work; exports in progress go on. `stop()` then waits for them."""
+        self._stopping.set()
+
+    def hand_back(self) -> None:
+        """Stop claiming and make every export in progress stop now and be handed back. Safe to
+        call from a signal handler (it only sets events)."""
+        self._stopping.set()
+        self._handing_back.set()
+        with self._running_lock:
+            for progress in self._running:
+                progress.stop.set()
 
     def _loop(self, owner: str) -> None:
         while not self._stopping.is_set():
@@ -131,6 +157,10 @@ class Worker:
     def _export(self, job: Job, owner: str) -> None:
         operation = job.operation
         progress = Progress()
+        with self._running_lock:
+            self._running.add(progress)
+            if self._handing_back.is_set():  # claimed just as the hand-back began
+                progress.stop.set()
         heartbeat = _Heartbeat(self, operation.id, owner, progress)
         heartbeat.start()
         upload: Upload | None = None
@@ -164,6 +194,8 @@ class Worker:
             self._retry_or_fail(job, owner, _describe(exc))
         finally:
             heartbeat.stop()
+            with self._running_lock:
+                self._running.discard(progress)
 
     def _begin(self, operation: Operation) -> Upload:
         if not operation.storage_location:
@@ -232,8 +264,9 @@ class Worker:
 
 
 class _Heartbeat:
-    """Renews a job's lease and records its progress until stopped; tells the export to stop
-    when the lease is lost, deletion is requested, or the worker shuts down."""
+    """Renews a job's lease and records its progress until stopped (through a shutdown's grace
+    period too); tells the export to stop when the lease is lost or deletion is requested. The
+    worker's hand-back stops the export itself, without waiting for the next beat."""
 
     def __init__(self, worker: Worker, operation_id: str, owner: str, progress: Progress):
         self.worker = worker
@@ -257,7 +290,7 @@ class _Heartbeat:
         worker = self.worker
         reported = 0.0
         while not self._done.wait(worker.config.heartbeat_seconds):
-            if worker._stopping.is_set():
+            if worker._handing_back.is_set():
                 self.progress.stop.set()
                 return
             percent = self.progress.percent
@@ -275,6 +308,12 @@ class _Heartbeat:
                 self.progress.stop.set()
                 return
             reported = max(reported, percent)
+
+
+def _join_all(threads: Sequence[threading.Thread], deadline: float) -> None:
+    """Wait for every thread until the `time.monotonic()` deadline at the latest."""
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _describe(exc: Exception) -> OperationError:

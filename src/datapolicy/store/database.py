@@ -130,6 +130,11 @@ class Database(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @abstractmethod
+    def ping(self, timeout: float) -> None:
+        """Raise unless the database answers a trivial query within about `timeout` seconds:
+        the readiness check (`GET /readyz`), so cheap enough to run every few seconds."""
+
     def execute(self, statement: ClauseElement) -> int:
         """Run a write statement in its own transaction; returns the number of rows it touched."""
         with self.transaction() as transaction:
@@ -195,6 +200,18 @@ class SQLiteDatabase(Database):
 
     def fetch_one(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> Row | None:
         return self.connection().execute(sql, params).fetchone()
+
+    def ping(self, timeout: float) -> None:
+        """On a new read-only connection, not the thread's: an open connection goes on reading
+        a file that was deleted or replaced, but every connection opened later (new threads,
+        other processes) would fail. Reading the schema version reads the file's header, so a
+        file that is not a database fails too. Costs a fraction of a millisecond."""
+        uri = f"{self.path.absolute().as_uri()}?mode=ro"
+        connection = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
+        try:
+            connection.execute("PRAGMA schema_version").fetchone()
+        finally:
+            connection.close()
 
     def fetch_all(self, statement: ClauseElement) -> list[Row]:
         sql, params = compile_statement(statement, self.dialect)
@@ -283,6 +300,22 @@ class PostgreSQLDatabase(Database):
         if connection is not None:
             return connection.execute(sql, params).fetchall()
         return self._read(sql, params, all_rows=True)
+
+    def ping(self, timeout: float) -> None:
+        """`SELECT 1` on a pooled connection, waiting at most `timeout` for one (not the pool's
+        own timeout: a readiness check must answer before the load balancer gives up). A pooled
+        connection found broken (the server restarted) is replaced and the query tried once
+        more, as reads are."""
+        retried = False
+        while True:
+            with self._pool.connection(timeout=timeout) as connection:
+                try:
+                    connection.execute("SELECT 1").fetchone()
+                    return
+                except self._operational_error:
+                    if retried or not connection.broken:
+                        raise
+            retried = True
 
     def _read(self, sql: str, params: Any, *, all_rows: bool) -> Any:
         """A read outside any transaction; tried once more on another connection if the pooled

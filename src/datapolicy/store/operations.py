@@ -130,6 +130,10 @@ class OperationStore:
 
     # --- reads ---------------------------------------------------------------------------
 
+    def ping(self, timeout: float) -> None:
+        """Raise unless the store's database answers within about `timeout` seconds."""
+        self.database.ping(timeout)
+
     def get(self, operation_id: str) -> Operation:
         if "\x00" in operation_id:  # no id has one (and PostgreSQL's text cannot hold it)
             raise _not_found(operation_id)

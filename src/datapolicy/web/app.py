@@ -1,6 +1,9 @@
-"""The ASGI application: routes under the API root, Graph-style errors, request ids."""
+"""The ASGI application: routes under the API root, Graph-style errors, request ids, and the
+health checks at the server root (web/health.py)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,6 +18,7 @@ from datapolicy.web import metadata, openapi, operations, users
 from datapolicy.web.auth import Authentication
 from datapolicy.web.errors import on_datapolicy_error, on_http_exception
 from datapolicy.web.fastpath import EntityReadPath
+from datapolicy.web.health import HealthChecks, Readiness
 from datapolicy.web.middleware import GraphRequestMiddleware
 
 
@@ -38,9 +42,10 @@ def create_app(
             )
         ],
         # Outermost first: request ids and path cleaning apply to the fast path too, and so
-        # does authentication.
+        # does authentication. Probes are answered before authentication: they carry no token.
         middleware=[
             Middleware(GraphRequestMiddleware),
+            Middleware(HealthChecks, readiness=Readiness(store, Path(exports.default_location))),
             Middleware(Authentication, validator=validator),
             Middleware(EntityReadPath, store=store),
         ],

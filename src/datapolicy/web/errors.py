@@ -74,22 +74,26 @@ def status_of(error: DatapolicyError) -> int:
 
 
 def error_response(
-    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: list[dict[str, str]] | None = None,
 ) -> Response:
+    """Graph's error body; `details` is its list of `{code, message, target}` for errors with
+    several causes."""
     state = request.scope.get("state", {})
     request_id = state.get("request_id", "")
-    body = {
-        "error": {
-            "code": code,
-            "message": message,
-            "innerError": {
-                "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-                "request-id": request_id,
-                "client-request-id": state.get("client_request_id", request_id),
-            },
-        }
+    error: dict[str, object] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    error["innerError"] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        "request-id": request_id,
+        "client-request-id": state.get("client_request_id", request_id),
     }
-    return json_response(body, status=status, headers=headers)
+    return json_response({"error": error}, status=status, headers=headers)
 
 
 async def on_datapolicy_error(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,142 @@
+"""`GET /healthz` and `GET /readyz`: what a load balancer or an orchestrator polls.
+
+Both live at the server root, not under the API root: they describe this process, not the Graph
+API, so they are not in `$metadata` or the OpenAPI description. They are plain ASGI in front of
+authentication (a prober has no token) and behind `GraphRequestMiddleware` (a 503 carries request
+ids like every other error).
+
+- `/healthz` (liveness): 200 `{"status": "ok"}` whenever the event loop runs; it touches nothing,
+  so a store outage never makes an orchestrator restart a process that would recover by itself.
+- `/readyz` (readiness): 200 `{"status": "ready"}` when the operation store answers a trivial
+  query and the local exports directory accepts a file; otherwise 503 in Graph's error shape,
+  with one entry in `details` per check that failed. The body names what is not ready but not
+  its paths, URLs or driver messages (the route is public); those go to the log, once per change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from datapolicy.store import OperationStore
+from datapolicy.web.errors import error_response
+from datapolicy.web.responses import json_response
+
+logger = logging.getLogger(__name__)
+
+HEALTHZ = "/healthz"
+READYZ = "/readyz"
+CHECK_TIMEOUT_S = 2.0  # each check; a prober typically gives up after a few seconds
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A check that failed: `target` and `message` are public; `reason` is only logged."""
+
+    target: str
+    message: str
+    reason: str
+
+
+class Readiness:
+    """The readiness checks. Synchronous (each a syscall or a query): run in a thread."""
+
+    def __init__(self, store: OperationStore, exports_dir: Path):
+        self.store = store
+        self.exports_dir = exports_dir
+        self._logged: tuple[Failure, ...] = ()
+
+    def failures(self) -> list[Failure]:
+        found = [
+            failure
+            for failure in (
+                _check("store", "The operation store is not answering.", self._store),
+                _check("exports", "The exports directory is not writable.", self._exports),
+            )
+            if failure is not None
+        ]
+        self._log_change(tuple(found))
+        return found
+
+    def _store(self) -> None:
+        self.store.ping(CHECK_TIMEOUT_S)
+
+    def _exports(self) -> None:
+        # An anonymous temporary file (O_TMPFILE where there is one): proves a package could be
+        # written, as root too (for whom permission bits prove nothing), and leaves no name.
+        self.exports_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=self.exports_dir):
+            pass
+
+    def _log_change(self, found: tuple[Failure, ...]) -> None:
+        """Log readiness when it changes, not on every probe."""
+        if found == self._logged:
+            return
+        if found:
+            for failure in found:
+                logger.warning("not ready: %s: %s", failure.target, failure.reason)
+        else:
+            logger.info("ready again")
+        self._logged = found
+
+
+def _check(target: str, message: str, check: Callable[[], None]) -> Failure | None:
+    try:
+        check()
+    except Exception as exc:  # anything a check raises means not ready, whatever the driver
+        lines = str(exc).strip().splitlines()
+        return Failure(target, message, f"{type(exc).__name__}: {lines[0] if lines else ''}")
+    return None
+
+
+class HealthChecks:
+    """Answers `/healthz` and `/readyz`; passes every other request on."""
+
+    def __init__(self, app: ASGIApp, readiness: Readiness):
+        self.app = app
+        self.readiness = readiness
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path") if scope["type"] == "http" else None
+        if path not in (HEALTHZ, READYZ):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if scope["method"] not in ("GET", "HEAD"):
+            response = error_response(
+                request,
+                405,
+                "MethodNotAllowed",
+                "The HTTP method is not allowed on this resource.",
+                headers={"Allow": "GET, HEAD"},
+            )
+        elif path == HEALTHZ:
+            response = json_response({"status": "ok"})
+        else:
+            response = await self._ready(request)
+        response.headers["Cache-Control"] = "no-store"
+        await response(scope, receive, send)
+
+    async def _ready(self, request: Request) -> Response:
+        failures = await asyncio.to_thread(self.readiness.failures)
+        if not failures:
+            return json_response({"status": "ready"})
+        names = ", ".join(failure.target for failure in failures)
+        return error_response(
+            request,
+            503,
+            "serviceNotAvailable",
+            f"The service is not ready: {names}.",
+            details=[
+                {"code": "notReady", "message": failure.message, "target": failure.target}
+                for failure in failures
+            ],
+        )

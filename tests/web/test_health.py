@@ -1,0 +1,94 @@
+"""`/healthz` and `/readyz` at the server root: public, cheap, and 503 naming what is not ready
+(without its paths or URLs) when the operation store or the exports directory fails."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import TEST_STORE, Service, start_service
+from datapolicy.settings import DATABASE_FILE
+
+
+@pytest.fixture
+def own_service(tmp_path: Path) -> Iterator[Service]:
+    """A service of the test's own: the test breaks its store or its exports directory."""
+    running = start_service(tmp_path / "data", "--workers", "0")
+    yield running
+    running.stop()
+
+
+def root_of(service: Service) -> str:
+    return service.url.removesuffix("/v1.0")
+
+
+def test_both_answer_without_a_token_at_the_root_only(service: Service):
+    root = root_of(service)
+    live = httpx.get(f"{root}/healthz")
+    assert (live.status_code, live.json()) == (200, {"status": "ok"})
+    assert live.headers["cache-control"] == "no-store"
+    ready = httpx.get(f"{root}/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+    assert ready.headers["request-id"]
+    assert httpx.head(f"{root}/readyz").status_code == 200
+    post = httpx.post(f"{root}/healthz")
+    assert (post.status_code, post.headers["allow"]) == (405, "GET, HEAD")
+    assert post.json()["error"]["code"] == "MethodNotAllowed"
+    # Not part of the Graph API: under the API root they are unknown paths, behind the token.
+    assert httpx.get(f"{service.url}/healthz").status_code == 401
+    assert "/healthz" not in httpx.get(f"{service.url}/openapi.json").text
+
+
+def test_readyz_is_503_while_the_exports_directory_cannot_take_a_file(own_service: Service):
+    root = root_of(own_service)
+    exports = own_service.data_dir / "exports"
+    assert httpx.get(f"{root}/readyz").status_code == 200
+    shutil.rmtree(exports)
+    exports.write_text("a file where the directory should be")
+    try:
+        ready = httpx.get(f"{root}/readyz")
+        assert ready.status_code == 503
+        error = ready.json()["error"]
+        assert error["code"] == "serviceNotAvailable"
+        assert error["message"] == "The service is not ready: exports."
+        assert error["details"] == [
+            {
+                "code": "notReady",
+                "message": "The exports directory is not writable.",
+                "target": "exports",
+            }
+        ]
+        assert str(own_service.data_dir) not in ready.text
+        assert error["innerError"]["request-id"] == ready.headers["request-id"]
+        assert httpx.get(f"{root}/healthz").status_code == 200
+    finally:
+        exports.unlink()
+    assert httpx.get(f"{root}/readyz").status_code == 200  # the directory is made again
+    assert "not ready: exports" in own_service.log.read_text()
+
+
+@pytest.mark.skipif(TEST_STORE != "sqlite", reason="breaks the SQLite file in the data directory")
+def test_readyz_is_503_while_the_store_is_gone_and_healthz_stays_200(own_service: Service):
+    root = root_of(own_service)
+    store = own_service.data_dir / DATABASE_FILE
+    moved = store.with_name("moved-away.sqlite3")
+    store.rename(moved)
+    try:
+        ready = httpx.get(f"{root}/readyz")
+        assert ready.status_code == 503
+        error = ready.json()["error"]
+        assert error["message"] == "The service is not ready: store."
+        assert [detail["target"] for detail in error["details"]] == ["store"]
+        assert DATABASE_FILE not in ready.text
+        live = httpx.get(f"{root}/healthz")  # liveness touches no dependency
+        assert (live.status_code, live.json()) == (200, {"status": "ok"})
+    finally:
+        moved.rename(store)
+    assert httpx.get(f"{root}/readyz").status_code == 200
+    log = own_service.log.read_text()
+    assert "not ready: store: OperationalError: unable to open database file" in log
+    assert "ready again" in log
