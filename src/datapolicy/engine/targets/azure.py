@@ -55,7 +55,7 @@ from datapolicy.engine.targets.base import (
     Target,
     Upload,
 )
-from datapolicy.engine.targets.hosts import host_allowed, listed_exactly, valid_port
+from datapolicy.engine.targets.hosts import host_allowed, http_url, listed_exactly, valid_port
 
 logger = logging.getLogger(__name__)
 # The SDK logs every request at INFO (queries redacted): too much for a service's log.
@@ -496,13 +496,8 @@ def azure_target(location: str, config: AzureStorageConfig) -> AzureTarget | Non
 
     A location is taken as Azure's if it is an http(s) URL on an Azure storage host, on a host
     listed in allowed_hosts, or carrying a SAS signature (`sig` and `sv`)."""
-    try:
-        parts = urlsplit(location)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    if not valid_port(parts):
+    parts = http_url(location)
+    if parts is None:
         return None
     target = AzureTarget(location, config)
     if (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 
 def listed_exactly(hostname: str, port: int | None, entries: Iterable[str]) -> bool:
@@ -49,6 +50,18 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def http_url(location: str) -> SplitResult | None:
+    """`location` split, if it is an http(s) URL with a host and a well-formed port (or none);
+    None otherwise, so that a target that takes URLs can say "not mine" and let the next try."""
+    try:
+        parts = urlsplit(location)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return parts if valid_port(parts) else None
 
 
 def valid_port(parts: Any) -> bool:

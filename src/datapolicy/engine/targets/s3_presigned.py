@@ -43,7 +43,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import BotoCoreError, ClientError
@@ -52,7 +51,7 @@ from botocore.utils import get_environ_proxies
 
 from datapolicy.config import StorageConfig
 from datapolicy.engine.targets.base import StorageError, StorageLocationError, Target, Upload
-from datapolicy.engine.targets.hosts import valid_port
+from datapolicy.engine.targets.hosts import http_url
 from datapolicy.engine.targets.presigned_url import (
     MAX_EXPIRES,
     PresignedURL,
@@ -272,13 +271,8 @@ def presigned_target(location: str, storage: StorageConfig) -> PresignedS3Target
     """The target for a SigV4 presigned PUT URL, None if `location` is not an S3 URL, or
     StorageLocationError for one that cannot be used: SigV2, not presigned but on an S3 endpoint
     we know, or failing a check of `presigned_url`."""
-    try:
-        parts = urlsplit(location)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    if not valid_port(parts):
+    parts = http_url(location)
+    if parts is None:
         return None
     fields = query_fields(parts.query)
     if is_sigv4(fields):
