@@ -42,7 +42,7 @@ T = TypeVar("T")
 BULKY = "bulky"  # a person whose export takes seconds
 SLIM = "slim"  # a person whose export takes a moment
 BULKY_FILES = 4
-BULKY_FILE_MIB = 256  # each: 8 MiB of random bytes, then a hole (zeros that take no disk)
+BULKY_FILE_MIB = 1024  # each: 8 MiB of random bytes, then a hole (zeros that take no disk)
 BULKY_RANDOM_MIB = 8
 
 LEASE_S = 2.0
@@ -53,7 +53,7 @@ START_TIMEOUT_S = 20  # a worker process starting and its export getting under w
 EXPORT_TIMEOUT_S = 60  # one whole export of the bulky person, with room for a slow machine
 PASSWORD = "Sup3r-Secret-Pw0rd"
 LONG_LEASE_S = 120.0  # far longer than a test waits: a takeover before it is a hand-back
-SHORT_GRACE_S = 1.0
+SHORT_GRACE_S = 0.5  # far shorter than the bulky export, even on a fast machine
 
 
 # --- the deployment under test ------------------------------------------------------------------
@@ -64,7 +64,7 @@ def people(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The file source's directory: `<people>/<userId>/...`; removed afterwards (it is big)."""
     root = tmp_path_factory.mktemp("people")
     # Each file starts with random bytes (deflate cannot shrink them, so the package has real
-    # size) and goes on as a hole: a GiB of zeros in all that costs no disk and no time to
+    # size) and goes on as a hole: 4 GiB of zeros in all that costs no disk and no time to
     # make, but must still be read, hashed and deflated, so exporting it takes a few seconds
     # even on a fast machine, and the package stays ~32 MiB.
     bulky = root / BULKY
