@@ -19,11 +19,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -39,6 +39,7 @@ from datapolicy.config import AuthConfig
 pytest_plugins = ("s3server", "databases")
 
 STARTUP_TIMEOUT_S = 30
+T = TypeVar("T")
 TEST_STORE = os.environ.get("DATAPOLICY_TEST_STORE", "").strip().lower() or "sqlite"
 if TEST_STORE not in STORE_KINDS:
     raise pytest.UsageError(f"DATAPOLICY_TEST_STORE must be one of {', '.join(STORE_KINDS)}")
@@ -81,14 +82,56 @@ class Service:
         return httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> int:
+    """Terminate a service or worker process, killing it if it has not exited in 15 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def start_worker(root: Path, data_dir: Path, config: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """`datapolicy worker` on the data directory (and store) of a service, logging to
+    `root/worker.log`."""
+    log = root / "worker.log"
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "datapolicy",
+                "worker",
+                "--data-dir",
+                str(data_dir),
+                "--config",
+                str(config),
+                *store_args(data_dir),
+                *extra,
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+def wait_for(what: str, condition: Callable[[], T], timeout: float, logs: Callable[[], str]) -> T:
+    """Poll `condition` until it returns something true, or fail after `timeout` seconds showing
+    the end of `logs()`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}\n{logs()[-4000:]}")
+        time.sleep(0.05)
 
 
 def free_port() -> int:

@@ -12,14 +12,11 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -38,15 +35,14 @@ from azurite import (
     signature,
     uncommitted_blocks,
 )
-from conftest import Service, start_service, store_args
+from conftest import Service, start_service, start_worker, wait_for
+from conftest import stop_process as stop
 from datapolicy.config import AzureStorageConfig, StorageConfig
 from datapolicy.demo import demo_user_id
 from datapolicy.engine.targets import StorageError, StorageLocationError, resolve_target
 from datapolicy.engine.targets.azure import AzureTarget, azure_target, redact
 from datapolicy.engine.verify import verify_package
 from graphclient import graph_client
-
-T = TypeVar("T")
 
 ADA = demo_user_id(0)
 MIB = 1024 * 1024
@@ -81,17 +77,6 @@ def own_azurite(tmp_path: Path) -> Iterator[Azurite]:
 
 def config_for(azurite: Azurite) -> AzureStorageConfig:
     return AzureStorageConfig(allowed_hosts=(azurite.host,))
-
-
-def wait_for(what: str, condition: Callable[[], T], timeout: float, logs: Callable[[], str]) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}\n{logs()}")
-        time.sleep(0.05)
 
 
 # --- recognising locations ------------------------------------------------------------------------
@@ -509,38 +494,6 @@ def test_a_repeated_start_with_the_same_request_id_is_one_export(api, azurite):
 
 
 # --- failures during an export --------------------------------------------------------------------
-
-
-def start_worker(root: Path, data_dir: Path, config: Path, *extra: str) -> subprocess.Popen[bytes]:
-    log = root / "worker.log"
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "datapolicy",
-                "worker",
-                "--data-dir",
-                str(data_dir),
-                "--config",
-                str(config),
-                *store_args(data_dir),
-                *extra,
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_revoked_credentials_fail_the_export_clearly_without_the_sas(tmp_path, azurite):

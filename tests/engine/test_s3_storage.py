@@ -14,12 +14,9 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -31,7 +28,8 @@ from msgraph.generated.users.item.export_personal_data.export_personal_data_post
     ExportPersonalDataPostRequestBody,
 )
 
-from conftest import Service, start_service, store_args
+from conftest import Service, start_service, start_worker, wait_for
+from conftest import stop_process as stop
 from datapolicy.config import S3StorageConfig, StorageConfig
 from datapolicy.demo import demo_user_id
 from datapolicy.engine.targets import StorageError, StorageLocationError, resolve_target
@@ -39,8 +37,6 @@ from datapolicy.engine.targets.s3 import S3Target, s3_target
 from datapolicy.engine.verify import verify_package
 from graphclient import graph_client
 from s3server import ADMIN, READER, WRITER, SeaweedS3
-
-T = TypeVar("T")
 
 ADA = demo_user_id(0)
 MIB = 1024 * 1024
@@ -64,17 +60,6 @@ def config_for(
 def target_for(s3: SeaweedS3, bucket: str, prefix: str = "exports", **options) -> S3Target:
     options.setdefault("part_size", PART)
     return S3Target(bucket, prefix, config_for(s3, bucket), **options)
-
-
-def wait_for(what: str, condition: Callable[[], T], timeout: float, logs: Callable[[], str]) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}\n{logs()[-4000:]}")
-        time.sleep(0.05)
 
 
 # --- recognising locations ------------------------------------------------------------------------
@@ -456,38 +441,6 @@ def test_a_wrong_secret_in_the_configuration_is_a_clear_400_without_the_secret(t
         assert WRONG_SECRET not in service.log.read_text()
     finally:
         service.stop()
-
-
-def start_worker(root: Path, data_dir: Path, config: Path, *extra: str) -> subprocess.Popen[bytes]:
-    log = root / "worker.log"
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "datapolicy",
-                "worker",
-                "--data-dir",
-                str(data_dir),
-                "--config",
-                str(config),
-                *store_args(data_dir),
-                *extra,
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_revoked_credentials_fail_the_export_clearly_without_the_secret(tmp_path, s3):
