@@ -1,0 +1,83 @@
+"""Options and set-up that several commands share."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from datapolicy.config import ConfigError
+from datapolicy.settings import DEFAULT_DATA_DIR, Settings
+
+data_dir_option = click.option(
+    "--data-dir",
+    envvar="DATAPOLICY_DATA_DIR",
+    type=click.Path(path_type=Path),
+    help=f"Where the database, keys and local packages live.  [default: ./{DEFAULT_DATA_DIR}]",
+)
+config_option = click.option(
+    "--config",
+    "config_file",
+    envvar="DATAPOLICY_CONFIG",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A TOML configuration file; options and environment variables override it.",
+)
+
+
+def _database_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Checked here, so a bad URL is a usage error; the message never repeats the URL (it may
+    hold a password)."""
+    if value is None:
+        return None
+    from datapolicy.store.database import DatabaseURLError, parse_url
+
+    try:
+        parse_url(value)
+    except DatabaseURLError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    return value
+
+
+def process_options(command):  # type: ignore[no-untyped-def]
+    """Options that `serve` and `worker` share."""
+    for option in reversed(
+        [
+            data_dir_option,
+            config_option,
+            click.option(
+                "--database",
+                envvar="DATAPOLICY_DATABASE",
+                callback=_database_url,
+                help="The operation store: sqlite:///FILE or postgresql://USER:PASSWORD@HOST/DB "
+                "(overrides [store] url).  [default: SQLite in the data directory]",
+            ),
+            click.option(
+                "--demo/--no-demo",
+                envvar="DATAPOLICY_DEMO",
+                default=None,
+                help="Export from the bundled demo shop (users, orders, messages, files).",
+            ),
+            click.option(
+                "--workers",
+                envvar="DATAPOLICY_WORKERS",
+                type=click.IntRange(0, 64),
+                help="Export threads in this process (0: none).  [default: 2]",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def load_settings(config_file: Path | None, **overrides: object) -> Settings:
+    settings = Settings()
+    if config_file is not None:
+        try:
+            settings = settings.with_file(config_file)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    settings = settings.with_overrides(**overrides)  # type: ignore[arg-type]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return settings

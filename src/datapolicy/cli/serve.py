@@ -1,0 +1,92 @@
+"""`datapolicy serve` and `datapolicy worker`: the long-running processes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from datapolicy.cli.options import load_settings, process_options
+from datapolicy.errors import Unavailable
+
+
+@click.command()
+@click.option(
+    "--host", envvar="DATAPOLICY_HOST", help="Address to listen on.  [default: 127.0.0.1]"
+)
+@click.option(
+    "--port",
+    envvar="DATAPOLICY_PORT",
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.  [default: 8080]",
+)
+@process_options
+def serve(
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    config_file: Path | None,
+    database: str | None,
+    demo: bool | None,
+    workers: int | None,
+) -> None:
+    """Start the HTTP service (API root /v1.0) with export workers in the same process.
+
+    \b
+    Examples:
+      datapolicy serve --demo
+      datapolicy serve --host 0.0.0.0 --port 9000 --data-dir /var/lib/datapolicy
+      datapolicy serve --config datapolicy.toml --workers 0   # API only
+      DATAPOLICY_PORT=9000 datapolicy serve --config datapolicy.toml
+      datapolicy serve --database postgresql://datapolicy@db.internal/datapolicy
+    """
+    settings = load_settings(
+        config_file,
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database=database,
+        demo=demo,
+        workers=workers,
+    )
+    from datapolicy.server import serve as run  # imported late: `--help` stays fast
+
+    try:
+        asyncio.run(run(settings))
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        pass
+    except Unavailable as exc:  # the keys to check tokens against, or the operation store
+        raise click.ClickException(exc.message) from None
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot serve on {settings.host}:{settings.port}: {exc}"
+        ) from None
+
+
+@click.command()
+@process_options
+def worker(
+    data_dir: Path | None,
+    config_file: Path | None,
+    database: str | None,
+    demo: bool | None,
+    workers: int | None,
+) -> None:
+    """Run export workers without the API, on the same data directory (or database).
+
+    \b
+    Examples:
+      datapolicy worker --config datapolicy.toml --workers 4
+      datapolicy serve --workers 0 & datapolicy worker   # API and exports apart
+      DATAPOLICY_DATABASE=postgresql://datapolicy@db.internal/datapolicy datapolicy worker
+    """
+    settings = load_settings(
+        config_file, data_dir=data_dir, database=database, demo=demo, workers=workers
+    )
+    from datapolicy.server import run_worker
+
+    try:
+        run_worker(settings)
+    except Unavailable as exc:  # the operation store
+        raise click.ClickException(exc.message) from None
