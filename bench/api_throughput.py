@@ -418,11 +418,15 @@ def main() -> None:
     datapolicy = _datapolicy_command()
     fleet = Fleet(run_dir, server_cpu)
     ports = {"large": free_port(), "small": free_port(), "bare": free_port()}
+    # One client at tens of thousands of requests a second: its rate limits stay on, so their
+    # cost is measured, but are set so high that they never run out.
+    limits = run_dir / "limits.toml"
+    limits.write_text("[limits]\nread_rate = 1e9\nwrite_rate = 1e9\n")
     try:
         for size, data_dir in (("large", large_dir), ("small", small_dir)):
             # --workers 0: the API alone; export threads would start on the notStarted rows.
             command = [*datapolicy, "serve", "--host", HOST, "--port", str(ports[size])]
-            command += ["--data-dir", str(data_dir), "--workers", "0"]
+            command += ["--data-dir", str(data_dir), "--workers", "0", "--config", str(limits)]
             fleet.start(f"datapolicy-{size}", command, ports[size], bearer(data_dir))
 
         # The list requests, resolved against each database.

@@ -155,6 +155,8 @@ def generate(count: int, seed: int, columns: list[str]):
             "error_message": None,
             "package_location": None,
             "deleted_at": None,
+            "package_deleted_at": None,  # retention: the packages are all still there
+            "package_deletion": None,
             "idempotency_key": f"client-request-id:{uuid.UUID(int=rng.getrandbits(128))}"
             if rng.random() < 0.9
             else None,

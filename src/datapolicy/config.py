@@ -42,19 +42,22 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     ValidationError,
     field_validator,
     model_validator,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from datapolicy.durations import parse_duration
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
@@ -72,6 +75,8 @@ class ServerConfig(_Strict):
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
     data_dir: Path | None = None
+    scenarios: bool | None = None  # the test-double controls (docs/testing-with-datapolicy.md)
+    profile: Literal["datapolicy", "graph"] | None = None  # docs/graph-compatibility.md
 
 
 class DirectoryConfig(_Strict):
@@ -230,12 +235,39 @@ class EngineConfig(_Strict):
     retry_backoff_seconds: float = Field(default=5, ge=0)
     # On SIGTERM/SIGINT: how long an export in progress may run on before it is handed back.
     shutdown_grace_seconds: float = Field(default=10, ge=0)
+    # How long a published package stays in its storage before the workers delete it: a
+    # duration ("30d", "12h", "90s") or "off" (kept until the operation is deleted).
+    package_retention: str = "30d"
+
+    @property
+    def package_retention_seconds(self) -> int | None:
+        """`package_retention` in seconds; None when it is off."""
+        if self.package_retention == "off":
+            return None
+        return parse_duration(self.package_retention)
+
+    @field_validator("package_retention")
+    @classmethod
+    def _retention_is_a_duration(cls, value: str) -> str:
+        if value != "off":
+            parse_duration(value)  # ValueError: says what a duration looks like
+        return value
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> Self:
         if self.heartbeat_seconds * 3 > self.lease_seconds:
             raise ValueError("heartbeat_seconds must be at most a third of lease_seconds")
         return self
+
+
+class AuditConfig(_Strict):
+    """The audit trail (docs/security.md). `trusted_proxies`: addresses or networks of reverse
+    proxies whose `X-Forwarded-For` names the client; from any other peer the header is ignored
+    and the peer's own address is recorded. `flush_seconds`: how often read entries, gathered
+    in memory, are appended (at most this long of them is lost on a hard crash)."""
+
+    trusted_proxies: list[IPvAnyNetwork] = []
+    flush_seconds: float = Field(default=0.2, gt=0, le=60)
 
 
 class AuthConfig(_Strict):
@@ -301,6 +333,52 @@ class StoreConfig(_Strict):
         return self
 
 
+class LoggingConfig(_Strict):
+    """The log (docs/observability.md): JSON lines when stderr is not a terminal ("auto"), or
+    always one format; `access_log` adds a line per request (off: it costs on the hot path)."""
+
+    format: Literal["auto", "json", "text"] = "auto"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    access_log: bool = False
+
+
+class MetricsConfig(_Strict):
+    """`GET /metrics` (Prometheus): public by default, as scrapers carry no Graph token; with
+    `token`, only for `Authorization: Bearer <token>` (docs/security.md)."""
+
+    enabled: bool = True
+    token: str | None = Field(default=None, min_length=16)
+
+    def __repr__(self) -> str:  # never print the token
+        return f"MetricsConfig(enabled={self.enabled})"
+
+
+class TracingConfig(_Strict):
+    """OpenTelemetry traces of requests and export runs (the `otel` extra), off by default:
+    sent over OTLP/HTTP to `endpoint` (else OTEL_EXPORTER_OTLP_ENDPOINT's), or printed with
+    `console` (debugging)."""
+
+    enabled: bool = False
+    endpoint: str | None = Field(default=None, pattern=r"^https?://")
+    console: bool = False
+    service_name: str = Field(default="datapolicy", min_length=1)
+
+
+class LimitsConfig(_Strict):
+    """What one client may ask of one API process (docs/security.md, "Abuse"). Rates are
+    requests per second per client, with `*_burst` requests allowed at once; a rate of 0 turns
+    that budget off. Writes (POST, PATCH, DELETE) start and change exports; reads are polling."""
+
+    write_rate: float = Field(default=20, ge=0)
+    write_burst: int = Field(default=1000, ge=1)
+    read_rate: float = Field(default=5000, ge=0)
+    read_burst: int = Field(default=10_000, ge=1)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_path_length: int = Field(default=4096, ge=256)  # bytes of the path as sent
+    max_query_length: int = Field(default=32 * 1024, ge=1024)  # bytes of the query as sent
+    max_page_size: int = Field(default=999, ge=1, le=100_000)  # the largest $top
+
+
 class Config(_Strict):
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
@@ -309,6 +387,11 @@ class Config(_Strict):
     sources: SourcesConfig = SourcesConfig()
     storage: StorageConfig = StorageConfig()
     engine: EngineConfig = EngineConfig()
+    audit: AuditConfig = AuditConfig()
+    limits: LimitsConfig = LimitsConfig()
+    logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    tracing: TracingConfig = TracingConfig()
 
 
 def load_config(path: Path) -> Config:

@@ -13,24 +13,35 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 from granian.constants import Interfaces
 from granian.log import LogLevels
 from granian.server.embed import Server
+from prometheus_client import start_http_server
 from sqlalchemy.exc import SQLAlchemyError
 
 from datapolicy.auth.configure import validator_for
+from datapolicy.auth.permissions import SCENARIOS
 from datapolicy.config import Config
 from datapolicy.demo import prepare_demo
 from datapolicy.engine import EXPORTS_DIR, ExportService, Worker, build_context
+from datapolicy.engine.control import NO_CONTROL, ExportControl
 from datapolicy.engine.sources.base import SourceError
 from datapolicy.errors import Unavailable
+from datapolicy.logs import GRANIAN_LOGGING
+from datapolicy.metrics import watch_store
+from datapolicy.scenarios import Scenarios
+from datapolicy.scenarios.datadir import DataDirectory
 from datapolicy.settings import Settings
 from datapolicy.store import Database, OperationStore
+from datapolicy.store.audit import AuditBuffer, AuditLog, open_audit_log
 from datapolicy.store.database import DatabaseURLError
 from datapolicy.store.database import open_database as store_database
 from datapolicy.store.queue import OperationQueue
+from datapolicy.tracing import configure_tracing
 from datapolicy.web.app import create_app
+from datapolicy.web.audit import RequestAudit
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +79,20 @@ def open_database(settings: Settings) -> Database:
     return database
 
 
-def start_worker(settings: Settings, database: Database, config: Config) -> Worker:
+def start_worker(
+    settings: Settings,
+    database: Database,
+    config: Config,
+    audit: AuditLog,
+    control: ExportControl = NO_CONTROL,
+) -> Worker:
     context = build_context(config, settings.data_dir)
     for source in context.sources:
         try:
             source.check()
         except SourceError as exc:  # reported now; exports retry while it persists
             logger.warning("source check failed: %s", exc)
-    worker = Worker(OperationQueue(database), context, config.engine)
+    worker = Worker(OperationQueue(database), context, config.engine, control=control, audit=audit)
     worker.start()
     return worker
 
@@ -105,21 +122,59 @@ class _OnSignal:
 
 async def serve(settings: Settings) -> None:
     config = effective_config(settings)
+    configure_tracing(config.tracing)
     validator = validator_for(config.auth, settings.data_dir)
     database = open_database(settings)
+    audit_log = open_audit_log(database)
     store = OperationStore(database)
-    worker = start_worker(settings, database, config)
     default_location = str((settings.data_dir / EXPORTS_DIR).absolute())
+    scenarios = (
+        Scenarios(DataDirectory(database, settings.data_dir, Path(default_location)))
+        if settings.scenarios
+        else None
+    )
+    worker = start_worker(
+        settings,
+        database,
+        config,
+        audit_log,
+        NO_CONTROL if scenarios is None else scenarios.control,
+    )
+    # Read entries are buffered (the hot path); the buffer is flushed at shutdown, below.
+    audit = RequestAudit(
+        audit_log,
+        AuditBuffer(audit_log, flush_seconds=config.audit.flush_seconds),
+        config.audit.trusted_proxies,
+    )
     exports = ExportService(store, worker.context, default_location)
+    if scenarios is not None:
+        logger.warning(
+            "SCENARIO CONTROLS ARE ON (--scenarios): this is a test double; faults, time "
+            "control, reset and restore are open to tokens with %s",
+            SCENARIOS,
+        )
     # Granian embedded in our own event loop: a Rust HTTP server in front of the ASGI app, in
     # the same process as the export workers in the embedded default.
     server = Server(
-        create_app(store, exports, validator),
+        create_app(
+            store,
+            exports,
+            validator,
+            config.limits,
+            audit=audit,
+            metrics=config.metrics,
+            access_log=config.logging.access_log,
+            scenarios=scenarios,
+            profile=settings.profile,
+        ),
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
         log_level=LogLevels.warning,
+        log_dictconfig=GRANIAN_LOGGING,  # granian's lines through our handler and format
     )
+    if config.metrics.enabled:
+        watch_store(store)  # operations by status and the queue, read at each scrape
 
     def begin_stopping() -> None:
         server.stop()  # granian: no new connections; requests in flight finish
@@ -137,15 +192,25 @@ async def serve(settings: Settings) -> None:
         await server.serve()
     finally:
         await asyncio.to_thread(worker.stop)
+        await asyncio.to_thread(audit.buffer.close)
+        audit_log.close()
         database.close()
         logger.info("datapolicy stopped")
 
 
-def run_worker(settings: Settings) -> None:
-    """`datapolicy worker`: export workers without the API, until SIGINT or SIGTERM."""
+def run_worker(settings: Settings, metrics_address: tuple[str, int] | None = None) -> None:
+    """`datapolicy worker`: export workers without the API, until SIGINT or SIGTERM. With
+    `metrics_address` (host, port), its export counters are served there for Prometheus
+    (`GET /metrics`; the store's gauges come from `datapolicy serve`)."""
     config = effective_config(settings)
+    configure_tracing(config.tracing)
     database = open_database(settings)
-    worker = start_worker(settings, database, config)
+    if metrics_address is not None:
+        host, port = metrics_address
+        start_http_server(port, addr=host)
+        logger.info("metrics on http://%s:%d/metrics", host, port)
+    audit_log = open_audit_log(database)
+    worker = start_worker(settings, database, config, audit_log)
 
     async def run() -> None:
         """Until a signal, then the graceful stop, with the handlers still installed so that a
@@ -164,5 +229,6 @@ def run_worker(settings: Settings) -> None:
         asyncio.run(run())
     finally:
         worker.stop(grace=0)  # a no-op after a graceful stop; after a failure, at once
+        audit_log.close()
         database.close()
         logger.info("datapolicy worker stopped")

@@ -18,6 +18,8 @@ class Settings:
     port: int = 8080
     data_dir: Path = DEFAULT_DATA_DIR
     demo: bool = False
+    scenarios: bool = False  # `serve --scenarios`: the test-double controls
+    profile: str = "datapolicy"  # `serve --profile graph`: answer as Microsoft Graph does
     # The store's URL (--database), over [store] url; repr=False: it may hold a password.
     database: str | None = field(default=None, repr=False)
     config: Config = field(default_factory=Config)

@@ -13,22 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from commands import datapolicy as run
 
 from conftest import TEST_STORE, free_port, start_service, token_for
 from datapolicy.auth.configure import validator_for
 from datapolicy.auth.keys import SIGNING_KEY_FILE
 from datapolicy.auth.permissions import EXPORT
 from datapolicy.config import AuthConfig
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "datapolicy", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_serve_help_lists_every_option():

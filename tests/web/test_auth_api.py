@@ -22,7 +22,7 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
 from conftest import Service, start_service, token_for
 from datapolicy.auth.keys import signing_key
-from datapolicy.auth.permissions import EXPORT, READ_USERS
+from datapolicy.auth.permissions import EXPORT, READ_USERS, SCENARIOS
 from datapolicy.demo import demo_user_id
 from graphclient import graph_client
 from jwksserver import serve_jwks
@@ -40,6 +40,7 @@ class Route:
     success: int
     body: dict[str, Any] | None = None
     demo: bool = False  # asked of the demo service (the user directory)
+    scenarios: bool = False  # asked of a service with --scenarios (the admin API)
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -54,6 +55,8 @@ ROUTES = [
         "PATCH", "/dataPolicyOperations/{op}", EXPORT, 200, body={"storageLocation": "{exports}"}
     ),
     Route("DELETE", "/dataPolicyOperations/{op}", EXPORT, 204),
+    # Granted, still 404: the operation is notStarted (this service runs no exports).
+    Route("GET", "/dataPolicyOperations/{op}/package", EXPORT, 404),
     Route("GET", "/users", READ_USERS, 200, demo=True),
     Route("GET", f"/users/{ADA}", READ_USERS, 200, demo=True),
     Route(
@@ -64,6 +67,29 @@ ROUTES = [
         body={"storageLocation": "{exports}"},
         demo=True,
     ),
+    *(
+        Route(
+            method, f"/admin/datapolicy/scenarios{path}", SCENARIOS, success, body, scenarios=True
+        )
+        for method, path, success, body in [
+            ("GET", "", 200, None),
+            ("GET", "/faults", 200, None),
+            ("POST", "/faults", 201, {"sequence": [{"kind": "latency"}], "route": "/none"}),
+            ("DELETE", "/faults", 204, None),
+            ("DELETE", "/faults/999", 404, None),  # granted; no such rule
+            ("GET", "/time", 200, None),
+            ("PUT", "/time", 200, {"mode": "normal"}),
+            ("GET", "/exportFailures", 200, None),
+            ("POST", "/exportFailures", 201, {"code": "x", "operationId": "none"}),
+            ("POST", "/operations/{op}/advance", 409, None),  # granted; not in step mode
+            ("GET", "/requests", 200, None),
+            ("DELETE", "/requests", 204, None),
+            ("POST", "/reset", 200, None),
+            ("GET", "/snapshots", 200, None),
+            ("PUT", "/snapshots/auth", 201, None),
+            ("POST", "/snapshots/never-taken/restore", 404, None),  # granted; no such snapshot
+        ]
+    ),
     Route("GET", "/$metadata", None, 200),
     Route("GET", "/openapi.json", None, 200),
     Route("GET", "/openapi.yaml", None, 200),
@@ -71,6 +97,16 @@ ROUTES = [
 ]
 GRANTED = ("scp", "roles")  # the right permission, delegated and as an application role
 KINDS = ("missing", "not bearer", *REFUSED_KINDS, "no permission", "other permission", *GRANTED)
+
+
+@pytest.fixture(scope="module")
+def scenario_service(tmp_path_factory: pytest.TempPathFactory):
+    """An API-only service with the scenario admin API (`serve --scenarios`)."""
+    running = start_service(
+        tmp_path_factory.mktemp("auth-scenarios"), "--workers", "0", "--scenarios"
+    )
+    yield running
+    running.stop()
 
 
 def other(permission: str | None) -> str:
@@ -114,7 +150,8 @@ def call(service: Service, route: Route, headers: dict[str, str]) -> httpx.Respo
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("route", ROUTES, ids=str)
 def test_matrix(request: pytest.FixtureRequest, route: Route, kind: str):
-    service: Service = request.getfixturevalue("demo_service" if route.demo else "service")
+    fixture = "demo_service" if route.demo else "scenario_service" if route.scenarios else "service"
+    service: Service = request.getfixturevalue(fixture)
     headers, expected = credentials(service, route, kind)
     response = call(service, route, headers)
     token = headers.get("Authorization", "").removeprefix("Bearer ")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,6 +18,9 @@ from datapolicy.auth.keys import LocalKeys
 from datapolicy.auth.permissions import EXPORT
 from datapolicy.auth.tokens import Principal, TokenValidator
 from datapolicy.errors import Unavailable
+from datapolicy.store import SQLiteDatabase
+from datapolicy.store.audit import AuditBuffer, open_audit_log
+from datapolicy.web.audit import RequestAudit
 from datapolicy.web.auth import Authentication
 from datapolicy.web.middleware import GraphRequestMiddleware
 from jwtkinds import AUDIENCE, ISSUER, claims, sign
@@ -55,8 +59,19 @@ def key() -> ECKey:
     return ECKey.generate_key("P-256", auto_kid=True)
 
 
-def app_for(validator: TokenValidator) -> GraphRequestMiddleware:
-    return GraphRequestMiddleware(Authentication(echo_principal, validator))
+@pytest.fixture(scope="module")
+def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RequestAudit]:
+    """A real audit trail (SQLite) for the middleware's 403 entries."""
+    database = SQLiteDatabase(tmp_path_factory.mktemp("audit") / "store.sqlite3")
+    log = open_audit_log(database)
+    buffer = AuditBuffer(log)
+    yield RequestAudit(log, buffer)
+    buffer.close()
+    log.close()
+
+
+def app_for(validator: TokenValidator, audit: RequestAudit) -> GraphRequestMiddleware:
+    return GraphRequestMiddleware(Authentication(echo_principal, validator, audit))
 
 
 async def get(app: GraphRequestMiddleware, token: str, times: int = 1) -> list[httpx.Response]:
@@ -66,18 +81,20 @@ async def get(app: GraphRequestMiddleware, token: str, times: int = 1) -> list[h
         return [await client.get("/dataPolicyOperations/x", headers=headers) for _ in range(times)]
 
 
-async def test_the_principal_is_handed_on_and_a_token_verified_once(key: ECKey):
+async def test_the_principal_is_handed_on_and_a_token_verified_once(
+    key: ECKey, audit: RequestAudit
+):
     validator = CountingValidator(key)
     token = sign(key, claims(sub="poller", roles=[EXPORT]))
-    answers = await get(app_for(validator), token, times=5)
+    answers = await get(app_for(validator, audit), token, times=5)
     assert [a.text for a in answers] == ["poller ['User.Export.All']"] * 5
     assert validator.calls == 1
 
 
-async def test_a_cached_token_is_verified_again_once_it_expires(key: ECKey):
+async def test_a_cached_token_is_verified_again_once_it_expires(key: ECKey, audit: RequestAudit):
     validator = CountingValidator(key)
     token = sign(key, claims(exp=int(time.time()) + 1, roles=[EXPORT]))
-    app = app_for(validator)
+    app = app_for(validator, audit)
     assert (await get(app, token))[0].status_code == 200
     await asyncio.sleep(1.1)
     answer = (await get(app, token))[0]
@@ -85,8 +102,8 @@ async def test_a_cached_token_is_verified_again_once_it_expires(key: ECKey):
     assert answer.json()["error"]["message"] == "Access token has expired."
 
 
-async def test_keys_that_cannot_be_fetched_are_a_503_without_a_challenge():
-    answer = (await get(app_for(Down()), "any.token.value"))[0]
+async def test_keys_that_cannot_be_fetched_are_a_503_without_a_challenge(audit: RequestAudit):
+    answer = (await get(app_for(Down(), audit), "any.token.value"))[0]
     assert answer.status_code == 503
     error: dict[str, Any] = answer.json()["error"]
     assert error["code"] == "serviceNotAvailable"

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 EXPORT = "User.Export.All"
 READ_USERS = "User.Read.All"
-PERMISSIONS = (EXPORT, READ_USERS)
+# datapolicy's own, for the test-double controls of `serve --scenarios` (not a Graph permission)
+SCENARIOS = "DataPolicy.Scenarios.ReadWrite.All"
+PERMISSIONS = (EXPORT, READ_USERS, SCENARIOS)
 
 _ID = "{id}"  # one path segment, not empty
 
@@ -26,9 +28,26 @@ ROUTES: dict[tuple[str, ...], dict[str, str]] = {
     ("dataPolicyOperations",): {"GET": EXPORT, "POST": EXPORT},
     ("dataPolicyOperations", "$count"): {"GET": EXPORT},
     ("dataPolicyOperations", _ID): {"GET": EXPORT, "PATCH": EXPORT, "DELETE": EXPORT},
+    ("dataPolicyOperations", _ID, "package"): {"GET": EXPORT},
     ("users",): {"GET": READ_USERS},
     ("users", _ID): {"GET": READ_USERS},
     ("users", _ID, "exportPersonalData"): {"POST": EXPORT},
+    **{
+        ("admin", "datapolicy", "scenarios", *rest): dict.fromkeys(methods, SCENARIOS)
+        for rest, methods in (
+            ((), ("GET",)),
+            (("faults",), ("GET", "POST", "DELETE")),
+            (("faults", _ID), ("DELETE",)),
+            (("time",), ("GET", "PUT")),
+            (("exportFailures",), ("GET", "POST")),
+            (("operations", _ID, "advance"), ("POST",)),
+            (("requests",), ("GET", "DELETE")),
+            (("reset",), ("POST",)),
+            (("snapshots",), ("GET",)),
+            (("snapshots", _ID), ("PUT",)),
+            (("snapshots", _ID, "restore"), ("POST",)),
+        )
+    },
 }
 PUBLIC_PATHS = ("/$metadata", "/openapi.yaml", "/openapi.json", "/docs")
 _PUBLIC_PREFIXES = ("/docs/assets/",)  # Swagger UI's scripts and styles

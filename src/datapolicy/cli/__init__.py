@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import click
 
+from datapolicy.cli.audit import audit
+from datapolicy.cli.config import config_group
+from datapolicy.cli.db import db
+from datapolicy.cli.export import export
+from datapolicy.cli.ops import ops
+from datapolicy.cli.scenarios import scenarios
 from datapolicy.cli.serve import serve, worker
 from datapolicy.cli.token import token
+from datapolicy.cli.users import users
 from datapolicy.cli.verify import verify
 
 
@@ -14,5 +21,17 @@ def main() -> None:
     """datapolicy: a self-hosted, Microsoft Graph-compatible dataPolicyOperations service."""
 
 
-for _command in (serve, worker, token, verify):
+for _command in (
+    serve,
+    worker,
+    token,
+    verify,
+    export,
+    ops,
+    users,
+    config_group,
+    db,
+    audit,
+    scenarios,
+):
     main.add_command(_command)

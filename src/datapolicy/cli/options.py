@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
 
+from datapolicy import redact
 from datapolicy.config import ConfigError
+from datapolicy.logs import configure_logging
 from datapolicy.settings import DEFAULT_DATA_DIR, Settings
 
 data_dir_option = click.option(
@@ -22,6 +23,9 @@ config_option = click.option(
     envvar="DATAPOLICY_CONFIG",
     type=click.Path(path_type=Path, dir_okay=False),
     help="A TOML configuration file; options and environment variables override it.",
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of a table."
 )
 
 
@@ -39,19 +43,22 @@ def _database_url(ctx: click.Context, param: click.Parameter, value: str | None)
     return value
 
 
+database_option = click.option(
+    "--database",
+    envvar="DATAPOLICY_DATABASE",
+    callback=_database_url,
+    help="The operation store: sqlite:///FILE or postgresql://USER:PASSWORD@HOST/DB "
+    "(overrides [store] url).  [default: SQLite in the data directory]",
+)
+
+
 def process_options(command):  # type: ignore[no-untyped-def]
     """Options that `serve` and `worker` share."""
     for option in reversed(
         [
             data_dir_option,
             config_option,
-            click.option(
-                "--database",
-                envvar="DATAPOLICY_DATABASE",
-                callback=_database_url,
-                help="The operation store: sqlite:///FILE or postgresql://USER:PASSWORD@HOST/DB "
-                "(overrides [store] url).  [default: SQLite in the data directory]",
-            ),
+            database_option,
             click.option(
                 "--demo/--no-demo",
                 envvar="DATAPOLICY_DEMO",
@@ -78,6 +85,6 @@ def load_settings(config_file: Path | None, **overrides: object) -> Settings:
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
     settings = settings.with_overrides(**overrides)  # type: ignore[arg-type]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    redact.install()  # no SAS, signature, token or password reaches the log (docs/security.md)
+    configure_logging(settings.config.logging)  # text on a terminal, else JSON lines
     return settings

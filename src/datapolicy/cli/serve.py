@@ -21,10 +21,26 @@ from datapolicy.errors import Unavailable
     type=click.IntRange(1, 65535),
     help="Port to listen on.  [default: 8080]",
 )
+@click.option(
+    "--scenarios/--no-scenarios",
+    envvar="DATAPOLICY_SCENARIOS",
+    default=None,
+    help="Test double: fault injection, time control, request log, reset and snapshots "
+    "(docs/testing-with-datapolicy.md). Never in production.",
+)
+@click.option(
+    "--profile",
+    envvar="DATAPOLICY_PROFILE",
+    type=click.Choice(["datapolicy", "graph"]),
+    help="graph: answer errors exactly as Microsoft Graph does where datapolicy is kinder "
+    "(docs/graph-compatibility.md).  [default: datapolicy]",
+)
 @process_options
 def serve(
     host: str | None,
     port: int | None,
+    scenarios: bool | None,
+    profile: str | None,
     data_dir: Path | None,
     config_file: Path | None,
     database: str | None,
@@ -40,11 +56,14 @@ def serve(
       datapolicy serve --config datapolicy.toml --workers 0   # API only
       DATAPOLICY_PORT=9000 datapolicy serve --config datapolicy.toml
       datapolicy serve --database postgresql://datapolicy@db.internal/datapolicy
+      datapolicy serve --demo --scenarios   # a test double with scenario controls
     """
     settings = load_settings(
         config_file,
         host=host,
         port=port,
+        scenarios=scenarios,
+        profile=profile,
         data_dir=data_dir,
         database=database,
         demo=demo,
@@ -66,12 +85,27 @@ def serve(
 
 @click.command()
 @process_options
+@click.option(
+    "--metrics-port",
+    envvar="DATAPOLICY_METRICS_PORT",
+    type=click.IntRange(1, 65535),
+    help="Serve this worker's export metrics for Prometheus on this port (GET /metrics).",
+)
+@click.option(
+    "--metrics-host",
+    envvar="DATAPOLICY_METRICS_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the metrics port listens on.",
+)
 def worker(
     data_dir: Path | None,
     config_file: Path | None,
     database: str | None,
     demo: bool | None,
     workers: int | None,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run export workers without the API, on the same data directory (or database).
 
@@ -80,6 +114,7 @@ def worker(
       datapolicy worker --config datapolicy.toml --workers 4
       datapolicy serve --workers 0 & datapolicy worker   # API and exports apart
       DATAPOLICY_DATABASE=postgresql://datapolicy@db.internal/datapolicy datapolicy worker
+      datapolicy worker --metrics-port 9464   # Prometheus scrapes http://127.0.0.1:9464/
     """
     settings = load_settings(
         config_file, data_dir=data_dir, database=database, demo=demo, workers=workers
@@ -87,6 +122,10 @@ def worker(
     from datapolicy.server import run_worker
 
     try:
-        run_worker(settings)
+        run_worker(settings, None if metrics_port is None else (metrics_host, metrics_port))
     except Unavailable as exc:  # the operation store
         raise click.ClickException(exc.message) from None
+    except OSError as exc:  # the metrics port
+        raise click.ClickException(
+            f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}"
+        ) from None

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import click
 
 from datapolicy.auth.permissions import PERMISSIONS
 from datapolicy.cli.options import config_option, data_dir_option, load_settings
+from datapolicy.durations import parse_duration
 from datapolicy.errors import Unavailable
 
 MAX_TOKEN_LIFETIME_S = 30 * 86400
@@ -19,13 +19,12 @@ class Duration(click.ParamType):
     """A lifetime: a number of seconds, minutes, hours or days (`90s`, `10m`, `1h`, `7d`)."""
 
     name = "duration"
-    _UNITS: ClassVar[dict[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        match = re.fullmatch(r"([1-9][0-9]*)([smhd])", str(value).strip())
-        if match is None:
-            self.fail(f"{value!r} is not a duration such as 90s, 10m, 1h or 7d", param, ctx)
-        seconds = int(match[1]) * self._UNITS[match[2]]
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
         if seconds > MAX_TOKEN_LIFETIME_S:
             self.fail(f"{value!r} is longer than {MAX_TOKEN_LIFETIME_S // 86400} days", param, ctx)
         return seconds

@@ -3,19 +3,33 @@
 A start is checked before anything is queued: the user must exist in the directory and the
 storage location must be permitted and writable, so that a request that cannot succeed gets a
 400 or 404 at once instead of a failed operation later.
+
+It also finds a complete export's package on local disk for the API's download route
+(`local_package`), so that the web layer never decides what path it may serve.
 """
 
 from __future__ import annotations
 
-from datapolicy.engine.targets import resolve_target
+import logging
+from pathlib import Path
+
+from datapolicy import logs, tracing
+from datapolicy.engine.targets import StorageLocationError, resolve_target
+from datapolicy.engine.targets.local import local_target
 from datapolicy.engine.worker import ExportContext
 from datapolicy.errors import NotFound
-from datapolicy.model import Operation
+from datapolicy.model import Operation, OperationStatus
 from datapolicy.store import OperationStore
+
+logger = logging.getLogger(__name__)
 
 
 class UnknownUser(NotFound):
     code = "Request_ResourceNotFound"
+
+
+class PackageNotAvailable(NotFound):
+    """The operation exists, but there is no package on this server's disk to hand out."""
 
 
 class ExportService:
@@ -49,4 +63,43 @@ class ExportService:
         location = storage_location or self.default_location
         self.check_user(user_id)
         self.check_location(location)
-        return self.store.create(user_id, location, idempotency_key)
+        operation, created = self.store.create(user_id, location, idempotency_key)
+        if created:
+            logs.operation_id.set(operation.id)
+            logger.info("export queued")
+            tracing.remember_start(operation.id)  # the export run's span links to this request
+        return operation, created
+
+    def local_package(self, operation_id: str) -> tuple[Operation, Path]:
+        """A complete operation and the file of its package, if it was written to a local directory
+        that is still a permitted root (configuration may have narrowed since) and is on this
+        server's disk (a worker on another host writes to its own)."""
+        operation, published = self.store.published(operation_id)
+        if operation.status is not OperationStatus.COMPLETE or published is None:
+            raise PackageNotAvailable(
+                f"The dataPolicyOperation '{operation_id[:100]}' is {operation.status}; its "
+                "package can be downloaded once it is complete."
+            )
+        package = Path(published)
+        if not package.is_absolute() or not self._permitted_local(operation.storage_location):
+            raise PackageNotAvailable(
+                f"The package of dataPolicyOperation '{operation_id[:100]}' was not written to "
+                "a local directory; it is at its storageLocation."
+            )
+        if package.is_symlink() or not package.is_file():  # a worker writes no symlinks
+            raise PackageNotAvailable(
+                f"The package of dataPolicyOperation '{operation_id[:100]}' is not on this "
+                "server's disk."
+            )
+        return operation, package
+
+    def _permitted_local(self, location: str | None) -> bool:
+        """Whether `location` is a local directory inside a root permitted now."""
+        try:
+            target = local_target(location or "", self.context.storage.local.roots)
+            if target is None:
+                return False
+            target.check()
+        except StorageLocationError:
+            return False
+        return True

@@ -11,6 +11,10 @@ progress `[engine] shutdown_grace_seconds` to finish, then makes every thread ha
 still holds (partial output discarded, lease released, not counted as an attempt), so another
 worker takes it over at once instead of after the lease expires. `hand_back()` skips the grace
 period (a second SIGINT or SIGTERM).
+
+Package retention: an idle thread sweeps (at most once per `poll_seconds` in a process) for
+published packages older than `[engine] package_retention`, deletes each through its target
+and records when and how in the store (docs/security.md, "Package retention").
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from datapolicy import logs, tracing
 from datapolicy.config import EngineConfig, StorageConfig
+from datapolicy.engine.control import NO_CONTROL, ExportControl
 from datapolicy.engine.directory import User, UserDirectory
 from datapolicy.engine.exporter import Cancelled, Progress, export
 from datapolicy.engine.sources.base import Source, SourceError
@@ -35,10 +41,15 @@ from datapolicy.engine.targets import (
     Upload,
     resolve_target,
 )
+from datapolicy.metrics import LEASE_EXPIRIES, export_completed, export_ended
 from datapolicy.model import Operation, OperationError, utc_now
-from datapolicy.store.queue import Job, JobKind, OperationQueue
+from datapolicy.redact import redact
+from datapolicy.store.audit import AuditAction, AuditLog
+from datapolicy.store.queue import ExpiredPackage, Job, JobKind, OperationQueue
 
 logger = logging.getLogger(__name__)
+# A package whose deletion failed for a reason that may pass (an outage) is tried again after:
+PACKAGE_DELETION_RETRY = timedelta(minutes=5)
 
 
 class PermanentError(Exception):
@@ -75,11 +86,17 @@ class Worker:
         context: ExportContext,
         config: EngineConfig,
         clock: Callable[[], datetime] = utc_now,
+        control: ExportControl = NO_CONTROL,
+        audit: AuditLog | None = None,
     ):
         self.queue = queue
         self.context = context
         self.config = config
         self.clock = clock
+        self.control = control  # a test double's time control and forced failures
+        self.audit = audit  # where package.deleted is recorded, if anywhere
+        self._next_sweep = 0.0  # time.monotonic() of the next retention sweep
+        self._sweep_lock = threading.Lock()
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stopping = threading.Event()  # no more claims
         self._handing_back = threading.Event()  # exports in progress stop now
@@ -134,6 +151,8 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 worked = self.run_once(owner)
+                if not worked:
+                    self.expire_packages(owner)
             except Exception:  # a store outage must not kill the thread
                 logger.exception("export worker %s failed to take work", owner)
                 worked = False
@@ -143,13 +162,24 @@ class Worker:
     def run_once(self, owner: str | None = None) -> bool:
         """Claim and finish one job in this thread; False if there was nothing to do."""
         owner = owner or f"{self.name}:once"
-        job = self.queue.claim(owner, self.lease, self.config.max_attempts)
+        job = self.queue.claim(
+            owner, self.lease, self.config.max_attempts, only=self.control.claimable()
+        )
         if job is None:
             return False
-        if job.kind is JobKind.CLEANUP:
-            self._clean_up(job, owner)
-        else:
-            self._export(job, owner)
+        with logs.operation_context(job.operation.id, job.operation.user_id):
+            if job.expired_owner is not None:
+                LEASE_EXPIRIES.inc()
+                logger.warning(
+                    "export %s taken over: the lease of %s expired",
+                    job.operation.id,
+                    job.expired_owner,
+                )
+            if job.kind is JobKind.CLEANUP:
+                self._clean_up(job, owner)
+            else:
+                with tracing.export_span(job.operation.id):
+                    self._export(job, owner)
         return True
 
     # --- one export ----------------------------------------------------------------------------
@@ -165,9 +195,17 @@ class Worker:
         heartbeat.start()
         upload: Upload | None = None
         try:
+            forced = self.control.forced_failure(operation.id)
+            if forced is not None:
+                raise PermanentError(*forced)
+            self.control.hold(operation.id, progress.stop)
+            began = time.monotonic()
             user = self.context.user(operation.user_id)
             upload = self._begin(operation)
-            export(operation, user, self.context.sources, upload.stream, progress, self.clock)
+            manifest = export(
+                operation, user, self.context.sources, upload.stream, progress, self.clock
+            )
+            self.control.pace(operation.id, time.monotonic() - began, progress.stop)
             upload.finish()
             heartbeat.stop()
             if not self.queue.complete(operation.id, owner, upload.publish):
@@ -175,6 +213,8 @@ class Worker:
                 self._after_stop(operation, owner)
             else:
                 logger.info("export %s complete", operation.id)
+                export_completed(manifest, time.monotonic() - began)
+                self._record(AuditAction.PACKAGE_PUBLISHED, operation)
         except Cancelled:
             if upload is not None:
                 upload.discard()
@@ -182,10 +222,12 @@ class Worker:
         except PermanentError as exc:
             self._discard(upload, operation)
             self.queue.fail(operation.id, owner, exc.error, job.attempt)
+            export_ended("failed")
         except StorageError as exc:
             self._discard(upload, operation)
             if exc.permanent:  # another attempt would be refused the same way
                 self.queue.fail(operation.id, owner, _describe(exc), job.attempt)
+                export_ended("failed")
                 logger.warning("export %s failed: %s", operation.id, exc)
             else:
                 self._retry_or_fail(job, owner, _describe(exc))
@@ -196,6 +238,7 @@ class Worker:
             heartbeat.stop()
             with self._running_lock:
                 self._running.discard(progress)
+            self.control.finished(operation.id)
 
     def _begin(self, operation: Operation) -> Upload:
         if not operation.storage_location:
@@ -219,9 +262,13 @@ class Worker:
         """The export stopped without publishing: hand it back, or finish its deletion."""
         if self._stopping.is_set():
             self.queue.release(operation.id, owner)
+            export_ended("handed_back")
         elif self.queue.deletion_requested(operation.id):
             self.queue.purge(operation.id, owner)  # nothing was published; nothing is left
             logger.info("export %s cancelled", operation.id)
+            export_ended("cancelled")
+        else:  # its lease expired and another worker has it now
+            export_ended("lease_lost")
 
     def _retry_or_fail(self, job: Job, owner: str, error: OperationError) -> None:
         if job.attempt >= self.config.max_attempts:
@@ -230,9 +277,11 @@ class Worker:
                 job.operation.id, owner, OperationError(error.code, message), job.attempt
             )
             logger.warning("export %s failed: %s", job.operation.id, message)
+            export_ended("failed")
             return
         delay = self.config.retry_backoff_seconds * 2 ** (job.attempt - 1)
         self.queue.retry_later(job.operation.id, owner, timedelta(seconds=delay), error)
+        export_ended("retried")
         logger.warning(
             "export %s attempt %d failed, retrying in %.0fs: %s",
             job.operation.id,
@@ -260,7 +309,84 @@ class Worker:
                 )
                 self.queue.release(operation.id, owner)
                 return
+            if job.package_location:
+                self._record(AuditAction.PACKAGE_DELETED, operation)
         self.queue.purge(operation.id, owner)
+
+    def _record(self, action: AuditAction, operation: Operation) -> None:
+        """An audit entry for what the worker did to an operation's package, carrying the id
+        of the request that started it. Never raises: the work is done whether or not the
+        entry could be written (a failure is logged)."""
+        if self.audit is None:
+            return
+        try:
+            self.audit.record(
+                action,
+                user_id=operation.user_id,
+                operation_id=operation.id,
+                request_id=self.audit.request_of_start(operation.id),
+            )
+        except Exception:
+            logger.exception("could not record %s for %s in the audit log", action, operation.id)
+
+    # --- package retention ---------------------------------------------------------------------
+
+    def expire_packages(self, owner: str) -> int:
+        """Delete the published packages that have outlived `[engine] package_retention`, at
+        most one sweep per `poll_seconds` per process (an idle thread runs it); returns how
+        many packages were dealt with."""
+        retention = self.config.package_retention_seconds
+        if retention is None or not self._sweep_lock.acquire(blocking=False):
+            return 0
+        try:
+            if time.monotonic() < self._next_sweep:
+                return 0
+            self._next_sweep = time.monotonic() + self.config.poll_seconds
+            done = 0
+            while not self._stopping.is_set():
+                expired = self.queue.claim_expired_package(
+                    owner, self.lease, timedelta(seconds=retention)
+                )
+                if expired is None:
+                    break
+                self._expire(expired, owner)
+                done += 1
+            return done
+        finally:
+            self._sweep_lock.release()
+
+    def _expire(self, expired: ExpiredPackage, owner: str) -> None:
+        """Delete one expired package through its target and record the outcome; a failure
+        that another try may fix (an outage) is tried again after PACKAGE_DELETION_RETRY."""
+        operation = expired.operation
+        operation_id = operation.id
+        try:
+            target = resolve_target(operation.storage_location or "", self.context.storage)
+            if not target.can_delete:
+                outcome = "notDeletable"
+                logger.warning(
+                    "the package of %s outlived its retention but stays at %s: its target "
+                    "cannot delete it",
+                    operation_id,
+                    expired.package_location,
+                )
+            else:
+                outcome = "deleted" if target.delete(operation_id) else "absent"
+        except StorageLocationError as exc:  # no longer permitted, or refused for good
+            outcome = "refused"
+            logger.warning("cannot delete the expired package of %s: %s", operation_id, exc)
+        except Exception as exc:
+            logger.warning(
+                "cannot delete the expired package of %s now, trying again later: %s",
+                operation_id,
+                exc,
+            )
+            self.queue.retry_package_deletion(operation_id, owner, PACKAGE_DELETION_RETRY)
+            return
+        if self.queue.package_deleted(operation_id, owner, outcome):
+            logger.info("package of %s expired: %s", operation_id, outcome)
+            if outcome == "deleted":
+                self._record(AuditAction.PACKAGE_DELETED, operation)
 
 
 class _Heartbeat:
@@ -317,9 +443,10 @@ def _join_all(threads: Sequence[threading.Thread], deadline: float) -> None:
 
 
 def _describe(exc: Exception) -> OperationError:
+    """The operation's error for a failure; its message is shown to API clients, so redacted."""
     if isinstance(exc, SourceError):
-        return OperationError("sourceError", str(exc))
+        return OperationError("sourceError", redact(str(exc)))
     if isinstance(exc, StorageError):
-        return OperationError("storageError", str(exc))
+        return OperationError("storageError", redact(str(exc)))
     logger.exception("unexpected export failure")
-    return OperationError("internalError", f"Unexpected {type(exc).__name__}: {exc}"[:500])
+    return OperationError("internalError", redact(f"Unexpected {type(exc).__name__}: {exc}")[:500])

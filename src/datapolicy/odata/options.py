@@ -21,7 +21,7 @@ from datapolicy.odata.search import parse_search
 from datapolicy.odata.skiptoken import SkipToken
 
 DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 999  # Graph's usual ceiling for $top
+MAX_PAGE_SIZE = 999  # Graph's usual ceiling for $top; the default of `[limits] max_page_size`
 MAX_SKIP = 2**31 - 1
 MAX_ORDERBY_ITEMS = 8
 MAX_OPTION_LENGTH = 8192  # characters in any one option's value
@@ -99,8 +99,12 @@ class QueryOptions:
         return DEFAULT_PAGE_SIZE if self.top is None else self.top
 
 
-def parse_query_options(params: Iterable[tuple[str, str]], allowed: frozenset[str]) -> QueryOptions:
-    """Check the options against what the request kind allows and parse each one."""
+def parse_query_options(
+    params: Iterable[tuple[str, str]], allowed: frozenset[str], max_top: int = MAX_PAGE_SIZE
+) -> QueryOptions:
+    """Check the options against what the request kind allows and parse each one; a `$top`
+    over `max_top` is a 400 naming the maximum (Graph lets each API either clamp or refuse;
+    refusing tells the client why it got fewer rows than it asked for)."""
     raw = _collect(params, allowed)
     orderby = _parse_orderby(raw["orderby"]) if "orderby" in raw else ()
     if "expand" in raw:
@@ -112,7 +116,7 @@ def parse_query_options(params: Iterable[tuple[str, str]], allowed: frozenset[st
         search=parse_search(raw["search"], SEARCHABLE) if "search" in raw else None,
         orderby=orderby,
         select=_parse_select(raw["select"]) if "select" in raw else None,
-        top=_parse_integer("top", raw["top"], MAX_PAGE_SIZE) if "top" in raw else None,
+        top=_parse_integer("top", raw["top"], max_top) if "top" in raw else None,
         skip=_parse_integer("skip", raw["skip"], MAX_SKIP) if "skip" in raw else 0,
         count=_parse_boolean("count", raw["count"]) if "count" in raw else False,
         skiptoken=SkipToken.decode(raw["skiptoken"], orderby) if "skiptoken" in raw else None,

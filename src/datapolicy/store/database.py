@@ -23,6 +23,11 @@ What differs, and is decided here once:
   PostgreSQL: the transaction pins its pooled connection to the thread).
 - **Migrations.** The same Alembic revisions; on PostgreSQL under an advisory lock, so that
   processes starting together do not both create the tables.
+- **Outages.** A database that cannot be reached or answer in time (PostgreSQL: a failed or
+  dropped connection, no pooled connection free within `pool_timeout`; SQLite: the write lock
+  still held by another writer after the busy timeout) raises `errors.Unavailable`, which the
+  API answers with 503 and Retry-After and the workers survive by polling again; the driver's
+  message goes to the log, not to clients.
 
 URLs are SQLAlchemy's: `sqlite:///path/to/file.sqlite3`, `postgresql://user:password@host/db`
 (or `postgresql+psycopg://...`; query parameters such as `sslmode` or `options` pass through to
@@ -31,16 +36,19 @@ libpq). `display_url` renders one without its password: only that form is ever l
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Dialect, make_url
@@ -48,10 +56,19 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import ClauseElement, TableClause
 
+from datapolicy.errors import Unavailable
+
+logger = logging.getLogger(__name__)
+
 BUSY_TIMEOUT_MS = 10_000  # SQLite: how long a writer waits for the lock before failing
 DEFAULT_POOL_MIN_SIZE = 2
 DEFAULT_POOL_MAX_SIZE = 10
 DEFAULT_POOL_TIMEOUT_S = 30.0  # PostgreSQL: how long to wait for a free pooled connection
+# PostgreSQL: how long the pool goes on retrying one failed connection (its delay doubling each
+# time) before it gives up and the next request starts afresh at a 1 s delay. psycopg_pool's
+# default, 5 minutes, would let the delay grow to minutes, and the store stay unavailable that
+# long after the database is back; at 30 s it lags by at most about 16 s.
+POOL_RECONNECT_TIMEOUT_S = 30.0
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # PostgreSQL: the advisory lock migrations hold (any constant; this one spells "datapoli").
 _MIGRATION_LOCK = 0x64617461706F6C69
@@ -61,6 +78,23 @@ Row = tuple[Any, ...]
 
 class DatabaseURLError(ValueError):
     """A URL the operation store cannot use; the message never contains the password."""
+
+
+def _unavailable(exc: Exception) -> NoReturn:
+    """Raise the store's outage error for a driver error that means the database cannot be
+    reached or answer now. Clients see a fixed message (the driver's may name hosts); the
+    log gets the driver's."""
+    lines = str(exc).strip().splitlines()
+    logger.warning(
+        "operation store unavailable: %s: %s", type(exc).__name__, lines[0] if lines else ""
+    )
+    raise Unavailable("The operation store is not answering. Try again later.") from exc
+
+
+def _sqlite_busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLite's only outage: another connection kept the database locked past the busy
+    timeout. Other operational errors (a missing table, a full disk) are not passing."""
+    return str(exc).startswith(("database is locked", "database is busy"))
 
 
 def compile_statement(statement: ClauseElement, dialect: Dialect) -> tuple[str, dict[str, Any]]:
@@ -91,12 +125,21 @@ class Transaction:
         sql, params = compile_statement(statement, self._dialect)
         return self._connection.execute(sql, params).rowcount
 
+    def execute_compiled(self, sql: str, params: Sequence[Any]) -> int:
+        """Run a write statement from `Database.compile_positional` with its parameters in
+        order; returns the number of rows it touched."""
+        return self._connection.execute(sql, params).rowcount
+
 
 class Database(ABC):
     """The operation store's database: the seam between the store and SQLite or PostgreSQL."""
 
     dialect: Dialect
+    positional_dialect: Dialect  # the same, with positional parameters
     _insert: Any  # the dialect's insert() construct
+    # Whether a read may run on the event loop: true for SQLite (a local file, microseconds),
+    # false for PostgreSQL (a network round trip, which would stall every other request).
+    blocking_reads_are_cheap: bool
 
     @property
     @abstractmethod
@@ -106,6 +149,15 @@ class Database(ABC):
     def compile(self, statement: ClauseElement) -> tuple[str, dict[str, Any]]:
         """SQL and parameters for this database; compile a statement run often only once."""
         return compile_statement(statement, self.dialect)
+
+    def compile_positional(self, statement: ClauseElement) -> tuple[str, list[str]]:
+        """SQL with positional parameters, and the parameters' names in their order: for a
+        statement with hundreds of parameters (a multi-row INSERT), which `sqlite3` binds
+        many times faster by position than by name. Run it with `execute_compiled`."""
+        compiled = statement.compile(
+            dialect=self.positional_dialect, compile_kwargs={"render_postcompile": True}
+        )
+        return str(compiled), list(compiled.positiontup or ())
 
     def insert(self, table: TableClause) -> Any:
         """An INSERT of this database's dialect: it has `on_conflict_do_nothing`, which SQLite
@@ -140,18 +192,46 @@ class Database(ABC):
         with self.transaction() as transaction:
             return transaction.execute(statement)
 
+    def revision(self) -> str | None:
+        """The schema's Alembic revision (`datapolicy db current`); None before the first
+        migration."""
+        engine = create_engine(self._engine_url(), poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                return MigrationContext.configure(connection).get_current_revision()
+        finally:
+            engine.dispose()
+
+    @abstractmethod
+    def _engine_url(self) -> str | URL:
+        """The URL a SQLAlchemy engine (for Alembic) connects with, password included."""
+
     def _upgrade(self, connection: Connection) -> None:
-        config = Config()
-        config.set_main_option("script_location", str(_MIGRATIONS))
+        config = _alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of datapolicy migrates to."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
 
 
 class SQLiteDatabase(Database):
     """A SQLite database file, with a connection per thread."""
 
     dialect = sqlite.dialect(paramstyle="named")
+    positional_dialect = sqlite.dialect(paramstyle="qmark")
     _insert = staticmethod(sqlite.insert)
+    blocking_reads_are_cheap = True
 
     def __init__(self, path: Path):
         self.path = path
@@ -162,6 +242,14 @@ class SQLiteDatabase(Database):
     @property
     def url(self) -> str:
         return f"sqlite:///{self.path}"
+
+    def _engine_url(self) -> str:
+        return self.url
+
+    def revision(self) -> str | None:
+        if not self.path.exists():  # connecting would create it
+            return None
+        return super().revision()
 
     def migrate(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +287,12 @@ class SQLiteDatabase(Database):
         self._local = threading.local()
 
     def fetch_one(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> Row | None:
-        return self.connection().execute(sql, params).fetchone()
+        try:
+            return self.connection().execute(sql, params).fetchone()
+        except sqlite3.OperationalError as exc:
+            if _sqlite_busy(exc):
+                _unavailable(exc)
+            raise
 
     def ping(self, timeout: float) -> None:
         """On a new read-only connection, not the thread's: an open connection goes on reading
@@ -215,13 +308,25 @@ class SQLiteDatabase(Database):
 
     def fetch_all(self, statement: ClauseElement) -> list[Row]:
         sql, params = compile_statement(statement, self.dialect)
-        return self.connection().execute(sql, params).fetchall()
+        try:
+            return self.connection().execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if _sqlite_busy(exc):
+                _unavailable(exc)
+            raise
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """An immediate (write-locking) transaction, committed unless the block raises."""
-        connection = self.connection()
-        connection.execute("BEGIN IMMEDIATE")
+        """An immediate (write-locking) transaction, committed unless the block raises. Only
+        BEGIN waits for other writers (the lock is held from then on), so only a BEGIN that
+        waited past the busy timeout is an outage."""
+        try:
+            connection = self.connection()
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _sqlite_busy(exc):
+                _unavailable(exc)
+            raise
         try:
             yield Transaction(connection, self.dialect)
         except BaseException:
@@ -234,7 +339,9 @@ class PostgreSQLDatabase(Database):
     """A PostgreSQL database, through a pool of psycopg connections in autocommit mode."""
 
     dialect = postgresql.psycopg.dialect()
+    positional_dialect = postgresql.psycopg.dialect(paramstyle="format")
     _insert = staticmethod(postgresql.insert)
+    blocking_reads_are_cheap = False
 
     def __init__(
         self,
@@ -263,6 +370,7 @@ class PostgreSQLDatabase(Database):
             min_size=pool_min_size,
             max_size=pool_max_size,
             timeout=pool_timeout,
+            reconnect_timeout=POOL_RECONNECT_TIMEOUT_S,
             configure=configure,
             name="datapolicy-store",
             open=False,
@@ -272,6 +380,9 @@ class PostgreSQLDatabase(Database):
     @property
     def url(self) -> str:
         return self._url.render_as_string(hide_password=True)
+
+    def _engine_url(self) -> URL:
+        return self._url
 
     def migrate(self) -> None:
         engine = create_engine(self._url, poolclass=NullPool)
@@ -290,7 +401,7 @@ class PostgreSQLDatabase(Database):
 
     def fetch_one(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> Row | None:
         connection = getattr(self._local, "connection", None)
-        if connection is not None:
+        if connection is not None:  # inside transaction(), which maps its errors
             return connection.execute(sql, params).fetchone()
         return self._read(sql, params, all_rows=False)
 
@@ -322,28 +433,37 @@ class PostgreSQLDatabase(Database):
         one turns out to be broken (the server restarted, a proxy dropped it): reads are safe
         to repeat, and the pool discards a broken connection when it is given back."""
         retried = False
-        while True:
-            with self._pool.connection() as connection:
-                try:
-                    cursor = connection.execute(sql, params)
-                    return cursor.fetchall() if all_rows else cursor.fetchone()
-                except self._operational_error:
-                    if retried or not connection.broken:
-                        raise
-            retried = True
+        try:
+            while True:
+                with self._pool.connection() as connection:
+                    try:
+                        cursor = connection.execute(sql, params)
+                        return cursor.fetchall() if all_rows else cursor.fetchone()
+                    except self._operational_error:
+                        if retried or not connection.broken:
+                            raise
+                retried = True
+        except self._operational_error as exc:  # PoolTimeout is one too
+            _unavailable(exc)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """A READ COMMITTED transaction, committed unless the block raises."""
+        """A READ COMMITTED transaction, committed unless the block raises. An operational
+        error anywhere in it (no connection, a dropped one, a failed commit) is an outage:
+        the transaction did not happen, or (a lost commit) the caller cannot know, as with
+        any lost response."""
         if getattr(self._local, "connection", None) is not None:
             raise RuntimeError("a transaction is already open on this thread")
-        with self._pool.connection() as connection:
-            self._local.connection = connection
-            try:
-                with connection.transaction():
-                    yield Transaction(connection, self.dialect)
-            finally:
-                self._local.connection = None
+        try:
+            with self._pool.connection() as connection:
+                self._local.connection = connection
+                try:
+                    with connection.transaction():
+                        yield Transaction(connection, self.dialect)
+                finally:
+                    self._local.connection = None
+        except self._operational_error as exc:
+            _unavailable(exc)
 
 
 def parse_url(url: str) -> URL:

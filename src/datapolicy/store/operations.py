@@ -142,6 +142,20 @@ class OperationStore:
             raise _not_found(operation_id)
         return to_operation(row)
 
+    def published(self, operation_id: str) -> tuple[Operation, str | None]:
+        """The operation and where its package was published (None until it is complete):
+        what a package download needs, read together so the two cannot disagree."""
+        rows = []
+        if "\x00" not in operation_id:
+            rows = self.database.fetch_all(
+                select(*ROW, operations.c.package_location).where(
+                    operations.c.id == operation_id, VISIBLE
+                )
+            )
+        if not rows:
+            raise _not_found(operation_id)
+        return to_operation(rows[0][: len(ROW)]), rows[0][len(ROW)]
+
     def list(self, options: QueryOptions) -> Page:
         keys = effective_order(options.orderby)
         condition = self._condition(options)
@@ -167,6 +181,21 @@ class OperationStore:
         if condition is not None:
             statement = statement.where(condition)
         return self.database.fetch_all(statement)[0][0]
+
+    def status_summary(self) -> dict[OperationStatus, tuple[int, datetime | None]]:
+        """For each status present: how many operations have it and when the oldest of them
+        was submitted (the metrics scrape). One GROUP BY that the status index (status,
+        submitted_at, id) covers; rows whose deletion was requested are counted too, to keep it
+        covered, until their cleanup removes them."""
+        rows = self.database.fetch_all(
+            select(operations.c.status, func.count(), func.min(operations.c.submitted_at)).group_by(
+                operations.c.status
+            )
+        )
+        return {
+            OperationStatus(status): (count, None if first is None else from_micros(first))
+            for status, count, first in rows
+        }
 
     @staticmethod
     def _condition(options: QueryOptions) -> ColumnElement[bool] | None:

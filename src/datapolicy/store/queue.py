@@ -20,12 +20,16 @@ included, against the newest version of a row once a concurrent writer of that r
 
 The same rows carry deletion requests (`deleted_at`): a claim of such a row is a *cleanup* job
 (remove the partial or published package, then the row).
+
+Package retention takes the same leases on completed rows whose package has outlived
+`[engine] package_retention` (`claim_expired_package`), and records when and how the package
+was dealt with (`package_deleted_at`, `package_deletion`; migration 0005).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,6 +56,16 @@ class Job:
     operation: Operation
     attempt: int  # 1 for the first attempt at an export
     package_location: str | None  # where a completed export was published
+    # The worker that held the operation before, when its lease had expired (it died or stalled).
+    expired_owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredPackage:
+    """A published package that has outlived `[engine] package_retention`."""
+
+    operation: Operation
+    package_location: str
 
 
 class OperationQueue:
@@ -59,8 +73,16 @@ class OperationQueue:
         self.database = database
         self.clock = clock
 
-    def claim(self, owner: str, lease: timedelta, max_attempts: int) -> Job | None:
-        """Take the oldest operation that needs a worker, or None if there is none.
+    def claim(
+        self,
+        owner: str,
+        lease: timedelta,
+        max_attempts: int,
+        only: Collection[str] | None = None,
+    ) -> Job | None:
+        """Take the oldest operation that needs a worker, or None if there is none. With `only`,
+        exports are claimed only for those operation ids (a test double's step mode); cleanups
+        of deleted operations are not held back.
 
         The oldest claimable row is selected `FOR UPDATE SKIP LOCKED` and written in the same
         transaction. Here the databases differ, and the one statement means the right thing on
@@ -74,11 +96,13 @@ class OperationQueue:
         while True:
             now = self.clock()
             with self.database.transaction() as transaction:
-                row = transaction.fetch_one(self._claimable(to_micros(now)))
+                row = transaction.fetch_one(self._claimable(to_micros(now), only))
                 if row is None:
                     return None
                 operation = to_operation(row[: len(ROW)])
-                attempts, deleted_at, package_location, error_code, error_message = row[len(ROW) :]
+                attempts, deleted_at, package_location, error_code, error_message, held_by = row[
+                    len(ROW) :
+                ]
                 if deleted_at is not None:
                     self._write(
                         transaction,
@@ -113,10 +137,10 @@ class OperationQueue:
                     else None,
                     version=operation.version + (operation.status is OperationStatus.NOT_STARTED),
                 )
-                return Job(JobKind.EXPORT, operation, attempts + 1, None)
+                return Job(JobKind.EXPORT, operation, attempts + 1, None, held_by)
 
     @staticmethod
-    def _claimable(now: int) -> Any:
+    def _claimable(now: int, only: Collection[str] | None = None) -> Any:
         lease_free = or_(c.lease_owner.is_(None), c.lease_expires_at < now)
         export = and_(
             c.deleted_at.is_(None),
@@ -124,10 +148,18 @@ class OperationQueue:
             lease_free,
             or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
         )
+        if only is not None:
+            export = and_(export, c.id.in_(list(only)))
         cleanup = and_(c.deleted_at.is_not(None), lease_free)
         return (
             select(
-                *ROW, c.attempts, c.deleted_at, c.package_location, c.error_code, c.error_message
+                *ROW,
+                c.attempts,
+                c.deleted_at,
+                c.package_location,
+                c.error_code,
+                c.error_message,
+                c.lease_owner,  # set only if its lease expired: the claim takes it over
             )
             .where(or_(export, cleanup))
             .order_by(c.submitted_at, c.id)
@@ -229,6 +261,69 @@ class OperationQueue:
     def deletion_requested(self, operation_id: str) -> bool:
         row = self.database.fetch_all(select(c.deleted_at).where(c.id == operation_id))
         return not row or row[0][0] is not None
+
+    # --- package retention ---------------------------------------------------------------
+
+    def claim_expired_package(
+        self, owner: str, lease: timedelta, retention: timedelta
+    ) -> ExpiredPackage | None:
+        """Take the oldest published package older than `retention` that retention has not
+        dealt with yet (nor failed to delete within the retry delay), under a lease as an
+        export is taken, or None. An operation whose deletion was requested is left to its
+        cleanup, which removes the package anyway."""
+        now = self.clock()
+        lease_free = or_(c.lease_owner.is_(None), c.lease_expires_at < to_micros(now))
+        with self.database.transaction() as transaction:
+            row = transaction.fetch_one(
+                select(*ROW, c.package_location)
+                .where(
+                    c.package_location.is_not(None),
+                    c.package_deleted_at.is_(None),
+                    c.completed_at < to_micros(now - retention),
+                    c.deleted_at.is_(None),
+                    lease_free,
+                    or_(c.next_attempt_at.is_(None), c.next_attempt_at <= to_micros(now)),
+                )
+                .order_by(c.completed_at, c.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if row is None:
+                return None
+            operation = to_operation(row[: len(ROW)])
+            self._write(
+                transaction,
+                c.id == operation.id,
+                lease_owner=owner,
+                lease_expires_at=to_micros(now + lease),
+            )
+        return ExpiredPackage(operation, row[len(ROW)])
+
+    def package_deleted(self, operation_id: str, owner: str, outcome: str) -> bool:
+        """Record when (now) and how retention dealt with the package, and release the lease;
+        False if the lease was lost meanwhile (another worker records it)."""
+        with self.database.transaction() as transaction:
+            written = self._write(
+                transaction,
+                self._held(operation_id, owner, deleted_ok=True),
+                package_deleted_at=to_micros(self.clock()),
+                package_deletion=outcome,
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=None,
+            )
+        return written == 1
+
+    def retry_package_deletion(self, operation_id: str, owner: str, delay: timedelta) -> None:
+        """Release the lease after a failed deletion; the sweep tries again after `delay`."""
+        with self.database.transaction() as transaction:
+            self._write(
+                transaction,
+                self._held(operation_id, owner, deleted_ok=True),
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=to_micros(self.clock() + delay),
+            )
 
     # --- helpers ---------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from sqlalchemy.types import TypeEngine
 from datapolicy.model import MAX_STORAGE_LOCATION_LENGTH, MAX_USER_ID_LENGTH
 
 metadata = MetaData()
+RETENTION_PENDING = "package_location IS NOT NULL AND package_deleted_at IS NULL"
 
 
 def text_column(length: int | None) -> TypeEngine[str]:
@@ -49,6 +50,9 @@ operations = Table(
     Column("package_location", text_column(None), nullable=True),
     Column("deleted_at", BigInteger, nullable=True),  # deletion requested: hidden from the API
     Column("idempotency_key", text_column(200), nullable=True),
+    # Package retention (migration 0005): when the worker dealt with the published package, how.
+    Column("package_deleted_at", BigInteger, nullable=True),
+    Column("package_deletion", text_column(32), nullable=True),
     # Each index ends in the tie-break key `id`, so that a keyset page (`$skiptoken`) under the
     # default order, or filtered by user or status, is an index range scan.
     Index("ix_operations_submitted", "submitted_at", "id"),
@@ -65,4 +69,52 @@ operations = Table(
     # Unique (migration 0003): a key names at most one operation. A key is freed, by the store,
     # when its operation leaves the 24-hour window or is deleted.
     Index("ix_operations_idempotency", "idempotency_key", unique=True),
+    # Partial: the published packages retention has not dealt with yet (migration 0005).
+    Index(
+        "ix_operations_retention",
+        "completed_at",
+        "id",
+        sqlite_where=text(RETENTION_PENDING),
+        postgresql_where=text(RETENTION_PENDING),
+    ),
+)
+
+# The entries the partial index below holds; a query must repeat it literally to use it.
+AUDIT_STARTED = text("action = 'operation.started'")
+
+# The audit trail (migration 0004; store/audit.py): append-only, hash-chained entries. On SQLite
+# it lives in a database file of its own beside the store's (see store/audit.py for why).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),  # 1, 2, 3, ...
+    Column("at", BigInteger, nullable=False),  # when the action happened
+    Column("action", text_column(32), nullable=False),
+    Column("subject", text_column(None), nullable=False),  # who: the token's subject
+    Column("app_id", text_column(None), nullable=True),  # ... through which client application
+    Column("user_id", text_column(MAX_USER_ID_LENGTH), nullable=True),  # whom it concerned
+    Column("operation_id", text_column(36), nullable=True),
+    Column("client", text_column(None), nullable=True),  # from where: the client's address
+    Column("request_id", text_column(None), nullable=True),
+    Column("previous_hash", text_column(64), nullable=False),
+    Column("hash", text_column(64), nullable=False),
+    # Only the starts, to find a start's request id (store/audit.py): an index on every
+    # entry's random ids made each append touch random pages of a large file, and cost the
+    # reads they record several times over; `audit list` filters scan instead.
+    Index(
+        "ix_audit_log_started",
+        "operation_id",
+        sqlite_where=AUDIT_STARTED,
+        postgresql_where=AUDIT_STARTED,
+    ),
+)
+# The chain's head: one row, the last entry's sequence and hash. Appends lock it, so concurrent
+# appenders (several processes on PostgreSQL) take turns and the chain never forks; `verify`
+# compares it with the last entry, so entries deleted from the end are noticed too.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("sequence", BigInteger, nullable=False),
+    Column("hash", text_column(64), nullable=False),
 )

@@ -10,21 +10,57 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Router
 
+from datapolicy import tracing
 from datapolicy.auth.tokens import TokenValidator
+from datapolicy.config import LimitsConfig, MetricsConfig
 from datapolicy.engine import ExportService
 from datapolicy.errors import DatapolicyError
+from datapolicy.scenarios import Scenarios
 from datapolicy.store import OperationStore
-from datapolicy.web import metadata, openapi, operations, users
+from datapolicy.web import metadata, openapi, operations, packages, users
+from datapolicy.web.audit import RequestAudit
 from datapolicy.web.auth import Authentication
+from datapolicy.web.console import ConsoleFiles
 from datapolicy.web.errors import on_datapolicy_error, on_http_exception
 from datapolicy.web.fastpath import EntityReadPath
+from datapolicy.web.faultinjection import ScenarioMiddleware
 from datapolicy.web.health import HealthChecks, Readiness
+from datapolicy.web.limits import RequestLimits
+from datapolicy.web.metrics import MetricsEndpoint, RequestMetrics
 from datapolicy.web.middleware import GraphRequestMiddleware
+from datapolicy.web.profile import GraphProfile
+from datapolicy.web.ratelimit import RateLimiting
+from datapolicy.web.scenarios import routes as scenario_routes
+from datapolicy.web.tracing import RequestTracing
 
 
 def create_app(
-    store: OperationStore, exports: ExportService, validator: TokenValidator
+    store: OperationStore,
+    exports: ExportService,
+    validator: TokenValidator,
+    limits: LimitsConfig,
+    *,
+    audit: RequestAudit,
+    metrics: MetricsConfig = MetricsConfig(),  # noqa: B008 (frozen: one shared default is fine)
+    access_log: bool = False,
+    scenarios: Scenarios | None = None,
+    profile: str = "datapolicy",
 ) -> Starlette:
+    """The app; with `scenarios` (`serve --scenarios`), the test-double controls too: their
+    admin routes and, right inside the request ids, the middleware that injects faults. With
+    `profile` "graph", Graph's answers where they differ from datapolicy's (web/profile.py)."""
+    graph_profile = (
+        [Middleware(GraphProfile, storage=exports.context.storage)] if profile == "graph" else []
+    )
+    # Request metrics just inside the ids (they count its 500s); /metrics before authentication.
+    # With metrics off, requests are not timed at all, unless for the access log.
+    observing = []
+    if metrics.enabled or access_log:
+        observing.append(Middleware(RequestMetrics, access_log=access_log))
+    if metrics.enabled:
+        observing.append(Middleware(MetricsEndpoint, token=metrics.token))
+    if tracing.enabled():  # a span per request; nothing at all when tracing is off
+        observing.append(Middleware(RequestTracing))
     app = Starlette(
         routes=[
             Mount(
@@ -33,21 +69,34 @@ def create_app(
                 app=Router(
                     routes=[
                         *operations.routes,
+                        *packages.routes,
                         *users.routes,
                         *metadata.routes,
                         *openapi.routes,
+                        *(scenario_routes if scenarios is not None else ()),
                     ],
                     redirect_slashes=False,
                 ),
             )
         ],
         # Outermost first: request ids and path cleaning apply to the fast path too, and so
-        # does authentication. Probes are answered before authentication: they carry no token.
+        # does authentication. Probes are answered before authentication: they carry no token;
+        # so are the console's static files, which hold no data (web/console.py).
         middleware=[
             Middleware(GraphRequestMiddleware),
+            *observing,
+            *(
+                [Middleware(ScenarioMiddleware, scenarios=scenarios)]
+                if scenarios is not None
+                else []
+            ),
             Middleware(HealthChecks, readiness=Readiness(store, Path(exports.default_location))),
-            Middleware(Authentication, validator=validator),
-            Middleware(EntityReadPath, store=store),
+            Middleware(RequestLimits, limits=limits),  # sizes: refused before the token
+            Middleware(ConsoleFiles),
+            Middleware(Authentication, validator=validator, audit=audit),
+            *graph_profile,  # Graph checks the token first
+            Middleware(RateLimiting, limits=limits),  # per client: needs the token's principal
+            Middleware(EntityReadPath, store=store, audit=audit),
         ],
         exception_handlers={
             DatapolicyError: on_datapolicy_error,
@@ -57,4 +106,7 @@ def create_app(
     app.router.redirect_slashes = False
     app.state.store = store
     app.state.exports = exports
+    app.state.audit = audit  # web/audit.py: the routes' audit entries
+    app.state.limits = limits
+    app.state.scenarios = scenarios
     return app

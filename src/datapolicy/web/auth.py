@@ -8,7 +8,8 @@ JWKS may block. The principal goes into `scope["state"]["principal"]` for what c
 Failures are Graph's error bodies: 401 `InvalidAuthenticationToken` with a `WWW-Authenticate:
 Bearer` challenge (RFC 6750: no error code when no token was sent), 403
 `Authorization_RequestDenied` with the permission that is missing, 503 when the keys cannot be
-fetched.
+fetched. A 403 leaves an `access.denied` audit entry naming the token's subject; a 401 leaves
+none (there is no one to name, and anyone could fill the trail with them: they go to the log).
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import asyncio
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from datapolicy import logs
 from datapolicy.auth.cache import TokenCache
 from datapolicy.auth.permissions import requirement
 from datapolicy.auth.tokens import Principal, TokenValidator
 from datapolicy.errors import DatapolicyError, Forbidden, Unauthenticated
+from datapolicy.store.audit import AuditAction
+from datapolicy.web.audit import RequestAudit
 from datapolicy.web.errors import error_response, status_of
 from datapolicy.web.operations import API_ROOT
 
@@ -30,9 +34,10 @@ _FORBIDDEN = "Insufficient privileges to complete the operation."
 
 
 class Authentication:
-    def __init__(self, app: ASGIApp, validator: TokenValidator):
+    def __init__(self, app: ASGIApp, validator: TokenValidator, audit: RequestAudit):
         self.app = app
         self.validator = validator
+        self.audit = audit  # a 403 leaves an access.denied entry (a 401 none: no one to name)
         self.cache = TokenCache()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -46,6 +51,7 @@ class Authentication:
             try:
                 principal = await self._principal(scope)
                 if needed.permission is not None and needed.permission not in principal.permissions:
+                    self.audit.later(scope, AuditAction.ACCESS_DENIED, principal=principal)
                     raise Forbidden(
                         f"{_FORBIDDEN} The token lacks the {needed.permission} permission."
                     )
@@ -53,6 +59,7 @@ class Authentication:
                 await _refuse(scope, receive, send, exc, needed.permission)
                 return
             scope.setdefault("state", {})["principal"] = principal
+            logs.user_id.set(principal.subject)  # the caller, on every log line below (logs.py)
         await self.app(scope, receive, send)
 
     async def _principal(self, scope: Scope) -> Principal:

@@ -38,6 +38,10 @@ _STATUS: dict[type[DatapolicyError], int] = {
     Unavailable: 503,
 }
 
+# A 503's Retry-After: outages (the store failing over, a restart) last seconds, and clients
+# that come back sooner only add load; Graph SDKs honour the header.
+RETRY_AFTER_S = 5
+
 # Codes and messages for errors that Starlette raises itself (routing, methods).
 _HTTP_CODES: dict[int, tuple[str, str]] = {
     400: ("BadRequest", "The request is not valid."),
@@ -99,6 +103,8 @@ def error_response(
 async def on_datapolicy_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DatapolicyError)
     headers = exc.headers if isinstance(exc, HTTPError) else None
+    if isinstance(exc, Unavailable):
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
     return error_response(request, status_of(exc), exc.code, exc.message, headers)
 
 

@@ -9,6 +9,9 @@ app, so the behaviour has one definition: `tests/web` compares the two paths.
 
 Bodies it has sent are kept in a `ReadCache` (web/readcache.py), which is emptied whenever
 anything is committed to the database, so a cached body is never older than the request.
+Every body served, from the cache or not, leaves an `operation.read` audit entry, through the
+audit buffer (web/audit.py): the audit trail is not in the store's SQLite file, so its commits
+do not empty the cache.
 """
 
 from __future__ import annotations
@@ -16,11 +19,16 @@ from __future__ import annotations
 import functools
 
 import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from datapolicy.errors import NotFound
+from datapolicy.errors import NotFound, Unavailable
 from datapolicy.model import ENTITY_SET
 from datapolicy.store import OperationStore
+from datapolicy.store.audit import AuditAction
+from datapolicy.web.audit import RequestAudit
+from datapolicy.web.errors import on_datapolicy_error
 from datapolicy.web.operations import API_ROOT, service_root_of
 from datapolicy.web.readcache import ReadCache, read_cache_for
 from datapolicy.web.responses import ODATA_JSON
@@ -33,11 +41,21 @@ _CONTENT_TYPE = ODATA_JSON.encode()
 
 
 class EntityReadPath:
-    def __init__(self, app: ASGIApp, store: OperationStore, cache: ReadCache | None = None):
+    def __init__(
+        self,
+        app: ASGIApp,
+        store: OperationStore,
+        audit: RequestAudit,
+        cache: ReadCache | None = None,
+    ):
         self.app = app
         self.store = store
+        self.audit = audit  # an operation.read entry per body served, buffered
         # None when the store's database offers no cheap way to see commits (not SQLite).
         self.cache = cache if cache is not None else read_cache_for(store.database)
+        # SQLite: read on the event loop; PostgreSQL: in a thread (web/operations.py
+        # `read_operation` says why).
+        self.reads_inline = store.database.blocking_reads_are_cheap
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         read = _plain_entity_read(scope)
@@ -49,15 +67,29 @@ class EntityReadPath:
         cached = None if cache is None else cache.get(operation_id)
         if cached is None:
             try:
-                operation = self.store.get(operation_id)
+                if self.reads_inline:
+                    operation = self.store.get(operation_id)
+                else:
+                    operation = await run_in_threadpool(self.store.get, operation_id)
             except NotFound:
                 await self.app(scope, receive, send)  # the routed path renders the 404
                 return
+            except Unavailable as exc:  # rendered here: the routed path would wait again
+                response = await on_datapolicy_error(Request(scope), exc)
+                await response(scope, receive, send)
+                return
             # The body without its first member, `@odata.context`, which depends on the URL
             # the client used: orjson writes members in order and without spaces.
-            cached = (orjson.dumps(entity(operation, None))[1:], operation.etag.encode())
+            cached = (
+                orjson.dumps(entity(operation, None))[1:],
+                operation.etag.encode(),
+                operation.user_id,
+            )
             if cache is not None:
                 cache.put(operation_id, cached)
+        self.audit.later(
+            scope, AuditAction.OPERATION_READ, user_id=cached[2], operation_id=operation_id
+        )
         server = scope.get("server")
         body = (
             _context_member(scope.get("scheme", "http"), host, server and tuple(server)) + cached[0]

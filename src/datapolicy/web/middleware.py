@@ -25,6 +25,7 @@ import uuid
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from datapolicy import logs
 from datapolicy.web.errors import error_response
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class GraphRequestMiddleware:
             if raw := scope.get("raw_path"):
                 scope["raw_path"] = _SLASHES_BYTES.sub(b"/", raw)
         request_id = str(uuid.uuid4())
+        logs.request_id.set(request_id)  # on every log line below this request (logs.py)
         client_request_id = _client_request_id(scope) or request_id
         state = scope.setdefault("state", {})
         state["request_id"] = request_id

@@ -23,7 +23,9 @@ from datapolicy.odata.options import (
 )
 from datapolicy.odata.skiptoken import SkipToken
 from datapolicy.store import OperationStore
+from datapolicy.store.audit import AuditAction
 from datapolicy.store.operations import Precondition
+from datapolicy.web.audit import audit_of
 from datapolicy.web.payloads import parse_new_operation, parse_update, read_json_object
 from datapolicy.web.responses import json_response
 from datapolicy.web.routing import by_method
@@ -62,12 +64,14 @@ def _store(request: Request) -> OperationStore:
 def _options(request: Request, allowed: frozenset[str]) -> QueryOptions:
     if not request.scope.get("query_string"):  # the usual GET by id: nothing to parse
         return parse_query_options((), allowed)
-    return parse_query_options(request.query_params.multi_items(), allowed)
+    max_top = request.app.state.limits.max_page_size
+    return parse_query_options(request.query_params.multi_items(), allowed, max_top)
 
 
 async def list_operations(request: Request) -> Response:
     options = _options(request, LIST_OPTIONS)
     page = await run_in_threadpool(_store(request).list, options)
+    audit_of(request).later(request.scope, AuditAction.OPERATION_LISTED)
     root = service_root(request)
     body: dict[str, object] = {"@odata.context": context_url(root, options.select, entity=False)}
     if page.count is not None:
@@ -92,6 +96,7 @@ def _next_link(root: str, options: QueryOptions, token: SkipToken) -> str:
 async def count_operations(request: Request) -> Response:
     options = _options(request, COUNT_OPTIONS)
     total = await run_in_threadpool(_store(request).count, options)
+    audit_of(request).later(request.scope, AuditAction.OPERATION_LISTED)
     return PlainTextResponse(str(total), headers={"OData-Version": "4.0"})
 
 
@@ -102,6 +107,7 @@ async def create_operation(request: Request) -> Response:
     operation, created = await run_in_threadpool(
         _exports(request).start, new.user_id, new.storage_location, idempotency_key(request)
     )
+    await audit_of(request).started(request.scope, operation, created)
     root = service_root(request)
     return _entity_response(
         root,
@@ -125,9 +131,24 @@ def _exports(request: Request) -> ExportService:
     return request.app.state.exports
 
 
+async def read_operation(store: OperationStore, operation_id: str) -> Operation:
+    """One operation by id: on the event loop where a read is a local file's microseconds
+    (SQLite: a thread hop would cost more than the read), in a worker thread where it is a
+    network round trip (PostgreSQL: it would stall every other request meanwhile)."""
+    if store.database.blocking_reads_are_cheap:
+        return store.get(operation_id)
+    return await run_in_threadpool(store.get, operation_id)
+
+
 async def get_operation(request: Request) -> Response:
     options = _options(request, ENTITY_OPTIONS)
-    operation = _store(request).get(request.path_params["operation_id"])
+    operation = await read_operation(_store(request), request.path_params["operation_id"])
+    audit_of(request).later(
+        request.scope,
+        AuditAction.OPERATION_READ,
+        user_id=operation.user_id,
+        operation_id=operation.id,
+    )
     if _matches(request.headers.get("if-none-match"), operation):
         return Response(status_code=304, headers={"ETag": operation.etag})
     return _entity_response(service_root(request), operation, options)
@@ -138,19 +159,31 @@ async def update_operation(request: Request) -> Response:
     store = _store(request)
     operation_id = request.path_params["operation_id"]
     document = await read_json_object(request)
-    changes = parse_update(document, store.get(operation_id))
+    changes = parse_update(document, await read_operation(store, operation_id))
     if changes.get("storageLocation") is not None:
         await run_in_threadpool(_exports(request).check_location, changes["storageLocation"])
     # Writes run in a thread (as DELETE does): one may wait for the row, which a worker holds
     # while it publishes.
     operation = await run_in_threadpool(store.update, operation_id, changes, _precondition(request))
+    await audit_of(request).record(
+        request.scope,
+        AuditAction.OPERATION_UPDATED,
+        user_id=operation.user_id,
+        operation_id=operation.id,
+    )
     return _entity_response(service_root(request), operation, None)
 
 
 async def delete_operation(request: Request) -> Response:
     _options(request, NO_OPTIONS)
-    await run_in_threadpool(
+    deleted = await run_in_threadpool(
         _store(request).delete, request.path_params["operation_id"], _precondition(request)
+    )
+    await audit_of(request).record(
+        request.scope,
+        AuditAction.OPERATION_DELETED,
+        user_id=deleted.user_id,
+        operation_id=deleted.id,
     )
     return Response(status_code=204)
 

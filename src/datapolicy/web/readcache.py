@@ -45,7 +45,8 @@ from pathlib import Path
 # the polled set is much smaller than the table; the benchmark polls 100,000 (docs/benchmarks.md).
 DEFAULT_MAX_ENTRIES = 100_000
 
-Entry = tuple[bytes, bytes]  # (the body after its `@odata.context` member, the ETag value)
+# (the body after its `@odata.context` member, the ETag value, the userId: for the audit entry)
+Entry = tuple[bytes, bytes, str]
 
 
 class ChangeToken:

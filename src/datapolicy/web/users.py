@@ -14,7 +14,9 @@ from datapolicy.engine.service import UnknownUser
 from datapolicy.engine.targets import StorageLocationError
 from datapolicy.errors import InvalidRequest, QueryOptionError
 from datapolicy.model import ENTITY_SET
-from datapolicy.odata.options import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from datapolicy.odata.options import DEFAULT_PAGE_SIZE
+from datapolicy.store.audit import AuditAction
+from datapolicy.web.audit import audit_of
 from datapolicy.web.operations import idempotency_key, service_root
 from datapolicy.web.payloads import read_json_object
 from datapolicy.web.responses import json_response
@@ -84,14 +86,16 @@ async def list_users(request: Request) -> Response:
         # ASCII digits, and few: isdigit() alone admits "²", and int() refuses it and any
         # number of over 4300 digits with a ValueError (a 500).
         valid = top.isascii() and top.isdigit() and len(top) <= 12
-        if not valid or not 1 <= int(top) <= MAX_PAGE_SIZE:
-            raise QueryOptionError(f"$top must be an integer from 1 to {MAX_PAGE_SIZE}.")
+        max_top = request.app.state.limits.max_page_size
+        if not valid or not 1 <= int(top) <= max_top:
+            raise QueryOptionError(f"$top must be an integer from 1 to {max_top}.")
         size = int(top)
     after = _decode_user_token(options["skiptoken"]) if "skiptoken" in options else None
     directory = _exports(request).context.directory
     users = (
         await run_in_threadpool(directory.page, size + 1, after) if directory is not None else []
     )
+    audit_of(request).later(request.scope, AuditAction.USER_READ)
     body: dict[str, object] = {
         "@odata.context": _context(request, fields, entity=False),
         "value": [_user_json(user, fields) for user in users[:size]],
@@ -117,6 +121,7 @@ def _decode_user_token(token: str) -> str:
 async def get_user(request: Request) -> Response:
     fields = _select(_user_options(request, {"select"}))
     user = await run_in_threadpool(_directory_user, request, request.path_params["user_id"])
+    audit_of(request).later(request.scope, AuditAction.USER_READ, user_id=user.id)
     return json_response(
         {"@odata.context": _context(request, fields, entity=True), **_user_json(user, fields)}
     )
@@ -136,12 +141,13 @@ async def export_personal_data(request: Request) -> Response:
     location = document.get("storageLocation")
     if not isinstance(location, str) or not location.strip():
         raise StorageLocationError("Storage Location is not valid.")
-    operation, _ = await run_in_threadpool(
+    operation, created = await run_in_threadpool(
         _exports(request).start,
         request.path_params["user_id"],
         location,
         idempotency_key(request),
     )
+    await audit_of(request).started(request.scope, operation, created)
     url = f"{service_root(request)}/{ENTITY_SET}/{operation.id}"
     return Response(
         status_code=202,

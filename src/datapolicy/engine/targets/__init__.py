@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from datapolicy.config import StorageConfig
 from datapolicy.engine.targets.azure import azure_target
 from datapolicy.engine.targets.base import (
@@ -15,15 +17,32 @@ from datapolicy.engine.targets.s3 import s3_target
 from datapolicy.engine.targets.s3_presigned import presigned_target
 
 MAX_LOCATION_LENGTH = 2048
+# C0 controls and DEL, written or percent-encoded: no storage location needs one, and a NUL,
+# CR or LF could cut a path short or inject a header or a log line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]|%(?:[01][0-9a-f]|7f)", re.IGNORECASE)
 
 
 def resolve_target(location: str, storage: StorageConfig) -> Target:
     """The target a storage location names, or StorageLocationError saying why there is none.
 
     Each kind of target recognises its own locations (returning None for others); the first
-    that recognises the location decides."""
-    if not location or len(location) > MAX_LOCATION_LENGTH:
+    that recognises the location decides. Before that, what no target takes is refused: an
+    empty or over-long location, control characters and surrounding white space."""
+    if not location:
         raise StorageLocationError("Storage Location is not valid.")
+    if len(location) > MAX_LOCATION_LENGTH:
+        raise StorageLocationError(
+            f"Storage Location is not valid: it is longer than {MAX_LOCATION_LENGTH} characters."
+        )
+    if _CONTROL.search(location):
+        raise StorageLocationError(
+            "Storage Location is not valid: it contains a control character (such as NUL, a tab "
+            "or a line break), written or percent-encoded."
+        )
+    if location != location.strip():
+        raise StorageLocationError(
+            "Storage Location is not valid: it begins or ends with white space."
+        )
     target = (
         local_target(location, storage.local.roots)
         or azure_target(location, storage.azure)

@@ -56,6 +56,7 @@ from datapolicy.engine.targets.base import (
     Upload,
 )
 from datapolicy.engine.targets.hosts import host_allowed, http_url, listed_exactly, valid_port
+from datapolicy.redact import redact
 
 logger = logging.getLogger(__name__)
 # The SDK logs every request at INFO (queries redacted): too much for a service's log.
@@ -105,8 +106,6 @@ _AZURE_HOST = re.compile(
 )
 # ACCOUNT.blob.<anything>: the account is in the host, the path is /CONTAINER
 _VIRTUAL_HOST = re.compile(r"^[a-z0-9]+\.blob\.")
-_URL = re.compile(r"(https?://[^\s'\"?]*)\?[^\s'\"]*", re.IGNORECASE)
-_SECRET = re.compile(r"\b(sig|se|sp|sv|st|skoid|sktid|si)=[^&\s'\"]*", re.IGNORECASE)
 
 # Uploads ride out a storage outage of about half a minute before the attempt fails (the worker
 # then retries the export with its own backoff); a check at request time gives up sooner.
@@ -120,11 +119,6 @@ CHECK_RETRY: dict[str, Any] = {
     "connection_timeout": 5,
     "read_timeout": 20,
 }
-
-
-def redact(text: str) -> str:
-    """`text` with every URL's query, and any stray SAS field, removed."""
-    return _SECRET.sub(r"\1=…", _URL.sub(r"\1", text))
 
 
 def describe(exc: BaseException) -> str:

@@ -64,6 +64,10 @@ class Upload(ABC):
 
 
 class Target(ABC):
+    # False where `delete()` cannot remove a published package (a presigned PUT URL): retention
+    # then records that it could not, instead of asking.
+    can_delete = True
+
     @abstractmethod
     def check(self) -> None:
         """Raise StorageLocationError if packages cannot be written here."""

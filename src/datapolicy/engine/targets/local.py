@@ -44,10 +44,14 @@ class LocalTarget(Target):
     def check(self) -> None:
         self._resolved()
 
-    def _resolved(self) -> Path:
-        """The destination with symlinks resolved, checked to lie inside an allowed root."""
-        if "\x00" in str(self.directory):
-            raise StorageLocationError("The storage location contains a NUL character.")
+    def _resolved(self) -> tuple[Path, Path]:
+        """The allowed root and the destination inside it, symlinks resolved; the destination
+        is created (0700) if it does not exist yet."""
+        if "\\" in str(self.directory) or str(self.directory).startswith("//"):
+            raise StorageLocationError(
+                "A local storage location is a POSIX path: backslashes and network paths "
+                "(//host/share, \\\\host\\share) are not accepted."
+            )
         if ".." in self.directory.parts:
             raise StorageLocationError("The storage location may not contain '..'.")
         if not self.roots:
@@ -68,49 +72,83 @@ class LocalTarget(Target):
                 f"The storage location '{self.directory}' exists and is not a directory."
             )
         try:
-            resolved.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for directory in (*reversed(resolved.parents), resolved):
+                if directory != root and root not in directory.parents:
+                    continue  # above the root: the operator's
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(directory, 0o700)  # owner-only, each level made here
         except OSError as exc:
             raise StorageLocationError(
                 f"The storage location '{self.directory}' cannot be created: {exc.strerror}."
             ) from None
         if not os.access(resolved, os.W_OK | os.X_OK):
             raise StorageLocationError(f"The storage location '{self.directory}' is not writable.")
-        return resolved
+        return root, resolved
+
+    def _open_directory(self) -> tuple[int, Path]:
+        """The destination checked again (at write time, not only on request) and opened: a
+        descriptor reached from the root one directory at a time without following symlinks,
+        so that a directory swapped for a symlink after the check is refused, not followed.
+        Files are then created, renamed and removed relative to it."""
+        root, resolved = self._resolved()
+        descriptor = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in resolved.relative_to(root).parts:
+                inner = os.open(
+                    part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=descriptor
+                )
+                os.close(descriptor)
+                descriptor = inner
+        except OSError:
+            os.close(descriptor)
+            raise StorageLocationError(
+                f"The storage location '{self.directory}' changed while in use (a directory on "
+                "its way is now a symlink or gone): nothing was written."
+            ) from None
+        return descriptor, resolved
 
     def begin(self, operation_id: str) -> Upload:
-        directory = self._resolved()  # checked again at write time, not only on request
-        partial = directory / f".{operation_id}{PARTIAL_SUFFIX}"
+        directory, path = self._open_directory()
+        name = f".{operation_id}{PARTIAL_SUFFIX}"
         try:
+            # An earlier attempt's partial file goes: created afresh, the file is owner-only
+            # whatever the old one was (a mode applies only to a file that O_CREAT makes).
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=directory)
             descriptor = os.open(
-                partial,
-                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+                name,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
                 stat.S_IRUSR | stat.S_IWUSR,
+                dir_fd=directory,
             )
         except OSError as exc:
-            raise StorageError(f"cannot create {partial}: {exc.strerror}") from None
+            os.close(directory)
+            raise StorageError(f"cannot create {path / name}: {exc.strerror}") from None
         return _LocalUpload(
-            io.BufferedWriter(PartialFile(descriptor, partial)),
-            partial,
-            directory / f"{operation_id}{PACKAGE_SUFFIX}",
+            io.BufferedWriter(PartialFile(descriptor, path / name)),
+            directory,
+            path,
+            name,
+            f"{operation_id}{PACKAGE_SUFFIX}",
         )
 
     def discard_partial(self, operation_id: str) -> None:
-        try:
-            directory = self._resolved()
-        except StorageLocationError:
-            return
-        (directory / f".{operation_id}{PARTIAL_SUFFIX}").unlink(missing_ok=True)
+        with contextlib.suppress(StorageLocationError):  # not permitted: nothing of ours there
+            self._remove(f".{operation_id}{PARTIAL_SUFFIX}")
 
     def delete(self, operation_id: str) -> bool:
+        return self._remove(f"{operation_id}{PACKAGE_SUFFIX}")
+
+    def _remove(self, name: str) -> bool:
+        """Remove `name` from the destination; False if it was not there. StorageLocationError
+        if the location is no longer permitted (or changed under us)."""
+        directory, _ = self._open_directory()
         try:
-            directory = self._resolved()
-        except StorageLocationError:
-            return False
-        package = directory / f"{operation_id}{PACKAGE_SUFFIX}"
-        try:
-            package.unlink()
+            os.unlink(name, dir_fd=directory)
         except FileNotFoundError:
             return False
+        finally:
+            os.close(directory)
         return True
 
 
@@ -130,10 +168,15 @@ class PartialFile(io.FileIO):
 
 
 class _LocalUpload(Upload):
-    def __init__(self, stream: IO[bytes], partial: Path, final: Path):
+    """The partial file and the final name, both in the directory open as `directory`."""
+
+    def __init__(self, stream: IO[bytes], directory: int, path: Path, partial: str, final: str):
         self.stream = stream
+        self.directory = directory
+        self.path = path  # what `directory` was opened as, for messages and the result
         self.partial = partial
         self.final = final
+        self.identity = _identity(os.fstat(stream.fileno()))  # which file `partial` is ours
 
     def finish(self) -> None:
         try:
@@ -145,20 +188,19 @@ class _LocalUpload(Upload):
             raise
         except OSError as exc:
             self.discard()
-            raise StorageError(f"cannot write {self.partial}: {exc.strerror}") from None
+            raise StorageError(f"cannot write {self.path / self.partial}: {exc.strerror}") from None
 
     def publish(self) -> str:
         try:
-            os.replace(self.partial, self.final)
-            directory = os.open(self.final.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            os.replace(
+                self.partial, self.final, src_dir_fd=self.directory, dst_dir_fd=self.directory
+            )
+            os.fsync(self.directory)
         except OSError as exc:
             self.discard()
-            raise StorageError(f"cannot publish {self.final}: {exc.strerror}") from None
-        return str(self.final)
+            raise StorageError(f"cannot publish {self.path / self.final}: {exc.strerror}") from None
+        self._close_directory()
+        return str(self.path / self.final)
 
     def discard(self) -> None:
         if not self.stream.closed:
@@ -166,7 +208,24 @@ class _LocalUpload(Upload):
             # before; the file goes either way.
             with contextlib.suppress(OSError, StorageError):
                 self.stream.close()
-        self.partial.unlink(missing_ok=True)
+        if self.directory >= 0:
+            with contextlib.suppress(FileNotFoundError):
+                # Only if the name is still our file: a worker whose lease expired (paused past
+                # it) must not remove the partial file of the worker that took the export over,
+                # which has the same name (tests/engine/test_local_partial.py).
+                found = os.stat(self.partial, dir_fd=self.directory, follow_symlinks=False)
+                if _identity(found) == self.identity:
+                    os.unlink(self.partial, dir_fd=self.directory)
+            self._close_directory()
+
+    def _close_directory(self) -> None:
+        if self.directory >= 0:
+            os.close(self.directory)
+            self.directory = -1
+
+
+def _identity(status: os.stat_result) -> tuple[int, int]:
+    return status.st_dev, status.st_ino
 
 
 def local_target(location: str, roots: tuple[Path, ...]) -> LocalTarget | None:

@@ -47,6 +47,7 @@ from datapolicy.engine.targets.base import (
     Target,
     Upload,
 )
+from datapolicy.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +87,6 @@ _AUTHENTICATION_FAILURES = (
     "ExpiredToken",
     "AuthorizationHeaderMalformed",
 )
-_URL_QUERY = re.compile(r"(https?://[^\s'\"?]*)\?[^\s'\"]*", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """`text` with every URL's query removed."""
-    return _URL_QUERY.sub(r"\1", text)
 
 
 def _code(exc: ClientError) -> str:

@@ -64,6 +64,7 @@ from datapolicy.engine.targets.presigned_url import (
 from datapolicy.engine.targets.s3 import UPLOAD_OPTIONS, RetryingClient, describe, is_transient
 from datapolicy.engine.targets.spool import Spool, remove_spooled, start_spool
 from datapolicy.model import utc_now
+from datapolicy.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -88,14 +89,15 @@ _HINTS = {
 
 
 class _RedactQueries(logging.Filter):
-    """urllib3 logs each request line at DEBUG, query and so signature included: strip it."""
+    """urllib3 logs each request line at DEBUG, query and so signature included (as a path
+    without a scheme, which `redact` does not see as a URL): strip it."""
 
     _QUERY = re.compile(r"\?[^\s\"']*")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if "?" in message:
-            record.msg, record.args = self._QUERY.sub("", message), ()
+            record.msg, record.args = redact(self._QUERY.sub("", message)), ()
         return True
 
 
@@ -104,6 +106,8 @@ logging.getLogger("urllib3.connectionpool").addFilter(_RedactQueries())
 
 class PresignedS3Target(Target):
     """One object, named by a presigned PUT URL."""
+
+    can_delete = False
 
     def __init__(
         self,

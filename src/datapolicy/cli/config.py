@@ -1,0 +1,209 @@
+"""`datapolicy config check`: the configuration against reality, before a real request meets it.
+
+Local, not through the API: it reads the configuration file, then opens everything it names as
+the service would (the operation store, the user directory, each source, each storage target)
+and reports, per item, whether it works. For a sample user it counts what each source holds,
+so a source that connects but yields nothing (a wrong table, a wrong key column) stands out.
+Storage targets are checked as a request's storageLocation is (a local root is created if need
+be and must be writable; an S3 bucket must accept, and then abort, a multipart upload): no
+package is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from datapolicy.cli.options import (
+    config_option,
+    data_dir_option,
+    database_option,
+    json_option,
+    load_settings,
+)
+from datapolicy.cli.output import print_json, print_table
+
+if TYPE_CHECKING:  # the engine is imported when a check runs: `--help` stays fast
+    from datapolicy.engine import UserDirectory
+    from datapolicy.engine.sources.base import Source
+    from datapolicy.engine.targets import Target
+    from datapolicy.settings import Settings
+
+OK, FAILED, SKIPPED = "ok", "FAILED", "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One checked item: what it is, whether it works, and what was found (or what is wrong)."""
+
+    kind: str  # store, directory, source:sql, source:files, target:local, target:s3, ...
+    name: str
+    result: str  # OK, FAILED or SKIPPED
+    detail: str
+
+
+@click.group(name="config")
+def config_group() -> None:
+    """The configuration file: check it against the databases, files and storage it names."""
+
+
+@config_group.command()
+@data_dir_option
+@config_option
+@database_option
+@json_option
+@click.option(
+    "--user",
+    "user_id",
+    metavar="USER_ID",
+    help="The sample user whose rows are counted.  [default: the directory's first user]",
+)
+def check(
+    data_dir: Path | None,
+    config_file: Path | None,
+    database: str | None,
+    as_json: bool,
+    user_id: str | None,
+) -> None:
+    """Validate the configuration and connect to every source and storage target.
+
+    Prints a table of what it found, one row per item, and exits 1 if anything failed.
+
+    \b
+    Examples:
+      datapolicy config check --config datapolicy.toml
+      datapolicy config check --config datapolicy.toml --user 6f1c2d4e-8a3b-5c7d-9e0f-1a2b3c4d5e6f
+      datapolicy config check --config datapolicy.toml --json | jq '.[] | select(.result != "ok")'
+    """
+    settings = load_settings(config_file, data_dir=data_dir, database=database)
+    findings = run_checks(settings, user_id)
+    if as_json:
+        print_json([asdict(finding) for finding in findings])
+    else:
+        print_table(
+            ("kind", "name", "result", "detail"),
+            ((f.kind, f.name, f.result, f.detail) for f in findings),
+        )
+    if any(finding.result == FAILED for finding in findings):
+        raise SystemExit(1)
+
+
+class CheckFailed(Exception):
+    """A check found something wrong that is not an error of the component it checked."""
+
+
+def run_checks(settings: Settings, user_id: str | None) -> list[Finding]:
+    from datapolicy.engine import build_context
+    from datapolicy.engine.targets import resolve_target
+
+    # As `serve` does on start: else its implicit root, <data-dir>/exports, could not be made.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    context = build_context(settings.config, settings.data_dir)
+    findings = [_attempt("store", "operation store", lambda: _store(settings))]
+    directory = context.directory
+    if directory is None:
+        findings.append(Finding("directory", "-", SKIPPED, "no [directory] configured"))
+    else:
+        findings.append(_attempt("directory", "users", lambda: _directory(directory, user_id)))
+        if user_id is None and findings[-1].result == OK:
+            user_id = _first_user(directory)
+    for source in context.sources:
+        findings.append(
+            _attempt(f"source:{source.kind}", source.name, lambda s=source: _source(s, user_id))
+        )
+        source.close()
+    if directory is not None:
+        directory.close()
+    storage = context.storage
+    for root in storage.local.roots:
+        findings.append(
+            _attempt(
+                "target:local",
+                str(root),
+                lambda r=root: _target(resolve_target(str(r), storage), "writable"),
+            )
+        )
+    for s3 in storage.s3:
+        for bucket in s3.buckets:
+            location = f"s3://{bucket}/"
+            findings.append(
+                _attempt(
+                    "target:s3",
+                    f"{s3.name}: {location}",
+                    lambda u=location: _target(resolve_target(u, storage), "accepts uploads"),
+                )
+            )
+    for host in storage.azure.allowed_hosts:
+        findings.append(
+            Finding(
+                "target:azure", host, SKIPPED, "checked per request: each SAS URL names a container"
+            )
+        )
+    return findings
+
+
+def _attempt(kind: str, name: str, check: Callable[[], str]) -> Finding:
+    """Run one check; any error it meets becomes a FAILED row with the error's first line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from datapolicy.engine.sources.base import SourceError
+    from datapolicy.engine.targets import StorageError
+    from datapolicy.errors import DatapolicyError
+
+    try:
+        return Finding(kind, name, OK, check())
+    except DatapolicyError as exc:
+        return Finding(kind, name, FAILED, exc.message)
+    except CheckFailed as exc:
+        return Finding(kind, name, FAILED, str(exc))
+    except (SourceError, StorageError, SQLAlchemyError, OSError) as exc:
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return Finding(kind, name, FAILED, lines[0] if lines else type(exc).__name__)
+
+
+def _store(settings: Settings) -> str:
+    from datapolicy.store.database import head_revision, open_database
+
+    store = open_database(settings.database_url)
+    try:
+        revision = store.revision()
+    finally:
+        store.close()
+    if revision == head_revision():
+        return f"{store.url}: schema at revision {revision}"
+    state = f"at revision {revision}" if revision else "not created yet"
+    return f"{store.url}: schema {state}; migrated on start (or by `datapolicy db upgrade`)"
+
+
+def _directory(directory: UserDirectory, user_id: str | None) -> str:
+    directory.check()
+    if user_id is None:
+        first = _first_user(directory)
+        return f"readable; sample user {first}" if first else "readable, but empty"
+    if directory.get(user_id) is None:
+        raise CheckFailed(f"the sample user '{user_id}' is not in the directory")
+    return f"readable; sample user {user_id}"
+
+
+def _first_user(directory: UserDirectory) -> str | None:
+    first = directory.page(1, None)
+    return first[0].id if first else None
+
+
+def _source(source: Source, user_id: str | None) -> str:
+    source.check()
+    if user_id is None:
+        return "connects; no sample user to count for"
+    estimate = source.estimate(user_id)
+    if source.kind == "files":
+        return f"{estimate.bytes} bytes of files for {user_id}"
+    return f"{estimate.records} rows for {user_id}"
+
+
+def _target(target: Target, what: str) -> str:
+    target.check()
+    return what

@@ -1,0 +1,159 @@
+"""`datapolicy export`: start a person's export through the API and, with --wait, follow it.
+
+With --wait the exit status tells a script how the export ended (docs/cli.md lists them)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import click
+
+from datapolicy.auth.permissions import EXPORT
+from datapolicy.cli.client import Api, ApiError, api_options, connect
+from datapolicy.cli.ops import FINAL_STATUSES, without_annotations
+from datapolicy.cli.options import json_option
+from datapolicy.cli.output import console, print_json
+
+POLL_INTERVAL_S = 0.5
+# Polling goes on through a rate limit or a passing outage, after the Retry-After it is given.
+RETRYABLE_STATUSES = (429, 503)
+MAX_RETRY_WAIT_S = 30.0
+# Exit statuses (0 is complete; 1 an error such as a refused request, 2 a usage error).
+EXIT_FAILED = 3
+EXIT_CANCELLED = 4  # deleted while we waited: cancelled, or removed by someone else
+EXIT_TIMED_OUT = 5
+
+
+@click.command()
+@click.argument("user_id")
+@click.option(
+    "--to",
+    "location",
+    required=True,
+    metavar="LOCATION",
+    help="The storageLocation: a directory, file:// URL, Azure SAS URL, s3://BUCKET/PREFIX or "
+    "presigned S3 PUT URL the service permits.",
+)
+@click.option("--wait", is_flag=True, help="Follow the export until it ends.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="With --wait: give up waiting after this long (the export goes on).",
+)
+@api_options
+@json_option
+def export(
+    user_id: str,
+    location: str,
+    wait: bool,
+    timeout: float | None,
+    url: str,
+    token: str | None,
+    data_dir: Path | None,
+    config_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Export USER_ID's personal data to LOCATION (Graph's exportPersonalData).
+
+    Prints the new operation's id (or, with --json, the operation). With --wait it shows the
+    progress (a bar on a terminal, a line per change of status otherwise) and then where the
+    package is; the exit status is 0 when the export completed, 3 when it failed, 4 when it was
+    cancelled (deleted) meanwhile and 5 when --timeout ran out first.
+
+    \b
+    Examples:
+      datapolicy export 6f1c2d4e-8a3b-5c7d-9e0f-1a2b3c4d5e6f --to /srv/exports --wait
+      datapolicy export "$USER_ID" --to s3://exports/2026/ --wait --timeout 600 --json
+      DATAPOLICY_URL=https://dp.internal/v1.0 DATAPOLICY_TOKEN=... datapolicy export ID --to ...
+    """
+    with connect(url, token, data_dir, config_file, EXPORT) as api:
+        started = api.request(
+            "POST",
+            f"/users/{quote(user_id, safe='')}/exportPersonalData",
+            json={"storageLocation": location},
+        )
+        operation_url = started.headers["location"]
+        if not wait:
+            if as_json:
+                print_json(without_annotations(api.get(operation_url)))
+            else:
+                click.echo(operation_url.rsplit("/", 1)[-1])
+            return
+        operation = _follow(api, operation_url, timeout, show=not as_json)
+    if as_json:
+        print_json(without_annotations(operation))
+    if operation["status"] == "complete":
+        if not as_json:
+            click.echo(f"complete: {package_location(operation)}")
+        return
+    error = operation.get("error") or {}
+    click.echo(f"failed: {error.get('code')}: {error.get('message')}", err=True)
+    raise SystemExit(EXIT_FAILED)
+
+
+def _follow(api: Api, operation_url: str, timeout: float | None, *, show: bool) -> dict[str, Any]:
+    """Poll the operation until it is final; exits 4 if it is deleted, 5 on the timeout."""
+    from rich.progress import (  # only here: rich's progress costs every command's start
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    output = console()
+    bar = show and output.is_terminal
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=output,
+        disable=not bar,
+    )
+    with progress:
+        task = progress.add_task("notStarted", total=100)
+        status = "notStarted"  # as last seen
+        shown: str | None = None  # the status last printed
+        while True:
+            wait_s = POLL_INTERVAL_S
+            try:
+                operation = api.get(operation_url)
+            except ApiError as exc:
+                if exc.retry_after is None or exc.status_code not in RETRYABLE_STATUSES:
+                    if exc.status_code != 404:
+                        raise
+                    progress.stop()
+                    click.echo("cancelled: the operation was deleted", err=True)
+                    raise SystemExit(EXIT_CANCELLED) from None
+                wait_s = min(exc.retry_after, MAX_RETRY_WAIT_S)
+            else:
+                status = operation["status"]
+                progress.update(task, completed=operation["progress"], description=status)
+                if show and not bar and status != shown:
+                    click.echo(f"{status} {operation['progress']}%", err=True)
+                    shown = status
+                if status in FINAL_STATUSES:
+                    return operation
+            if deadline is not None and time.monotonic() > deadline:
+                progress.stop()
+                click.echo(f"timed out: the operation is still {status}", err=True)
+                raise SystemExit(EXIT_TIMED_OUT)
+            time.sleep(wait_s)
+
+
+def package_location(operation: dict[str, Any]) -> str:
+    """Where a complete operation's package is: `<id>.zip` at its storage location (a URL's
+    query, which may hold a signature, left out); a presigned S3 PUT URL names the object."""
+    location = operation["storageLocation"]
+    if "://" in location:
+        parts = urlsplit(location)
+        location = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        if "x-amz-signature=" in parts.query.lower():
+            return location
+    return f"{location.rstrip('/')}/{operation['id']}.zip"

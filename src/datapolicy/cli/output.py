@@ -1,0 +1,47 @@
+"""How commands print: tables for people (rich), JSON for scripts (`--json`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+NOT_A_TERMINAL_WIDTH = 1000  # piped output: rows are never wrapped, so lines stay greppable
+
+
+def console() -> Console:
+    """Standard output; plain text (no colours, no live widgets) when it is not a terminal."""
+    output = Console(highlight=False)
+    if not output.is_terminal:
+        output.width = NOT_A_TERMINAL_WIDTH
+    return output
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(Text(cell_text(cell)) for cell in row))  # Text: values are not markup
+    console().print(table)
+
+
+def print_fields(fields: dict[str, Any]) -> None:
+    """One entity as a two-column table: property, value."""
+    print_table(("property", "value"), fields.items())
+
+
+def cell_text(value: Any) -> str:
+    """A JSON value as a table cell: nothing for null, compact JSON for objects."""
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)

@@ -1,0 +1,129 @@
+"""The log: stdlib logging everywhere (`logging.getLogger(__name__)`), set up here once.
+
+Every record carries the ids of what it concerns (`request_id`, `operation_id`, `user_id`),
+taken from context variables that the web middleware (request id), authentication (user id)
+and the export engine (operation id) set; asyncio tasks and `to_thread` copy them, so a line
+logged anywhere below a request or an export run names it. On a terminal lines are text; else
+(a container, a service manager, a file) one JSON object per line, for a log pipeline.
+
+The JSON is written with orjson, already a dependency: the formatter is a dozen lines, which a
+logging library (python-json-logger, structlog) would not shorten. Log lines hold ids, never
+personal data: messages are written that way, and `redact.install()` (redact.py), which the CLI
+calls with `configure_logging`, takes secrets out of every record before any formatter sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+import orjson
+
+from datapolicy.config import LoggingConfig
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+operation_id: ContextVar[str | None] = ContextVar("operation_id", default=None)
+user_id: ContextVar[str | None] = ContextVar("user_id", default=None)
+_CONTEXT = (("request_id", request_id), ("operation_id", operation_id), ("user_id", user_id))
+
+FORMAT_ENV = "DATAPOLICY_LOG_FORMAT"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"
+
+
+class ContextFilter(logging.Filter):
+    """Puts the context's ids on every record (None where there is none)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, variable in _CONTEXT:
+            setattr(record, name, variable.get())
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """`time LEVEL logger message [request_id=... operation_id=... user_id=...]`."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        ids = " ".join(
+            f"{name}={value}"
+            for name, _ in _CONTEXT
+            if (value := getattr(record, name, None)) is not None
+        )
+        record.context = f" [{ids}]" if ids else ""
+        return super().format(record)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message, the context's ids
+    where set, and the traceback as `exception`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, _ in _CONTEXT:
+            if (value := getattr(record, name, None)) is not None:
+                line[name] = value
+        if record.exc_info:
+            # exc_text: the traceback as redact.install() left it, when it did.
+            line["exception"] = record.exc_text or self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+def wants_json(config: LoggingConfig, stream: object) -> bool:
+    """JSON unless the format (DATAPOLICY_LOG_FORMAT over [logging] format) says text, or says
+    auto and `stream` is a terminal."""
+    chosen = os.environ.get(FORMAT_ENV, "").strip().lower() or config.format
+    if chosen not in ("auto", "json", "text"):
+        chosen = config.format
+    if chosen == "auto":
+        isatty = getattr(stream, "isatty", None)
+        return not (isatty is not None and isatty())
+    return chosen == "json"
+
+
+def configure_logging(config: LoggingConfig) -> None:
+    """Route every logger (ours, granian's, the libraries') to one stderr handler in the chosen
+    format, with the context filter. Called once per process, by the CLI."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if wants_json(config, sys.stderr) else TextFormatter())
+    handler.addFilter(ContextFilter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(config.level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+# granian's own loggers (`server.py` passes this as its log_dictconfig): no handlers of theirs,
+# so that their records reach the root handler above, in the same format.
+GRANIAN_LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {
+        "_granian": {"handlers": [], "propagate": True},
+        "granian.access": {"handlers": [], "propagate": True},
+    },
+}
+
+
+@contextmanager
+def operation_context(operation: str, user: str) -> Iterator[None]:
+    """Within the block, log lines name this operation and its user (an export thread's job)."""
+    tokens = (operation_id.set(operation), user_id.set(user))
+    try:
+        yield
+    finally:
+        operation_id.reset(tokens[0])
+        user_id.reset(tokens[1])

@@ -1,0 +1,108 @@
+"""A `datapolicy serve --scenarios` process on a free loopback port, for tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from datapolicy.testing.scenarios import Scenarios
+
+STARTUP_TIMEOUT_S = 30
+TOKEN_LIFETIME_S = 24 * 3600
+ALL_PERMISSIONS = ("User.Export.All", "User.Read.All", "DataPolicy.Scenarios.ReadWrite.All")
+
+
+@dataclass
+class DatapolicyServer:
+    """A running `datapolicy serve --scenarios`; `stop()` ends it."""
+
+    base_url: str  # the API root, http://127.0.0.1:PORT/v1.0
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+    _scenarios: Scenarios | None = field(default=None, repr=False)
+    _graph_client: Any = field(default=None, repr=False)
+
+    @classmethod
+    def start(cls, data_dir: Path, *args: str) -> DatapolicyServer:
+        """Start a server on a free loopback port and wait until it is ready."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        log = data_dir / "serve.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "datapolicy", "serve", "--scenarios"),
+                    *("--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)),
+                    *args,
+                ],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        server = cls(f"http://127.0.0.1:{port}/v1.0", data_dir, process, log)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"datapolicy serve exited early:\n{log.read_text()}")
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).raise_for_status()
+                return server
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        server.stop()
+        raise RuntimeError(f"datapolicy serve did not start:\n{log.read_text()}")
+
+    def token(self, *permissions: str) -> str:
+        """A token signed with the server's own key, with `permissions` (default: all)."""
+        from datapolicy.auth.keys import signing_key
+        from datapolicy.auth.tokens import issue_token
+        from datapolicy.config import AuthConfig
+
+        defaults = AuthConfig()
+        return issue_token(
+            signing_key(self.data_dir),
+            issuer=defaults.issuer,
+            audience=defaults.audience,
+            permissions=permissions or ALL_PERMISSIONS,
+            lifetime=TOKEN_LIFETIME_S,
+            subject="datapolicy-testing",
+        )
+
+    @property
+    def scenarios(self) -> Scenarios:
+        if self._scenarios is None:
+            self._scenarios = Scenarios(self.base_url, self.token())
+        return self._scenarios
+
+    @property
+    def graph_client(self) -> Any:
+        """A `msgraph.GraphServiceClient` for this server (testing/graph.py), with a token
+        holding every permission; msgraph-sdk is imported on first use."""
+        if self._graph_client is None:
+            from datapolicy.testing.graph import graph_client
+
+            self._graph_client = graph_client(self.base_url, self.token())
+        return self._graph_client
+
+    def stop(self) -> int:
+        if self._scenarios is not None:
+            self._scenarios.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode

@@ -1,0 +1,122 @@
+// The console's only door to the server: the /v1.0 API, with the signed-in bearer token.
+// The token lives in sessionStorage: this tab only, gone when it closes.
+
+const ROOT = "/v1.0";
+const TOKEN_KEY = "datapolicy.token";
+
+export class ApiError extends Error {
+  // A Graph error body ({"error": {"code", "message"}}) or a network failure, as one type.
+  constructor(status, code, message, retryAfter) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function signIn(value) {
+  // A pasted "Bearer <token>" (as copied from a header) counts as the token alone.
+  sessionStorage.setItem(TOKEN_KEY, value.trim().replace(/^Bearer\s+/i, ""));
+}
+
+export function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+// Seconds a Retry-After header asks for (its delay-seconds form), or null.
+function retryAfter(response) {
+  const seconds = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : null;
+}
+
+// fetch() under the API root with the bearer token; resolves to the Response when it is 2xx,
+// rejects with an ApiError otherwise.
+export async function request(path, { method = "GET", body, headers = {} } = {}) {
+  const init = { method, headers: { Authorization: `Bearer ${token()}`, ...headers } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path.startsWith("http") ? path : ROOT + path, init);
+  } catch (failure) {
+    throw new ApiError(0, "networkError", `The server did not answer (${failure.message}).`, null);
+  }
+  if (response.ok) return response;
+  let code = `http${response.status}`;
+  let message = `${response.status} ${response.statusText}`;
+  try {
+    const error = (await response.json()).error;
+    code = error.code ?? code;
+    message = error.message ?? message;
+  } catch {
+    // not a Graph error body: keep the status line
+  }
+  throw new ApiError(response.status, code, message, retryAfter(response));
+}
+
+export async function getJson(path) {
+  const response = await request(path);
+  return { body: await response.json(), retryAfter: retryAfter(response) };
+}
+
+// OData string literal: single quotes doubled.
+export function literal(value) {
+  return `'${value.replaceAll("'", "''")}'`;
+}
+
+// One page of operations, filtered and sorted on the server.
+export function listOperations({ status, userIdPrefix, orderBy, top = 100 }) {
+  const conditions = [];
+  if (status) conditions.push(`status eq ${literal(status)}`);
+  if (userIdPrefix) conditions.push(`startswith(userId, ${literal(userIdPrefix)})`);
+  const query = new URLSearchParams({ $top: String(top), $count: "true", $orderby: orderBy });
+  if (conditions.length) query.set("$filter", conditions.join(" and "));
+  return getJson(`/dataPolicyOperations?${query}`);
+}
+
+// The whole directory, page by page (up to `limit` users): the picker filters it locally.
+export async function listUsers(limit = 2000) {
+  const users = [];
+  let next = "/users?$top=999&$select=id,displayName,mail,userPrincipalName";
+  while (next && users.length < limit) {
+    const { body } = await getJson(next);
+    users.push(...body.value);
+    next = body["@odata.nextLink"] ?? null;
+  }
+  return users;
+}
+
+// Graph's action when a location is given; without one, datapolicy's POST, which takes the
+// server's default location (the action requires storageLocation).
+export async function startExport(userId, location) {
+  if (location) {
+    await request(`/users/${encodeURIComponent(userId)}/exportPersonalData`, {
+      method: "POST",
+      body: { storageLocation: location },
+    });
+  } else {
+    await request("/dataPolicyOperations", { method: "POST", body: { userId } });
+  }
+}
+
+export function getOperation(id) {
+  return getJson(`/dataPolicyOperations/${encodeURIComponent(id)}`);
+}
+
+export function deleteOperation(operation) {
+  return request(`/dataPolicyOperations/${encodeURIComponent(operation.id)}`, {
+    method: "DELETE",
+    headers: { "If-Match": operation["@odata.etag"] ?? "*" },
+  });
+}
+
+export async function downloadPackage(id) {
+  const response = await request(`/dataPolicyOperations/${encodeURIComponent(id)}/package`);
+  return response.blob();
+}

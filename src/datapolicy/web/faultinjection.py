@@ -1,0 +1,154 @@
+"""The scenario middleware (`serve --scenarios` only), as plain ASGI: marks every response,
+logs requests under the API root, injects faults, and steps exports on polls.
+
+It sits right inside `GraphRequestMiddleware` (so injected errors carry request ids) and
+outside authentication, as a proxy in front of the service would: a fault hits a request
+whatever its token, and the log shows requests that were refused too. The scenario admin API
+itself is neither logged nor faulted.
+
+A dropped connection is a real one: the socket of the request is shut down before any answer
+is sent, so the client sees the server disconnect without a response. Granian gives the app no
+handle on its sockets, so the socket is found among the process's file descriptors by its peer
+address (Linux's /proc); where that fails, the request gets a 500 error body instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from datapolicy.errors import DatapolicyError
+from datapolicy.scenarios import HEADER, Scenarios
+from datapolicy.scenarios.faults import Fault
+from datapolicy.scenarios.requestlog import LoggedRequest, redacted
+from datapolicy.web.errors import error_response
+from datapolicy.web.operations import API_ROOT
+from datapolicy.web.scenarios import ADMIN_ROOT
+
+logger = logging.getLogger(__name__)
+
+_MARK = (HEADER.encode(), b"on")
+_ADMIN = f"{API_ROOT}{ADMIN_ROOT}"
+_OPERATION = f"{API_ROOT}/dataPolicyOperations/"
+
+
+class ScenarioMiddleware:
+    def __init__(self, app: ASGIApp, scenarios: Scenarios):
+        self.app = app
+        self.scenarios = scenarios
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), _MARK]
+            await send(message)
+
+        path: str = scope["path"]
+        if not path.startswith(f"{API_ROOT}/") or path.startswith(_ADMIN):
+            await self.app(scope, receive, marked)
+            return
+        await self._scenario(scope, receive, marked, path)
+
+    async def _scenario(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        started = time.monotonic()
+        entry = LoggedRequest(
+            sequence=self.scenarios.requests.next_sequence(),
+            time=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            method=scope["method"],
+            path=path,
+            query=scope.get("query_string", b"").decode("latin-1"),
+            headers=redacted(scope["headers"]),
+        )
+
+        async def counted() -> Message:
+            message = await receive()
+            entry.body_size += len(message.get("body", b""))
+            return message
+
+        async def recorded(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                entry.status = message["status"]
+            await send(message)
+
+        try:
+            fault = self.scenarios.faults.fault_for(scope["method"], path[len(API_ROOT) :])
+            if fault is not None:
+                entry.fault = fault.kind
+                if await _inject(fault, scope, counted, recorded):
+                    return
+            if scope["method"] == "GET" and path.startswith(_OPERATION):
+                await _polled(self.scenarios, path[len(_OPERATION) :])
+            await self.app(scope, counted, recorded)
+        finally:
+            entry.duration_ms = round((time.monotonic() - started) * 1000, 3)
+            self.scenarios.requests.add(entry)
+
+
+async def _inject(fault: Fault, scope: Scope, receive: Receive, send: Send) -> bool:
+    """Apply `fault`; True if it answered (or dropped) the request, False if the request goes
+    on (after a latency)."""
+    if fault.kind == "latency":
+        await asyncio.sleep(fault.seconds)
+        return False
+    if fault.kind == "drop":
+        if await asyncio.to_thread(_shut_down, scope.get("client")):
+            return True
+        fault = Fault(status=500)
+    status, headers = fault.status, {}
+    if fault.kind == "timeout":
+        await asyncio.sleep(fault.seconds)
+        status = 504
+    elif fault.retry_after is not None:
+        headers["Retry-After"] = str(fault.retry_after)
+    code, message = Fault(status=status, code=fault.code, message=fault.message).error
+    response = error_response(Request(scope), status, code, message, headers)
+    await response(scope, receive, send)
+    return True
+
+
+async def _polled(scenarios: Scenarios, operation_id: str) -> None:
+    """Step mode on polls: let the export go on before this GET reads it."""
+    if "/" in operation_id or not operation_id:
+        return
+    try:
+        await asyncio.to_thread(scenarios.control.polled, operation_id)
+    except DatapolicyError as exc:  # not stepped, already released, or no worker took it
+        logger.warning("step on poll of %s: %s", operation_id, exc.message)
+
+
+def _shut_down(client: tuple[str, int | str] | None) -> bool:
+    """Shut down this process's TCP socket connected to `client`; False if none is found."""
+    if client is None or not os.path.isdir("/proc/self/fd"):
+        return False
+    wanted = (client[0], str(client[1]))
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            fd = os.dup(int(name))
+        except OSError:  # closed meanwhile (the directory listing's own, for one)
+            continue
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError:  # not a socket
+            os.close(fd)
+            continue
+        try:
+            peer = sock.getpeername()
+            if isinstance(peer, tuple) and (peer[0], str(peer[1])) == wanted:
+                sock.shutdown(socket.SHUT_RDWR)
+                return True
+        except OSError:
+            continue
+        finally:
+            sock.close()
+    return False

@@ -1,0 +1,80 @@
+"""Limits on the size of a request, as plain ASGI, checked before the token is: 400 for a path or
+query string longer than `[limits]` allows, 413 for a body larger than `max_body_bytes`.
+
+A long URL is a 400 `BadRequest`, not HTTP's 414: Graph documents no 414 among the statuses it
+returns (learn.microsoft.com/graph/errors), so Graph clients and SDKs do not expect one.
+
+A body declared too large (`Content-Length`) is refused before any of it is read. A body sent
+without a length (chunked) is counted as the app reads it: the read that passes the limit raises
+the 413 instead of returning the chunk, so no route can read more than the limit, whichever way
+the body comes. What is left unread is then drained or the connection closed by
+`GraphRequestMiddleware` (web/middleware.py), never read whole.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from datapolicy.config import LimitsConfig
+from datapolicy.web.errors import HTTPError, error_response
+
+
+class RequestLimits:
+    def __init__(self, app: ASGIApp, limits: LimitsConfig):
+        self.app = app
+        self.max_path = limits.max_path_length
+        self.max_query = limits.max_query_length
+        self.max_body = limits.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("raw_path") or scope["path"].encode()
+        if len(path) > self.max_path:
+            message = f"The request path is longer than {self.max_path} bytes."
+            await _refuse(scope, receive, send, HTTPError(400, message))
+            return
+        if len(scope["query_string"]) > self.max_query:
+            message = f"The query string is longer than {self.max_query} bytes."
+            await _refuse(scope, receive, send, HTTPError(400, message))
+            return
+        has_body = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = int(value) if value.isdigit() else 0
+                if length > self.max_body:
+                    await _refuse(scope, receive, send, _body_too_large(self.max_body))
+                    return
+                has_body = length > 0
+            elif name == b"transfer-encoding":
+                has_body = True
+        if has_body:
+            receive = _counted(receive, self.max_body)
+        await self.app(scope, receive, send)
+
+
+def _body_too_large(max_bytes: int) -> HTTPError:
+    return HTTPError(413, f"The request body is larger than {max_bytes} bytes.")
+
+
+def _counted(receive: Receive, max_bytes: int) -> Receive:
+    """`receive`, raising a 413 from the read that takes the body past `max_bytes`."""
+    received = 0
+
+    async def receive_counted() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise _body_too_large(max_bytes)
+        return message
+
+    return receive_counted
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, error: HTTPError) -> None:
+    response = error_response(Request(scope), error.status, error.code, error.message)
+    await response(scope, receive, send)

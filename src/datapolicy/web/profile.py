@@ -1,0 +1,150 @@
+"""The Graph fidelity profile (`serve --profile graph`): where datapolicy's defaults are kinder
+than Microsoft Graph, answer as Graph does instead (docs/graph-compatibility.md, "The Graph
+profile"), so that a client is tested against Graph's behaviour:
+
+- an operation id that is not a GUID: 400 `BadRequest`, Graph's invalid-GUID message;
+- an operation that does not exist: 400 `OperationNotFound` (Graph's backend), not 404;
+- `exportPersonalData` for a user id that is not a GUID: 400 `InvalidInput`;
+- a `storageLocation` that is not an Azure Blob container URL: 400 `StorageLocationNotAzureBlob`
+  (the other SAS checks are the Azure target's own, already Graph's);
+- `POST /me/exportPersonalData`: the export of the caller (the token's subject).
+
+Plain ASGI, right inside authentication (Graph checks the token first) and outside the read
+fast path, whose 404 it turns into Graph's 400.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from datapolicy.auth.permissions import EXPORT
+from datapolicy.auth.tokens import Principal
+from datapolicy.config import StorageConfig
+from datapolicy.engine.targets.azure import azure_target
+from datapolicy.model import ENTITY_SET
+from datapolicy.web.errors import error_response
+from datapolicy.web.operations import API_ROOT
+
+PROFILES = ("datapolicy", "graph")
+_OPERATIONS = f"{API_ROOT}/{ENTITY_SET}/"
+_USERS = f"{API_ROOT}/users/"
+_ME_EXPORT = f"{API_ROOT}/me/exportPersonalData"
+_EXPORT_ACTION = "/exportPersonalData"
+MAX_BODY = 64 * 1024  # an exportPersonalData body is one URL
+
+
+def _invalid_guid(object_id: str) -> str:
+    return f"The specified object-id: {object_id} in the request uri is an invalid Guid."
+
+
+class GraphProfile:
+    def __init__(self, app: ASGIApp, storage: StorageConfig):
+        self.app = app
+        self.storage = storage
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path == _ME_EXPORT and scope["method"] == "POST":
+            principal: Principal | None = scope.get("state", {}).get("principal")
+            if principal is None or EXPORT not in principal.permissions:
+                await _error(scope, receive, send, 403, "Forbidden", _FORBIDDEN)
+                return
+            scope["path"] = path = f"{_USERS}{principal.subject}{_EXPORT_ACTION}"
+            scope["raw_path"] = path.encode()
+        if path.startswith(_OPERATIONS):
+            await self._operation(scope, receive, send, path[len(_OPERATIONS) :])
+        elif path.startswith(_USERS) and path.endswith(_EXPORT_ACTION):
+            await self._export(scope, receive, send, path[len(_USERS) : -len(_EXPORT_ACTION)])
+        else:
+            await self.app(scope, receive, send)
+
+    async def _operation(self, scope: Scope, receive: Receive, send: Send, key: str) -> None:
+        if "/" in key:  # /package and the like: no Graph counterpart
+            await self.app(scope, receive, send)
+            return
+        if not _is_guid(key):
+            await _error(scope, receive, send, 400, "BadRequest", _invalid_guid(key))
+            return
+        replaced = False
+
+        async def not_found_as_graph(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] == 404:
+                replaced = True
+                await _error(scope, receive, send, 400, "OperationNotFound", _NOT_FOUND)
+            elif not replaced:
+                await send(message)
+
+        await self.app(scope, receive, not_found_as_graph)
+
+    async def _export(self, scope: Scope, receive: Receive, send: Send, user_id: str) -> None:
+        if "/" in user_id or not _is_guid(user_id):
+            await _error(scope, receive, send, 400, "InvalidInput", _invalid_guid(user_id))
+            return
+        body, replay = await _buffered(receive)
+        try:
+            location = orjson.loads(body).get("storageLocation") if body else None
+        except (orjson.JSONDecodeError, AttributeError):
+            location = None  # the route answers malformed bodies
+        if (
+            isinstance(location, str)
+            and location
+            and azure_target(location, self.storage.azure) is None
+        ):
+            await _error(scope, receive, send, 400, "StorageLocationNotAzureBlob", _NOT_BLOB)
+            return
+        await self.app(scope, replay, send)
+
+
+_FORBIDDEN = (
+    "Access is denied to the requested resource. The user might not have enough permission."
+)
+_NOT_FOUND = "Cannot find any operations with the input Id."
+_NOT_BLOB = "Storage destination must be an azure blob container."
+
+
+def _is_guid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """The request body (up to MAX_BODY; the rest is left for the route to refuse), and a
+    `receive` that hands it to the route again."""
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more and size <= MAX_BODY:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": more}
+        return await receive()
+
+    return body, replay
+
+
+async def _error(
+    scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str
+) -> None:
+    await error_response(Request(scope), status, code, message)(scope, receive, send)

@@ -1,0 +1,119 @@
+"""Per-client rate limits, as plain ASGI: 429 `TooManyRequests` with `Retry-After`, as Graph
+throttles.
+
+It sits right inside `Authentication`, so a client is who its token says it is: the client
+application and the subject (`Principal.app_id`, `Principal.subject`), whichever token they come
+with. Public routes (`$metadata`, the OpenAPI description) carry no token and are budgeted by the
+caller's address; the health checks are answered further out and never counted. Each client has
+two budgets (`[limits]`): writes (POST, PATCH, PUT, DELETE), which start and change exports, and
+reads (everything else), which is polling. A refused request costs the client nothing.
+
+Each budget is a GCRA (the generic cell rate algorithm, a token bucket kept as one number per
+client: the time at which its bucket is full again). It is hand-written rather than taken from
+the `limits` library because this runs in front of the GET by id, whose whole budget is about
+40 µs: `limits`' in-memory strategies measured 8 µs (fixed window) to 21 µs (moving window) a
+call, this one under 1 µs. Budgets are per process: N API processes behind a load balancer
+let a client have N times the configured rate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from datapolicy.config import LimitsConfig
+from datapolicy.web.errors import error_response
+
+#: Clients remembered per budget. A client that has been idle long enough to have its whole
+#: burst back is forgotten first; past this, the longest-known are (they start afresh).
+MAX_CLIENTS = 10_000
+# Graph's own message for TooManyRequests.
+THROTTLED = (
+    "Client application has been throttled and should not attempt to repeat the request "
+    "until an amount of time has elapsed."
+)
+_WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
+class RateBudget:
+    """One GCRA budget: `rate` requests a second per key, `burst` of them at once."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        max_clients: int = MAX_CLIENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.interval = 1.0 / rate
+        self.capacity = self.interval * burst  # how far ahead of now a key's time may run
+        self.max_clients = max_clients
+        self.clock = clock
+        self.full_at: dict[object, float] = {}  # key -> when its bucket is full again
+
+    def take(self, key: object) -> float:
+        """Spend one request of `key`'s budget: 0 if allowed, else the seconds to wait."""
+        now = self.clock()
+        full_at = self.full_at.get(key, now)
+        after = (full_at if full_at > now else now) + self.interval
+        wait = after - self.capacity - now
+        if wait > 0:
+            return wait
+        if len(self.full_at) >= self.max_clients and key not in self.full_at:
+            self._forget(now)
+        self.full_at[key] = after
+        return 0.0
+
+    def _forget(self, now: float) -> None:
+        """Make room: drop keys whose bucket is full (the same as unknown), and if that is not
+        enough the oldest half, so that the next sweep is many requests away."""
+        full_at = self.full_at
+        for key in [key for key, at in full_at.items() if at <= now]:
+            del full_at[key]
+        excess = len(full_at) - self.max_clients // 2
+        if excess > 0:
+            for key in list(full_at)[:excess]:
+                del full_at[key]
+
+
+class RateLimiting:
+    def __init__(self, app: ASGIApp, limits: LimitsConfig):
+        self.app = app
+        self.writes = _budget(limits.write_rate, limits.write_burst)
+        self.reads = _budget(limits.read_rate, limits.read_burst)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            budget = self.writes if scope["method"] in _WRITES else self.reads
+            if budget is not None:
+                wait = budget.take(_client(scope))
+                if wait:
+                    await _throttled(scope, receive, send, wait)
+                    return
+        await self.app(scope, receive, send)
+
+
+def _budget(rate: float, burst: int) -> RateBudget | None:
+    return RateBudget(rate, burst) if rate > 0 else None
+
+
+def _client(scope: Scope) -> object:
+    """A token's client as a tuple, an address as a string: the two never collide."""
+    principal = scope["state"].get("principal")
+    if principal is not None:
+        return principal.app_id, principal.subject
+    address = scope.get("client")
+    return address[0] if address else ""
+
+
+async def _throttled(scope: Scope, receive: Receive, send: Send, wait: float) -> None:
+    # Whole seconds, rounded up: a client that waits this long is let through.
+    retry_after = str(max(1, math.ceil(wait)))
+    response = error_response(
+        Request(scope), 429, "TooManyRequests", THROTTLED, {"Retry-After": retry_after}
+    )
+    await response(scope, receive, send)

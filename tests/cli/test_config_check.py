@@ -1,0 +1,111 @@
+"""`datapolicy config check`: every source and target of a configuration tried for real."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from commands import datapolicy, json_output, one_line_error
+
+from conftest import store_args
+from databases import MARIADB, server_url
+
+
+def _people(tmp_path: Path) -> Path:
+    """A directory (ada, bob) and a shop where ada has two orders, in one SQLite file."""
+    path = tmp_path / "people.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT)")
+        connection.executemany("INSERT INTO users VALUES (?, ?)", [("ada", "Ada"), ("bob", "Bob")])
+        connection.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT)")
+        connection.executemany("INSERT INTO orders (customer) VALUES (?)", [("ada",), ("ada",)])
+    return path
+
+
+def _config(tmp_path: Path, extra: str = "") -> Path:
+    people = _people(tmp_path)
+    (tmp_path / "files" / "ada").mkdir(parents=True)
+    (tmp_path / "files" / "ada" / "note.txt").write_bytes(b"12345")
+    config = tmp_path / "datapolicy.toml"
+    config.write_text(
+        f'[directory]\nurl = "sqlite:///{people}"\ntable = "users"\n\n'
+        f'[[sources.sql]]\nname = "shop"\nurl = "sqlite:///{people}"\n'
+        '[[sources.sql.tables]]\ntable = "orders"\nuser_key = "customer"\n\n'
+        f'[[sources.files]]\nname = "uploads"\npath = "{tmp_path}/files/{{userId}}"\n\n'
+        f'[storage.local]\nroots = ["{tmp_path}/exports"]\n' + extra
+    )
+    return config
+
+
+def _check(tmp_path: Path, config: Path, *options: str):  # type: ignore[no-untyped-def]
+    data = tmp_path / "data"
+    return datapolicy(
+        "config",
+        "check",
+        "--config",
+        str(config),
+        "--data-dir",
+        str(data),
+        *store_args(data),
+        *options,
+    )
+
+
+def test_a_working_configuration_counts_the_sample_users_rows(tmp_path: Path):
+    """The default sample user is the directory's first (ada); --user picks another."""
+    config = _config(tmp_path)
+    result = _check(tmp_path, config, "--json")
+    findings = {(f["kind"], f["name"]): f for f in json_output(result)}
+    assert findings["directory", "users"]["detail"] == "readable; sample user ada"
+    assert findings["source:sql", "shop"]["detail"] == "2 rows for ada"
+    assert findings["source:files", "uploads"]["detail"] == "5 bytes of files for ada"
+    assert findings["target:local", f"{tmp_path}/exports"]["result"] == "ok"
+    assert findings["store", "operation store"]["result"] == "ok"
+    assert {f["result"] for f in findings.values()} == {"ok"}
+    table = _check(tmp_path, config, "--user", "bob")
+    assert table.returncode == 0, table.stderr
+    assert "0 rows for bob" in table.stdout
+    unknown = _check(tmp_path, config, "--user", "carol", "--json")
+    assert unknown.returncode == 1
+    assert "the sample user 'carol' is not in the directory" in unknown.stdout
+
+
+def test_a_wrong_database_and_an_unusable_target_fail_and_say_why(tmp_path: Path):
+    """A MariaDB source naming a database that does not exist, and a local root that is a
+    file: each is a FAILED row naming the problem, exit status 1."""
+    mariadb = server_url(MARIADB).set(database="dp_no_such_database")
+    (tmp_path / "not-a-directory").write_text("")
+    config = _config(
+        tmp_path,
+        f'\n[[sources.sql]]\nname = "crm"\nurl = "{mariadb.render_as_string(False)}"\n'
+        '[[sources.sql.tables]]\ntable = "contacts"\nuser_key = "owner"\n',
+    )
+    config.write_text(
+        config.read_text().replace(
+            f'roots = ["{tmp_path}/exports"]',
+            f'roots = ["{tmp_path}/exports", "{tmp_path}/not-a-directory"]',
+        )
+    )
+    result = _check(tmp_path, config, "--json")
+    assert result.returncode == 1
+    findings = {(f["kind"], f["name"]): f for f in json.loads(result.stdout)}
+    crm = findings["source:sql", "crm"]
+    assert crm["result"] == "FAILED"
+    assert "Unknown database 'dp_no_such_database'" in crm["detail"]
+    broken = findings["target:local", f"{tmp_path}/not-a-directory"]
+    assert broken["result"] == "FAILED"
+    assert "is not a directory" in broken["detail"]
+    assert findings["source:sql", "shop"]["result"] == "ok"  # the others are still checked
+    table = _check(tmp_path, config)
+    assert table.returncode == 1
+    assert any("crm" in line and "FAILED" in line for line in table.stdout.splitlines())
+    assert "Traceback" not in table.stderr
+
+
+def test_an_invalid_configuration_is_one_line_naming_the_key(tmp_path: Path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[[sources.sql]]\nname = "shop"\nurl = "sqlite:///x.db"\n')
+    error = one_line_error(_check(tmp_path, config))
+    assert error.startswith(f"Error: {config}")
+    assert "a SQL source needs at least one table or query" in error

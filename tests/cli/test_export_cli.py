@@ -1,0 +1,138 @@
+"""`datapolicy export` against a running service: the id, --wait's outcome and exit status."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from commands import against, datapolicy, json_output, one_line_error
+
+from conftest import Service, start_service, wait_for
+
+
+@pytest.fixture(scope="module")
+def person(demo_service: Service) -> str:
+    """A user of the demo shop."""
+    with demo_service.client() as http:
+        return http.get("/users", params={"$top": "1"}).json()["value"][0]["id"]
+
+
+def test_wait_ends_complete_with_exit_0_and_says_where_the_package_is(
+    demo_service: Service, person: str, tmp_path: Path
+):
+    destination = demo_service.data_dir / "exports" / tmp_path.name
+    result = datapolicy(
+        "export", person, "--to", str(destination), "--wait", *against(demo_service)
+    )
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    assert line.startswith(f"complete: {destination}/")
+    package = Path(line.removeprefix("complete: "))
+    assert package.is_file()
+    # Not a terminal: plain lines for each status, no progress bar's control characters.
+    assert result.stderr.splitlines()[-1] == "complete 100.0%"
+    assert "\x1b" not in result.stdout + result.stderr
+    assert datapolicy("verify", str(package)).returncode == 0
+
+
+def test_wait_with_json_prints_the_final_operation_only(
+    demo_service: Service, person: str, tmp_path: Path
+):
+    destination = demo_service.data_dir / "exports" / tmp_path.name
+    args = ("export", person, "--to", str(destination), "--wait", "--json")
+    operation = json_output(datapolicy(*args, *against(demo_service)))
+    assert operation["status"] == "complete"
+    assert operation["userId"] == person
+    assert (destination / f"{operation['id']}.zip").is_file()
+
+
+def test_without_wait_prints_the_new_operations_id(service: Service, user_id: str, tmp_path: Path):
+    """On the API-only service the operation stays notStarted, and `ops show` finds it."""
+    result = datapolicy(
+        "export", user_id, "--to", str(service.data_dir / "exports"), *against(service)
+    )
+    assert result.returncode == 0, result.stderr
+    operation_id = result.stdout.strip()
+    shown = json_output(datapolicy("ops", "show", operation_id, "--json", *against(service)))
+    assert (shown["userId"], shown["status"]) == (user_id, "notStarted")
+
+
+def test_a_refused_start_is_one_line_with_the_graph_code(
+    demo_service: Service, person: str, tmp_path: Path
+):
+    result = datapolicy("export", "nobody", "--to", str(tmp_path), *against(demo_service))
+    assert result.returncode == 1
+    assert one_line_error(result).startswith("Error: 404 Request_ResourceNotFound: ")
+    outside = datapolicy("export", person, "--to", "/etc", *against(demo_service))
+    assert "Error: 400 " in one_line_error(outside)
+
+
+def test_wait_times_out_with_exit_5_while_no_worker_runs(
+    service: Service, user_id: str, tmp_path: Path
+):
+    args = ("export", user_id, "--to", str(service.data_dir / "exports"), "--wait")
+    result = datapolicy(*args, "--timeout", "0.5", *against(service))
+    assert result.returncode == 5
+    assert result.stderr.splitlines()[-1] == "timed out: the operation is still notStarted"
+
+
+def test_wait_exits_4_when_the_operation_is_deleted_meanwhile(service: Service, user_id: str):
+    command = ("export", user_id, "--wait", "--to", str(service.data_dir / "exports"))
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "datapolicy", *command, *against(service)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with service.client() as http:
+            filter_ = {"$filter": f"userId eq '{user_id}'"}
+            (started,) = wait_for(
+                "the export to start",
+                lambda: http.get("/dataPolicyOperations", params=filter_).json()["value"],
+                timeout=30,
+                logs=lambda: "",
+            )
+        deleted = datapolicy("ops", "delete", started["id"], *against(service))
+        assert deleted.stdout.strip() == f"deleted {started['id']}"
+        _, stderr = waiting.communicate(timeout=30)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 4
+    assert stderr.splitlines()[-1] == "cancelled: the operation was deleted"
+
+
+def test_wait_exits_3_and_names_the_error_when_the_export_fails(tmp_path: Path):
+    """A source whose table does not exist: the export fails (one attempt), exit status 3."""
+    people = tmp_path / "people.sqlite3"
+    with sqlite3.connect(people) as connection:
+        connection.execute("CREATE TABLE users (id TEXT PRIMARY KEY)")
+        connection.execute("INSERT INTO users VALUES ('ada')")
+    config = tmp_path / "datapolicy.toml"
+    config.write_text(
+        f'[directory]\nurl = "sqlite:///{people}"\ntable = "users"\n\n'
+        f'[[sources.sql]]\nname = "shop"\nurl = "sqlite:///{people}"\n'
+        '[[sources.sql.tables]]\ntable = "orders"\nuser_key = "customer"\n\n'
+        "[engine]\nmax_attempts = 1\n"
+    )
+    service = start_service(tmp_path / "data", "--config", str(config))
+    try:
+        started = time.monotonic()
+        result = datapolicy(
+            "export",
+            "ada",
+            "--to",
+            str(service.data_dir / "exports"),
+            "--wait",
+            *against(service),
+        )
+        assert time.monotonic() - started < 60
+    finally:
+        service.stop()
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("failed: sourceError: ")
+    assert "orders" in result.stderr.splitlines()[-1]

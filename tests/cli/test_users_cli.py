@@ -1,0 +1,28 @@
+"""`datapolicy users` against a running service: the directory as a table and as JSON."""
+
+from __future__ import annotations
+
+from commands import against, datapolicy, json_output, one_line_error
+
+from conftest import Service
+
+
+def test_list_pages_through_the_directory_and_show_finds_one(demo_service: Service):
+    with demo_service.client() as http:
+        directory = http.get("/users", params={"$top": "999"}).json()["value"]
+    everyone = json_output(
+        datapolicy("users", "list", "--top", "2", "--all", "--json", *against(demo_service))
+    )
+    assert [user["id"] for user in everyone] == [user["id"] for user in directory]
+    first = directory[0]
+    table = datapolicy("users", "list", "--top", "2", *against(demo_service))
+    assert table.returncode == 0, table.stderr
+    assert first["id"] in table.stdout
+    assert first["displayName"] in table.stdout
+    shown = json_output(datapolicy("users", "show", first["id"], "--json", *against(demo_service)))
+    assert shown == {key: value for key, value in first.items() if not key.startswith("@")}
+
+
+def test_an_unknown_user_is_one_line(demo_service: Service):
+    result = datapolicy("users", "show", "nobody", *against(demo_service))
+    assert one_line_error(result).startswith("Error: 404 Request_ResourceNotFound: ")

@@ -1,0 +1,235 @@
+"""Package retention: once a published package has outlived `[engine] package_retention`, a
+worker's sweep deletes it from its storage target (a local directory, an Azure container through
+its SAS, an S3 bucket: the real ones, Azurite and SeaweedFS), records when and how in the store,
+and appends `package.deleted` to the audit trail. A presigned PUT URL cannot delete: that is
+recorded instead. Time is a test clock, so nothing waits for the retention to pass."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from azurite import Azurite, blob_names
+from databases import STORE_KINDS, store_database
+from datapolicy.config import (
+    AzureStorageConfig,
+    ConfigError,
+    EngineConfig,
+    LocalStorageConfig,
+    S3StorageConfig,
+    StorageConfig,
+    parse_config,
+)
+from datapolicy.engine.worker import ExportContext, Worker
+from datapolicy.model import OperationStatus
+from datapolicy.store import Database, OperationStore
+from datapolicy.store.audit import AuditAction, AuditLog
+from datapolicy.store.queue import OperationQueue
+from datapolicy.store.tables import operations
+from s3server import ADMIN, SeaweedS3
+
+RETENTION = timedelta(hours=1)
+OWNER = "retention-test"
+
+
+class Clock:
+    """The store's, queue's and worker's time: moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(params=STORE_KINDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    with store_database(request.param, tmp_path / "store") as db:
+        yield db
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    running = Azurite(tmp_path_factory.mktemp("azurite") / "data").start()
+    yield running
+    running.stop()
+
+
+def engine(retention: str = "1h") -> EngineConfig:
+    return EngineConfig(workers=1, poll_seconds=0.01, max_attempts=1, package_retention=retention)
+
+
+class Exports:
+    """Exports run to completion by an in-process worker, on the test's clock."""
+
+    def __init__(self, database: Database, storage: StorageConfig, retention: str = "1h"):
+        self.clock = Clock()
+        self.database = database
+        self.store = OperationStore(database, self.clock)
+        self.audit = AuditLog(database, self.clock)
+        context = ExportContext(sources=(), directory=None, storage=storage)
+        self.worker = Worker(
+            OperationQueue(database, self.clock),
+            context,
+            engine(retention),
+            self.clock,
+            audit=self.audit,
+        )
+
+    def complete(self, location: str) -> str:
+        operation, _ = self.store.create("alice", location)
+        assert self.worker.run_once()
+        done = self.store.get(operation.id)
+        assert done.status is OperationStatus.COMPLETE, done.error
+        return operation.id
+
+    def sweep(self, after: timedelta) -> int:
+        self.clock.now += after
+        self.worker._next_sweep = 0.0  # each call is a new poll interval
+        return self.worker.expire_packages(OWNER)
+
+    def recorded(self, operation_id: str) -> tuple[datetime | None, str | None]:
+        c = operations.c
+        (row,) = self.database.fetch_all(
+            select(c.package_deleted_at, c.package_deletion).where(c.id == operation_id)
+        )
+        at = None if row[0] is None else datetime.fromtimestamp(row[0] / 1e6, UTC)
+        return at, row[1]
+
+    def deletions(self) -> list[str | None]:
+        return [
+            entry.record.operation_id
+            for entry in self.audit.entries()
+            if entry.record.action is AuditAction.PACKAGE_DELETED
+        ]
+
+
+def test_a_local_package_is_deleted_once_it_outlives_its_retention(database, tmp_path):
+    """Before the retention has passed the package stays; after it, one sweep deletes it,
+    records the time, and the audit trail says so; a second sweep finds nothing to do. The
+    operation itself stays, complete."""
+    root = tmp_path / "exports"
+    exports = Exports(database, StorageConfig(local=LocalStorageConfig(roots=(root,))))
+    operation_id = exports.complete(str(root / "alice"))
+    package = root / "alice" / f"{operation_id}.zip"
+    assert package.is_file()
+
+    assert exports.sweep(RETENTION - timedelta(seconds=1)) == 0
+    assert package.is_file()
+    assert exports.recorded(operation_id) == (None, None)
+
+    assert exports.sweep(timedelta(seconds=2)) == 1
+    assert not package.exists()
+    assert exports.recorded(operation_id) == (exports.clock.now, "deleted")
+    assert exports.deletions() == [operation_id]
+    assert exports.store.get(operation_id).status is OperationStatus.COMPLETE
+
+    assert exports.sweep(RETENTION) == 0
+    assert exports.deletions() == [operation_id]
+
+
+def test_a_package_already_gone_is_recorded_as_absent(database, tmp_path):
+    root = tmp_path / "exports"
+    exports = Exports(database, StorageConfig(local=LocalStorageConfig(roots=(root,))))
+    operation_id = exports.complete(str(root / "alice"))
+    (root / "alice" / f"{operation_id}.zip").unlink()
+    assert exports.sweep(RETENTION * 2) == 1
+    assert exports.recorded(operation_id)[1] == "absent"
+    assert exports.deletions() == []  # nothing was deleted by us
+
+
+def test_retention_off_keeps_packages(database, tmp_path):
+    root = tmp_path / "exports"
+    exports = Exports(database, StorageConfig(local=LocalStorageConfig(roots=(root,))), "off")
+    operation_id = exports.complete(str(root / "alice"))
+    assert exports.sweep(timedelta(days=3650)) == 0
+    assert (root / "alice" / f"{operation_id}.zip").is_file()
+
+
+def test_a_root_no_longer_allowed_is_recorded_as_refused(database, tmp_path):
+    """The operator removed the root from the configuration: the package cannot be reached
+    through an allowed location any more, and that is recorded rather than retried forever."""
+    root = tmp_path / "exports"
+    exports = Exports(database, StorageConfig(local=LocalStorageConfig(roots=(root,))))
+    operation_id = exports.complete(str(root / "alice"))
+    exports.worker.context = ExportContext(
+        sources=(), directory=None, storage=StorageConfig(local=LocalStorageConfig(roots=()))
+    )
+    assert exports.sweep(RETENTION * 2) == 1
+    assert exports.recorded(operation_id)[1] == "refused"
+    assert (root / "alice" / f"{operation_id}.zip").is_file()
+
+
+def test_a_presigned_url_package_is_recorded_as_not_deletable(database):
+    """A presigned PUT URL can write its one object, not delete it: retention records that it
+    could not, once, and leaves the object to the bucket's own lifecycle rules."""
+    url = (
+        "https://s3.allowed.example/bucket/key.zip?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=AKIA%2F20261129%2Fus-east-1%2Fs3%2Faws4_request"
+        "&X-Amz-Date=20261129T120000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host"
+        "&X-Amz-Signature=abc"
+    )
+    storage = StorageConfig.model_validate(
+        {"s3_presigned": {"allowed_hosts": ["s3.allowed.example"]}}
+    )
+    exports = Exports(database, storage)
+    operation, _ = exports.store.create("alice", url)
+    queue = OperationQueue(database, exports.clock)
+    assert queue.claim(OWNER, timedelta(minutes=1), 1) is not None
+    assert queue.complete(operation.id, OWNER, lambda: "https://s3.allowed.example/bucket/key.zip")
+    assert exports.sweep(RETENTION * 2) == 1
+    assert exports.recorded(operation.id)[1] == "notDeletable"
+    assert exports.sweep(RETENTION) == 0
+
+
+def test_an_azure_package_is_deleted_through_its_sas(database, azurite):
+    container = azurite.new_container()
+    storage = StorageConfig(azure=AzureStorageConfig(allowed_hosts=(azurite.host,)))
+    exports = Exports(database, storage)
+    operation_id = exports.complete(azurite.container_sas_url(container.container_name, "cwd"))
+    assert blob_names(container) == [f"{operation_id}.zip"]
+    assert exports.sweep(RETENTION * 2) == 1
+    assert blob_names(container) == []
+    assert exports.recorded(operation_id)[1] == "deleted"
+    assert exports.deletions() == [operation_id]
+
+
+def test_an_s3_package_is_deleted_with_the_configured_credentials(database, s3: SeaweedS3):
+    bucket = s3.new_bucket()
+    config = S3StorageConfig(
+        name="seaweed",
+        endpoint_url=s3.endpoint,
+        access_key_id=ADMIN[0],
+        secret_access_key=ADMIN[1],
+        buckets=(bucket,),
+    )
+    exports = Exports(database, StorageConfig(s3=(config,)))
+    operation_id = exports.complete(f"s3://{bucket}/hr")
+    assert s3.keys(bucket) == [f"hr/{operation_id}.zip"]
+    assert exports.sweep(RETENTION * 2) == 1
+    assert s3.keys(bucket) == []
+    assert exports.recorded(operation_id)[1] == "deleted"
+    assert exports.deletions() == [operation_id]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("", 30 * 86400),
+        ('package_retention = "12h"', 12 * 3600),
+        ('package_retention = "off"', None),
+    ],
+)
+def test_package_retention_is_30_days_unless_configured(text, seconds, tmp_path):
+    config = parse_config(f"[engine]\n{text}\n", tmp_path / "datapolicy.toml")
+    assert config.engine.package_retention_seconds == seconds
+
+
+@pytest.mark.parametrize("value", ["30", "thirty days", "0d", "-1d", "1w", ""])
+def test_a_retention_that_is_not_a_duration_is_a_configuration_error(value, tmp_path):
+    with pytest.raises(ConfigError, match="package_retention"):
+        parse_config(f'[engine]\npackage_retention = "{value}"\n', tmp_path / "datapolicy.toml")

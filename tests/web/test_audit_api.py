@@ -1,0 +1,255 @@
+"""Every API action leaves exactly its audit entries, through a running service: starts,
+reads (the fast path, its read cache, and the routed path), lists and counts, PATCH, DELETE,
+the worker's publishing and package deletion, user reads, and a 403; a 401 and a 404 leave
+none. Entries name the token's subject and app id, the client's address and the request id;
+X-Forwarded-For counts only from a trusted proxy."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from conftest import TEST_STORE, Service, start_service, token_for, wait_for
+from databases import store_url
+from datapolicy.auth.permissions import READ_USERS
+from datapolicy.demo import demo_user_id
+from datapolicy.engine import EXPORTS_DIR
+from datapolicy.settings import DATABASE_FILE
+from datapolicy.store.audit import (
+    WORKER_SUBJECT,
+    AuditAction,
+    AuditEntry,
+    AuditFilter,
+    AuditLog,
+    open_audit_log,
+)
+from datapolicy.store.database import open_database
+from datapolicy.web.audit import client_address
+
+ADA = demo_user_id(0)
+FLUSH_SECONDS = 0.05  # the service's [audit] flush_seconds: read entries show up quickly
+APP_ID = "datapolicy-cli"  # what `datapolicy token` (and token_for) put in azp
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A service with export workers on the demo shop, flushing read entries often."""
+    root = tmp_path_factory.mktemp("audit")
+    config = root / "datapolicy.toml"
+    config.write_text(f"[audit]\nflush_seconds = {FLUSH_SECONDS}\n")
+    running = start_service(root / "data", "--demo", "--config", str(config))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def trail(audited: Service) -> Iterator[AuditLog]:
+    """The service's audit trail, read as `datapolicy audit` reads it."""
+    url = store_url(TEST_STORE, audited.data_dir)
+    database = open_database(url or f"sqlite:///{audited.data_dir / DATABASE_FILE}")
+    log = open_audit_log(database)
+    yield log
+    log.close()
+    database.close()
+
+
+@pytest.fixture(scope="module")
+def api(audited: Service) -> Iterator[httpx.Client]:
+    token = token_for(audited.data_dir, "User.Export.All", "User.Read.All")
+    with httpx.Client(
+        base_url=audited.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as client:
+        yield client
+
+
+def of_request(trail: AuditLog, response: httpx.Response) -> list[AuditEntry]:
+    """The entries the request left, once buffered ones have had time to be appended (not
+    the worker's, which carry the id of the request that started their export)."""
+    time.sleep(FLUSH_SECONDS * 6)
+    request_id = response.headers["request-id"]
+    return [
+        entry
+        for entry in trail.entries()
+        if entry.record.request_id == request_id and entry.record.subject != WORKER_SUBJECT
+    ]
+
+
+def actions(entries: list[AuditEntry]) -> list[str]:
+    return [str(entry.record.action) for entry in entries]
+
+
+def start(api: httpx.Client, **headers: str) -> httpx.Response:
+    response = api.post("/dataPolicyOperations", json={"userId": ADA}, headers=headers)
+    assert response.status_code in (200, 201), response.text
+    return response
+
+
+def test_a_start_is_recorded_with_who_whom_and_where(api, trail):
+    response = start(api)
+    (entry,) = of_request(trail, response)
+    record = entry.record
+    assert record.action is AuditAction.OPERATION_STARTED
+    assert (record.subject, record.app_id) == ("tests", APP_ID)
+    assert (record.user_id, record.operation_id) == (ADA, response.json()["id"])
+    assert record.client == "127.0.0.1"
+
+
+def test_the_export_action_is_recorded_as_a_start(api, audited, trail):
+    refused = api.post(f"/users/{ADA}/exportPersonalData", json={"storageLocation": ""})
+    assert refused.status_code == 400  # nothing was started
+    location = str((audited.data_dir / EXPORTS_DIR).absolute())
+    response = api.post(f"/users/{ADA}/exportPersonalData", json={"storageLocation": location})
+    assert response.status_code == 202, response.text
+    entries = of_request(trail, response)
+    assert actions(entries) == ["operation.started"]
+    assert entries[0].record.operation_id == response.headers["Location"].rsplit("/", 1)[1]
+    assert of_request(trail, refused) == []
+
+
+def test_a_repeated_start_is_recorded_as_a_read(api, trail):
+    key = str(uuid.uuid4())
+    first = start(api, **{"client-request-id": key})
+    again = start(api, **{"client-request-id": key})
+    assert again.status_code == 200
+    assert actions(of_request(trail, first)) == ["operation.started"]
+    assert actions(of_request(trail, again)) == ["operation.read"]
+
+
+def test_every_get_by_id_is_a_read_from_the_cache_or_not(api, trail):
+    operation_id = start(api).json()["id"]
+    responses = [
+        api.get(f"/dataPolicyOperations/{operation_id}"),  # the fast path, a cache miss
+        api.get(f"/dataPolicyOperations/{operation_id}"),  # the fast path, a cache hit
+        api.get(f"/dataPolicyOperations/{operation_id}", params={"$select": "id"}),  # routed
+    ]
+    etag = responses[0].headers["ETag"]
+    responses.append(
+        api.get(f"/dataPolicyOperations/{operation_id}", headers={"If-None-Match": etag})
+    )
+    assert [response.status_code for response in responses] == [200, 200, 200, 304]
+    for response in responses:
+        entries = of_request(trail, response)
+        assert actions(entries) == ["operation.read"]
+        assert (entries[0].record.operation_id, entries[0].record.user_id) == (operation_id, ADA)
+
+
+def test_lists_and_counts_are_recorded(api, trail):
+    for response in (
+        api.get("/dataPolicyOperations", params={"$top": "2"}),
+        api.get("/dataPolicyOperations/$count"),
+    ):
+        assert response.status_code == 200
+        assert actions(of_request(trail, response)) == ["operation.listed"]
+
+
+def test_a_patch_and_a_delete_are_recorded(api, trail):
+    operation = start(api).json()
+    patched = api.patch(
+        f"/dataPolicyOperations/{operation['id']}",
+        json={"storageLocation": operation["storageLocation"] + "/again"},
+    )
+    deleted = api.delete(f"/dataPolicyOperations/{operation['id']}")
+    assert deleted.status_code == 204
+    for response, action in ((patched, "operation.updated"), (deleted, "operation.deleted")):
+        entries = of_request(trail, response)
+        assert actions(entries) == [action]
+        assert entries[0].record.user_id == ADA
+
+
+def test_the_worker_records_publishing_and_deleting_a_package(api, audited, trail):
+    started = start(api)
+    operation_id = started.json()["id"]
+
+    def about_it() -> list[str]:
+        return actions(trail.entries(AuditFilter(operation_id=operation_id)))
+
+    wait_for(
+        "the package to be published",
+        lambda: "package.published" in about_it(),
+        60,
+        audited.log.read_text,
+    )
+    (published,) = trail.entries(
+        AuditFilter(operation_id=operation_id, action=AuditAction.PACKAGE_PUBLISHED)
+    )
+    assert published.record.subject == WORKER_SUBJECT
+    assert published.record.request_id == started.headers["request-id"]  # the start's
+    assert published.record.user_id == ADA
+    assert api.delete(f"/dataPolicyOperations/{operation_id}").status_code == 204
+    wait_for(
+        "the package to be deleted",
+        lambda: "package.deleted" in about_it(),
+        60,
+        audited.log.read_text,
+    )
+    reads = {"operation.read"}  # polling between the entries, if any, is not asserted here
+    assert [a for a in about_it() if a not in reads] == [
+        "operation.started",
+        "package.published",
+        "operation.deleted",
+        "package.deleted",
+    ]
+
+
+def test_users_reads_are_recorded(api, trail):
+    listed = api.get("/users", params={"$top": "1"})
+    read = api.get(f"/users/{ADA}")
+    assert actions(of_request(trail, listed)) == ["user.read"]
+    entries = of_request(trail, read)
+    assert actions(entries) == ["user.read"]
+    assert entries[0].record.user_id == ADA
+
+
+def test_a_403_is_recorded_as_denied_and_a_401_and_a_404_leave_nothing(api, audited, trail):
+    readers_only = token_for(audited.data_dir, READ_USERS, subject="reader")
+    forbidden = httpx.get(
+        f"{audited.url}/dataPolicyOperations",
+        headers={"Authorization": f"Bearer {readers_only}"},
+    )
+    assert forbidden.status_code == 403
+    entries = of_request(trail, forbidden)
+    assert actions(entries) == ["access.denied"]
+    assert entries[0].record.subject == "reader"
+    unauthenticated = httpx.get(f"{audited.url}/dataPolicyOperations")
+    assert unauthenticated.status_code == 401
+    missing = api.get(f"/dataPolicyOperations/{uuid.uuid4()}")
+    assert missing.status_code == 404
+    assert of_request(trail, unauthenticated) == []
+    assert of_request(trail, missing) == []
+
+
+def test_the_trail_verifies_after_all_of_that(trail):
+    result = trail.verify()
+    assert result.ok, result.problem
+
+
+PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
+ADDRESSES = {
+    # name: (peer, X-Forwarded-For headers, the address recorded)
+    "a direct client": ("203.0.113.5", [], "203.0.113.5"),
+    "an untrusted peer's header is ignored": ("203.0.113.5", ["198.51.100.1"], "203.0.113.5"),
+    "a trusted proxy's client": ("10.1.2.3", ["198.51.100.1"], "198.51.100.1"),
+    "a client's own made-up entry is skipped": (
+        "10.1.2.3",
+        ["1.2.3.4, 198.51.100.1"],
+        "198.51.100.1",
+    ),
+    "a chain of trusted proxies": ("::1", ["198.51.100.1, 10.9.9.9", "10.0.0.7"], "198.51.100.1"),
+    "garbage behind a trusted proxy": ("10.1.2.3", ["not-an-address"], "10.1.2.3"),
+    "only proxies": ("10.1.2.3", ["10.0.0.1"], "10.1.2.3"),
+}
+
+
+@pytest.mark.parametrize("case", ADDRESSES)
+def test_the_client_address_trusts_x_forwarded_for_only_from_trusted_proxies(case: str):
+    peer, forwarded, expected = ADDRESSES[case]
+    scope = {
+        "client": (peer, 50000),
+        "headers": [(b"x-forwarded-for", value.encode()) for value in forwarded],
+    }
+    assert client_address(scope, PROXIES) == expected

@@ -1,0 +1,264 @@
+"""The web console at `/console`: its files are public and locked down by headers, and a real
+browser (Debian's headless Chromium, driven by Playwright) can sign in, start exports, watch
+one complete, download and verify its package, and cancel and delete with confirmation.
+
+The browser is the system's `/usr/bin/chromium` (scripts/install-test-services installs it;
+Playwright's own browser download is never used) with a fresh profile, its background
+networking off, and every request that is not to the service under test aborted. Under CI=true
+a missing browser or Playwright fails the test rather than skipping it. Screenshots are kept
+in `test-artifacts/`: console.png (the table with the finished export) and console-detail.png
+(its detail view).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import Service, start_service, start_worker, stop_process
+from datapolicy.demo import demo_user_id
+from datapolicy.engine.verify import verify_package
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+EXPORT_TIMEOUT_MS = 30_000
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _server_root(service: Service) -> str:
+    return service.url.removesuffix("/v1.0")
+
+
+class _Scripts(HTMLParser):
+    """Every <script> of a page: its attributes, and whether it has inline code."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[dict[str, str | None]] = []
+        self.inline = False
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._in_script = tag == "script"
+        if self._in_script:
+            self.scripts.append(dict(attrs))
+        if any(name.startswith("on") for name, _ in attrs):
+            self.inline = True  # an event handler attribute is inline script too
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script and data.strip():
+            self.inline = True
+
+
+def test_the_console_is_public_static_content_under_a_strict_policy(service: Service):
+    root = _server_root(service)
+    with httpx.Client(base_url=root, timeout=30) as http:  # no token
+        redirect = http.get("/console")
+        page = http.get("/console/")
+        script = http.get("/console/console.js")
+        missing = http.get("/console/no-such-file.js")
+        escape = http.get("/console/../v1.0/dataPolicyOperations")
+    assert redirect.status_code == 307
+    assert redirect.headers["location"].endswith("/console/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "default-src 'none'" in policy
+    assert "unsafe-inline" not in policy
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert script.headers["content-security-policy"] == policy
+    scripts = _Scripts()
+    scripts.feed(page.text)
+    assert scripts.scripts == [{"type": "module", "src": "/console/console.js"}]
+    assert not scripts.inline
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "ResourceNotFound"
+    # `..` is collapsed by the client; either way the API still wants its token.
+    assert escape.status_code == 401
+
+
+# --- the browser -----------------------------------------------------------------------------
+
+
+def _need(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (required under CI=true; run scripts/install-test-services)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """Chromium with a fresh profile; its contexts reach the loopback service only."""
+    if not CHROMIUM.exists():
+        _need(f"{CHROMIUM} is not installed")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _need("the playwright package is not installed")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            accept_downloads=True,
+            viewport={"width": 1280, "height": 800},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def _row(page: Any, user_name: str) -> Any:
+    return page.locator("#operations tbody tr", has_text=user_name)
+
+
+def test_an_export_started_watched_downloaded_cancelled_and_deleted_in_a_browser(
+    tmp_path: Path, browser: Any
+):
+    from playwright.sync_api import expect
+
+    # No export workers yet, so the first export waits (notStarted) to be cancelled.
+    service = start_service(tmp_path / "data", "--demo", "--workers", "0")
+    worker = None
+    try:
+        root = _server_root(service)
+        browser.route(
+            "**/*",
+            lambda route: (
+                route.continue_() if route.request.url.startswith(root) else route.abort()
+            ),
+        )
+        page = browser.pages[0] if browser.pages else browser.new_page()
+        # Script errors and CSP violations ("Refused to ..."); the browser's own note of a 4xx
+        # answer ("Failed to load resource") is expected where the test provokes one.
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("console", lambda message: _note_error(problems, message))
+        page.goto(f"{root}/console")
+
+        # Sign in with a pasted token.
+        page.get_by_label("Access token").fill(service.token)
+        page.get_by_role("button", name="Sign in").click()
+        users = page.get_by_label("User", exact=True)
+        expect(users.locator("option")).not_to_have_count(0)
+
+        # A location the server refuses: its 400 message is shown, nothing is started.
+        page.get_by_label("Find a user").fill("")
+        users.select_option(index=0)
+        page.get_by_label("Storage location").fill("/etc/not-a-permitted-root")
+        page.get_by_role("button", name="Start export").click()
+        expect(page.get_by_role("alert")).to_contain_text("not inside an allowed root")
+        expect(page.locator("#empty")).to_be_visible()
+        page.get_by_label("Storage location").fill("")
+
+        # Start an export, then cancel it; declining the confirmation first keeps it.
+        first = _start_export(page, service, demo_user_id(0))
+        _row(page, first).get_by_role("button").click()
+        detail = page.locator("#detail")
+        expect(detail).to_be_visible()
+        detail.get_by_role("button", name="Cancel export").click()
+        confirm = page.locator("#confirm")
+        expect(confirm).to_be_visible()
+        confirm.get_by_role("button", name="Keep it").click()
+        expect(confirm).to_be_hidden()
+        expect(detail).to_be_visible()
+        detail.get_by_role("button", name="Cancel export").click()
+        confirm.get_by_role("button", name="Cancel export").click()
+        expect(detail).to_be_hidden()
+        expect(_row(page, first)).to_have_count(0)
+        with service.client() as http:
+            assert http.get("/dataPolicyOperations/$count").text == "0"
+
+        # Start a second; a worker starts and the row goes live to complete without a reload.
+        second = _start_export(page, service, demo_user_id(1))
+        row = _row(page, second)
+        expect(row.locator(".status")).to_have_text("notStarted")
+        config = tmp_path / "worker.toml"
+        config.write_text("")
+        worker = start_worker(tmp_path, service.data_dir, config, "--demo")
+        expect(row.locator(".status")).to_have_text("complete", timeout=EXPORT_TIMEOUT_MS)
+        expect(row.locator("progress")).to_have_attribute("value", "100")
+        expect(page.locator("#announcer")).to_have_text(re.compile("complete"))
+
+        # Filter and sort run on the server; the table follows.
+        page.get_by_label("Status").select_option("failed")
+        expect(row).to_have_count(0)
+        expect(page.locator("#empty")).to_be_visible()
+        page.get_by_label("Status").select_option("")
+        expect(row).to_have_count(1)
+        page.get_by_role("button", name="User", exact=True).click()
+        expect(page.locator("th", has_text="User").first).to_have_attribute(
+            "aria-sort", "ascending"
+        )
+        expect(row).to_have_count(1)
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        screenshot = ARTIFACTS / "console.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        print(f"console screenshot: {screenshot}")
+
+        # The detail view, the download through the API (a Blob URL), and the package verifies.
+        row.get_by_role("button").click()
+        expect(detail).to_contain_text("complete")
+        page.screenshot(path=str(ARTIFACTS / "console-detail.png"))
+        with page.expect_download() as download_info:
+            detail.get_by_role("button", name="Download package").click()
+        download = download_info.value
+        assert re.fullmatch(r"[0-9a-f-]{36}\.zip", download.suggested_filename)
+        package = tmp_path / download.suggested_filename
+        download.save_as(package)
+        assert verify_package(package) == []
+
+        # Delete it, with confirmation: the row and the package go.
+        detail.get_by_role("button", name="Delete").click()
+        confirm.get_by_role("button", name="Delete").click()
+        expect(_row(page, second)).to_have_count(0)
+        expect(page.locator("#empty")).to_be_visible()
+        assert problems == []
+    finally:
+        if worker is not None:
+            stop_process(worker)
+        service.stop()
+        shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def _note_error(problems: list[str], message: Any) -> None:
+    if message.type == "error" and not message.text.startswith("Failed to load resource"):
+        problems.append(message.text)
+
+
+def _start_export(page: Any, service: Service, user_id: str) -> str:
+    """Find the user in the directory picker and start; returns the name the table shows."""
+    from playwright.sync_api import expect
+
+    with service.client() as http:
+        name = http.get(f"/users/{user_id}").json()["displayName"]
+    page.get_by_label("Find a user").fill(name)
+    page.get_by_label("User", exact=True).select_option(user_id)
+    page.get_by_role("button", name="Start export").click()
+    expect(_row(page, name)).to_have_count(1)
+    return name

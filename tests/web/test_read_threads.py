@@ -1,0 +1,66 @@
+"""GET by id reads the store on the event loop only where a read is a local file's
+microseconds (SQLite); on PostgreSQL, a network round trip, it reads in a worker thread so that
+the event loop goes on serving other requests. Both the fast path and the routed path."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from datapolicy.model import Operation
+from datapolicy.store import Database, OperationStore
+from datapolicy.web.fastpath import EntityReadPath
+from datapolicy.web.operations import read_operation
+
+
+class RecordingStore(OperationStore):
+    """The store, noting the thread each `get` runs on."""
+
+    def __init__(self, database: Database):
+        super().__init__(database)
+        self.threads: list[threading.Thread] = []
+
+    def get(self, operation_id: str) -> Operation:
+        self.threads.append(threading.current_thread())
+        return super().get(operation_id)
+
+
+class NoAudit:
+    def later(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+async def test_reads_by_id_leave_the_event_loop_on_postgresql_only(database: Database):
+    store = RecordingStore(database)
+    operation, _ = store.create("reader", "/exports")
+    on_loop = threading.current_thread()
+    inline = database.blocking_reads_are_cheap
+    assert inline == (database.dialect.name == "sqlite")
+
+    assert await read_operation(store, operation.id) == operation  # the routed path
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def not_found(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the fast path passed the request on")
+
+    fast_path = EntityReadPath(not_found, store, NoAudit(), cache=None)  # type: ignore[arg-type]
+    fast_path.cache = None  # every request reads the store
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": f"/v1.0/dataPolicyOperations/{operation.id}",
+        "query_string": b"",
+        "headers": [(b"host", b"example.test")],
+        "scheme": "http",
+        "server": ("example.test", 80),
+    }
+    await fast_path(scope, None, send)  # type: ignore[arg-type]
+    assert sent[0]["status"] == 200
+    assert operation.id.encode() in sent[1]["body"]
+
+    assert len(store.threads) == 2
+    assert all((thread is on_loop) == inline for thread in store.threads)
