@@ -11,7 +11,10 @@ It also finds a complete export's package on local disk for the API's download r
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from datapolicy import logs, tracing
 from datapolicy.engine.targets import StorageLocationError, resolve_target
@@ -70,10 +73,11 @@ class ExportService:
             tracing.remember_start(operation.id)  # the export run's span links to this request
         return operation, created
 
-    def local_package(self, operation_id: str) -> tuple[Operation, Path]:
-        """A complete operation and the file of its package, if it was written to a local directory
-        that is still a permitted root (configuration may have narrowed since) and is on this
-        server's disk (a worker on another host writes to its own)."""
+    def local_package(self, operation_id: str) -> tuple[Operation, BinaryIO]:
+        """A complete operation and its package, opened for reading, if it was written to a local
+        directory that is still a permitted root (configuration may have narrowed since) and is
+        on this server's disk (a worker on another host writes to its own). The caller closes
+        the file."""
         operation, published = self.store.published(operation_id)
         if operation.status is not OperationStatus.COMPLETE or published is None:
             raise PackageNotAvailable(
@@ -86,12 +90,19 @@ class ExportService:
                 f"The package of dataPolicyOperation '{operation_id[:100]}' was not written to "
                 "a local directory; it is at its storageLocation."
             )
-        if package.is_symlink() or not package.is_file():  # a worker writes no symlinks
+        try:  # opened here, so a package deleted after this check is still read whole
+            file = open(package, "rb", opener=_no_follow)  # noqa: SIM115 (the caller closes it)
+        except OSError:  # gone, or a symlink (a worker writes none)
             raise PackageNotAvailable(
                 f"The package of dataPolicyOperation '{operation_id[:100]}' is not on this "
                 "server's disk."
+            ) from None
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            file.close()
+            raise PackageNotAvailable(
+                f"The package of dataPolicyOperation '{operation_id[:100]}' is not a file."
             )
-        return operation, package
+        return operation, file
 
     def _permitted_local(self, location: str | None) -> bool:
         """Whether `location` is a local directory inside a root permitted now."""
@@ -103,3 +114,7 @@ class ExportService:
         except StorageLocationError:
             return False
         return True
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)

@@ -10,9 +10,13 @@ needs User.Export.All like every other operation route, each download leaves a
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from typing import BinaryIO
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response, StreamingResponse
 
 from datapolicy.engine import ExportService
 from datapolicy.model import ENTITY_SET
@@ -26,19 +30,35 @@ async def download_package(request: Request) -> Response:
     parse_query_options(request.query_params.multi_items(), NO_OPTIONS)
     operation_id = request.path_params["operation_id"]
     exports: ExportService = request.app.state.exports
-    operation, package = await run_in_threadpool(exports.local_package, operation_id)
-    await audit_of(request).record(
-        request.scope,
-        AuditAction.PACKAGE_DOWNLOADED,
-        user_id=operation.user_id,
-        operation_id=operation.id,
-    )
-    return FileResponse(
-        package,
+    # Opened by the engine before anything is answered: a package that retention or a DELETE
+    # removes meanwhile is still read whole from the open file, not failed mid-response.
+    operation, file = await run_in_threadpool(exports.local_package, operation_id)
+    try:
+        await audit_of(request).record(
+            request.scope,
+            AuditAction.PACKAGE_DOWNLOADED,
+            user_id=operation.user_id,
+            operation_id=operation.id,
+        )
+    except BaseException:
+        file.close()
+        raise
+    return StreamingResponse(
+        _chunks(file),
         media_type="application/zip",
-        filename=f"{operation_id}.zip",
-        headers={"Cache-Control": "no-store"},
+        headers={
+            "Content-Length": str(os.fstat(file.fileno()).st_size),
+            "Content-Disposition": f'attachment; filename="{operation_id}.zip"',
+            "Cache-Control": "no-store",
+        },
     )
+
+
+def _chunks(file: BinaryIO, size: int = 1024 * 1024) -> Iterator[bytes]:
+    """The open package in chunks (Starlette reads a sync iterator in its thread pool)."""
+    with file:
+        while chunk := file.read(size):
+            yield chunk
 
 
 routes = [by_method(f"/{ENTITY_SET}/{{operation_id}}/package", GET=download_package)]
