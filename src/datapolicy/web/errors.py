@@ -77,6 +77,12 @@ def status_of(error: DatapolicyError) -> int:
     return 500
 
 
+def method_not_allowed(request: Request, allow: str = "GET, HEAD") -> Response:
+    """Graph's 405, for the resources answered outside the router (probes, /metrics)."""
+    code, message = _HTTP_CODES[405]
+    return error_response(request, 405, code, message, headers={"Allow": allow})
+
+
 def error_response(
     request: Request,
     status: int,

@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from datapolicy.store import OperationStore
-from datapolicy.web.errors import error_response
+from datapolicy.web.errors import error_response, method_not_allowed
 from datapolicy.web.responses import json_response
 
 logger = logging.getLogger(__name__)
@@ -111,13 +111,7 @@ class HealthChecks:
             return
         request = Request(scope)
         if scope["method"] not in ("GET", "HEAD"):
-            response = error_response(
-                request,
-                405,
-                "MethodNotAllowed",
-                "The HTTP method is not allowed on this resource.",
-                headers={"Allow": "GET, HEAD"},
-            )
+            response = method_not_allowed(request)
         elif path == HEALTHZ:
             response = json_response({"status": "ok"})
         else:

@@ -33,7 +33,7 @@ from starlette.routing import BaseRoute, Mount, Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from datapolicy.metrics import REQUEST_DURATION
-from datapolicy.web.errors import error_response
+from datapolicy.web.errors import error_response, method_not_allowed
 from datapolicy.web.health import HEALTHZ, READYZ
 
 logger = logging.getLogger("datapolicy.access")
@@ -149,13 +149,7 @@ class MetricsEndpoint:
             return
         request = Request(scope)
         if scope["method"] not in ("GET", "HEAD"):
-            response = error_response(
-                request,
-                405,
-                "MethodNotAllowed",
-                "The HTTP method is not allowed on this resource.",
-                headers={"Allow": "GET, HEAD"},
-            )
+            response = method_not_allowed(request)
         elif not self._authorized(scope):
             response = error_response(
                 request,
