@@ -21,6 +21,7 @@ from datapolicy.store.audit import (
     AuditFilter,
     AuditLog,
     AuditRecord,
+    canonical,
     entry_hash,
     open_audit_log,
 )
@@ -45,6 +46,29 @@ def log(database: Database) -> Iterator[AuditLog]:
     audit = open_audit_log(database, clock=Clock())
     yield audit
     audit.close()
+
+
+def test_an_entry_hashes_the_same_bytes_as_ever() -> None:
+    """The canonical form is part of the stored chain: entries written by earlier versions must
+    keep verifying, so its bytes (and so the hash) are pinned here literally."""
+    record = AuditRecord(
+        AuditAction.OPERATION_STARTED,
+        "alice",
+        datetime(2026, 11, 1, 12, 0, 0, 5, tzinfo=UTC),
+        app_id="app",
+        user_id="u1",
+        operation_id="op1",
+        client="10.0.0.1",
+        request_id="req1",
+    )
+    assert canonical(7, record, GENESIS) == (
+        b'{"action":"operation.started","appId":"app","at":1793534400000005,'
+        b'"client":"10.0.0.1","operationId":"op1","previousHash":"' + GENESIS.encode() + b'",'
+        b'"requestId":"req1","sequence":7,"subject":"alice","userId":"u1"}'
+    )
+    assert entry_hash(7, record, GENESIS) == (
+        "cdc125b23b9cb82f6f49c463909942a1244a9a876ca70cfe4d5ff4d9e3deb5c2"
+    )
 
 
 def fill(log: AuditLog, count: int = 5) -> None:

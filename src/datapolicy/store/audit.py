@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from itertools import chain
 from typing import Any, NamedTuple
 
 import orjson
@@ -159,19 +160,26 @@ def canonical(sequence: int, record: AuditRecord, previous_hash: str) -> bytes:
     """The bytes an entry's hash is taken over: JSON in UTF-8 with sorted keys, no spaces, no
     escapes beyond JSON's required ones (orjson's output), times as integer microseconds since
     the epoch (UTC)."""
-    document = {
-        "sequence": sequence,
-        "action": str(record.action),
-        "subject": record.subject,
-        "at": _micros(record.at),
-        "appId": record.app_id,
-        "userId": record.user_id,
-        "operationId": record.operation_id,
-        "client": record.client,
-        "requestId": record.request_id,
-        "previousHash": previous_hash,
-    }
-    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    return _canonical(sequence, record, _micros(record.at), previous_hash)
+
+
+def _canonical(sequence: int, record: AuditRecord, at: int, previous_hash: str) -> bytes:
+    """`canonical`, with the time already in microseconds (appending needs them for the row
+    too). The keys are written in sorted order, so orjson need not sort them."""
+    return orjson.dumps(
+        {
+            "action": str(record.action),
+            "appId": record.app_id,
+            "at": at,
+            "client": record.client,
+            "operationId": record.operation_id,
+            "previousHash": previous_hash,
+            "requestId": record.request_id,
+            "sequence": sequence,
+            "subject": record.subject,
+            "userId": record.user_id,
+        }
+    )
 
 
 def entry_hash(sequence: int, record: AuditRecord, previous_hash: str) -> str:
@@ -244,6 +252,7 @@ class AuditLog:
         self.clock = clock
         self._owns_database = owns_database
         self._inserts: dict[int, str] = {}  # rows -> the compiled INSERT of that many
+        self._head_update: str | None = None
 
     def close(self) -> None:
         """Close the database if it is the trail's own (SQLite's separate file)."""
@@ -285,21 +294,19 @@ class AuditLog:
             if head is None:
                 raise RuntimeError("the audit log has no head row: is it migrated?")
             sequence, previous = head
-            entries = []
+            entries, rows = [], []
             for record in records:
                 sequence += 1
-                digest = entry_hash(sequence, record, previous)
+                at = _micros(record.at)
+                digest = hashlib.sha256(_canonical(sequence, record, at, previous)).hexdigest()
                 entries.append(AuditEntry(sequence, record, previous, digest))
+                rows.append(_row(sequence, record, at, previous, digest))
                 previous = digest
-            self._insert(transaction, [_row(entry) for entry in entries])
-            transaction.execute(
-                audit_head.update()
-                .where(audit_head.c.id == 1)
-                .values(sequence=sequence, hash=previous)
-            )
+            self._insert(transaction, rows)
+            transaction.execute_compiled(self._head_sql(), (sequence, previous, 1))
         return entries
 
-    def _insert(self, transaction: Transaction, rows: list[dict[str, Any]]) -> None:
+    def _insert(self, transaction: Transaction, rows: list[tuple[Any, ...]]) -> None:
         """Insert rows in a few multi-row statements, not one per row: on SQLite every
         statement's step releases the GIL, and in the API process each release may hand it to
         another thread and wait to get it back (web/readcache.py), so a batch of 500 costs
@@ -312,8 +319,21 @@ class AuditLog:
             while len(rows) - position >= size:
                 sql = sql or self._insert_sql(size)
                 chunk = rows[position : position + size]
-                transaction.execute_compiled(sql, [row[name] for row in chunk for name in _NAMES])
+                transaction.execute_compiled(sql, list(chain.from_iterable(chunk)))
                 position += size
+
+    def _head_sql(self) -> str:
+        """The head's move to the new last entry, compiled once per log: (sequence, hash, 1)."""
+        if self._head_update is None:
+            statement = (
+                audit_head.update()
+                .where(audit_head.c.id == bindparam("id"))
+                .values(sequence=bindparam("sequence"), hash=bindparam("hash"))
+            )
+            sql, order = self.database.compile_positional(statement)
+            assert order == ["sequence", "hash", "id"], order
+            self._head_update = sql
+        return self._head_update
 
     def _insert_sql(self, size: int) -> str:
         sql = self._inserts.get(size)
@@ -412,21 +432,23 @@ def _problem(entry: AuditEntry, expected: int, previous: str) -> str | None:
     return None
 
 
-def _row(entry: AuditEntry) -> dict[str, Any]:
-    record = entry.record
-    return {
-        "sequence": entry.sequence,
-        "at": _micros(record.at),
-        "action": str(record.action),
-        "subject": record.subject,
-        "app_id": record.app_id,
-        "user_id": record.user_id,
-        "operation_id": record.operation_id,
-        "client": record.client,
-        "request_id": record.request_id,
-        "previous_hash": entry.previous_hash,
-        "hash": entry.hash,
-    }
+def _row(
+    sequence: int, record: AuditRecord, at: int, previous_hash: str, digest: str
+) -> tuple[Any, ...]:
+    """An entry's column values, in the order of `_NAMES` (the table's columns)."""
+    return (
+        sequence,
+        at,
+        str(record.action),
+        record.subject,
+        record.app_id,
+        record.user_id,
+        record.operation_id,
+        record.client,
+        record.request_id,
+        previous_hash,
+        digest,
+    )
 
 
 class AuditBuffer:
