@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -33,6 +34,8 @@ from datapolicy.auth.keys import signing_key
 from datapolicy.auth.permissions import PERMISSIONS
 from datapolicy.auth.tokens import issue_token
 from datapolicy.config import AuthConfig
+from datapolicy.settings import DATABASE_FILE
+from datapolicy.store import Database, open_database
 
 # Fixtures defined beside the helpers they use: `s3`/`own_s3` (SeaweedFS), and `store_kind`/
 # `database` (the operation store on SQLite and PostgreSQL).
@@ -138,6 +141,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def service_database(data_dir: Path) -> Iterator[Database]:
+    """The store of the processes on `data_dir`, opened in this process (another process than
+    theirs, as a worker or another API process is): their PostgreSQL schema when the tests run
+    on PostgreSQL, else the SQLite file in the data directory."""
+    url = store_url(TEST_STORE, data_dir) or f"sqlite:///{data_dir / DATABASE_FILE}"
+    database = open_database(url, pool_min_size=0, pool_max_size=1)
+    try:
+        yield database
+    finally:
+        database.close()
 
 
 def store_args(data_dir: Path) -> list[str]:

@@ -29,10 +29,8 @@ import httpx
 import orjson
 import pytest
 
-from conftest import Service, free_port, start_service, store_args
+from conftest import Service, free_port, service_database, start_service, store_args
 from datapolicy.engine.verify import verify_package
-from datapolicy.settings import DATABASE_FILE
-from datapolicy.store import open_database
 from datapolicy.store.tables import operations
 
 pytestmark = pytest.mark.slow
@@ -199,12 +197,8 @@ class Deployment:
 
     def row(self, operation_id: str) -> dict[str, Any] | None:
         """The operation's row in the store (None once purged), on SQLite or PostgreSQL."""
-        url = (store_args(self.data_dir) or ["", f"sqlite:///{self.data_dir / DATABASE_FILE}"])[1]
-        database = open_database(url, pool_min_size=0, pool_max_size=1)
-        try:
+        with service_database(self.data_dir) as database:
             found = database.fetch_all(operations.select().where(operations.c.id == operation_id))
-        finally:
-            database.close()
         return dict(zip(operations.c.keys(), found[0], strict=True)) if found else None
 
     # --- waiting ---

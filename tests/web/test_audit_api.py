@@ -14,12 +14,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from conftest import TEST_STORE, Service, start_service, token_for, wait_for
-from databases import store_url
+from conftest import Service, service_database, start_service, token_for, wait_for
 from datapolicy.auth.permissions import READ_USERS
 from datapolicy.demo import demo_user_id
 from datapolicy.engine import EXPORTS_DIR
-from datapolicy.settings import DATABASE_FILE
 from datapolicy.store.audit import (
     WORKER_SUBJECT,
     AuditAction,
@@ -28,7 +26,6 @@ from datapolicy.store.audit import (
     AuditLog,
     open_audit_log,
 )
-from datapolicy.store.database import open_database
 from datapolicy.web.audit import client_address
 
 ADA = demo_user_id(0)
@@ -50,12 +47,10 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 @pytest.fixture(scope="module")
 def trail(audited: Service) -> Iterator[AuditLog]:
     """The service's audit trail, read as `datapolicy audit` reads it."""
-    url = store_url(TEST_STORE, audited.data_dir)
-    database = open_database(url or f"sqlite:///{audited.data_dir / DATABASE_FILE}")
-    log = open_audit_log(database)
-    yield log
-    log.close()
-    database.close()
+    with service_database(audited.data_dir) as database:
+        log = open_audit_log(database)
+        yield log
+        log.close()
 
 
 @pytest.fixture(scope="module")

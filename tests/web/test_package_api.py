@@ -9,13 +9,10 @@ from pathlib import Path
 
 import httpx
 
-from conftest import TEST_STORE, Service
-from databases import store_url
+from conftest import Service, service_database
 from datapolicy.demo import demo_user_id
 from datapolicy.engine.verify import verify_package
-from datapolicy.settings import DATABASE_FILE
 from datapolicy.store.audit import AuditAction, AuditFilter, open_audit_log
-from datapolicy.store.database import open_database
 
 EXPORT_TIMEOUT_S = 30
 
@@ -57,16 +54,14 @@ def test_a_download_is_audited_as_package_downloaded_before_it_is_sent(demo_serv
         operation = _complete_export(http, demo_user_id(3))
         response = http.get(f"/dataPolicyOperations/{operation['id']}/package")
     assert response.status_code == 200
-    url = store_url(TEST_STORE, demo_service.data_dir)
-    database = open_database(url or f"sqlite:///{demo_service.data_dir / DATABASE_FILE}")
-    log = open_audit_log(database)
-    try:
-        (entry,) = log.entries(
-            AuditFilter(operation_id=operation["id"], action=AuditAction.PACKAGE_DOWNLOADED)
-        )
-    finally:
-        log.close()
-        database.close()
+    with service_database(demo_service.data_dir) as database:
+        log = open_audit_log(database)
+        try:
+            (entry,) = log.entries(
+                AuditFilter(operation_id=operation["id"], action=AuditAction.PACKAGE_DOWNLOADED)
+            )
+        finally:
+            log.close()
     assert entry.record.request_id == response.headers["request-id"]
     assert (entry.record.subject, entry.record.user_id) == ("tests", demo_user_id(3))
 

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from conftest import TEST_STORE, Service, start_service, token_for
+from conftest import Service, start_service, token_for
 from datapolicy.auth.permissions import EXPORT, READ_USERS, SCENARIOS
 from datapolicy.demo import demo_user_id
 from datapolicy.testing import ScenarioError, Scenarios
@@ -242,16 +242,17 @@ def test_reset_empties_the_store_and_the_exports_directory(scenarios, scenario_s
     assert list((scenario_service.data_dir / "exports").iterdir()) == []
 
 
-@pytest.mark.skipif(TEST_STORE != "sqlite", reason="snapshots are of the embedded SQLite store")
 def test_a_snapshot_restores_what_a_reset_removed(scenarios, scenario_service, http):
-    """A snapshot keeps the operations and packages; restore brings them back after a reset;
-    unknown and malformed names are 404 and 400."""
+    """A snapshot keeps the operations and packages; restore brings them back after a reset and
+    removes what came after (on either store); unknown and malformed names are 404 and 400."""
     made = http.post("/dataPolicyOperations", json={"userId": ADA}).json()["id"]
     (scenario_service.data_dir / "exports" / "kept.zip").write_bytes(b"zip")
     scenarios.snapshot("before")
     scenarios.reset()
+    later = http.post("/dataPolicyOperations", json={"userId": ADA}).json()["id"]
     scenarios.restore("before")
     assert http.get(f"/dataPolicyOperations/{made}").json()["userId"] == ADA
+    assert http.get(f"/dataPolicyOperations/{later}").status_code == 404  # made after it
     assert (scenario_service.data_dir / "exports" / "kept.zip").read_bytes() == b"zip"
     with pytest.raises(ScenarioError, match="404"):
         scenarios.restore("never-taken")
