@@ -62,7 +62,8 @@ def secrets_of(*urls: str) -> set[str]:
         for name, value in parse_qsl(urlsplit(url).query):
             if name.lower() in ("sig", "x-amz-signature", "x-amz-credential") and len(value) > 8:
                 found |= {value, unquote(value)}
-                found.add(unquote(value).split("/")[0])  # a credential's access key id
+            if name.lower() == "x-amz-credential":  # its access key id, before the first '/'
+                found.add(unquote(value).split("/")[0])
     return found
 
 
