@@ -9,6 +9,7 @@ import itertools
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -25,7 +26,7 @@ from datapolicy.store.audit import (
     entry_hash,
     open_audit_log,
 )
-from datapolicy.store.tables import audit_log
+from datapolicy.store.tables import audit_block, audit_log
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -71,18 +72,35 @@ def test_an_entry_hashes_the_same_bytes_as_ever() -> None:
     )
 
 
+def numbered(number: int) -> AuditRecord:
+    """Entry `number` of the test logs: user u<n>, subject s<n % 2>, operation o<n>, at
+    START + n minutes; odd ones are starts, even ones reads."""
+    return AuditRecord(
+        AuditAction.OPERATION_STARTED if number % 2 else AuditAction.OPERATION_READ,
+        subject=f"s{number % 2}",
+        at=START + timedelta(minutes=number),
+        app_id="app",
+        user_id=f"u{number}",
+        operation_id=f"o{number}",
+        client="127.0.0.1",
+        request_id=f"r{number}",
+    )
+
+
 def fill(log: AuditLog, count: int = 5) -> None:
-    """Entries 1..count: user u<n>, subject s<n % 2>, operation o<n>."""
+    """Entries 1..count, each appended on its own."""
     for number in range(1, count + 1):
-        log.record(
-            AuditAction.OPERATION_STARTED if number % 2 else AuditAction.OPERATION_READ,
-            subject=f"s{number % 2}",
-            app_id="app",
-            user_id=f"u{number}",
-            operation_id=f"o{number}",
-            client="127.0.0.1",
-            request_id=f"r{number}",
-        )
+        log.append([numbered(number)])
+
+
+def fill_with_a_block(log: AuditLog) -> None:
+    """Entries 1..5, of which 2, 3 and 4 are appended together as one block."""
+    log.append([numbered(1)])
+    log.append_block([numbered(2), numbered(3), numbered(4)])
+    log.append([numbered(5)])
+
+
+LAYOUTS = {"single entries": fill, "with a block": fill_with_a_block}
 
 
 def unguard(log: AuditLog) -> None:
@@ -90,6 +108,7 @@ def unguard(log: AuditLog) -> None:
     if log.database.dialect.name == "postgresql":
         statements = [
             "ALTER TABLE audit_log DISABLE TRIGGER USER",
+            "ALTER TABLE audit_block DISABLE TRIGGER USER",
             "ALTER TABLE audit_head DISABLE TRIGGER USER",
         ]
     else:
@@ -98,6 +117,8 @@ def unguard(log: AuditLog) -> None:
             for name in (
                 "audit_log_no_update",
                 "audit_log_no_delete",
+                "audit_block_no_update",
+                "audit_block_no_delete",
                 "audit_head_forward",
                 "audit_head_no_delete",
             )
@@ -234,6 +255,75 @@ def test_an_entry_inserted_in_the_middle_is_caught(log: AuditLog):
     assert (result.ok, result.broken_at) == (False, 3), result.problem
 
 
+def test_a_block_is_one_link_of_the_chain_and_keeps_every_entry(log: AuditLog):
+    fill_with_a_block(log)
+    entries = log.entries()
+    assert [entry.sequence for entry in entries] == [1, 2, 3, 4, 5]
+    assert [entry.record for entry in entries] == [numbered(n) for n in range(1, 6)]
+    assert [entry.block for entry in entries] == [None, 2, 2, 2, None]
+    single, *block, last = entries
+    assert {(e.previous_hash, e.hash) for e in block} == {(single.hash, block[0].hash)}
+    assert last.previous_hash == block[0].hash
+    result = log.verify()
+    assert result.ok, result.problem
+    assert (result.entries, result.head_hash) == (5, last.hash)
+
+
+def test_the_database_refuses_to_change_or_delete_blocks(log: AuditLog):
+    fill_with_a_block(log)
+    for statement in (
+        "UPDATE audit_block SET first_at = 0",
+        "DELETE FROM audit_block",
+    ):
+        with pytest.raises(Exception, match=r"append-only"):
+            sql(log, statement)
+    assert log.verify().ok
+
+
+def _edit_entries(entries: bytes) -> bytes:
+    return entries.replace(b'"u3"', b'"u9"')
+
+
+BLOCK_TAMPERING: dict[str, tuple[dict[str, Any] | None, int]] = {
+    # name: (new values for the block (None: delete it), the first bad entry verify must name)
+    "an entry in it edited": ({"entries": _edit_entries}, 2),
+    "its entries garbled": ({"entries": lambda _: b"[[1,"}, 2),
+    "its time range edited": ({"first_at": lambda at: at + 1}, 2),
+    "its range shortened": ({"last_sequence": lambda last: last - 1}, 2),
+    "its hash rewritten": ({"hash": lambda _: GENESIS}, 2),
+    "deleted": (None, 5),
+}
+
+
+@pytest.mark.parametrize("case", BLOCK_TAMPERING)
+def test_verify_names_the_first_entry_of_a_tampered_block(log: AuditLog, case: str):
+    changes, first_bad = BLOCK_TAMPERING[case]
+    fill_with_a_block(log)
+    unguard(log)
+    where = audit_block.c.first_sequence == 2
+    if changes is None:
+        log.database.execute(audit_block.delete().where(where))
+    else:
+        (row,) = log.database.fetch_all(audit_block.select().where(where))
+        stored = dict(zip(audit_block.c.keys(), row, strict=True))
+        values = {name: change(stored[name]) for name, change in changes.items()}
+        log.database.execute(audit_block.update().where(where).values(values))
+    result = log.verify()
+    assert not result.ok
+    assert result.broken_at == first_bad, result.problem
+
+
+def test_a_block_of_thousands_verifies_and_lists_its_newest(log: AuditLog):
+    records = [numbered(n) for n in range(1, 3001)]
+    log.append_block(records[:2000])
+    log.append([records[2000]])
+    log.append_block(records[2001:])
+    assert log.verify().entries == 3000
+    newest = log.entries(AuditFilter(limit=3))
+    assert [entry.sequence for entry in newest] == [2998, 2999, 3000]
+    assert [entry.sequence for entry in log.entries(AuditFilter(user_id="u2001"))] == [2001]
+
+
 def test_concurrent_appends_never_fork_the_chain(log: AuditLog):
     threads, per_thread = 6, 20
 
@@ -251,8 +341,9 @@ def test_concurrent_appends_never_fork_the_chain(log: AuditLog):
     assert result.entries == threads * per_thread
 
 
-def test_entries_are_filtered_oldest_first(log: AuditLog):
-    fill(log)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_entries_are_filtered_oldest_first(log: AuditLog, layout: str):
+    LAYOUTS[layout](log)
     cases = {
         "everything": (AuditFilter(), [1, 2, 3, 4, 5]),
         "user": (AuditFilter(user_id="u2"), [2]),

@@ -3,20 +3,27 @@ hash-chained log (docs/security.md, "Audit trail").
 
 Each entry records an action from a small fixed vocabulary (`AuditAction`), the caller (the
 token's subject and client application id, or the worker), the user the export concerns, the
-operation, the client's address and the request id. Entries are numbered 1, 2, 3, ... and each
-holds the hash of the one before it (`previous_hash`, sixty-four zeros for entry 1) and its own
-`hash`: SHA-256 over `canonical(entry)`, a canonical JSON encoding of all its fields and the
-previous hash. One-row `audit_head` holds the last entry's sequence and hash. So changing any
-field, deleting, inserting or reordering entries, or deleting entries from the end breaks a link
-that `verify` finds, and it names the first broken entry. (Someone able to write the database
-can also recompute every hash after their edit: compare the head `verify` reports with a copy
-kept elsewhere to catch that.)
+operation, the client's address and the request id. Entries are numbered 1, 2, 3, ... and the
+chain is made of links, each holding the hash of the link before it (`previous_hash`, sixty-four
+zeros for the first) and its own `hash`:
+- an entry appended on its own (a change, appended before its response is sent) is a link of
+  its own, a row of `audit_log`: its hash is SHA-256 over `canonical(entry)`, a canonical JSON
+  encoding of all its fields and the previous hash;
+- a batch of entries appended together (reads and lists, the hot path, from `AuditBuffer`) is
+  one link, a row of `audit_block`: the entries as a JSON array, numbered first..last, with one
+  hash over the numbers, the previous hash and the array's bytes (`block_hash`). One row and one
+  hash per batch instead of per read is what keeps auditing every GET cheap (docs/benchmarks.md).
+One-row `audit_head` holds the last entry's sequence and the last link's hash. So changing any
+field, deleting, inserting or reordering entries or blocks, or deleting from the end breaks a
+link that `verify` finds, and it names the first entry of the first broken link. (Someone able
+to write the database can also recompute every hash after their edit: compare the head
+`verify` reports with a copy kept elsewhere to catch that.)
 
 Appends are serialised on the head row: the appending transaction locks it (`FOR UPDATE` on
 PostgreSQL, where several processes append; on SQLite `BEGIN IMMEDIATE` already holds the write
-lock), so every entry links to the one committed before it and the chain never forks. The
-migration adds triggers that refuse UPDATE and DELETE on entries and any move of the head but
-forward: a guard against accidents, not against the database's owner (`verify` is that).
+lock), so every link follows the one committed before it and the chain never forks. The
+migrations add triggers that refuse UPDATE and DELETE on entries and blocks and any move of the
+head but forward: a guard against accidents, not against the database's owner (`verify` is that).
 
 Where: on PostgreSQL the tables are in the store's database. On SQLite they are in a file of
 their own beside the store's (`<store>-audit.sqlite3`, `open_audit_log`): the GET-by-id read
@@ -26,21 +33,22 @@ so it also holds an (unused, empty) operations table, and the store's file an un
 log; the tables used are the ones named here.
 
 `AuditLog.record` appends at once (mutations: the entry is committed before the response is
-sent); `AuditBuffer` collects entries (reads and lists, the hot path) and appends them in
-batches from a thread, every `flush_seconds` or `max_pending` entries and when closed: a hard
-crash loses at most that interval's read entries.
+sent); `AuditBuffer` collects entries (reads and lists, the hot path) and appends them as blocks
+from a thread, every `flush_seconds` or `max_pending` entries and when closed: a hard crash
+loses at most that interval's read entries.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from itertools import chain
 from typing import Any, NamedTuple
 
 import orjson
@@ -49,17 +57,19 @@ from sqlalchemy import ColumnElement, bindparam, select
 from datapolicy.model import utc_now
 from datapolicy.store.database import Database, SQLiteDatabase, Transaction
 from datapolicy.store.operations import from_micros
-from datapolicy.store.tables import AUDIT_STARTED, audit_head, audit_log
+from datapolicy.store.tables import AUDIT_STARTED, audit_block, audit_head, audit_log
 
 logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64  # the previous hash of entry 1
 WORKER_SUBJECT = "datapolicy-worker"  # the actor of what the export engine does by itself
 _VERIFY_BATCH = 1000
+_BLOCK_BATCH = 20  # blocks read at a time (each up to AuditBuffer.max_pending entries)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_CHUNK_SIZES = (256, 64, 16, 4, 1)  # rows per INSERT statement, largest first
 _NAMES = tuple(column.name for column in audit_log.columns)
+_BLOCK_NAMES = [column.name for column in audit_block.columns]
+_BLOCK_HASH_PREFIX = b"datapolicy-audit-block"
 
 
 class AuditAction(StrEnum):
@@ -97,8 +107,9 @@ class AuditEntry:
 
     sequence: int
     record: AuditRecord
-    previous_hash: str
+    previous_hash: str  # the link's: the entry's own, or its block's
     hash: str
+    block: int | None = None  # in a block: the block's first sequence
 
     def as_json(self) -> dict[str, Any]:
         record = self.record._asdict()
@@ -108,7 +119,25 @@ class AuditEntry:
             "at": self.record.at.isoformat().replace("+00:00", "Z"),
             "previousHash": self.previous_hash,
             "hash": self.hash,
+            "block": self.block,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditBlock:
+    """A link of entries appended together (a row of `audit_block`), as stored."""
+
+    first_sequence: int
+    last_sequence: int
+    first_at: int  # microseconds since the epoch
+    last_at: int
+    entries: bytes  # the JSON array `encode_block` made
+    previous_hash: str
+    hash: str
+
+    def records(self) -> list[AuditRecord]:
+        """The entries; ValueError if the stored bytes are not a well-formed array of them."""
+        return decode_block(self.entries)
 
 
 _JSON_NAMES = {
@@ -186,6 +215,62 @@ def entry_hash(sequence: int, record: AuditRecord, previous_hash: str) -> str:
     return hashlib.sha256(canonical(sequence, record, previous_hash)).hexdigest()
 
 
+def block_hash(first: int, last: int, entries: bytes, previous_hash: str) -> str:
+    """SHA-256 over `datapolicy-audit-block`, the first and last sequence and the previous
+    hash, each followed by a newline, then the block's entries exactly as stored."""
+    digest = hashlib.sha256(
+        b"%s\n%d\n%d\n%s\n" % (_BLOCK_HASH_PREFIX, first, last, previous_hash.encode())
+    )
+    digest.update(entries)
+    return digest.hexdigest()
+
+
+def encode_block(records: Sequence[AuditRecord]) -> tuple[bytes, int, int]:
+    """A block's entries as stored: a JSON array of [at (integer microseconds since the epoch),
+    action, subject, appId, userId, operationId, client, requestId], with the earliest and the
+    latest time."""
+    rows = [
+        [
+            _micros(record.at),
+            str(record.action),
+            record.subject,
+            record.app_id,
+            record.user_id,
+            record.operation_id,
+            record.client,
+            record.request_id,
+        ]
+        for record in records
+    ]
+    times = [row[0] for row in rows]
+    return orjson.dumps(rows), min(times), max(times)
+
+
+def decode_block(entries: bytes) -> list[AuditRecord]:
+    """`encode_block`'s entries back; ValueError if they are not what it writes."""
+    try:
+        rows = orjson.loads(entries)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(rows, list):
+        raise ValueError("not an array")
+    records = []
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 8 and isinstance(row[0], int)):
+            raise ValueError("an entry is not an array of eight fields")
+        at, action, subject, app_id, user_id, operation_id, client, request_id = row
+        try:
+            when = from_micros(at)
+        except (OverflowError, ValueError):
+            raise ValueError(f"an entry's time is out of range: {at}") from None
+        records.append(
+            AuditRecord(
+                _action(action), subject, when, app_id, user_id, operation_id, client, request_id
+            )
+        )
+    return records
+
+
 def open_audit_log(database: Database, clock: Callable[[], datetime] = utc_now) -> AuditLog:
     """The audit trail of the store in `database` (migrated): in that database, except on
     SQLite, where it is a file beside the store's, opened and migrated here and closed by
@@ -251,8 +336,7 @@ class AuditLog:
         self.database = database
         self.clock = clock
         self._owns_database = owns_database
-        self._inserts: dict[int, str] = {}  # rows -> the compiled INSERT of that many
-        self._head_update: str | None = None
+        self._statements: dict[str, str] = {}  # name -> compiled SQL (`_compiled`)
 
     def close(self) -> None:
         """Close the database if it is the trail's own (SQLite's separate file)."""
@@ -286,69 +370,80 @@ class AuditLog:
         return self.append([record])[0]
 
     def append(self, records: Sequence[AuditRecord]) -> list[AuditEntry]:
-        """Append entries in one transaction, in order, after the chain's current head."""
+        """Append entries in one transaction, in order, after the chain's current head, each
+        a link of its own (for changes: one entry at a time; batches go in `append_block`)."""
         if not records:
             return []
+        insert = self._compiled("entry", lambda: audit_log.insert(), list(_NAMES))
         with self.database.transaction() as transaction:
-            head = transaction.fetch_one(_HEAD.with_for_update())
-            if head is None:
-                raise RuntimeError("the audit log has no head row: is it migrated?")
-            sequence, previous = head
-            entries, rows = [], []
+            sequence, previous = self._locked_head(transaction)
+            entries = []
             for record in records:
                 sequence += 1
                 at = _micros(record.at)
                 digest = hashlib.sha256(_canonical(sequence, record, at, previous)).hexdigest()
                 entries.append(AuditEntry(sequence, record, previous, digest))
-                rows.append(_row(sequence, record, at, previous, digest))
+                transaction.execute_compiled(insert, _row(sequence, record, at, previous, digest))
                 previous = digest
-            self._insert(transaction, rows)
-            transaction.execute_compiled(self._head_sql(), (sequence, previous, 1))
+            self._move_head(transaction, sequence, previous)
         return entries
 
-    def _insert(self, transaction: Transaction, rows: list[tuple[Any, ...]]) -> None:
-        """Insert rows in a few multi-row statements, not one per row: on SQLite every
-        statement's step releases the GIL, and in the API process each release may hand it to
-        another thread and wait to get it back (web/readcache.py), so a batch of 500 costs
-        about eight such hand-offs, not 500. Parameters are positional: `sqlite3` binds a
-        statement's hundreds of named ones over ten times slower. Statements of _CHUNK_SIZES
-        rows are compiled once per log."""
-        position = 0
-        for size in _CHUNK_SIZES:
-            sql = None
-            while len(rows) - position >= size:
-                sql = sql or self._insert_sql(size)
-                chunk = rows[position : position + size]
-                transaction.execute_compiled(sql, list(chain.from_iterable(chunk)))
-                position += size
+    def append_block(self, records: Sequence[AuditRecord]) -> AuditBlock | None:
+        """Append entries in one transaction as one link: one row and one hash for all of
+        them (the read entries `AuditBuffer` gathers)."""
+        if not records:
+            return None
+        entries, first_at, last_at = encode_block(records)
+        insert = self._compiled("block", lambda: audit_block.insert(), _BLOCK_NAMES)
+        with self.database.transaction() as transaction:
+            sequence, previous = self._locked_head(transaction)
+            first, last = sequence + 1, sequence + len(records)
+            digest = block_hash(first, last, entries, previous)
+            block = AuditBlock(first, last, first_at, last_at, entries, previous, digest)
+            transaction.execute_compiled(
+                insert, (first, last, first_at, last_at, entries, previous, digest)
+            )
+            self._move_head(transaction, last, digest)
+        return block
 
-    def _head_sql(self) -> str:
-        """The head's move to the new last entry, compiled once per log: (sequence, hash, 1)."""
-        if self._head_update is None:
-            statement = (
+    def _locked_head(self, transaction: Transaction) -> tuple[int, str]:
+        """The head's sequence and hash, locked until the transaction ends (see the module)."""
+        head = transaction.fetch_one(_HEAD.with_for_update())
+        if head is None:
+            raise RuntimeError("the audit log has no head row: is it migrated?")
+        return head[0], head[1]
+
+    def _move_head(self, transaction: Transaction, sequence: int, digest: str) -> None:
+        update = self._compiled(
+            "head",
+            lambda: (
                 audit_head.update()
                 .where(audit_head.c.id == bindparam("id"))
                 .values(sequence=bindparam("sequence"), hash=bindparam("hash"))
-            )
-            sql, order = self.database.compile_positional(statement)
-            assert order == ["sequence", "hash", "id"], order
-            self._head_update = sql
-        return self._head_update
+            ),
+            ["sequence", "hash", "id"],
+        )
+        transaction.execute_compiled(update, (sequence, digest, 1))
 
-    def _insert_sql(self, size: int) -> str:
-        sql = self._inserts.get(size)
+    def _compiled(self, name: str, build: Callable[[], Any], order: list[str]) -> str:
+        """A statement compiled once per log, with positional parameters in `order` (checked):
+        `sqlite3` binds positional parameters several times faster than named ones."""
+        sql = self._statements.get(name)
         if sql is None:
-            statement = audit_log.insert().values(
-                [{name: bindparam(f"{name}_{index}") for name in _NAMES} for index in range(size)]
-            )
-            sql, order = self.database.compile_positional(statement)
-            # The parameters go row by row, each row's in _NAMES order.
-            assert order == [f"{name}_{index}" for index in range(size) for name in _NAMES]
-            self._inserts[size] = sql
+            sql, names = self.database.compile_positional(build())
+            assert names == order, names
+            self._statements[name] = sql
         return sql
 
     def entries(self, filters: AuditFilter = AuditFilter()) -> list[AuditEntry]:
-        """Matching entries, oldest first (with `limit`, the newest that many)."""
+        """Matching entries, oldest first (with `limit`, the newest that many): the single
+        entries found by a query, and the entries of blocks, which are read through (blocks
+        outside `since`..`until` are passed over by their time range)."""
+        found = self._single_entries(filters) + self._block_entries(filters)
+        found.sort(key=lambda entry: entry.sequence)
+        return found if filters.limit is None else found[len(found) - filters.limit :]
+
+    def _single_entries(self, filters: AuditFilter) -> list[AuditEntry]:
         conditions: list[ColumnElement[bool]] = []
         for column, value in (
             (audit_log.c.user_id, filters.user_id),
@@ -365,7 +460,32 @@ class AuditLog:
         statement = select(*_COLUMNS).where(*conditions).order_by(audit_log.c.sequence.desc())
         if filters.limit is not None:
             statement = statement.limit(filters.limit)
-        return [_to_entry(row) for row in reversed(self.database.fetch_all(statement))]
+        return [_to_entry(row) for row in self.database.fetch_all(statement)]
+
+    def _block_entries(self, filters: AuditFilter) -> list[AuditEntry]:
+        """Matching entries of blocks, newest blocks first, until `limit` are found."""
+        conditions: list[ColumnElement[bool]] = []
+        if filters.since is not None:
+            conditions.append(audit_block.c.last_at >= _micros(filters.since))
+        if filters.until is not None:
+            conditions.append(audit_block.c.first_at < _micros(filters.until))
+        found: list[AuditEntry] = []
+        for block in self._blocks(conditions, newest_first=True):
+            try:
+                records = block.records()
+            except ValueError:
+                continue  # a damaged block: `verify` reports it
+            for index, record in enumerate(records):
+                if _matches(record, filters):
+                    sequence = block.first_sequence + index
+                    found.append(
+                        AuditEntry(
+                            sequence, record, block.previous_hash, block.hash, block.first_sequence
+                        )
+                    )
+            if filters.limit is not None and len(found) >= filters.limit:
+                break
+        return found
 
     def request_of_start(self, operation_id: str) -> str | None:
         """The request id of the request that started an operation, if it was recorded: what
@@ -379,13 +499,19 @@ class AuditLog:
         return rows[0][0] if rows else None
 
     def verify(self) -> Verification:
-        """Check every link of the chain and the head; stop at the first bad entry."""
+        """Check every link of the chain and the head; stop at the first bad link and name
+        its (first) entry."""
         expected, previous, count = 1, GENESIS, 0
-        for entry in self._all():
-            problem = _problem(entry, expected, previous)
+        for link in self._links():
+            if isinstance(link, AuditBlock):
+                problem = _block_problem(link, expected, previous)
+                first, last = link.first_sequence, link.last_sequence
+            else:
+                problem = _problem(link, expected, previous)
+                first = last = link.sequence
             if problem is not None:
-                return Verification(count, previous, entry.sequence, problem)
-            expected, previous, count = expected + 1, entry.hash, count + 1
+                return Verification(count, previous, first, problem)
+            expected, previous, count = last + 1, link.hash, count + last - first + 1
         head = self.database.fetch_all(_HEAD)
         if not head:
             return Verification(count, previous, count + 1, "the chain's head row is missing")
@@ -400,12 +526,16 @@ class AuditLog:
             problem = f"entry {head_sequence + 1} and after were added behind the chain's head"
             return Verification(count, previous, head_sequence + 1, problem)
         if head_hash != previous:
-            problem = "it is not the entry the chain's head records (it was replaced)"
+            problem = "it is not the link the chain's head records (it was replaced)"
             return Verification(count, previous, count, problem)
         return Verification(count, previous)
 
+    def _links(self) -> Iterator[AuditEntry | AuditBlock]:
+        """Every link, single entries and blocks, in sequence order."""
+        return heapq.merge(self._all(), self._blocks([]), key=_first_sequence)
+
     def _all(self) -> Iterator[AuditEntry]:
-        """Every entry in sequence order, read in batches (the log may be long)."""
+        """Every single entry in sequence order, read in batches (the log may be long)."""
         after = 0
         while True:
             rows = self.database.fetch_all(
@@ -419,6 +549,64 @@ class AuditLog:
             if len(rows) < _VERIFY_BATCH:
                 return
             after = rows[-1][0]
+
+    def _blocks(
+        self, conditions: list[ColumnElement[bool]], *, newest_first: bool = False
+    ) -> Iterator[AuditBlock]:
+        """The blocks matching `conditions` in sequence order (or newest first), read a few
+        at a time (a block holds up to `AuditBuffer.max_pending` entries)."""
+        key = audit_block.c.first_sequence
+        bound: ColumnElement[bool] | None = None
+        while True:
+            statement = (
+                select(audit_block)
+                .where(*conditions, *([bound] if bound is not None else []))
+                .order_by(key.desc() if newest_first else key)
+                .limit(_BLOCK_BATCH)
+            )
+            rows = self.database.fetch_all(statement)
+            for row in rows:
+                yield AuditBlock(*row[:4], bytes(row[4]), row[5], row[6])
+            if len(rows) < _BLOCK_BATCH:
+                return
+            bound = key < rows[-1][0] if newest_first else key > rows[-1][0]
+
+
+def _first_sequence(link: AuditEntry | AuditBlock) -> int:
+    return link.first_sequence if isinstance(link, AuditBlock) else link.sequence
+
+
+def _matches(record: AuditRecord, filters: AuditFilter) -> bool:
+    """`filters` applied to one entry, as `_single_entries`' query applies them."""
+    return (
+        (filters.user_id is None or record.user_id == filters.user_id)
+        and (filters.subject is None or record.subject == filters.subject)
+        and (filters.action is None or record.action == filters.action)
+        and (filters.operation_id is None or record.operation_id == filters.operation_id)
+        and (filters.since is None or record.at >= filters.since)
+        and (filters.until is None or record.at < filters.until)
+    )
+
+
+def _block_problem(block: AuditBlock, expected: int, previous: str) -> str | None:
+    first, last = block.first_sequence, block.last_sequence
+    if first != expected:
+        what = "missing" if first > expected else "out of order"
+        return f"expected entry {expected} here, found a block from entry {first} (entries {what})"
+    if block.previous_hash != previous:
+        return "its block's previous hash is not the hash of the link before it"
+    try:
+        records = block.records()
+    except ValueError as exc:
+        return f"its block's entries cannot be read ({exc}): the block was changed"
+    if len(records) != last - first + 1:
+        return f"its block holds {len(records)} entries, not the {last - first + 1} of its range"
+    if block_hash(first, last, block.entries, block.previous_hash) != block.hash:
+        return "its block's hash does not match its contents (the block was changed)"
+    times = [_micros(record.at) for record in records]
+    if (block.first_at, block.last_at) != (min(times), max(times)):
+        return "its block's time range is not its entries' (the block was changed)"
+    return None
 
 
 def _problem(entry: AuditEntry, expected: int, previous: str) -> str | None:
@@ -452,56 +640,61 @@ def _row(
 
 
 class AuditBuffer:
-    """Entries appended in batches from a thread of its own: for the hot path (reads), where a
+    """Entries appended in blocks from a thread of its own: for the hot path (reads), where a
     commit per request would cost the request a write and empty the read cache each time.
 
-    `add` only takes a lock and appends to a list. The thread appends what has gathered every
-    `flush_seconds`, or sooner when `max_pending` are waiting; `close` appends the rest. If an
-    append fails (the database is down), the entries are kept and tried again, up to
-    `max_kept`; beyond that the oldest are dropped, with an error in the log."""
+    `add` only appends to a deque, which is safe against the flushing thread without a lock (a
+    lock shared with the event loop made each flush hand the GIL back and forth with it). The
+    thread appends what has gathered every `flush_seconds`, or sooner when `max_pending` are
+    waiting, as blocks of at most `max_pending` entries; `close` appends the rest. If an append
+    fails (the database is down), the entries are kept and tried again, up to `max_kept`;
+    beyond that the oldest are dropped, with an error in the log."""
 
     def __init__(
         self,
         log: AuditLog,
         *,
         flush_seconds: float = 0.2,
-        max_pending: int = 500,
+        max_pending: int = 5000,
         max_kept: int = 100_000,
     ):
         self.log = log
         self.flush_seconds = flush_seconds
         self.max_pending = max_pending
         self.max_kept = max_kept
-        self._pending: list[AuditRecord] = []
-        self._lock = threading.Lock()
+        self._pending: deque[AuditRecord] = deque()
+        self._flushing = threading.Lock()  # one flush at a time (the thread's, close's, a test's)
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audit-buffer", daemon=True)
         self._thread.start()
 
     def add(self, record: AuditRecord) -> None:
-        with self._lock:
-            self._pending.append(record)
-            if len(self._pending) >= self.max_pending:
-                self._wake.set()
+        self._pending.append(record)
+        if len(self._pending) >= self.max_pending:
+            self._wake.set()
 
     def flush(self) -> None:
         """Append everything gathered so far (in the calling thread)."""
-        with self._lock:
-            records, self._pending = self._pending, []
-        if not records:
-            return
-        try:
-            self.log.append(records)
-        except Exception:
-            logger.exception("could not append %d audit entries; keeping them", len(records))
-            with self._lock:
-                self._pending[:0] = records
-                excess = len(self._pending) - self.max_kept
-                if excess > 0:
-                    del self._pending[:excess]
-                    logger.error("dropped %d audit entries that could not be appended", excess)
-            raise
+        with self._flushing:
+            pending = self._pending
+            while pending:
+                block = [pending.popleft() for _ in range(min(len(pending), self.max_pending))]
+                try:
+                    self.log.append_block(block)
+                except Exception:
+                    self._keep(block)
+                    raise
+
+    def _keep(self, records: list[AuditRecord]) -> None:
+        """Put entries that could not be appended back in front of the pending ones."""
+        logger.exception("could not append %d audit entries; keeping them", len(records))
+        self._pending.extendleft(reversed(records))
+        excess = len(self._pending) - self.max_kept
+        for _ in range(max(excess, 0)):
+            self._pending.popleft()
+        if excess > 0:
+            logger.error("dropped %d audit entries that could not be appended", excess)
 
     def close(self) -> None:
         """Stop the thread and append what is left."""

@@ -269,7 +269,11 @@ class SQLiteDatabase(Database):
                 check_same_thread=False,
                 timeout=BUSY_TIMEOUT_MS / 1000,
             )
-            connection.execute("PRAGMA journal_mode=WAL")
+            # WAL is a property of the file, kept once set. Setting it again is not free: it
+            # fails at once with "database is locked", busy timeout or not, while another
+            # connection is writing, so a new thread's first statement could fail under load.
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             # OData's startswith/endswith/contains are case-sensitive; SQLite's LIKE is not,
             # unless told so (PostgreSQL's LIKE is).

@@ -12,7 +12,18 @@ bounds of `$skiptoken` give the same order on both, and the indexes serve them.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    text,
+)
 from sqlalchemy.types import TypeEngine
 
 from datapolicy.model import MAX_STORAGE_LOCATION_LENGTH, MAX_USER_ID_LENGTH
@@ -107,6 +118,20 @@ audit_log = Table(
         sqlite_where=AUDIT_STARTED,
         postgresql_where=AUDIT_STARTED,
     ),
+)
+# Blocks of the same chain (migration 0006; store/audit.py): a batch of read entries in one row,
+# `entries` a JSON array of [at, action, subject, app_id, user_id, operation_id, client,
+# request_id], numbered first_sequence..last_sequence, with one hash over all of them.
+audit_block = Table(
+    "audit_block",
+    metadata,
+    Column("first_sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("last_sequence", BigInteger, nullable=False),
+    Column("first_at", BigInteger, nullable=False),  # the earliest entry's time
+    Column("last_at", BigInteger, nullable=False),  # the latest entry's time
+    Column("entries", LargeBinary, nullable=False),
+    Column("previous_hash", text_column(64), nullable=False),
+    Column("hash", text_column(64), nullable=False),
 )
 # The chain's head: one row, the last entry's sequence and hash. Appends lock it, so concurrent
 # appenders (several processes on PostgreSQL) take turns and the chain never forks; `verify`

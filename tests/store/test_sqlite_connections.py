@@ -1,0 +1,60 @@
+"""SQLite's per-thread connections: a thread's first statement must not fail because another
+connection is writing (the API opens one per worker thread, lazily, under load)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from datapolicy.model import utc_now
+from datapolicy.store import SQLiteDatabase
+from datapolicy.store.audit import AuditAction, AuditRecord, open_audit_log
+
+
+def new_threads_read_while_one_writes(path: Path, readers: int) -> list[Exception]:
+    """Start `readers` threads one after another, each reading once on a new connection,
+    while another thread appends to the audit log; return what any of them raised."""
+    database = SQLiteDatabase(path)
+    database.migrate()
+    log = open_audit_log(database)
+    record = AuditRecord(AuditAction.OPERATION_READ, "reader", utc_now())
+    failures: list[Exception] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        try:
+            while not stop.is_set():
+                log.append_block([record] * 3)
+        except Exception as exc:
+            failures.append(exc)
+
+    def read() -> None:
+        try:
+            log.entries()
+        except Exception as exc:
+            failures.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        for _ in range(readers):
+            reader = threading.Thread(target=read)
+            reader.start()
+            reader.join()
+    finally:
+        stop.set()
+        writer.join()
+        log.close()
+        database.close()
+    return failures
+
+
+def test_a_new_thread_reads_while_another_connection_writes(tmp_path: Path):
+    """Setting WAL again on each new connection failed at once with "database is locked"
+    while another connection wrote: several of these 800 threads, before the fix."""
+    failures = [
+        failure
+        for attempt in range(40)
+        for failure in new_threads_read_while_one_writes(tmp_path / f"{attempt}.sqlite3", 20)
+    ]
+    assert failures == []
