@@ -101,6 +101,9 @@ class AuditRecord(NamedTuple):
     request_id: str | None = None
 
 
+_AFTER_AT = AuditRecord._fields.index("at") + 1  # app_id .. request_id, as columns are ordered
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     """An entry of the chain."""
@@ -230,16 +233,7 @@ def encode_block(records: Sequence[AuditRecord]) -> tuple[bytes, int, int]:
     action, subject, appId, userId, operationId, client, requestId], with the earliest and the
     latest time."""
     rows = [
-        [
-            _micros(record.at),
-            str(record.action),
-            record.subject,
-            record.app_id,
-            record.user_id,
-            record.operation_id,
-            record.client,
-            record.request_id,
-        ]
+        [_micros(record.at), str(record.action), record.subject, *record[_AFTER_AT:]]
         for record in records
     ]
     times = [row[0] for row in rows]
@@ -629,11 +623,7 @@ def _row(
         at,
         str(record.action),
         record.subject,
-        record.app_id,
-        record.user_id,
-        record.operation_id,
-        record.client,
-        record.request_id,
+        *record[_AFTER_AT:],
         previous_hash,
         digest,
     )
