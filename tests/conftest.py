@@ -36,12 +36,12 @@ from datapolicy.auth.tokens import issue_token
 from datapolicy.config import AuthConfig
 from datapolicy.settings import DATABASE_FILE
 from datapolicy.store import Database, open_database
+from datapolicy.testing.server import start_serve, stop_process
 
 # Fixtures defined beside the helpers they use: `s3`/`own_s3` (SeaweedFS), and `store_kind`/
 # `database` (the operation store on SQLite and PostgreSQL).
 pytest_plugins = ("s3server", "databases")
 
-STARTUP_TIMEOUT_S = 30
 T = TypeVar("T")
 TEST_STORE = os.environ.get("DATAPOLICY_TEST_STORE", "").strip().lower() or "sqlite"
 if TEST_STORE not in STORE_KINDS:
@@ -86,18 +86,6 @@ class Service:
 
     def stop(self) -> int:
         return stop_process(self.process)
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> int:
-    """Terminate a service or worker process, killing it if it has not exited in 15 s."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 def start_worker(root: Path, data_dir: Path, config: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -168,42 +156,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def start_service(data_dir: Path, *args: str) -> Service:
-    """Start `datapolicy serve` and wait until it answers."""
-    port = free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log = data_dir / "serve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "datapolicy",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                *store_args(data_dir),
-                *args,
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    service = Service(f"http://127.0.0.1:{port}/v1.0", data_dir, process, log)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"datapolicy serve exited early:\n{log.read_text()}")
-        try:
-            httpx.get(f"{service.url}/openapi.json", timeout=1).raise_for_status()
-            return service
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    service.stop()
-    raise RuntimeError(f"datapolicy serve did not start:\n{log.read_text()}")
+    """Start `datapolicy serve` (on the test store) and wait until it answers."""
+    process, port, log = start_serve(
+        data_dir, *store_args(data_dir), *args, ready_path="/v1.0/openapi.json"
+    )
+    return Service(f"http://127.0.0.1:{port}/v1.0", data_dir, process, log)
 
 
 @pytest.fixture(scope="session")

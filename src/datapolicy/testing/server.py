@@ -34,34 +34,8 @@ class DatapolicyServer:
     @classmethod
     def start(cls, data_dir: Path, *args: str) -> DatapolicyServer:
         """Start a server on a free loopback port and wait until it is ready."""
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        log = data_dir / "serve.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "datapolicy", "serve", "--scenarios"),
-                    *("--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)),
-                    *args,
-                ],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        server = cls(f"http://127.0.0.1:{port}/v1.0", data_dir, process, log)
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"datapolicy serve exited early:\n{log.read_text()}")
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).raise_for_status()
-                return server
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        server.stop()
-        raise RuntimeError(f"datapolicy serve did not start:\n{log.read_text()}")
+        process, port, log = start_serve(data_dir, "--scenarios", *args)
+        return cls(f"http://127.0.0.1:{port}/v1.0", data_dir, process, log)
 
     def token(self, *permissions: str) -> str:
         """A token signed with the server's own key, with `permissions` (default: all)."""
@@ -98,11 +72,51 @@ class DatapolicyServer:
     def stop(self) -> int:
         if self._scenarios is not None:
             self._scenarios.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process)
+
+
+def start_serve(
+    data_dir: Path, *args: str, ready_path: str = "/readyz"
+) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """`datapolicy serve` with `args` on a free loopback port, its output in
+    `data_dir/serve.log`, once `ready_path` answers 2xx: the process, the port and the log.
+    Raises RuntimeError with the log if it exits or is not ready within STARTUP_TIMEOUT_S."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = data_dir / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "datapolicy", "serve"),
+                *("--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)),
+                *args,
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"datapolicy serve exited early:\n{log.read_text()}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1).raise_for_status()
+            return process, port, log
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    stop_process(process)
+    raise RuntimeError(f"datapolicy serve did not start:\n{log.read_text()}")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> int:
+    """Terminate a `datapolicy` process, killing it if it has not exited in 15 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
