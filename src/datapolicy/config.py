@@ -72,11 +72,22 @@ class _Strict(BaseModel):
 
 
 class ServerConfig(_Strict):
+    """`serve`'s options (the command line's override them), and `trusted_proxies`: addresses
+    or networks of reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are
+    believed (web/proxy.py); from any other peer they are ignored."""
+
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
     data_dir: Path | None = None
     scenarios: bool | None = None  # the test-double controls (docs/testing-with-datapolicy.md)
     profile: Literal["datapolicy", "graph"] | None = None  # docs/graph-compatibility.md
+    trusted_proxies: list[IPvAnyNetwork] = []
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The values that stand for `serve`'s command-line options, where set."""
+        values = self.model_dump(exclude={"trusted_proxies"})
+        return {name: value for name, value in values.items() if value is not None}
 
 
 class DirectoryConfig(_Strict):
@@ -261,10 +272,11 @@ class EngineConfig(_Strict):
 
 
 class AuditConfig(_Strict):
-    """The audit trail (docs/security.md). `trusted_proxies`: addresses or networks of reverse
-    proxies whose `X-Forwarded-For` names the client; from any other peer the header is ignored
-    and the peer's own address is recorded. `flush_seconds`: how often read entries, gathered
-    in memory, are appended (at most this long of them is lost on a hard crash)."""
+    """The audit trail (docs/security.md). `trusted_proxies`: the same as `[server]
+    trusted_proxies` (both lists are trusted), kept for configurations written before that
+    key: the proxies apply to the whole service, not only to the trail. `flush_seconds`: how
+    often read entries, gathered in memory, are appended (at most this long of them is lost on
+    a hard crash)."""
 
     trusted_proxies: list[IPvAnyNetwork] = []
     flush_seconds: float = Field(default=0.2, gt=0, le=60)

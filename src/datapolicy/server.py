@@ -141,11 +141,8 @@ async def serve(settings: Settings) -> None:
         NO_CONTROL if scenarios is None else scenarios.control,
     )
     # Read entries are buffered (the hot path); the buffer is flushed at shutdown, below.
-    audit = RequestAudit(
-        audit_log,
-        AuditBuffer(audit_log, flush_seconds=config.audit.flush_seconds),
-        config.audit.trusted_proxies,
-    )
+    buffer = AuditBuffer(audit_log, flush_seconds=config.audit.flush_seconds)
+    audit = RequestAudit(audit_log, buffer)
     exports = ExportService(store, worker.context, default_location)
     if scenarios is not None:
         logger.warning(
@@ -166,6 +163,7 @@ async def serve(settings: Settings) -> None:
             access_log=config.logging.access_log,
             scenarios=scenarios,
             profile=settings.profile,
+            trusted_proxies=[*config.server.trusted_proxies, *config.audit.trusted_proxies],
         ),
         address=settings.host,
         port=settings.port,

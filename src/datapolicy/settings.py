@@ -36,8 +36,7 @@ class Settings:
     def with_file(self, path: Path) -> Settings:
         """These settings, with what the configuration file at `path` sets."""
         config = load_config(path)
-        server = {k: v for k, v in config.server.model_dump().items() if v is not None}
-        return replace(self, config=config, **server)
+        return replace(self, config=config, **config.server.options)
 
     def with_overrides(self, *, workers: int | None = None, **values: object) -> Settings:
         """These settings, with every value that is not None replaced (`workers`: the number

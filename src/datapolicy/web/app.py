@@ -3,6 +3,8 @@ health checks at the server root (web/health.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -29,6 +31,7 @@ from datapolicy.web.limits import RequestLimits
 from datapolicy.web.metrics import MetricsEndpoint, RequestMetrics
 from datapolicy.web.middleware import GraphRequestMiddleware
 from datapolicy.web.profile import GraphProfile
+from datapolicy.web.proxy import ProxyHeaders
 from datapolicy.web.ratelimit import RateLimiting
 from datapolicy.web.scenarios import routes as scenario_routes
 from datapolicy.web.tracing import RequestTracing
@@ -45,6 +48,7 @@ def create_app(
     access_log: bool = False,
     scenarios: Scenarios | None = None,
     profile: str = "datapolicy",
+    trusted_proxies: Sequence[IPv4Network | IPv6Network] = (),
 ) -> Starlette:
     """The app; with `scenarios` (`serve --scenarios`), the test-double controls too: their
     admin routes and, right inside the request ids, the middleware that injects faults. With
@@ -83,6 +87,8 @@ def create_app(
         # does authentication. Probes are answered before authentication: they carry no token;
         # so are the console's static files, which hold no data (web/console.py).
         middleware=[
+            # Before anything reads the client's address or the scheme (web/proxy.py).
+            *([Middleware(ProxyHeaders, trusted=trusted_proxies)] if trusted_proxies else []),
             Middleware(GraphRequestMiddleware),
             *observing,
             *(

@@ -3,18 +3,13 @@ where (the client's address) and the request id, around the store's `AuditLog`.
 
 Changes (start, PATCH, DELETE) are appended at once, after the change and before the response
 is sent (`record`, in a worker thread: it writes). Reads and lists, the hot path, are handed to
-an `AuditBuffer` (`later`: a lock and a list append), which appends them in batches.
+an `AuditBuffer` (`later`: a deque append), which appends them in blocks.
 
-The client's address is the peer's, unless the peer is one of `[audit] trusted_proxies`: then
-it is the last address in `X-Forwarded-For` that is not itself a trusted proxy (the one the
-nearest trusted proxy saw), so a client cannot put a made-up address in front.
+The client's address is the scope's: the peer's, or behind trusted proxies the client's as
+`web/proxy.py` found it in `X-Forwarded-For`.
 """
 
 from __future__ import annotations
-
-import ipaddress
-from collections.abc import Iterable
-from ipaddress import IPv4Network, IPv6Network
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -24,14 +19,11 @@ from datapolicy.auth.tokens import Principal
 from datapolicy.model import Operation, utc_now
 from datapolicy.store.audit import AuditAction, AuditBuffer, AuditLog, AuditRecord
 
-Network = IPv4Network | IPv6Network
-
 
 class RequestAudit:
-    def __init__(self, log: AuditLog, buffer: AuditBuffer, trusted_proxies: Iterable[Network] = ()):
+    def __init__(self, log: AuditLog, buffer: AuditBuffer):
         self.log = log
         self.buffer = buffer
-        self.trusted_proxies = tuple(trusted_proxies)
 
     async def record(
         self,
@@ -97,47 +89,10 @@ class RequestAudit:
             at=utc_now(),
             user_id=user_id,
             operation_id=operation_id,
-            client=client_address(scope, self.trusted_proxies),
+            client=client[0] if (client := scope.get("client")) else None,
             request_id=state.get("request_id"),
         )
 
 
 def audit_of(request: Request) -> RequestAudit:
     return request.app.state.audit
-
-
-def client_address(scope: Scope, trusted_proxies: tuple[Network, ...]) -> str | None:
-    """The peer's address; behind a trusted proxy, the nearest address in X-Forwarded-For
-    that is not a trusted proxy itself (an address a client wrote further left is ignored)."""
-    client = scope.get("client")
-    peer = client[0] if client else None
-    if peer is None or not _trusted(peer, trusted_proxies):
-        return peer
-    forwarded = [
-        part.strip()
-        for name, value in scope["headers"]
-        if name == b"x-forwarded-for"
-        for part in value.decode("latin-1").split(",")
-    ]
-    for address in reversed(forwarded):
-        if not _trusted(address, trusted_proxies):
-            return address if _is_address(address) else peer
-    return peer
-
-
-def _trusted(address: str, trusted_proxies: tuple[Network, ...]) -> bool:
-    if not trusted_proxies:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in trusted_proxies)
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
