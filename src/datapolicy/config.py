@@ -385,6 +385,9 @@ class LimitsConfig(_Strict):
     write_burst: int = Field(default=1000, ge=1)
     read_rate: float = Field(default=5000, ge=0)
     read_burst: int = Field(default=10_000, ge=1)
+    # Tokens refused (401) per second per address: each costs a signature check first.
+    auth_failure_rate: float = Field(default=10, ge=0)
+    auth_failure_burst: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_path_length: int = Field(default=4096, ge=256)  # bytes of the path as sent
     max_query_length: int = Field(default=32 * 1024, ge=1024)  # bytes of the query as sent

@@ -22,6 +22,7 @@ from datapolicy.web.ratelimit import THROTTLED, RateBudget, RateLimiting
 
 WRITE_BURST = 3
 READ_BURST = 5
+FAILURE_BURST = 3
 LIMITS = f"""
 [limits]
 write_rate = 0.2
@@ -154,6 +155,35 @@ class Clock:
         return self.now
 
 
+@pytest.fixture
+def failure_limited(tmp_path) -> Iterator[Service]:
+    """A service of the test's own: refused tokens exhaust this address's budget for it."""
+    config = tmp_path / "datapolicy.toml"
+    config.write_text(f"[limits]\nauth_failure_rate = 0.2\nauth_failure_burst = {FAILURE_BURST}\n")
+    running = start_service(tmp_path / "data", "--config", str(config), "--workers", "0")
+    yield running
+    running.stop()
+
+
+def test_an_address_that_sent_too_many_bad_tokens_gets_429_before_any_check(
+    failure_limited: Service,
+):
+    """Refused tokens are budgeted per address: past the burst, a new token is not even
+    verified (429); a token verified before still works."""
+    service = failure_limited
+    good = client_of(service)
+    assert read(good).status_code == 404  # verified now, cached from here on
+    bad = {"Authorization": f"Bearer {token_for(service.data_dir, *PERMISSIONS)}x"}
+    with httpx.Client(base_url=service.url, timeout=30) as anonymous:
+        for _ in range(FAILURE_BURST):
+            assert anonymous.get("/dataPolicyOperations", headers=bad).status_code == 401
+        assert_throttled(anonymous.get("/dataPolicyOperations", headers=bad))
+        new_token = {"Authorization": f"Bearer {token_for(service.data_dir, *PERMISSIONS)}"}
+        assert_throttled(anonymous.get("/dataPolicyOperations", headers=new_token))
+    assert read(good).status_code == 404
+    good.close()
+
+
 def test_a_budget_allows_its_burst_then_one_request_per_interval():
     clock = Clock()
     budget = RateBudget(rate=2, burst=3, clock=clock)
@@ -172,6 +202,17 @@ def test_a_refused_request_costs_nothing():
         assert budget.take("k") == 1
     clock.now += 1
     assert budget.take("k") == 0
+
+
+def test_wait_says_what_take_would_without_spending():
+    clock = Clock()
+    budget = RateBudget(rate=1, burst=2, clock=clock)
+    for _ in range(5):
+        assert budget.wait("k") == 0
+    assert (budget.take("k"), budget.take("k")) == (0, 0)
+    assert budget.wait("k") == budget.take("k") == 1
+    clock.now += 1
+    assert budget.wait("k") == 0
 
 
 def test_a_budget_remembers_a_bounded_number_of_clients():

@@ -16,7 +16,7 @@ from datapolicy.cli.options import (
     json_option,
     load_settings,
 )
-from datapolicy.cli.output import print_json, print_table
+from datapolicy.cli.output import print_records
 from datapolicy.errors import Unavailable
 from datapolicy.store.audit import AuditAction, AuditFilter, AuditLog
 
@@ -140,11 +140,5 @@ def list_entries(
     )
     with _opened(data_dir, config_file, database) as log:
         entries = log.entries(filters)
-    if as_json:
-        print_json([entry.as_json() for entry in entries])
-        return
     columns = ("sequence", "at", "action", "subject", "userId", "operationId", "client")
-    print_table(
-        columns,
-        ([entry.as_json()[column] for column in columns] for entry in entries),
-    )
+    print_records([entry.as_json() for entry in entries], columns, as_json)

@@ -25,7 +25,7 @@ from datapolicy.cli.options import (
     json_option,
     load_settings,
 )
-from datapolicy.cli.output import print_json, print_table
+from datapolicy.cli.output import print_records
 
 if TYPE_CHECKING:  # the engine is imported when a check runs: `--help` stays fast
     from datapolicy.engine import UserDirectory
@@ -81,13 +81,7 @@ def check(
     """
     settings = load_settings(config_file, data_dir=data_dir, database=database)
     findings = run_checks(settings, user_id)
-    if as_json:
-        print_json([asdict(finding) for finding in findings])
-    else:
-        print_table(
-            ("kind", "name", "result", "detail"),
-            ((f.kind, f.name, f.result, f.detail) for f in findings),
-        )
+    print_records([asdict(f) for f in findings], ("kind", "name", "result", "detail"), as_json)
     if any(finding.result == FAILED for finding in findings):
         raise SystemExit(1)
 

@@ -11,7 +11,7 @@ import click
 from datapolicy.auth.permissions import EXPORT
 from datapolicy.cli.client import ApiError, api_options, connect
 from datapolicy.cli.options import json_option
-from datapolicy.cli.output import print_fields, print_json, print_table
+from datapolicy.cli.output import print_entity, print_records
 from datapolicy.model import ENTITY_SET
 
 COLUMNS = ("id", "userId", "status", "progress", "submittedDateTime", "completedDateTime")
@@ -69,10 +69,7 @@ def list_operations(
             without_annotations(item)
             for item in api.values(f"/{ENTITY_SET}", params, follow=follow)
         ]
-    if as_json:
-        print_json(operations)
-    else:
-        print_table(COLUMNS, ([item.get(c) for c in COLUMNS] for item in operations))
+    print_records(operations, COLUMNS, as_json)
 
 
 @ops.command()
@@ -96,10 +93,7 @@ def show(
     """
     with connect(url, token, data_dir, config_file, EXPORT) as api:
         operation = without_annotations(api.get(operation_path(operation_id)))
-    if as_json:
-        print_json(operation)
-    else:
-        print_fields(operation)
+    print_entity(operation, as_json)
 
 
 @ops.command()

@@ -38,6 +38,22 @@ def print_fields(fields: dict[str, Any]) -> None:
     print_table(("property", "value"), fields.items())
 
 
+def print_records(records: list[dict[str, Any]], columns: Sequence[str], as_json: bool) -> None:
+    """Records as a JSON array (`--json`: every field), or as a table of `columns`."""
+    if as_json:
+        print_json(records)
+    else:
+        print_table(columns, ([record.get(column) for column in columns] for record in records))
+
+
+def print_entity(fields: dict[str, Any], as_json: bool) -> None:
+    """One entity as a JSON object (`--json`), or as a property/value table."""
+    if as_json:
+        print_json(fields)
+    else:
+        print_fields(fields)
+
+
 def cell_text(value: Any) -> str:
     """A JSON value as a table cell: nothing for null, compact JSON for objects."""
     if value is None:

@@ -12,7 +12,7 @@ import click
 from datapolicy.auth.permissions import SCENARIOS
 from datapolicy.cli.client import Api, api_options, connect
 from datapolicy.cli.options import json_option
-from datapolicy.cli.output import print_json, print_table
+from datapolicy.cli.output import print_json, print_records
 
 ADMIN = "/admin/datapolicy/scenarios"
 REQUEST_COLUMNS = ("sequence", "time", "method", "path", "query", "status", "fault", "durationMs")
@@ -202,10 +202,7 @@ def requests(
         params["pathPrefix"] = path_prefix
     with _admin(url, token, data_dir, config_file) as api:
         logged = _call(api, "GET", "/requests", params=params)["value"]
-    if as_json:
-        print_json(logged)
-    else:
-        print_table(REQUEST_COLUMNS, ([entry[c] for c in REQUEST_COLUMNS] for entry in logged))
+    print_records(logged, REQUEST_COLUMNS, as_json)
 
 
 @scenarios.command()

@@ -11,7 +11,7 @@ from datapolicy.auth.permissions import READ_USERS
 from datapolicy.cli.client import api_options, connect
 from datapolicy.cli.ops import without_annotations
 from datapolicy.cli.options import json_option
-from datapolicy.cli.output import print_fields, print_json, print_table
+from datapolicy.cli.output import print_entity, print_records
 
 COLUMNS = ("id", "displayName", "mail", "userPrincipalName")
 
@@ -45,10 +45,7 @@ def list_users(
     params = {"$top": str(top)} if top is not None else {}
     with connect(url, token, data_dir, config_file, READ_USERS) as api:
         found = [without_annotations(u) for u in api.values("/users", params, follow=follow)]
-    if as_json:
-        print_json(found)
-    else:
-        print_table(COLUMNS, ([user.get(c) for c in COLUMNS] for user in found))
+    print_records(found, COLUMNS, as_json)
 
 
 @users.command()
@@ -71,7 +68,4 @@ def show(
     """
     with connect(url, token, data_dir, config_file, READ_USERS) as api:
         user = without_annotations(api.get(f"/users/{quote(user_id, safe='')}"))
-    if as_json:
-        print_json(user)
-    else:
-        print_fields(user)
+    print_entity(user, as_json)

@@ -41,7 +41,7 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -253,6 +253,13 @@ class SQLiteDatabase(Database):
 
     def migrate(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # WAL is a property of the file, kept once set: set here, once, and not on every new
+        # connection. Setting it (even asking for it) on a connection can fail at once with
+        # "database is locked", busy timeout or not, while another connection is writing, and
+        # the API opens a connection per thread, lazily, under load.
+        with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)) as connection:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
         engine = create_engine(self.url, poolclass=NullPool)
         try:
             with engine.begin() as connection:
@@ -269,11 +276,7 @@ class SQLiteDatabase(Database):
                 check_same_thread=False,
                 timeout=BUSY_TIMEOUT_MS / 1000,
             )
-            # WAL is a property of the file, kept once set. Setting it again is not free: it
-            # fails at once with "database is locked", busy timeout or not, while another
-            # connection is writing, so a new thread's first statement could fail under load.
-            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                connection.execute("PRAGMA journal_mode=WAL")
+            # Settings of this connection only, which touch no file (WAL: `migrate`).
             connection.execute("PRAGMA synchronous=NORMAL")
             # OData's startswith/endswith/contains are case-sensitive; SQLite's LIKE is not,
             # unless told so (PostgreSQL's LIKE is).

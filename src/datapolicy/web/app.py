@@ -32,7 +32,7 @@ from datapolicy.web.metrics import MetricsEndpoint, RequestMetrics
 from datapolicy.web.middleware import GraphRequestMiddleware
 from datapolicy.web.profile import GraphProfile
 from datapolicy.web.proxy import ProxyHeaders
-from datapolicy.web.ratelimit import RateLimiting
+from datapolicy.web.ratelimit import RateLimiting, budget
 from datapolicy.web.scenarios import routes as scenario_routes
 from datapolicy.web.tracing import RequestTracing
 
@@ -99,7 +99,12 @@ def create_app(
             Middleware(HealthChecks, readiness=Readiness(store, Path(exports.default_location))),
             Middleware(RequestLimits, limits=limits),  # sizes: refused before the token
             Middleware(ConsoleFiles),
-            Middleware(Authentication, validator=validator, audit=audit),
+            Middleware(
+                Authentication,
+                validator=validator,
+                audit=audit,
+                failures=budget(limits.auth_failure_rate, limits.auth_failure_burst),
+            ),
             *graph_profile,  # Graph checks the token first
             Middleware(RateLimiting, limits=limits),  # per client: needs the token's principal
             Middleware(EntityReadPath, store=store, audit=audit),

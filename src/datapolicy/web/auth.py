@@ -10,6 +10,10 @@ Bearer` challenge (RFC 6750: no error code when no token was sent), 403
 `Authorization_RequestDenied` with the permission that is missing, 503 when the keys cannot be
 fetched. A 403 leaves an `access.denied` audit entry naming the token's subject; a 401 leaves
 none (there is no one to name, and anyone could fill the trail with them: they go to the log).
+
+Refused tokens are budgeted per address (`[limits] auth_failure_rate`): each cost a signature
+check, so an address that has sent too many gets 429 `TooManyRequests` for new tokens, before
+any check, until its budget refills. Tokens already verified (in the cache) are not affected.
 """
 
 from __future__ import annotations
@@ -28,17 +32,30 @@ from datapolicy.store.audit import AuditAction
 from datapolicy.web.audit import RequestAudit
 from datapolicy.web.errors import error_response, status_of
 from datapolicy.web.operations import API_ROOT
+from datapolicy.web.ratelimit import RateBudget, address_of, throttled
 
 REALM = "datapolicy"
 _FORBIDDEN = "Insufficient privileges to complete the operation."
 
 
+class _TooManyFailures(Exception):
+    def __init__(self, wait: float):
+        self.wait = wait
+
+
 class Authentication:
-    def __init__(self, app: ASGIApp, validator: TokenValidator, audit: RequestAudit):
+    def __init__(
+        self,
+        app: ASGIApp,
+        validator: TokenValidator,
+        audit: RequestAudit,
+        failures: RateBudget | None = None,
+    ):
         self.app = app
         self.validator = validator
         self.audit = audit  # a 403 leaves an access.denied entry (a 401 none: no one to name)
         self.cache = TokenCache()
+        self.failures = failures  # refused tokens, per address
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,6 +75,9 @@ class Authentication:
             except DatapolicyError as exc:
                 await _refuse(scope, receive, send, exc, needed.permission)
                 return
+            except _TooManyFailures as exc:
+                await throttled(scope, receive, send, exc.wait)
+                return
             scope.setdefault("state", {})["principal"] = principal
             logs.user_id.set(principal.subject)  # the caller, on every log line below (logs.py)
         await self.app(scope, receive, send)
@@ -66,7 +86,14 @@ class Authentication:
         token = _bearer_token(scope)
         principal = self.cache.get(token)
         if principal is None:
-            principal = await asyncio.to_thread(self.validator.validate, token)
+            if self.failures is not None and (wait := self.failures.wait(address_of(scope))):
+                raise _TooManyFailures(wait)
+            try:
+                principal = await asyncio.to_thread(self.validator.validate, token)
+            except Unauthenticated:
+                if self.failures is not None:
+                    self.failures.take(address_of(scope))
+                raise
             self.cache.put(token, principal)
         return principal
 

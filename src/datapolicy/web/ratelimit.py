@@ -58,8 +58,7 @@ class RateBudget:
     def take(self, key: object) -> float:
         """Spend one request of `key`'s budget: 0 if allowed, else the seconds to wait."""
         now = self.clock()
-        full_at = self.full_at.get(key, now)
-        after = (full_at if full_at > now else now) + self.interval
+        after = self._after(key, now)
         wait = after - self.capacity - now
         if wait > 0:
             return wait
@@ -67,6 +66,16 @@ class RateBudget:
             self._forget(now)
         self.full_at[key] = after
         return 0.0
+
+    def wait(self, key: object) -> float:
+        """What `take` would answer, without spending anything."""
+        now = self.clock()
+        return max(0.0, self._after(key, now) - self.capacity - now)
+
+    def _after(self, key: object, now: float) -> float:
+        """When `key`'s bucket would be full again after one more request now."""
+        full_at = self.full_at.get(key, now)
+        return (full_at if full_at > now else now) + self.interval
 
     def _forget(self, now: float) -> None:
         """Make room: drop keys whose bucket is full (the same as unknown), and if that is not
@@ -83,22 +92,29 @@ class RateBudget:
 class RateLimiting:
     def __init__(self, app: ASGIApp, limits: LimitsConfig):
         self.app = app
-        self.writes = _budget(limits.write_rate, limits.write_burst)
-        self.reads = _budget(limits.read_rate, limits.read_burst)
+        self.writes = budget(limits.write_rate, limits.write_burst)
+        self.reads = budget(limits.read_rate, limits.read_burst)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            budget = self.writes if scope["method"] in _WRITES else self.reads
-            if budget is not None:
-                wait = budget.take(_client(scope))
+            spent = self.writes if scope["method"] in _WRITES else self.reads
+            if spent is not None:
+                wait = spent.take(_client(scope))
                 if wait:
-                    await _throttled(scope, receive, send, wait)
+                    await throttled(scope, receive, send, wait)
                     return
         await self.app(scope, receive, send)
 
 
-def _budget(rate: float, burst: int) -> RateBudget | None:
+def budget(rate: float, burst: int) -> RateBudget | None:
+    """A budget of `rate` a second and `burst` at once; None (no limit) for a rate of 0."""
     return RateBudget(rate, burst) if rate > 0 else None
+
+
+def address_of(scope: Scope) -> str:
+    """The caller's address (behind trusted proxies, the client's: web/proxy.py)."""
+    address = scope.get("client")
+    return address[0] if address else ""
 
 
 def _client(scope: Scope) -> object:
@@ -106,11 +122,11 @@ def _client(scope: Scope) -> object:
     principal = scope["state"].get("principal")
     if principal is not None:
         return principal.app_id, principal.subject
-    address = scope.get("client")
-    return address[0] if address else ""
+    return address_of(scope)
 
 
-async def _throttled(scope: Scope, receive: Receive, send: Send, wait: float) -> None:
+async def throttled(scope: Scope, receive: Receive, send: Send, wait: float) -> None:
+    """Graph's 429, with Retry-After."""
     # Whole seconds, rounded up: a client that waits this long is let through.
     retry_after = str(max(1, math.ceil(wait)))
     response = error_response(
