@@ -29,7 +29,14 @@ import httpx
 import orjson
 import pytest
 
-from conftest import Service, free_port, service_database, start_service, store_args
+from conftest import (
+    Service,
+    free_port,
+    service_database,
+    start_service,
+    stop_process,
+    store_args,
+)
 from datapolicy.engine.verify import verify_package
 from datapolicy.store.tables import operations
 
@@ -130,13 +137,7 @@ class Deployment:
 
     def stop(self) -> None:
         for process in self.workers:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process)
         self.http.close()
         self.api.stop()
 
