@@ -89,21 +89,14 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 0
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        noted = StatusNoted(send)
         try:
-            await self.app(scope, receive, send_noting_status)
+            await self.app(scope, receive, noted)
         except Exception:
-            status = status or 500  # GraphRequestMiddleware answers it with a 500
+            noted.status = noted.status or 500  # GraphRequestMiddleware answers it with a 500
             raise
         finally:
-            self._record(scope, status, time.perf_counter() - started)
+            self._record(scope, noted.status, time.perf_counter() - started)
 
     def _record(self, scope: Scope, status: int, elapsed: float) -> None:
         templates = self._templates
@@ -134,6 +127,22 @@ def templates_of(scope: Scope) -> RouteTemplates:
 def route_template(scope: Scope) -> str:
     """The route template of a request's path, or `other`."""
     return templates_of(scope)(scope["path"])
+
+
+class StatusNoted:
+    """A `send` that remembers the status of the response it sends (0 until it starts):
+    for what observes requests from outside the app (metrics here, spans in web/tracing.py)."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Send):
+        self.send = send
+        self.status = 0
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
 
 
 class MetricsEndpoint:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from datapolicy import tracing
-from datapolicy.web.metrics import route_template
+from datapolicy.web.metrics import StatusNoted, route_template
 
 REQUEST_ID = "datapolicy.request_id"
 _PROPAGATED = (b"traceparent", b"tracestate")
@@ -56,18 +56,11 @@ class RequestTracing:
             kind=self._server,
             attributes=attributes,
         ) as span:
-            status = 0
-
-            async def send_noting_status(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
+            noted = StatusNoted(send)
             try:
-                await self.app(scope, receive, send_noting_status)
+                await self.app(scope, receive, noted)
             finally:
-                if status:
+                if status := noted.status:
                     span.set_attribute("http.response.status_code", status)
                     if status >= 500:
                         span.set_status(self._error)
