@@ -163,6 +163,13 @@ def start_service(data_dir: Path, *args: str) -> Service:
     return Service(f"http://127.0.0.1:{port}/v1.0", data_dir, process, log)
 
 
+def start_configured(root: Path, config: str, *args: str) -> Service:
+    """`start_service` on `root/data` with `config` (TOML) written to `root/datapolicy.toml`."""
+    path = root / "datapolicy.toml"
+    path.write_text(config)
+    return start_service(root / "data", "--config", str(path), *args)
+
+
 @pytest.fixture(scope="session")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """The API alone (no export workers), so operations stay as the tests left them."""

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from conftest import Service, service_database, start_service, token_for, wait_for
+from conftest import Service, service_database, start_configured, token_for, wait_for
 from datapolicy.auth.permissions import READ_USERS
 from datapolicy.demo import demo_user_id
 from datapolicy.engine import EXPORTS_DIR
@@ -34,10 +34,8 @@ APP_ID = "datapolicy-cli"  # what `datapolicy token` (and token_for) put in azp
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """A service with export workers on the demo shop, flushing read entries often."""
-    root = tmp_path_factory.mktemp("audit")
-    config = root / "datapolicy.toml"
-    config.write_text(f"[audit]\nflush_seconds = {FLUSH_SECONDS}\n")
-    running = start_service(root / "data", "--demo", "--config", str(config))
+    config = f"[audit]\nflush_seconds = {FLUSH_SECONDS}\n"
+    running = start_configured(tmp_path_factory.mktemp("audit"), config, "--demo")
     yield running
     running.stop()
 

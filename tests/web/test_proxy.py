@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import Service, start_service
+from conftest import Service, start_configured
 from datapolicy.web.proxy import ProxyHeaders
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -77,10 +76,8 @@ async def test_forwarded_headers_count_only_from_trusted_proxies(case: str):
 @pytest.fixture(scope="module")
 def behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """A service that trusts this machine as its load balancer."""
-    root: Path = tmp_path_factory.mktemp("proxy")
-    config = root / "datapolicy.toml"
-    config.write_text('[server]\ntrusted_proxies = ["127.0.0.1/32", "::1"]\n')
-    running = start_service(root / "data", "--workers", "0", "--config", str(config))
+    config = '[server]\ntrusted_proxies = ["127.0.0.1/32", "::1"]\n'
+    running = start_configured(tmp_path_factory.mktemp("proxy"), config, "--workers", "0")
     yield running
     running.stop()
 

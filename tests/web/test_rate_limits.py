@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from conftest import Service, start_service, token_for
+from conftest import Service, start_configured, token_for
 from datapolicy.auth.permissions import PERMISSIONS
 from datapolicy.config import LimitsConfig
 from datapolicy.web.ratelimit import THROTTLED, RateBudget, RateLimiting
@@ -34,10 +34,7 @@ read_burst = {READ_BURST}
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    root = tmp_path_factory.mktemp("rate-limits")
-    config = root / "datapolicy.toml"
-    config.write_text(LIMITS)
-    running = start_service(root / "data", "--config", str(config), "--workers", "0")
+    running = start_configured(tmp_path_factory.mktemp("rate-limits"), LIMITS, "--workers", "0")
     yield running
     running.stop()
 
@@ -158,9 +155,8 @@ class Clock:
 @pytest.fixture
 def failure_limited(tmp_path) -> Iterator[Service]:
     """A service of the test's own: refused tokens exhaust this address's budget for it."""
-    config = tmp_path / "datapolicy.toml"
-    config.write_text(f"[limits]\nauth_failure_rate = 0.2\nauth_failure_burst = {FAILURE_BURST}\n")
-    running = start_service(tmp_path / "data", "--config", str(config), "--workers", "0")
+    config = f"[limits]\nauth_failure_rate = 0.2\nauth_failure_burst = {FAILURE_BURST}\n"
+    running = start_configured(tmp_path, config, "--workers", "0")
     yield running
     running.stop()
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from conftest import Service, start_service
+from conftest import Service, start_configured
 
 MAX_BODY = 2048
 MAX_PATH = 512
@@ -32,10 +32,7 @@ max_page_size = {MAX_PAGE}
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    root = tmp_path_factory.mktemp("request-limits")
-    config = root / "datapolicy.toml"
-    config.write_text(LIMITS)
-    running = start_service(root / "data", "--config", str(config), "--workers", "0")
+    running = start_configured(tmp_path_factory.mktemp("request-limits"), LIMITS, "--workers", "0")
     yield running
     running.stop()
 
