@@ -353,6 +353,8 @@ def test_entries_are_filtered_oldest_first(log: AuditLog, layout: str):
         "since": (AuditFilter(since=START + timedelta(minutes=4)), [4, 5]),
         "until": (AuditFilter(until=START + timedelta(minutes=2)), [1]),
         "limit takes the newest": (AuditFilter(limit=2), [4, 5]),
+        "a limit of nearly all": (AuditFilter(limit=4), [2, 3, 4, 5]),
+        "a limit above the count": (AuditFilter(limit=7), [1, 2, 3, 4, 5]),
         "combined": (AuditFilter(subject="s1", since=START + timedelta(minutes=2)), [3, 5]),
     }
     found = {name: [e.sequence for e in log.entries(f)] for name, (f, _) in cases.items()}

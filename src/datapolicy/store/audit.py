@@ -435,7 +435,7 @@ class AuditLog:
         outside `since`..`until` are passed over by their time range)."""
         found = self._single_entries(filters) + self._block_entries(filters)
         found.sort(key=lambda entry: entry.sequence)
-        return found if filters.limit is None else found[len(found) - filters.limit :]
+        return found if filters.limit is None else found[max(len(found) - filters.limit, 0) :]
 
     def _single_entries(self, filters: AuditFilter) -> list[AuditEntry]:
         conditions: list[ColumnElement[bool]] = []
