@@ -12,7 +12,8 @@ read by `COPY (SELECT <the row as JSON> ...) TO STDOUT` instead: the database en
 they stream into the package as bytes, at the speed of PostgreSQL's own dump (docs/benchmarks.md),
 with no Python object made per row. Every other table, and every query, is read through the
 cursor and encoded by `jsonlines.encode_rows`; tests/engine pin that both paths write the same
-bytes.
+bytes. How each database's column types are read, so that a value is written the same on every
+database, is `sqltypes.py`'s job.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from sqlalchemy import (
     DateTime,
     Float,
     Integer,
-    MetaData,
     Numeric,
     Select,
     String,
@@ -38,8 +38,8 @@ from sqlalchemy import (
     Text,
     Uuid,
     bindparam,
+    case,
     cast,
-    create_engine,
     func,
     literal,
     select,
@@ -49,6 +49,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from datapolicy.config import QueryConfig, SqlSourceConfig, TableConfig
+from datapolicy.engine.sources import sqltypes
 from datapolicy.engine.sources.base import (
     Estimate,
     Part,
@@ -72,7 +73,7 @@ class SqlSource(Source):
     def __init__(self, config: SqlSourceConfig):
         super().__init__(config.name)
         self.config = config
-        self.engine: Engine = create_engine(config.url, pool_pre_ping=True)
+        self.engine: Engine = sqltypes.exporting_engine(config.url, pool_pre_ping=True)
         self._tables: dict[str, Table] | None = None
 
     # --- configuration against the real schema --------------------------------------------
@@ -85,7 +86,7 @@ class SqlSource(Source):
 
     def _reflected(self) -> dict[str, Table]:
         if self._tables is None:
-            metadata = MetaData()
+            metadata = sqltypes.reflecting_metadata()
             tables: dict[str, Table] = {}
             try:
                 for config in self.config.tables:
@@ -142,10 +143,7 @@ class SqlSource(Source):
         line: Any = None
         for position, column in enumerate(self._columns(config)):
             key = ("{" if position == 0 else ",") + orjson.dumps(column.name).decode() + ":"
-            if isinstance(column.type, Integer | Boolean):
-                value: Any = cast(column, Text)
-            else:
-                value = cast(func.to_json(column), Text)
+            value = _json_value(column)
             if column.nullable:
                 value = func.coalesce(value, literal("null", Text))
             part = literal(key, Text) + value
@@ -288,6 +286,27 @@ class SqlSource(Source):
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _json_value(column: Column[Any]) -> Any:
+    """The column's value as JSON text, made by PostgreSQL for the COPY path.
+
+    Integers and booleans are their text. Timestamps are spelled as orjson spells the
+    cursor's datetime (six digits of fraction, or none when it is zero, and `+00:00` in the
+    session's UTC: `sqltypes.exporting_engine`), where `to_json` would trim the fraction's
+    zeros (`.5`); years before 1 and infinities, which Python cannot hold, keep `to_json`'s
+    text. Everything else is `to_json`'s."""
+    if isinstance(column.type, Integer | Boolean):
+        return cast(column, Text)
+    if isinstance(column.type, DateTime):
+        pattern = 'YYYY-MM-DD"T"HH24:MI:SS.US' + ("TZH:TZM" if column.type.timezone else "")
+        spelled = func.replace(func.to_char(column, literal(pattern, Text)), ".000000", "")
+        plain = func.isfinite(column) & (func.date_part("year", column) > 0)
+        return case(
+            (plain, literal('"', Text) + spelled + literal('"', Text)),
+            else_=cast(func.to_json(column), Text),
+        )
+    return cast(func.to_json(column), Text)
 
 
 def _plan_for_every_row(connection: Connection) -> None:
