@@ -17,7 +17,7 @@ import base64
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -38,18 +38,11 @@ JSON_NUMBER_MAX_EXPONENT = 100
 
 
 def encode_rows(rows: Iterable[Mapping[str, Any]]) -> JsonLines:
-    lines = [_encode_row(row) for row in rows]
+    """Rows as JSON Lines. Times of day must arrive as text (`sqltypes` reads them so):
+    orjson 3.13 writes `time(0, 0, 0, 10000)` as `00:00:00.10000`."""
+    lines = [orjson.dumps(row, default=_json_default) for row in rows]
     lines.append(b"")
     return JsonLines(b"\n".join(lines), len(lines) - 1)
-
-
-def _encode_row(row: Mapping[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(row, default=_json_default)
-    except orjson.JSONEncodeError:
-        # orjson refuses a time with a zone (PostgreSQL `timetz`) rather than asking `default`;
-        # this makes it ask for every date and time, which `default` writes as orjson would.
-        return orjson.dumps(row, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 def json_document(text: str | bytes) -> orjson.Fragment | str:
@@ -90,9 +83,8 @@ def _json_default(value: Any) -> Any:
     Decimals are JSON numbers written with all their digits (`12.50`, never `1.25E+1`), as
     PostgreSQL's `to_json` writes them; the ones JSON cannot hold (NaN, infinities) are strings,
     as there. Bytes are `{"base64": ...}`. A duration (MySQL/MariaDB `TIME`, read as a
-    timedelta) is `[-]HH:MM:SS[.ffffff]`, as the database writes it. Dates and times (only when
-    orjson passes them here: `_encode_row`) are ISO 8601, as orjson writes them. Anything else
-    (UUIDs, network addresses) is its text."""
+    timedelta) is `[-]HH:MM:SS[.ffffff]`, as the database writes it. Anything else (UUIDs,
+    network addresses) is its text."""
     if isinstance(value, Decimal):
         if value.is_finite():
             return orjson.Fragment(format(value, "f"))
@@ -101,8 +93,6 @@ def _json_default(value: Any) -> Any:
         return {"base64": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, timedelta):
         return _duration(value)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
     return str(value)
 
 

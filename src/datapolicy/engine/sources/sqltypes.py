@@ -23,6 +23,8 @@ from datetime import UTC, date, datetime, time
 from decimal import Context, Decimal
 from typing import Any
 
+from psycopg.types.datetime import TimeLoader, TimetzLoader
+from psycopg.types.string import TextLoader
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -74,13 +76,28 @@ def exporting_engine(url: str, **options: Any) -> Engine:
 
 
 def _set_up_postgresql(dbapi_connection: Any, _record: Any) -> None:
-    from psycopg.types.string import TextLoader
-
     dbapi_connection.adapters.register_loader("interval", TextLoader)
+    dbapi_connection.adapters.register_loader("time", _TimeText)
+    dbapi_connection.adapters.register_loader("timetz", _TimetzText)
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET TIME ZONE 'UTC'")
         cursor.execute("SET intervalstyle = 'iso_8601'")
     dbapi_connection.commit()
+
+
+class _TimeText(TimeLoader):
+    """A time of day read as its ISO 8601 text (`12:00:00.010000`), so that orjson never
+    formats one: orjson 3.13 drops a leading zero of the fraction (`.010000` as `.10000`)."""
+
+    def load(self, data: Any) -> str:
+        return super().load(data).isoformat()
+
+
+class _TimetzText(TimetzLoader):
+    """A time with a zone as its ISO 8601 text (`12:00:00+05:30`); orjson refuses one."""
+
+    def load(self, data: Any) -> str:
+        return super().load(data).isoformat()
 
 
 def _set_up_mysql(dbapi_connection: Any, _record: Any) -> None:
@@ -303,14 +320,14 @@ class SqliteDate(_Exact):
 
 class SqliteTime(_Exact):
     """SQLite TIME text in ISO 8601 (`12:00:01`, with its offset if it has one), as the other
-    databases write it; other values as stored."""
+    databases write it; other values as stored. As text, not a `time`: see `_time_text`."""
 
     cache_ok = True
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if isinstance(value, str):
             try:
-                return time.fromisoformat(value)
+                return time.fromisoformat(value).isoformat()
             except ValueError:
                 return value
         return value
