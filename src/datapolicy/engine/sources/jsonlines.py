@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from typing import Any
 
 import orjson
@@ -73,7 +73,8 @@ def _json_number(literal: str) -> int | Decimal:
 
 def _json_number_default(value: Any) -> Any:
     if isinstance(value, Decimal) and abs(value.adjusted()) > JSON_NUMBER_MAX_EXPONENT:
-        return orjson.Fragment(str(value.normalize()))
+        exact = Context(prec=len(value.as_tuple().digits), Emax=MAX_EMAX, Emin=MIN_EMIN)
+        return orjson.Fragment(str(value.normalize(exact)))
     return _json_default(value)
 
 
