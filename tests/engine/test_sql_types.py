@@ -190,6 +190,38 @@ def test_postgresql_floats_decimals_json_arrays_and_bits(export):
     ]
 
 
+def test_postgresql_dates_python_cannot_hold_are_written_not_fatal(export):
+    """`infinity`, BC and (in a table PostgreSQL encodes itself) the rest are written as
+    PostgreSQL's text by both paths, where psycopg's error stopped every export of a table
+    read through the cursor (here: one with a jsonb column) and of every query."""
+    rows = (
+        "INSERT INTO t{n} VALUES (1, 'p', 'infinity', '-infinity', '0044-03-15 10:00 BC', "
+        "'infinity'{extra}), (2, 'p', '2025-06-01', '2025-06-01 12:00', '2025-06-01 12:00', "
+        "'2025-06-01 12:00+00'{extra})"
+    )
+    columns = (
+        "(id INT PRIMARY KEY, owner TEXT, day DATE, stamp TIMESTAMP, old TIMESTAMP, at TIMESTAMPTZ"
+    )
+    lines = export(
+        POSTGRESQL,
+        [
+            f"CREATE TABLE t {columns}, doc JSONB)",
+            f"CREATE TABLE t2 {columns})",
+            rows.format(n="", extra=", '{}'"),
+            rows.format(n="2", extra=""),
+        ],
+        query="SELECT id, owner, day, stamp, old, at FROM t2 WHERE owner = :user_id ORDER BY id",
+    )
+    expected = [
+        b'{"id":1,"owner":"p","day":"infinity","stamp":"-infinity",'
+        b'"old":"0044-03-15T10:00:00 BC","at":"infinity"',
+        b'{"id":2,"owner":"p","day":"2025-06-01","stamp":"2025-06-01T12:00:00",'
+        b'"old":"2025-06-01T12:00:00","at":"2025-06-01T12:00:00+00:00"',
+    ]
+    assert lines["t"] == [line + b',"doc":{}}' for line in expected]
+    assert lines["q"] == [line + b"}" for line in expected]
+
+
 # --- SQLite ---------------------------------------------------------------------------------------
 def test_sqlite_values_that_do_not_fit_their_declared_type_are_written_as_stored(export):
     """SQLite keeps any value in any column: a BOOLEAN holding 5 stays 5, a DATETIME or DATE

@@ -23,7 +23,10 @@ from datetime import UTC, date, datetime, time
 from decimal import Context, Decimal
 from typing import Any
 
-from psycopg.types.datetime import TimeLoader, TimetzLoader
+import psycopg
+from psycopg import DataError
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 from psycopg.types.string import TextLoader
 from sqlalchemy import (
     JSON,
@@ -61,11 +64,11 @@ def reflecting_metadata() -> MetaData:
 def exporting_engine(url: str, **options: Any) -> Engine:
     """An engine for `url` whose JSON columns (PostgreSQL json/jsonb, MySQL/MariaDB and SQLite
     JSON) are read into `jsonlines.json_document`'s one spelling, and whose every new
-    connection is set up so the database writes values the same way whatever the server's
-    defaults: times with zones in UTC (PostgreSQL `TimeZone`, MariaDB
-    `time_zone`), PostgreSQL intervals as ISO 8601 text (`P1Y2M3DT4H`), which psycopg would
-    otherwise read as a number of days (a month as 30) and the COPY path would write in the
-    server's `IntervalStyle`."""
+    connection is set up so that a value is read the same whatever the server's defaults:
+    times with zones in UTC (PostgreSQL `TimeZone`, MariaDB `time_zone`); on PostgreSQL,
+    intervals as ISO 8601 text (`P1Y2M3DT4H`: psycopg would read a month as 30 days, and the
+    COPY path would follow the server's `IntervalStyle`), times of day as text and dates Python
+    cannot hold as PostgreSQL's text (`_LOADERS`)."""
     engine = create_engine(url, json_deserializer=json_document, **options)
     name = engine.dialect.name
     if name == "postgresql":
@@ -76,28 +79,60 @@ def exporting_engine(url: str, **options: Any) -> Engine:
 
 
 def _set_up_postgresql(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.adapters.register_loader("interval", TextLoader)
-    dbapi_connection.adapters.register_loader("time", _TimeText)
-    dbapi_connection.adapters.register_loader("timetz", _TimetzText)
+    for name, loader in _LOADERS.items():
+        dbapi_connection.adapters.register_loader(name, loader)
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET TIME ZONE 'UTC'")
         cursor.execute("SET intervalstyle = 'iso_8601'")
     dbapi_connection.commit()
 
 
-class _TimeText(TimeLoader):
-    """A time of day read as its ISO 8601 text (`12:00:00.010000`), so that orjson never
-    formats one: orjson 3.13 drops a leading zero of the fraction (`.010000` as `.10000`)."""
+class _Loader(Loader):
+    """Wraps psycopg's own (C) loader for a type, to change what a few values become at the
+    cost of one call, not psycopg's pure-Python parsing."""
 
-    def load(self, data: Any) -> str:
-        return super().load(data).isoformat()
+    base: type[Loader]
+
+    def __init__(self, oid: int, context: Any = None):
+        super().__init__(oid, context)
+        self._load = self.base(oid, context).load
 
 
-class _TimetzText(TimetzLoader):
-    """A time with a zone as its ISO 8601 text (`12:00:00+05:30`); orjson refuses one."""
+class _TimeText(_Loader):
+    """A time of day (with or without a zone) read as its ISO 8601 text (`12:00:00.010000`,
+    `12:00:00+05:30`), so that orjson never formats one: orjson 3.13 drops a leading zero of
+    the fraction (`.010000` as `.10000`), and refuses a time with a zone."""
 
-    def load(self, data: Any) -> str:
-        return super().load(data).isoformat()
+    def load(self, data: Any) -> Any:
+        return self._load(data).isoformat()
+
+
+class _Lenient(_Loader):
+    """A date or timestamp Python cannot hold (`infinity`, BC, after 9999) as PostgreSQL's own
+    text, with `to_json`'s `T` between date and time as the COPY path writes it, instead of an
+    error that stops the export. (A BC offset stays `+00`, where `to_json` has `+00:00`.)"""
+
+    def load(self, data: Any) -> Any:
+        try:
+            return self._load(data)
+        except DataError:
+            return bytes(data).decode().replace(" ", "T", 1)
+
+
+def _wrapping(wrapper: type[_Loader], name: str) -> type[_Loader]:
+    base = psycopg.adapters.get_loader(psycopg.adapters.types[name].oid, Format.TEXT)
+    assert base is not None
+    return type(f"{wrapper.__name__}_{name}", (wrapper,), {"base": base})
+
+
+_LOADERS = {
+    "time": _wrapping(_TimeText, "time"),
+    "timetz": _wrapping(_TimeText, "timetz"),
+    "date": _wrapping(_Lenient, "date"),
+    "timestamp": _wrapping(_Lenient, "timestamp"),
+    "timestamptz": _wrapping(_Lenient, "timestamptz"),
+    "interval": TextLoader,
+}
 
 
 def _set_up_mysql(dbapi_connection: Any, _record: Any) -> None:
@@ -215,13 +250,17 @@ class Flag(_Exact):
 
 class JsonText(_Exact):
     """JSON stored as text (MariaDB, SQLite): the document in jsonlines' one spelling, or its
-    text if it is not JSON (SQLite checks nothing)."""
+    text if it is not JSON (SQLite checks nothing). SQLite gives a JSON column NUMERIC
+    affinity, so a document that is a bare number may be stored as an SQLite number (`1.0` as
+    1, integers past 2**63 as a float): it is written as the number stored."""
 
     cache_ok = True
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if isinstance(value, bytes):
             value = value.decode("utf-8", "surrogateescape")
+        if isinstance(value, float):
+            value = repr(value)
         return json_document(value) if isinstance(value, str) else value
 
 
