@@ -6,8 +6,8 @@ parent's selected keys, as a nested sub-select, so no keys are ever collected in
 depth works. Rows are streamed with a server-side cursor where the driver has one, in batches of
 `batch_size`. Excluded columns are never selected, so they never leave the database.
 
-On PostgreSQL, a table whose columns are all of types that `to_json` writes exactly as Python
-would (text, integers, booleans, UUIDs, decimals, dates and times: `_ENCODED_BY_DATABASE`) is
+On PostgreSQL, a table whose columns are all of types that the database writes exactly as Python
+would (text, integers, booleans, UUIDs, decimals, dates and timestamps: `_ENCODED_BY_DATABASE`) is
 read by `COPY (SELECT <the row as JSON> ...) TO STDOUT` instead: the database encodes its rows and
 they stream into the package as bytes, at the speed of PostgreSQL's own dump (docs/benchmarks.md),
 with no Python object made per row. Every other table, and every query, is read through the
@@ -60,9 +60,9 @@ from datapolicy.engine.sources.base import (
 from datapolicy.engine.sources.jsonlines import JsonLines, encode_rows
 
 _INTEGER = re.compile(r"^-?[0-9]+$")
-# Column types whose PostgreSQL `to_json` text is the text `encode_rows` writes for the value
-# psycopg reads. Not here: floats (PostgreSQL writes 1e+20, Python 1e20), json/jsonb
-# (PostgreSQL keeps the stored spacing), bytea (hex, not base64), intervals, arrays.
+# Column types whose PostgreSQL text (`_json_value`) is the text `encode_rows` writes for the
+# value psycopg reads. Not here: floats (PostgreSQL writes 1e+20, Python 1e20), json/jsonb
+# (re-spelled in Python: jsonlines.json_document), bytea (hex, not base64), intervals, arrays.
 _ENCODED_BY_DATABASE = (String, Integer, Boolean, Uuid, Numeric, Date, DateTime)
 COPY_BATCH_BYTES = 1024 * 1024  # a COPY batch ends at this size, or at batch_size rows
 
