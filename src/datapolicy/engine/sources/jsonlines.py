@@ -17,7 +17,7 @@ import base64
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from typing import Any
 
@@ -38,8 +38,10 @@ JSON_NUMBER_MAX_EXPONENT = 100
 
 
 def encode_rows(rows: Iterable[Mapping[str, Any]]) -> JsonLines:
-    """Rows as JSON Lines. Times of day must arrive as text (`sqltypes` reads them so):
-    orjson 3.13 writes `time(0, 0, 0, 10000)` as `00:00:00.10000`."""
+    """Rows as JSON Lines. Times of day, and datetimes with trailing zeros in their fraction,
+    must arrive as `iso8601` text (`sqltypes` reads them so): orjson writes six digits of
+    fraction, where PostgreSQL's `to_json` (the COPY path) trims them, and orjson 3.13 writes
+    `time(0, 0, 0, 10000)` as `00:00:00.10000`."""
     lines = [orjson.dumps(row, default=_json_default) for row in rows]
     lines.append(b"")
     return JsonLines(b"\n".join(lines), len(lines) - 1)
@@ -84,8 +86,8 @@ def _json_default(value: Any) -> Any:
     Decimals are JSON numbers written with all their digits (`12.50`, never `1.25E+1`), as
     PostgreSQL's `to_json` writes them; the ones JSON cannot hold (NaN, infinities) are strings,
     as there. Bytes are `{"base64": ...}`. A duration (MySQL/MariaDB `TIME`, read as a
-    timedelta) is `[-]HH:MM:SS[.ffffff]`, as the database writes it. Anything else (UUIDs,
-    network addresses) is its text."""
+    timedelta) is `[-]HH:MM:SS[.fraction]`, without the fraction's trailing zeros, as
+    `iso8601`. Anything else (UUIDs, network addresses) is its text."""
     if isinstance(value, Decimal):
         if value.is_finite():
             return orjson.Fragment(format(value, "f"))
@@ -104,4 +106,22 @@ def _duration(value: timedelta) -> str:
     minutes, second = divmod(seconds, 60)
     hours, minute = divmod(minutes, 60)
     text = f"{sign}{hours:02d}:{minute:02d}:{second:02d}"
-    return f"{text}.{fraction:06d}" if fraction else text
+    return f"{text}.{fraction:06d}".rstrip("0") if fraction else text
+
+
+def iso8601(value: datetime | time) -> str:
+    """ISO 8601 as PostgreSQL writes it: a fraction of a second without its trailing zeros
+    (`12:00:00.5`, `12:00:00.01`), where Python writes six digits."""
+    text = value.isoformat()
+    if value.microsecond % 10 or not value.microsecond:
+        return text
+    head, _, rest = text.partition(".")
+    return f"{head}.{rest[:6].rstrip('0')}{rest[6:]}"
+
+
+def datetime_value(value: datetime) -> datetime | str:
+    """`value` itself where orjson writes it as `iso8601` does (most: orjson is the fast way),
+    else its `iso8601` text."""
+    if value.microsecond % 10 or not value.microsecond:
+        return value
+    return iso8601(value)

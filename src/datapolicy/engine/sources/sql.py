@@ -6,8 +6,8 @@ parent's selected keys, as a nested sub-select, so no keys are ever collected in
 depth works. Rows are streamed with a server-side cursor where the driver has one, in batches of
 `batch_size`. Excluded columns are never selected, so they never leave the database.
 
-On PostgreSQL, a table whose columns are all of types that the database writes exactly as Python
-would (text, integers, booleans, UUIDs, decimals, dates and timestamps: `_ENCODED_BY_DATABASE`) is
+On PostgreSQL, a table whose columns are all of types that `to_json` writes exactly as Python
+would (text, integers, booleans, UUIDs, decimals, dates and times: `_ENCODED_BY_DATABASE`) is
 read by `COPY (SELECT <the row as JSON> ...) TO STDOUT` instead: the database encodes its rows and
 they stream into the package as bytes, at the speed of PostgreSQL's own dump (docs/benchmarks.md),
 with no Python object made per row. Every other table, and every query, is read through the
@@ -38,7 +38,6 @@ from sqlalchemy import (
     Text,
     Uuid,
     bindparam,
-    case,
     cast,
     func,
     literal,
@@ -60,9 +59,10 @@ from datapolicy.engine.sources.base import (
 from datapolicy.engine.sources.jsonlines import JsonLines, encode_rows
 
 _INTEGER = re.compile(r"^-?[0-9]+$")
-# Column types whose PostgreSQL text (`_json_value`) is the text `encode_rows` writes for the
-# value psycopg reads. Not here: floats (PostgreSQL writes 1e+20, Python 1e20), json/jsonb
-# (re-spelled in Python: jsonlines.json_document), bytea (hex, not base64), intervals, arrays.
+# Column types whose PostgreSQL `to_json` text is the text `encode_rows` writes for the value
+# psycopg reads (as `sqltypes` reads it). Not here: floats (PostgreSQL writes 1e+20, Python
+# 1e20), json/jsonb (re-spelled in Python: jsonlines.json_document), bytea (hex, not base64),
+# intervals, arrays.
 _ENCODED_BY_DATABASE = (String, Integer, Boolean, Uuid, Numeric, Date, DateTime)
 COPY_BATCH_BYTES = 1024 * 1024  # a COPY batch ends at this size, or at batch_size rows
 
@@ -143,7 +143,10 @@ class SqlSource(Source):
         line: Any = None
         for position, column in enumerate(self._columns(config)):
             key = ("{" if position == 0 else ",") + orjson.dumps(column.name).decode() + ":"
-            value = _json_value(column)
+            if isinstance(column.type, Integer | Boolean):
+                value: Any = cast(column, Text)
+            else:
+                value = cast(func.to_json(column), Text)
             if column.nullable:
                 value = func.coalesce(value, literal("null", Text))
             part = literal(key, Text) + value
@@ -286,27 +289,6 @@ class SqlSource(Source):
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _json_value(column: Column[Any]) -> Any:
-    """The column's value as JSON text, made by PostgreSQL for the COPY path.
-
-    Integers and booleans are their text. Timestamps are spelled as orjson spells the
-    cursor's datetime (six digits of fraction, or none when it is zero, and `+00:00` in the
-    session's UTC: `sqltypes.exporting_engine`), where `to_json` would trim the fraction's
-    zeros (`.5`); years before 1 and infinities, which Python cannot hold, keep `to_json`'s
-    text. Everything else is `to_json`'s."""
-    if isinstance(column.type, Integer | Boolean):
-        return cast(column, Text)
-    if isinstance(column.type, DateTime):
-        pattern = 'YYYY-MM-DD"T"HH24:MI:SS.US' + ("TZH:TZM" if column.type.timezone else "")
-        spelled = func.replace(func.to_char(column, literal(pattern, Text)), ".000000", "")
-        plain = func.isfinite(column) & (func.date_part("year", column) > 0)
-        return case(
-            (plain, literal('"', Text) + spelled + literal('"', Text)),
-            else_=cast(func.to_json(column), Text),
-        )
-    return cast(func.to_json(column), Text)
 
 
 def _plan_for_every_row(connection: Connection) -> None:

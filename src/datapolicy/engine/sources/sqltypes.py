@@ -47,7 +47,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine, Inspector
 from sqlalchemy.engine.interfaces import ReflectedColumn
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 
-from datapolicy.engine.sources.jsonlines import json_document
+from datapolicy.engine.sources.jsonlines import datetime_value, iso8601, json_document
 
 # MariaDB declares a JSON column as `LONGTEXT ... CHECK (json_valid(`name`))`.
 _JSON_VALID = re.compile(r"json_valid\(`((?:[^`]|``)+)`\)", re.IGNORECASE)
@@ -99,24 +99,26 @@ class _Loader(Loader):
 
 
 class _TimeText(_Loader):
-    """A time of day (with or without a zone) read as its ISO 8601 text (`12:00:00.010000`,
-    `12:00:00+05:30`), so that orjson never formats one: orjson 3.13 drops a leading zero of
-    the fraction (`.010000` as `.10000`), and refuses a time with a zone."""
+    """A time of day (with or without a zone) as `jsonlines.iso8601` text (`12:00:00.01`,
+    `12:00:00+05:30`), as `to_json` writes it, so that orjson never formats one: orjson 3.13
+    drops a leading zero of the fraction (`.010000` as `.10000`), and refuses a zone."""
 
     def load(self, data: Any) -> Any:
-        return self._load(data).isoformat()
+        return iso8601(self._load(data))
 
 
 class _Lenient(_Loader):
-    """A date or timestamp Python cannot hold (`infinity`, BC, after 9999) as PostgreSQL's own
-    text, with `to_json`'s `T` between date and time as the COPY path writes it, instead of an
-    error that stops the export. (A BC offset stays `+00`, where `to_json` has `+00:00`.)"""
+    """A timestamp spelled as `to_json` (the COPY path) writes it (`jsonlines.datetime_value`).
+    A date or timestamp Python cannot hold (`infinity`, BC, after 9999) is PostgreSQL's own
+    text, with `to_json`'s `T` between date and time, instead of an error that stops the
+    export. (A BC offset stays `+00`, where `to_json` has `+00:00`.)"""
 
     def load(self, data: Any) -> Any:
         try:
-            return self._load(data)
+            value = self._load(data)
         except DataError:
             return bytes(data).decode().replace(" ", "T", 1)
+        return datetime_value(value) if isinstance(value, datetime) else value
 
 
 def _wrapping(wrapper: type[_Loader], name: str) -> type[_Loader]:
@@ -186,6 +188,8 @@ def _mysql_type(
         return _Exact()  # a duration: jsonlines writes the driver's timedelta as [-]HH:MM:SS
     if isinstance(reflected, mysql.TIMESTAMP):
         return UtcTimestamp()
+    if isinstance(reflected, DateTime):
+        return Timestamp()
     if isinstance(reflected, mysql.SET):
         return MysqlSet()
     if isinstance(reflected, mysql.BIT):
@@ -264,14 +268,23 @@ class JsonText(_Exact):
         return json_document(value) if isinstance(value, str) else value
 
 
-class UtcTimestamp(_Exact):
-    """MySQL/MariaDB TIMESTAMP: an instant, read in the session's UTC (`prepare`)."""
+class Timestamp(_Exact):
+    """MySQL/MariaDB DATETIME, spelled as PostgreSQL writes it (`jsonlines.datetime_value`)."""
 
     cache_ok = True
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        if isinstance(value, datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
+        return datetime_value(value) if isinstance(value, datetime) else value
+
+
+class UtcTimestamp(_Exact):
+    """MySQL/MariaDB TIMESTAMP: an instant, read in the session's UTC (`exporting_engine`)."""
+
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, datetime):
+            return datetime_value(value.replace(tzinfo=UTC))
         return value  # a zero date, which the driver leaves as text
 
 
@@ -339,7 +352,7 @@ class SqliteTimestamp(_Exact):
                 moment = datetime.fromisoformat(value)
             except ValueError:
                 return value
-            return moment.astimezone(UTC) if moment.tzinfo is not None else moment
+            return iso8601(moment.astimezone(UTC) if moment.tzinfo is not None else moment)
         return value
 
 
@@ -359,14 +372,14 @@ class SqliteDate(_Exact):
 
 class SqliteTime(_Exact):
     """SQLite TIME text in ISO 8601 (`12:00:01`, with its offset if it has one), as the other
-    databases write it; other values as stored. As text, not a `time`: see `_time_text`."""
+    databases write it; other values as stored. As text, not a `time`: see `_TimeText`."""
 
     cache_ok = True
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if isinstance(value, str):
             try:
-                return time.fromisoformat(value).isoformat()
+                return iso8601(time.fromisoformat(value))
             except ValueError:
                 return value
         return value
