@@ -3,17 +3,17 @@
 SQLAlchemy's reflected types are made for applications, and some of them change values on the
 way out: MySQL/MariaDB `DOUBLE` is reflected as a decimal rounded to 10 places (`1.5e-12` read as
 `0E-10`), `TIME` (a duration there, up to 838 hours) is wrapped into a time of day, `SET` becomes
-an unordered Python set, `BIT` a number; MariaDB's `JSON` (a `LONGTEXT` with a `json_valid` check)
-is plain text and `BOOLEAN` (`TINYINT(1)`) a number; on SQLite, where a column holds whatever was
-stored, `NUMERIC` is rounded to 10 places and a date or time that is not in SQLAlchemy's own
-format stops the export. `reflecting_metadata` swaps those types, as each column is reflected,
-for ones that read the driver's value as it is (`_Exact` and its subclasses below), and
-`exporting_engine` sets every connection up so that the database's own output does not depend on the
-server's settings (times with zones in UTC, PostgreSQL intervals as ISO 8601 text). The JSON
-that each value becomes is `jsonlines`'s job; the table of what every type becomes is in
+an unordered Python set, `BIT` a number; MariaDB's `JSON` (a `LONGTEXT` with a `json_valid`
+check) is plain text and `BOOLEAN` (`TINYINT(1)`) a number; on SQLite, where a column holds
+whatever was stored, `NUMERIC` is rounded to 10 places and a date or time that is not in
+SQLAlchemy's own format stops the export. `reflecting_metadata` swaps those types, as each
+column is reflected, for ones that read the driver's value as it is (`_Exact` and its
+subclasses below). PostgreSQL's reflected types are left alone (its COPY path, `sql.py`, picks
+tables by them); there psycopg's loaders are wrapped instead (`_LOADERS`). `exporting_engine`
+sets every connection up so that no server setting changes a value. Dates and times come out
+as PostgreSQL's `to_json` writes them, so that both PostgreSQL paths and every database agree.
+The JSON each value becomes is `jsonlines`'s job; the table of what every type becomes is in
 docs/package-format.md.
-
-PostgreSQL's reflected types are left alone: its COPY path (`sql.py`) picks tables by them.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    Integer,
     MetaData,
     Numeric,
     Table,
@@ -240,8 +241,9 @@ class _Exact(TypeDecorator[Any]):
 class Flag(_Exact):
     """A boolean stored as a number (MySQL/MariaDB TINYINT(1), SQLite): 0 and 1 are false and
     true; any other number a column of that type holds is written as the number, never
-    squashed into `true`."""
+    squashed into `true`. Bound as an integer, so a user id compared with one is too."""
 
+    impl = Integer
     cache_ok = True
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
@@ -261,8 +263,6 @@ class JsonText(_Exact):
     cache_ok = True
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "surrogateescape")
         if isinstance(value, float):
             value = repr(value)
         return json_document(value) if isinstance(value, str) else value
