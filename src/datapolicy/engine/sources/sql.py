@@ -12,7 +12,8 @@ read by `COPY (SELECT <the row as JSON> ...) TO STDOUT` instead: the database en
 they stream into the package as bytes, at the speed of PostgreSQL's own dump (docs/benchmarks.md),
 with no Python object made per row. Every other table, and every query, is read through the
 cursor and encoded by `jsonlines.encode_rows`; tests/engine pin that both paths write the same
-bytes.
+bytes. How each database's column types are read, so that a value is written the same on every
+database, is `sqltypes.py`'s job.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from sqlalchemy import (
     DateTime,
     Float,
     Integer,
-    MetaData,
     Numeric,
     Select,
     String,
@@ -39,7 +39,6 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     cast,
-    create_engine,
     func,
     literal,
     select,
@@ -49,6 +48,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from datapolicy.config import QueryConfig, SqlSourceConfig, TableConfig
+from datapolicy.engine.sources import sqltypes
 from datapolicy.engine.sources.base import (
     Estimate,
     Part,
@@ -60,8 +60,9 @@ from datapolicy.engine.sources.jsonlines import JsonLines, encode_rows
 
 _INTEGER = re.compile(r"^-?[0-9]+$")
 # Column types whose PostgreSQL `to_json` text is the text `encode_rows` writes for the value
-# psycopg reads. Not here: floats (PostgreSQL writes 1e+20, Python 1e20), json/jsonb
-# (PostgreSQL keeps the stored spacing), bytea (hex, not base64), intervals, arrays.
+# psycopg reads (as `sqltypes` reads it). Not here: floats (PostgreSQL writes 1e+20, Python
+# 1e20), json/jsonb (re-spelled in Python: jsonlines.json_document), bytea (hex, not base64),
+# intervals, arrays.
 _ENCODED_BY_DATABASE = (String, Integer, Boolean, Uuid, Numeric, Date, DateTime)
 COPY_BATCH_BYTES = 1024 * 1024  # a COPY batch ends at this size, or at batch_size rows
 
@@ -72,7 +73,7 @@ class SqlSource(Source):
     def __init__(self, config: SqlSourceConfig):
         super().__init__(config.name)
         self.config = config
-        self.engine: Engine = create_engine(config.url, pool_pre_ping=True)
+        self.engine: Engine = sqltypes.exporting_engine(config.url, pool_pre_ping=True)
         self._tables: dict[str, Table] | None = None
 
     # --- configuration against the real schema --------------------------------------------
@@ -85,7 +86,7 @@ class SqlSource(Source):
 
     def _reflected(self) -> dict[str, Table]:
         if self._tables is None:
-            metadata = MetaData()
+            metadata = sqltypes.reflecting_metadata()
             tables: dict[str, Table] = {}
             try:
                 for config in self.config.tables:
