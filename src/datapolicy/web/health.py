@@ -102,7 +102,7 @@ def _check(target: str, message: str, check: Callable[[], None]) -> Failure | No
 
 
 DRAINING = Failure(
-    "draining", "The process is shutting down; it still serves requests for a moment.", ""
+    "draining", "The process is shutting down; it still serves requests for a moment.", "SIGTERM"
 )
 
 
