@@ -1,6 +1,7 @@
-"""server.py's `Drain`, on a clock the test holds: the readiness flag is set the moment the
-drain begins, the listener is closed (`then`) only when the drain's sleep returns, never twice,
-and at once on a second signal; and `Settings.drain_seconds` picks the drain's length."""
+"""server.py's `Drain`, on a clock the test holds: `/readyz` turns 503 the moment the drain
+begins while other routes still answer, the listener is closed (`then`) only when the drain's
+sleep returns, never twice, and at once on a second signal; and `Settings.drain_seconds` picks
+the drain's length."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ import asyncio
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
+from starlette.responses import PlainTextResponse
 
 from datapolicy.config import ConfigError
 from datapolicy.server import Drain
 from datapolicy.settings import DEFAULT_DRAIN_SECONDS, Settings
+from datapolicy.store import OperationStore
+from datapolicy.store.database import SQLiteDatabase
+from datapolicy.web.health import HealthChecks, Readiness
 
 
 class HeldClock:
@@ -45,6 +51,36 @@ async def test_draining_is_set_at_once_and_the_listener_closes_when_the_drain_is
     assert closed == ["closed"]
     drain.end_now()  # a second signal after the drain: nothing left to cut short
     assert closed == ["closed"]
+
+
+async def test_readyz_is_503_from_the_first_signal_while_other_routes_answer_through_the_drain(
+    tmp_path: Path,
+):
+    database = SQLiteDatabase(tmp_path / "store.sqlite3")
+    database.migrate()
+    clock, draining, closed = HeldClock(), threading.Event(), []
+    readiness = Readiness(OperationStore(database), tmp_path / "exports")
+    app = HealthChecks(PlainTextResponse("served"), readiness, draining)
+    drain = Drain(5, draining, lambda: closed.append("closed"), sleep=clock.sleep)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            assert (await http.get("/readyz")).status_code == 200
+            drain.begin()  # what the first SIGTERM calls
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503
+            assert [d["target"] for d in ready.json()["error"]["details"]] == ["draining"]
+            other = await http.get("/v1.0/dataPolicyOperations")
+            assert (other.status_code, other.text) == (200, "served")
+            assert (await http.get("/healthz")).status_code == 200
+            await settle()
+            assert (clock.asked, closed) == ([5], [])  # still serving: the drain is not over
+            clock.passed.set()
+            await settle()
+            assert closed == ["closed"]
+            assert (await http.get("/readyz")).status_code == 503  # and so it stays
+    finally:
+        database.close()
 
 
 async def test_a_second_signal_closes_the_listener_at_once_and_only_once():
