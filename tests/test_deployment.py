@@ -16,6 +16,7 @@ import yaml
 
 from datapolicy.cli import main
 from datapolicy.config import load_config
+from datapolicy.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -46,8 +47,9 @@ def test_the_compose_file_has_the_store_storage_two_apis_and_three_workers():
         assert service["environment"]["DATAPOLICY_DATABASE"].startswith("postgresql://")
         assert "data:/var/lib/datapolicy" in service["volumes"]
         grace = int(service["stop_grace_period"].removesuffix("s"))
-        config = load_config(ROOT / "deploy" / "datapolicy.toml")
-        assert grace > config.engine.shutdown_grace_seconds
+        settings = Settings().with_file(ROOT / "deploy" / "datapolicy.toml")
+        # SIGTERM: the drain, then exports get their grace period; both before the SIGKILL.
+        assert grace > settings.drain_seconds + settings.config.engine.shutdown_grace_seconds
 
 
 @pytest.mark.parametrize("name", ["api", "worker"])

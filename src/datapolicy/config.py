@@ -81,6 +81,9 @@ class ServerConfig(_Strict):
     data_dir: Path | None = None
     scenarios: bool | None = None  # the test-double controls (docs/testing-with-datapolicy.md)
     profile: Literal["datapolicy", "graph"] | None = None  # docs/graph-compatibility.md
+    # On SIGTERM/SIGINT: how long `/readyz` says 503 while every route still answers, before
+    # the listener closes (Settings.drain_seconds: 5, or 0 under --demo, when not set).
+    shutdown_drain_seconds: float | None = Field(default=None, ge=0, le=300)
     trusted_proxies: list[IPvAnyNetwork] = []
 
     @property

@@ -1,18 +1,22 @@
 """Run the service: open the store, start the export workers, serve the API until SIGINT or
 SIGTERM, then stop the workers and close the store.
 
-Shutdown is graceful. On the first signal granian stops accepting connections and lets requests
-in flight finish (they are short: exports never run inside a request); meanwhile the workers stop
-claiming, and exports in progress get `[engine] shutdown_grace_seconds` to finish before they
-are handed back (lease released, partial package discarded) for another worker to take at once.
-A second signal hands them back without waiting for the grace period. The process exits 0."""
+Shutdown is a drain, then a graceful stop. On the first signal `/readyz` answers 503 at once and
+the export threads stop claiming, while every route is still served for `shutdown_drain_seconds`
+(`Drain`): long enough for a load balancer polling `/readyz` to stop routing here, so that no
+request meets a closed port. Then granian stops accepting connections and lets requests in
+flight finish (they are short: exports never run inside a request), and exports in progress get
+`[engine] shutdown_grace_seconds` to finish before they are handed back (lease released, partial
+package discarded) for another worker to take at once. A second signal ends the drain and hands
+the exports back without waiting for the grace period. The process exits 0."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from granian.constants import Interfaces
@@ -120,6 +124,50 @@ class _OnSignal:
             loop.add_signal_handler(sig, self)
 
 
+class Drain:
+    """The drain before the listener closes: `begin` sets `draining` (so `/readyz` answers 503,
+    web/health.py) and calls `then` once `seconds` have passed; meanwhile the event loop serves
+    every route as before. `sleep` is the clock (tests pass one they control)."""
+
+    def __init__(
+        self,
+        seconds: float,
+        draining: threading.Event,
+        then: Callable[[], None],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
+        self.seconds = seconds
+        self.draining = draining
+        self.then = then
+        self.sleep = sleep
+        self._task: asyncio.Task[None] | None = None
+        self._ended = False
+
+    def begin(self) -> None:
+        """Start draining; from the event loop (a signal handler installed on it)."""
+        self.draining.set()
+        if self.seconds <= 0:
+            self.end_now()
+            return
+        logger.info("draining for %gs: /readyz answers 503, every route still served", self.seconds)
+        self._task = asyncio.get_running_loop().create_task(self._wait())
+
+    def end_now(self) -> None:
+        """Skip what is left of the drain (a second signal): `then` at once, and only once."""
+        if self._task is not None:
+            self._task.cancel()
+        self._end()
+
+    async def _wait(self) -> None:
+        await self.sleep(self.seconds)
+        self._end()
+
+    def _end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self.then()
+
+
 async def serve(settings: Settings) -> None:
     config = effective_config(settings)
     configure_tracing(config.tracing)
@@ -150,6 +198,7 @@ async def serve(settings: Settings) -> None:
             "control, reset and restore are open to tokens with %s",
             SCENARIOS,
         )
+    draining = threading.Event()  # set on the first signal: /readyz answers 503
     # Granian embedded in our own event loop: a Rust HTTP server in front of the ASGI app, in
     # the same process as the export workers in the embedded default.
     server = Server(
@@ -164,6 +213,7 @@ async def serve(settings: Settings) -> None:
             scenarios=scenarios,
             profile=settings.profile,
             trusted_proxies=[*config.server.trusted_proxies, *config.audit.trusted_proxies],
+            draining=draining,
         ),
         address=settings.host,
         port=settings.port,
@@ -174,11 +224,20 @@ async def serve(settings: Settings) -> None:
     if config.metrics.enabled:
         watch_store(store)  # operations by status and the queue, read at each scrape
 
-    def begin_stopping() -> None:
-        server.stop()  # granian: no new connections; requests in flight finish
-        worker.stop_claiming()  # the grace period starts once the requests are done
+    # After the drain, granian takes no new connections and lets requests in flight finish.
+    drain = Drain(settings.drain_seconds, draining, server.stop)
 
-    _OnSignal(begin_stopping, worker.hand_back).install(asyncio.get_running_loop())
+    def begin_stopping() -> None:
+        # No new exports for a process on its way out: those in progress get the drain and
+        # then the grace period (which starts once the requests are done) to finish.
+        worker.stop_claiming()
+        drain.begin()
+
+    def stop_now() -> None:
+        drain.end_now()
+        worker.hand_back()
+
+    _OnSignal(begin_stopping, stop_now).install(asyncio.get_running_loop())
     logger.info(
         "datapolicy serving on http://%s:%d/v1.0 (data in %s, %d export workers)",
         settings.host,

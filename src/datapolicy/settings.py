@@ -10,6 +10,7 @@ from datapolicy.config import Config, load_config
 
 DEFAULT_DATA_DIR = Path("datapolicy-data")
 DATABASE_FILE = "datapolicy.sqlite3"
+DEFAULT_DRAIN_SECONDS = 5.0  # a few probes of a load balancer checking every second or two
 
 
 @dataclass(frozen=True)
@@ -20,9 +21,20 @@ class Settings:
     demo: bool = False
     scenarios: bool = False  # `serve --scenarios`: the test-double controls
     profile: str = "datapolicy"  # `serve --profile graph`: answer as Microsoft Graph does
+    # `serve --shutdown-drain-seconds`; None: DEFAULT_DRAIN_SECONDS, or none under --demo.
+    shutdown_drain_seconds: float | None = None
     # The store's URL (--database), over [store] url; repr=False: it may hold a password.
     database: str | None = field(default=None, repr=False)
     config: Config = field(default_factory=Config)
+
+    @property
+    def drain_seconds(self) -> float:
+        """How long `serve` keeps serving after SIGTERM with `/readyz` at 503, so that load
+        balancers stop routing to it before it stops listening. The demo runs alone on a
+        laptop, behind no load balancer: its Ctrl-C stops at once unless asked otherwise."""
+        if self.shutdown_drain_seconds is not None:
+            return self.shutdown_drain_seconds
+        return 0.0 if self.demo else DEFAULT_DRAIN_SECONDS
 
     @property
     def database_path(self) -> Path:

@@ -25,7 +25,14 @@ from datapolicy.config import AuthConfig
 def test_serve_help_lists_every_option():
     result = run("serve", "--help")
     assert result.returncode == 0
-    for option in ("--host", "--port", "--data-dir", "--config", "--demo"):
+    for option in (
+        "--host",
+        "--port",
+        "--data-dir",
+        "--config",
+        "--demo",
+        "--shutdown-drain-seconds",
+    ):
         assert option in result.stdout
 
 
@@ -85,7 +92,12 @@ def test_options_come_from_the_environment(tmp_path: Path):
     port = free_port()
     # Made before the server starts, which then uses the key it finds in its data directory.
     headers = {"Authorization": f"Bearer {token_for(tmp_path, EXPORT)}"}
-    env = {**os.environ, "DATAPOLICY_PORT": str(port), "DATAPOLICY_DATA_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "DATAPOLICY_PORT": str(port),
+        "DATAPOLICY_DATA_DIR": str(tmp_path),
+        "DATAPOLICY_SHUTDOWN_DRAIN_SECONDS": "0",  # stops at once, no load balancer here
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "datapolicy", "serve"],
         env=env,

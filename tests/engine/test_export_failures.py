@@ -592,6 +592,7 @@ def test_serve_stops_on_sigterm_handing_back_its_in_process_export(deploy, peopl
             [
                 *(sys.executable, "-m", "datapolicy", "serve", "--port", str(port)),
                 *("--data-dir", str(deployment.data_dir), "--config", str(deployment.config)),
+                *("--shutdown-drain-seconds", "0"),  # no load balancer to wait for
                 *store_args(deployment.data_dir),
             ],
             stdout=output,

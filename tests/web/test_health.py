@@ -1,16 +1,19 @@
 """`/healthz` and `/readyz` at the server root: public, cheap, and 503 naming what is not ready
-(without its paths or URLs) when the operation store or the exports directory fails."""
+(without its paths or URLs) when the operation store or the exports directory fails, or while
+the process drains after SIGTERM (every other route still served until the drain is over)."""
 
 from __future__ import annotations
 
 import shutil
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import TEST_STORE, Service, start_service
+from conftest import TEST_STORE, Service, start_service, wait_for
 from datapolicy.settings import DATABASE_FILE
 
 
@@ -92,3 +95,57 @@ def test_readyz_is_503_while_the_store_is_gone_and_healthz_stays_200(own_service
     log = own_service.log.read_text()
     assert "not ready: store: OperationalError: unable to open database file" in log
     assert "ready again" in log
+
+
+def test_sigterm_turns_readyz_503_at_once_while_every_route_is_still_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The drain (from DATAPOLICY_SHUTDOWN_DRAIN_SECONDS): from the moment the first SIGTERM is
+    handled, `/readyz` answers 503 `draining`, without a check; `/healthz`, reads and writes on
+    new connections are answered as before, for as long as the drain lasts (here longer than the
+    test); a second SIGTERM cuts it short and the process exits 0."""
+    monkeypatch.setenv("DATAPOLICY_SHUTDOWN_DRAIN_SECONDS", "300")
+    running = start_service(tmp_path / "data", "--workers", "0")
+    try:
+        root = root_of(running)
+        assert httpx.get(f"{root}/readyz").status_code == 200
+        running.process.send_signal(signal.SIGTERM)
+        wait_for("the drain", lambda: "draining for 300s" in running.log.read_text(), 15, str)
+        ready = httpx.get(f"{root}/readyz")  # the first probe after the signal was handled
+        assert ready.status_code == 503
+        assert ready.headers["cache-control"] == "no-store"
+        error = ready.json()["error"]
+        assert error["code"] == "serviceNotAvailable"
+        assert error["message"] == "The service is not ready: draining."
+        assert [(d["code"], d["target"]) for d in error["details"]] == [("notReady", "draining")]
+        assert httpx.head(f"{root}/readyz").status_code == 503
+        assert httpx.get(f"{root}/healthz").status_code == 200
+        with running.client() as api:  # a new connection: the listener is still open
+            created = api.post("/dataPolicyOperations", json={"userId": "drain-user"})
+            assert created.status_code == 201, created.text
+            read = api.get(f"/dataPolicyOperations/{created.json()['id']}")
+            assert read.status_code == 200, read.text
+            assert api.get("/dataPolicyOperations", params={"$top": 1}).status_code == 200
+        assert running.process.poll() is None
+        signalled = time.monotonic()
+        running.process.send_signal(signal.SIGTERM)  # a second signal: stop now
+        assert running.process.wait(timeout=15) == 0
+        assert time.monotonic() - signalled < 15
+        assert "datapolicy stopped" in running.log.read_text()
+    finally:
+        running.stop()
+
+
+def test_after_the_drain_the_process_stops_by_itself(tmp_path: Path):
+    """The drain's end (from --shutdown-drain-seconds): `/readyz` is 503 meanwhile, then the
+    listener closes and the process exits 0, no sooner than the drain."""
+    running = start_service(tmp_path / "data", "--workers", "0", "--shutdown-drain-seconds", "1")
+    try:
+        signalled = time.monotonic()
+        running.process.send_signal(signal.SIGTERM)
+        wait_for("the drain", lambda: "draining for 1s" in running.log.read_text(), 15, str)
+        assert httpx.get(f"{root_of(running)}/readyz").status_code == 503
+        assert running.process.wait(timeout=15) == 0
+        assert time.monotonic() - signalled >= 1
+    finally:
+        running.stop()

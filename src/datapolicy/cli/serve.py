@@ -35,12 +35,20 @@ from datapolicy.errors import Unavailable
     help="graph: answer errors exactly as Microsoft Graph does where datapolicy is kinder "
     "(docs/graph-compatibility.md).  [default: datapolicy]",
 )
+@click.option(
+    "--shutdown-drain-seconds",
+    envvar="DATAPOLICY_SHUTDOWN_DRAIN_SECONDS",
+    type=click.FloatRange(0, 300),
+    help="On SIGTERM, answer /readyz with 503 and keep serving this long before closing the "
+    "listener, so that a load balancer stops routing here first.  [default: 5; 0 with --demo]",
+)
 @process_options
 def serve(
     host: str | None,
     port: int | None,
     scenarios: bool | None,
     profile: str | None,
+    shutdown_drain_seconds: float | None,
     data_dir: Path | None,
     config_file: Path | None,
     database: str | None,
@@ -64,6 +72,7 @@ def serve(
         port=port,
         scenarios=scenarios,
         profile=profile,
+        shutdown_drain_seconds=shutdown_drain_seconds,
         data_dir=data_dir,
         database=database,
         demo=demo,

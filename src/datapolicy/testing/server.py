@@ -76,16 +76,24 @@ class DatapolicyServer:
 
 
 def start_serve(
-    data_dir: Path, *args: str, ready_path: str = "/readyz"
+    data_dir: Path,
+    *args: str,
+    ready_path: str = "/readyz",
+    port: int | None = None,
+    log: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """`datapolicy serve` with `args` on a free loopback port, its output in
-    `data_dir/serve.log`, once `ready_path` answers 2xx: the process, the port and the log.
-    Raises RuntimeError with the log if it exits or is not ready within STARTUP_TIMEOUT_S."""
+    """`datapolicy serve` with `args` on `port` (default: a free loopback port), its output in
+    `log` (default `data_dir/serve.log`), once `ready_path` answers 2xx: the process, the port
+    and the log. Raises RuntimeError with the log if it exits or is not ready within
+    STARTUP_TIMEOUT_S. No load balancer routes to a test's server, so it stops without a
+    drain: DATAPOLICY_SHUTDOWN_DRAIN_SECONDS is 0 (over a configuration file's
+    `shutdown_drain_seconds`) unless the environment sets it or `args` give the option."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = data_dir / "serve.log"
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+    log = log or data_dir / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
             [
@@ -95,7 +103,7 @@ def start_serve(
             ],
             stdout=output,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={"DATAPOLICY_SHUTDOWN_DRAIN_SECONDS": "0", **os.environ, "PYTHONUNBUFFERED": "1"},
         )
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:

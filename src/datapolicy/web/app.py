@@ -3,6 +3,7 @@ health checks at the server root (web/health.py)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
@@ -49,10 +50,12 @@ def create_app(
     scenarios: Scenarios | None = None,
     profile: str = "datapolicy",
     trusted_proxies: Sequence[IPv4Network | IPv6Network] = (),
+    draining: threading.Event | None = None,
 ) -> Starlette:
     """The app; with `scenarios` (`serve --scenarios`), the test-double controls too: their
     admin routes and, right inside the request ids, the middleware that injects faults. With
-    `profile` "graph", Graph's answers where they differ from datapolicy's (web/profile.py)."""
+    `profile` "graph", Graph's answers where they differ from datapolicy's (web/profile.py).
+    `draining`, once set, turns `/readyz` to 503 (server.py sets it on SIGTERM)."""
     graph_profile = (
         [Middleware(GraphProfile, storage=exports.context.storage)] if profile == "graph" else []
     )
@@ -96,7 +99,11 @@ def create_app(
                 if scenarios is not None
                 else []
             ),
-            Middleware(HealthChecks, readiness=Readiness(store, Path(exports.default_location))),
+            Middleware(
+                HealthChecks,
+                readiness=Readiness(store, Path(exports.default_location)),
+                draining=draining or threading.Event(),
+            ),
             Middleware(RequestLimits, limits=limits),  # sizes: refused before the token
             Middleware(ConsoleFiles),
             Middleware(

@@ -11,6 +11,9 @@ ids like every other error).
   query and the local exports directory accepts a file; otherwise 503 in Graph's error shape,
   with one entry in `details` per check that failed. The body names what is not ready but not
   its paths, URLs or driver messages (the route is public); those go to the log, once per change.
+  While the process drains (from the first SIGTERM on, server.py) it is 503 at once, target
+  `draining`, without running the checks: every other route still answers, so a load balancer
+  takes the process out of rotation before its listener closes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,12 +101,20 @@ def _check(target: str, message: str, check: Callable[[], None]) -> Failure | No
     return None
 
 
-class HealthChecks:
-    """Answers `/healthz` and `/readyz`; passes every other request on."""
+DRAINING = Failure(
+    "draining", "The process is shutting down; it still serves requests for a moment.", "SIGTERM"
+)
 
-    def __init__(self, app: ASGIApp, readiness: Readiness):
+
+class HealthChecks:
+    """Answers `/healthz` and `/readyz`; passes every other request on. `draining` is set
+    once, when the process begins to shut down (a threading.Event: set from the signal
+    handler, read here without a lock)."""
+
+    def __init__(self, app: ASGIApp, readiness: Readiness, draining: threading.Event):
         self.app = app
         self.readiness = readiness
+        self.draining = draining
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path") if scope["type"] == "http" else None
@@ -120,7 +132,10 @@ class HealthChecks:
         await response(scope, receive, send)
 
     async def _ready(self, request: Request) -> Response:
-        failures = await asyncio.to_thread(self.readiness.failures)
+        if self.draining.is_set():
+            failures = [DRAINING]  # the checks no longer matter: out of rotation at once
+        else:
+            failures = await asyncio.to_thread(self.readiness.failures)
         if not failures:
             return json_response({"status": "ready"})
         names = ", ".join(failure.target for failure in failures)
