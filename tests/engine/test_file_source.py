@@ -9,24 +9,16 @@ import os
 import subprocess
 import sys
 import zipfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from datapolicy.config import FileSourceConfig
-from datapolicy.engine.directory import User
-from datapolicy.engine.exporter import Progress, export
 from datapolicy.engine.sources.base import FileItem, SourceError
 from datapolicy.engine.sources.files import FileSource
-from datapolicy.model import Operation, OperationStatus
+from filesources import export_in_memory, file_source
 
 EXPORTS = 40
 SECRET = b"bob's secret, never in alice's package\n"
-
-
-def source(template: str) -> FileSource:
-    return FileSource(FileSourceConfig(name="documents", path=template))
 
 
 def people(tmp_path: Path) -> Path:
@@ -41,12 +33,8 @@ def people(tmp_path: Path) -> Path:
 
 
 def package_of(files: FileSource, user_id: str) -> dict[str, bytes]:
-    """The user's export, made by the real exporter into memory: entry name -> content."""
-    now = datetime.now(UTC)
-    operation = Operation("op", user_id, OperationStatus.RUNNING, 0, None, now, None, 1)
-    stream = io.BytesIO()
-    export(operation, User(user_id), [files], stream, Progress(), lambda: now)
-    with zipfile.ZipFile(stream) as archive:
+    """The user's export: entry name -> content."""
+    with zipfile.ZipFile(io.BytesIO(export_in_memory(files, user_id))) as archive:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
@@ -57,7 +45,7 @@ def read(item: FileItem) -> bytes:
 
 def test_a_file_swapped_for_a_link_after_listing_is_refused_not_followed(tmp_path: Path):
     root = people(tmp_path)
-    items = list(source(f"{root}/{{userId}}").parts("alice"))
+    items = list(file_source(f"{root}/{{userId}}").parts("alice"))
     assert [item.relative_path for item in items] == ["a.txt", "sub/b.txt"]
     (root / "alice" / "a.txt").unlink()
     (root / "alice" / "a.txt").symlink_to(root / "bob" / "secret.txt")
@@ -67,7 +55,7 @@ def test_a_file_swapped_for_a_link_after_listing_is_refused_not_followed(tmp_pat
 
 def test_a_directory_swapped_for_a_link_after_listing_is_refused_not_followed(tmp_path: Path):
     root = people(tmp_path)
-    items = list(source(f"{root}/{{userId}}").parts("alice"))
+    items = list(file_source(f"{root}/{{userId}}").parts("alice"))
     (root / "alice" / "sub").rename(root / "alice" / "moved")
     (root / "bob" / "b.txt").write_bytes(SECRET)
     (root / "alice" / "sub").symlink_to(root / "bob", target_is_directory=True)
@@ -93,7 +81,7 @@ def test_no_package_holds_the_other_persons_file_while_links_are_swapped_in(tmp_
     under it) or carry alice's own content; none may carry bob's. Before files were opened
     without following links, about one export in ten carried it."""
     root = people(tmp_path)
-    files = source(f"{root}/{{userId}}")
+    files = file_source(f"{root}/{{userId}}")
     alice = root / "alice"
     # Copied first, the large file holds open the gap between a.txt's listing and its opening.
     (alice / "0-large.bin").write_bytes(os.urandom(4 * 1024 * 1024))
@@ -121,7 +109,7 @@ def test_a_symlinked_per_person_directory_is_refused(tmp_path: Path, template: s
     (root / "bob" / "sub").mkdir()
     (root / "bob" / "sub" / "secret.txt").write_bytes(SECRET)
     (root / "mallory").symlink_to(root / "bob", target_is_directory=True)
-    files = source(template.format(root=root))
+    files = file_source(template.format(root=root))
     with pytest.raises(SourceError, match="never read through a link"):
         files.estimate("mallory")
     with pytest.raises(SourceError, match="never read through a link"):
@@ -133,7 +121,7 @@ def test_the_operators_directories_above_the_person_may_be_links(tmp_path: Path)
     a link to another disk."""
     root = people(tmp_path)
     (tmp_path / "uploads").symlink_to(root, target_is_directory=True)
-    package = package_of(source(f"{tmp_path}/uploads/{{userId}}"), "alice")
+    package = package_of(file_source(f"{tmp_path}/uploads/{{userId}}"), "alice")
     assert package["files/documents/a.txt"] == b"alice's a\n"
     assert package["files/documents/sub/b.txt"] == b"alice's b\n"
 
@@ -141,7 +129,7 @@ def test_the_operators_directories_above_the_person_may_be_links(tmp_path: Path)
 def test_a_file_with_several_hard_links_is_refused(tmp_path: Path):
     root = people(tmp_path)
     os.link(root / "bob" / "secret.txt", root / "alice" / "sub" / "c.txt")
-    files = source(f"{root}/{{userId}}")
+    files = file_source(f"{root}/{{userId}}")
     with pytest.raises(SourceError, match=r"'sub/c.txt' has 2 hard links"):
         files.estimate("alice")
     with pytest.raises(SourceError, match=r"'sub/c.txt' has 2 hard links"):
@@ -150,7 +138,7 @@ def test_a_file_with_several_hard_links_is_refused(tmp_path: Path):
 
 def test_a_hard_link_made_after_listing_is_refused_when_the_file_is_opened(tmp_path: Path):
     root = people(tmp_path)
-    items = list(source(f"{root}/{{userId}}").parts("alice"))
+    items = list(file_source(f"{root}/{{userId}}").parts("alice"))
     (root / "alice" / "a.txt").unlink()
     os.link(root / "bob" / "secret.txt", root / "alice" / "a.txt")
     with pytest.raises(SourceError, match="2 hard links"):
@@ -162,7 +150,7 @@ def test_links_fifos_and_sockets_inside_are_skipped_without_blocking(tmp_path: P
     (root / "alice" / "to-bob").symlink_to(root / "bob" / "secret.txt")
     (root / "alice" / "to-bobs-dir").symlink_to(root / "bob", target_is_directory=True)
     os.mkfifo(root / "alice" / "pipe")
-    package = package_of(source(f"{root}/{{userId}}"), "alice")
+    package = package_of(file_source(f"{root}/{{userId}}"), "alice")
     assert sorted(name for name in package if name.startswith("files/")) == [
         "files/documents/a.txt",
         "files/documents/sub/b.txt",
@@ -171,5 +159,5 @@ def test_links_fifos_and_sockets_inside_are_skipped_without_blocking(tmp_path: P
 
 def test_a_person_without_a_directory_has_no_files(tmp_path: Path):
     root = people(tmp_path)
-    assert list(source(f"{root}/{{userId}}").parts("carol")) == []
-    assert list(source(f"{tmp_path}/nowhere/{{userId}}").parts("alice")) == []
+    assert list(file_source(f"{root}/{{userId}}").parts("carol")) == []
+    assert list(file_source(f"{tmp_path}/nowhere/{{userId}}").parts("alice")) == []
