@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import unicodedata
 import zipfile
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from hypothesis import strategies as st
 
 from datapolicy.engine.package import PackageWriter
 from datapolicy.engine.verify import verify_package
-from filesources import export_in_memory, file_source
+from packages import export_in_memory, file_source, reference_clashes, reference_unsafe
 
 HOSTILE = ["..", ".", "..\\..\\x", "a\nb", "\u202egnp.exe", "\uff0e\uff0e", "x:y", "A.txt", "a.txt"]
 HOSTILE += ["\u2028", "C:", "\\", "a\u0301", "\u00e1", "\uff0f", "...", " ", "\x7f", "a.txt~2"]
@@ -37,16 +36,6 @@ names = st.one_of(
 paths = st.lists(st.lists(names, min_size=1, max_size=3).map("/".join), max_size=12, unique=True)
 
 
-def reference_unsafe(name: str) -> bool:
-    folded = unicodedata.normalize("NFKC", name)
-    return (
-        folded.startswith("/")
-        or any(c in "\\:" or unicodedata.category(c)[0] == "C" for c in folded)
-        or any(unicodedata.category(c) in ("Zl", "Zp", "Cs") for c in name)
-        or any(part.strip(".") == "" for part in folded.split("/"))
-    )
-
-
 def original(entry: dict) -> str:
     if "sourcePathBytes" in entry:
         return os.fsdecode(base64.b64decode(entry["sourcePathBytes"]))
@@ -60,21 +49,13 @@ def check(package: bytes, contents: dict[str, bytes], source: str) -> None:
         entries = archive.namelist()
         manifest = orjson.loads(archive.read("manifest.json"))
         assert not [name for name in entries if reference_unsafe(name)]
-        keys = [unicodedata.normalize("NFKC", name).casefold() for name in entries]
-        assert len(set(keys)) == len(keys)
-        folders = {key.rsplit("/", depth)[0] for key in keys for depth in range(1, key.count("/"))}
-        folders |= {key.rsplit("/", 1)[0] for key in keys if "/" in key}
-        assert not folders & set(keys)
+        assert not reference_clashes(entries)
         files = [entry for entry in manifest["files"] if entry["path"].startswith("files/")]
         assert sorted(original(entry) for entry in files) == sorted(contents)
         for entry in files:
             assert entry["path"].startswith(f"files/{source}/")
             assert archive.read(entry["path"]) == contents[original(entry)]
-    assert verify_package_bytes(package) == []
-
-
-def verify_package_bytes(package: bytes) -> list[str]:
-    return verify_package(io.BytesIO(package))
+    assert verify_package(io.BytesIO(package)) == []
 
 
 @settings(max_examples=300, deadline=None)

@@ -15,7 +15,7 @@ import pytest
 
 from datapolicy.engine.sources.base import FileItem, SourceError
 from datapolicy.engine.sources.files import FileSource
-from filesources import export_in_memory, file_source
+from packages import export_in_memory, file_source
 
 EXPORTS = 40
 SECRET = b"bob's secret, never in alice's package\n"
