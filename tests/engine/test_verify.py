@@ -165,3 +165,26 @@ def test_a_manifest_bomb_is_refused_in_bounded_memory(content: bytes, repeat: in
     assert len(found) == 1, found
     assert "than its entries need" in found[0]
     assert peak < 8 * 1024 * 1024, peak
+
+
+def test_entries_that_overlap_are_refused():
+    """Entry b's local header and data lie inside entry a's data: each reads back with its
+    CRC, and the manifest lists both truthfully, but a ZIP built this way can inflate one
+    deflate stream through many entries (the non-recursive ZIP bomb)."""
+    inner_stream = io.BytesIO()
+    with zipfile.ZipFile(inner_stream, "w") as inner:
+        inner.writestr("files/s/b", b"b" * 100)
+        b = inner.getinfo("files/s/b")
+    nested = inner_stream.getvalue()[: inner.start_dir]
+    a = zipfile.ZipInfo("files/s/a")
+    manifest = {"formatVersion": 1, "files": [listed(a, nested), listed(b, b"b" * 100)]}
+    stream = io.BytesIO()
+    with zipfile.ZipFile(stream, "w") as archive:
+        archive.writestr(a, nested)
+        archive.writestr("manifest.json", orjson.dumps(manifest))
+        b.header_offset = a.header_offset + len(a.FileHeader())
+        archive.filelist.append(b)
+    with zipfile.ZipFile(io.BytesIO(stream.getvalue())) as check:
+        assert check.read("files/s/b") == b"b" * 100  # a valid entry, as zipfile reads it
+    found = problems(stream.getvalue())
+    assert found == ["files/s/a: overlaps the next entry in the ZIP (a ZIP bomb's trick)"]

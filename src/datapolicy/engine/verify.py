@@ -7,7 +7,7 @@ treated as hostile, and an OK must mean it is safe to extract:
 - every entry name is safe (entrynames.py: nothing absolute or escaping, no `\\`, control or
   bidi characters), no name is there twice (also after NFKC and case folding), and no entry is
   a symlink, a directory or a device (the Unix mode bits of its external attributes), is
-  encrypted, or uses a method other than stored or deflated;
+  encrypted, uses a method other than stored or deflated, or overlaps another entry;
 - manifest.json is read only up to what its entries can need (`_manifest_limit`), and parsed
   only if the values it can hold are bounded too: a small ZIP whose manifest inflates to
   gigabytes, or to millions of empty objects, is refused before it is held in memory;
@@ -86,6 +86,7 @@ def _verify(archive: zipfile.ZipFile) -> list[str]:
     infos = archive.infolist()
     problems = [problem for info in infos for problem in _entry_problems(info)]
     problems += _duplicates(infos)
+    problems += _overlaps(infos, archive.start_dir)
     if problems:
         return problems  # not read further: the entries cannot be matched to a manifest safely
     manifest, problems = _manifest(archive, infos)
@@ -143,6 +144,18 @@ def _duplicates(infos: list[zipfile.ZipInfo]) -> list[str]:
             "when extracted)"
         )
     return problems
+
+
+def _overlaps(infos: list[zipfile.ZipInfo], end: int) -> list[str]:
+    """Entries whose data runs into the next entry: the trick of the ZIP bombs that inflate many
+    entries from one deflate stream (no writer makes them, Python 3.12's zipfile refuses them)."""
+    ordered = sorted(infos, key=lambda info: info.header_offset)
+    ends = [info.header_offset for info in ordered[1:]] + [end]
+    return [
+        f"{_printable(info.filename)}: overlaps the next entry in the ZIP (a ZIP bomb's trick)"
+        for info, following in zip(ordered, ends, strict=True)
+        if info.header_offset + info.compress_size > following
+    ]
 
 
 def _manifest_limit(infos: list[zipfile.ZipInfo]) -> tuple[int, int]:
