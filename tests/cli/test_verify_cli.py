@@ -77,6 +77,19 @@ def entries_of(package: bytes) -> list[tuple[zipfile.ZipInfo, bytes]]:
         return [(info, archive.read(info)) for info in archive.infolist()]
 
 
+def with_manifest(change: Any, rename: str | None = None) -> bytes:
+    """The good package with `change` applied to its manifest's `files`, and its first entry
+    renamed to `rename` (and listed so)."""
+    entries = entries_of(GOOD)
+    manifest = orjson.loads(entries[-1][1])
+    if rename is not None:
+        first, data = entries[0]
+        entries[0] = (zipfile.ZipInfo(rename, first.date_time), data)
+        manifest["files"][0]["path"] = rename
+    manifest["files"] = change(manifest["files"])
+    return rezipped([*entries[:-1], (entries[-1][0], orjson.dumps(manifest))])
+
+
 @st.composite
 def mutated_manifests(draw: st.DrawFn) -> bytes:
     """The good package with its manifest changed at a random place to a random value."""
@@ -187,6 +200,12 @@ DIRECTORY = Path(tempfile.mkdtemp(prefix="verify-fuzz-"))
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hostile_packages)
 @example(GOOD)
+# What the fuzz found in the verify before issue 14: OK for an escaping entry and for an entry
+# listed twice, a KeyError and a TypeError for manifests of the wrong shape.
+@example(with_manifest(lambda files: files, rename="../x"))
+@example(with_manifest(lambda files: [*files, files[0]]))
+@example(with_manifest(lambda files: [{"size": 1}, *files[1:]]))
+@example(with_manifest(lambda files: ["path", *files[1:]]))
 def test_verify_never_raises_and_passes_only_safe_faithful_packages(package: bytes):
     path = DIRECTORY / "package.zip"
     path.write_bytes(package)
