@@ -14,10 +14,12 @@ import zipfile
 from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from datapolicy.engine.package import PackageWriter
+from datapolicy.engine.sources.jsonlines import encode_rows
 from datapolicy.engine.verify import verify_package
 from packages import export_in_memory, file_source, reference_clashes, reference_unsafe
 
@@ -92,3 +94,42 @@ def test_hostile_names_on_disk_are_exported_safely(tmp_path: Path):
     with zipfile.ZipFile(io.BytesIO(package)) as archive:
         assert archive.read("files/documents/.._.._x") == b"bytes of ..\\..\\x"
         assert archive.read("files/documents/_gnp.exe") == "bytes of \u202egnp.exe".encode()
+
+
+def test_record_streams_whose_names_clean_to_one_entry_get_two():
+    """Tables `a b` and `a_b` both clean to `a_b.jsonl`: the second is `a_b~2.jsonl`, where the
+    writer used to fail the export."""
+    stream = io.BytesIO()
+    writer = PackageWriter(stream, {"operationId": "op", "user": {"id": "u"}})
+    shop = writer.source("shop", "sql")
+    for name in ("a b", "a_b", "A_B"):
+        list(writer.add_records(shop, name, [encode_rows([{"table": name}])]))
+    manifest = writer.close()
+    assert [entry["path"] for entry in manifest["files"][:3]] == [
+        "records/shop/a_b.jsonl",
+        "records/shop/a_b~2.jsonl",
+        "records/shop/A_B~3.jsonl",
+    ]
+    assert verify_package(io.BytesIO(stream.getvalue())) == []
+
+
+LONGEST = {
+    "control": [chr(n) + "\x01" * 254 for n in range(2, 32)],
+    "not-utf-8": [os.fsdecode(bytes([n]) + b"\xff" * 254) for n in range(0x80, 0xC0)],
+    "punctuation": [f"{n:03}{c * 250}" for n in range(100) for c in ",:["],
+}
+
+
+@pytest.mark.parametrize("originals", LONGEST.values(), ids=LONGEST.keys())
+def test_a_manifest_of_the_longest_names_is_within_what_verify_reads(originals: list[str]):
+    """verify reads a manifest only up to a size, and a count of `[`, `,` and `:`, that its
+    entries can need (verify.py). Names that take the most of either, many of them, still
+    verify: control characters (6 bytes each in JSON), bytes that are not UTF-8 (in
+    sourcePath and sourcePathBytes), commas, colons and brackets (counted as values)."""
+    stream = io.BytesIO()
+    writer = PackageWriter(stream, {"operationId": "op", "user": {"id": "u"}})
+    summary = writer.source("documents", "files")
+    for name in originals:
+        list(writer.add_file(summary, name, io.BytesIO(b"")))
+    writer.close()
+    check(stream.getvalue(), dict.fromkeys(originals, b""), "documents")

@@ -39,7 +39,8 @@ MANIFEST_BASE = 64 * 1024  # bytes for the header: operation, user, times, sourc
 MANIFEST_PER_ENTRY = 256  # bytes per entry: its keys, size, SHA-256 and record count ...
 MANIFEST_PER_NAME_BYTE = 8  # ... its path, and sourcePath (a control character is 6: \u0001)
 VALUES_BASE = 4096  # JSON values in the header
-VALUES_PER_ENTRY = 16  # JSON values per entry, plus one per byte of its name
+VALUES_PER_ENTRY = 16  # JSON values per entry ...
+VALUES_PER_NAME_BYTE = 2  # ... and a `,` `:` or `[` in path and sourcePath per byte of name
 _METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 # What zipfile raises on a damaged archive: a CRC or header mismatch is BadZipFile, a truncated
 # stream EOFError, a damaged deflate stream zlib.error, an encrypted entry RuntimeError.
@@ -162,7 +163,7 @@ def _manifest_limit(infos: list[zipfile.ZipInfo]) -> tuple[int, int]:
     """The most bytes, and JSON values, a manifest for these entries can need."""
     names = [len(info.filename.encode()) for info in infos if info.filename != MANIFEST]
     size = MANIFEST_BASE + len(names) * MANIFEST_PER_ENTRY + sum(names) * MANIFEST_PER_NAME_BYTE
-    return size, VALUES_BASE + len(names) * VALUES_PER_ENTRY + sum(names)
+    return size, VALUES_BASE + len(names) * VALUES_PER_ENTRY + sum(names) * VALUES_PER_NAME_BYTE
 
 
 def _manifest(
