@@ -4,8 +4,11 @@ file with several hard links is refused (docs/security.md, "File sources")."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import itertools
 import os
+import resource
 import subprocess
 import sys
 import zipfile
@@ -161,3 +164,31 @@ def test_a_person_without_a_directory_has_no_files(tmp_path: Path):
     root = people(tmp_path)
     assert list(file_source(f"{root}/{{userId}}").parts("carol")) == []
     assert list(file_source(f"{tmp_path}/nowhere/{{userId}}").parts("alice")) == []
+
+
+def test_a_tree_deeper_than_pythons_recursion_limit_is_exported(tmp_path: Path):
+    """The walk keeps one open directory per level and no stack frame per level: a tree 1100
+    directories deep (past Python's recursion limit of 1000) is listed and copied."""
+    depth = 1100
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 2 * depth + 200)), hard))
+    alice = tmp_path / "people" / "alice"
+    alice.mkdir(parents=True)
+    levels = [os.open(alice, os.O_RDONLY)]
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=levels[-1])
+            levels.append(os.open("d", os.O_RDONLY, dir_fd=levels[-1]))
+        bottom = os.open("deep.txt", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=levels[-1])
+        os.write(bottom, b"at the bottom\n")
+        os.close(bottom)
+        package = package_of(file_source(f"{tmp_path}/people/{{userId}}"), "alice")
+        assert package["files/documents/" + "d/" * depth + "deep.txt"] == b"at the bottom\n"
+    finally:  # removed here: shutil.rmtree, which pytest cleans up with, recurses too
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink("deep.txt", dir_fd=levels[-1])
+        for parent, child in reversed(list(itertools.pairwise(levels))):
+            os.close(child)
+            os.rmdir("d", dir_fd=parent)
+        os.close(levels[0])
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

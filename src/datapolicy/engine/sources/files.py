@@ -80,35 +80,53 @@ class FileSource(Source):
 
     def _files(self, user_id: str) -> Iterator[tuple[str, int]]:
         """Every regular file in the person's directory (sorted, links not followed), by its
-        path relative to it, with its size."""
+        path relative to it, with its size. os.fwalk would do, but it opens each subdirectory
+        through a link (and then compares) and without O_NONBLOCK, so a directory swapped for
+        a link to a FIFO would hang it; and it recurses, as deep as the tree."""
         person = self._open_person(user_id)
         if person is None:
             return
+        descriptors = [person]  # one open directory per level below the person's ...
+        levels: list[tuple[tuple[str, ...], Iterator[os.DirEntry[str]]]] = []  # ... its entries
         try:
-            yield from self._walk(person, ())
+            levels.append(((), self._listing(person, ())))
+            while levels:
+                where, entries = levels[-1]
+                entry = next(entries, None)
+                if entry is None:
+                    levels.pop()
+                    os.close(descriptors.pop())
+                    continue
+                path = (*where, entry.name)
+                status = self._lstat(entry, path)
+                if stat.S_ISDIR(status.st_mode):
+                    descriptors.append(self._open_folder(descriptors[-1], path))
+                    levels.append((path, self._listing(descriptors[-1], path)))
+                elif stat.S_ISREG(status.st_mode):
+                    self._refuse_hard_link("/".join(path), status)
+                    yield "/".join(path), status.st_size
         finally:
-            os.close(person)
+            for descriptor in descriptors:
+                os.close(descriptor)
 
-    def _walk(self, descriptor: int, where: tuple[str, ...]) -> Iterator[tuple[str, int]]:
-        # os.fwalk would do, but it opens each subdirectory through a link (then compares) and
-        # without O_NONBLOCK: a directory swapped for a link to a FIFO would hang it.
+    def _listing(self, descriptor: int, where: tuple[str, ...]) -> Iterator[os.DirEntry[str]]:
         try:
             with os.scandir(descriptor) as listing:
-                entries = sorted(listing, key=lambda entry: entry.name)
-            for entry in entries:
-                status = entry.stat(follow_symlinks=False)
-                if stat.S_ISDIR(status.st_mode):
-                    inner = open_directory(descriptor, (entry.name,))
-                    try:
-                        yield from self._walk(inner, (*where, entry.name))
-                    finally:
-                        os.close(inner)
-                elif stat.S_ISREG(status.st_mode):
-                    relative = "/".join((*where, entry.name))
-                    self._refuse_hard_link(relative, status)
-                    yield relative, status.st_size
+                return iter(sorted(listing, key=lambda entry: entry.name))
         except OSError as exc:
             self._raise(exc, "/".join(where) or ".")
+
+    def _lstat(self, entry: os.DirEntry[str], where: tuple[str, ...]) -> os.stat_result:
+        try:
+            return entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            self._raise(exc, "/".join(where))
+
+    def _open_folder(self, parent: int, where: tuple[str, ...]) -> int:
+        try:
+            return open_directory(parent, where[-1:])
+        except OSError as exc:
+            self._raise(exc, "/".join(where))
 
     def _refuse_hard_link(self, relative: str, status: os.stat_result) -> None:
         if status.st_nlink > 1:
