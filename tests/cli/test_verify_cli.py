@@ -1,6 +1,7 @@
 """`datapolicy verify` on hostile packages: generated ones (mutated manifests, mutated ZIP bytes,
 entries renamed to weird names and given link or device modes) through the real command
-in-process, and the malformed inputs of issue 14 through a real process.
+in-process, and the malformed inputs of issue 14 (each one line on stderr, exit status 1; one
+of them through a real process).
 
 The property: the command exits 0 or 1 and never raises; and when it says OK, a second check
 written apart from it (the standard library's json, hashlib, and the reference name rules of
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from click.testing import CliRunner
 from commands import datapolicy as run
 from commands import one_line_error
@@ -221,14 +223,26 @@ def test_verify_never_raises_and_passes_only_safe_faithful_packages(package: byt
         assert result.stderr.strip(), result.output
 
 
-def test_malformed_input_is_one_line_and_exit_status_1_from_a_real_process(tmp_path: Path):
-    cases = {
-        "not-a-zip": b"PK\x03\x04 but nothing more",
-        "truncated": GOOD[: len(GOOD) // 2],
-        "not-json": rezipped([*entries_of(GOOD)[:-1], (entries_of(GOOD)[-1][0], b"{")]),
-        "wrong-shape": rezipped([(zipfile.ZipInfo("manifest.json"), b'{"formatVersion": 1}')]),
-    }
-    for name, package in cases.items():
-        path = tmp_path / f"{name}.zip"
-        path.write_bytes(package)
-        assert one_line_error(run("verify", str(path))).startswith(f"{path}: "), name
+MALFORMED = {
+    "not-a-zip": b"PK\x03\x04 but nothing more",
+    "truncated": GOOD[: len(GOOD) // 2],
+    "not-json": rezipped([*entries_of(GOOD)[:-1], (entries_of(GOOD)[-1][0], b"{")]),
+    "wrong-shape": rezipped([(zipfile.ZipInfo("manifest.json"), b'{"formatVersion": 1}')]),
+}
+
+
+@pytest.mark.parametrize("package", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_input_is_one_line_and_exit_status_1(package: bytes, tmp_path: Path):
+    path = tmp_path / "package.zip"
+    path.write_bytes(package)
+    result = CliRunner().invoke(main, ["verify", str(path)])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"{path}: ")
+
+
+def test_a_wrong_shape_is_one_line_from_a_real_process(tmp_path: Path):
+    """What printed a traceback before: the real command, in a process of its own."""
+    path = tmp_path / "package.zip"
+    path.write_bytes(MALFORMED["wrong-shape"])
+    assert one_line_error(run("verify", str(path))).startswith(f"{path}: manifest.json has the")
