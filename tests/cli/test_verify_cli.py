@@ -110,7 +110,9 @@ def mutated_manifests(draw: st.DrawFn) -> bytes:
         where = where[key]
     action = draw(st.sampled_from(["set", "delete", "duplicate"]))
     if isinstance(where, dict):
-        key = draw(st.sampled_from([*sorted(where), "path", "size", "records", "new"]))
+        key = draw(
+            st.sampled_from([*sorted(where), "path", "size", "records", "sourcePath", "new"])
+        )
         if action == "delete":
             where.pop(key, None)
         else:

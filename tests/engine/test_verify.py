@@ -102,12 +102,19 @@ def test_unsafe_entries_are_refused_though_the_manifest_lists_them(entries, expe
             "greater than or equal to 0",
         ),
         (
+            zipped([("a", b"")], manifest={"formatVersion": 1, "files": [
+                {"path": "a", "size": 0, "sha256": "", "sourcePath": 1},
+            ]}),
+            "files.0.sourcePath: Input should be a valid string",
+        ),
+        (
             entry_a_of_size(2**63),
             "a: size 1, manifest says 9223372036854775808",
         ),
     ],
     ids=["not-a-zip", "truncated", "manifest-a-list", "version-true", "no-files", "files-object",
-         "entry-a-number", "size-a-string", "size-huge-float", "size-negative", "size-huge"],
+         "entry-a-number", "size-a-string", "size-huge-float", "size-negative",
+         "source-path-a-number", "size-huge"],
 )  # fmt: skip
 def test_malformed_packages_are_problems_not_exceptions(package: bytes, expected: str):
     found = problems(package)

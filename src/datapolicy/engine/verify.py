@@ -62,6 +62,8 @@ class _Entry(BaseModel):
     size: int = Field(ge=0)
     sha256: str  # not checked for shape: one that is not hex simply does not match
     records: int | None = Field(default=None, ge=0)
+    source_path: str | None = Field(default=None, alias="sourcePath")
+    source_path_bytes: str | None = Field(default=None, alias="sourcePathBytes")
 
 
 class _Manifest(BaseModel):
