@@ -10,7 +10,9 @@ import click
 @click.command()
 @click.argument("package", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def verify(package: Path) -> None:
-    """Check an export package against its manifest (sizes, SHA-256 checksums, record counts).
+    """Check an export package against its manifest (sizes, SHA-256 checksums, record counts)
+    and that it is safe to extract: no escaping, absolute, duplicate or link entries. Each
+    problem is one line on stderr, and the exit status 1.
 
     \b
     Example:

@@ -9,6 +9,9 @@ Layout::
     files/<source>/<path>      files copied whole (stored, not deflated, when their start
                                does not compress: photos, video, archives)
 
+Entry names are safe and unique whatever the sources' names (entrynames.py); a copied file's
+manifest entry keeps its original path in the source as `sourcePath`.
+
 The writer streams: it never holds a table or a file in memory, and it writes to any binary
 stream, seekable or not (zipfile then uses data descriptors), so a storage target can upload the
 package while it is being made.
@@ -16,9 +19,11 @@ package while it is being made.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import html
+import os
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +32,7 @@ from typing import IO, Any
 import orjson
 from isal import isal_zlib
 
+from datapolicy.engine.entrynames import EntryNames
 from datapolicy.engine.sources.jsonlines import JsonLines
 
 FORMAT_VERSION = 1
@@ -46,12 +52,29 @@ class EntryInfo:
     size: int
     sha256: str
     records: int | None = None
+    source_path: str | None = None  # a copied file's path in its source, as the source names it
 
     def as_json(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"path": self.path, "size": self.size, "sha256": self.sha256}
         if self.records is not None:
             entry["records"] = self.records
+        if self.source_path is not None:
+            entry.update(_source_path(self.source_path))
         return entry
+
+
+def _source_path(path: str) -> dict[str, str]:
+    """`sourcePath`, and `sourcePathBytes` (base64) when the name is not UTF-8: a POSIX name
+    is bytes, which Python carries as surrogate escapes and JSON cannot hold."""
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        raw = os.fsencode(path)
+        return {
+            "sourcePath": raw.decode(errors="replace"),
+            "sourcePathBytes": base64.b64encode(raw).decode(),
+        }
+    return {"sourcePath": path}
 
 
 @dataclass
@@ -74,7 +97,7 @@ class PackageWriter:
 
     def __post_init__(self) -> None:
         self._zip = zipfile.ZipFile(self.stream, "w", compression=zipfile.ZIP_DEFLATED)
-        self._paths: set[str] = set()
+        self._names = EntryNames(reserved=(MANIFEST, INDEX))
 
     def source(self, name: str, kind: str) -> SourceSummary:
         return self.sources.setdefault(name, SourceSummary(name, kind))
@@ -83,7 +106,7 @@ class PackageWriter:
         self, source: SourceSummary, name: str, batches: Iterable[JsonLines]
     ) -> Iterable[int]:
         """Write the encoded record batches; yields the number of records of each batch."""
-        path = self._unique(f"records/{_safe(source.name)}/{_safe(name)}.jsonl")
+        path = self._names.allocate(("records", _safe(source.name), f"{_safe(name)}.jsonl"))
         digest, size, count = hashlib.sha256(), 0, 0
         with self._open(path) as entry:
             for batch in batches:
@@ -99,8 +122,11 @@ class PackageWriter:
     def add_file(
         self, source: SourceSummary, relative_path: str, content: IO[bytes]
     ) -> Iterable[int]:
-        """Copy a file into the package; yields the number of bytes of each chunk copied."""
-        path = self._unique(f"files/{_safe(source.name)}/{relative_path}")
+        """Copy a file into the package under a safe name; yields the number of bytes of each
+        chunk copied. `relative_path` is the file's path in its source, `/`-separated, each
+        part as the file system names it (undecodable bytes as surrogate escapes)."""
+        parts = ("files", _safe(source.name), *relative_path.split("/"))
+        path = self._names.allocate(parts)
         digest, size = hashlib.sha256(), 0
         chunk = content.read(COPY_CHUNK)
         with self._open(_file_entry(path, chunk)) as entry:
@@ -110,7 +136,7 @@ class PackageWriter:
                 size += len(chunk)
                 yield len(chunk)
                 chunk = content.read(COPY_CHUNK)
-        self.entries.append(EntryInfo(path, size, digest.hexdigest()))
+        self.entries.append(EntryInfo(path, size, digest.hexdigest(), source_path=relative_path))
         source.files += 1
         source.bytes += size
 
@@ -153,12 +179,6 @@ class PackageWriter:
                 DEFLATE_LEVEL, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS
             )
         return opened
-
-    def _unique(self, path: str) -> str:
-        if path in self._paths or path in (MANIFEST, INDEX):
-            raise ValueError(f"two package entries would be named {path!r}")
-        self._paths.add(path)
-        return path
 
 
 def _safe(name: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlparse
 
+from datapolicy.engine.nofollow import open_directory
 from datapolicy.engine.targets.base import StorageError, StorageLocationError, Target, Upload
 
 PACKAGE_SUFFIX = ".zip"
@@ -91,20 +92,16 @@ class LocalTarget(Target):
         so that a directory swapped for a symlink after the check is refused, not followed.
         Files are then created, renamed and removed relative to it."""
         root, resolved = self._resolved()
-        descriptor = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        root_descriptor = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            for part in resolved.relative_to(root).parts:
-                inner = os.open(
-                    part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=descriptor
-                )
-                os.close(descriptor)
-                descriptor = inner
+            descriptor = open_directory(root_descriptor, resolved.relative_to(root).parts)
         except OSError:
-            os.close(descriptor)
             raise StorageLocationError(
                 f"The storage location '{self.directory}' changed while in use (a directory on "
                 "its way is now a symlink or gone): nothing was written."
             ) from None
+        finally:
+            os.close(root_descriptor)
         return descriptor, resolved
 
     def begin(self, operation_id: str) -> Upload:
