@@ -1,11 +1,17 @@
 """Check a package against its manifest: every entry present, sized and hashed as listed, every
-record count right, and nothing in the ZIP that the manifest does not list."""
+record count right, and nothing in the ZIP that the manifest does not list.
+
+`check_written` is the cheap form a worker runs before it publishes: it reads only the ZIP's
+central directory and its manifest.json, and compares them with the manifest the writer
+returned (which holds the hashes already), so a package that was cut short, lost its manifest,
+or is not the one this attempt wrote is never published."""
 
 from __future__ import annotations
 
 import hashlib
 import zipfile
 from pathlib import Path
+from typing import IO, Any
 
 import orjson
 
@@ -59,3 +65,30 @@ def _check_entry(archive: zipfile.ZipFile, entry: dict) -> list[str]:
     if "records" in entry and lines != entry["records"]:
         problems.append(f"{entry['path']}: {lines} records, manifest says {entry['records']}")
     return problems
+
+
+def check_written(file: IO[bytes], manifest: dict[str, Any]) -> list[str]:
+    """The problems of a just-written package (`file`, seekable) against the `manifest` its
+    writer returned: its manifest.json must be that manifest, and its central directory must
+    list exactly the manifest's entries, each at the manifest's size. Entries' contents are
+    not re-read (the writer hashed them as it wrote them)."""
+    try:
+        archive = zipfile.ZipFile(file)
+    except (OSError, zipfile.BadZipFile) as exc:
+        return [f"not a readable ZIP file: {exc}"]
+    with archive:
+        try:
+            stored = orjson.loads(archive.read(MANIFEST))
+        except KeyError:
+            return ["manifest.json is missing"]
+        except (orjson.JSONDecodeError, zipfile.BadZipFile, OSError) as exc:
+            return [f"manifest.json cannot be read: {exc}"]
+        if stored != manifest:
+            return ["manifest.json is not the manifest this attempt wrote"]
+        sizes = {info.filename: info.file_size for info in archive.infolist()}
+    sizes.pop(MANIFEST, None)
+    listed = {entry["path"]: entry["size"] for entry in manifest["files"]}
+    if sizes == listed:
+        return []
+    wrong = sorted(set(sizes.items()) ^ set(listed.items()))
+    return [f"the ZIP's entries differ from the manifest's: {wrong[:3]}"]
