@@ -14,10 +14,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+import sample_packages
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from datapolicy.engine.package import PackageWriter
 from datapolicy.engine.targets.base import StorageError, Upload, write_error
 from datapolicy.engine.targets.local import LocalTarget, sweep_partials
 from datapolicy.engine.verify import verify_package
@@ -28,20 +28,7 @@ OTHER = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
 
 def write_package(upload: Upload, who: str, payload: bytes = b"") -> dict:
     """A real package written to the upload's stream, marked as `who`'s; its manifest."""
-    writer = PackageWriter(upload.stream, {"operationId": OPERATION, "writtenBy": who})
-    source = writer.source("notes", "files")
-    for _ in writer.add_file(source, "note.bin", _Reader(payload or who.encode() * 1000)):
-        pass
-    return writer.close()
-
-
-class _Reader:
-    def __init__(self, data: bytes):
-        self.data = data
-
-    def read(self, size: int) -> bytes:
-        chunk, self.data = self.data[:size], self.data[size:]
-        return chunk
+    return sample_packages.write_package(upload.stream, payload or who.encode() * 1000, who)
 
 
 def died(upload: Upload) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import logging
 import re
 import uuid
@@ -124,6 +125,15 @@ CHECK_RETRY: dict[str, Any] = {
     "connection_timeout": 5,
     "read_timeout": 20,
 }
+
+
+def _per_client(options: dict[str, Any]) -> dict[str, Any]:
+    """`options` with a retry policy of the client's own: a policy is a link of the pipeline
+    it is built into (`next`), so one instance shared by two clients sends the first client's
+    requests through the second's transport, which closing the second closes (two attempts at
+    once, in one process, broke each other's uploads)."""
+    policy = options.get("retry_policy")
+    return options if policy is None else {**options, "retry_policy": copy.copy(policy)}
 
 
 def describe(exc: BaseException) -> str:
@@ -263,7 +273,7 @@ class AzureTarget(Target):
             base,
             self.container,
             credential=AzureSasCredential(self.query),
-            **options,
+            **_per_client(options),
         )
 
     def check(self) -> None:
