@@ -196,7 +196,8 @@ class Worker:
 
     def _export(self, job: Job, owner: str) -> None:
         operation = job.operation
-        progress = Progress()
+        reached = self.control.reached
+        progress = Progress(on_first_write=lambda: reached(operation.id, "write"))
         with self._running_lock:
             self._running.add(progress)
             if self._handing_back.is_set():  # claimed just as the hand-back began
@@ -205,19 +206,23 @@ class Worker:
         heartbeat.start()
         upload: Upload | None = None
         try:
+            reached(operation.id, "claim")
             forced = self.control.forced_failure(operation.id)
             if forced is not None:
                 raise PermanentError(*forced)
             self.control.hold(operation.id, progress.stop)
             began = time.monotonic()
             user = self.context.user(operation.user_id)
+            reached(operation.id, "begin")
             upload = self._begin(operation)
             manifest = export(
                 operation, user, self.context.sources, upload.stream, progress, self.clock
             )
             self.control.pace(operation.id, time.monotonic() - began, progress.stop)
+            reached(operation.id, "finish")
             upload.finish(manifest)  # checks the package against its manifest
             heartbeat.stop()
+            reached(operation.id, "publish")
             if not self.queue.complete(operation.id, owner, upload.publish):
                 upload.discard()
                 self._after_stop(operation, owner)
@@ -292,6 +297,11 @@ class Worker:
             logger.info("export %s cancelled", operation.id)
             export_ended("cancelled")
         else:  # its lease expired and another worker has it now
+            logger.warning(
+                "export %s stopped: its lease expired and another worker took it over; this "
+                "attempt's partial package was discarded",
+                operation.id,
+            )
             export_ended("lease_lost")
 
     def _retry_or_fail(self, job: Job, owner: str, error: OperationError) -> None:
