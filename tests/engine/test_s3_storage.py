@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_http.middleware.options import HeadersInspectionHandlerOption
 from msgraph import GraphServiceClient
@@ -35,7 +36,7 @@ from conftest import stop_process as stop
 from datapolicy.config import S3StorageConfig, StorageConfig
 from datapolicy.demo import demo_user_id
 from datapolicy.engine.targets import StorageError, StorageLocationError, resolve_target
-from datapolicy.engine.targets.s3 import S3Target, s3_target, sweep_uploads
+from datapolicy.engine.targets.s3 import S3Target, is_transient, s3_target, sweep_uploads
 from datapolicy.engine.verify import verify_package
 from graphclient import graph_client
 from s3server import ADMIN, READER, WRITER, SeaweedS3
@@ -677,3 +678,21 @@ def test_the_server_down_until_the_export_fails_leaves_nothing_visible(tmp_path,
     finally:
         service.stop()
         shutil.rmtree(tmp_path / "people", ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "transient"),
+    [
+        (507, "XMinioStorageFull", False),  # MinIO below its free-space threshold
+        (507, "InsufficientStorage", False),
+        (403, "QuotaExceeded", False),  # Ceph RGW: a user or bucket quota
+        (503, "SlowDown", True),
+        (500, "InternalError", True),
+    ],
+)
+def test_a_storage_without_room_is_not_retried(status: int, code: str, transient: bool):
+    """No room is not an outage: neither the request's retries nor the export's would pass."""
+    refusal = ClientError(
+        {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "UploadPart"
+    )
+    assert is_transient(refusal) is transient

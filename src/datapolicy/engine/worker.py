@@ -12,6 +12,14 @@ still holds (partial output discarded, lease released, not counted as an attempt
 worker takes it over at once instead of after the lease expires. `hand_back()` skips the grace
 period (a second SIGINT or SIGTERM).
 
+Fencing: every attempt writes only its own partial package (see targets/base.py), checked
+against its manifest before it is published, and publishes only while its lease holds (checked
+in the completing transaction). A worker that dies leaves its partial package behind: an idle
+thread sweeps (at most once per lease in a process) for partial packages older than the lease
+whose operation is not running, on every target that can be listed (`sweep_orphans`). A
+worker's death is counted as a worker loss, not as a failure of the export (`[engine]
+max_worker_losses` and `max_attempts`, store/queue.py).
+
 Package retention: an idle thread sweeps (at most once per `poll_seconds` in a process) for
 published packages older than `[engine] package_retention`, deletes each through its target
 and records when and how in the store (docs/security.md, "Package retention").

@@ -122,10 +122,17 @@ def _session() -> boto3.session.Session:
     return _SESSIONS[0]
 
 
+# A storage without room (507 Insufficient Storage, MinIO's XMinioStorageFull; Ceph's 403
+# QuotaExceeded): the retries of a minute or the export's retries would be refused the same way.
+_NO_ROOM_CODES = {"QuotaExceeded", "XMinioStorageFull"}
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether another try of the same request may succeed."""
     if isinstance(exc, ClientError):
         status = _status(exc) or 0
+        if status == 507 or _code(exc) in _NO_ROOM_CODES:
+            return False
         return status >= 500 or status in (408, 429) or _code(exc) in _TRANSIENT_CODES
     return isinstance(exc, (BotoConnectionError, HTTPClientError))
 
