@@ -284,8 +284,9 @@ class Worker:
             logger.exception("could not discard the partial package of %s", operation.id)
 
     def _discard_partials(self, operation: Operation) -> None:
-        """Once the operation has failed, no attempt can publish: remove what every attempt
-        left (a killed worker's partial file, uncommitted Azure blocks, multipart uploads)."""
+        """Once the operation has failed or is being deleted, no attempt can publish: remove
+        what every attempt left (a killed worker's partial file, uncommitted Azure blocks,
+        multipart uploads)."""
         try:
             resolve_target(operation.storage_location or "", self.context.storage).discard_partial(
                 operation.id
@@ -301,6 +302,7 @@ class Worker:
             self.queue.release(operation.id, owner)
             export_ended("handed_back")
         elif self.queue.deletion_requested(operation.id):
+            self._discard_partials(operation)  # what earlier attempts left (Azure blocks)
             self.queue.purge(operation.id, owner)  # nothing was published; nothing is left
             logger.info("export %s cancelled", operation.id)
             export_ended("cancelled")
