@@ -272,20 +272,24 @@ def sweep_partials(
     """Remove the partial files under `roots` that nobody has written for `older_than` seconds
     and whose operation is not `running` (under a live lease): what attempts whose worker died
     left behind (a partial file of a running operation may be a slow attempt's, waiting on a
-    source). Symlinks are not followed. Returns what was removed."""
+    source). Directories are walked by descriptor without following symlinks (`os.fwalk`), so a
+    directory swapped for a symlink cannot lead the sweep out of a root. Returns what was
+    removed."""
     cutoff = time.time() - older_than
     removed = []
     for root in roots:
-        for directory, _, names in os.walk(root):
+        if not root.is_dir():
+            continue
+        for directory, _, names, descriptor in os.fwalk(root):
             for name in names:
                 found = _PARTIAL.match(name)
                 if found is None:
                     continue
-                path = Path(directory) / name
                 with contextlib.suppress(FileNotFoundError):
-                    if path.lstat().st_mtime < cutoff and not running(found["operation"]):
-                        path.unlink()
-                        removed.append(path)
+                    status = os.stat(name, dir_fd=descriptor, follow_symlinks=False)
+                    if status.st_mtime < cutoff and not running(found["operation"]):
+                        os.unlink(name, dir_fd=descriptor)
+                        removed.append(Path(directory) / name)
     return removed
 
 
