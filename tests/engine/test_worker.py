@@ -3,6 +3,8 @@ retry, cancel on deletion, and hand work back on shutdown."""
 
 from __future__ import annotations
 
+import os
+import time
 import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -198,3 +200,31 @@ def test_a_failure_after_worker_losses_lists_every_attempt(tmp_path, database, s
     assert "gave up after 3 attempts: attempt 1: workerLost: its worker (dead-1)" in message
     assert "attempt 2: workerLost: its worker (dead-2)" in message
     assert not list(exports_dir(tmp_path).glob("*"))
+
+
+def test_an_idle_worker_sweeps_what_dead_attempts_left(tmp_path, database, store, demo_context):
+    """Partial files older than the lease whose operation is not running go (a dead worker's,
+    however deep under a root); a running operation's stays, however old (a slow attempt
+    waiting on a source); a package stays. At most one sweep per lease per process."""
+    queue = OperationQueue(database)
+    held, _ = store.create(demo_user_id(3), "/x")
+    gone, _ = store.create(demo_user_id(4), "/x")
+    job = queue.claim("alive", timedelta(minutes=5), 3)  # the oldest: `held`
+    assert job is not None
+    assert job.operation.id == held.id
+    deep = exports_dir(tmp_path) / "a" / "b"
+    deep.mkdir(parents=True)
+    files = [
+        deep / f".{gone.id}.{'0' * 32}.zip.partial",
+        deep / f".{held.id}.{'1' * 32}.zip.partial",
+        deep / f"{gone.id}.zip",
+    ]
+    for path in files:
+        path.write_bytes(b"x")
+        os.utime(path, (time.time() - 60,) * 2)
+    worker = worker_for(database, demo_context)
+    assert worker.sweep_orphans() == 1
+    assert sorted(deep.iterdir()) == sorted(files[1:])
+    files[0].write_bytes(b"x")
+    os.utime(files[0], (time.time() - 60,) * 2)
+    assert worker.sweep_orphans() == 0  # not again within the lease
