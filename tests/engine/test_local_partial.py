@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import orjson
@@ -163,3 +165,45 @@ def test_other_write_errors_are_worth_another_attempt():
         str(error)
         == f"cannot write the package to the storage location '/x': {os.strerror(errno.EIO)}"
     )
+
+
+@settings(max_examples=30, deadline=None)
+@given(where=st.floats(0, 1, exclude_max=True), flip=st.integers(1, 255))
+@example(where=0.0, flip=1)  # deflate's BFINAL bit: the same content, rightly accepted
+@example(where=0.5, flip=255)
+def test_a_package_whose_manifest_was_spoiled_is_never_published(
+    tmp_path_factory, where: float, flip: int
+):
+    """A byte of manifest.json's stored data changed (its central directory intact): the
+    package is refused unless the manifest still reads back the same. The reference is a
+    second reader: raw inflate (zlib) of the entry's bytes, against the bytes written."""
+    root = tmp_path_factory.mktemp("spoiled")
+    target = LocalTarget(root / "exports", (root,))
+    upload = target.begin(OPERATION)
+    manifest = write_package(upload, "me")
+    upload.stream.flush()
+    partial = root / "exports" / names(root / "exports")[0]
+    with zipfile.ZipFile(partial) as archive:
+        info = archive.getinfo("manifest.json")
+        written = archive.read("manifest.json")
+    with partial.open("r+b") as file:
+        file.seek(info.header_offset)  # the local header's lengths, not the central one's
+        name_length, extra_length = struct.unpack("<HH", file.read(30)[26:30])
+        start = info.header_offset + 30 + name_length + extra_length
+        file.seek(start + int(info.compress_size * where))
+        byte = file.read(1)[0]
+        file.seek(-1, os.SEEK_CUR)
+        file.write(bytes([byte ^ flip]))
+        file.seek(start)
+        stored = file.read(info.compress_size)
+    try:
+        same = zlib.decompressobj(-zlib.MAX_WBITS).decompress(stored) == written
+    except zlib.error:
+        same = False
+    if same:
+        upload.finish(manifest)
+        upload.discard()
+    else:
+        with pytest.raises(StorageError, match="does not verify, so it was not published"):
+            upload.finish(manifest)
+    assert names(root / "exports") == []

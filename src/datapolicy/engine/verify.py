@@ -81,8 +81,8 @@ def check_written(file: IO[bytes], manifest: dict[str, Any]) -> list[str]:
             stored = orjson.loads(archive.read(MANIFEST))
         except KeyError:
             return ["manifest.json is missing"]
-        except (orjson.JSONDecodeError, zipfile.BadZipFile, OSError) as exc:
-            return [f"manifest.json cannot be read: {exc}"]
+        except Exception as exc:  # cut, corrupt or not JSON (zlib, EOF, CRC, decode errors)
+            return [f"manifest.json cannot be read: {type(exc).__name__}: {exc}"]
         if stored != manifest:
             return ["manifest.json is not the manifest this attempt wrote"]
         sizes = {info.filename: info.file_size for info in archive.infolist()}
