@@ -245,7 +245,10 @@ class EngineConfig(_Strict):
     lease_seconds: float = Field(default=30, gt=0)
     heartbeat_seconds: float = Field(default=2, gt=0)
     poll_seconds: float = Field(default=1, gt=0)
+    # Attempts that fail because of the export (a source, the storage, a bad package) ...
     max_attempts: int = Field(default=3, ge=1)
+    # ... and, counted apart, attempts whose worker died or stalled past its lease.
+    max_worker_losses: int = Field(default=10, ge=1)
     retry_backoff_seconds: float = Field(default=5, ge=0)
     # On SIGTERM/SIGINT: how long an export in progress may run on before it is handed back.
     shutdown_grace_seconds: float = Field(default=10, ge=0)

@@ -165,7 +165,7 @@ def test_publication_is_atomic_and_the_blob_is_whole(azurite):
     pending = upload(target, "op", data)
     assert len(uncommitted_blocks(container, "op.zip")) == 3
     assert blob_names(container) == []
-    pending.finish()
+    pending.finish({})
     assert len(uncommitted_blocks(container, "op.zip")) == 4
     assert blob_names(container) == []
     where = pending.publish()
@@ -181,18 +181,42 @@ def test_publication_is_atomic_and_the_blob_is_whole(azurite):
 
 
 @pytest.mark.parametrize("stage", ["writing", "finished"])
-def test_a_discarded_upload_leaves_nothing(azurite, stage):
-    """discard() before publication: no blob, and no uncommitted block either."""
+def test_a_discarded_upload_leaves_its_blocks_to_a_commit_and_discard_partial_drops_them(
+    azurite, stage
+):
+    """discard() before publication: no blob; the attempt's blocks stay, invisible, because
+    Azure drops uncommitted blocks only all at once (a commit), which would take a live
+    successor's blocks too. Once no attempt can publish, discard_partial drops them."""
     container = azurite.new_container()
     url = azurite.container_sas_url(container.container_name, "wd")
     target = AzureTarget(url, config_for(azurite), block_size=MIB)
     pending = upload(target, "op", os.urandom(2 * MIB + 1))
     if stage == "finished":
-        pending.finish()
+        pending.finish({})
     assert uncommitted_blocks(container, "op.zip")
     pending.discard()
     pending.discard()  # safe to repeat
     assert blob_names(container) == []
+    assert len(uncommitted_blocks(container, "op.zip")) == (3 if stage == "finished" else 2)
+    target.discard_partial("op")
+    assert blob_names(container) == []
+    assert uncommitted_blocks(container, "op.zip") == []
+
+
+def test_a_stale_attempt_s_discard_leaves_its_successor_s_blocks(azurite):
+    """Two attempts at one blob (the first one's worker stalled past its lease): the stale
+    attempt gives up while the successor is still writing, and the successor's commit
+    publishes exactly its own bytes."""
+    container = azurite.new_container()
+    url = azurite.container_sas_url(container.container_name, "wd")
+    target = AzureTarget(url, config_for(azurite), block_size=MIB)
+    data = os.urandom(2 * MIB + 3)
+    successor = upload(target, "op", data)
+    stale = upload(target, "op", os.urandom(2 * MIB))
+    stale.discard()
+    successor.finish({})
+    successor.publish()
+    assert container.download_blob("op.zip").readall() == data
     assert uncommitted_blocks(container, "op.zip") == []
 
 
@@ -202,7 +226,7 @@ def test_discard_partial_removes_a_dead_worker_s_blocks_but_never_a_published_pa
     target = AzureTarget(url, config_for(azurite), block_size=MIB)
     upload(target, "dead", os.urandom(2 * MIB))  # never finished: the worker "died"
     published = upload(target, "done", b"a package")
-    published.finish()
+    published.finish({})
     published.publish()
     target.discard_partial("dead")
     target.discard_partial("done")
@@ -223,7 +247,7 @@ def test_a_retried_upload_commits_only_its_own_blocks(azurite):
     assert blob_names(container) == []
     data = os.urandom(MIB + 7)
     second = upload(target, "op", data)
-    second.finish()
+    second.finish({})
     second.publish()
     assert container.download_blob("op.zip").readall() == data
     assert uncommitted_blocks(container, "op.zip") == []

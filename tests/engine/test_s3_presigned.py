@@ -28,6 +28,7 @@ import boto3
 import httpx
 import pytest
 from botocore.config import Config as BotoConfig
+from sample_packages import package_bytes
 from test_s3_storage import wait_for, write_config
 
 from conftest import Service, start_service
@@ -289,7 +290,10 @@ def offline_target(spool: Path, **options: Any) -> PresignedS3Target:
     return target
 
 
-def test_the_spool_file_is_owner_only_and_each_attempt_starts_afresh(tmp_path):
+def test_the_spool_file_is_owner_only_and_each_attempt_has_its_own(tmp_path):
+    """An attempt's spool file is its own: another attempt at the operation (a successor, or a
+    stalled worker woken up) leaves it alone; discard_partial, once no attempt can send,
+    removes them all; a file untouched for longer than any URL lives is swept."""
     spool = tmp_path / "spool"
     target = offline_target(spool)
     first = target.begin("op")
@@ -299,15 +303,17 @@ def test_the_spool_file_is_owner_only_and_each_attempt_starts_afresh(tmp_path):
     assert spool.stat().st_mode & 0o777 == 0o700
     assert path.stat().st_mode & 0o777 == 0o600
     other = target.begin("other-op")
-    second = target.begin("op")  # a retry after a killed worker: the leftover goes
-    assert sorted(p.name.split(".")[0] for p in spool.iterdir()) == ["op", "other-op"]
-    assert path not in list(spool.iterdir())
+    second = target.begin("op")  # another attempt: the first one's file stays
+    assert sorted(p.name.split(".")[0] for p in spool.iterdir()) == ["op", "op", "other-op"]
+    assert path in list(spool.iterdir())
     stale = spool / f"dead-op.{'0' * 32}.spool"  # a worker killed on the last attempt, long ago
     stale.write_bytes(b"x")
     os.utime(stale, (time.time() - 9 * 86400,) * 2)
     target.discard_partial("other-op")
     target.begin("another-op").discard()
     assert not stale.exists()
+    target.discard_partial("op")  # the operation failed: no attempt can send any more
+    assert list(spool.iterdir()) == []
     first.discard()
     other.discard()
     second.discard()
@@ -353,12 +359,14 @@ def target_for(url: str, spool: Path, *hosts: str, **options: Any) -> PresignedS
     return target
 
 
-def send(target: PresignedS3Target, data: bytes, operation_id: str = "op") -> Any:
+def send(target: PresignedS3Target, payload: bytes, operation_id: str = "op") -> Any:
+    """Write a package holding `payload` and send it: the upload and the package's bytes."""
+    data, manifest = package_bytes(payload)
     upload = target.begin(operation_id)
     for start in range(0, len(data), 500_000):
         upload.stream.write(data[start : start + 500_000])
-    upload.finish()
-    return upload
+    upload.finish(manifest)
+    return upload, data
 
 
 def read(s3: SeaweedS3, bucket: str, key: str) -> bytes:
@@ -371,11 +379,11 @@ def test_the_package_is_sent_whole_in_one_put_and_the_spool_file_goes(s3, tmp_pa
     target = target_for(url, tmp_path)
     target.check()  # makes no request: nothing is written
     upload = target.begin("op")
-    data = os.urandom(3 * 1024 * 1024 + 17)
+    data, manifest = package_bytes(os.urandom(3 * 1024 * 1024 + 17))
     upload.stream.write(data)
     assert s3.keys(bucket) == []  # spooled, not sent
     assert len(list(tmp_path.iterdir())) == 1
-    upload.finish()
+    upload.finish(manifest)
     assert list(tmp_path.iterdir()) == []
     assert upload.publish() == f"{s3.endpoint}/{bucket}/hr/ada.zip"
     assert s3.keys(bucket) == ["hr/ada.zip"]
@@ -391,8 +399,9 @@ def test_a_signed_content_type_of_application_zip_is_sent_as_signed(s3, tmp_path
     bucket = s3.new_bucket()
     url = presign(s3.endpoint, bucket, "k.zip", ContentType="application/zip")
     assert "content-type" in dict(parse_qsl(urlsplit(url).query))["X-Amz-SignedHeaders"]
-    send(target_for(url, tmp_path), b"a package").publish()
-    assert read(s3, bucket, "k.zip") == b"a package"
+    upload, sent = send(target_for(url, tmp_path), b"a package")
+    upload.publish()
+    assert read(s3, bucket, "k.zip") == sent
 
 
 @pytest.mark.parametrize(
@@ -416,12 +425,13 @@ def test_a_refused_url_is_a_clear_error_without_the_signature_and_leaves_nothing
     if change == "expired":  # our clock is behind the storage's: we would send it
         target.clock = lambda: datetime.now(UTC) - timedelta(seconds=5)
     upload = target.begin("op")
-    upload.stream.write(os.urandom(100_000))
+    data, manifest = package_bytes(os.urandom(100_000))
+    upload.stream.write(data)
     if change == "expired":
         time.sleep(1.1)
     started = time.monotonic()
     with pytest.raises(StorageError) as raised:
-        upload.finish()
+        upload.finish(manifest)
     assert time.monotonic() - started < 4  # not retried
     message = str(raised.value)
     assert message.startswith(f"the storage refused the package for {s3.endpoint}/{bucket}/k.zip")
@@ -437,10 +447,11 @@ def test_an_expired_url_is_not_sent_at_all(s3, tmp_path):
     target = target_for(presign(s3.endpoint, bucket, "k.zip", expires=1), tmp_path)
     target.clock = lambda: target.url.signed_at
     upload = target.begin("op")
-    upload.stream.write(b"a package")
+    data, manifest = package_bytes(b"a package")
+    upload.stream.write(data)
     target.clock = lambda: target.url.expires_at  # the package took too long to make
     with pytest.raises(StorageError, match="expired before the package was ready; nothing was"):
-        upload.finish()
+        upload.finish(manifest)
     assert list(tmp_path.iterdir()) == []
     assert s3.keys(bucket) == []
 
@@ -503,8 +514,8 @@ def test_a_connection_dropped_mid_upload_is_retried_with_the_whole_file(s3, tmp_
     proxy = CuttingProxy(s3.port, cut_after=1024 * 1024)
     try:
         url = presign(f"http://127.0.0.1:{proxy.port}", bucket, "k.zip")
-        data = os.urandom(3 * 1024 * 1024)
-        send(target_for(url, tmp_path), data).publish()
+        upload, data = send(target_for(url, tmp_path), os.urandom(3 * 1024 * 1024))
+        upload.publish()
         assert proxy.connections == 2
     finally:
         proxy.close()
@@ -533,10 +544,11 @@ def test_connections_dropped_past_the_retries_fail_cleanly_and_a_new_attempt_sta
         assert list(tmp_path.iterdir()) == []
         assert s3.keys(bucket) == []
         proxy.cuts = 0
-        send(target, b"next attempt").publish()
+        upload, sent = send(target, b"next attempt")
+        upload.publish()
     finally:
         proxy.close()
-    assert read(s3, bucket, "k.zip") == b"next attempt"
+    assert read(s3, bucket, "k.zip") == sent
 
 
 def test_the_server_killed_is_a_clear_error_and_leaves_no_spool_file(own_s3, tmp_path):
@@ -544,10 +556,11 @@ def test_the_server_killed_is_a_clear_error_and_leaves_no_spool_file(own_s3, tmp
     url = presign(own_s3.endpoint, bucket, "k.zip")
     spool = tmp_path / "spool"
     upload = target_for(url, spool).begin("op")
-    upload.stream.write(os.urandom(1024 * 1024))
+    data, manifest = package_bytes(os.urandom(1024 * 1024))
+    upload.stream.write(data)
     own_s3.stop(grace=0)  # SIGKILL
     with pytest.raises(StorageError) as raised:
-        upload.finish()
+        upload.finish(manifest)
     assert str(raised.value) == (
         f"cannot send the package to {own_s3.endpoint}/{bucket}/k.zip: EndpointConnectionError"
     )

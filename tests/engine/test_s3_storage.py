@@ -15,11 +15,14 @@ import json
 import os
 import shutil
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_http.middleware.options import HeadersInspectionHandlerOption
 from msgraph import GraphServiceClient
@@ -33,7 +36,7 @@ from conftest import stop_process as stop
 from datapolicy.config import S3StorageConfig, StorageConfig
 from datapolicy.demo import demo_user_id
 from datapolicy.engine.targets import StorageError, StorageLocationError, resolve_target
-from datapolicy.engine.targets.s3 import S3Target, s3_target
+from datapolicy.engine.targets.s3 import S3Target, is_transient, s3_target, sweep_uploads
 from datapolicy.engine.verify import verify_package
 from graphclient import graph_client
 from s3server import ADMIN, READER, WRITER, SeaweedS3
@@ -174,7 +177,7 @@ def test_publication_is_atomic_and_the_object_is_whole(s3):
     assert len(pending.parts) == 2
     assert s3.multipart_uploads(bucket) == ["exports/op.zip"]
     assert s3.keys(bucket) == []
-    pending.finish()
+    pending.finish({})
     assert len(pending.parts) == 3
     assert s3.keys(bucket) == []
     assert pending.publish() == f"s3://{bucket}/exports/op.zip"
@@ -194,12 +197,29 @@ def test_check_leaves_nothing_and_accepts_write_only_credentials(s3):
     assert s3.multipart_uploads(bucket) == []
 
 
+def test_the_sweep_aborts_dead_attempts_uploads_of_operations_not_running(s3):
+    """ListMultipartUploads over each configured bucket: uploads of packages (`<uuid>.zip`,
+    under any prefix) older than the lease whose operation is not running are aborted; a
+    running operation's upload, and keys that are not packages, are left alone."""
+    dead, running = str(uuid.uuid4()), str(uuid.uuid4())
+    bucket = s3.new_bucket()
+    upload(target_for(s3, bucket, "a/b"), dead, b"x")
+    upload(target_for(s3, bucket), running, b"x")
+    s3.admin().create_multipart_upload(Bucket=bucket, Key="someone-else.bin")
+    config = config_for(s3, bucket)
+    assert sweep_uploads(config, timedelta(minutes=5), lambda _: False) == 0  # all fresh
+    # Ages are reckoned by the storage's clock (its Date header, in whole seconds): -1 s is
+    # "every upload, however new".
+    assert sweep_uploads(config, timedelta(seconds=-1), lambda op: op == running) == 1
+    assert s3.multipart_uploads(bucket) == [f"exports/{running}.zip", "someone-else.bin"]
+
+
 @pytest.mark.parametrize("stage", ["writing", "finished"])
 def test_a_discarded_upload_leaves_nothing(s3, stage):
     bucket = s3.new_bucket()
     pending = upload(target_for(s3, bucket), "op", os.urandom(PART + 1))
     if stage == "finished":
-        pending.finish()
+        pending.finish({})
     assert s3.multipart_uploads(bucket) == ["exports/op.zip"]
     pending.discard()
     pending.discard()  # safe to repeat
@@ -207,19 +227,29 @@ def test_a_discarded_upload_leaves_nothing(s3, stage):
     assert s3.multipart_uploads(bucket) == []
 
 
-def test_discard_partial_and_a_retry_remove_dead_uploads_but_never_a_published_package(s3):
+def test_a_retry_leaves_other_attempts_uploads_and_discard_partial_removes_them(s3):
+    """Each attempt has an upload id of its own: a retry neither aborts nor completes the
+    earlier attempt's upload (its worker may only be stalled, and must not abort a live
+    successor's upload when it wakes up); discard_partial removes what dead attempts left,
+    never a published package."""
     bucket = s3.new_bucket()
     target = target_for(s3, bucket)
     upload(target, "dead", os.urandom(PART))  # never finished: the worker "died"
-    upload(target, "retried", os.urandom(PART))  # so did this one; its retry cleans up
+    upload(target, "retried", os.urandom(PART))  # so did this one
     published = upload(target, "done", b"a package")
-    published.finish()
+    published.finish({})
     published.publish()
     assert s3.multipart_uploads(bucket) == ["exports/dead.zip", "exports/retried.zip"]
     again = upload(target, "retried", b"second attempt")
-    assert s3.multipart_uploads(bucket) == ["exports/dead.zip", "exports/retried.zip"]
-    again.finish()
+    assert s3.multipart_uploads(bucket) == [
+        "exports/dead.zip",
+        "exports/retried.zip",
+        "exports/retried.zip",
+    ]
+    again.finish({})
     again.publish()
+    assert s3.multipart_uploads(bucket) == ["exports/dead.zip", "exports/retried.zip"]
+    target.discard_partial("retried")
     target.discard_partial("dead")
     target.discard_partial("done")
     target.discard_partial("never-started")
@@ -648,3 +678,21 @@ def test_the_server_down_until_the_export_fails_leaves_nothing_visible(tmp_path,
     finally:
         service.stop()
         shutil.rmtree(tmp_path / "people", ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "transient"),
+    [
+        (507, "XMinioStorageFull", False),  # MinIO below its free-space threshold
+        (507, "InsufficientStorage", False),
+        (403, "QuotaExceeded", False),  # Ceph RGW: a user or bucket quota
+        (503, "SlowDown", True),
+        (500, "InternalError", True),
+    ],
+)
+def test_a_storage_without_room_is_not_retried(status: int, code: str, transient: bool):
+    """No room is not an outage: neither the request's retries nor the export's would pass."""
+    refusal = ClientError(
+        {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "UploadPart"
+    )
+    assert is_transient(refusal) is transient

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import boto3
 import pytest
 from botocore.config import Config as BotoConfig
+from sample_packages import package_bytes
 
 from azurite import Azurite
 from conftest import Service, start_service, start_worker, stop_process, wait_for
@@ -122,9 +123,10 @@ def test_failing_targets_log_no_secret_even_at_debug(caplog, azurite, s3, tmp_pa
     target = resolve_target(presigned, storage)
     target.check()  # no request: a presigned URL cannot be probed
     upload = target.begin("op")
-    upload.stream.write(b"package")
+    data, manifest = package_bytes(b"personal data")
+    upload.stream.write(data)
     with pytest.raises(StorageError) as failed:
-        upload.finish()
+        upload.finish(manifest)
     messages.append(str(failed.value))
     assert "403" in messages[-1]
     secrets = secrets_of(sas, presigned) | {WRONG_SECRET, "AKIDWRONGKEY000001", SIGNER_SECRET}

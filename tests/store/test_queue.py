@@ -130,20 +130,44 @@ def test_a_worker_whose_lease_expired_cannot_complete_over_its_successor(store, 
     assert store.get(operation.id).status is OperationStatus.COMPLETE
 
 
-def test_retries_wait_and_then_the_attempts_run_out(store, queue, clock):
+def test_retries_wait_and_worker_losses_are_counted_apart_until_they_run_out(store, queue, clock):
+    """A failure's retry waits for its delay; a worker that dies holding the export is not the
+    export's failure: it counts against `max_worker_losses`, whose last loss fails the operation
+    with workerLost and the reason each attempt ended."""
     operation = create(store)
-    queue.claim("w1", LEASE, max_attempts=2)
-    queue.retry_later(operation.id, "w1", timedelta(seconds=10), OperationError("busy", "later"))
-    assert queue.claim("w2", LEASE, max_attempts=2) is None  # not before the delay
+    queue.claim("w1", LEASE, max_attempts=2, max_worker_losses=2)
+    queue.retry_later(operation.id, "w1", timedelta(seconds=10), OperationError("busy", "later"), 1)
+    assert queue.claim("w2", LEASE, max_attempts=2, max_worker_losses=2) is None  # not yet
     clock.advance(timedelta(seconds=10))
-    job = queue.claim("w2", LEASE, max_attempts=2)
+    job = queue.claim("w2", LEASE, max_attempts=2, max_worker_losses=2)
     assert job is not None
-    assert job.attempt == 2
-    clock.advance(LEASE + timedelta(seconds=1))  # w2 died holding it: no attempts are left
-    assert queue.claim("w3", LEASE, max_attempts=2) is None
+    assert (job.attempt, job.worker_losses) == (2, 0)
+    clock.advance(LEASE + timedelta(seconds=1))  # w2 died holding it: a first loss
+    job = queue.claim("w3", LEASE, max_attempts=2, max_worker_losses=2)
+    assert job is not None
+    assert (job.attempt, job.worker_losses, job.expired_owner) == (3, 1, "w2")
+    clock.advance(LEASE + timedelta(seconds=1))  # w3 died too: the losses run out
+    assert queue.claim("w4", LEASE, max_attempts=2, max_worker_losses=2) is None
     failed = store.get(operation.id)
     assert failed.status is OperationStatus.FAILED
-    assert failed.error == OperationError("busy", "later")
+    assert failed.error.code == "workerLost"
+    assert failed.error.message == (
+        "The export was interrupted: its worker stopped responding 2 times (gave up after 3 "
+        "attempts: attempt 1: busy: later; attempt 2: workerLost: its worker (w2) stopped "
+        "renewing its lease; attempt 3: workerLost: its worker (w3) stopped renewing its lease)"
+    )
+
+
+def test_a_final_failure_quotes_every_attempt_s_reason(store, queue, clock):
+    operation = create(store)
+    queue.claim("w1", LEASE, max_attempts=3)
+    queue.retry_later(operation.id, "w1", timedelta(0), OperationError("sourceError", "down"), 1)
+    clock.advance(timedelta(seconds=1))
+    queue.claim("w2", LEASE, max_attempts=3)
+    queue.fail(operation.id, "w2", OperationError("storageError", "full"), 2, with_history=True)
+    assert store.get(operation.id).error == OperationError(
+        "storageError", "full (gave up after 2 attempts: attempt 1: sourceError: down)"
+    )
 
 
 def test_deleting_a_running_export_makes_a_cleanup_job(store, queue):

@@ -31,6 +31,12 @@ class ExportControl:
         """Called when the package is written, `elapsed` seconds after `hold` returned; may
         block to make the export last longer. Raises `Cancelled` if `stop` is set meanwhile."""
 
+    def reached(self, operation_id: str, step: str) -> None:
+        """The export reached `step`: "claim" (just claimed), "begin" (about to open its
+        partial package), "write" (its first data written), "finish" (about to make the
+        package durable and check it) or "publish" (about to complete). A test double may
+        block here, or freeze the process, to put a worker past its lease at that step."""
+
     def finished(self, operation_id: str) -> None:
         """The worker is done with this export (complete, failed, retried or handed back)."""
 

@@ -39,11 +39,12 @@ class Cancelled(Exception):
 class Progress:
     """Thread-safe work counter; the worker's heartbeat reads `percent` and sets `stop`."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_first_write: Callable[[], None] | None = None) -> None:
         self._lock = threading.Lock()
         self.total = 0
         self.done = 0
         self.stop = threading.Event()
+        self._on_first_write = on_first_write  # called once, when the first data is written
 
     def start(self, estimate: Estimate) -> None:
         with self._lock:
@@ -54,6 +55,11 @@ class Progress:
             raise Cancelled
         with self._lock:
             self.done += records * RECORD_WORK + nbytes
+            first_write = self._on_first_write if records or nbytes else None
+            if first_write is not None:
+                self._on_first_write = None
+        if first_write is not None:
+            first_write()
 
     @property
     def percent(self) -> float:

@@ -16,6 +16,11 @@ treated as hostile, and an OK must mean it is safe to extract:
   shapes or types) is a problem in the list, never an exception. Names and messages taken from
   the package are shown with unprintable characters escaped, so a name cannot rewrite the
   terminal it is printed on.
+
+`check_written` is the cheap form a worker runs before it publishes: it reads only the ZIP's
+central directory and its manifest.json, and compares them with the manifest the writer
+returned (which holds the hashes already), so a package that was cut short, lost its manifest,
+or is not the one this attempt wrote is never published.
 """
 
 from __future__ import annotations
@@ -229,3 +234,30 @@ def _check_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, entry: _Entry)
 def _printable(value: object) -> str:
     """`value` as text with control, bidi and other unprintable characters escaped."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+
+
+def check_written(file: IO[bytes], manifest: dict[str, Any]) -> list[str]:
+    """The problems of a just-written package (`file`, seekable) against the `manifest` its
+    writer returned: its manifest.json must be that manifest, and its central directory must
+    list exactly the manifest's entries, each at the manifest's size. Entries' contents are
+    not re-read (the writer hashed them as it wrote them)."""
+    try:
+        archive = zipfile.ZipFile(file)
+    except (OSError, zipfile.BadZipFile) as exc:
+        return [f"not a readable ZIP file: {exc}"]
+    with archive:
+        try:
+            stored = orjson.loads(archive.read(MANIFEST))
+        except KeyError:
+            return ["manifest.json is missing"]
+        except Exception as exc:  # cut, corrupt or not JSON (zlib, EOF, CRC, decode errors)
+            return [f"manifest.json cannot be read: {type(exc).__name__}: {exc}"]
+        if stored != manifest:
+            return ["manifest.json is not the manifest this attempt wrote"]
+        sizes = {info.filename: info.file_size for info in archive.infolist()}
+    sizes.pop(MANIFEST, None)
+    listed = {entry["path"]: entry["size"] for entry in manifest["files"]}
+    if sizes == listed:
+        return []
+    wrong = sorted(set(sizes.items()) ^ set(listed.items()))
+    return [f"the ZIP's entries differ from the manifest's: {wrong[:3]}"]

@@ -12,6 +12,14 @@ still holds (partial output discarded, lease released, not counted as an attempt
 worker takes it over at once instead of after the lease expires. `hand_back()` skips the grace
 period (a second SIGINT or SIGTERM).
 
+Fencing: every attempt writes only its own partial package (see targets/base.py), checked
+against its manifest before it is published, and publishes only while its lease holds (checked
+in the completing transaction). A worker that dies leaves its partial package behind: an idle
+thread sweeps (at most once per lease in a process) for partial packages older than the lease
+whose operation is not running, on every target that can be listed (`sweep_orphans`). A
+worker's death is counted as a worker loss, not as a failure of the export (`[engine]
+max_worker_losses` and `max_attempts`, store/queue.py).
+
 Package retention: an idle thread sweeps (at most once per `poll_seconds` in a process) for
 published packages older than `[engine] package_retention`, deletes each through its target
 and records when and how in the store (docs/security.md, "Package retention").
@@ -41,6 +49,9 @@ from datapolicy.engine.targets import (
     Upload,
     resolve_target,
 )
+from datapolicy.engine.targets.local import sweep_partials
+from datapolicy.engine.targets.s3 import sweep_uploads
+from datapolicy.engine.targets.spool import sweep as sweep_spool
 from datapolicy.metrics import LEASE_EXPIRIES, export_completed, export_ended
 from datapolicy.model import Operation, OperationError, utc_now
 from datapolicy.redact import redact
@@ -97,6 +108,8 @@ class Worker:
         self.audit = audit  # where package.deleted is recorded, if anywhere
         self._next_sweep = 0.0  # time.monotonic() of the next retention sweep
         self._sweep_lock = threading.Lock()
+        self._next_orphan_sweep = 0.0  # time.monotonic() of the next sweep for orphans
+        self._orphan_lock = threading.Lock()
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stopping = threading.Event()  # no more claims
         self._handing_back = threading.Event()  # exports in progress stop now
@@ -153,6 +166,7 @@ class Worker:
                 worked = self.run_once(owner)
                 if not worked:
                     self.expire_packages(owner)
+                    self.sweep_orphans()
             except Exception:  # a store outage must not kill the thread
                 logger.exception("export worker %s failed to take work", owner)
                 worked = False
@@ -163,7 +177,11 @@ class Worker:
         """Claim and finish one job in this thread; False if there was nothing to do."""
         owner = owner or f"{self.name}:once"
         job = self.queue.claim(
-            owner, self.lease, self.config.max_attempts, only=self.control.claimable()
+            owner,
+            self.lease,
+            self.config.max_attempts,
+            only=self.control.claimable(),
+            max_worker_losses=self.config.max_worker_losses,
         )
         if job is None:
             return False
@@ -186,7 +204,8 @@ class Worker:
 
     def _export(self, job: Job, owner: str) -> None:
         operation = job.operation
-        progress = Progress()
+        reached = self.control.reached
+        progress = Progress(on_first_write=lambda: reached(operation.id, "write"))
         with self._running_lock:
             self._running.add(progress)
             if self._handing_back.is_set():  # claimed just as the hand-back began
@@ -195,19 +214,23 @@ class Worker:
         heartbeat.start()
         upload: Upload | None = None
         try:
+            reached(operation.id, "claim")
             forced = self.control.forced_failure(operation.id)
             if forced is not None:
                 raise PermanentError(*forced)
             self.control.hold(operation.id, progress.stop)
             began = time.monotonic()
             user = self.context.user(operation.user_id)
+            reached(operation.id, "begin")
             upload = self._begin(operation)
             manifest = export(
                 operation, user, self.context.sources, upload.stream, progress, self.clock
             )
             self.control.pace(operation.id, time.monotonic() - began, progress.stop)
-            upload.finish()
+            reached(operation.id, "finish")
+            upload.finish(manifest)  # checks the package against its manifest
             heartbeat.stop()
+            reached(operation.id, "publish")
             if not self.queue.complete(operation.id, owner, upload.publish):
                 upload.discard()
                 self._after_stop(operation, owner)
@@ -222,11 +245,13 @@ class Worker:
         except PermanentError as exc:
             self._discard(upload, operation)
             self.queue.fail(operation.id, owner, exc.error, job.attempt)
+            self._discard_partials(operation)
             export_ended("failed")
         except StorageError as exc:
             self._discard(upload, operation)
             if exc.permanent:  # another attempt would be refused the same way
                 self.queue.fail(operation.id, owner, _describe(exc), job.attempt)
+                self._discard_partials(operation)
                 export_ended("failed")
                 logger.warning("export %s failed: %s", operation.id, exc)
             else:
@@ -258,29 +283,56 @@ class Worker:
         except Exception:
             logger.exception("could not discard the partial package of %s", operation.id)
 
+    def _discard_partials(self, operation: Operation) -> None:
+        """Once the operation has failed or is being deleted, no attempt can publish: remove
+        what every attempt left (a killed worker's partial file, uncommitted Azure blocks,
+        multipart uploads)."""
+        try:
+            resolve_target(operation.storage_location or "", self.context.storage).discard_partial(
+                operation.id
+            )
+        except StorageLocationError:
+            pass  # not permitted (any more): nothing of ours can be there
+        except Exception as exc:
+            logger.warning("could not remove the partial packages of %s: %s", operation.id, exc)
+
     def _after_stop(self, operation: Operation, owner: str) -> None:
         """The export stopped without publishing: hand it back, or finish its deletion."""
         if self._stopping.is_set():
             self.queue.release(operation.id, owner)
             export_ended("handed_back")
         elif self.queue.deletion_requested(operation.id):
+            self._discard_partials(operation)  # what earlier attempts left (Azure blocks)
             self.queue.purge(operation.id, owner)  # nothing was published; nothing is left
             logger.info("export %s cancelled", operation.id)
             export_ended("cancelled")
         else:  # its lease expired and another worker has it now
+            logger.warning(
+                "export %s stopped: its lease expired and another worker took it over; this "
+                "attempt's partial package was discarded",
+                operation.id,
+            )
             export_ended("lease_lost")
 
     def _retry_or_fail(self, job: Job, owner: str, error: OperationError) -> None:
-        if job.attempt >= self.config.max_attempts:
-            message = f"{error.message} (gave up after {job.attempt} attempts)"
-            self.queue.fail(
-                job.operation.id, owner, OperationError(error.code, message), job.attempt
+        """Retry after backoff, or fail once the export has failed `max_attempts` times (the
+        attempts whose worker was lost are not its failures: see `OperationQueue.claim`)."""
+        failures = job.attempt - job.worker_losses
+        if failures >= self.config.max_attempts:
+            self.queue.fail(job.operation.id, owner, error, job.attempt, with_history=True)
+            self._discard_partials(job.operation)
+            logger.warning(
+                "export %s failed after %d attempts: %s",
+                job.operation.id,
+                job.attempt,
+                error.message,
             )
-            logger.warning("export %s failed: %s", job.operation.id, message)
             export_ended("failed")
             return
-        delay = self.config.retry_backoff_seconds * 2 ** (job.attempt - 1)
-        self.queue.retry_later(job.operation.id, owner, timedelta(seconds=delay), error)
+        delay = self.config.retry_backoff_seconds * 2 ** (failures - 1)
+        self.queue.retry_later(
+            job.operation.id, owner, timedelta(seconds=delay), error, job.attempt
+        )
         export_ended("retried")
         logger.warning(
             "export %s attempt %d failed, retrying in %.0fs: %s",
@@ -328,6 +380,43 @@ class Worker:
             )
         except Exception:
             logger.exception("could not record %s for %s in the audit log", action, operation.id)
+
+    # --- orphans -------------------------------------------------------------------------------
+
+    def sweep_orphans(self) -> int:
+        """Remove what attempts whose worker died left behind, once it is older than the lease
+        and its operation is not running under a live lease: partial files under the local
+        roots, spool files, and unfinished S3 multipart uploads of packages in the configured
+        buckets (Azure blocks cannot be listed: see targets/azure.py). At most one sweep per
+        lease per process, by an idle thread; returns how many were removed."""
+        if not self._orphan_lock.acquire(blocking=False):
+            return 0
+        try:
+            if time.monotonic() < self._next_orphan_sweep:
+                return 0
+            self._next_orphan_sweep = time.monotonic() + self.config.lease_seconds
+            storage, age = self.context.storage, self.config.lease_seconds
+            running = self.queue.running
+            removed = len(sweep_partials(storage.local.roots, age, running))
+            if (
+                storage.s3_presigned.spool_dir is not None
+                and storage.s3_presigned.spool_dir.is_dir()
+            ):
+                removed += len(sweep_spool(storage.s3_presigned.spool_dir, age, running))
+            for config in storage.s3:
+                try:
+                    removed += sweep_uploads(config, self.lease, running)
+                except Exception as exc:  # an outage, or credentials that may not list
+                    logger.warning(
+                        "cannot sweep the unfinished uploads of [[storage.s3]] '%s': %s",
+                        config.name,
+                        exc,
+                    )
+            if removed:
+                logger.info("removed %d partial packages left by lost workers", removed)
+            return removed
+        finally:
+            self._orphan_lock.release()
 
     # --- package retention ---------------------------------------------------------------------
 

@@ -18,6 +18,12 @@ it locks the row (`FOR UPDATE`); single-statement writes (heartbeat, retry, rele
 fail) need no lock of their own: PostgreSQL re-checks an UPDATE's WHERE clause, the lease owner
 included, against the newest version of a row once a concurrent writer of that row commits.
 
+Worker losses are counted apart from export failures (migration 0007): a claim that takes over
+an expired lease counts a loss in `worker_losses`, and fails the operation (`workerLost`) once
+`max_worker_losses` is reached; the failures the export itself caused are `attempts -
+worker_losses`, limited by the worker against `[engine] max_attempts`. Every attempt that ends
+without publishing leaves a line in `attempt_history`, which the final error quotes.
+
 The same rows carry deletion requests (`deleted_at`): a claim of such a row is a *cleanup* job
 (remove the partial or published package, then the row).
 
@@ -34,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import and_, case, func, or_, select
 
 from datapolicy.model import Operation, OperationError, OperationStatus, utc_now
 from datapolicy.store.database import Database, Transaction
@@ -58,6 +64,7 @@ class Job:
     package_location: str | None  # where a completed export was published
     # The worker that held the operation before, when its lease had expired (it died or stalled).
     expired_owner: str | None = None
+    worker_losses: int = 0  # of the attempts so far, how many ended with their worker lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +86,18 @@ class OperationQueue:
         lease: timedelta,
         max_attempts: int,
         only: Collection[str] | None = None,
+        *,
+        max_worker_losses: int | None = None,
     ) -> Job | None:
         """Take the oldest operation that needs a worker, or None if there is none. With `only`,
         exports are claimed only for those operation ids (a test double's step mode); cleanups
         of deleted operations are not held back.
+
+        Taking over an expired lease counts a worker loss (not a failure of the export: those
+        the worker counts against `max_attempts` when they happen); the loss that reaches
+        `max_worker_losses` (None: no limit) fails the operation instead, with `workerLost` and
+        the history of its attempts. `max_attempts` is kept for callers that pass it
+        positionally; claims no longer consult it.
 
         The oldest claimable row is selected `FOR UPDATE SKIP LOCKED` and written in the same
         transaction. Here the databases differ, and the one statement means the right thing on
@@ -100,9 +115,7 @@ class OperationQueue:
                 if row is None:
                     return None
                 operation = to_operation(row[: len(ROW)])
-                attempts, deleted_at, package_location, error_code, error_message, held_by = row[
-                    len(ROW) :
-                ]
+                attempts, deleted_at, package_location, held_by, losses, history = row[len(ROW) :]
                 if deleted_at is not None:
                     self._write(
                         transaction,
@@ -111,20 +124,32 @@ class OperationQueue:
                         lease_expires_at=to_micros(now + lease),
                     )
                     return Job(JobKind.CLEANUP, operation, attempts, package_location)
-                if attempts >= max_attempts:
-                    # Its last worker died holding it, and it has no attempts left.
-                    self._write(
-                        transaction,
-                        c.id == operation.id,
-                        **self._failed_values(
-                            now,
-                            error_code or "workerLost",
-                            error_message
-                            or "The export was interrupted: its worker stopped responding.",
-                            attempts,
-                        ),
+                if held_by is not None:  # its worker died or stalled past its lease
+                    losses += 1
+                    history = _with_line(
+                        history,
+                        f"attempt {attempts}: workerLost: its worker ({held_by}) stopped "
+                        "renewing its lease",
                     )
-                    continue
+                    if max_worker_losses is not None and losses >= max_worker_losses:
+                        self._write(
+                            transaction,
+                            c.id == operation.id,
+                            worker_losses=losses,
+                            attempt_history=history,
+                            **self._failed_values(
+                                now,
+                                "workerLost",
+                                gave_up(
+                                    "The export was interrupted: its worker stopped responding "
+                                    f"{losses} times",
+                                    attempts,
+                                    history,
+                                ),
+                                attempts,
+                            ),
+                        )
+                        continue
                 self._write(
                     transaction,
                     c.id == operation.id,
@@ -132,12 +157,14 @@ class OperationQueue:
                     lease_owner=owner,
                     lease_expires_at=to_micros(now + lease),
                     attempts=attempts + 1,
+                    worker_losses=losses,
+                    attempt_history=history,
                     started_at=to_micros(now)
                     if operation.status is OperationStatus.NOT_STARTED
                     else None,
                     version=operation.version + (operation.status is OperationStatus.NOT_STARTED),
                 )
-                return Job(JobKind.EXPORT, operation, attempts + 1, None, held_by)
+                return Job(JobKind.EXPORT, operation, attempts + 1, None, held_by, losses)
 
     @staticmethod
     def _claimable(now: int, only: Collection[str] | None = None) -> Any:
@@ -157,9 +184,9 @@ class OperationQueue:
                 c.attempts,
                 c.deleted_at,
                 c.package_location,
-                c.error_code,
-                c.error_message,
                 c.lease_owner,  # set only if its lease expired: the claim takes it over
+                c.worker_losses,
+                c.attempt_history,
             )
             .where(or_(export, cleanup))
             .order_by(c.submitted_at, c.id)
@@ -214,11 +241,20 @@ class OperationQueue:
         return True
 
     def retry_later(
-        self, operation_id: str, owner: str, delay: timedelta, error: OperationError
+        self,
+        operation_id: str,
+        owner: str,
+        delay: timedelta,
+        error: OperationError,
+        attempt: int | None = None,
     ) -> None:
         """Give the operation back, to be tried again after `delay`; the error is kept in case
-        the attempts run out."""
+        the attempts run out, and (given the `attempt` it ended) added to the history."""
         now = self.clock()
+        values: dict[str, Any] = {}
+        if attempt is not None:
+            line = _line(f"attempt {attempt}: {error.code}: {error.message}")
+            values["attempt_history"] = func.coalesce(c.attempt_history, "") + line
         with self.database.transaction() as transaction:
             self._write(
                 transaction,
@@ -228,15 +264,31 @@ class OperationQueue:
                 next_attempt_at=to_micros(now + delay),
                 error_code=error.code,
                 error_message=error.message[:2000],
+                **values,
             )
 
-    def fail(self, operation_id: str, owner: str, error: OperationError, attempts: int) -> None:
+    def fail(
+        self,
+        operation_id: str,
+        owner: str,
+        error: OperationError,
+        attempts: int,
+        *,
+        with_history: bool = False,
+    ) -> None:
+        """Fail the operation with `error`; `with_history` (the attempts ran out) appends why
+        each earlier attempt ended, from `attempt_history`."""
         now = self.clock()
         with self.database.transaction() as transaction:
+            held = self._held(operation_id, owner)
+            message = error.message
+            if with_history:
+                row = transaction.fetch_one(select(c.attempt_history).where(held).with_for_update())
+                if row is None:
+                    return
+                message = gave_up(error.message, attempts, row[0])
             self._write(
-                transaction,
-                self._held(operation_id, owner),
-                **self._failed_values(now, error.code, error.message, attempts),
+                transaction, held, **self._failed_values(now, error.code, message, attempts)
             )
 
     def release(self, operation_id: str, owner: str) -> None:
@@ -257,6 +309,17 @@ class OperationQueue:
                 c.id == operation_id, c.lease_owner == owner, c.deleted_at.is_not(None)
             )
         )
+
+    def running(self, operation_id: str) -> bool:
+        """Whether an attempt at the operation holds a live lease now (its partial package may
+        be in use: the orphan sweep leaves it)."""
+        now = to_micros(self.clock())
+        rows = self.database.fetch_all(
+            select(c.id).where(
+                c.id == operation_id, c.lease_owner.is_not(None), c.lease_expires_at >= now
+            )
+        )
+        return bool(rows)
 
     def deletion_requested(self, operation_id: str) -> bool:
         row = self.database.fetch_all(select(c.deleted_at).where(c.id == operation_id))
@@ -350,3 +413,24 @@ class OperationQueue:
     def _write(transaction: Transaction, where: Any, **values: Any) -> int:
         values = {k: v for k, v in values.items() if not (k == "started_at" and v is None)}
         return transaction.execute(operations.update().where(where).values(**values))
+
+
+MAX_REASON = 240  # characters of one attempt's reason kept in the history
+
+
+def _line(text: str) -> str:
+    return " ".join(text.split())[:MAX_REASON] + "\n"
+
+
+def _with_line(history: str | None, text: str) -> str:
+    return (history or "") + _line(text)
+
+
+def gave_up(message: str, attempts: int, history: str | None) -> str:
+    """An operation's final error message: the last reason, then how each earlier attempt
+    ended (the message is capped at 2,000 characters: the oldest attempts go first)."""
+    head = f"{message} (gave up after {attempts} attempts"
+    lines = [line for line in (history or "").splitlines() if line]
+    while lines and len(head) + sum(len(line) + 2 for line in lines) + 2 > 2000:
+        lines.pop(0)
+    return f"{head}: {'; '.join(lines)})" if lines else f"{head})"

@@ -64,6 +64,10 @@ operations = Table(
     # Package retention (migration 0005): when the worker dealt with the published package, how.
     Column("package_deleted_at", BigInteger, nullable=True),
     Column("package_deletion", text_column(32), nullable=True),
+    # Attempts (migration 0007): takeovers of a dead or stalled worker's lease, counted apart
+    # from export failures, and one line per ended attempt saying why it ended.
+    Column("worker_losses", Integer, nullable=False, server_default="0"),
+    Column("attempt_history", text_column(None), nullable=True),
     # Each index ends in the tie-break key `id`, so that a keyset page (`$skiptoken`) under the
     # default order, or filtered by user or status, is an index range scan.
     Index("ix_operations_submitted", "submitted_at", "id"),

@@ -15,10 +15,15 @@ the container was already used for an export.
 
 The package is uploaded to the blob `<operationId>.zip` as staged blocks while it is made
 (memory: one block); `finish()` stages the last block and `publish()` commits the block list, so the
-blob appears whole or not at all. Uncommitted blocks are invisible and are dropped by the next
-commit of the blob; `discard()`/`discard_partial()` drop them at once by committing an empty list
-and deleting the empty blob (when the SAS allows deleting; otherwise Azure drops them after a
-week).
+blob appears whole or not at all. Block ids carry a nonce of the attempt, so two attempts at one
+operation (one whose worker stalled past its lease and woke up) never mix blocks, and each
+commits only its own list. Uncommitted blocks are invisible and are dropped by the next commit
+of the blob (a successor's publish). Azure can drop uncommitted blocks only all at once (a
+commit), which would take a live successor's too, so a failed attempt's `discard()` leaves its
+blocks; `discard_partial()`, run once no attempt can still publish (the operation failed or was
+deleted), drops them by committing an empty list and deleting the empty blob (when the SAS
+allows deleting). Whatever is left, Azure discards uncommitted blocks after a week. No sweep
+looks for orphans: the SAS may not allow listing (Graph's rule), and blocks are invisible.
 
 Every message that reaches an operation, a response or a log names the account, container and
 blob, the HTTP status and the storage error code, and never the SAS: queries are stripped.
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import logging
 import re
 import uuid
@@ -119,6 +125,15 @@ CHECK_RETRY: dict[str, Any] = {
     "connection_timeout": 5,
     "read_timeout": 20,
 }
+
+
+def _per_client(options: dict[str, Any]) -> dict[str, Any]:
+    """`options` with a retry policy of the client's own: a policy is a link of the pipeline
+    it is built into (`next`), so one instance shared by two clients sends the first client's
+    requests through the second's transport, which closing the second closes (two attempts at
+    once, in one process, broke each other's uploads)."""
+    policy = options.get("retry_policy")
+    return options if policy is None else {**options, "retry_policy": copy.copy(policy)}
 
 
 def describe(exc: BaseException) -> str:
@@ -258,7 +273,7 @@ class AzureTarget(Target):
             base,
             self.container,
             credential=AzureSasCredential(self.query),
-            **options,
+            **_per_client(options),
         )
 
     def check(self) -> None:
@@ -413,6 +428,7 @@ class _AzureUpload(Upload):
         self.blob = container.get_blob_client(name)
         self.stream = ChunkedStream(lambda: self.target.block_size, self.stage)
         self.blocks: list[BlobBlock] = []
+        self.staged = 0  # bytes the storage took
         self.nonce = uuid.uuid4().hex  # block ids differ between attempts, all of one length
         self.committing = False
         self.finished = False
@@ -436,10 +452,16 @@ class _AzureUpload(Upload):
         except AzureError as exc:
             raise StorageError(f"cannot upload a block of {self.where}: {describe(exc)}") from None
         self.blocks.append(BlobBlock(block_id))
+        self.staged += len(data)
 
-    def finish(self) -> None:
+    def finish(self, manifest: dict[str, Any]) -> None:
         try:
             self.stream.close()  # stages what is left
+            if self.staged != self.stream.written:
+                raise StorageError(
+                    f"{self.where}: {self.staged} bytes were staged of the "
+                    f"{self.stream.written} written, so the package was not published"
+                )
         except StorageError:
             self.discard()
             raise
@@ -470,7 +492,7 @@ class _AzureUpload(Upload):
         if self.discarded:
             return
         self.discarded = True
-        if not (self.blocks or self.committing):
+        if not self.committing:  # staged blocks: left for a commit (see the module's doc)
             self.container.close()
             return
         container = (

@@ -5,19 +5,26 @@ is a two-step protocol so that publication is atomic on every kind of storage:
 
 1. `begin(operation_id)` returns an `Upload`: a writable binary stream that receives the package
    as it is made (a temporary file, uncommitted blocks, an unfinished multipart upload);
-2. `Upload.finish()` makes everything written durable but still invisible (fsync, last block);
+2. `Upload.finish(manifest)` makes everything written durable but still invisible (fsync, last
+   block) and checks it against the manifest the writer returned (a bad package fails the
+   attempt instead of being published);
 3. `Upload.publish()` makes it appear under its final name in one quick step (a rename, a block
    list commit), or `Upload.discard()` removes every trace of it.
 
 `publish()` runs while the worker holds the store's lock that proves it still owns the operation,
 so it must be short; the slow work belongs in `finish()`.
 
-`discard_partial(operation_id)` cleans up after a worker that died before either, and
+Every attempt writes things of its own (a partial file or spool file named for the attempt, an
+S3 multipart upload of its own, Azure blocks with ids of its own), so that an attempt whose
+worker stalled past its lease and then woke up cannot touch its successor's package; `discard()`
+removes only the attempt's own. `discard_partial(operation_id)` removes what every attempt at the
+operation left, once none of them can still publish (the operation failed or was deleted), and
 `delete(operation_id)` removes a published package.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -47,12 +54,27 @@ class StorageError(Exception):
         self.permanent = permanent
 
 
+# A write refused because the storage has no room (a full disk, a user's disk quota, a file
+# size limit): another attempt would be refused the same way while nobody frees space.
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def write_error(exc: OSError, where: str) -> StorageError:
+    """The StorageError for a failed local write, naming `where` (the target as the operation
+    names it, not a file of ours). No room is permanent: the attempt fails at once."""
+    if exc.errno in _NO_ROOM:
+        return StorageError(f"{where} is full ({exc.strerror})", permanent=True)
+    return StorageError(f"cannot write the package to {where}: {exc.strerror}")
+
+
 class Upload(ABC):
     stream: IO[bytes]
 
     @abstractmethod
-    def finish(self) -> None:
-        """Make everything written durable, without making it visible."""
+    def finish(self, manifest: dict[str, Any]) -> None:
+        """Make everything written durable, without making it visible, and check it against
+        the `manifest` the package was written with; StorageError (after discarding) if it
+        does not match."""
 
     @abstractmethod
     def publish(self) -> str:
@@ -95,6 +117,7 @@ class ChunkedStream(io.RawIOBase):
         self.emit = emit
         self.buffer = bytearray()
         self.abandoned = False
+        self.written = 0  # bytes written to the stream, to compare with what the storage took
 
     def writable(self) -> bool:
         return True
@@ -104,6 +127,7 @@ class ChunkedStream(io.RawIOBase):
             raise ValueError("write to a closed stream")
         view = memoryview(data).cast("B")
         self.buffer += view
+        self.written += len(view)
         while len(self.buffer) >= (size := self.chunk_size()):
             chunk = bytes(self.buffer[:size])
             del self.buffer[:size]

@@ -1,8 +1,17 @@
 """The local directory target: a path or `file://` URL inside a configured root.
 
-The package is written to a hidden temporary file in the destination directory and renamed to
+The package is written to a hidden partial file in the destination directory and renamed to
 `<operationId>.zip` when complete: a rename within one directory is atomic, so a reader sees
 either no package or the whole of it. Files are created owner-only (0600).
+
+Each attempt has a partial file of its own, `.<operationId>.<nonce>.zip.partial`, created
+exclusively: an attempt whose worker stalled past its lease and woke up cannot remove, replace
+or publish its successor's file (it publishes only its own, and only while its lease holds,
+which the completing transaction checks). Before the rename the file is read back cheaply (its
+central directory and manifest.json, `verify.check_written`). Partial files of attempts whose
+worker died are removed by `discard_partial` once the operation fails or is deleted, and by
+`sweep_partials` (an idle worker's sweep) once they are older than the lease and their operation
+is not running under a live lease.
 """
 
 from __future__ import annotations
@@ -10,16 +19,30 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import stat
+import time
+import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlparse
 
 from datapolicy.engine.nofollow import open_directory
-from datapolicy.engine.targets.base import StorageError, StorageLocationError, Target, Upload
+from datapolicy.engine.targets.base import (
+    StorageError,
+    StorageLocationError,
+    Target,
+    Upload,
+    write_error,
+)
+from datapolicy.engine.verify import check_written
 
 PACKAGE_SUFFIX = ".zip"
 PARTIAL_SUFFIX = ".zip.partial"
+# `.<operationId>.<nonce>.zip.partial` (and the nonce-less name of versions before attempts had
+# files of their own, still removed by discard_partial and the sweep).
+_PARTIAL = re.compile(r"^\.(?P<operation>[0-9a-f-]{36})(?:\.[0-9a-f]{32})?\.zip\.partial$")
 
 
 def parse_local_location(location: str) -> Path | None:
@@ -104,34 +127,46 @@ class LocalTarget(Target):
             os.close(root_descriptor)
         return descriptor, resolved
 
+    @property
+    def where(self) -> str:
+        """The target in messages: the storage location as given."""
+        return f"the storage location '{self.directory}'"
+
     def begin(self, operation_id: str) -> Upload:
         directory, path = self._open_directory()
-        name = f".{operation_id}{PARTIAL_SUFFIX}"
+        name = f".{operation_id}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
         try:
-            # An earlier attempt's partial file goes: created afresh, the file is owner-only
-            # whatever the old one was (a mode applies only to a file that O_CREAT makes).
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(name, dir_fd=directory)
+            # Exclusively: this attempt's file, never another attempt's (nor a planted link).
             descriptor = os.open(
                 name,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
                 stat.S_IRUSR | stat.S_IWUSR,
                 dir_fd=directory,
             )
         except OSError as exc:
             os.close(directory)
-            raise StorageError(f"cannot create {path / name}: {exc.strerror}") from None
+            raise write_error(exc, self.where) from None
         return _LocalUpload(
-            io.BufferedWriter(PartialFile(descriptor, path / name)),
+            io.BufferedWriter(PartialFile(descriptor, self.where)),
             directory,
             path,
             name,
             f"{operation_id}{PACKAGE_SUFFIX}",
+            self.where,
         )
 
     def discard_partial(self, operation_id: str) -> None:
+        """Remove every attempt's partial file of the operation."""
         with contextlib.suppress(StorageLocationError):  # not permitted: nothing of ours there
-            self._remove(f".{operation_id}{PARTIAL_SUFFIX}")
+            directory, _ = self._open_directory()
+            try:
+                for name in os.listdir(directory):
+                    found = _PARTIAL.match(name)
+                    if found and found["operation"] == operation_id:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(name, dir_fd=directory)
+            finally:
+                os.close(directory)
 
     def delete(self, operation_id: str) -> bool:
         return self._remove(f"{operation_id}{PACKAGE_SUFFIX}")
@@ -151,41 +186,53 @@ class LocalTarget(Target):
 
 class PartialFile(io.FileIO):
     """The partial package on disk. A write the storage refuses part-way (a full disk, a quota,
-    an I/O error) raises StorageError naming the file, like every other storage failure."""
+    an I/O error) raises StorageError naming the target (`where`), like every other storage
+    failure: no room fails the attempt at once (`base.write_error`)."""
 
-    def __init__(self, descriptor: int, path: Path):
-        super().__init__(descriptor, "wb")
-        self.path = path
+    def __init__(self, descriptor: int, where: str):
+        super().__init__(descriptor, "rb+")
+        self.where = where
 
     def write(self, data: Any, /) -> int:
         try:
             return super().write(data)
         except OSError as exc:
-            raise StorageError(f"cannot write {self.path}: {exc.strerror}") from None
+            raise write_error(exc, self.where) from None
 
 
 class _LocalUpload(Upload):
-    """The partial file and the final name, both in the directory open as `directory`."""
+    """This attempt's partial file and the final name, both in the directory open as
+    `directory`."""
 
-    def __init__(self, stream: IO[bytes], directory: int, path: Path, partial: str, final: str):
+    def __init__(
+        self, stream: IO[bytes], directory: int, path: Path, partial: str, final: str, where: str
+    ):
         self.stream = stream
         self.directory = directory
-        self.path = path  # what `directory` was opened as, for messages and the result
+        self.path = path  # what `directory` was opened as, for the result
         self.partial = partial
         self.final = final
-        self.identity = _identity(os.fstat(stream.fileno()))  # which file `partial` is ours
+        self.where = where
 
-    def finish(self) -> None:
+    def finish(self, manifest: dict[str, Any]) -> None:
         try:
             self.stream.flush()
             os.fsync(self.stream.fileno())
+            self.stream.seek(0)
+            problems = check_written(self.stream.raw, manifest)  # type: ignore[attr-defined]
             self.stream.close()
         except StorageError:  # the final flush was refused (see PartialFile)
             self.discard()
             raise
         except OSError as exc:
             self.discard()
-            raise StorageError(f"cannot write {self.path / self.partial}: {exc.strerror}") from None
+            raise write_error(exc, self.where) from None
+        if problems:
+            self.discard()
+            raise StorageError(
+                f"the package written to {self.where} does not verify, so it was not "
+                f"published: {'; '.join(problems)}"
+            )
 
     def publish(self) -> str:
         try:
@@ -207,12 +254,7 @@ class _LocalUpload(Upload):
                 self.stream.close()
         if self.directory >= 0:
             with contextlib.suppress(FileNotFoundError):
-                # Only if the name is still our file: a worker whose lease expired (paused past
-                # it) must not remove the partial file of the worker that took the export over,
-                # which has the same name (tests/engine/test_local_partial.py).
-                found = os.stat(self.partial, dir_fd=self.directory, follow_symlinks=False)
-                if _identity(found) == self.identity:
-                    os.unlink(self.partial, dir_fd=self.directory)
+                os.unlink(self.partial, dir_fd=self.directory)  # this attempt's name: ours
             self._close_directory()
 
     def _close_directory(self) -> None:
@@ -221,8 +263,31 @@ class _LocalUpload(Upload):
             self.directory = -1
 
 
-def _identity(status: os.stat_result) -> tuple[int, int]:
-    return status.st_dev, status.st_ino
+def sweep_partials(
+    roots: Iterable[Path], older_than: float, running: Callable[[str], bool]
+) -> list[Path]:
+    """Remove the partial files under `roots` that nobody has written for `older_than` seconds
+    and whose operation is not `running` (under a live lease): what attempts whose worker died
+    left behind (a partial file of a running operation may be a slow attempt's, waiting on a
+    source). Directories are walked by descriptor without following symlinks (`os.fwalk`), so a
+    directory swapped for a symlink cannot lead the sweep out of a root. Returns what was
+    removed."""
+    cutoff = time.time() - older_than
+    removed = []
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for directory, _, names, descriptor in os.fwalk(root):
+            for name in names:
+                found = _PARTIAL.match(name)
+                if found is None:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    status = os.stat(name, dir_fd=descriptor, follow_symlinks=False)
+                    if status.st_mtime < cutoff and not running(found["operation"]):
+                        os.unlink(name, dir_fd=descriptor)
+                        removed.append(Path(directory) / name)
+    return removed
 
 
 def local_target(location: str, roots: tuple[Path, ...]) -> LocalTarget | None:

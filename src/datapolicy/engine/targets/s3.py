@@ -7,9 +7,12 @@ to `PREFIX/<operationId>.zip` (or `<operationId>.zip` without a prefix).
 Upload: a multipart upload, streamed in parts as the package is made (memory: one part, 8 MiB,
 growing by 8 MiB every 1,000 parts so that the 10,000-part limit is reached only past ~400 GiB).
 `finish()` uploads the last part; `publish()` completes the multipart upload, so the object
-appears whole at its final key or not at all. `discard()` aborts the upload; `begin()` and
-`discard_partial()` abort any unfinished multipart upload left for the key by an earlier attempt
-or a killed worker (ListMultipartUploads), so nothing partial is left behind.
+appears whole at its final key or not at all. Each attempt has an upload id of its own and
+completes or aborts only that one: an attempt whose worker stalled past its lease and woke up
+cannot abort its successor's upload. `discard()` aborts the attempt's upload; what killed
+workers left (ListMultipartUploads) is aborted by `discard_partial()` once the operation fails or
+is deleted, and by `sweep_uploads` (an idle worker's sweep of each configured bucket) once it is
+older than the lease and its operation is not running, so nothing partial is left behind.
 
 `check()` (at request time) starts and aborts a multipart upload of a probe key under the
 prefix: it proves that the bucket exists and that the credentials may write, and leaves nothing.
@@ -31,6 +34,9 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -116,10 +122,17 @@ def _session() -> boto3.session.Session:
     return _SESSIONS[0]
 
 
+# A storage without room (507 Insufficient Storage, MinIO's XMinioStorageFull; Ceph's 403
+# QuotaExceeded): the retries of a minute or the export's retries would be refused the same way.
+_NO_ROOM_CODES = {"QuotaExceeded", "XMinioStorageFull"}
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether another try of the same request may succeed."""
     if isinstance(exc, ClientError):
         status = _status(exc) or 0
+        if status == 507 or _code(exc) in _NO_ROOM_CODES:
+            return False
         return status >= 500 or status in (408, 429) or _code(exc) in _TRANSIENT_CODES
     return isinstance(exc, (BotoConnectionError, HTTPClientError))
 
@@ -246,7 +259,6 @@ class S3Target(Target):
         client = self.client(self.upload_options)
         key = self.key(operation_id)
         try:
-            self._abort_unfinished(client, key, quiet=True)
             upload_id = client.create_multipart_upload(
                 Bucket=self.bucket, Key=key, ContentType="application/zip"
             )["UploadId"]
@@ -266,27 +278,14 @@ class S3Target(Target):
             ) from None
         return _S3Upload(self, client, key, upload_id)
 
-    def _abort_unfinished(self, client: Any, key: str, *, quiet: bool = False) -> int:
-        """Abort every unfinished multipart upload of `key`; how many there were. With `quiet`,
-        a refusal to list (credentials that may write but not list) is ignored."""
+    def _abort_unfinished(self, client: Any, key: str) -> int:
+        """Abort every unfinished multipart upload of `key`; how many there were."""
         aborted = 0
-        try:
-            for page in _pages(client, self.bucket, key):
-                for upload in page.get("Uploads", []):
-                    if upload["Key"] != key:
-                        continue
-                    try:
-                        client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=key, UploadId=upload["UploadId"]
-                        )
-                    except ClientError as exc:
-                        if _code(exc) != "NoSuchUpload":
-                            raise
+        for page in _pages(client, self.bucket, key):
+            for upload in page.get("Uploads", []):
+                if upload["Key"] == key:
+                    _abort(client, self.bucket, key, upload["UploadId"])
                     aborted += 1
-        except ClientError as exc:
-            if quiet and _status(exc) == 403 and _code(exc) not in _AUTHENTICATION_FAILURES:
-                return aborted
-            raise
         return aborted
 
     def discard_partial(self, operation_id: str) -> None:
@@ -330,6 +329,7 @@ class _S3Upload(Upload):
         self.key = key
         self.upload_id = upload_id
         self.parts: list[dict[str, Any]] = []
+        self.uploaded = 0  # bytes the storage took
         self.stream = ChunkedStream(self.next_part_size, self.upload_part)
         self.finished = False
         self.completing = False
@@ -366,12 +366,18 @@ class _S3Upload(Upload):
                 f"cannot upload part {number} of {self.where}: {describe(exc)}"
             ) from None
         self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
+        self.uploaded += len(data)
 
-    def finish(self) -> None:
+    def finish(self, manifest: dict[str, Any]) -> None:
         try:
             self.stream.close()  # uploads what is left
             if not self.parts:
                 self.upload_part(b"")
+            if self.uploaded != self.stream.written:
+                raise StorageError(
+                    f"{self.where}: {self.uploaded} bytes were uploaded of the "
+                    f"{self.stream.written} written, so the package was not published"
+                )
         except StorageError:
             self.discard()
             raise
@@ -424,6 +430,49 @@ class _S3Upload(Upload):
             logger.warning("cannot abort the upload of %s: %s", self.where, describe(exc))
         finally:
             self.client.close()
+
+
+def _abort(client: Any, bucket: str, key: str, upload_id: str) -> None:
+    try:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    except ClientError as exc:
+        if _code(exc) != "NoSuchUpload":
+            raise
+
+
+# The key of a package, `[PREFIX/]<operationId>.zip`: the operation it is for.
+_PACKAGE_KEY = re.compile(r"(?:^|/)(?P<operation>[0-9a-f-]{36})\.zip$")
+
+
+def sweep_uploads(
+    config: S3StorageConfig, older_than: timedelta, running: Callable[[str], bool]
+) -> int:
+    """Abort the unfinished multipart uploads of packages in `config`'s buckets that were
+    started more than `older_than` ago (by the storage's clock) and whose operation is not
+    `running`: what attempts whose worker died left behind. Uploads of other keys are not
+    ours and are left alone. Returns how many were aborted."""
+    target = S3Target(config.buckets[0], "", config) if config.buckets else None
+    if target is None:
+        return 0
+    client = target.client(target.check_options)
+    aborted = 0
+    try:
+        for bucket in config.buckets:
+            for page in _pages(client, bucket, ""):
+                cutoff = page["ResponseMetadata"]["HTTPHeaders"].get("date")
+                now = parsedate_to_datetime(cutoff) if cutoff else datetime.now(UTC)
+                for upload in page.get("Uploads", []):
+                    found = _PACKAGE_KEY.search(upload["Key"])
+                    if (
+                        found is not None
+                        and upload["Initiated"] < now - older_than
+                        and not running(found["operation"])
+                    ):
+                        _abort(client, bucket, upload["Key"], upload["UploadId"])
+                        aborted += 1
+    finally:
+        client.close()
+    return aborted
 
 
 def _pages(client: Any, bucket: str, prefix: str) -> Any:

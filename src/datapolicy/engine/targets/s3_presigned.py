@@ -63,6 +63,7 @@ from datapolicy.engine.targets.presigned_url import (
 )
 from datapolicy.engine.targets.s3 import UPLOAD_OPTIONS, RetryingClient, describe, is_transient
 from datapolicy.engine.targets.spool import Spool, remove_spooled, start_spool
+from datapolicy.engine.verify import check_written
 from datapolicy.model import utc_now
 from datapolicy.redact import redact
 
@@ -142,6 +143,7 @@ class PresignedS3Target(Target):
             "the most one presigned PUT can carry: export to s3://BUCKET/PREFIX (a multipart "
             "upload) instead",
             stale_after=STALE_SPOOL,
+            where=self.where,
         )
         return _PresignedUpload(self, spool)
 
@@ -245,9 +247,16 @@ class _PresignedUpload(Upload):
         self.sent = False
         self.warned = False
 
-    def finish(self) -> None:
+    def finish(self, manifest: dict[str, Any]) -> None:
         try:
             size = self.spool.close()
+            with self.spool.reader() as spooled:
+                problems = check_written(spooled, manifest)
+            if problems:
+                raise StorageError(
+                    f"the package for {self.target.where} does not verify, so it was not "
+                    f"sent: {'; '.join(problems)}"
+                )
             self.target.send(self.spool.path, size)
         except BaseException:
             self.discard()

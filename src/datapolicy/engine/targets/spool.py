@@ -3,11 +3,11 @@ whole, in one request (a presigned S3 PUT).
 
 Memory stays flat whatever the package's size: it is written to the file as it is made, and read
 back from it when sent. Each attempt writes a file of its own, `<operationId>.<nonce>.spool`,
-owner-only (0600) in an owner-only (0700) spool directory. Starting an attempt removes whatever
-earlier attempts of the same operation left (a killed worker), so a retry starts afresh; files
-that nobody has touched for longer than `stale_after` are swept at the same time, so that a
-worker killed on an operation's last attempt (which no retry cleans up after) does not leak a
-file for ever.
+owner-only (0600) in an owner-only (0700) spool directory. An attempt never touches another
+attempt's file (one whose worker stalled past its lease and woke up must not remove its
+successor's): what a killed worker left is removed by `remove_spooled` once the operation
+fails or is deleted, by the workers' sweep (`sweep` with the lease's age, for operations not
+running), and, whatever happens, by `start_spool` once nobody has touched it for `stale_after`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import re
 import stat
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from datapolicy.engine.targets.base import StorageError
+from datapolicy.engine.targets.base import StorageError, write_error
 from datapolicy.engine.targets.local import PartialFile
 
 SUFFIX = ".spool"
@@ -36,8 +37,8 @@ class _LimitedFile(PartialFile):
     (The file is seekable, and zipfile goes back to fill in headers: what counts is how far a
     write reaches, not how much has been written.)"""
 
-    def __init__(self, descriptor: int, path: Path, limit: int, too_large: str):
-        super().__init__(descriptor, path)
+    def __init__(self, descriptor: int, where: str, limit: int, too_large: str):
+        super().__init__(descriptor, where)
         self.limit = limit
         self.too_large = too_large
 
@@ -62,8 +63,12 @@ class Spool:
             size = os.fstat(self._raw.fileno()).st_size
             self.stream.close()
         except OSError as exc:
-            raise StorageError(f"cannot write {self.path}: {exc.strerror}") from None
+            raise write_error(exc, self._raw.where) from None
         return size
+
+    def reader(self) -> IO[bytes]:
+        """The closed spool file, open for reading."""
+        return self.path.open("rb")
 
     def remove(self) -> None:
         """Remove the file (and drop what is buffered). Safe to call more than once."""
@@ -76,10 +81,17 @@ class Spool:
 
 
 def start_spool(
-    directory: Path, operation_id: str, *, limit: int, too_large: str, stale_after: timedelta
+    directory: Path,
+    operation_id: str,
+    *,
+    limit: int,
+    too_large: str,
+    stale_after: timedelta,
+    where: str,
 ) -> Spool:
-    """A new spool file for an attempt at `operation_id`, after removing earlier attempts' files
-    and stale ones. StorageError if the directory or the file cannot be created."""
+    """A new spool file for an attempt at `operation_id`, after removing stale files of any
+    operation. StorageError if the directory or the file cannot be created; a full disk names
+    `where` (the target the package is for), not the spool file."""
     _check_id(operation_id)
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -87,18 +99,18 @@ def start_spool(
         raise StorageError(
             f"cannot create the spool directory {directory}: {exc.strerror}"
         ) from None
-    remove_spooled(directory, operation_id)
-    _sweep(directory, stale_after)
+    sweep(directory, stale_after.total_seconds())
     path = directory / f"{operation_id}.{uuid.uuid4().hex}{SUFFIX}"
+    spooling = f"the spool directory for {where}"
     try:
         descriptor = os.open(
             path,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+            os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
             stat.S_IRUSR | stat.S_IWUSR,
         )
     except OSError as exc:
-        raise StorageError(f"cannot create {path}: {exc.strerror}") from None
-    return Spool(path, _LimitedFile(descriptor, path, limit, too_large))
+        raise write_error(exc, spooling) from None
+    return Spool(path, _LimitedFile(descriptor, spooling, limit, too_large))
 
 
 def remove_spooled(directory: Path, operation_id: str) -> int:
@@ -113,12 +125,19 @@ def remove_spooled(directory: Path, operation_id: str) -> int:
     return removed
 
 
-def _sweep(directory: Path, stale_after: timedelta) -> None:
-    cutoff = time.time() - stale_after.total_seconds()
+def sweep(
+    directory: Path, older_than: float, running: Callable[[str], bool] = lambda _: False
+) -> list[Path]:
+    """Remove the spool files nobody has written for `older_than` seconds whose operation is
+    not `running`; returns what was removed."""
+    cutoff = time.time() - older_than
+    removed = []
     for path in directory.glob(f"*{SUFFIX}"):
         with contextlib.suppress(FileNotFoundError):
-            if path.lstat().st_mtime < cutoff:
+            if path.lstat().st_mtime < cutoff and not running(path.name.split(".", 1)[0]):
                 path.unlink()
+                removed.append(path)
+    return removed
 
 
 def _check_id(operation_id: str) -> None:
