@@ -3,6 +3,7 @@ retry, cancel on deletion, and hand work back on shutdown."""
 
 from __future__ import annotations
 
+import sqlite3
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from databases import STORE_KINDS, store_database
 from datapolicy.config import (
     EngineConfig,
     LocalStorageConfig,
+    QueryConfig,
     SqlSourceConfig,
     StorageConfig,
     TableConfig,
@@ -126,6 +128,37 @@ def test_an_unreachable_source_is_retried_then_fails_naming_it(tmp_path, databas
     assert "crm" in failed.error.message
     assert "gave up after 2 attempts" in failed.error.message
     assert not list(exports_dir(tmp_path).glob("*"))
+
+
+def test_a_column_the_database_lacks_fails_on_the_first_attempt(tmp_path, database, store):
+    """A query naming a column the table does not have is refused by the database on every
+    attempt: the export fails on its first, at once, with a message naming the column,
+    instead of being retried over the whole backoff (issue 14)."""
+    crm = tmp_path / "crm.sqlite3"
+    with sqlite3.connect(crm) as connection:
+        connection.execute("CREATE TABLE contacts (id INTEGER PRIMARY KEY, owner TEXT)")
+    source = SqlSource(
+        SqlSourceConfig(
+            name="crm",
+            url=f"sqlite:///{crm}",
+            queries=(
+                QueryConfig(name="q", sql="SELECT id, phone FROM contacts WHERE owner = :user_id"),
+            ),
+        )
+    )
+    storage = StorageConfig(local=LocalStorageConfig(roots=(exports_dir(tmp_path),)))
+    operation, _ = store.create("someone", str(exports_dir(tmp_path)))
+    slow_retries = FAST.model_copy(update={"retry_backoff_seconds": 3600})
+    try:
+        worker = worker_for(database, ExportContext([source], None, storage), slow_retries)
+        assert worker.run_once()
+    finally:
+        source.close()
+    failed = store.get(operation.id)
+    assert failed.status is OperationStatus.FAILED
+    assert failed.error.code == "sourceError"
+    assert "no such column: phone" in failed.error.message
+    assert "gave up" not in failed.error.message
 
 
 def test_an_unknown_user_fails_without_retrying(tmp_path, database, store, demo_context):
