@@ -461,6 +461,14 @@ def test_json_unfriendly_values_land_in_a_package_that_verifies(shop, open_sourc
             "messages",
             "2 foreign keys to 'customers'",
         ),
+        (
+            (
+                TableConfig(table="customers", user_key="id"),
+                TableConfig(table="customers", name="referred", parent="customers"),
+            ),
+            "customers",
+            "is reached from itself: set foreign_key and parent_key",
+        ),
     ],
     ids=[
         "missing-table",
@@ -470,20 +478,23 @@ def test_json_unfriendly_values_land_in_a_package_that_verifies(shop, open_sourc
         "missing-parent-key-column",
         "no-foreign-key",
         "ambiguous-foreign-keys",
+        "self-reference-not-named",
     ],
 )
 def test_a_misconfigured_table_is_a_source_error_naming_source_and_table(
     shop, open_source, tables, table_named, problem
 ):
-    """A table that does not exist, a configured column that does not exist, or a child table
-    with no (or more than one) foreign key to its parent makes estimate() and reading parts()
-    raise SourceError naming the source and the table, and saying what is wrong."""
+    """A table that does not exist, a configured column that does not exist, a child table
+    with no (or more than one) foreign key to its parent, or a table below itself whose link is
+    not named makes estimate() and reading parts() raise a permanent SourceError naming the
+    source and the table, and saying what is wrong."""
     source = open_source(SqlSourceConfig(name="shop-db", url=shop, tables=tables))
     with pytest.raises(SourceError) as counting:
         source.estimate(ADA)
     with pytest.raises(SourceError) as reading:
         read(source, ADA)
     for raised in (counting, reading):
+        assert raised.value.permanent
         message = str(raised.value)
         assert "source 'shop-db'" in message
         assert f"'{table_named}'" in message

@@ -161,6 +161,46 @@ def test_a_column_the_database_lacks_fails_on_the_first_attempt(tmp_path, databa
     assert "gave up" not in failed.error.message
 
 
+def test_a_column_added_while_the_worker_runs_is_in_the_next_package(tmp_path, database, store):
+    """The worker keeps its sources open between exports, as `serve` does: a column added
+    after one export is in the next export's package (the tables are reflected per export),
+    and after the column is dropped again the next export completes without it."""
+    crm = tmp_path / "crm.sqlite3"
+    with sqlite3.connect(crm) as connection:
+        connection.execute("CREATE TABLE contacts (id INTEGER PRIMARY KEY, owner TEXT)")
+        connection.execute("INSERT INTO contacts VALUES (1, 'someone'), (2, 'else')")
+    source = SqlSource(
+        SqlSourceConfig(
+            name="crm",
+            url=f"sqlite:///{crm}",
+            tables=(TableConfig(table="contacts", user_key="owner"),),
+        )
+    )
+    storage = StorageConfig(local=LocalStorageConfig(roots=(exports_dir(tmp_path),)))
+    worker = worker_for(database, ExportContext([source], None, storage))
+
+    def export_contacts() -> list[dict[str, object]]:
+        operation, _ = store.create("someone", str(exports_dir(tmp_path)))
+        assert worker.run_once()
+        assert store.get(operation.id).status is OperationStatus.COMPLETE
+        package = exports_dir(tmp_path) / f"{operation.id}.zip"
+        with zipfile.ZipFile(package) as archive:
+            lines = archive.read("records/crm/contacts.jsonl").splitlines()
+        return [orjson.loads(line) for line in lines]
+
+    try:
+        assert export_contacts() == [{"id": 1, "owner": "someone"}]
+        with sqlite3.connect(crm) as connection:
+            connection.execute("ALTER TABLE contacts ADD COLUMN phone TEXT")
+            connection.execute("UPDATE contacts SET phone = '555-0100' WHERE id = 1")
+        assert export_contacts() == [{"id": 1, "owner": "someone", "phone": "555-0100"}]
+        with sqlite3.connect(crm) as connection:
+            connection.execute("ALTER TABLE contacts DROP COLUMN phone")
+        assert export_contacts() == [{"id": 1, "owner": "someone"}]
+    finally:
+        source.close()
+
+
 def test_an_unknown_user_fails_without_retrying(tmp_path, database, store, demo_context):
     operation, _ = store.create("nobody", str(exports_dir(tmp_path)))
     worker_for(database, demo_context).run_once()
