@@ -467,7 +467,7 @@ def test_json_unfriendly_values_land_in_a_package_that_verifies(shop, open_sourc
                 TableConfig(table="customers", name="referred", parent="customers"),
             ),
             "customers",
-            "is reached from itself: set foreign_key and parent_key",
+            "is reached from itself: set foreign_key (and parent_key)",
         ),
     ],
     ids=[

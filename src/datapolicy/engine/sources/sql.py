@@ -93,8 +93,8 @@ class _Link:
 @dataclass(frozen=True, slots=True)
 class _Schema:
     """The configured tables as the database had them when one export began, and each child
-    table's link, checked against them. Every statement of an export is built from one of
-    these, never from two: a column added or dropped meanwhile is seen by the next export."""
+    table's link, checked against them. Each statement is built from one of these, never from
+    two (a Table of one and a Table of another would be two FROMs: a cross join)."""
 
     tables: dict[str, Table]  # by output name
     links: dict[str, _Link]  # by output name, for tables reached from a parent
@@ -124,11 +124,9 @@ class SqlSource(Source):
         `child(columns) -> parent(columns)`, a composite key as one link."""
         schema = self._reflect()
         return [
-            schema.links[config.output_name].describe(
-                config.output_name, config.parent or config.output_name
-            )
+            schema.links[config.output_name].describe(config.output_name, parent)
             for config in self.config.tables
-            if config.parent is not None
+            if (parent := config.parent) is not None
         ]
 
     def _reflect(self) -> _Schema:
@@ -207,9 +205,9 @@ class SqlSource(Source):
             return _Link(config.foreign_key, parent_key)
         if table is parent:
             raise self._refused(
-                f"table '{config.table}' is reached from itself: set foreign_key and parent_key, "
-                "so that which way its link is followed (to the rows that refer to the parent's "
-                "rows, or to those they refer to) is chosen, not guessed"
+                f"table '{config.table}' is reached from itself: set foreign_key (and "
+                "parent_key), so that which way its link is followed (to the rows that refer to "
+                "the parent's rows, or to those they refer to) is chosen, not guessed"
             )
         found = [c for c in table.foreign_key_constraints if _refers_to(c, parent)]
         if len(found) != 1:
