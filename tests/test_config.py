@@ -130,3 +130,48 @@ def test_auth_mistakes_are_named(tmp_path: Path, text: str, expected: str):
     with pytest.raises(ConfigError) as raised:
         parse_config(text, tmp_path / "c.toml")
     assert expected in str(raised.value)
+
+
+def test_a_composite_link_is_given_as_lists(tmp_path: Path):
+    """foreign_key and parent_key take a list for a composite key (kept as tuples, in order); a
+    single name is a one-column key."""
+    text = GOOD.replace(
+        '  parent = "orders"',
+        '  parent = "orders"\n  foreign_key = ["tenant_id", "order_no"]\n'
+        '  parent_key = ["tenant_id", "number"]',
+    )
+    table = parse_config(text, tmp_path / "c.toml").sources.sql[0].tables[1]
+    assert (table.foreign_key, table.parent_key) == (
+        ("tenant_id", "order_no"),
+        ("tenant_id", "number"),
+    )
+    single = parse_config(
+        GOOD.replace('  parent = "orders"', '  parent = "orders"\n  foreign_key = "order_id"'),
+        tmp_path / "c.toml",
+    )
+    assert single.sources.sql[0].tables[1].foreign_key == ("order_id",)
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        (
+            'foreign_key = ["tenant_id", "order_no"]\n  parent_key = ["id"]',
+            "line 22: sources.sql.tables.parent_key: names 1 column(s) but foreign_key names 2",
+        ),
+        ('foreign_key = ["tenant_id", "no; drop"]', "line 21: sources.sql.tables.foreign_key:"),
+        ("foreign_key = []", "line 21: sources.sql.tables.foreign_key: "),
+        ('foreign_key = ["a", "a"]', "sources.sql.tables.foreign_key: a column is named twice"),
+        ('parent_key = ["id"]', "parent_key: 'parent_key' needs 'foreign_key'"),
+        ("foreign_key = 3", "foreign_key: give a column name or a list of column names"),
+    ],
+)
+def test_composite_link_mistakes_name_the_line_and_key(tmp_path: Path, keys: str, expected: str):
+    """Lists of different lengths, a name that is not an identifier, an empty list, a column
+    twice, a parent_key with no foreign_key: each a ConfigError naming file, line and key."""
+    path = tmp_path / "datapolicy.toml"
+    text = GOOD.replace('  parent = "orders"', f'  parent = "orders"\n  {keys}')
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, path)
+    assert str(raised.value).startswith(str(path))
+    assert expected in str(raised.value)

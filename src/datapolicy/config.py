@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -50,7 +50,9 @@ from pydantic import (
     ConfigDict,
     Field,
     IPvAnyNetwork,
+    StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -61,6 +63,7 @@ from datapolicy.durations import parse_duration
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+Identifier = Annotated[str, StringConstraints(pattern=_IDENTIFIER)]
 
 
 class ConfigError(Exception):
@@ -112,19 +115,57 @@ class DirectoryConfig(_Strict):
 
 
 class TableConfig(_Strict):
-    """A table reached from the user (`user_key`) or from a parent table (`parent`)."""
+    """A table reached from the user (`user_key`) or from a parent table (`parent`).
+
+    `foreign_key` and `parent_key` name the columns that link a row to its parent row: a
+    string, or a list for a composite key (a row belongs to the parent row whose `parent_key`
+    columns equal its `foreign_key` columns, all of them, in order). Both are kept as tuples."""
 
     table: str = Field(pattern=_IDENTIFIER)
     name: str | None = Field(default=None, pattern=_NAME)  # in the package; default: table
     user_key: str | None = Field(default=None, pattern=_IDENTIFIER)
     parent: str | None = Field(default=None, pattern=_NAME)
-    foreign_key: str | None = Field(default=None, pattern=_IDENTIFIER)  # reflected if omitted
-    parent_key: str | None = Field(default=None, pattern=_IDENTIFIER)  # reflected if omitted
+    # Reflected from the database's foreign keys if omitted; parent_key: the parent's primary key.
+    foreign_key: tuple[Identifier, ...] | None = Field(default=None, min_length=1)
+    parent_key: tuple[Identifier, ...] | None = Field(default=None, min_length=1)
     exclude: tuple[str, ...] = ()
 
     @property
     def output_name(self) -> str:
         return self.name or self.table
+
+    @field_validator("foreign_key", "parent_key", mode="before")
+    @classmethod
+    def _one_or_several_columns(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return (value,)
+        if not isinstance(value, list | tuple):
+            raise ValueError("give a column name or a list of column names")
+        return value
+
+    @field_validator("foreign_key", "parent_key")
+    @classmethod
+    def _distinct_columns(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("a column is named twice")
+        return value
+
+    @field_validator("parent_key")
+    @classmethod
+    def _pairs_with_foreign_key(
+        cls, value: tuple[str, ...] | None, info: ValidationInfo
+    ) -> tuple[str, ...] | None:
+        if value is None or "foreign_key" not in info.data:  # foreign_key's own error first
+            return value
+        foreign_key = info.data["foreign_key"]
+        if foreign_key is None:
+            raise ValueError("'parent_key' needs 'foreign_key' (the columns that refer to it)")
+        if len(value) != len(foreign_key):
+            raise ValueError(
+                f"names {len(value)} column(s) but foreign_key names {len(foreign_key)}: "
+                "a composite key pairs them in order"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_way_in(self) -> Self:

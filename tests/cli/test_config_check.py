@@ -109,3 +109,38 @@ def test_an_invalid_configuration_is_one_line_naming_the_key(tmp_path: Path):
     error = one_line_error(_check(tmp_path, config))
     assert error.startswith(f"Error: {config}")
     assert "a SQL source needs at least one table or query" in error
+
+
+def test_a_composite_foreign_key_is_one_link_and_is_shown(tmp_path: Path):
+    """issue 14: accounts keyed by (tenant_id, account_no) and events referring to them by both
+    columns. The child is read through the one composite key (not refused as "several foreign
+    keys"), the check shows the link as one, and counts only ada's rows: bob's event on
+    account (t1, 2) shares its number with ada's account (t2, 2)."""
+    config = _config(
+        tmp_path,
+        '\n[[sources.sql]]\nname = "bank"\nurl = "sqlite:///{bank}"\n'
+        '[[sources.sql.tables]]\ntable = "accounts"\nuser_key = "owner"\n'
+        '[[sources.sql.tables]]\ntable = "account_events"\nparent = "accounts"\n',
+    )
+    bank = tmp_path / "bank.sqlite3"
+    config.write_text(config.read_text().replace("{bank}", str(bank)))
+    with sqlite3.connect(bank) as connection:
+        connection.executescript(
+            "CREATE TABLE accounts (tenant_id TEXT, account_no INTEGER, owner TEXT,"
+            " PRIMARY KEY (tenant_id, account_no));"
+            "CREATE TABLE account_events (id INTEGER PRIMARY KEY, tenant_id TEXT,"
+            " account_no INTEGER, FOREIGN KEY (tenant_id, account_no)"
+            " REFERENCES accounts (tenant_id, account_no));"
+            "INSERT INTO accounts VALUES ('t1', 1, 'ada'), ('t2', 2, 'ada'), ('t1', 2, 'bob');"
+            "INSERT INTO account_events (tenant_id, account_no) VALUES"
+            " ('t1', 1), ('t2', 2), ('t1', 2);"
+        )
+    result = _check(tmp_path, config, "--json")
+    findings = {(f["kind"], f["name"]): f for f in json_output(result)}
+    assert findings["source:sql", "bank"] == {
+        "kind": "source:sql",
+        "name": "bank",
+        "result": "ok",
+        "detail": "4 rows for ada; "
+        "account_events(tenant_id, account_no) -> accounts(tenant_id, account_no)",
+    }

@@ -160,12 +160,13 @@ def source_for(url: str, *tables: str, batch_size: int = 1000) -> SqlSource:
 
 def both_paths(source: SqlSource, table: str) -> tuple[bytes, bytes]:
     config = next(t for t in source.config.tables if t.output_name == table)
-    parameters = source._typed(config, USER)
+    schema = source._reflect()
+    parameters = source._typed(config, USER, schema)
     by_database = b"".join(
-        batch.data for batch in source._copy_stream(source._json_select(config), parameters)
+        batch.data for batch in source._copy_stream(source._json_select(config, schema), parameters)
     )
     by_python = b"".join(
-        batch.data for batch in source._stream(source._table_select(config), parameters, ())
+        batch.data for batch in source._stream(source._table_select(config, schema), parameters, ())
     )
     return by_database, by_python
 
@@ -193,7 +194,10 @@ def test_only_exactly_formatted_types_take_the_copy_path(postgresql):
     would write 1e+20, keep JSON's spacing, write bytea as hex); the others by COPY."""
     source = source_for(postgresql, "everything", "with_float", "with_json")
     try:
-        chosen = {t.output_name: source._encoded_by_database(t) for t in source.config.tables}
+        schema = source._reflect()
+        chosen = {
+            t.output_name: source._encoded_by_database(t, schema) for t in source.config.tables
+        }
         assert chosen == {"everything": True, "with_float": False, "with_json": False}
         rows = {
             part.name: b"".join(batch.data for batch in part.batches) for part in source.parts(USER)

@@ -33,6 +33,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.engine import make_url
 
 from databases import KINDS, POSTGRESQL, scratch_database
 from datapolicy.config import QueryConfig, SqlSourceConfig, TableConfig
@@ -311,7 +312,8 @@ def test_excluded_columns_never_appear(shop, open_source):
     table_statements = [s for s in statements if "internal_score" not in s]  # not the query
     assert len(table_statements) == len(statements) - 1
     # On PostgreSQL most tables are read by COPY, through the driver: check those statements.
-    table_statements += [str(source._json_select(table)) for table in source.config.tables]
+    schema = source._reflect()
+    table_statements += [str(source._json_select(t, schema)) for t in source.config.tables]
     for statement in table_statements:
         assert "password_hash" not in statement
         assert "shipping_address" not in statement
@@ -457,7 +459,15 @@ def test_json_unfriendly_values_land_in_a_package_that_verifies(shop, open_sourc
                 TableConfig(table="messages", parent="customers"),
             ),
             "messages",
-            "several foreign keys to 'customers'",
+            "2 foreign keys to 'customers'",
+        ),
+        (
+            (
+                TableConfig(table="customers", user_key="id"),
+                TableConfig(table="customers", name="referred", parent="customers"),
+            ),
+            "customers",
+            "is reached from itself: set foreign_key (and parent_key)",
         ),
     ],
     ids=[
@@ -468,20 +478,23 @@ def test_json_unfriendly_values_land_in_a_package_that_verifies(shop, open_sourc
         "missing-parent-key-column",
         "no-foreign-key",
         "ambiguous-foreign-keys",
+        "self-reference-not-named",
     ],
 )
 def test_a_misconfigured_table_is_a_source_error_naming_source_and_table(
     shop, open_source, tables, table_named, problem
 ):
-    """A table that does not exist, a configured column that does not exist, or a child table
-    with no (or more than one) foreign key to its parent makes estimate() and reading parts()
-    raise SourceError naming the source and the table, and saying what is wrong."""
+    """A table that does not exist, a configured column that does not exist, a child table
+    with no (or more than one) foreign key to its parent, or a table below itself whose link is
+    not named makes estimate() and reading parts() raise a permanent SourceError naming the
+    source and the table, and saying what is wrong."""
     source = open_source(SqlSourceConfig(name="shop-db", url=shop, tables=tables))
     with pytest.raises(SourceError) as counting:
         source.estimate(ADA)
     with pytest.raises(SourceError) as reading:
         read(source, ADA)
     for raised in (counting, reading):
+        assert raised.value.permanent
         message = str(raised.value)
         assert "source 'shop-db'" in message
         assert f"'{table_named}'" in message
@@ -504,3 +517,91 @@ def test_a_child_without_a_foreign_key_is_read_through_a_configured_one(shop, op
     assert ids(read(source, ADA)) == {"orders": [2, 3], "ratings": [1, 3]}
     assert ids(read(source, GRACE)) == {"orders": [1], "ratings": [2]}
     assert ids(read(source, ALAN)) == {"orders": [4], "ratings": []}
+
+
+# --- schema changes and errors --------------------------------------------------------------
+
+
+def export_rows(source: SqlSource, user_id: str) -> dict[str, list[dict[str, Any]]]:
+    """As the exporter reads a source: the estimate (which reflects the tables), then parts."""
+    source.estimate(user_id)
+    return read(source, user_id)
+
+
+def test_a_column_added_or_dropped_while_running_is_seen_by_the_next_export(shop, open_source):
+    """One source, kept open as the service keeps it: a column added after an export is in the
+    next export's records (and the estimate still matches); a dropped column is simply no
+    longer there; a dropped column the configuration names (an excluded one) fails the next
+    export at once, naming the column and what to do, as a permanent error."""
+    source = open_source(shop_config(shop))
+    assert "loyalty_tier" not in export_rows(source, GRACE)["customers"][0]
+    engine = create_engine(shop)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE customers ADD loyalty_tier VARCHAR(10)")
+            connection.exec_driver_sql("UPDATE customers SET loyalty_tier = 'gold' WHERE id = 2")
+        assert [row["loyalty_tier"] for row in export_rows(source, GRACE)["customers"]] == ["gold"]
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE orders DROP COLUMN tracking")
+        rows = export_rows(source, ADA)
+        assert ids(rows) == EXPECTED[ADA]
+        assert all("tracking" not in order for order in rows["orders"])
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE customers DROP COLUMN password_hash")
+    finally:
+        engine.dispose()
+    with pytest.raises(SourceError) as raised:
+        source.estimate(ADA)
+    assert raised.value.permanent
+    assert "table 'customers' has no column 'password_hash' (named by exclude)" in str(raised.value)
+    assert "correct the configuration" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("sql", "named"),
+    [
+        ("SELECT id, nickname FROM customers WHERE id = :user_id", "nickname"),
+        ("SELECT id FROM refunds WHERE customer_id = :user_id", "refunds"),
+        ("SELEC id FROM customers WHERE id = :user_id", "syntax"),
+    ],
+    ids=["unknown-column", "missing-table", "syntax-error"],
+)
+def test_a_statement_the_database_refuses_is_a_permanent_error(shop, open_source, sql, named):
+    """An unknown column (MariaDB: OperationalError 1054; SQLite: OperationalError), a missing
+    table or a syntax error in a named query is a SourceError marked permanent, so the worker
+    fails the export at once; the message names the column or table and says it is not retried."""
+    source = open_source(
+        SqlSourceConfig(name="shop", url=shop, queries=(QueryConfig(name="q", sql=sql),))
+    )
+    for attempt in (lambda: source.estimate(ADA), lambda: read(source, ADA)):
+        with pytest.raises(SourceError) as raised:
+            attempt()
+        assert raised.value.permanent, str(raised.value)
+        assert named in str(raised.value)
+        assert "not retried" in str(raised.value)
+
+
+def test_an_unreachable_or_timed_out_database_is_a_transient_error(open_source, shop):
+    """A server that does not answer, and (PostgreSQL) a statement cancelled by its timeout,
+    may pass: SourceErrors not marked permanent, which the worker retries."""
+    closed = SqlSourceConfig(
+        name="gone",
+        url="postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2",
+        tables=(TableConfig(table="customers", user_key="id"),),
+    )
+    with pytest.raises(SourceError) as raised:
+        open_source(closed).estimate(ADA)
+    assert not raised.value.permanent
+    if shop.startswith(POSTGRESQL):
+        url = make_url(shop)
+        options = f"{url.query['options']} -cstatement_timeout=50"
+        timed_out = url.update_query_dict({"options": options})
+        slow = SqlSourceConfig(
+            name="slow",
+            url=timed_out.render_as_string(hide_password=False),
+            queries=(QueryConfig(name="q", sql="SELECT pg_sleep(2), :user_id AS u"),),
+        )
+        with pytest.raises(SourceError) as raised:
+            read(open_source(slow), ADA)
+        assert "statement timeout" in str(raised.value)
+        assert not raised.value.permanent

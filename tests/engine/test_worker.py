@@ -4,6 +4,7 @@ retry, cancel on deletion, and hand work back on shutdown."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 import zipfile
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from databases import STORE_KINDS, store_database
 from datapolicy.config import (
     EngineConfig,
     LocalStorageConfig,
+    QueryConfig,
     SqlSourceConfig,
     StorageConfig,
     TableConfig,
@@ -130,6 +132,77 @@ def test_an_unreachable_source_is_retried_then_fails_naming_it(tmp_path, databas
     assert "crm" in failed.error.message
     assert "gave up after 2 attempts" in failed.error.message
     assert not list(exports_dir(tmp_path).glob("*"))
+
+
+def test_a_column_the_database_lacks_fails_on_the_first_attempt(tmp_path, database, store):
+    """A query naming a column the table does not have is refused by the database on every
+    attempt: the export fails on its first, at once, with a message naming the column,
+    instead of being retried over the whole backoff (issue 14)."""
+    crm = tmp_path / "crm.sqlite3"
+    with sqlite3.connect(crm) as connection:
+        connection.execute("CREATE TABLE contacts (id INTEGER PRIMARY KEY, owner TEXT)")
+    source = SqlSource(
+        SqlSourceConfig(
+            name="crm",
+            url=f"sqlite:///{crm}",
+            queries=(
+                QueryConfig(name="q", sql="SELECT id, phone FROM contacts WHERE owner = :user_id"),
+            ),
+        )
+    )
+    storage = StorageConfig(local=LocalStorageConfig(roots=(exports_dir(tmp_path),)))
+    operation, _ = store.create("someone", str(exports_dir(tmp_path)))
+    slow_retries = FAST.model_copy(update={"retry_backoff_seconds": 3600})
+    try:
+        worker = worker_for(database, ExportContext([source], None, storage), slow_retries)
+        assert worker.run_once()
+    finally:
+        source.close()
+    failed = store.get(operation.id)
+    assert failed.status is OperationStatus.FAILED
+    assert failed.error.code == "sourceError"
+    assert "no such column: phone" in failed.error.message
+    assert "gave up" not in failed.error.message
+
+
+def test_a_column_added_while_the_worker_runs_is_in_the_next_package(tmp_path, database, store):
+    """The worker keeps its sources open between exports, as `serve` does: a column added
+    after one export is in the next export's package (the tables are reflected per export),
+    and after the column is dropped again the next export completes without it."""
+    crm = tmp_path / "crm.sqlite3"
+    with sqlite3.connect(crm) as connection:
+        connection.execute("CREATE TABLE contacts (id INTEGER PRIMARY KEY, owner TEXT)")
+        connection.execute("INSERT INTO contacts VALUES (1, 'someone'), (2, 'else')")
+    source = SqlSource(
+        SqlSourceConfig(
+            name="crm",
+            url=f"sqlite:///{crm}",
+            tables=(TableConfig(table="contacts", user_key="owner"),),
+        )
+    )
+    storage = StorageConfig(local=LocalStorageConfig(roots=(exports_dir(tmp_path),)))
+    worker = worker_for(database, ExportContext([source], None, storage))
+
+    def export_contacts() -> list[dict[str, object]]:
+        operation, _ = store.create("someone", str(exports_dir(tmp_path)))
+        assert worker.run_once()
+        assert store.get(operation.id).status is OperationStatus.COMPLETE
+        package = exports_dir(tmp_path) / f"{operation.id}.zip"
+        with zipfile.ZipFile(package) as archive:
+            lines = archive.read("records/crm/contacts.jsonl").splitlines()
+        return [orjson.loads(line) for line in lines]
+
+    try:
+        assert export_contacts() == [{"id": 1, "owner": "someone"}]
+        with sqlite3.connect(crm) as connection:
+            connection.execute("ALTER TABLE contacts ADD COLUMN phone TEXT")
+            connection.execute("UPDATE contacts SET phone = '555-0100' WHERE id = 1")
+        assert export_contacts() == [{"id": 1, "owner": "someone", "phone": "555-0100"}]
+        with sqlite3.connect(crm) as connection:
+            connection.execute("ALTER TABLE contacts DROP COLUMN phone")
+        assert export_contacts() == [{"id": 1, "owner": "someone"}]
+    finally:
+        source.close()
 
 
 def test_an_unknown_user_fails_without_retrying(tmp_path, database, store, demo_context):

@@ -3,7 +3,8 @@
 Local, not through the API: it reads the configuration file, then opens everything it names as
 the service would (the operation store, the user directory, each source, each storage target)
 and reports, per item, whether it works. For a sample user it counts what each source holds,
-so a source that connects but yields nothing (a wrong table, a wrong key column) stands out.
+so a source that connects but yields nothing (a wrong table, a wrong key column) stands out,
+and it shows how each SQL table reached from a parent is linked to it.
 Storage targets are checked as a request's storageLocation is (a local root is created if need
 be and must be writable; an S3 bucket must accept, and then abort, a multipart upload): no
 package is written.
@@ -189,13 +190,18 @@ def _first_user(directory: UserDirectory) -> str | None:
 
 
 def _source(source: Source, user_id: str | None) -> str:
+    """What the source holds for the sample user; for a SQL source, also how each table reached
+    from a parent is linked to it (a composite key as one link), for the reader to confirm."""
+    from datapolicy.engine.sources.sql import SqlSource
+
     source.check()
+    links = "".join(f"; {link}" for link in source.links()) if isinstance(source, SqlSource) else ""
     if user_id is None:
-        return "connects; no sample user to count for"
+        return f"connects; no sample user to count for{links}"
     estimate = source.estimate(user_id)
     if source.kind == "files":
         return f"{estimate.bytes} bytes of files for {user_id}"
-    return f"{estimate.records} rows for {user_id}"
+    return f"{estimate.records} rows for {user_id}{links}"
 
 
 def _target(target: Target, what: str) -> str:

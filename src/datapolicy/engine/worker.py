@@ -3,7 +3,8 @@
 Each thread loops: claim the oldest operation that needs a worker, run it under a lease that a
 heartbeat thread renews (recording progress as it goes), then complete it, fail it, or give it
 back for a retry with exponential backoff. Errors that no retry can fix (a location that is not
-permitted, a user who does not exist) fail the operation at once.
+permitted, a user who does not exist, a storage or source error marked `permanent`, such as a
+column the database does not have) fail the operation at once.
 
 `datapolicy serve` runs these threads beside the API; `datapolicy worker` runs them alone, so
 export capacity scales apart from API capacity. `stop()` ends claiming at once, gives exports in
@@ -247,7 +248,7 @@ class Worker:
             self.queue.fail(operation.id, owner, exc.error, job.attempt)
             self._discard_partials(operation)
             export_ended("failed")
-        except StorageError as exc:
+        except (StorageError, SourceError) as exc:
             self._discard(upload, operation)
             if exc.permanent:  # another attempt would be refused the same way
                 self.queue.fail(operation.id, owner, _describe(exc), job.attempt)

@@ -1,9 +1,11 @@
 """SQL sources: any SQLAlchemy URL (SQLite, PostgreSQL, MySQL/MariaDB).
 
 Each configured table becomes one SELECT: tables reached from the user compare their key column
-with the user id; tables reached from a parent keep the rows whose foreign key is among the
-parent's selected keys, as a nested sub-select, so no keys are ever collected in memory and any
-depth works. Rows are streamed with a server-side cursor where the driver has one, in batches of
+with the user id; tables reached from a parent keep the rows whose foreign key (all its columns,
+when it has several) is among the parent's selected keys, as a nested sub-select, so no keys are
+ever collected in memory and any depth works. The tables are reflected at the start of every
+export (`_reflect`), so the statements follow the schema as it is, not as it was on start.
+Rows are streamed with a server-side cursor where the driver has one, in batches of
 `batch_size`. Excluded columns are never selected, so they never leave the database.
 
 On PostgreSQL, a table whose columns are all of types that `to_json` writes exactly as Python
@@ -19,7 +21,10 @@ database, is `sqltypes.py`'s job.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -43,9 +48,12 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+from sqlalchemy.exc import NoReferenceError, SQLAlchemyError
+from sqlalchemy.schema import ForeignKeyConstraint
+from sqlalchemy.sql.expression import ColumnElement, FromClause
 
 from datapolicy.config import QueryConfig, SqlSourceConfig, TableConfig
 from datapolicy.engine.sources import sqltypes
@@ -57,6 +65,7 @@ from datapolicy.engine.sources.base import (
     SourceError,
 )
 from datapolicy.engine.sources.jsonlines import JsonLines, encode_rows
+from datapolicy.engine.sources.sqlerrors import is_transient
 
 _INTEGER = re.compile(r"^-?[0-9]+$")
 # Column types whose PostgreSQL `to_json` text is the text `encode_rows` writes for the value
@@ -65,75 +74,212 @@ _INTEGER = re.compile(r"^-?[0-9]+$")
 # intervals, arrays.
 _ENCODED_BY_DATABASE = (String, Integer, Boolean, Uuid, Numeric, Date, DateTime)
 COPY_BATCH_BYTES = 1024 * 1024  # a COPY batch ends at this size, or at batch_size rows
+# parts() reads with the schema that estimate() (the start of an export) reflected, if it is at
+# most this old: one reflection per export, not two (see `_reflect`).
+SCHEMA_REUSE_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """How a child table's rows hang from its parent's: `foreign` columns of the child equal to
+    `parent` columns of the parent, pairwise and all of them (one pair, or a composite key)."""
+
+    foreign: tuple[str, ...]
+    parent: tuple[str, ...]
+
+    def describe(self, table: str, parent: str) -> str:
+        return f"{table}({', '.join(self.foreign)}) -> {parent}({', '.join(self.parent)})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Schema:
+    """The configured tables as the database had them when one export began, and each child
+    table's link, checked against them. Each statement is built from one of these, never from
+    two (a Table of one and a Table of another would be two FROMs: a cross join)."""
+
+    tables: dict[str, Table]  # by output name
+    links: dict[str, _Link]  # by output name, for tables reached from a parent
 
 
 class SqlSource(Source):
     kind = "sql"
 
-    def __init__(self, config: SqlSourceConfig):
+    def __init__(self, config: SqlSourceConfig, clock: Callable[[], float] = time.monotonic):
         super().__init__(config.name)
         self.config = config
         self.engine: Engine = sqltypes.exporting_engine(config.url, pool_pre_ping=True)
-        self._tables: dict[str, Table] | None = None
+        self._by_name = {table.output_name: table for table in config.tables}
+        self._clock = clock
+        self._latest: tuple[float, _Schema] | None = None  # (when its reflection began, it)
+        self._latest_lock = threading.Lock()
 
     # --- configuration against the real schema --------------------------------------------
 
     def check(self) -> None:
         """Reflect every table and resolve every parent link, so that a mistake shows up on
         start rather than in the first export."""
-        for config in self.config.tables:
-            self._table_select(config)
+        self._reflect()
 
-    def _reflected(self) -> dict[str, Table]:
-        if self._tables is None:
-            metadata = sqltypes.reflecting_metadata()
-            tables: dict[str, Table] = {}
-            try:
-                for config in self.config.tables:
-                    table = Table(config.table, metadata, autoload_with=self.engine)
-                    _require_columns(self.name, config, table)
-                    tables[config.output_name] = table
-            except NoSuchTableError as exc:
-                raise SourceError(f"source '{self.name}': there is no table '{exc}'") from None
-            except SQLAlchemyError as exc:
-                raise self._error("cannot read the schema", exc) from None
-            self._tables = tables
-        return self._tables
+    def links(self) -> list[str]:
+        """How each table reached from a parent is linked to it, as `config check` shows it:
+        `child(columns) -> parent(columns)`, a composite key as one link."""
+        schema = self._reflect()
+        return [
+            schema.links[config.output_name].describe(config.output_name, parent)
+            for config in self.config.tables
+            if (parent := config.parent) is not None
+        ]
+
+    def _reflect(self) -> _Schema:
+        """The configured tables as they are now, read in one pass (SQLAlchemy reflects many
+        tables with a fixed number of catalog queries): each export reads them again, so a
+        column added while the service runs is exported and a dropped one is no longer asked
+        for (docs/configuration.md, "Schema changes"). A table, column or link that the
+        configuration names and the database lacks is a permanent error: no retry brings it.
+
+        estimate() reflects afresh; parts() takes the newest reflection if it began at most
+        SCHEMA_REUSE_SECONDS ago (`_recent`), which, as every export estimates first, is its
+        own or a later one. Reflection costs a few milliseconds to a few tens (measured in
+        docs/configuration.md): once per export, not once per read."""
+        wanted = {config.table for config in self.config.tables}
+        if not wanted:
+            return _Schema({}, {})
+        began = self._clock()
+        metadata = sqltypes.reflecting_metadata()
+        try:
+            metadata.reflect(
+                self.engine, only=lambda name, _: name in wanted, views=True, resolve_fks=False
+            )
+        except SQLAlchemyError as exc:
+            raise self._error("cannot read the schema", exc) from None
+        tables: dict[str, Table] = {}
+        for config in self.config.tables:
+            table = metadata.tables.get(config.table)
+            if table is None:
+                raise self._refused(f"there is no table '{config.table}'")
+            tables[config.output_name] = table
+            for name, role in [
+                (config.user_key, "user_key"),
+                *((name, "foreign_key") for name in config.foreign_key or ()),
+                *((name, "exclude") for name in config.exclude),
+            ]:
+                if name is not None and name not in table.c:
+                    raise self._refused(
+                        f"table '{config.table}' has no column '{name}' (named by {role}); "
+                        "correct the configuration, or restore the column"
+                    )
+        links = {
+            config.output_name: self._link(config, tables[config.output_name], tables[parent])
+            for config in self.config.tables
+            if (parent := config.parent) is not None
+        }
+        schema = _Schema(tables, links)
+        with self._latest_lock:
+            if self._latest is None or self._latest[0] <= began:
+                self._latest = (began, schema)
+        return schema
+
+    def _recent(self) -> _Schema:
+        """The newest reflection if it began at most SCHEMA_REUSE_SECONDS ago, else a new one."""
+        latest = self._latest
+        if latest is not None and self._clock() - latest[0] <= SCHEMA_REUSE_SECONDS:
+            return latest[1]
+        return self._reflect()
+
+    def _link(self, config: TableConfig, table: Table, parent: Table) -> _Link:
+        """The columns that link a row of `table` to its row in `parent`: as configured, else
+        the one foreign key (of one or several columns) from `table` to `parent`."""
+        if config.foreign_key is not None:
+            parent_key = config.parent_key or tuple(c.name for c in parent.primary_key.columns)
+            if len(parent_key) != len(config.foreign_key):
+                raise self._refused(
+                    f"table '{config.table}': set parent_key, as foreign_key names "
+                    f"{len(config.foreign_key)} column(s) and the primary key of "
+                    f"'{parent.name}' has {len(parent_key)}"
+                )
+            for name in parent_key:
+                if name not in parent.c:
+                    raise self._refused(
+                        f"table '{parent.name}' has no column '{name}' (named by parent_key of "
+                        f"'{config.table}'); correct the configuration, or restore the column"
+                    )
+            return _Link(config.foreign_key, parent_key)
+        if table is parent:
+            raise self._refused(
+                f"table '{config.table}' is reached from itself: set foreign_key (and "
+                "parent_key), so that which way its link is followed (to the rows that refer to "
+                "the parent's rows, or to those they refer to) is chosen, not guessed"
+            )
+        found = [c for c in table.foreign_key_constraints if _refers_to(c, parent)]
+        if len(found) != 1:
+            links = [_Link(tuple(c.column_keys), _referred_columns(c)) for c in found]
+            named = "; ".join(link.describe(table.name, parent.name) for link in links)
+            several = f"{len(found)} foreign keys to '{parent.name}' ({named})"
+            raise self._refused(
+                f"table '{config.table}' has "
+                f"{several if found else f'no foreign key to {parent.name!r}'}; "
+                "set foreign_key (and parent_key) in the configuration"
+            )
+        return _Link(tuple(found[0].column_keys), _referred_columns(found[0]))
 
     def _error(self, doing: str, exc: Exception) -> SourceError:
         cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
         where = self.engine.url.render_as_string(hide_password=True)
-        return SourceError(f"source '{self.name}' ({where}): {doing}: {cause}")
+        if is_transient(exc):
+            return SourceError(f"source '{self.name}' ({where}): {doing}: {cause}")
+        return SourceError(
+            f"source '{self.name}' ({where}): {doing}: {cause} (not retried: the database "
+            "refused the statement; correct the configuration or the database)",
+            permanent=True,
+        )
+
+    def _refused(self, message: str) -> SourceError:
+        """The configuration does not match the database: permanent."""
+        return SourceError(f"source '{self.name}': {message}", permanent=True)
 
     # --- statements ---------------------------------------------------------------------------
 
-    def _condition(self, name: str) -> Any:
-        """The WHERE clause that keeps the user's rows of the table called `name`."""
-        config = next(t for t in self.config.tables if t.output_name == name)
-        table = self._reflected()[name]
+    def _condition(self, name: str, schema: _Schema, table: FromClause) -> ColumnElement[bool]:
+        """The WHERE clause that keeps the user's rows of `table`, the table called `name`.
+
+        A table reached from a parent keeps the rows whose link columns, all of them, equal the
+        parent key of one of the parent's kept rows: `fk IN (SELECT key ...)`, or for a
+        composite key `(fk1, fk2) IN (SELECT key1, key2 ...)` (row values: SQLite 3.15+,
+        PostgreSQL, MariaDB). A NULL in any link column matches nothing. Every parent is read
+        through an alias of its own, so a table below itself (a self-reference, or one table
+        on two levels) is never correlated with the outer query."""
+        config = self._by_name[name]
         if config.user_key is not None:
             column = table.c[config.user_key]
             return column == bindparam("user_id", type_=column.type)
         assert config.parent is not None
-        parent = self._reflected()[config.parent]
-        foreign_key, parent_key = _join_columns(self.name, config, table, parent)
-        parent_keys = select(parent.c[parent_key]).where(self._condition(config.parent))
-        return table.c[foreign_key].in_(parent_keys.scalar_subquery())
+        parent = schema.tables[config.parent].alias()
+        link = schema.links[name]
+        keys = select(*(parent.c[key] for key in link.parent)).where(
+            self._condition(config.parent, schema, parent)
+        )
+        if len(link.foreign) == 1:
+            return table.c[link.foreign[0]].in_(keys.scalar_subquery())
+        return tuple_(*(table.c[column] for column in link.foreign)).in_(keys)
 
-    def _columns(self, config: TableConfig) -> list[Column[Any]]:
-        return [c for c in self._reflected()[config.output_name].c if c.name not in config.exclude]
+    def _kept(self, config: TableConfig, schema: _Schema) -> ColumnElement[bool]:
+        """The WHERE clause of the configured table's own SELECT."""
+        return self._condition(config.output_name, schema, schema.tables[config.output_name])
 
-    def _order(self, config: TableConfig) -> list[Column[Any]]:
+    def _columns(self, config: TableConfig, schema: _Schema) -> list[Column[Any]]:
+        return [c for c in schema.tables[config.output_name].c if c.name not in config.exclude]
+
+    def _order(self, config: TableConfig, schema: _Schema) -> list[Column[Any]]:
         return (
-            list(self._reflected()[config.output_name].primary_key.columns)
-            or self._columns(config)[:1]
+            list(schema.tables[config.output_name].primary_key.columns)
+            or self._columns(config, schema)[:1]
         )
 
-    def _table_select(self, config: TableConfig) -> Select[Any]:
-        statement = select(*self._columns(config)).where(self._condition(config.output_name))
-        return statement.order_by(*self._order(config))
+    def _table_select(self, config: TableConfig, schema: _Schema) -> Select[Any]:
+        statement = select(*self._columns(config, schema)).where(self._kept(config, schema))
+        return statement.order_by(*self._order(config, schema))
 
-    def _json_select(self, config: TableConfig) -> Select[Any]:
+    def _json_select(self, config: TableConfig, schema: _Schema) -> Select[Any]:
         """The table's rows, in the same order, each as one line of JSON made by PostgreSQL.
 
         The object is spelled out column by column rather than made by `to_json(row)`: the
@@ -141,7 +287,7 @@ class SqlSource(Source):
         `to_json`), which costs it about a third less CPU per row on narrow tables, and
         PostgreSQL's own CPU is what bounds this path (docs/benchmarks.md)."""
         line: Any = None
-        for position, column in enumerate(self._columns(config)):
+        for position, column in enumerate(self._columns(config, schema)):
             key = ("{" if position == 0 else ",") + orjson.dumps(column.name).decode() + ":"
             if isinstance(column.type, Integer | Boolean):
                 value: Any = cast(column, Text)
@@ -153,28 +299,29 @@ class SqlSource(Source):
             line = part if line is None else line + part
         return (
             select(line + literal("}", Text))
-            .where(self._condition(config.output_name))
-            .order_by(*self._order(config))
+            .where(self._kept(config, schema))
+            .order_by(*self._order(config, schema))
         )
 
-    def _encoded_by_database(self, config: TableConfig) -> bool:
+    def _encoded_by_database(self, config: TableConfig, schema: _Schema) -> bool:
         return self.engine.dialect.name == "postgresql" and all(
             isinstance(column.type, _ENCODED_BY_DATABASE) and not isinstance(column.type, Float)
-            for column in self._columns(config)
+            for column in self._columns(config, schema)
         )
 
     # --- reading -----------------------------------------------------------------------------
 
     def estimate(self, user_id: str) -> Estimate:
         total = 0
+        schema = self._reflect()
         try:
             with self.engine.connect() as connection:
                 for config in self.config.tables:
                     statement = select(func.count()).select_from(
-                        self._table_select(config).order_by(None).subquery()
+                        self._table_select(config, schema).order_by(None).subquery()
                     )
                     total += connection.execute(
-                        statement, self._typed(config, user_id)
+                        statement, self._typed(config, user_id, schema)
                     ).scalar_one()
                 for query in self.config.queries:
                     statement = select(func.count()).select_from(
@@ -186,12 +333,13 @@ class SqlSource(Source):
         return Estimate(records=total)
 
     def parts(self, user_id: str) -> Iterator[Part]:
+        schema = self._recent()
         for config in self.config.tables:
-            parameters = self._typed(config, user_id)
-            if self._encoded_by_database(config):
-                batches = self._copy_stream(self._json_select(config), parameters)
+            parameters = self._typed(config, user_id, schema)
+            if self._encoded_by_database(config, schema):
+                batches = self._copy_stream(self._json_select(config, schema), parameters)
             else:
-                batches = self._stream(self._table_select(config), parameters, ())
+                batches = self._stream(self._table_select(config, schema), parameters, ())
             yield RecordStream(config.output_name, batches)
         for query in self.config.queries:
             yield RecordStream(query.name, self._query_stream(query, user_id))
@@ -199,13 +347,13 @@ class SqlSource(Source):
     def _query_stream(self, query: QueryConfig, user_id: str) -> Iterator[JsonLines]:
         return self._stream(text(query.sql), {"user_id": user_id}, query.exclude)
 
-    def _typed(self, config: TableConfig, user_id: str) -> dict[str, Any]:
+    def _typed(self, config: TableConfig, user_id: str, schema: _Schema) -> dict[str, Any]:
         """The user id as the type of the column it is compared with (an integer key, say)."""
         root = config
         while root.parent is not None:
-            root = next(t for t in self.config.tables if t.output_name == root.parent)
+            root = self._by_name[root.parent]
         assert root.user_key is not None  # the root of every parent chain is reached by user_key
-        column: Column[Any] = self._reflected()[root.output_name].c[root.user_key]
+        column: Column[Any] = schema.tables[root.output_name].c[root.user_key]
         try:
             python_type = column.type.python_type
         except NotImplementedError:
@@ -299,34 +447,15 @@ def _plan_for_every_row(connection: Connection) -> None:
         connection.exec_driver_sql("SET LOCAL cursor_tuple_fraction = 1.0")
 
 
-def _require_columns(source: str, config: TableConfig, table: Table) -> None:
-    wanted = [config.user_key, config.foreign_key, *config.exclude]
-    for name in wanted:
-        if name is not None and name not in table.c:
-            raise SourceError(f"source '{source}': table '{config.table}' has no column '{name}'")
+def _refers_to(constraint: ForeignKeyConstraint, table: Table) -> bool:
+    """Whether the foreign key refers to `table` (a key to a table that was not reflected, which
+    cannot be resolved, refers to none of the configured ones)."""
+    try:
+        return constraint.referred_table is table
+    except NoReferenceError:
+        return False
 
 
-def _join_columns(source: str, config: TableConfig, table: Table, parent: Table) -> tuple[str, str]:
-    """(column in the table, column in the parent) that link a row to its parent row."""
-    if config.foreign_key is not None:
-        if config.parent_key is not None:
-            if config.parent_key not in parent.c:
-                raise SourceError(
-                    f"source '{source}': table '{parent.name}' has no column '{config.parent_key}'"
-                )
-            return config.foreign_key, config.parent_key
-        keys = list(parent.primary_key.columns)
-        if len(keys) != 1:
-            raise SourceError(
-                f"source '{source}': table '{config.table}': set parent_key, "
-                f"'{parent.name}' has no single-column primary key"
-            )
-        return config.foreign_key, keys[0].name
-    links = [fk for fk in table.foreign_keys if fk.column.table.name == parent.name]
-    if len(links) != 1:
-        found = "no foreign key" if not links else "several foreign keys"
-        raise SourceError(
-            f"source '{source}': table '{config.table}' has {found} to '{parent.name}'; "
-            "set foreign_key (and parent_key) in the configuration"
-        )
-    return links[0].parent.name, links[0].column.name
+def _referred_columns(constraint: ForeignKeyConstraint) -> tuple[str, ...]:
+    """The referred columns, in the order of the constraint's own."""
+    return tuple(element.column.name for element in constraint.elements)
