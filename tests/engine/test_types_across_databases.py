@@ -230,8 +230,9 @@ class Database:
     def exact_by_cursor(self) -> bytes:
         """The `exact` table read through the cursor path (PostgreSQL exports it by COPY)."""
         config = self.source.config.tables[0]
-        parameters = self.source._typed(config, OWNER)
-        batches = self.source._stream(self.source._table_select(config), parameters, ())
+        schema = self.source._reflect()
+        parameters = self.source._typed(config, OWNER, schema)
+        batches = self.source._stream(self.source._table_select(config, schema), parameters, ())
         return b"".join(batch.data for batch in batches)
 
     def close(self) -> None:
@@ -266,7 +267,8 @@ def check_same_everywhere(
             assert written[table].splitlines() == lines.splitlines(), (kind, table)
             assert written[table] == lines, (kind, table)
         if kind == POSTGRESQL:
-            assert database.source._encoded_by_database(database.source.config.tables[0])
+            source = database.source
+            assert source._encoded_by_database(source.config.tables[0], source._reflect())
             assert database.exact_by_cursor() == written["exact"]
 
 
