@@ -96,7 +96,10 @@ def create_app(
                 if scenarios is not None
                 else []
             ),
-            Middleware(HealthChecks, readiness=Readiness(store, Path(exports.default_location))),
+            Middleware(
+                HealthChecks,
+                readiness=Readiness(store, Path(exports.default_location), audit.log),
+            ),
             Middleware(RequestLimits, limits=limits),  # sizes: refused before the token
             Middleware(ConsoleFiles),
             Middleware(

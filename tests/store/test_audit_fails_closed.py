@@ -1,0 +1,151 @@
+"""The audit trail fails closed, on SQLite and PostgreSQL (each test runs on both): while
+another session holds the trail's write lock (SQLite: a writer on the audit file;
+PostgreSQL: `SELECT ... FROM audit_head FOR UPDATE`, the stand-in for a process frozen
+mid-append), a start, an update or a deletion whose entry cannot be appended raises
+`AuditUnavailable` within about `[store] lock_timeout` and changes nothing; once the lock
+is gone the same calls succeed and the chain verifies."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from databases import store_database
+from datapolicy.model import Operation, OperationStatus, utc_now
+from datapolicy.odata.options import QueryOptions
+from datapolicy.store import Database, OperationStore, PostgreSQLDatabase, SQLiteDatabase
+from datapolicy.store.audit import (
+    AuditAction,
+    AuditLog,
+    AuditRecord,
+    AuditUnavailable,
+    open_audit_log,
+)
+from datapolicy.store.database import Timeouts, Transaction
+from datapolicy.store.operations import Recorder
+
+LOCK_TIMEOUT = 0.3
+
+
+@pytest.fixture
+def quick(store_kind: str, tmp_path: Path) -> Iterator[Database]:
+    """The test's store, opened again as the service opens it, with a short lock timeout."""
+    with store_database(store_kind, tmp_path) as base:
+        timeouts = Timeouts(lock=LOCK_TIMEOUT)
+        if isinstance(base, SQLiteDatabase):
+            database: Database = SQLiteDatabase(base.path, timeouts)
+        else:
+            assert isinstance(base, PostgreSQLDatabase)
+            database = PostgreSQLDatabase(base._engine_url(), pool_max_size=4, timeouts=timeouts)
+        try:
+            yield database
+        finally:
+            database.close()
+
+
+@contextmanager
+def holding_the_head(log: AuditLog) -> Iterator[None]:
+    """Another session holds what every append must lock, until the block ends."""
+    database = log.database
+    if isinstance(database, SQLiteDatabase):
+        other = sqlite3.connect(database.path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            yield
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        return
+    assert isinstance(database, PostgreSQLDatabase)
+    url = database._engine_url().set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False)) as other:
+        other.execute("SELECT sequence FROM audit_head WHERE id = 1 FOR UPDATE").fetchall()
+        yield
+        other.rollback()
+
+
+def recorder(log: AuditLog, action: AuditAction) -> Recorder:
+    """What the web layer passes the store (web/audit.py), without a request."""
+
+    def record(transaction: Transaction, operation: Operation) -> None:
+        log.record(action, user_id=operation.user_id, operation_id=operation.id, within=transaction)
+
+    return record
+
+
+def test_changes_whose_entries_cannot_be_written_are_not_made(quick: Database):
+    log = open_audit_log(quick)
+    store = OperationStore(quick)
+    try:
+        kept, _ = store.create(
+            "ada", "/exports", None, recorder(log, AuditAction.OPERATION_STARTED)
+        )
+        keyed, _ = store.create(
+            "ada", "/exports", "key", recorder(log, AuditAction.OPERATION_STARTED)
+        )
+        before = store.list(QueryOptions())
+        with holding_the_head(log):
+            attempts = {
+                "start": lambda: store.create(
+                    "bob", "/exports", None, recorder(log, AuditAction.OPERATION_STARTED)
+                ),
+                "keyed start": lambda: store.create(
+                    "bob", "/exports", "other", recorder(log, AuditAction.OPERATION_STARTED)
+                ),
+                "update": lambda: store.update(
+                    kept.id,
+                    {"storageLocation": "/elsewhere"},
+                    lambda operation: True,
+                    recorder(log, AuditAction.OPERATION_UPDATED),
+                ),
+                "delete": lambda: store.delete(
+                    kept.id, lambda operation: True, recorder(log, AuditAction.OPERATION_DELETED)
+                ),
+            }
+            for name, attempt in attempts.items():
+                began = time.monotonic()
+                with pytest.raises(AuditUnavailable):
+                    attempt()
+                assert time.monotonic() - began < LOCK_TIMEOUT + 3, name
+            assert store.get(kept.id) == kept  # reads go on meanwhile
+        assert store.list(QueryOptions()) == before
+        assert [entry.record.operation_id for entry in log.entries()] == [kept.id, keyed.id]
+        # The same calls, the lock gone: made and recorded.
+        store.delete(kept.id, lambda operation: True, recorder(log, AuditAction.OPERATION_DELETED))
+        created, new = store.create(
+            "bob", "/exports", "other", recorder(log, AuditAction.OPERATION_STARTED)
+        )
+        assert new
+        assert store.get(created.id).status is OperationStatus.NOT_STARTED
+        assert [str(e.record.action) for e in log.entries()] == [
+            "operation.started",
+            "operation.started",
+            "operation.deleted",
+            "operation.started",
+        ]
+        assert log.verify().ok
+    finally:
+        log.close()
+
+
+def test_a_block_that_cannot_be_written_is_unavailable_not_a_driver_error(quick: Database):
+    """The read buffer keeps such a block and tries again (AuditBuffer); what it sees is the
+    store's outage error, whatever the database."""
+    log = open_audit_log(quick)
+    try:
+        with holding_the_head(log), pytest.raises(AuditUnavailable):
+            log.append_block([log_record(), log_record()])
+        assert log.append_block([log_record()]) is not None
+        assert log.verify().entries == 1
+    finally:
+        log.close()
+
+
+def log_record() -> AuditRecord:
+    return AuditRecord(AuditAction.OPERATION_READ, "reader", utc_now())
