@@ -551,8 +551,13 @@ class AuditLog:
         """Raise unless an append could take the head's lock within `timeout` seconds now
         (the readiness check: a stalled appender, a read-only database)."""
         lock = self._statements.get("lock-head")
-        if lock is None:
-            lock = self.database.compile(_HEAD.with_for_update())[0]
+        if lock is None:  # with its one parameter (the head's id) written in: run without any
+            statement = _HEAD.with_for_update()
+            lock = str(
+                statement.compile(
+                    dialect=self.database.dialect, compile_kwargs={"literal_binds": True}
+                )
+            )
             self._statements["lock-head"] = lock
         self.database.ping_writable(timeout, lock)
 
