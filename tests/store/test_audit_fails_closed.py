@@ -7,19 +7,16 @@ is gone the same calls succeed and the chain verifies."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from databases import store_database
+from databases import holding_the_audit_head, store_database
 from datapolicy.model import Operation, OperationStatus, utc_now
 from datapolicy.odata.options import QueryOptions
-from datapolicy.store import Database, OperationStore, PostgreSQLDatabase, SQLiteDatabase
+from datapolicy.store import Database, OperationStore
 from datapolicy.store.audit import (
     AuditAction,
     AuditLog,
@@ -35,39 +32,9 @@ LOCK_TIMEOUT = 0.3
 
 @pytest.fixture
 def quick(store_kind: str, tmp_path: Path) -> Iterator[Database]:
-    """The test's store, opened again as the service opens it, with a short lock timeout."""
-    with store_database(store_kind, tmp_path) as base:
-        timeouts = Timeouts(lock=LOCK_TIMEOUT)
-        if isinstance(base, SQLiteDatabase):
-            database: Database = SQLiteDatabase(base.path, timeouts)
-        else:
-            assert isinstance(base, PostgreSQLDatabase)
-            database = PostgreSQLDatabase(base._engine_url(), pool_max_size=4, timeouts=timeouts)
-        try:
-            yield database
-        finally:
-            database.close()
-
-
-@contextmanager
-def holding_the_head(log: AuditLog) -> Iterator[None]:
-    """Another session holds what every append must lock, until the block ends."""
-    database = log.database
-    if isinstance(database, SQLiteDatabase):
-        other = sqlite3.connect(database.path, isolation_level=None)
-        try:
-            other.execute("BEGIN IMMEDIATE")
-            yield
-            other.execute("ROLLBACK")
-        finally:
-            other.close()
-        return
-    assert isinstance(database, PostgreSQLDatabase)
-    url = database._engine_url().set(drivername="postgresql")
-    with psycopg.connect(url.render_as_string(hide_password=False)) as other:
-        other.execute("SELECT sequence FROM audit_head WHERE id = 1 FOR UPDATE").fetchall()
-        yield
-        other.rollback()
+    """The test's store, opened as the service opens it, with a short lock timeout."""
+    with store_database(store_kind, tmp_path, Timeouts(lock=LOCK_TIMEOUT)) as database:
+        yield database
 
 
 def recorder(log: AuditLog, action: AuditAction) -> Recorder:
@@ -90,7 +57,7 @@ def test_changes_whose_entries_cannot_be_written_are_not_made(quick: Database):
             "ada", "/exports", "key", recorder(log, AuditAction.OPERATION_STARTED)
         )
         before = store.list(QueryOptions())
-        with holding_the_head(log):
+        with holding_the_audit_head(log):
             attempts = {
                 "start": lambda: store.create(
                     "bob", "/exports", None, recorder(log, AuditAction.OPERATION_STARTED)
@@ -139,7 +106,7 @@ def test_a_block_that_cannot_be_written_is_unavailable_not_a_driver_error(quick:
     store's outage error, whatever the database."""
     log = open_audit_log(quick)
     try:
-        with holding_the_head(log), pytest.raises(AuditUnavailable):
+        with holding_the_audit_head(log), pytest.raises(AuditUnavailable):
             log.append_block([log_record(), log_record()])
         assert log.append_block([log_record()]) is not None
         assert log.verify().entries == 1

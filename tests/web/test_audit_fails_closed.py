@@ -128,6 +128,7 @@ def test_a_delete_the_trail_cannot_record_is_refused_and_deletes_nothing(api, gu
 
 def test_readyz_says_the_trail_cannot_take_entries(guarded):
     ready = f"{guarded.url.removesuffix('/v1.0')}/readyz"
+    assert httpx.get(ready, timeout=30).status_code == 200
     with holding_the_audit_lock(guarded):
         response = httpx.get(ready, timeout=30)
         assert response.status_code == 503, response.text
