@@ -59,19 +59,18 @@ class Readiness:
         self._logged: tuple[Failure, ...] = ()
 
     def failures(self) -> list[Failure]:
-        found = [
-            failure
-            for failure in (
-                _check(
-                    "store",
-                    "The operation store is not answering or cannot take writes.",
-                    self._store,
-                ),
-                _check("audit", "The audit trail cannot take entries.", self._audit),
-                _check("exports", "The exports directory is not writable.", self._exports),
-            )
-            if failure is not None
-        ]
+        store = _check(
+            "store", "The operation store is not answering or cannot take writes.", self._store
+        )
+        # On PostgreSQL the trail is in the store's database: its outage is the store's.
+        audit = (
+            None
+            if self.audit is None
+            or (store is not None and self.audit.database is self.store.database)
+            else _check("audit", "The audit trail cannot take entries.", self._audit)
+        )
+        exports = _check("exports", "The exports directory is not writable.", self._exports)
+        found = [failure for failure in (store, audit, exports) if failure is not None]
         self._log_change(tuple(found))
         return found
 
@@ -80,8 +79,8 @@ class Readiness:
         self.store.database.ping_writable(CHECK_TIMEOUT_S)
 
     def _audit(self) -> None:
-        if self.audit is not None:
-            self.audit.check_writable(CHECK_TIMEOUT_S)
+        assert self.audit is not None
+        self.audit.check_writable(CHECK_TIMEOUT_S)
 
     def _exports(self) -> None:
         # An anonymous temporary file (O_TMPFILE where there is one): proves a package could be
