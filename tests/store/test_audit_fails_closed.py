@@ -7,16 +7,19 @@ is gone the same calls succeed and the chain verifies."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
-from databases import holding_the_audit_head, store_database
+from databases import POSTGRESQL, holding_the_audit_head, store_database
+from datapolicy.errors import Unavailable
 from datapolicy.model import Operation, OperationStatus, utc_now
 from datapolicy.odata.options import QueryOptions
-from datapolicy.store import Database, OperationStore
+from datapolicy.store import Database, OperationStore, SQLiteDatabase
 from datapolicy.store.audit import (
     AuditAction,
     AuditLog,
@@ -26,6 +29,7 @@ from datapolicy.store.audit import (
 )
 from datapolicy.store.database import Timeouts, Transaction
 from datapolicy.store.operations import Recorder
+from datapolicy.store.tables import audit_head
 
 LOCK_TIMEOUT = 0.3
 
@@ -116,3 +120,49 @@ def test_a_block_that_cannot_be_written_is_unavailable_not_a_driver_error(quick:
 
 def log_record() -> AuditRecord:
     return AuditRecord(AuditAction.OPERATION_READ, "reader", utc_now())
+
+
+def test_every_connection_bounds_its_waits(store_kind: str, tmp_path: Path):
+    """[store] lock_timeout, statement_timeout and idle_in_transaction_timeout reach every
+    PostgreSQL connection; SQLite's busy timeout is the lock timeout."""
+    timeouts = Timeouts(lock=0.25, statement=7, idle_in_transaction=9)
+    with store_database(store_kind, tmp_path, timeouts) as database:
+        if isinstance(database, SQLiteDatabase):
+            busy = database.connection().execute("PRAGMA busy_timeout").fetchone()
+            assert busy == (250,)
+            return
+        names = ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")
+        settings = database.fetch_all(select(*(func.current_setting(name) for name in names)))
+        assert settings == [("250ms", "7s", "9s")]
+
+
+@pytest.mark.parametrize("store_kind", [POSTGRESQL])  # SQLite has no sessions to end
+def test_a_session_frozen_inside_an_append_is_ended_and_its_lock_released(
+    store_kind: str, tmp_path: Path
+):
+    """A transaction that holds the head and then goes quiet (a process paused mid-append)
+    is ended by the server after idle_in_transaction_timeout; appends from elsewhere go on,
+    and the paused one's commit fails as an outage (a 503), not a driver error."""
+    timeouts = Timeouts(lock=5, idle_in_transaction=0.5)
+    with store_database(store_kind, tmp_path, timeouts) as database:
+        log = open_audit_log(database)
+        frozen = threading.Event()
+
+        def hold_and_pause() -> None:
+            with database.transaction() as transaction:
+                transaction.fetch_one(select(audit_head.c.sequence).with_for_update())
+                frozen.set()
+                time.sleep(1.5)  # past the idle timeout, holding the head
+
+        def freeze() -> None:
+            with pytest.raises(Unavailable):
+                hold_and_pause()
+
+        thread = threading.Thread(target=freeze)
+        thread.start()
+        assert frozen.wait(10)
+        began = time.monotonic()
+        log.append([log_record()])
+        assert time.monotonic() - began < 4  # not the whole pause, nor the lock timeout
+        thread.join()
+        assert log.verify().entries == 1

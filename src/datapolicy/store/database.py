@@ -448,6 +448,12 @@ class PostgreSQLDatabase(Database):
         arguments.setdefault("application_name", "datapolicy")
         self._local = threading.local()
         self._operational_error = psycopg.OperationalError
+        # A transaction ended by the server for sitting idle too long (a paused process) did
+        # not happen, as one on a dropped connection did not.
+        self._transaction_outages = (
+            psycopg.OperationalError,
+            psycopg.errors.IdleInTransactionSessionTimeout,
+        )
         self.driver_errors = (psycopg.Error,)
 
         self.timeouts = timeouts
@@ -573,7 +579,7 @@ class PostgreSQLDatabase(Database):
                         yield Transaction(connection, self.dialect)
                 finally:
                     self._local.connection = None
-        except self._operational_error as exc:
+        except self._transaction_outages as exc:
             _unavailable(exc)
 
 
