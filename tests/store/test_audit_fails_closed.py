@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from databases import POSTGRESQL, holding_the_audit_head, store_database
+from databases import POSTGRESQL, SQLITE, holding_the_audit_head, store_database
 from datapolicy.errors import Unavailable
 from datapolicy.model import Operation, OperationStatus, utc_now
 from datapolicy.odata.options import QueryOptions
@@ -166,3 +166,42 @@ def test_a_session_frozen_inside_an_append_is_ended_and_its_lock_released(
         assert time.monotonic() - began < 4  # not the whole pause, nor the lock timeout
         thread.join()
         assert log.verify().entries == 1
+
+
+def fill_until_full(log: AuditLog) -> None:
+    """Append entries, smaller and smaller, until not even a small one fits."""
+    for size in (10_000, 1_000, 100, 1):
+        try:
+            for _ in range(1000):
+                log.record(AuditAction.OPERATION_READ, subject="filler", request_id="x" * size)
+        except AuditUnavailable:
+            continue
+
+
+@pytest.mark.parametrize("store_kind", [SQLITE])  # a full disk, simulated by SQLite's own limit
+def test_a_change_whose_entry_finds_the_disk_full_is_not_made(quick: Database):
+    """The trail's file may not grow (`max_page_count`: SQLite's SQLITE_FULL, what a full disk
+    gives): a DELETE is rolled back with AuditUnavailable, not a driver error (a 500)."""
+    log = open_audit_log(quick)
+    store = OperationStore(quick)
+    try:
+        kept, _ = store.create(
+            "ada", "/exports", None, recorder(log, AuditAction.OPERATION_STARTED)
+        )
+        assert isinstance(log.database, SQLiteDatabase)
+        trail_file = log.database.connection()  # this thread's, which the appends below use
+        (pages,) = trail_file.execute("PRAGMA page_count").fetchone()
+        trail_file.execute(f"PRAGMA max_page_count = {pages}")
+        fill_until_full(log)
+        with pytest.raises(AuditUnavailable):
+            store.delete(
+                kept.id, lambda operation: True, recorder(log, AuditAction.OPERATION_DELETED)
+            )
+        assert store.get(kept.id) == kept
+        trail_file.execute("PRAGMA max_page_count = 1073741823")  # room again
+        store.delete(kept.id, lambda operation: True, recorder(log, AuditAction.OPERATION_DELETED))
+        actions = [str(e.record.action) for e in log.entries() if e.record.subject != "filler"]
+        assert actions == ["operation.started", "operation.deleted"]
+        assert log.verify().ok
+    finally:
+        log.close()

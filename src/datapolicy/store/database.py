@@ -417,10 +417,13 @@ class SQLiteDatabase(Database):
             raise
         try:
             yield Transaction(connection, self.dialect)
+            connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            # SQLite may have rolled back already (SQLITE_FULL, an I/O error): a ROLLBACK
+            # then fails and would hide the error; a failed COMMIT leaves it open.
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
             raise
-        connection.execute("COMMIT")
 
 
 class PostgreSQLDatabase(Database):
