@@ -78,7 +78,7 @@ def test_verify_finds_the_tail_deleted_and_the_head_moved_back(
     )
     broken = datapolicy("audit", "verify", *store_options)
     assert broken.returncode == 1
-    assert "BROKEN at entry 3: entries 3 to 3 are missing from the end" in broken.stderr
+    assert "BROKEN at entry 3: entry 3 is missing from the end" in broken.stderr
 
 
 def test_list_filters_and_prints_json(trail: AuditLog, store_options: list[str]):

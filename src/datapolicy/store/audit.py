@@ -693,9 +693,13 @@ class AuditLog:
         if signed.payload != checkpoint_payload(sequence, digest):
             return count, "the chain's checkpoint was changed after it was signed"
         if sequence > count:
+            missing = (
+                f"entry {sequence} is"
+                if sequence == count + 1
+                else (f"entries {count + 1} to {sequence} are")
+            )
             return count + 1, (
-                f"entries {count + 1} to {sequence} are missing from the end (the signed "
-                f"checkpoint records entry {sequence})"
+                f"{missing} missing from the end (the signed checkpoint records entry {sequence})"
             )
         if (sequence, digest) != (count, head_hash):
             return min(sequence + 1, count), (
