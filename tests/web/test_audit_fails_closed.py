@@ -107,9 +107,9 @@ def test_a_delete_the_trail_cannot_record_is_refused_and_deletes_nothing(api, gu
         began = time.monotonic()
         assert_refused_promptly(api.delete(f"/dataPolicyOperations/{operation_id}"), began)
         began = time.monotonic()
-        polled = api.get(f"/dataPolicyOperations/{operation_id}")  # the poll still answers
+        polled = api.get(f"/dataPolicyOperations/{operation_id}")  # the poll still answers,
         assert polled.status_code == 200
-        assert time.monotonic() - began < PROMPTLY
+        assert time.monotonic() - began < 2  # without waiting for the lock
     assert api.get(f"/dataPolicyOperations/{operation_id}").status_code == 200
     assert api.delete(f"/dataPolicyOperations/{operation_id}").status_code == 204
     assert api.get(f"/dataPolicyOperations/{operation_id}").status_code == 404
