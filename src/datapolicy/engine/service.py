@@ -73,10 +73,7 @@ class ExportService:
         location = storage_location or self.default_location
         self.check_user(user_id)
         self.check_location(location)
-        if record is None:
-            operation, created = self.store.create(user_id, location, idempotency_key)
-        else:
-            operation, created = self.store.create(user_id, location, idempotency_key, record)
+        operation, created = self.store.create(user_id, location, idempotency_key, record)
         if created:
             logs.operation_id.set(operation.id)
             logger.info("export queued")

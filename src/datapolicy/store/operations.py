@@ -72,11 +72,6 @@ Precondition = Callable[[Operation], bool]
 Recorder = Callable[[Transaction, Operation], None]
 
 
-def _no_record(transaction: Transaction, operation: Operation) -> None:
-    """The Recorder of callers that record nothing (tests of the store alone, the CLI's
-    scenario tools)."""
-
-
 @dataclass(frozen=True, slots=True)
 class Page:
     items: list[Operation]
@@ -223,7 +218,7 @@ class OperationStore:
         user_id: str,
         storage_location: str | None,
         idempotency_key: str | None = None,
-        record: Recorder = _no_record,
+        record: Recorder | None = None,
     ) -> tuple[Operation, bool]:
         """A new notStarted operation, or, when `idempotency_key` was used for one in the last
         24 hours, that one. The flag says whether a new operation was created; `record` runs
@@ -265,7 +260,7 @@ class OperationStore:
         if idempotency_key is None:
             with self.database.transaction() as transaction:
                 transaction.execute(insert)
-                record(transaction, operation)
+                _record(record, transaction, operation)
             return operation, True
         window_start = to_micros(now - IDEMPOTENCY_WINDOW)
         for _ in range(3):
@@ -288,7 +283,7 @@ class OperationStore:
                     insert.on_conflict_do_nothing(index_elements=[operations.c.idempotency_key])
                 )
                 if inserted:
-                    record(transaction, operation)
+                    _record(record, transaction, operation)
                     return operation, True
                 existing = transaction.fetch_one(_by_idempotency_key(idempotency_key, window_start))
                 if existing is not None:
@@ -310,7 +305,7 @@ class OperationStore:
         operation_id: str,
         changes: dict[str, Any],
         precondition: Precondition,
-        record: Recorder = _no_record,
+        record: Recorder | None = None,
     ) -> Operation:
         """Apply a client's changes (OData property name -> value) if the precondition holds.
 
@@ -347,11 +342,11 @@ class OperationStore:
                 .values(**values, version=current.version + 1)
             )
             updated = replace(current, **values, version=current.version + 1)
-            record(transaction, updated)
+            _record(record, transaction, updated)
         return updated
 
     def delete(
-        self, operation_id: str, precondition: Precondition, record: Recorder = _no_record
+        self, operation_id: str, precondition: Precondition, record: Recorder | None = None
     ) -> Operation:
         """Delete an operation, as far as clients are concerned, and return it as it was.
 
@@ -379,7 +374,7 @@ class OperationStore:
             else:
                 statement = operations.delete().where(operations.c.id == operation_id)
             transaction.execute(statement)
-            record(transaction, current)
+            _record(record, transaction, current)
         return current
 
     @staticmethod
@@ -391,6 +386,11 @@ class OperationStore:
         if row is None:
             raise _not_found(operation_id)
         return to_operation(row)
+
+
+def _record(record: Recorder | None, transaction: Transaction, operation: Operation) -> None:
+    if record is not None:
+        record(transaction, operation)
 
 
 def _by_idempotency_key(key: str, window_start: int) -> Any:
