@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from databases import POSTGRESQL, SQLITE, holding_the_audit_head, store_database
@@ -202,6 +204,71 @@ def test_a_change_whose_entry_finds_the_disk_full_is_not_made(quick: Database):
         store.delete(kept.id, lambda operation: True, recorder(log, AuditAction.OPERATION_DELETED))
         actions = [str(e.record.action) for e in log.entries() if e.record.subject != "filler"]
         assert actions == ["operation.started", "operation.deleted"]
+        assert log.verify().ok
+    finally:
+        log.close()
+
+
+ACTIONS = {
+    "start": AuditAction.OPERATION_STARTED,
+    "update": AuditAction.OPERATION_UPDATED,
+    "delete": AuditAction.OPERATION_DELETED,
+}
+STEPS = st.lists(
+    st.tuples(st.sampled_from(sorted(ACTIONS)), st.booleans(), st.integers(0, 7)),
+    min_size=1,
+    max_size=8,
+)
+
+
+def change(store: OperationStore, log: AuditLog, action: str, target: str) -> Operation:
+    """One change through the store, recorded as the web layer records it."""
+    record = recorder(log, ACTIONS[action])
+    if action == "start":
+        return store.create("ada", "/exports", None, record)[0]
+    if action == "update":
+        location = f"/exports/{time.monotonic_ns()}"
+        return store.update(target, {"storageLocation": location}, lambda o: True, record)
+    return store.delete(target, lambda operation: True, record)
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(steps=STEPS)
+def test_the_store_and_the_trail_agree_whatever_is_refused(
+    quick: Database, steps: list[tuple[str, bool, int]]
+):
+    """Generated starts, updates and deletions, each made with the trail free or held by
+    another session, against a reference model: what was refused changed nothing and left no
+    entry; what was made left exactly its entry. (Examples share the test's store: each
+    compares what it adds.)"""
+    log = open_audit_log(quick)
+    store = OperationStore(quick)
+    try:
+        alive = [operation.id for operation in store.list(QueryOptions(top=1000)).items]
+        before = len(log.entries())
+        expected: list[tuple[str, str]] = []
+        for action, held, pick in steps:
+            if action != "start" and not alive:
+                continue
+            target = alive[pick % len(alive)] if alive else ""
+            if held:
+                with holding_the_audit_head(log), pytest.raises(AuditUnavailable):
+                    change(store, log, action, target)
+                continue
+            operation = change(store, log, action, target)
+            expected.append((str(ACTIONS[action]), operation.id))
+            if action == "start":
+                alive.append(operation.id)
+            elif action == "delete":
+                alive.remove(operation.id)
+        listed = [operation.id for operation in store.list(QueryOptions(top=1000)).items]
+        assert sorted(listed) == sorted(alive)
+        added = [(str(e.record.action), e.record.operation_id) for e in log.entries()[before:]]
+        assert added == expected
         assert log.verify().ok
     finally:
         log.close()
