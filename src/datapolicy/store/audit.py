@@ -689,7 +689,10 @@ class AuditLog:
         try:
             signed = jws.deserialize_compact(signature, public, algorithms=[_CHECKPOINT_ALGORITHM])
         except (JoseError, ValueError) as exc:
-            return count, f"the chain's checkpoint is not signed by this service's key ({exc})"
+            return count, (
+                f"the chain's checkpoint is not signed by this service's key ({exc}; the key "
+                "checked is the data directory's signing-key.jwk)"
+            )
         if signed.payload != checkpoint_payload(sequence, digest):
             return count, "the chain's checkpoint was changed after it was signed"
         if sequence > count:
