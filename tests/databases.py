@@ -23,17 +23,21 @@ from __future__ import annotations
 
 import functools
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from datapolicy.store import Database, PostgreSQLDatabase, SQLiteDatabase
+from datapolicy.store.audit import AuditLog
+from datapolicy.store.database import Timeouts
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
@@ -163,14 +167,18 @@ def _new_postgresql_database() -> Iterator[URL]:
 
 
 @contextmanager
-def store_database(kind: str, directory: Path) -> Iterator[Database]:
-    """A migrated operation store database of the test's own, closed and dropped afterwards."""
+def store_database(
+    kind: str, directory: Path, timeouts: Timeouts | None = None
+) -> Iterator[Database]:
+    """A migrated operation store database of the test's own, closed and dropped afterwards
+    (with `timeouts`, or the defaults)."""
+    timeouts = timeouts or Timeouts()
     with scratch_database(kind, directory, within=store_server(kind)) as url:
         database: Database
         if kind == SQLITE:
-            database = SQLiteDatabase(Path(make_url(url).database or ""))
+            database = SQLiteDatabase(Path(make_url(url).database or ""), timeouts)
         else:
-            database = PostgreSQLDatabase(url, pool_min_size=1, pool_max_size=8)
+            database = PostgreSQLDatabase(url, pool_min_size=1, pool_max_size=8, timeouts=timeouts)
         try:
             database.migrate()
             yield database
@@ -193,6 +201,29 @@ def store_url(kind: str, data_dir: Path) -> str | None:
 def store_server(kind: str) -> URL | None:
     """The database that store schemas are made in (PostgreSQL), or None (SQLite: files)."""
     return _postgresql_store_database() if kind == POSTGRESQL else None
+
+
+@contextmanager
+def holding_the_audit_head(log: AuditLog) -> Iterator[None]:
+    """Another session holds what every append to `log` must lock, until the block ends:
+    SQLite's write lock on the trail's file; on PostgreSQL the head row, `SELECT ... FOR
+    UPDATE` (what a process frozen mid-append holds)."""
+    database = log.database
+    if isinstance(database, SQLiteDatabase):
+        other = sqlite3.connect(database.path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            yield
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        return
+    assert isinstance(database, PostgreSQLDatabase)
+    url = database._engine_url().set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False)) as other:
+        other.execute("SELECT sequence FROM audit_head WHERE id = 1 FOR UPDATE").fetchall()
+        yield
+        other.rollback()
 
 
 # Fixtures (registered for every test by `pytest_plugins` in tests/conftest.py).

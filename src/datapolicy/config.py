@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -60,6 +60,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from datapolicy.durations import parse_duration
+
+if TYPE_CHECKING:
+    from datapolicy.store.database import Timeouts
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
@@ -369,9 +372,23 @@ class StoreConfig(_Strict):
     pool_min_size: int = Field(default=2, ge=0, le=1000)
     pool_max_size: int = Field(default=10, ge=1, le=1000)
     pool_timeout: float = Field(default=30, gt=0)  # seconds to wait for a free connection
+    # Bounded waits (store/database.py `Timeouts`): a stalled process cannot stall the others.
+    lock_timeout: float = Field(default=5, gt=0)  # seconds a write waits for a lock: then 503
+    statement_timeout: float = Field(default=30, gt=0)  # PostgreSQL: seconds per statement
+    # PostgreSQL: seconds a session may sit idle inside a transaction before the server ends it
+    idle_in_transaction_timeout: float = Field(default=60, gt=0)
 
     def __repr__(self) -> str:  # never print the password
         return f"StoreConfig(pool_min_size={self.pool_min_size}, ...)"
+
+    def timeouts(self) -> Timeouts:
+        from datapolicy.store.database import Timeouts
+
+        return Timeouts(
+            lock=self.lock_timeout,
+            statement=self.statement_timeout,
+            idle_in_transaction=self.idle_in_transaction_timeout,
+        )
 
     @field_validator("url")
     @classmethod

@@ -14,6 +14,7 @@ from commands import datapolicy
 from sqlalchemy import text
 
 from databases import SQLITE, store_url
+from datapolicy.auth.keys import signing_key
 from datapolicy.settings import DATABASE_FILE
 from datapolicy.store.audit import AuditAction, AuditLog, open_audit_log
 from datapolicy.store.database import open_database
@@ -29,11 +30,12 @@ def store_options(store_kind: str, tmp_path: Path) -> list[str]:
 
 @pytest.fixture
 def trail(store_options: list[str], tmp_path: Path) -> Iterator[AuditLog]:
-    """The store's audit trail with three entries."""
+    """The store's audit trail with three entries, written as the service writes them: its
+    head signed with the data directory's key."""
     url = store_options[3] if len(store_options) > 2 else f"sqlite:///{tmp_path / DATABASE_FILE}"
     database = open_database(url)
     database.migrate()
-    log = open_audit_log(database)
+    log = open_audit_log(database, signing_key=signing_key(tmp_path))
     log.record(AuditAction.OPERATION_STARTED, subject="alice", user_id="u1", operation_id="o1")
     log.record(AuditAction.OPERATION_READ, subject="bob", user_id="u1", operation_id="o1")
     log.record(AuditAction.OPERATION_DELETED, subject="alice", user_id="u2", operation_id="o2")
@@ -56,6 +58,27 @@ def test_verify_passes_an_intact_trail_and_names_the_first_edited_entry(
     broken = datapolicy("audit", "verify", *store_options)
     assert broken.returncode == 1
     assert "BROKEN at entry 2: its hash does not match its contents" in broken.stderr
+
+
+def test_verify_finds_the_tail_deleted_and_the_head_moved_back(
+    trail: AuditLog, store_options: list[str]
+):
+    """Behind the guards' back the last entry goes and the head is set to the one before:
+    the chain alone is consistent, the signed checkpoint is not."""
+    second = trail.entries()[1]
+    if trail.database.dialect.name == "postgresql":
+        for table in ("audit_log", "audit_head"):
+            trail.database.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+    else:
+        for trigger in ("audit_log_no_delete", "audit_head_forward"):
+            trail.database.execute(text(f"DROP TRIGGER {trigger}"))
+    trail.database.execute(text("DELETE FROM audit_log WHERE sequence = 3"))
+    trail.database.execute(
+        text("UPDATE audit_head SET sequence = 2, hash = :hash").bindparams(hash=second.hash)
+    )
+    broken = datapolicy("audit", "verify", *store_options)
+    assert broken.returncode == 1
+    assert "BROKEN at entry 3: entry 3 is missing from the end" in broken.stderr
 
 
 def test_list_filters_and_prints_json(trail: AuditLog, store_options: list[str]):

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from datapolicy.errors import Unavailable
-from datapolicy.store import OperationStore, PostgreSQLDatabase, SQLiteDatabase, database
+from datapolicy.store import OperationStore, PostgreSQLDatabase, SQLiteDatabase
+from datapolicy.store.database import Timeouts
 from datapolicy.store.queue import OperationQueue
 
 
@@ -37,9 +38,8 @@ def test_postgresql_that_cannot_be_reached_is_unavailable_for_reads_and_writes()
         db.close()
 
 
-def test_sqlite_locked_past_the_busy_timeout_is_unavailable(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 50)
-    db = SQLiteDatabase(tmp_path / "store.sqlite3")
+def test_sqlite_locked_past_the_lock_timeout_is_unavailable(tmp_path: Path):
+    db = SQLiteDatabase(tmp_path / "store.sqlite3", Timeouts(lock=0.05))
     db.migrate()
     store = OperationStore(db)
     store.create("someone", "/exports")  # the store's connection is open, in WAL mode

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from conftest import Service, service_database, start_configured, token_for, wait_for
+from datapolicy.auth.keys import signing_key
 from datapolicy.auth.permissions import READ_USERS
 from datapolicy.demo import demo_user_id
 from datapolicy.engine import EXPORTS_DIR
@@ -42,9 +43,10 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 @pytest.fixture(scope="module")
 def trail(audited: Service) -> Iterator[AuditLog]:
-    """The service's audit trail, read as `datapolicy audit` reads it."""
+    """The service's audit trail, read as `datapolicy audit` reads it (with the data
+    directory's key, which checks the head's signed checkpoint)."""
     with service_database(audited.data_dir) as database:
-        log = open_audit_log(database)
+        log = open_audit_log(database, signing_key=signing_key(audited.data_dir))
         yield log
         log.close()
 

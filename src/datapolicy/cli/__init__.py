@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from datapolicy.cli.audit import audit
@@ -19,6 +21,10 @@ from datapolicy.cli.verify import verify
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """datapolicy: a self-hosted, Microsoft Graph-compatible dataPolicyOperations service."""
+    # Everything datapolicy creates (the data directory, the store and audit files with their
+    # -wal/-shm files, packages, the demo's files) holds personal data or secrets: owner-only,
+    # whatever umask it was started with (docs/security.md, "Files").
+    os.umask(os.umask(0o077) | 0o077)
 
 
 for _command in (

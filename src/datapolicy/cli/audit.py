@@ -31,16 +31,18 @@ def _opened(
     data_dir: Path | None, config_file: Path | None, database: str | None
 ) -> Iterator[AuditLog]:
     """The audit trail of the store the options name (migrated, as every process does)."""
+    from datapolicy.auth.keys import signing_key
     from datapolicy.server import open_database
     from datapolicy.store.audit import open_audit_log
 
     settings = load_settings(config_file, data_dir=data_dir, database=database)
     try:
+        key = signing_key(settings.data_dir)  # the checkpoint's (store/audit.py)
         store = open_database(settings)
     except Unavailable as exc:
         raise click.ClickException(exc.message) from None
     try:
-        log = open_audit_log(store)
+        log = open_audit_log(store, signing_key=key)
         try:
             yield log
         finally:
@@ -54,9 +56,10 @@ def _opened(
 @config_option
 @database_option
 def verify(data_dir: Path | None, config_file: Path | None, database: str | None) -> None:
-    """Check every entry's hash and link, and the chain's head. Exit 0 and "OK, N entries"
-    (with the last hash: keep it elsewhere to detect a rewritten trail), or exit 1 naming the
-    first bad entry.
+    """Check every entry's hash and link, the chain's head and its checkpoint, signed with
+    the data directory's signing key (so entries deleted from the end are found too). Exit 0
+    and "OK, N entries" (with the last hash: keep it elsewhere to detect a rewritten trail), or
+    exit 1 naming the first bad entry.
 
     \b
     Examples:

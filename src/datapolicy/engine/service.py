@@ -23,6 +23,7 @@ from datapolicy.engine.worker import ExportContext
 from datapolicy.errors import NotFound
 from datapolicy.model import Operation, OperationStatus
 from datapolicy.store import OperationStore
+from datapolicy.store.operations import Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +54,16 @@ class ExportService:
         resolve_target(location, self.context.storage).check()
 
     def start(
-        self, user_id: str, storage_location: str | None, idempotency_key: str | None = None
+        self,
+        user_id: str,
+        storage_location: str | None,
+        idempotency_key: str | None = None,
+        record: Recorder | None = None,
     ) -> tuple[Operation, bool]:
         """Queue an export; returns the operation and whether it is new (False when the
-        idempotency key was seen within the last 24 hours)."""
+        idempotency key was seen within the last 24 hours). `record` writes a new export's
+        audit entry in the transaction that creates it: an export whose start cannot be
+        recorded is not created (store/operations.py)."""
         if idempotency_key is not None:
             # Before the checks: the first start may have changed what they see (Azure's
             # RequestInfo.json marks a container as used).
@@ -66,7 +73,7 @@ class ExportService:
         location = storage_location or self.default_location
         self.check_user(user_id)
         self.check_location(location)
-        operation, created = self.store.create(user_id, location, idempotency_key)
+        operation, created = self.store.create(user_id, location, idempotency_key, record)
         if created:
             logs.operation_id.set(operation.id)
             logger.info("export queued")

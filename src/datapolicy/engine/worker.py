@@ -47,6 +47,7 @@ from datapolicy.engine.sources.base import Source, SourceError
 from datapolicy.engine.targets import (
     StorageError,
     StorageLocationError,
+    Target,
     Upload,
     resolve_target,
 )
@@ -56,7 +57,8 @@ from datapolicy.engine.targets.spool import sweep as sweep_spool
 from datapolicy.metrics import LEASE_EXPIRIES, export_completed, export_ended
 from datapolicy.model import Operation, OperationError, utc_now
 from datapolicy.redact import redact
-from datapolicy.store.audit import AuditAction, AuditLog
+from datapolicy.store.audit import AuditAction, AuditLog, AuditUnavailable
+from datapolicy.store.database import Transaction
 from datapolicy.store.queue import ExpiredPackage, Job, JobKind, OperationQueue
 
 logger = logging.getLogger(__name__)
@@ -346,25 +348,59 @@ class Worker:
     # --- deletion ------------------------------------------------------------------------------
 
     def _clean_up(self, job: Job, owner: str) -> None:
+        """Remove a deleted operation's package (if it was published) and partial output, then
+        its row, with what became of the package on the audit trail in the same transaction
+        (`_package_entry`). If the entry cannot be written the row stays, with the outcome
+        kept for the next attempt."""
         operation = job.operation
-        location = operation.storage_location
-        if location:
+        published = job.package_location is not None
+        outcome = self.queue.unrecorded_package_deletion(operation.id) if published else None
+        if operation.storage_location:
             try:
-                target = resolve_target(location, self.context.storage)
-                if job.package_location:
-                    target.delete(operation.id)
+                target = resolve_target(operation.storage_location, self.context.storage)
+                if published and outcome is None:
+                    outcome = _delete_package(target, operation.id)
                 target.discard_partial(operation.id)
             except StorageLocationError:
-                pass  # the location is no longer permitted: nothing of ours can be there
+                # No longer permitted, or refused for good (an Azure 403): the package stays.
+                outcome = outcome or ("refused" if published else None)
             except Exception:
                 logger.exception(
                     "could not remove the package of deleted operation %s", operation.id
                 )
                 self.queue.release(operation.id, owner)
                 return
-            if job.package_location:
-                self._record(AuditAction.PACKAGE_DELETED, operation)
-        self.queue.purge(operation.id, owner)
+        try:
+            self.queue.purge(operation.id, owner, self._package_entry(operation, outcome))
+        except AuditUnavailable:
+            logger.warning("the deletion of %s cannot be recorded now; trying again", operation.id)
+            if outcome is None:
+                self.queue.release(operation.id, owner)
+            else:
+                self.queue.keep_package_deletion(operation.id, owner, outcome, timedelta(0))
+
+    def _package_entry(
+        self, operation: Operation, outcome: str | None
+    ) -> Callable[[Transaction], None] | None:
+        """The audit entry for what became of an operation's package, to append in the
+        transaction that records it in the store: `package.deleted` only if it was deleted,
+        `package.deletionRefused` if its target refused or cannot delete it, none if there was
+        nothing to delete (never published, or already gone)."""
+        action = _PACKAGE_ACTIONS.get(outcome or "")
+        audit = self.audit
+        if audit is None or action is None:
+            return None
+
+        def record(transaction: Transaction) -> None:
+            audit.record(
+                action,
+                user_id=operation.user_id,
+                operation_id=operation.id,
+                request_id=audit.request_of_start(operation.id),
+                within=transaction,
+            )
+
+        return record
 
     def _record(self, action: AuditAction, operation: Operation) -> None:
         """An audit entry for what the worker did to an operation's package, carrying the id
@@ -446,22 +482,16 @@ class Worker:
             self._sweep_lock.release()
 
     def _expire(self, expired: ExpiredPackage, owner: str) -> None:
-        """Delete one expired package through its target and record the outcome; a failure
-        that another try may fix (an outage) is tried again after PACKAGE_DELETION_RETRY."""
+        """Delete one expired package through its target and record the outcome, in the store
+        and on the audit trail together; a failure that another try may fix (an outage, an
+        audit trail that cannot be written) is tried again after PACKAGE_DELETION_RETRY."""
         operation = expired.operation
         operation_id = operation.id
+        outcome = self.queue.unrecorded_package_deletion(operation_id)
         try:
-            target = resolve_target(operation.storage_location or "", self.context.storage)
-            if not target.can_delete:
-                outcome = "notDeletable"
-                logger.warning(
-                    "the package of %s outlived its retention but stays at %s: its target "
-                    "cannot delete it",
-                    operation_id,
-                    expired.package_location,
-                )
-            else:
-                outcome = "deleted" if target.delete(operation_id) else "absent"
+            if outcome is None:
+                target = resolve_target(operation.storage_location or "", self.context.storage)
+                outcome = _delete_package(target, operation_id)
         except StorageLocationError as exc:  # no longer permitted, or refused for good
             outcome = "refused"
             logger.warning("cannot delete the expired package of %s: %s", operation_id, exc)
@@ -473,10 +503,38 @@ class Worker:
             )
             self.queue.retry_package_deletion(operation_id, owner, PACKAGE_DELETION_RETRY)
             return
-        if self.queue.package_deleted(operation_id, owner, outcome):
+        if outcome == "notDeletable":
+            logger.warning(
+                "the package of %s outlived its retention but stays at %s: its target "
+                "cannot delete it",
+                operation_id,
+                expired.package_location,
+            )
+        try:
+            recorded = self.queue.package_deleted(
+                operation_id, owner, outcome, self._package_entry(operation, outcome)
+            )
+        except AuditUnavailable:
+            logger.warning("the expiry of %s cannot be recorded now; trying again", operation_id)
+            self.queue.keep_package_deletion(operation_id, owner, outcome, PACKAGE_DELETION_RETRY)
+            return
+        if recorded:
             logger.info("package of %s expired: %s", operation_id, outcome)
-            if outcome == "deleted":
-                self._record(AuditAction.PACKAGE_DELETED, operation)
+
+
+def _delete_package(target: Target, operation_id: str) -> str:
+    """Delete a published package: "deleted", "absent" (there was none), or "notDeletable"
+    (the target cannot delete: a presigned PUT URL). A refusal raises StorageLocationError."""
+    if not target.can_delete:
+        return "notDeletable"
+    return "deleted" if target.delete(operation_id) else "absent"
+
+
+_PACKAGE_ACTIONS = {
+    "deleted": AuditAction.PACKAGE_DELETED,
+    "refused": AuditAction.PACKAGE_DELETION_REFUSED,
+    "notDeletable": AuditAction.PACKAGE_DELETION_REFUSED,
+}
 
 
 class _Heartbeat:

@@ -14,10 +14,18 @@ zeros for the first) and its own `hash`:
   hash over the numbers, the previous hash and the array's bytes (`block_hash`). One row and one
   hash per batch instead of per read is what keeps auditing every GET cheap (docs/benchmarks.md).
 One-row `audit_head` holds the last entry's sequence and the last link's hash. So changing any
-field, deleting, inserting or reordering entries or blocks, or deleting from the end breaks a
-link that `verify` finds, and it names the first entry of the first broken link. (Someone able
-to write the database can also recompute every hash after their edit: compare the head
-`verify` reports with a copy kept elsewhere to catch that.)
+field, deleting, inserting or reordering entries or blocks breaks a link that `verify` finds,
+and it names the first entry of the first broken link.
+
+The head is anchored: every append also writes `audit_checkpoint`, the head's sequence and hash
+signed with the service's ES256 key (auth/keys.py; a JWS, joserfc), in the same transaction.
+Whoever deletes the last entries and moves the head back (the triggers below are no obstacle
+to the database's owner) cannot sign the shorter chain's head without the key, which lives in
+the data directory, not in the database: `verify` checks the signature with the service's key
+and that the chain ends where the checkpoint says. (A checkpoint copied earlier can be put back
+with a chain cut back to it; and whoever also holds the key can rewrite everything: compare the
+head `verify` reports with a copy kept elsewhere to catch those.) Every process appending to one
+trail must hold the same key (they share the data directory, or a copy of `signing-key.jwk`).
 
 Appends are serialised on the head row: the appending transaction locks it (`FOR UPDATE` on
 PostgreSQL, where several processes append; on SQLite `BEGIN IMMEDIATE` already holds the write
@@ -31,6 +39,14 @@ cache (web/readcache.py) is emptied by every commit to the store's file, and rea
 committed a few times a second under load. That file is migrated with the store's revisions,
 so it also holds an (unused, empty) operations table, and the store's file an unused audit
 log; the tables used are the ones named here.
+
+The trail fails closed. A change and its entry commit together: the store passes its
+transaction (`within`), and on PostgreSQL the entry is written in it, one commit for both; on
+SQLite, whose trail is a file of its own, the entry is committed inside the store's transaction,
+just before it (the store's write lock is held throughout, so no other change comes between).
+An entry that cannot be written raises `AuditUnavailable` (a 503 with Retry-After) and the change
+is rolled back. The head's lock is taken last and held for a few statements only, never across
+anything that can stall; a lock wait is bounded by `[store] lock_timeout` (store/database.py).
 
 `AuditLog.record` appends at once (mutations: the entry is committed before the response is
 sent); `AuditBuffer` collects entries (reads and lists, the hot path) and appends them as blocks
@@ -52,12 +68,22 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 import orjson
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
 from sqlalchemy import ColumnElement, bindparam, select
 
+from datapolicy.errors import Unavailable
 from datapolicy.model import utc_now
 from datapolicy.store.database import Database, SQLiteDatabase, Transaction
 from datapolicy.store.operations import from_micros
-from datapolicy.store.tables import AUDIT_STARTED, audit_block, audit_head, audit_log
+from datapolicy.store.tables import (
+    AUDIT_STARTED,
+    audit_block,
+    audit_checkpoint,
+    audit_head,
+    audit_log,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +96,13 @@ _MICROSECOND = timedelta(microseconds=1)
 _NAMES = tuple(column.name for column in audit_log.columns)
 _BLOCK_NAMES = [column.name for column in audit_block.columns]
 _BLOCK_HASH_PREFIX = b"datapolicy-audit-block"
+_CHECKPOINT_ALGORITHM = "ES256"
+_UNWRITABLE = "The audit trail cannot be written now, so nothing was changed. Try again later."
+
+
+class AuditUnavailable(Unavailable):
+    """The trail cannot take an entry now (locked past the lock timeout, a full disk, the
+    database gone): the change the entry would record is not made (a 503 with Retry-After)."""
 
 
 class AuditAction(StrEnum):
@@ -82,6 +115,9 @@ class AuditAction(StrEnum):
     OPERATION_DELETED = "operation.deleted"  # DELETE: the export is cancelled or removed
     PACKAGE_PUBLISHED = "package.published"  # a worker published the package
     PACKAGE_DELETED = "package.deleted"  # its operation was deleted, or retention expired it
+    # ... but its target refused (a 403, a presigned URL, a location no longer permitted): the
+    # package stays where it was published
+    PACKAGE_DELETION_REFUSED = "package.deletionRefused"
     PACKAGE_DOWNLOADED = "package.downloaded"  # GET .../package handed the package out
     USER_READ = "user.read"  # GET /users or /users/{id}
     ACCESS_DENIED = "access.denied"  # 403: a valid token without the route's permission
@@ -265,16 +301,30 @@ def decode_block(entries: bytes) -> list[AuditRecord]:
     return records
 
 
-def open_audit_log(database: Database, clock: Callable[[], datetime] = utc_now) -> AuditLog:
+def open_audit_log(
+    database: Database,
+    clock: Callable[[], datetime] = utc_now,
+    *,
+    signing_key: ECKey | None = None,
+) -> AuditLog:
     """The audit trail of the store in `database` (migrated): in that database, except on
     SQLite, where it is a file beside the store's, opened and migrated here and closed by
-    `AuditLog.close` (see the module's docstring)."""
+    `AuditLog.close` (see the module's docstring). With `signing_key` (the service's: every
+    process that serves or works passes it) each append signs a checkpoint of the head, and
+    `verify` checks it."""
     if not isinstance(database, SQLiteDatabase):
-        return AuditLog(database, clock)
+        return AuditLog(database, clock, signing_key=signing_key)
     path = database.path
-    own = SQLiteDatabase(path.with_name(f"{path.stem}-audit{path.suffix or '.sqlite3'}"))
+    own = SQLiteDatabase(
+        path.with_name(f"{path.stem}-audit{path.suffix or '.sqlite3'}"), database.timeouts
+    )
     own.migrate()
-    return AuditLog(own, clock, owns_database=True)
+    return AuditLog(own, clock, owns_database=True, signing_key=signing_key)
+
+
+def checkpoint_payload(sequence: int, digest: str) -> bytes:
+    """What a checkpoint signs: the head's sequence and hash, as canonical JSON."""
+    return orjson.dumps({"hash": digest, "sequence": sequence})
 
 
 _COLUMNS = (
@@ -291,6 +341,9 @@ _COLUMNS = (
     audit_log.c.hash,
 )
 _HEAD = select(audit_head.c.sequence, audit_head.c.hash).where(audit_head.c.id == 1)
+_CHECKPOINT = select(
+    audit_checkpoint.c.sequence, audit_checkpoint.c.hash, audit_checkpoint.c.signature
+).where(audit_checkpoint.c.id == 1)
 
 
 def _to_entry(row: tuple[Any, ...]) -> AuditEntry:
@@ -326,9 +379,11 @@ class AuditLog:
         clock: Callable[[], datetime] = utc_now,
         *,
         owns_database: bool = False,
+        signing_key: ECKey | None = None,
     ):
         self.database = database
         self.clock = clock
+        self.signing_key = signing_key
         self._owns_database = owns_database
         self._statements: dict[str, str] = {}  # name -> compiled SQL (`_compiled`)
 
@@ -348,9 +403,11 @@ class AuditLog:
         client: str | None = None,
         request_id: str | None = None,
         at: datetime | None = None,
+        within: Transaction | None = None,
     ) -> AuditEntry:
-        """Append one entry now (committed when this returns); the actor defaults to the
-        worker, for what the engine does by itself (publishing, deleting packages)."""
+        """Append one entry now (committed when this returns, or with `within`, see `append`);
+        the actor defaults to the worker, for what the engine does by itself (publishing,
+        deleting packages)."""
         record = AuditRecord(
             action=AuditAction(action),
             subject=subject,
@@ -361,43 +418,77 @@ class AuditLog:
             client=client,
             request_id=request_id,
         )
-        return self.append([record])[0]
+        return self.append([record], within=within)[0]
 
-    def append(self, records: Sequence[AuditRecord]) -> list[AuditEntry]:
+    def append(
+        self, records: Sequence[AuditRecord], *, within: Transaction | None = None
+    ) -> list[AuditEntry]:
         """Append entries in one transaction, in order, after the chain's current head, each
-        a link of its own (for changes: one entry at a time; batches go in `append_block`)."""
+        a link of its own (for changes: one entry at a time; batches go in `append_block`).
+
+        `within`: the store's transaction of the change the entries record, so that both
+        commit together (see the module's docstring). AuditUnavailable if they cannot be
+        written: the caller's change must then not be made (raising it out of `within`'s
+        block rolls that back)."""
         if not records:
             return []
+        if within is not None and not self._owns_database:
+            return self._unless_unwritable(lambda: self._append(within, records))
+        return self._unless_unwritable(lambda: self._in_transaction(self._append, records))
+
+    def _append(self, transaction: Transaction, records: Sequence[AuditRecord]) -> list[AuditEntry]:
         insert = self._compiled("entry", lambda: audit_log.insert(), list(_NAMES))
-        with self.database.transaction() as transaction:
-            sequence, previous = self._locked_head(transaction)
-            entries = []
-            for record in records:
-                sequence += 1
-                at = _micros(record.at)
-                digest = hashlib.sha256(_canonical(sequence, record, at, previous)).hexdigest()
-                entries.append(AuditEntry(sequence, record, previous, digest))
-                transaction.execute_compiled(insert, _row(sequence, record, at, previous, digest))
-                previous = digest
-            self._move_head(transaction, sequence, previous)
+        sequence, previous = self._locked_head(transaction)
+        entries = []
+        for record in records:
+            sequence += 1
+            at = _micros(record.at)
+            digest = hashlib.sha256(_canonical(sequence, record, at, previous)).hexdigest()
+            entries.append(AuditEntry(sequence, record, previous, digest))
+            transaction.execute_compiled(insert, _row(sequence, record, at, previous, digest))
+            previous = digest
+        self._move_head(transaction, sequence, previous)
         return entries
+
+    def _in_transaction(self, append: Callable[[Transaction, Any], Any], records: Any) -> Any:
+        with self.database.transaction() as transaction:
+            return append(transaction, records)
+
+    def _unless_unwritable(self, append: Callable[[], Any]) -> Any:
+        """`append()`, with any failure of the database to take it as AuditUnavailable."""
+        try:
+            return append()
+        except AuditUnavailable:
+            raise
+        except Unavailable as exc:
+            raise AuditUnavailable(_UNWRITABLE) from exc
+        except self.database.driver_errors as exc:  # a full disk, an I/O error, ...
+            lines = str(exc).strip().splitlines()
+            logger.error(
+                "cannot append to the audit trail: %s: %s",
+                type(exc).__name__,
+                lines[0] if lines else "",
+            )
+            raise AuditUnavailable(_UNWRITABLE) from exc
 
     def append_block(self, records: Sequence[AuditRecord]) -> AuditBlock | None:
         """Append entries in one transaction as one link: one row and one hash for all of
         them (the read entries `AuditBuffer` gathers)."""
         if not records:
             return None
+        return self._unless_unwritable(lambda: self._in_transaction(self._append_block, records))
+
+    def _append_block(self, transaction: Transaction, records: Sequence[AuditRecord]) -> AuditBlock:
         entries, first_at, last_at = encode_block(records)
         insert = self._compiled("block", lambda: audit_block.insert(), _BLOCK_NAMES)
-        with self.database.transaction() as transaction:
-            sequence, previous = self._locked_head(transaction)
-            first, last = sequence + 1, sequence + len(records)
-            digest = block_hash(first, last, entries, previous)
-            block = AuditBlock(first, last, first_at, last_at, entries, previous, digest)
-            transaction.execute_compiled(
-                insert, (first, last, first_at, last_at, entries, previous, digest)
-            )
-            self._move_head(transaction, last, digest)
+        sequence, previous = self._locked_head(transaction)
+        first, last = sequence + 1, sequence + len(records)
+        digest = block_hash(first, last, entries, previous)
+        block = AuditBlock(first, last, first_at, last_at, entries, previous, digest)
+        transaction.execute_compiled(
+            insert, (first, last, first_at, last_at, entries, previous, digest)
+        )
+        self._move_head(transaction, last, digest)
         return block
 
     def _locked_head(self, transaction: Transaction) -> tuple[int, str]:
@@ -418,6 +509,57 @@ class AuditLog:
             ["sequence", "hash", "id"],
         )
         transaction.execute_compiled(update, (sequence, digest, 1))
+        if self.signing_key is not None:
+            self._sign_head(transaction, sequence, digest)
+
+    def _sign_head(self, transaction: Transaction, sequence: int, digest: str) -> None:
+        """Write the checkpoint of the head just moved (see the module's docstring)."""
+        key = self.signing_key
+        assert key is not None
+        signature = jws.serialize_compact(
+            {"alg": _CHECKPOINT_ALGORITHM, "kid": key.kid},
+            checkpoint_payload(sequence, digest),
+            key,
+            algorithms=[_CHECKPOINT_ALGORITHM],
+        )
+        upsert = self._compiled(
+            "checkpoint",
+            lambda: (
+                self.database.insert(audit_checkpoint)
+                .values(
+                    id=bindparam("id"),
+                    sequence=bindparam("sequence"),
+                    hash=bindparam("hash"),
+                    signature=bindparam("signature"),
+                )
+                .on_conflict_do_update(
+                    index_elements=[audit_checkpoint.c.id],
+                    set_={
+                        "sequence": bindparam("new_sequence"),
+                        "hash": bindparam("new_hash"),
+                        "signature": bindparam("new_signature"),
+                    },
+                )
+            ),
+            ["id", "sequence", "hash", "signature", "new_sequence", "new_hash", "new_signature"],
+        )
+        transaction.execute_compiled(
+            upsert, (1, sequence, digest, signature, sequence, digest, signature)
+        )
+
+    def check_writable(self, timeout: float) -> None:
+        """Raise unless an append could take the head's lock within `timeout` seconds now
+        (the readiness check: a stalled appender, a read-only database)."""
+        lock = self._statements.get("lock-head")
+        if lock is None:  # with its one parameter (the head's id) written in: run without any
+            statement = _HEAD.with_for_update()
+            lock = str(
+                statement.compile(
+                    dialect=self.database.dialect, compile_kwargs={"literal_binds": True}
+                )
+            )
+            self._statements["lock-head"] = lock
+        self.database.ping_writable(timeout, lock)
 
     def _compiled(self, name: str, build: Callable[[], Any], order: list[str]) -> str:
         """A statement compiled once per log, with positional parameters in `order` (checked):
@@ -522,7 +664,52 @@ class AuditLog:
         if head_hash != previous:
             problem = "it is not the link the chain's head records (it was replaced)"
             return Verification(count, previous, count, problem)
+        anchored = self._checkpoint_problem(count, previous)
+        if anchored is not None:
+            broken_at, problem = anchored
+            return Verification(count, previous, broken_at, problem)
         return Verification(count, previous)
+
+    def _checkpoint_problem(self, count: int, head_hash: str) -> tuple[int, str] | None:
+        """The first entry concerned and what is wrong with the signed checkpoint of a chain
+        of `count` entries ending in `head_hash`, if anything (None without a key to check it
+        with: an unanchored log)."""
+        if self.signing_key is None:
+            return None
+        rows = self.database.fetch_all(_CHECKPOINT)
+        if not rows:
+            if count == 0:
+                return None
+            return count, (
+                "the chain's head has no signed checkpoint (a trail written before checkpoints "
+                "gets one with its next entry)"
+            )
+        sequence, digest, signature = rows[0]
+        public = ECKey.import_key(self.signing_key.as_dict(private=False))
+        try:
+            signed = jws.deserialize_compact(signature, public, algorithms=[_CHECKPOINT_ALGORITHM])
+        except (JoseError, ValueError) as exc:
+            return count, (
+                f"the chain's checkpoint is not signed by this service's key ({exc}; the key "
+                "checked is the data directory's signing-key.jwk)"
+            )
+        if signed.payload != checkpoint_payload(sequence, digest):
+            return count, "the chain's checkpoint was changed after it was signed"
+        if sequence > count:
+            missing = (
+                f"entry {sequence} is"
+                if sequence == count + 1
+                else (f"entries {count + 1} to {sequence} are")
+            )
+            return count + 1, (
+                f"{missing} missing from the end (the signed checkpoint records entry {sequence})"
+            )
+        if (sequence, digest) != (count, head_hash):
+            return min(sequence + 1, count), (
+                f"the chain does not end where its signed checkpoint says (entry {sequence}, "
+                f"hash {digest})"
+            )
+        return None
 
     def _links(self) -> Iterator[AuditEntry | AuditBlock]:
         """Every link, single entries and blocks, in sequence order."""

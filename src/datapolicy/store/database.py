@@ -24,10 +24,18 @@ What differs, and is decided here once:
 - **Migrations.** The same Alembic revisions; on PostgreSQL under an advisory lock, so that
   processes starting together do not both create the tables.
 - **Outages.** A database that cannot be reached or answer in time (PostgreSQL: a failed or
-  dropped connection, no pooled connection free within `pool_timeout`; SQLite: the write lock
-  still held by another writer after the busy timeout) raises `errors.Unavailable`, which the
-  API answers with 503 and Retry-After and the workers survive by polling again; the driver's
-  message goes to the log, not to clients.
+  dropped connection, no pooled connection free within `pool_timeout`, a lock not granted within
+  `lock_timeout`, a statement past `statement_timeout`; SQLite: the write lock still held by
+  another writer after `lock_timeout`) raises `errors.Unavailable`, which the API answers with
+  503 and Retry-After and the workers survive by polling again; the driver's message goes to
+  the log, not to clients.
+- **Bounded waits.** One stalled process (paused, swapped out, frozen mid-transaction) must not
+  stall the others through a lock it holds: every PostgreSQL connection of the pool runs with
+  `lock_timeout`, `statement_timeout` and `idle_in_transaction_session_timeout` (`Timeouts`,
+  `[store]` in docs/configuration.md), so a waiter gives up with a 503 and the server ends the
+  stalled session, releasing its locks. SQLite waits `lock_timeout` for its write lock.
+- **Files.** A SQLite file (and so its `-wal` and `-shm` files, which SQLite creates with the
+  database file's mode) is owner-only, 0600, in a directory made 0700, whatever the umask.
 
 URLs are SQLAlchemy's: `sqlite:///path/to/file.sqlite3`, `postgresql://user:password@host/db`
 (or `postgresql+psycopg://...`; query parameters such as `sslmode` or `options` pass through to
@@ -37,11 +45,13 @@ libpq). `display_url` renders one without its password: only that form is ever l
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -60,7 +70,6 @@ from datapolicy.errors import Unavailable
 
 logger = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_MS = 10_000  # SQLite: how long a writer waits for the lock before failing
 DEFAULT_POOL_MIN_SIZE = 2
 DEFAULT_POOL_MAX_SIZE = 10
 DEFAULT_POOL_TIMEOUT_S = 30.0  # PostgreSQL: how long to wait for a free pooled connection
@@ -70,10 +79,37 @@ DEFAULT_POOL_TIMEOUT_S = 30.0  # PostgreSQL: how long to wait for a free pooled 
 # long after the database is back; at 30 s it lags by at most about 16 s.
 POOL_RECONNECT_TIMEOUT_S = 30.0
 _MIGRATIONS = Path(__file__).with_name("migrations")
+_OWNER_ONLY_FILE = 0o600
+_OWNER_ONLY_DIRECTORY = 0o700
 # PostgreSQL: the advisory lock migrations hold (any constant; this one spells "datapoli").
 _MIGRATION_LOCK = 0x64617461706F6C69
 
 Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long a store connection waits before giving up, in seconds (`[store]`).
+
+    `lock`: for a row or table lock (PostgreSQL `lock_timeout`) or SQLite's write lock (its
+    busy timeout). `statement`: for any one statement (PostgreSQL `statement_timeout`).
+    `idle_in_transaction`: how long PostgreSQL lets a session sit idle inside an open
+    transaction before ending it (`idle_in_transaction_session_timeout`): a frozen process's
+    locks are released after that. The defaults stay far above what a healthy statement or
+    transaction takes (milliseconds; publishing a package inside the completing transaction,
+    seconds) and far below what a client waits."""
+
+    lock: float = 5.0
+    statement: float = 30.0
+    idle_in_transaction: float = 60.0
+
+    def postgresql_settings(self) -> dict[str, str]:
+        """The session settings, in milliseconds as PostgreSQL reads a bare number."""
+        return {
+            "lock_timeout": str(round(self.lock * 1000)),
+            "statement_timeout": str(round(self.statement * 1000)),
+            "idle_in_transaction_session_timeout": str(round(self.idle_in_transaction * 1000)),
+        }
 
 
 class DatabaseURLError(ValueError):
@@ -140,6 +176,8 @@ class Database(ABC):
     # Whether a read may run on the event loop: true for SQLite (a local file, microseconds),
     # false for PostgreSQL (a network round trip, which would stall every other request).
     blocking_reads_are_cheap: bool
+    timeouts: Timeouts
+    driver_errors: tuple[type[Exception], ...]  # what the driver raises for a failed statement
 
     @property
     @abstractmethod
@@ -187,6 +225,13 @@ class Database(ABC):
         """Raise unless the database answers a trivial query within about `timeout` seconds:
         the readiness check (`GET /readyz`), so cheap enough to run every few seconds."""
 
+    @abstractmethod
+    def ping_writable(self, timeout: float, lock: str | None = None) -> None:
+        """Raise unless a write transaction can begin within about `timeout` seconds (and, on
+        PostgreSQL, take the row lock of the precompiled `lock` statement): the readiness check
+        of a database that answers reads but cannot take writes (locked by a stalled writer,
+        read-only after a failover). Nothing is written: the transaction is rolled back."""
+
     def execute(self, statement: ClauseElement) -> int:
         """Run a write statement in its own transaction; returns the number of rows it touched."""
         with self.transaction() as transaction:
@@ -225,6 +270,27 @@ def head_revision() -> str:
     return head
 
 
+def _owner_only(path: Path) -> None:
+    """Make the database file owner-only (0600) before SQLite first opens it, and its directory
+    0700, whatever the umask; files an earlier version left readable to others are narrowed.
+    SQLite gives the `-wal`, `-shm` and journal files it creates the database file's mode, so
+    they follow. Every write a store makes (SAS signatures in storage locations, the audit
+    trail) is then readable by the service's user alone."""
+    directory = path.parent
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=_OWNER_ONLY_DIRECTORY)
+        os.chmod(directory, _OWNER_ONLY_DIRECTORY)  # mkdir's mode passes through the umask
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, _OWNER_ONLY_FILE)
+    try:
+        os.fchmod(descriptor, _OWNER_ONLY_FILE)
+    finally:
+        os.close(descriptor)
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            os.chmod(companion, _OWNER_ONLY_FILE)
+
+
 class SQLiteDatabase(Database):
     """A SQLite database file, with a connection per thread."""
 
@@ -232,9 +298,11 @@ class SQLiteDatabase(Database):
     positional_dialect = sqlite.dialect(paramstyle="qmark")
     _insert = staticmethod(sqlite.insert)
     blocking_reads_are_cheap = True
+    driver_errors = (sqlite3.Error,)
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, timeouts: Timeouts = Timeouts()):
         self.path = path
+        self.timeouts = timeouts
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -252,12 +320,12 @@ class SQLiteDatabase(Database):
         return super().revision()
 
     def migrate(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _owner_only(self.path)
         # WAL is a property of the file, kept once set: set here, once, and not on every new
         # connection. Setting it (even asking for it) on a connection can fail at once with
         # "database is locked", busy timeout or not, while another connection is writing, and
         # the API opens a connection per thread, lazily, under load.
-        with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)) as connection:
+        with closing(sqlite3.connect(self.path, timeout=self.timeouts.lock)) as connection:
             if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 connection.execute("PRAGMA journal_mode=WAL")
         engine = create_engine(self.url, poolclass=NullPool)
@@ -274,7 +342,7 @@ class SQLiteDatabase(Database):
                 self.path,
                 isolation_level=None,
                 check_same_thread=False,
-                timeout=BUSY_TIMEOUT_MS / 1000,
+                timeout=self.timeouts.lock,
             )
             # Settings of this connection only, which touch no file (WAL: `migrate`).
             connection.execute("PRAGMA synchronous=NORMAL")
@@ -313,6 +381,19 @@ class SQLiteDatabase(Database):
         finally:
             connection.close()
 
+    def ping_writable(self, timeout: float, lock: str | None = None) -> None:
+        """SQLite's write lock, on a new connection (as `ping`); `lock` is not needed: the
+        database's write lock is the only lock."""
+        uri = f"{self.path.absolute().as_uri()}?mode=rw"
+        connection = sqlite3.connect(
+            uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+        finally:
+            connection.close()
+
     def fetch_all(self, statement: ClauseElement) -> list[Row]:
         sql, params = compile_statement(statement, self.dialect)
         try:
@@ -336,10 +417,13 @@ class SQLiteDatabase(Database):
             raise
         try:
             yield Transaction(connection, self.dialect)
+            connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            # SQLite may have rolled back already (SQLITE_FULL, an I/O error): a ROLLBACK
+            # then fails and would hide the error; a failed COMMIT leaves it open.
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
             raise
-        connection.execute("COMMIT")
 
 
 class PostgreSQLDatabase(Database):
@@ -357,6 +441,7 @@ class PostgreSQLDatabase(Database):
         pool_min_size: int = DEFAULT_POOL_MIN_SIZE,
         pool_max_size: int = DEFAULT_POOL_MAX_SIZE,
         pool_timeout: float = DEFAULT_POOL_TIMEOUT_S,
+        timeouts: Timeouts = Timeouts(),
     ):
         import psycopg  # imported here: the SQLite default never needs them
         from psycopg_pool import ConnectionPool
@@ -366,11 +451,24 @@ class PostgreSQLDatabase(Database):
         arguments.setdefault("application_name", "datapolicy")
         self._local = threading.local()
         self._operational_error = psycopg.OperationalError
+        # A transaction ended by the server for sitting idle too long (a paused process) did
+        # not happen, as one on a dropped connection did not.
+        self._transaction_outages = (
+            psycopg.OperationalError,
+            psycopg.errors.IdleInTransactionSessionTimeout,
+        )
+        self.driver_errors = (psycopg.Error,)
+
+        self.timeouts = timeouts
+        settings = timeouts.postgresql_settings()
 
         def configure(connection: psycopg.Connection[Any]) -> None:
             connection.autocommit = True
             # The server's default, stated: transactions here are written for it.
             connection.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+            # Bounded waits, for the session (see the module's docstring).
+            for name, value in settings.items():
+                connection.execute("SELECT set_config(%s, %s, false)", (name, value))
 
         self._pool = ConnectionPool(
             kwargs={**arguments, "autocommit": True},
@@ -435,6 +533,21 @@ class PostgreSQLDatabase(Database):
                         raise
             retried = True
 
+    def ping_writable(self, timeout: float, lock: str | None = None) -> None:
+        """A transaction that must not be read-only (a standby, or a primary demoted after a
+        failover) and must get `lock`'s row lock within `timeout`, then rolls back."""
+        import psycopg
+
+        with self._pool.connection(timeout=timeout) as connection, connection.transaction():
+            wait = str(max(round(timeout * 1000), 1))
+            connection.execute("SELECT set_config('lock_timeout', %s, true)", (wait,))
+            row = connection.execute("SHOW transaction_read_only").fetchone()
+            if row is not None and row[0] == "on":
+                raise RuntimeError("the database is read-only")
+            if lock is not None:
+                connection.execute(lock).fetchall()
+            raise psycopg.Rollback()
+
     def _read(self, sql: str, params: Any, *, all_rows: bool) -> Any:
         """A read outside any transaction; tried once more on another connection if the pooled
         one turns out to be broken (the server restarted, a proxy dropped it): reads are safe
@@ -469,7 +582,7 @@ class PostgreSQLDatabase(Database):
                         yield Transaction(connection, self.dialect)
                 finally:
                     self._local.connection = None
-        except self._operational_error as exc:
+        except self._transaction_outages as exc:
             _unavailable(exc)
 
 
@@ -512,15 +625,17 @@ def open_database(
     pool_min_size: int = DEFAULT_POOL_MIN_SIZE,
     pool_max_size: int = DEFAULT_POOL_MAX_SIZE,
     pool_timeout: float = DEFAULT_POOL_TIMEOUT_S,
+    timeouts: Timeouts = Timeouts(),
 ) -> Database:
     """The database at `url` (not yet migrated); pool sizes apply to PostgreSQL."""
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         assert parsed.database is not None
-        return SQLiteDatabase(Path(parsed.database))
+        return SQLiteDatabase(Path(parsed.database), timeouts)
     return PostgreSQLDatabase(
         parsed,
         pool_min_size=pool_min_size,
         pool_max_size=pool_max_size,
         pool_timeout=pool_timeout,
+        timeouts=timeouts,
     )

@@ -65,6 +65,11 @@ _BY_ID = select(*ROW).where(operations.c.id == bindparam("id"), VISIBLE)
 _LOCK_BY_ID = _BY_ID.with_for_update()  # SQLite: no clause (the transaction holds the lock)
 
 Precondition = Callable[[Operation], bool]
+# What a change leaves on the audit trail (store/audit.py), run inside the change's transaction
+# with the operation as changed (as it was, for a deletion) once the change is written: if it
+# raises (the trail cannot take the entry), the change is rolled back. The store knows nothing
+# of the trail; the caller says what to record.
+Recorder = Callable[[Transaction, Operation], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,10 +214,15 @@ class OperationStore:
     # --- writes --------------------------------------------------------------------------
 
     def create(
-        self, user_id: str, storage_location: str | None, idempotency_key: str | None = None
+        self,
+        user_id: str,
+        storage_location: str | None,
+        idempotency_key: str | None = None,
+        record: Recorder | None = None,
     ) -> tuple[Operation, bool]:
         """A new notStarted operation, or, when `idempotency_key` was used for one in the last
-        24 hours, that one. The flag says whether a new operation was created.
+        24 hours, that one. The flag says whether a new operation was created; `record` runs
+        for a new one only, in its transaction.
 
         Concurrent starts with one key (several API processes) make one operation: the key's
         index is unique, and the insert yields to a row that holds the key (`ON CONFLICT DO
@@ -248,7 +258,9 @@ class OperationStore:
             idempotency_key=idempotency_key,
         )
         if idempotency_key is None:
-            self.database.execute(insert)
+            with self.database.transaction() as transaction:
+                transaction.execute(insert)
+                _record(record, transaction, operation)
             return operation, True
         window_start = to_micros(now - IDEMPOTENCY_WINDOW)
         for _ in range(3):
@@ -271,6 +283,7 @@ class OperationStore:
                     insert.on_conflict_do_nothing(index_elements=[operations.c.idempotency_key])
                 )
                 if inserted:
+                    _record(record, transaction, operation)
                     return operation, True
                 existing = transaction.fetch_one(_by_idempotency_key(idempotency_key, window_start))
                 if existing is not None:
@@ -288,7 +301,11 @@ class OperationStore:
         return to_operation(rows[0]) if rows else None
 
     def update(
-        self, operation_id: str, changes: dict[str, Any], precondition: Precondition
+        self,
+        operation_id: str,
+        changes: dict[str, Any],
+        precondition: Precondition,
+        record: Recorder | None = None,
     ) -> Operation:
         """Apply a client's changes (OData property name -> value) if the precondition holds.
 
@@ -296,6 +313,7 @@ class OperationStore:
         The row is locked while the precondition (If-Match) and the status are checked and the
         change is written, so a concurrent PATCH, DELETE or claim waits (a claim skips it) and
         then sees the new version: two PATCHes with the same If-Match cannot both succeed.
+        `record` runs when something changed, in the transaction.
         """
         with self.database.transaction() as transaction:
             current = self._locked(transaction, operation_id)
@@ -323,9 +341,13 @@ class OperationStore:
                 .where(operations.c.id == operation_id)
                 .values(**values, version=current.version + 1)
             )
-        return replace(current, **values, version=current.version + 1)
+            updated = replace(current, **values, version=current.version + 1)
+            _record(record, transaction, updated)
+        return updated
 
-    def delete(self, operation_id: str, precondition: Precondition) -> Operation:
+    def delete(
+        self, operation_id: str, precondition: Precondition, record: Recorder | None = None
+    ) -> Operation:
         """Delete an operation, as far as clients are concerned, and return it as it was.
 
         An operation that never ran or that failed has nothing to clean up and its row goes at
@@ -336,6 +358,8 @@ class OperationStore:
         The row is locked while its status decides between the two, so a worker cannot claim
         a notStarted operation in between (its claim skips the locked row, and then finds it
         gone); a claim that came first is waited for, and the operation is then running.
+        `record` runs in the transaction: an operation whose deletion is not on the trail is
+        not deleted.
         """
         with self.database.transaction() as transaction:
             current = self._locked(transaction, operation_id)
@@ -350,6 +374,7 @@ class OperationStore:
             else:
                 statement = operations.delete().where(operations.c.id == operation_id)
             transaction.execute(statement)
+            _record(record, transaction, current)
         return current
 
     @staticmethod
@@ -361,6 +386,11 @@ class OperationStore:
         if row is None:
             raise _not_found(operation_id)
         return to_operation(row)
+
+
+def _record(record: Recorder | None, transaction: Transaction, operation: Operation) -> None:
+    if record is not None:
+        record(transaction, operation)
 
 
 def _by_idempotency_key(key: str, window_start: int) -> Any:

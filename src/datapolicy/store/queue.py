@@ -302,13 +302,20 @@ class OperationQueue:
                 attempts=case((c.deleted_at.is_(None), c.attempts - 1), else_=c.attempts),
             )
 
-    def purge(self, operation_id: str, owner: str) -> None:
-        """Remove the row of an operation whose deletion is done."""
-        self.database.execute(
-            operations.delete().where(
-                c.id == operation_id, c.lease_owner == owner, c.deleted_at.is_not(None)
+    def purge(
+        self, operation_id: str, owner: str, record: Callable[[Transaction], None] | None = None
+    ) -> None:
+        """Remove the row of an operation whose deletion is done; `record` (what became of its
+        package, on the audit trail) runs in the same transaction if the row was removed, and
+        if it raises, the row stays."""
+        with self.database.transaction() as transaction:
+            removed = transaction.execute(
+                operations.delete().where(
+                    c.id == operation_id, c.lease_owner == owner, c.deleted_at.is_not(None)
+                )
             )
-        )
+            if removed and record is not None:
+                record(transaction)
 
     def running(self, operation_id: str) -> bool:
         """Whether an attempt at the operation holds a live lease now (its partial package may
@@ -362,9 +369,16 @@ class OperationQueue:
             )
         return ExpiredPackage(operation, row[len(ROW)])
 
-    def package_deleted(self, operation_id: str, owner: str, outcome: str) -> bool:
+    def package_deleted(
+        self,
+        operation_id: str,
+        owner: str,
+        outcome: str,
+        record: Callable[[Transaction], None] | None = None,
+    ) -> bool:
         """Record when (now) and how retention dealt with the package, and release the lease;
-        False if the lease was lost meanwhile (another worker records it)."""
+        False if the lease was lost meanwhile (another worker records it). `record` (the
+        audit entry) runs in the same transaction; if it raises, nothing is written."""
         with self.database.transaction() as transaction:
             written = self._write(
                 transaction,
@@ -375,7 +389,35 @@ class OperationQueue:
                 lease_expires_at=None,
                 next_attempt_at=None,
             )
+            if written == 1 and record is not None:
+                record(transaction)
         return written == 1
+
+    def unrecorded_package_deletion(self, operation_id: str) -> str | None:
+        """What an earlier attempt did to the package, if its audit entry could not be
+        written then (`keep_package_deletion`): a retry records that, instead of finding the
+        package gone and recording nothing. (Retention's own outcomes always come with
+        `package_deleted_at`; a kept one has none.)"""
+        rows = self.database.fetch_all(
+            select(c.package_deletion).where(c.id == operation_id, c.package_deleted_at.is_(None))
+        )
+        return rows[0][0] if rows else None
+
+    def keep_package_deletion(
+        self, operation_id: str, owner: str, outcome: str, delay: timedelta
+    ) -> None:
+        """Release the lease after the package was dealt with (`outcome`) but its audit entry
+        could not be written: the outcome is kept for the next attempt, after `delay` (a
+        deleted operation's cleanup is claimed again at once)."""
+        with self.database.transaction() as transaction:
+            self._write(
+                transaction,
+                self._held(operation_id, owner, deleted_ok=True),
+                package_deletion=outcome,
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=to_micros(self.clock() + delay),
+            )
 
     def retry_package_deletion(self, operation_id: str, owner: str, delay: timedelta) -> None:
         """Release the lease after a failed deletion; the sweep tries again after `delay`."""

@@ -147,3 +147,14 @@ audit_head = Table(
     Column("sequence", BigInteger, nullable=False),
     Column("hash", text_column(64), nullable=False),
 )
+# The head, signed (migration 0008; store/audit.py): one row, the head's sequence and hash and a
+# JWS over them made with the service's signing key, written with every head move. `verify`
+# checks it, so deleting entries from the end and moving the head back is noticed.
+audit_checkpoint = Table(
+    "audit_checkpoint",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("sequence", BigInteger, nullable=False),
+    Column("hash", text_column(64), nullable=False),
+    Column("signature", text_column(None), nullable=False),  # JWS compact serialization
+)

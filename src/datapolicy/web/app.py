@@ -101,7 +101,7 @@ def create_app(
             ),
             Middleware(
                 HealthChecks,
-                readiness=Readiness(store, Path(exports.default_location)),
+                readiness=Readiness(store, Path(exports.default_location), audit.log),
                 draining=draining or threading.Event(),
             ),
             Middleware(RequestLimits, limits=limits),  # sizes: refused before the token

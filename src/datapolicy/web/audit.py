@@ -1,9 +1,11 @@
 """Audit entries for API requests: who (the principal `web/auth.py` put in the scope), from
 where (the client's address) and the request id, around the store's `AuditLog`.
 
-Changes (start, PATCH, DELETE) are appended at once, after the change and before the response
-is sent (`record`, in a worker thread: it writes). Reads and lists, the hot path, are handed to
-an `AuditBuffer` (`later`: a deque append), which appends them in blocks.
+Changes (start, PATCH, DELETE) are appended in the change's own transaction (`recorder`, which
+the store runs in a worker thread): a change whose entry cannot be written is rolled back and
+answered 503 with Retry-After (store/audit.py, "fails closed"). A package download is recorded
+before the package is handed out (`record`). Reads and lists, the hot path, are handed to an
+`AuditBuffer` (`later`: a deque append), which appends them in blocks.
 
 The client's address is the scope's: the peer's, or behind trusted proxies the client's as
 `web/proxy.py` found it in `X-Forwarded-For`.
@@ -18,6 +20,8 @@ from starlette.types import Scope
 from datapolicy.auth.tokens import Principal
 from datapolicy.model import Operation, utc_now
 from datapolicy.store.audit import AuditAction, AuditBuffer, AuditLog, AuditRecord
+from datapolicy.store.database import Transaction
+from datapolicy.store.operations import Recorder
 
 
 class RequestAudit:
@@ -37,17 +41,21 @@ class RequestAudit:
         record = self.entry(scope, action, user_id=user_id, operation_id=operation_id)
         await run_in_threadpool(self.log.append, [record])
 
-    async def started(self, scope: Scope, operation: Operation, created: bool) -> None:
-        """A start: `operation.started` when it queued a new export; a repeated start (its
-        idempotency key seen before) only reads the existing operation: `operation.read`."""
-        if created:
-            await self.record(
-                scope,
-                AuditAction.OPERATION_STARTED,
-                user_id=operation.user_id,
-                operation_id=operation.id,
-            )
-        else:
+    def recorder(self, scope: Scope, action: AuditAction) -> Recorder:
+        """The entry of a change this request makes, for the store to append in the change's
+        transaction, naming the operation as the store changed it."""
+
+        def record(transaction: Transaction, operation: Operation) -> None:
+            entry = self.entry(scope, action, user_id=operation.user_id, operation_id=operation.id)
+            self.log.append([entry], within=transaction)
+
+        return record
+
+    def started(self, scope: Scope, operation: Operation, created: bool) -> None:
+        """After a start: a new export's `operation.started` was appended with it (`recorder`);
+        a repeated start (its idempotency key seen before) only read the existing operation:
+        `operation.read`."""
+        if not created:
             self.later(
                 scope,
                 AuditAction.OPERATION_READ,

@@ -8,7 +8,9 @@ ids like every other error).
 - `/healthz` (liveness): 200 `{"status": "ok"}` whenever the event loop runs; it touches nothing,
   so a store outage never makes an orchestrator restart a process that would recover by itself.
 - `/readyz` (readiness): 200 `{"status": "ready"}` when the operation store answers a trivial
-  query and the local exports directory accepts a file; otherwise 503 in Graph's error shape,
+  query and can begin a write, the audit trail's head can be locked for an append (a process
+  stalled mid-append, or a read-only database, would make every change wait and fail), and the
+  local exports directory accepts a file; otherwise 503 in Graph's error shape,
   with one entry in `details` per check that failed. The body names what is not ready but not
   its paths, URLs or driver messages (the route is public); those go to the log, once per change.
   While the process drains (from the first SIGTERM on, server.py) it is 503 at once, target
@@ -31,6 +33,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from datapolicy.store import OperationStore
+from datapolicy.store.audit import AuditLog
 from datapolicy.web.errors import error_response, method_not_allowed
 from datapolicy.web.responses import json_response
 
@@ -53,25 +56,35 @@ class Failure:
 class Readiness:
     """The readiness checks. Synchronous (each a syscall or a query): run in a thread."""
 
-    def __init__(self, store: OperationStore, exports_dir: Path):
+    def __init__(self, store: OperationStore, exports_dir: Path, audit: AuditLog | None = None):
         self.store = store
         self.exports_dir = exports_dir
+        self.audit = audit
         self._logged: tuple[Failure, ...] = ()
 
     def failures(self) -> list[Failure]:
-        found = [
-            failure
-            for failure in (
-                _check("store", "The operation store is not answering.", self._store),
-                _check("exports", "The exports directory is not writable.", self._exports),
-            )
-            if failure is not None
-        ]
+        store = _check(
+            "store", "The operation store is not answering or cannot take writes.", self._store
+        )
+        # On PostgreSQL the trail is in the store's database: its outage is the store's.
+        audit = (
+            None
+            if self.audit is None
+            or (store is not None and self.audit.database is self.store.database)
+            else _check("audit", "The audit trail cannot take entries.", self._audit)
+        )
+        exports = _check("exports", "The exports directory is not writable.", self._exports)
+        found = [failure for failure in (store, audit, exports) if failure is not None]
         self._log_change(tuple(found))
         return found
 
     def _store(self) -> None:
         self.store.ping(CHECK_TIMEOUT_S)
+        self.store.database.ping_writable(CHECK_TIMEOUT_S)
+
+    def _audit(self) -> None:
+        assert self.audit is not None
+        self.audit.check_writable(CHECK_TIMEOUT_S)
 
     def _exports(self) -> None:
         # An anonymous temporary file (O_TMPFILE where there is one): proves a package could be

@@ -104,10 +104,15 @@ async def create_operation(request: Request) -> Response:
     """Start an export: the same engine entry point as /users/{id}/exportPersonalData."""
     _options(request, NO_OPTIONS)
     new = parse_new_operation(await read_json_object(request))
+    audit = audit_of(request)
     operation, created = await run_in_threadpool(
-        _exports(request).start, new.user_id, new.storage_location, idempotency_key(request)
+        _exports(request).start,
+        new.user_id,
+        new.storage_location,
+        idempotency_key(request),
+        audit.recorder(request.scope, AuditAction.OPERATION_STARTED),
     )
-    await audit_of(request).started(request.scope, operation, created)
+    audit.started(request.scope, operation, created)
     root = service_root(request)
     return _entity_response(
         root,
@@ -164,26 +169,23 @@ async def update_operation(request: Request) -> Response:
         await run_in_threadpool(_exports(request).check_location, changes["storageLocation"])
     # Writes run in a thread (as DELETE does): one may wait for the row, which a worker holds
     # while it publishes.
-    operation = await run_in_threadpool(store.update, operation_id, changes, _precondition(request))
-    await audit_of(request).record(
-        request.scope,
-        AuditAction.OPERATION_UPDATED,
-        user_id=operation.user_id,
-        operation_id=operation.id,
+    operation = await run_in_threadpool(
+        store.update,
+        operation_id,
+        changes,
+        _precondition(request),
+        audit_of(request).recorder(request.scope, AuditAction.OPERATION_UPDATED),
     )
     return _entity_response(service_root(request), operation, None)
 
 
 async def delete_operation(request: Request) -> Response:
     _options(request, NO_OPTIONS)
-    deleted = await run_in_threadpool(
-        _store(request).delete, request.path_params["operation_id"], _precondition(request)
-    )
-    await audit_of(request).record(
-        request.scope,
-        AuditAction.OPERATION_DELETED,
-        user_id=deleted.user_id,
-        operation_id=deleted.id,
+    await run_in_threadpool(
+        _store(request).delete,
+        request.path_params["operation_id"],
+        _precondition(request),
+        audit_of(request).recorder(request.scope, AuditAction.OPERATION_DELETED),
     )
     return Response(status_code=204)
 

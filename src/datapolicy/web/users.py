@@ -141,13 +141,15 @@ async def export_personal_data(request: Request) -> Response:
     location = document.get("storageLocation")
     if not isinstance(location, str) or not location.strip():
         raise StorageLocationError("Storage Location is not valid.")
+    audit = audit_of(request)
     operation, created = await run_in_threadpool(
         _exports(request).start,
         request.path_params["user_id"],
         location,
         idempotency_key(request),
+        audit.recorder(request.scope, AuditAction.OPERATION_STARTED),
     )
-    await audit_of(request).started(request.scope, operation, created)
+    audit.started(request.scope, operation, created)
     url = f"{service_root(request)}/{ENTITY_SET}/{operation.id}"
     return Response(
         status_code=202,
