@@ -93,11 +93,15 @@ def config_for(azurite: Azurite) -> AzureStorageConfig:
         ("https://example.com/bucket?X-Amz-Signature=abc", False),
         ("s3://bucket/prefix", False),
         ("/srv/exports", False),
-        ("http://h:notaport/a/b?sv=1&sig=x", False),
     ],
 )
 def test_azure_locations_are_recognised_and_others_left_to_other_targets(location, recognised):
     assert (azure_target(location, AzureStorageConfig()) is not None) is recognised
+
+
+def test_an_http_url_with_a_malformed_port_is_refused_saying_so():
+    with pytest.raises(StorageLocationError, match="host or port is malformed"):
+        azure_target("http://h:notaport/a/b?sv=1&sig=x", AzureStorageConfig())
 
 
 def test_an_endpoint_that_is_not_allowed_is_refused_naming_it():

@@ -128,6 +128,9 @@ def hostile_locations(root: Path, port: int) -> list[tuple[str, str]]:
         ("userinfo-password", f"https://user:pw@allowed.example/acct/cont{SAS}"),
         ("backslash-userinfo", f"https://acct.blob.core.windows.net\\@evil.example/cont{SAS}"),
         ("fragment-at", f"https://evil.example#@acct.blob.core.windows.net/cont{SAS}"),
+        # urllib3, requests and botocore end the host at a backslash; urlsplit does not
+        ("backslash-host", f"https://127.0.0.1:{port}\\.blob.core.windows.net/acct/cont{SAS}"),
+        ("backslash-presigned", f"https://127.0.0.1:{port}\\.s3.allowed.example/b/k{PRESIGNED}"),
         ("percent-host", f"https://allowed%2eexample/acct/cont{SAS}"),
         ("percent-at-host", f"https://allowed.example%40evil.example/acct/cont{SAS}"),
         ("cyrillic-lookalike", f"https://\u0430llowed.example/acct/cont{SAS}"),

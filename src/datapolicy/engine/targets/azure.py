@@ -3,7 +3,10 @@ takes it (`https://ACCOUNT.blob.core.windows.net/CONTAINER?sv=...&sp=...&sig=...
 path-style form of emulators such as Azurite (`http://127.0.0.1:10000/ACCOUNT/CONTAINER?...`).
 
 Only the blob endpoints listed in `[storage.azure] allowed_hosts` may be named: `host`, `host:port`
-or `*.suffix` (plain http only for hosts listed without a wildcard).
+or `*.suffix` (plain http only for hosts listed without a wildcard). The client is given the
+endpoint rebuilt from the checked URL (`hosts.HttpURL`), and follows no redirect (azure-core's
+RedirectPolicy would follow a 307/308 to any host and scheme): a redirect fails the check or the
+upload, naming its status.
 
 At request time (`check`) the location is validated as Graph validates it, with Graph's error codes
 and messages (docs/graph-behaviour.md §1.2), in Graph's order: a SAS must be present, it must be a
@@ -33,7 +36,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 import orjson
 from azure.core import MatchConditions
@@ -55,7 +58,7 @@ from datapolicy.engine.targets.base import (
     Target,
     Upload,
 )
-from datapolicy.engine.targets.hosts import host_allowed, http_url, listed_exactly, valid_port
+from datapolicy.engine.targets.hosts import HttpURL, host_allowed, http_url, listed_exactly
 from datapolicy.redact import redact
 
 logger = logging.getLogger(__name__)
@@ -156,13 +159,16 @@ def _refused(exc: HttpResponseError) -> str:
         )
     if exc.status_code == 403:
         return " (the SAS does not permit this)"
+    if 300 <= (exc.status_code or 0) < 400:
+        return " (a redirect, which is not followed: give the URL of the container itself)"
     return ""
 
 
 def _refused_for_good(exc: HttpResponseError) -> bool:
-    """A refusal no retry can change: a 4xx other than a timeout, a conflict or throttling."""
+    """A refusal no retry can change: a redirect (never followed), or a 4xx other than a
+    timeout, a conflict or throttling."""
     status = exc.status_code or 0
-    return 400 <= status < 500 and status not in (408, 409, 429)
+    return 300 <= status < 500 and status not in (408, 409, 429)
 
 
 class AzureTarget(Target):
@@ -182,11 +188,14 @@ class AzureTarget(Target):
         self.block_size = block_size
         self.upload_options = UPLOAD_RETRY if upload_options is None else upload_options
         self.check_options = CHECK_RETRY if check_options is None else check_options
-        parts = urlsplit(location)
-        self.scheme = parts.scheme.lower()
-        self.hostname = (parts.hostname or "").lower()
-        self.port = parts.port if valid_port(parts) else None
-        self.host = f"{self.hostname}:{self.port}" if self.port else self.hostname
+        parts = http_url(location)
+        if parts is None:
+            raise StorageLocationError(NOT_AZURE_BLOB[1], code=NOT_AZURE_BLOB[0])
+        self.url: HttpURL = parts  # what is checked is what the client is given
+        self.scheme = parts.scheme
+        self.hostname = parts.hostname
+        self.port = parts.port
+        self.host = parts.host
         self.path = [unquote(p) for p in parts.path.split("/") if p]
         self.query = parts.query
         self.fields = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
@@ -251,13 +260,14 @@ class AzureTarget(Target):
 
     def _client(self, options: dict[str, Any]) -> ContainerClient:
         self._validate()
-        base = f"{self.scheme}://{self.host}"
+        base = self.url.origin
         if not _VIRTUAL_HOST.match(self.hostname):
             base += f"/{self.account}"
         return ContainerClient(
             base,
             self.container,
             credential=AzureSasCredential(self.query),
+            permit_redirects=False,  # a redirect could lead anywhere: it is an error instead
             **options,
         )
 

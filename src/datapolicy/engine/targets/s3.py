@@ -217,6 +217,8 @@ class S3Target(Target):
                 f" (the credentials configured in [[storage.s3]] '{self.config.name}' do not "
                 f"permit writing to the bucket '{self.bucket}')"
             )
+        if 300 <= (_status(exc) or 0) < 400:
+            return " (a redirect, which is not followed: configure the bucket's own endpoint)"
         return ""
 
     # --- at request time -----------------------------------------------------------------------
