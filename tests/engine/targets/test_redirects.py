@@ -33,7 +33,7 @@ from datapolicy.engine.targets.azure import AzureTarget
 pytestmark = pytest.mark.skipif(TEST_STORE != "sqlite", reason="does not use the store")
 
 REDIRECTS = (301, 302, 303, 307, 308)
-SAS = "sv=2023-01-03&sr=c&sp=cwd&sig=c2VjcmV0"
+SAS = "sv=2023-01-03&sr=c&si=policy&sig=c2VjcmV0"  # permissions from a stored policy: probed
 QUICK = {"retry_delays": (), "connect_timeout": 5, "read_timeout": 5}
 
 
@@ -129,9 +129,12 @@ def test_azure_does_not_follow_a_redirect(redirecting: Redirecting, elsewhere: E
     location = f"http://{redirecting.host}/acct/cont?{SAS}"
     quick = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 5}
     target = AzureTarget(location, config, check_options=quick, upload_options=quick)
-    with pytest.raises(StorageLocationError, match=f"HTTP {redirecting.status}.*redirect"):
-        target.check()
-    with pytest.raises(StorageError, match=f"HTTP {redirecting.status}.*redirect") as failed:
+    refused = f"HTTP {redirecting.status}.*redirect"
+    with pytest.raises(StorageLocationError, match=refused):
+        target.check()  # a GET: the SAS's permissions come from a stored policy
+    with pytest.raises(StorageLocationError, match=refused):
+        target.prepare()  # a PUT of RequestInfo.json
+    with pytest.raises(StorageError, match=refused) as failed:
         write_package(target)
     assert failed.value.permanent
     assert redirecting.requests > 0

@@ -8,13 +8,15 @@ endpoint rebuilt from the checked URL (`hosts.HttpURL`), and follows no redirect
 RedirectPolicy would follow a 307/308 to any host and scheme): a redirect fails the check or the
 upload, naming its status.
 
-At request time (`check`) the location is validated as Graph validates it, with Graph's error codes
-and messages (docs/graph-behaviour.md §1.2), in Graph's order: a SAS must be present, it must be a
+At request time the location is validated as Graph validates it, with Graph's error codes and
+messages (docs/graph-behaviour.md §1.2), in Graph's order: a SAS must be present, it must be a
 service SAS (no `ss`/`srt`), the URL must name a container; the SAS must not allow listing, must
 allow writing and must not allow reading. When the SAS carries its permissions (`sp`) they are read
-from it; when they come from a stored access policy (`si`) they are probed as Graph does. Then
-`RequestInfo.json` is written into the container with an if-not-exists condition; a conflict means
-the container was already used for an export.
+from it; when they come from a stored access policy (`si`) they are probed as Graph does. `check`
+does what changes nothing (so a refused PATCH leaves the container as it was); `prepare`, once the
+export is really started or moved here, writes `RequestInfo.json` into the container with an
+if-not-exists condition (a conflict means the container was already used for an export) and
+probes reading.
 
 The package is uploaded to the blob `<operationId>.zip` as staged blocks while it is made
 (memory: one block); `finish()` stages the last block and `publish()` commits the block list, so the
@@ -34,6 +36,7 @@ import contextlib
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -272,9 +275,19 @@ class AzureTarget(Target):
         )
 
     def check(self) -> None:
+        """The checks that change nothing: the URL, the SAS and, when its permissions come from
+        a stored access policy, whether it allows listing (probed with a list request)."""
+        self._checking(self._refuses_listing)
+
+    def prepare(self) -> None:
+        """Marks the container as used: RequestInfo.json, if it is not there yet."""
+        self._checking(self._write_request_info)
+
+    def _checking(self, step: Callable[[ContainerClient], None]) -> None:
+        """Runs `step` with a client for checks; a failure is a StorageLocationError."""
         container = self._client(self.check_options)
         try:
-            self._check(container)
+            step(container)
         except StorageLocationError:
             raise
         except ResourceNotFoundError as exc:
@@ -294,16 +307,18 @@ class AzureTarget(Target):
         finally:
             container.close()
 
-    def _check(self, container: ContainerClient) -> None:
-        probe = "sp" not in self.fields  # permissions from a stored access policy: try them
-        if probe:
-            try:
-                next(iter(container.list_blobs(results_per_page=1).by_page()), None)
-            except HttpResponseError as exc:
-                if exc.status_code != 403 or _is_authentication_failure(exc):
-                    raise
-            else:
-                raise StorageLocationError(ALLOWS_LIST[1], code=ALLOWS_LIST[0])
+    def _refuses_listing(self, container: ContainerClient) -> None:
+        if "sp" in self.fields:  # the permissions are in the SAS: checked by _validate
+            return
+        try:
+            next(iter(container.list_blobs(results_per_page=1).by_page()), None)
+        except HttpResponseError as exc:
+            if exc.status_code != 403 or _is_authentication_failure(exc):
+                raise
+        else:
+            raise StorageLocationError(ALLOWS_LIST[1], code=ALLOWS_LIST[0])
+
+    def _write_request_info(self, container: ContainerClient) -> None:
         info = container.get_blob_client(REQUEST_INFO)
         body = orjson.dumps(
             {
@@ -332,7 +347,7 @@ class AzureTarget(Target):
             if exc.status_code == 403 and not _is_authentication_failure(exc):
                 raise StorageLocationError(NEEDS_WRITE[1], code=NEEDS_WRITE[0]) from None
             raise
-        if probe:
+        if "sp" not in self.fields:  # a stored access policy: it must not allow reading
             try:
                 info.download_blob(offset=0, length=1).readall()
             except HttpResponseError as exc:

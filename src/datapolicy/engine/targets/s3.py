@@ -242,6 +242,9 @@ class S3Target(Target):
         finally:
             client.close()
 
+    def prepare(self) -> None:
+        """Nothing to make ready: the probe of `check()` proved the bucket writable."""
+
     # --- writing -------------------------------------------------------------------------------
 
     def begin(self, operation_id: str) -> Upload:

@@ -134,6 +134,9 @@ class PresignedS3Target(Target):
     def check(self) -> None:
         self.url.check_validity(self.clock(), MIN_VALIDITY)
 
+    def prepare(self) -> None:
+        """Nothing to make ready: the URL is used once, by the PUT."""
+
     def begin(self, operation_id: str) -> Upload:
         self.url.check_validity(self.clock(), timedelta(0))  # expired: no retry can fix it
         spool = start_spool(
