@@ -37,11 +37,15 @@ from azurite import (
 )
 from conftest import Service, start_service, start_worker, wait_for
 from conftest import stop_process as stop
+from databases import SQLITE, store_database
 from datapolicy.config import AzureStorageConfig, StorageConfig
 from datapolicy.demo import demo_user_id
+from datapolicy.engine.service import ExportService
 from datapolicy.engine.targets import StorageError, StorageLocationError, resolve_target
 from datapolicy.engine.targets.azure import AzureTarget, azure_target, redact
 from datapolicy.engine.verify import verify_package
+from datapolicy.engine.worker import ExportContext
+from datapolicy.store import OperationStore
 from graphclient import graph_client
 
 ADA = demo_user_id(0)
@@ -93,11 +97,15 @@ def config_for(azurite: Azurite) -> AzureStorageConfig:
         ("https://example.com/bucket?X-Amz-Signature=abc", False),
         ("s3://bucket/prefix", False),
         ("/srv/exports", False),
-        ("http://h:notaport/a/b?sv=1&sig=x", False),
     ],
 )
 def test_azure_locations_are_recognised_and_others_left_to_other_targets(location, recognised):
     assert (azure_target(location, AzureStorageConfig()) is not None) is recognised
+
+
+def test_an_http_url_with_a_malformed_port_is_refused_saying_so():
+    with pytest.raises(StorageLocationError, match="host or port is malformed"):
+        azure_target("http://h:notaport/a/b?sv=1&sig=x", AzureStorageConfig())
 
 
 def test_an_endpoint_that_is_not_allowed_is_refused_naming_it():
@@ -285,7 +293,8 @@ def test_revoked_credentials_fail_uploads_with_a_clear_error_without_the_sas(azu
     )
     url = azurite.policy_sas_url(container.container_name, "export")
     target = AzureTarget(url, config_for(azurite), block_size=MIB, upload_options=QUICK)
-    target.check()  # accepted (and RequestInfo.json written)
+    target.check()  # accepted
+    target.prepare()  # RequestInfo.json written
     container.set_container_access_policy({})  # revoked
     pending = target.begin("op")
     with pytest.raises(StorageError) as raised:
@@ -515,6 +524,44 @@ def test_a_repeated_start_with_the_same_request_id_is_one_export(api, azurite):
     assert first.status_code == 202, first.text
     assert again.status_code == 202, again.text
     assert again.headers["location"] == first.headers["location"]
+
+
+def test_a_refused_patch_writes_nothing_into_the_container_it_names(api, azurite):
+    """A check changes nothing: a PATCH refused by its precondition (412) leaves the new
+    container without RequestInfo.json, so it can still be used."""
+    started = export(api, azurite.container_sas_url(azurite.new_container().container_name))
+    assert started.status_code == 202, started.text
+    other = azurite.new_container()
+    refused = api.patch(
+        started.headers["location"],
+        json={"storageLocation": azurite.container_sas_url(other.container_name)},
+        headers={"if-match": 'W/"stale"'},
+    )
+    assert refused.status_code == 412, refused.text
+    assert blob_names(other) == []
+
+
+def test_a_patch_marks_the_new_container_and_keeps_the_old_one_if_that_is_used(tmp_path, azurite):
+    """RequestInfo.json is written when an export is started or moved to a container; moving to
+    a container already used is refused and the operation keeps its location."""
+    first, second, used = (azurite.new_container() for _ in range(3))
+    storage = StorageConfig(azure=config_for(azurite))
+    with store_database(SQLITE, tmp_path) as database:
+        context = ExportContext(sources=(), directory=None, storage=storage)
+        service = ExportService(OperationStore(database), context, None)
+        operation, _ = service.start("alice", azurite.container_sas_url(first.container_name))
+        service.start("bob", azurite.container_sas_url(used.container_name))
+        target = azurite.container_sas_url(second.container_name)
+        assert service.update(operation.id, {"storageLocation": target}, lambda _: True)
+        assert blob_names(second) == ["RequestInfo.json"]
+        with pytest.raises(StorageLocationError) as refused:
+            service.update(
+                operation.id,
+                {"storageLocation": azurite.container_sas_url(used.container_name)},
+                lambda _: True,
+            )
+        assert refused.value.code == "StorageLocationAlreadyUsed"
+        assert service.store.get(operation.id).storage_location == target
 
 
 # --- failures during an export --------------------------------------------------------------------

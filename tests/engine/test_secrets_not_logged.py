@@ -27,7 +27,7 @@ from datapolicy.config import (
     S3StorageConfig,
     StorageConfig,
 )
-from datapolicy.engine.targets import StorageError, StorageLocationError, resolve_target
+from datapolicy.engine.targets import StorageError, StorageLocationError, Target, resolve_target
 from s3server import ADMIN, REGION, SeaweedS3
 
 WRONG_SECRET = "wrong-secret-0123456789-must-never-be-shown"
@@ -91,6 +91,13 @@ def test_redact_removes_every_kind_of_secret():
     assert redact.redact(already_hidden) == already_hidden
 
 
+def check_and_prepare(target: Target) -> None:
+    """What a start does at request time (for Azure, check() makes no request when the SAS
+    carries its permissions; prepare() writes RequestInfo.json)."""
+    target.check()
+    target.prepare()
+
+
 def test_failing_targets_log_no_secret_even_at_debug(caplog, azurite, s3, tmp_path):
     """Azure, S3 and presigned targets refused by real servers, with azure-core, botocore and
     urllib3 logging every request at DEBUG: neither the errors nor any log line carries the
@@ -118,7 +125,7 @@ def test_failing_targets_log_no_secret_even_at_debug(caplog, azurite, s3, tmp_pa
     messages = []
     for location in (sas, f"s3://{bucket}/exports"):
         with pytest.raises(StorageLocationError) as refused:
-            resolve_target(location, storage).check()
+            check_and_prepare(resolve_target(location, storage))
         messages.append(refused.value.message)
     target = resolve_target(presigned, storage)
     target.check()  # no request: a presigned URL cannot be probed

@@ -77,6 +77,7 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     outside.mkdir()
     (root / "escape").symlink_to(outside)
     (root / "to-dev").symlink_to("/dev")
+    (root / "loop").symlink_to("loop")
     os.mkfifo(root / "fifo")
     (root / "file").write_bytes(b"")
     return {"base": base, "root": root, "outside": outside}
@@ -106,6 +107,9 @@ def hostile_locations(root: Path, port: int) -> list[tuple[str, str]]:
         ("backslash-in-path", f"{r}\\..\\outside"),
         ("relative", "relative/path"),
         ("home", "~/exports"),
+        ("symlink-loop", f"{r}/loop/inside"),
+        ("long-component", f"{r}/{'a' * 256}"),
+        ("long-multibyte-component", f"{r}/{'é' * 128}"),
         ("nul", f"{r}/a\x00b"),
         ("newline", f"{r}/a\nb"),
         ("encoded-nul", f"file://{r}/a%00b"),
@@ -129,6 +133,9 @@ def hostile_locations(root: Path, port: int) -> list[tuple[str, str]]:
         ("userinfo-password", f"https://user:pw@allowed.example/acct/cont{SAS}"),
         ("backslash-userinfo", f"https://acct.blob.core.windows.net\\@evil.example/cont{SAS}"),
         ("fragment-at", f"https://evil.example#@acct.blob.core.windows.net/cont{SAS}"),
+        # urllib3, requests and botocore end the host at a backslash; urlsplit does not
+        ("backslash-host", f"https://127.0.0.1:{port}\\.blob.core.windows.net/acct/cont{SAS}"),
+        ("backslash-presigned", f"https://127.0.0.1:{port}\\.s3.allowed.example/b/k{PRESIGNED}"),
         ("percent-host", f"https://allowed%2eexample/acct/cont{SAS}"),
         ("percent-at-host", f"https://allowed.example%40evil.example/acct/cont{SAS}"),
         ("cyrillic-lookalike", f"https://\u0430llowed.example/acct/cont{SAS}"),
@@ -322,8 +329,8 @@ def test_a_directory_swapped_between_the_check_and_the_open_is_not_followed(tmp_
     target = LocalTarget(root / "a" / "b", (root,))
     checked = target._resolved
 
-    def check_then_swap() -> tuple[Path, Path]:
-        result = checked()
+    def check_then_swap(*, create: bool) -> tuple[Path, Path]:
+        result = checked(create=create)
         (root / "a" / "b").rmdir()
         (root / "a").rename(tmp_path / "a-old")
         (root / "a").symlink_to(outside)
@@ -335,6 +342,18 @@ def test_a_directory_swapped_between_the_check_and_the_open_is_not_followed(tmp_
     assert list((outside / "b").iterdir()) == []
 
 
+def test_a_check_creates_nothing_and_prepare_makes_every_missing_level(tmp_path: Path):
+    """A check runs for requests that are then refused and for downloads, so it leaves the disk
+    as it was, even when the root itself is not there yet (the service's default root is made
+    by its first export); prepare() makes each missing level, the root included."""
+    root = tmp_path / "root"
+    target = LocalTarget(root / "a" / "b", (root,))
+    target.check()
+    assert list(tmp_path.iterdir()) == []
+    target.prepare()
+    assert (root / "a" / "b").is_dir()
+
+
 def test_local_packages_are_owner_only(tmp_path: Path):
     """Directories the target makes are 0700 and packages 0600, from creation (os.open and
     os.mkdir modes, so there is no moment at which another user could open them)."""
@@ -342,6 +361,8 @@ def test_local_packages_are_owner_only(tmp_path: Path):
     root.mkdir()
     target = LocalTarget(root / "a" / "b", (root,))
     target.check()
+    assert list(root.iterdir()) == []  # a check creates nothing; prepare() makes the directory
+    target.prepare()
     upload = target.begin("op")
     data, manifest = package_bytes(b"personal data")
     upload.stream.write(data)

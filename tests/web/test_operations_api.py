@@ -188,6 +188,7 @@ def test_a_stale_etag_gets_412_and_changes_nothing(client, service, user_id):
         url, json={"storageLocation": f"{service.data_dir}/exports/two"}, headers=stale
     )
     assert_graph_error(response, 412, "PreconditionFailed")
+    assert not (service.data_dir / "exports" / "two").exists()  # the check made nothing
     assert_graph_error(client.delete(url, headers=stale), 412, "PreconditionFailed")
     assert client.get(url).json() == current
 

@@ -77,6 +77,35 @@ def test_a_package_gone_from_disk_is_a_404_not_a_500(demo_service: Service):
     assert "not on this server's disk" in error["message"]
 
 
+def test_a_refused_patch_and_a_package_get_create_no_directory(demo_service: Service):
+    """Checks change nothing: a PATCH the store refuses (409: the export is complete) does not
+    make the directory it named, and a download whose directory is gone does not make it
+    again (both used to, checking the location by preparing it)."""
+    with demo_service.client() as http:
+        first = _complete_export(http, demo_user_id(4))
+        directory = Path(str(first["storageLocation"])) / f"own-{first['id']}"
+        response = http.post(
+            "/dataPolicyOperations",
+            json={"userId": demo_user_id(4), "storageLocation": str(directory)},
+        )
+        assert response.status_code == 201, response.text
+        operation = response.json()
+        url = f"/dataPolicyOperations/{operation['id']}"
+        deadline = time.monotonic() + EXPORT_TIMEOUT_S
+        while http.get(url).json()["status"] != "complete":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        moved = directory / "moved"
+        refused = http.patch(url, json={"storageLocation": str(moved)})
+        assert refused.status_code == 409, refused.text
+        assert not moved.exists()
+        (directory / f"{operation['id']}.zip").unlink()
+        directory.rmdir()
+        gone = http.get(f"{url}/package")
+    assert gone.status_code == 404, gone.text
+    assert not directory.exists()
+
+
 def test_an_operation_not_yet_complete_has_no_package(client: httpx.Client, user_id: str):
     operation = client.post("/dataPolicyOperations", json={"userId": user_id}).json()
     response = client.get(f"/dataPolicyOperations/{operation['id']}/package")

@@ -2,7 +2,9 @@
 
 A start is checked before anything is queued: the user must exist in the directory and the
 storage location must be permitted and writable, so that a request that cannot succeed gets a
-400 or 404 at once instead of a failed operation later.
+400 or 404 at once instead of a failed operation later. Checks change nothing at the location;
+it is prepared (a directory made, Azure's RequestInfo.json written) only for an export that is
+really started or moved there (`start`, `update`).
 
 It also finds a complete export's package on local disk for the API's download route
 (`local_package`), so that the web layer never decides what path it may serve.
@@ -14,16 +16,16 @@ import logging
 import os
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from datapolicy import logs, tracing
-from datapolicy.engine.targets import StorageLocationError, resolve_target
+from datapolicy.engine.targets import StorageLocationError, Target, resolve_target
 from datapolicy.engine.targets.local import local_target
 from datapolicy.engine.worker import ExportContext
-from datapolicy.errors import NotFound
+from datapolicy.errors import DatapolicyError, NotFound
 from datapolicy.model import Operation, OperationStatus
 from datapolicy.store import OperationStore
-from datapolicy.store.operations import Recorder
+from datapolicy.store.operations import Precondition, Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +52,47 @@ class ExportService:
                 "reference-property objects are not present."
             )
 
-    def check_location(self, location: str) -> None:
-        resolve_target(location, self.context.storage).check()
+    def check_location(self, location: str) -> Target:
+        """The target for `location`, checked without changing anything there."""
+        target = resolve_target(location, self.context.storage)
+        target.check()
+        return target
+
+    def update(
+        self,
+        operation_id: str,
+        changes: dict[str, Any],
+        precondition: Precondition,
+        record: Recorder | None = None,
+    ) -> Operation:
+        """Apply a PATCH. A new storage location is checked first (a 400 that changes nothing),
+        then the store applies the change or refuses it (409, 412: nothing was created at the
+        location), and only then is the location prepared (its directory, Azure's
+        RequestInfo.json). If that is refused, the previous location is put back and the
+        refusal is the answer. `record` writes the audit entry of each change (the revert too)
+        in the transaction that makes it."""
+        location = changes.get("storageLocation")
+        if location is None:
+            return self.store.update(operation_id, changes, precondition, record)
+        target = self.check_location(location)
+        before = self.store.get(operation_id)
+        updated = self.store.update(operation_id, changes, precondition, record)
+        if location == before.storage_location or before.storage_location is None:
+            return updated
+        try:
+            target.prepare()
+        except StorageLocationError:
+            try:
+                self.store.update(
+                    operation_id,
+                    {"storageLocation": before.storage_location},
+                    lambda current: current.version == updated.version,
+                    record,
+                )
+            except DatapolicyError as exc:  # changed or claimed meanwhile: it keeps the new one
+                logger.warning("the previous storage location could not be restored: %s", exc)
+            raise
+        return updated
 
     def start(
         self,
@@ -72,7 +113,7 @@ class ExportService:
                 return existing, False
         location = storage_location or self.default_location
         self.check_user(user_id)
-        self.check_location(location)
+        self.check_location(location).prepare()
         operation, created = self.store.create(user_id, location, idempotency_key, record)
         if created:
             logs.operation_id.set(operation.id)

@@ -165,12 +165,10 @@ async def update_operation(request: Request) -> Response:
     operation_id = request.path_params["operation_id"]
     document = await read_json_object(request)
     changes = parse_update(document, await read_operation(store, operation_id))
-    if changes.get("storageLocation") is not None:
-        await run_in_threadpool(_exports(request).check_location, changes["storageLocation"])
     # Writes run in a thread (as DELETE does): one may wait for the row, which a worker holds
-    # while it publishes.
+    # while it publishes. The new location is checked, and prepared once the change is made.
     operation = await run_in_threadpool(
-        store.update,
+        _exports(request).update,
         operation_id,
         changes,
         _precondition(request),

@@ -3,15 +3,20 @@ takes it (`https://ACCOUNT.blob.core.windows.net/CONTAINER?sv=...&sp=...&sig=...
 path-style form of emulators such as Azurite (`http://127.0.0.1:10000/ACCOUNT/CONTAINER?...`).
 
 Only the blob endpoints listed in `[storage.azure] allowed_hosts` may be named: `host`, `host:port`
-or `*.suffix` (plain http only for hosts listed without a wildcard).
+or `*.suffix` (plain http only for hosts listed without a wildcard). The client is given the
+endpoint rebuilt from the checked URL (`hosts.HttpURL`), and follows no redirect (azure-core's
+RedirectPolicy would follow a 307/308 to any host and scheme): a redirect fails the check or the
+upload, naming its status.
 
-At request time (`check`) the location is validated as Graph validates it, with Graph's error codes
-and messages (docs/graph-behaviour.md §1.2), in Graph's order: a SAS must be present, it must be a
+At request time the location is validated as Graph validates it, with Graph's error codes and
+messages (docs/graph-behaviour.md §1.2), in Graph's order: a SAS must be present, it must be a
 service SAS (no `ss`/`srt`), the URL must name a container; the SAS must not allow listing, must
 allow writing and must not allow reading. When the SAS carries its permissions (`sp`) they are read
-from it; when they come from a stored access policy (`si`) they are probed as Graph does. Then
-`RequestInfo.json` is written into the container with an if-not-exists condition; a conflict means
-the container was already used for an export.
+from it; when they come from a stored access policy (`si`) they are probed as Graph does. `check`
+does what changes nothing (so a refused PATCH leaves the container as it was); `prepare`, once the
+export is really started or moved here, writes `RequestInfo.json` into the container with an
+if-not-exists condition (a conflict means the container was already used for an export) and
+probes reading.
 
 The package is uploaded to the blob `<operationId>.zip` as staged blocks while it is made
 (memory: one block); `finish()` stages the last block and `publish()` commits the block list, so the
@@ -37,9 +42,10 @@ import copy
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 import orjson
 from azure.core import MatchConditions
@@ -61,7 +67,7 @@ from datapolicy.engine.targets.base import (
     Target,
     Upload,
 )
-from datapolicy.engine.targets.hosts import host_allowed, http_url, listed_exactly, valid_port
+from datapolicy.engine.targets.hosts import HttpURL, host_allowed, http_url, listed_exactly
 from datapolicy.redact import redact
 
 logger = logging.getLogger(__name__)
@@ -171,13 +177,16 @@ def _refused(exc: HttpResponseError) -> str:
         )
     if exc.status_code == 403:
         return " (the SAS does not permit this)"
+    if 300 <= (exc.status_code or 0) < 400:
+        return " (a redirect, which is not followed: give the URL of the container itself)"
     return ""
 
 
 def _refused_for_good(exc: HttpResponseError) -> bool:
-    """A refusal no retry can change: a 4xx other than a timeout, a conflict or throttling."""
+    """A refusal no retry can change: a redirect (never followed), or a 4xx other than a
+    timeout, a conflict or throttling."""
     status = exc.status_code or 0
-    return 400 <= status < 500 and status not in (408, 409, 429)
+    return 300 <= status < 500 and status not in (408, 409, 429)
 
 
 class AzureTarget(Target):
@@ -197,11 +206,14 @@ class AzureTarget(Target):
         self.block_size = block_size
         self.upload_options = UPLOAD_RETRY if upload_options is None else upload_options
         self.check_options = CHECK_RETRY if check_options is None else check_options
-        parts = urlsplit(location)
-        self.scheme = parts.scheme.lower()
-        self.hostname = (parts.hostname or "").lower()
-        self.port = parts.port if valid_port(parts) else None
-        self.host = f"{self.hostname}:{self.port}" if self.port else self.hostname
+        parts = http_url(location)
+        if parts is None:
+            raise StorageLocationError(NOT_AZURE_BLOB[1], code=NOT_AZURE_BLOB[0])
+        self.url: HttpURL = parts  # what is checked is what the client is given
+        self.scheme = parts.scheme
+        self.hostname = parts.hostname
+        self.port = parts.port
+        self.host = parts.host
         self.path = [unquote(p) for p in parts.path.split("/") if p]
         self.query = parts.query
         self.fields = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
@@ -266,20 +278,31 @@ class AzureTarget(Target):
 
     def _client(self, options: dict[str, Any]) -> ContainerClient:
         self._validate()
-        base = f"{self.scheme}://{self.host}"
+        base = self.url.origin
         if not _VIRTUAL_HOST.match(self.hostname):
             base += f"/{self.account}"
         return ContainerClient(
             base,
             self.container,
             credential=AzureSasCredential(self.query),
+            permit_redirects=False,  # a redirect could lead anywhere: it is an error instead
             **_per_client(options),
         )
 
     def check(self) -> None:
+        """The checks that change nothing: the URL, the SAS and, when its permissions come from
+        a stored access policy, whether it allows listing (probed with a list request)."""
+        self._checking(self._refuses_listing)
+
+    def prepare(self) -> None:
+        """Marks the container as used: RequestInfo.json, if it is not there yet."""
+        self._checking(self._write_request_info)
+
+    def _checking(self, step: Callable[[ContainerClient], None]) -> None:
+        """Runs `step` with a client for checks; a failure is a StorageLocationError."""
         container = self._client(self.check_options)
         try:
-            self._check(container)
+            step(container)
         except StorageLocationError:
             raise
         except ResourceNotFoundError as exc:
@@ -299,16 +322,18 @@ class AzureTarget(Target):
         finally:
             container.close()
 
-    def _check(self, container: ContainerClient) -> None:
-        probe = "sp" not in self.fields  # permissions from a stored access policy: try them
-        if probe:
-            try:
-                next(iter(container.list_blobs(results_per_page=1).by_page()), None)
-            except HttpResponseError as exc:
-                if exc.status_code != 403 or _is_authentication_failure(exc):
-                    raise
-            else:
-                raise StorageLocationError(ALLOWS_LIST[1], code=ALLOWS_LIST[0])
+    def _refuses_listing(self, container: ContainerClient) -> None:
+        if "sp" in self.fields:  # the permissions are in the SAS: checked by _validate
+            return
+        try:
+            next(iter(container.list_blobs(results_per_page=1).by_page()), None)
+        except HttpResponseError as exc:
+            if exc.status_code != 403 or _is_authentication_failure(exc):
+                raise
+        else:
+            raise StorageLocationError(ALLOWS_LIST[1], code=ALLOWS_LIST[0])
+
+    def _write_request_info(self, container: ContainerClient) -> None:
         info = container.get_blob_client(REQUEST_INFO)
         body = orjson.dumps(
             {
@@ -337,7 +362,7 @@ class AzureTarget(Target):
             if exc.status_code == 403 and not _is_authentication_failure(exc):
                 raise StorageLocationError(NEEDS_WRITE[1], code=NEEDS_WRITE[0]) from None
             raise
-        if probe:
+        if "sp" not in self.fields:  # a stored access policy: it must not allow reading
             try:
                 info.download_blob(offset=0, length=1).readall()
             except HttpResponseError as exc:

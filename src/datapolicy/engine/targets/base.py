@@ -1,6 +1,8 @@
 """The storage Target seam: where a finished package is published.
 
-A target is chosen by the operation's `storageLocation` (see `targets.resolve_target`). Writing
+A target is chosen by the operation's `storageLocation` (see `targets.resolve_target`). When a
+request names it, `check()` says whether packages can be written there without changing anything,
+and `prepare()`, only once an export is really started or moved there, makes it ready. Writing
 is a two-step protocol so that publication is atomic on every kind of storage:
 
 1. `begin(operation_id)` returns an `Upload`: a writable binary stream that receives the package
@@ -92,7 +94,15 @@ class Target(ABC):
 
     @abstractmethod
     def check(self) -> None:
-        """Raise StorageLocationError if packages cannot be written here."""
+        """Raise StorageLocationError if packages cannot be written here. Leaves nothing behind
+        (no directory, file or blob): it also runs for requests that are then refused (a PATCH
+        answered 409 or 412) and for package downloads."""
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """Make the destination ready for an export that is really starting, after `check()`:
+        create its directory, mark a container as used. StorageLocationError if that is
+        refused."""
 
     @abstractmethod
     def begin(self, operation_id: str) -> Upload: ...

@@ -43,6 +43,7 @@ PARTIAL_SUFFIX = ".zip.partial"
 # `.<operationId>.<nonce>.zip.partial` (and the nonce-less name of versions before attempts had
 # files of their own, still removed by discard_partial and the sweep).
 _PARTIAL = re.compile(r"^\.(?P<operation>[0-9a-f-]{36})(?:\.[0-9a-f]{32})?\.zip\.partial$")
+NAME_MAX = 255  # bytes in one path component, on every file system Linux writes to
 
 
 def parse_local_location(location: str) -> Path | None:
@@ -66,11 +67,18 @@ class LocalTarget(Target):
         self.roots = roots
 
     def check(self) -> None:
-        self._resolved()
+        """The destination is inside a root and is (or can be made) a writable directory;
+        nothing is created."""
+        self._resolved(create=False)
 
-    def _resolved(self) -> tuple[Path, Path]:
-        """The allowed root and the destination inside it, symlinks resolved; the destination
-        is created (0700) if it does not exist yet."""
+    def prepare(self) -> None:
+        """The destination directory is created (0700), each missing level below the root."""
+        self._resolved(create=True)
+
+    def _resolved(self, *, create: bool) -> tuple[Path, Path]:
+        """The allowed root and the destination inside it, symlinks resolved. With `create`,
+        the destination is created (0700) if it does not exist yet; without, the nearest
+        directory that exists on its way must be writable."""
         if "\\" in str(self.directory) or str(self.directory).startswith("//"):
             raise StorageLocationError(
                 "A local storage location is a POSIX path: backslashes and network paths "
@@ -78,47 +86,67 @@ class LocalTarget(Target):
             )
         if ".." in self.directory.parts:
             raise StorageLocationError("The storage location may not contain '..'.")
+        if any(len(os.fsencode(part)) > NAME_MAX for part in self.directory.parts):
+            raise StorageLocationError(
+                f"The storage location has a path component longer than {NAME_MAX} bytes."
+            )
         if not self.roots:
             raise StorageLocationError(
                 "Local storage locations are not enabled (no [storage.local] roots configured)."
             )
-        resolved = self.directory.resolve()
-        for root in self.roots:
-            root = root.resolve()
-            if resolved == root or root in resolved.parents:
-                break
-        else:
-            raise StorageLocationError(
-                f"The storage location '{self.directory}' is not inside an allowed root."
-            )
-        if resolved.exists() and not resolved.is_dir():
-            raise StorageLocationError(
-                f"The storage location '{self.directory}' exists and is not a directory."
-            )
         try:
-            for directory in (*reversed(resolved.parents), resolved):
-                if directory != root and root not in directory.parents:
-                    continue  # above the root: the operator's
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(directory, 0o700)  # owner-only, each level made here
-        except OSError as exc:
+            resolved = self.directory.resolve()
+            for root in self.roots:
+                root = root.resolve()
+                if resolved == root or root in resolved.parents:
+                    break
+            else:
+                raise StorageLocationError(
+                    f"The storage location '{self.directory}' is not inside an allowed root."
+                )
+            if resolved.exists() and not resolved.is_dir():
+                raise StorageLocationError(
+                    f"The storage location '{self.directory}' exists and is not a directory."
+                )
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
             raise StorageLocationError(
-                f"The storage location '{self.directory}' cannot be created: {exc.strerror}."
+                f"The storage location '{self.directory}' cannot be resolved: "
+                f"{getattr(exc, 'strerror', None) or 'a symbolic link loop'}."
             ) from None
-        if not os.access(resolved, os.W_OK | os.X_OK):
+        if create:
+            try:
+                for directory in (*reversed(resolved.parents), resolved):
+                    if directory != root and root not in directory.parents:
+                        continue  # above the root: the operator's
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(directory, 0o700)  # owner-only, each level made here
+            except OSError as exc:
+                raise StorageLocationError(
+                    f"The storage location '{self.directory}' cannot be created: {exc.strerror}."
+                ) from None
+        existing = next(d for d in (resolved, *resolved.parents) if d.exists())
+        if not existing.is_dir():
+            raise StorageLocationError(
+                f"The storage location '{self.directory}' cannot be created: "
+                f"'{existing}' on its way is not a directory."
+            )
+        if not os.access(existing, os.W_OK | os.X_OK):
             raise StorageLocationError(f"The storage location '{self.directory}' is not writable.")
         return root, resolved
 
-    def _open_directory(self) -> tuple[int, Path]:
+    def _open_directory(self, *, create: bool = True) -> tuple[int, Path] | None:
         """The destination checked again (at write time, not only on request) and opened: a
         descriptor reached from the root one directory at a time without following symlinks,
         so that a directory swapped for a symlink after the check is refused, not followed.
-        Files are then created, renamed and removed relative to it."""
-        root, resolved = self._resolved()
+        Files are then created, renamed and removed relative to it. Without `create`, None if
+        the destination does not exist (nothing is created to remove a file from it)."""
+        root, resolved = self._resolved(create=create)
         root_descriptor = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             descriptor = open_directory(root_descriptor, resolved.relative_to(root).parts)
-        except OSError:
+        except OSError as exc:
+            if not create and isinstance(exc, FileNotFoundError):
+                return None
             raise StorageLocationError(
                 f"The storage location '{self.directory}' changed while in use (a directory on "
                 "its way is now a symlink or gone): nothing was written."
@@ -133,7 +161,9 @@ class LocalTarget(Target):
         return f"the storage location '{self.directory}'"
 
     def begin(self, operation_id: str) -> Upload:
-        directory, path = self._open_directory()
+        opened = self._open_directory()
+        assert opened is not None  # created if missing
+        directory, path = opened
         name = f".{operation_id}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
         try:
             # Exclusively: this attempt's file, never another attempt's (nor a planted link).
@@ -158,7 +188,10 @@ class LocalTarget(Target):
     def discard_partial(self, operation_id: str) -> None:
         """Remove every attempt's partial file of the operation."""
         with contextlib.suppress(StorageLocationError):  # not permitted: nothing of ours there
-            directory, _ = self._open_directory()
+            opened = self._open_directory(create=False)
+            if opened is None:  # no destination: no partial file either
+                return
+            directory, _ = opened
             try:
                 for name in os.listdir(directory):
                     found = _PARTIAL.match(name)
@@ -174,7 +207,10 @@ class LocalTarget(Target):
     def _remove(self, name: str) -> bool:
         """Remove `name` from the destination; False if it was not there. StorageLocationError
         if the location is no longer permitted (or changed under us)."""
-        directory, _ = self._open_directory()
+        opened = self._open_directory(create=False)
+        if opened is None:
+            return False
+        directory, _ = opened
         try:
             os.unlink(name, dir_fd=directory)
         except FileNotFoundError:

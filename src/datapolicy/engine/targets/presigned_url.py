@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from datapolicy.config import StorageConfig
 from datapolicy.engine.targets.base import StorageLocationError
-from datapolicy.engine.targets.hosts import host_allowed, is_loopback, listed_exactly
+from datapolicy.engine.targets.hosts import HttpURL, host_allowed, is_loopback, listed_exactly
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SIGV4_FIELDS = (
@@ -54,7 +54,8 @@ _HEADER_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
 class PresignedURL:
     """A presigned PUT URL that passed the checks that need no request.
 
-    `url` is the whole URL, signature included: it is sent, never shown. `where` is for messages."""
+    `url` is the whole URL, signature included, rebuilt from the checked components (`hosts`):
+    it is sent, never shown. `where` is for messages."""
 
     url: str
     where: str
@@ -95,22 +96,19 @@ def is_sigv2(fields: list[tuple[str, str]]) -> bool:
     return set(SIGV2_FIELDS) <= {key.lower() for key, _ in fields}
 
 
-def on_s3_host(parts: Any, storage: StorageConfig) -> bool:
+def on_s3_host(parts: HttpURL, storage: StorageConfig) -> bool:
     """Whether the URL names an S3 endpoint that storage knows (for a clearer refusal)."""
-    hostname, port = (parts.hostname or "").lower(), parts.port
+    hostname, port = parts.hostname, parts.port
     return host_allowed(hostname, port, storage.s3_presigned.allowed_hosts) or any(
         _configured_bucket(parts, config) is not None for config in storage.s3
     )
 
 
-def parse_presigned(location: str, parts: Any, storage: StorageConfig) -> PresignedURL:
-    """`location` checked as a presigned PUT URL (see the module's docstring), or
-    StorageLocationError saying what is wrong. `parts` is its `urlsplit`, port already valid."""
-    scheme = parts.scheme.lower()
-    hostname, port = (parts.hostname or "").lower(), parts.port
-    host = f"{hostname}:{port}" if port else hostname
-    where = f"{scheme}://{host}{parts.path}"
-    _check_endpoint(parts, storage, host)
+def parse_presigned(parts: HttpURL, storage: StorageConfig) -> PresignedURL:
+    """The URL `parts` checked as a presigned PUT URL (see the module's docstring), or
+    StorageLocationError saying what is wrong."""
+    where = f"{parts.origin}{parts.path}"
+    _check_endpoint(parts, storage, parts.host)
     values = _sigv4_values(query_fields(parts.query))
     if parts.fragment or not parts.path.strip("/") or parts.path.endswith("/"):
         raise StorageLocationError(
@@ -140,12 +138,12 @@ def parse_presigned(location: str, parts: Any, storage: StorageConfig) -> Presig
             "(which must then be application/zip): the package cannot be sent with values we "
             f"do not know{' (it signs ' + ', '.join(others) + ')' if others else ''}."
         )
-    return PresignedURL(location, where, signed_at, signed_at + timedelta(seconds=int(expires)))
+    return PresignedURL(parts.url, where, signed_at, signed_at + timedelta(seconds=int(expires)))
 
 
-def _check_endpoint(parts: Any, storage: StorageConfig, host: str) -> None:
-    scheme = parts.scheme.lower()
-    hostname, port = (parts.hostname or "").lower(), parts.port
+def _check_endpoint(parts: HttpURL, storage: StorageConfig, host: str) -> None:
+    scheme = parts.scheme
+    hostname, port = parts.hostname, parts.port
     allowed = storage.s3_presigned.allowed_hosts
     configured = [
         endpoint_scheme
@@ -169,7 +167,7 @@ def _check_endpoint(parts: Any, storage: StorageConfig, host: str) -> None:
         )
 
 
-def _configured_bucket(parts: Any, config: Any) -> str | None:
+def _configured_bucket(parts: HttpURL, config: Any) -> str | None:
     """The scheme of `config`'s endpoint if the URL names one of its buckets on its host and
     port (path style or virtual-hosted), else None."""
     endpoint = urlsplit(config.endpoint_url)
@@ -179,9 +177,9 @@ def _configured_bucket(parts: Any, config: Any) -> str | None:
         # http://HOST/... on an https endpoint matches it, to be refused for its scheme
         if (parts.port or default_port) != (endpoint.port or default_port):
             return None
-    except ValueError:
+    except ValueError:  # a malformed port in the configured endpoint
         return None
-    hostname = (parts.hostname or "").lower()
+    hostname = parts.hostname
     endpoint_host = (endpoint.hostname or "").lower()
     if not endpoint_host:
         return None

@@ -230,6 +230,8 @@ class S3Target(Target):
                 f" (the credentials configured in [[storage.s3]] '{self.config.name}' do not "
                 f"permit writing to the bucket '{self.bucket}')"
             )
+        if 300 <= (_status(exc) or 0) < 400:
+            return " (a redirect, which is not followed: configure the bucket's own endpoint)"
         return ""
 
     # --- at request time -----------------------------------------------------------------------
@@ -252,6 +254,9 @@ class S3Target(Target):
             ) from None
         finally:
             client.close()
+
+    def prepare(self) -> None:
+        """Nothing to make ready: the probe of `check()` proved the bucket writable."""
 
     # --- writing -------------------------------------------------------------------------------
 

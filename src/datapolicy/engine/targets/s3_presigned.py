@@ -18,6 +18,8 @@ A presigned PUT is one request for one object, and that shapes everything here:
   So the object can appear a moment before the operation is `complete`; if completing then fails
   (the lease was lost, or a DELETE arrived while the package was being sent), the object stays,
   and a retry overwrites it with a whole new package.
+- The PUT goes to the URL rebuilt from the checked components (`hosts.HttpURL`), through
+  botocore's `URLLib3Session`, which follows no redirect: a 3xx fails the export at once.
 - The request says `Expect: 100-continue` (botocore's HTTP stack, which supports it), so that a
   storage that refuses it (an expired or wrong signature) can answer before the body is sent.
 - Transient failures (5xx, throttling, dropped connections, timeouts) are retried after the S3
@@ -133,6 +135,9 @@ class PresignedS3Target(Target):
     def check(self) -> None:
         self.url.check_validity(self.clock(), MIN_VALIDITY)
 
+    def prepare(self) -> None:
+        """Nothing to make ready: the URL is used once, by the PUT."""
+
     def begin(self, operation_id: str) -> Upload:
         self.url.check_validity(self.clock(), timedelta(0))  # expired: no retry can fix it
         spool = start_spool(
@@ -181,6 +186,8 @@ class PresignedS3Target(Target):
             )
         except ClientError as exc:
             hint = _HINTS.get(str(exc.response["Error"]["Code"]))
+            if 300 <= (exc.response["ResponseMetadata"]["HTTPStatusCode"] or 0) < 400:
+                hint = "a redirect, which is not followed: presign for the object's own endpoint"
             raise StorageError(
                 f"the storage refused the package for {self.where}: {describe(exc)}"
                 f"{f' ({hint})' if hint else ''}",
@@ -289,7 +296,7 @@ def presigned_target(location: str, storage: StorageConfig) -> PresignedS3Target
         return None
     fields = query_fields(parts.query)
     if is_sigv4(fields):
-        url = parse_presigned(location, parts, storage)
+        url = parse_presigned(parts, storage)
         return PresignedS3Target(url, storage.s3_presigned.spool_dir)
     if is_sigv2(fields):
         raise StorageLocationError(
