@@ -1,15 +1,19 @@
 """Packages for tests: made from file sources by the real exporter, into memory, and judged by
-reference rules written apart from engine/entrynames.py."""
+reference rules written apart from engine/entrynames.py; and small real packages for the storage
+targets' tests (a target checks what it is about to publish against the package's manifest,
+`Upload.finish(manifest)`, so those tests write packages, not arbitrary bytes)."""
 
 from __future__ import annotations
 
 import io
 import unicodedata
 from datetime import UTC, datetime
+from typing import IO, Any
 
 from datapolicy.config import FileSourceConfig
 from datapolicy.engine.directory import User
 from datapolicy.engine.exporter import Progress, export
+from datapolicy.engine.package import PackageWriter
 from datapolicy.engine.sources.files import FileSource
 from datapolicy.model import Operation, OperationStatus
 
@@ -44,3 +48,21 @@ def reference_clashes(names: list[str]) -> bool:
     keys = [unicodedata.normalize("NFKC", name).casefold() for name in names]
     folders = {key.rsplit("/", depth)[0] for key in keys for depth in range(1, key.count("/") + 1)}
     return len(set(keys)) != len(keys) or bool(folders & set(keys))
+
+
+def write_package(stream: IO[bytes], payload: bytes, who: str = "test") -> dict[str, Any]:
+    """A package holding `payload` as one file, marked as `who`'s, written to `stream`; its
+    manifest."""
+    writer = PackageWriter(stream, {"operationId": "op", "writtenBy": who})
+    source = writer.source("notes", "files")
+    for _ in writer.add_file(source, "payload.bin", io.BytesIO(payload)):
+        pass
+    return writer.close()
+
+
+def package_bytes(payload: bytes, who: str = "test") -> tuple[bytes, dict[str, Any]]:
+    """The bytes of a package holding `payload` (as a seekable target writes it), and its
+    manifest."""
+    buffer = io.BytesIO()
+    manifest = write_package(buffer, payload, who)
+    return buffer.getvalue(), manifest

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-import sample_packages
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import packages
 from datapolicy.engine.targets.base import StorageError, Upload, write_error
 from datapolicy.engine.targets.local import LocalTarget, sweep_partials
 from datapolicy.engine.verify import verify_package
@@ -30,7 +30,7 @@ OTHER = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
 
 def write_package(upload: Upload, who: str, payload: bytes = b"") -> dict:
     """A real package written to the upload's stream, marked as `who`'s; its manifest."""
-    return sample_packages.write_package(upload.stream, payload or who.encode() * 1000, who)
+    return packages.write_package(upload.stream, payload or who.encode() * 1000, who)
 
 
 def died(upload: Upload) -> None:

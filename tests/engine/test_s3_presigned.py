@@ -28,7 +28,6 @@ import boto3
 import httpx
 import pytest
 from botocore.config import Config as BotoConfig
-from sample_packages import package_bytes
 from test_s3_storage import wait_for, write_config
 
 from conftest import Service, start_service
@@ -44,6 +43,7 @@ from datapolicy.engine import build_context
 from datapolicy.engine.targets import StorageError, StorageLocationError, resolve_target
 from datapolicy.engine.targets.s3_presigned import PresignedS3Target
 from datapolicy.engine.verify import verify_package
+from packages import package_bytes
 from s3server import ADMIN, REGION, SeaweedS3
 
 ADA = demo_user_id(0)

@@ -16,7 +16,6 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import boto3
 import pytest
 from botocore.config import Config as BotoConfig
-from sample_packages import package_bytes
 
 from azurite import Azurite
 from conftest import Service, start_service, start_worker, stop_process, wait_for
@@ -28,6 +27,7 @@ from datapolicy.config import (
     StorageConfig,
 )
 from datapolicy.engine.targets import StorageError, StorageLocationError, Target, resolve_target
+from packages import package_bytes
 from s3server import ADMIN, REGION, SeaweedS3
 
 WRONG_SECRET = "wrong-secret-0123456789-must-never-be-shown"

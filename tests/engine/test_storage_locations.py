@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sample_packages import package_bytes
 
 from conftest import Service, start_service
 from databases import SQLITE, store_database
@@ -31,6 +30,7 @@ from datapolicy.model import OperationStatus
 from datapolicy.store import OperationStore
 from datapolicy.store.queue import OperationQueue
 from datapolicy.store.tables import operations
+from packages import package_bytes
 
 SAS = "?sv=2023-01-03&sr=c&sp=cw&sig=c2VjcmV0"
 PRESIGNED = (

@@ -28,6 +28,7 @@ from datapolicy.config import (
 )
 from datapolicy.engine.targets import StorageError, StorageLocationError, resolve_target
 from datapolicy.engine.targets.azure import AzureTarget
+from packages import package_bytes
 
 # No operation store is involved: one pass of the suite is enough.
 pytestmark = pytest.mark.skipif(TEST_STORE != "sqlite", reason="does not use the store")
@@ -115,8 +116,9 @@ def redirecting(request: pytest.FixtureRequest, server: Redirecting) -> Redirect
 def write_package(target: object) -> None:
     upload = target.begin("op")  # type: ignore[attr-defined]
     try:
-        upload.stream.write(b"personal data")
-        upload.finish()
+        data, manifest = package_bytes(b"personal data")
+        upload.stream.write(data)
+        upload.finish(manifest)
     except BaseException:
         upload.discard()
         raise
