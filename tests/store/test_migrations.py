@@ -99,7 +99,7 @@ def test_on_postgresql_every_string_column_compares_bytes(engine: Engine):
                 "AND data_type = 'character varying'"
             )
         ).all()
-    assert len(columns) == 10  # package_deletion (0005) is the tenth
+    assert len(columns) == 11  # idempotency_request (0007) is the eleventh
     assert {collation for _, collation in columns} == {"C"}
 
 

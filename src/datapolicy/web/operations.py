@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from urllib.parse import quote, urlencode
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL
 from starlette.requests import Request
@@ -105,7 +106,13 @@ async def create_operation(request: Request) -> Response:
     _options(request, NO_OPTIONS)
     new = parse_new_operation(await read_json_object(request))
     operation, created = await run_in_threadpool(
-        _exports(request).start, new.user_id, new.storage_location, idempotency_key(request)
+        functools.partial(
+            _exports(request).start,
+            new.user_id,
+            new.storage_location,
+            idempotency_key(request),
+            caller=caller_of(request),
+        )
     )
     await audit_of(request).started(request.scope, operation, created)
     root = service_root(request)
@@ -125,6 +132,13 @@ def idempotency_key(request: Request) -> str | None:
         if value:
             return f"{header}:{value[:150]}"
     return None
+
+
+def caller_of(request: Request) -> str:
+    """Who is calling, as the token says (web/auth.py): the client application and the subject,
+    the scope of its idempotency keys."""
+    principal = request.scope["state"]["principal"]
+    return orjson.dumps([principal.app_id, principal.subject]).decode()
 
 
 def _exports(request: Request) -> ExportService:

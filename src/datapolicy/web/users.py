@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,7 +18,7 @@ from datapolicy.model import ENTITY_SET
 from datapolicy.odata.options import DEFAULT_PAGE_SIZE
 from datapolicy.store.audit import AuditAction
 from datapolicy.web.audit import audit_of
-from datapolicy.web.operations import idempotency_key, service_root
+from datapolicy.web.operations import caller_of, idempotency_key, service_root
 from datapolicy.web.payloads import read_json_object
 from datapolicy.web.responses import json_response
 from datapolicy.web.routing import by_method
@@ -142,10 +143,13 @@ async def export_personal_data(request: Request) -> Response:
     if not isinstance(location, str) or not location.strip():
         raise StorageLocationError("Storage Location is not valid.")
     operation, created = await run_in_threadpool(
-        _exports(request).start,
-        request.path_params["user_id"],
-        location,
-        idempotency_key(request),
+        functools.partial(
+            _exports(request).start,
+            request.path_params["user_id"],
+            location,
+            idempotency_key(request),
+            caller=caller_of(request),
+        )
     )
     await audit_of(request).started(request.scope, operation, created)
     url = f"{service_root(request)}/{ENTITY_SET}/{operation.id}"
