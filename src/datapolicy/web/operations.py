@@ -29,7 +29,7 @@ from datapolicy.store.operations import Precondition
 from datapolicy.web.audit import audit_of
 from datapolicy.web.payloads import parse_new_operation, parse_update, read_json_object
 from datapolicy.web.responses import json_response
-from datapolicy.web.routing import by_method
+from datapolicy.web.routing import KeyRoute, by_method
 from datapolicy.web.serialize import context_url, entity
 
 API_ROOT = "/v1.0"
@@ -237,6 +237,7 @@ routes = [
     by_method(f"/{ENTITY_SET}/$count", GET=count_operations),
     by_method(
         f"/{ENTITY_SET}/{{operation_id}}",
+        KeyRoute,
         GET=get_operation,
         PATCH=update_operation,
         DELETE=delete_operation,
