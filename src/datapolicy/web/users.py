@@ -114,9 +114,13 @@ async def list_users(request: Request) -> Response:
 
 def _decode_user_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        padded = token + "=" * (-len(token) % 4)
+        after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise QueryOptionError("The $skiptoken is not valid; follow @odata.nextLink.") from None
+        after = "\x00"
+    if "\x00" in after:  # never made by a nextLink (and PostgreSQL's text cannot hold it)
+        raise QueryOptionError("The $skiptoken is not valid; follow @odata.nextLink.")
+    return after
 
 
 async def get_user(request: Request) -> Response:
