@@ -360,9 +360,14 @@ class MetricsConfig(_Strict):
 
     enabled: bool = True
     token: str | None = Field(default=None, min_length=16)
+    # How long scrapes reuse the store's figures (one GROUP BY): 0 reads them at every scrape.
+    store_max_age_seconds: float = Field(default=5.0, ge=0, le=300)
 
     def __repr__(self) -> str:  # never print the token
-        return f"MetricsConfig(enabled={self.enabled})"
+        return (
+            f"MetricsConfig(enabled={self.enabled}, "
+            f"store_max_age_seconds={self.store_max_age_seconds})"
+        )
 
 
 class TracingConfig(_Strict):

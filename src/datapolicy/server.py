@@ -172,7 +172,9 @@ async def serve(settings: Settings) -> None:
         log_dictconfig=GRANIAN_LOGGING,  # granian's lines through our handler and format
     )
     if config.metrics.enabled:
-        watch_store(store)  # operations by status and the queue, read at each scrape
+        watch_store(
+            store, config.metrics.store_max_age_seconds
+        )  # operations by status and the queue, read at each scrape
 
     def begin_stopping() -> None:
         server.stop()  # granian: no new connections; requests in flight finish
