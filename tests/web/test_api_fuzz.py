@@ -33,7 +33,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from schemathesis import Case, Config
 
@@ -408,6 +408,20 @@ _CORPUS = settings(
 )
 
 
+JSON = {"Content-Type": "application/json"}
+
+
+# Uploads that stall on the routes that read a body: held open without an answer before
+# [limits] body_timeout_seconds existed.
+@example(Hostile("POST", "/v1.0/dataPolicyOperations", "", "valid", JSON, b'{"user', None, 100))
+@example(
+    Hostile("PATCH", f"/v1.0/dataPolicyOperations/{REAL_ID}", "", "valid", JSON, None, None, 1)
+)
+@example(
+    Hostile(
+        "POST", f"/v1.0/users/{demo_user_id(0)}/exportPersonalData", "", "valid", JSON, b"", None, 9
+    )
+)
 @_CORPUS
 @given(request=requests)
 def test_no_hostile_request_earns_a_5xx_or_a_hang(raw: RawClient, request: Hostile) -> None:
