@@ -53,7 +53,7 @@ DENIED_AUDIT_RATE = 1.0
 DENIED_AUDIT_BURST = 100
 
 
-class _TooManyFailures(Exception):
+class _Throttled(Exception):
     def __init__(self, wait: float):
         self.wait = wait
 
@@ -93,7 +93,7 @@ class Authentication:
             except DatapolicyError as exc:
                 await _refuse(scope, receive, send, exc, needed.permission)
                 return
-            except _TooManyFailures as exc:
+            except _Throttled as exc:
                 await throttled(scope, receive, send, exc.wait)
                 return
             scope.setdefault("state", {})["principal"] = principal
@@ -105,7 +105,7 @@ class Authentication:
         while the client's audit budget lasts, else a warning in the log."""
         client = client_of(principal)
         if self.limits is not None and (wait := self.limits.take(scope["method"], client)):
-            raise _TooManyFailures(wait)
+            raise _Throttled(wait)
         if self.denials.take(client):
             logger.warning(
                 "access denied to %s %s (not audited: this client's access.denied budget is spent)",
@@ -120,7 +120,7 @@ class Authentication:
         principal = self.cache.get(token)
         if principal is None:
             if self.failures is not None and (wait := self.failures.wait(address_of(scope))):
-                raise _TooManyFailures(wait)
+                raise _Throttled(wait)
             try:
                 principal = await asyncio.to_thread(self.validator.validate, token)
             except Unauthenticated:
