@@ -424,9 +424,14 @@ class MetricsConfig(_Strict):
 
     enabled: bool = True
     token: str | None = Field(default=None, min_length=16)
+    # How long scrapes reuse the store's figures (one GROUP BY): 0 reads them at every scrape.
+    store_max_age_seconds: float = Field(default=5.0, ge=0, le=300)
 
     def __repr__(self) -> str:  # never print the token
-        return f"MetricsConfig(enabled={self.enabled})"
+        return (
+            f"MetricsConfig(enabled={self.enabled}, "
+            f"store_max_age_seconds={self.store_max_age_seconds})"
+        )
 
 
 class TracingConfig(_Strict):
@@ -453,6 +458,8 @@ class LimitsConfig(_Strict):
     auth_failure_rate: float = Field(default=10, ge=0)
     auth_failure_burst: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Seconds a request body may take to arrive, whole: a body that stalls is a 408.
+    body_timeout_seconds: float = Field(default=30, gt=0, le=3600)
     max_path_length: int = Field(default=4096, ge=256)  # bytes of the path as sent
     max_query_length: int = Field(default=32 * 1024, ge=1024)  # bytes of the query as sent
     max_page_size: int = Field(default=999, ge=1, le=100_000)  # the largest $top

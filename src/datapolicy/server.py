@@ -224,7 +224,9 @@ async def serve(settings: Settings) -> None:
         log_dictconfig=GRANIAN_LOGGING,  # granian's lines through our handler and format
     )
     if config.metrics.enabled:
-        watch_store(store)  # operations by status and the queue, read at each scrape
+        watch_store(
+            store, config.metrics.store_max_age_seconds
+        )  # operations by status and the queue, read at each scrape
 
     # After the drain, granian takes no new connections and lets requests in flight finish.
     drain = Drain(settings.drain_seconds, draining, server.stop)

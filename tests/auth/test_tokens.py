@@ -6,8 +6,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from joserfc import jwt
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from joserfc import jws, jwt
 from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
+from joserfc.registry import HeaderParameter
 
 from datapolicy.auth.keys import LocalKeys
 from datapolicy.auth.tokens import MAX_TOKEN_LENGTH, TokenValidator, issue_token
@@ -161,3 +164,61 @@ def test_issued_tokens_are_valid_for_their_lifetime_only():
         now=time.time() - 120,
     )
     assert "expired" in refusal(validator, old)
+
+
+TYPES = st.one_of(
+    st.none(),
+    st.sampled_from(
+        ["at+jwt", "AT+JWT", "application/at+jwt", "JWT", "jwt", "JOSE", "id_token+jwt"]
+    ),
+    st.text(max_size=12),
+    st.integers(),
+)
+ID_CLAIMS = st.dictionaries(
+    st.sampled_from(["nonce", "at_hash", "c_hash", "s_hash", "typ"]),
+    st.one_of(st.sampled_from(["Bearer", "bearer", "ID", "Refresh", "abc"]), st.integers()),
+    max_size=2,
+)
+
+
+# joserfc refuses to sign a header whose typ is not a string; a hostile token may have one.
+ANY_TYP = jws.JWSRegistry(header_registry={"typ": HeaderParameter("Type", lambda value: None)})
+
+
+def is_access_token(header_typ: object, extra: dict[str, object]) -> bool:
+    """The reference: RFC 9068's at+jwt, JWT or no typ; none of an ID token's claims; a claims
+    `typ` (Keycloak's) only if it says Bearer."""
+    access_types = {"at+jwt", "application/at+jwt", "jwt"}
+    if header_typ is not None and not (
+        isinstance(header_typ, str) and header_typ.lower() in access_types
+    ):
+        return False
+    if any(name in extra for name in ("nonce", "at_hash", "c_hash", "s_hash")):
+        return False
+    typ = extra.get("typ")
+    return typ is None or (isinstance(typ, str) and typ.lower() == "bearer")
+
+
+@example(header_typ="JWT", extra={"nonce": "abc"})  # Entra ID's ID token: typ JWT, a nonce
+@example(header_typ="JWT", extra={"typ": "ID"})  # Keycloak's ID token
+@example(header_typ=None, extra={"typ": "Bearer"})  # Keycloak's access token
+@example(header_typ="at+jwt", extra={})
+@settings(max_examples=150, deadline=None)
+@given(header_typ=TYPES, extra=ID_CLAIMS)
+def test_only_access_tokens_are_accepted_never_an_id_token(validator, es_key, header_typ, extra):
+    header = {"alg": "ES256", "kid": es_key.kid}
+    if header_typ is not None:
+        header["typ"] = header_typ
+    payload = claims(roles=["User.Export.All"], **extra)
+    token = jwt.encode(header, payload, es_key, registry=ANY_TYP, default_type=None)
+    if is_access_token(header_typ, extra):
+        assert validator.validate(token).subject == "tester"
+    else:
+        assert "is not an access token" in refusal(validator, token)
+
+
+def test_issued_tokens_say_they_are_access_tokens(es_key):
+    token = issue_token(
+        es_key, issuer=ISSUER, audience=AUDIENCE, permissions=(), lifetime=60, subject="s"
+    )
+    assert jwt.decode(token, es_key).header["typ"] == "at+jwt"

@@ -99,7 +99,7 @@ def test_on_postgresql_every_string_column_compares_bytes(engine: Engine):
                 "AND data_type = 'character varying'"
             )
         ).all()
-    assert len(columns) == 11  # attempt_history (0007) is the eleventh
+    assert len(columns) == 12  # attempt_history (0007) and idempotency_request (0009)
     assert {collation for _, collation in columns} == {"C"}
 
 

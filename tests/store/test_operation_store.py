@@ -319,3 +319,16 @@ def test_an_idempotency_key_is_free_again_once_its_operation_is_deleted(store: O
     assert created
     assert second.id != first.id
     assert store.create("alice", None, "key-1") == (second, False)
+
+
+def test_an_idempotency_key_used_for_another_request_is_a_conflict(store: OperationStore):
+    """Another user or location with a used key is refused, both when the key is looked up
+    first and when the insert finds it taken; the first operation is untouched."""
+    first, _ = store.create("alice", "/exports/a", "key-1")
+    for user_id, location in (("bob", "/exports/a"), ("alice", "/exports/b"), ("alice", None)):
+        with pytest.raises(Conflict, match="different user or storage location"):
+            store.create(user_id, location, "key-1")
+        with pytest.raises(Conflict, match="different user or storage location"):
+            store.find_started("key-1", user_id, location)
+    assert store.find_started("key-1", "alice", "/exports/a") == first
+    assert store.count(QueryOptions()) == 1

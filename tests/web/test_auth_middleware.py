@@ -17,12 +17,14 @@ from starlette.types import Receive, Scope, Send
 from datapolicy.auth.keys import LocalKeys
 from datapolicy.auth.permissions import EXPORT
 from datapolicy.auth.tokens import Principal, TokenValidator
+from datapolicy.config import LimitsConfig
 from datapolicy.errors import Unavailable
 from datapolicy.store import SQLiteDatabase
-from datapolicy.store.audit import AuditBuffer, open_audit_log
+from datapolicy.store.audit import AuditAction, AuditBuffer, AuditFilter, open_audit_log
 from datapolicy.web.audit import RequestAudit
-from datapolicy.web.auth import Authentication
+from datapolicy.web.auth import DENIED_AUDIT_BURST, Authentication
 from datapolicy.web.middleware import GraphRequestMiddleware
+from datapolicy.web.ratelimit import ClientLimits
 from jwtkinds import AUDIENCE, ISSUER, claims, sign
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -109,3 +111,23 @@ async def test_keys_that_cannot_be_fetched_are_a_503_without_a_challenge(audit: 
     assert error["code"] == "serviceNotAvailable"
     assert error["innerError"]["request-id"] == answer.headers["request-id"]
     assert "www-authenticate" not in answer.headers
+
+
+async def test_403s_spend_the_clients_budget_and_a_bounded_number_are_audited(
+    key: ECKey, audit: RequestAudit
+):
+    """A valid token without the permission, repeated: the client's read budget runs out (429)
+    as for any other request, and at most the audit budget's burst of `access.denied` entries
+    is written, however many 403s there were."""
+    limits = ClientLimits(LimitsConfig(read_rate=0.001, read_burst=DENIED_AUDIT_BURST + 50))
+    app = GraphRequestMiddleware(
+        Authentication(echo_principal, CountingValidator(key), audit, limits=limits)
+    )
+    subject = f"denied-{time.time_ns()}"
+    token = sign(key, claims(sub=subject, roles=["User.Read.All"]))
+    answers = await get(app, token, times=DENIED_AUDIT_BURST + 60)
+    statuses = [answer.status_code for answer in answers]
+    assert statuses == [403] * (DENIED_AUDIT_BURST + 50) + [429] * 10
+    audit.buffer.flush()
+    denied = audit.log.entries(AuditFilter(subject=subject, action=AuditAction.ACCESS_DENIED))
+    assert 0 < len(denied) <= DENIED_AUDIT_BURST + 1

@@ -75,7 +75,16 @@ def test_an_export_in_the_serving_process_moves_its_counters(demo_service: Servi
     assert moved(requests, **created) >= 1
     assert moved(requests, method="GET", route=BY_ID, status="200") >= 1
     assert not any(operation["id"] in str(labels) for _, labels in after)
-    assert value(after, "datapolicy_operations", status="complete") >= 1
+    # The store's gauges are kept for [metrics] store_max_age_seconds (5): within that, they
+    # show the export complete.
+    wait_for(
+        "the store's gauges to count the export",
+        lambda: value(
+            scrape(metrics_url(demo_service)), "datapolicy_operations", status="complete"
+        ),
+        10,
+        demo_service.log.read_text,
+    )
 
 
 @pytest.fixture
@@ -83,7 +92,7 @@ def api_and_worker(tmp_path: Path) -> Iterator[tuple[Service, str, Path]]:
     """An API process without export threads whose metrics need a scrape token, and the URL a
     `datapolicy worker` will serve its own metrics on (started by the test)."""
     config = tmp_path / "datapolicy.toml"
-    config.write_text(f'[metrics]\ntoken = "{SCRAPE_TOKEN}"\n')
+    config.write_text(f'[metrics]\ntoken = "{SCRAPE_TOKEN}"\nstore_max_age_seconds = 0\n')
     service = start_service(tmp_path / "data", "--demo", "--workers", "0", "--config", str(config))
     yield service, f"http://127.0.0.1:{free_port()}/metrics", config
     service.stop()

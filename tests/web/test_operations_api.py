@@ -8,6 +8,9 @@ import xml.etree.ElementTree as ET
 import httpx
 import pytest
 
+from conftest import token_for
+from datapolicy.auth.permissions import EXPORT
+
 ODATA_TYPE = "#microsoft.graph.dataPolicyOperation"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -264,6 +267,25 @@ def test_wrong_method_is_405_with_allow(client):
     response = client.put("/dataPolicyOperations/x", json={})
     assert_graph_error(response, 405, "MethodNotAllowed")
     assert set(response.headers["allow"].split(", ")) >= {"GET", "PATCH", "DELETE"}
+
+
+@pytest.mark.parametrize("method", ["PATCH", "DELETE", "PUT", "POST"])
+@pytest.mark.parametrize("path", ["/dataPolicyOperations/$count", "/dataPolicyOperations/%24count"])
+@pytest.mark.parametrize("permissions", [(), (EXPORT,)])
+def test_count_is_not_an_id_other_methods_are_405(service, method, path, permissions):
+    """`$count` only counts: other methods never reach the by-id handlers (which a token without
+    User.Export.All reached before), with or without the permission."""
+    token = token_for(service.data_dir, *permissions)
+    with httpx.Client(base_url=service.url, timeout=30) as http:
+        response = http.request(method, path, json={}, headers={"Authorization": f"Bearer {token}"})
+    assert_graph_error(response, 405, "MethodNotAllowed")
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD"}
+
+
+def test_a_dollar_segment_is_never_an_id(client):
+    for path in ("/dataPolicyOperations/$value", "/dataPolicyOperations/$count/package"):
+        assert_graph_error(client.get(path), 404, "ResourceNotFound")
+        assert_graph_error(client.delete(path), 404, "ResourceNotFound")
 
 
 def test_unknown_routes_are_404_in_graphs_shape(client):

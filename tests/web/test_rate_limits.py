@@ -18,7 +18,7 @@ import pytest
 from conftest import Service, start_configured, token_for
 from datapolicy.auth.permissions import PERMISSIONS
 from datapolicy.config import LimitsConfig
-from datapolicy.web.ratelimit import THROTTLED, RateBudget, RateLimiting
+from datapolicy.web.ratelimit import THROTTLED, ClientLimits, RateBudget
 
 WRITE_BURST = 3
 READ_BURST = 5
@@ -84,12 +84,14 @@ def spend(send: Callable[[], httpx.Response], burst: int) -> httpx.Response:
 
 
 def test_a_burst_of_writes_over_the_budget_gets_429_with_retry_after(service: Service):
-    """The first `write_burst` POSTs start exports; the next is refused with Graph's 429."""
+    """The first `write_burst` POSTs pass (a start, then its repeats with the same
+    client-request-id); the next is refused with Graph's 429."""
+    user_id = f"user-{uuid.uuid4()}"
     with client_of(service) as client:
         response = spend(
             lambda: client.post(
                 "/dataPolicyOperations",
-                json={"userId": f"user-{uuid.uuid4()}"},
+                json={"userId": user_id},
                 headers={"client-request-id": "my-request"},
             ),
             WRITE_BURST,
@@ -226,9 +228,21 @@ def test_a_budget_remembers_a_bounded_number_of_clients():
     assert len(budget.full_at) <= 100
 
 
+def test_refused_permissions_spend_the_clients_budget(service: Service):
+    """403s (a valid token without User.Export.All) count against the client's read budget
+    like any other request: past it they are 429s, not more 403s."""
+    token = token_for(service.data_dir, "User.Read.All", subject=str(uuid.uuid4()))
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=service.url, headers=headers, timeout=30) as client:
+        statuses = [client.get("/dataPolicyOperations").status_code for _ in range(READ_BURST + 2)]
+    assert statuses[:READ_BURST] == [403] * READ_BURST
+    assert 429 in statuses[READ_BURST:]
+
+
 def test_writes_are_limited_by_default_and_a_zero_rate_turns_a_budget_off():
-    default = RateLimiting(app=None, limits=LimitsConfig())  # type: ignore[arg-type]
+    default = ClientLimits(LimitsConfig())
     assert default.writes is not None
     assert default.reads is not None
-    off = RateLimiting(app=None, limits=LimitsConfig(read_rate=0))  # type: ignore[arg-type]
+    off = ClientLimits(LimitsConfig(read_rate=0))
     assert off.reads is None
+    assert off.take("GET", "anyone") == 0

@@ -21,8 +21,10 @@ MAX_BODY = 2048
 MAX_PATH = 512
 MAX_QUERY = 8192
 MAX_PAGE = 50
+BODY_TIMEOUT = 1.0
 LIMITS = f"""
 [limits]
+body_timeout_seconds = {BODY_TIMEOUT}
 max_body_bytes = {MAX_BODY}
 max_path_length = {MAX_PATH}
 max_query_length = {MAX_QUERY}
@@ -88,6 +90,31 @@ def test_a_body_declared_too_large_is_refused_before_it_is_sent(service: Service
     assert b"connection: close" in rest.lower()
     assert b'"code":"RequestEntityTooLarge"' in answer
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("sent", [b"", b'{"userId": "sl'])
+def test_a_body_that_stalls_is_a_408_and_the_connection_closed(service: Service, sent: bytes):
+    """Headers, then none or part of the body, then nothing: a 408 once `body_timeout_seconds`
+    have passed (plus the second the server gives an unread body), not a connection held open
+    for as long as the client likes."""
+    address = urlsplit(service.url)
+    head = (
+        "POST /v1.0/dataPolicyOperations HTTP/1.1\r\nHost: test\r\n"
+        f"Authorization: Bearer {service.token}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100\r\n\r\n"
+    ).encode()
+    started = time.monotonic()
+    with socket.create_connection((address.hostname, address.port), timeout=20) as connection:
+        connection.sendall(head + sent)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    elapsed = time.monotonic() - started
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split(b" ")[1] == b"408", answer
+    assert b"connection: close" in rest.lower()
+    assert b'"code":"RequestTimeout"' in answer
+    assert BODY_TIMEOUT <= elapsed < BODY_TIMEOUT + 5
 
 
 def test_a_body_over_the_limit_is_refused_with_413(client: httpx.Client):

@@ -5,6 +5,9 @@ Tokens are JWTs as Entra ID, Keycloak or Auth0 issue them for an API: RS256 or E
 naming the signing key, `iss`, `aud`, `exp` (required: a token without one would never expire),
 optionally `nbf` and `iat`, and the permissions Graph's way: delegated ones as the
 space-separated `scp` string (or RFC 9068's `scope`), application ones as the `roles` list.
+Only access tokens: an OpenID Connect ID token for the same audience (a client's sign-in proof,
+which may well be signed by the same keys) is refused, by its header `typ` and by the claims
+only ID tokens carry (`ACCESS_TOKEN_TYPES`, `ID_TOKEN_CLAIMS`; docs/security.md).
 Every failure is an `Unauthenticated` whose message names the check that failed; none repeats
 the token.
 """
@@ -35,6 +38,15 @@ ALGORITHMS = ("RS256", "ES256")
 _SIGNATURES = jws.JWSRegistry(algorithms=ALGORITHMS)
 # Far above any identity provider's tokens (Entra ID's are 1-3 KiB); parsing stops here.
 MAX_TOKEN_LENGTH = 16 * 1024
+
+# The header `typ` values of access tokens (compared without case): RFC 9068's `at+jwt` (its
+# media-type spelling too), `JWT` as Entra ID, Auth0 and Keycloak send it, or none at all.
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt", "jwt"})
+# Claims that only OpenID Connect ID tokens carry: the sign-in request's `nonce`, and the hashes
+# binding an ID token to the access token or code issued with it. Keycloak also says `typ: ID`
+# in the claims, where its access tokens say `Bearer`.
+ID_TOKEN_CLAIMS = ("nonce", "at_hash", "c_hash", "s_hash")
+_NOT_AN_ACCESS_TOKEN = "Access token is not an access token: "
 
 _CLAIM_PROBLEMS = {
     "iss": "Access token validation failure. Invalid issuer.",
@@ -91,6 +103,7 @@ class TokenValidator:
         except ClaimError as exc:
             message = _CLAIM_PROBLEMS.get(exc.claim, f"Access token's '{exc.claim}' is invalid.")
             raise Unauthenticated(message) from None
+        _check_access_token(claims)
         return _principal(claims)
 
     def _verified_claims(self, token: str) -> dict[str, Any]:
@@ -108,6 +121,9 @@ class TokenValidator:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise Unauthenticated("Access token is malformed: its 'kid' is not a string.")
+        typ = header.get("typ")
+        if typ is not None and (not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES):
+            raise Unauthenticated(f"{_NOT_AN_ACCESS_TOKEN}its type (typ) must be at+jwt or JWT.")
         try:
             if not jws.validate_compact(signed, self.keys.key_set(kid), registry=_SIGNATURES):
                 raise Unauthenticated("Access token signature is invalid.")
@@ -122,6 +138,17 @@ class TokenValidator:
         if not isinstance(claims, dict):
             raise Unauthenticated("Access token is malformed: its claims are not a JSON object.")
         return claims
+
+
+def _check_access_token(claims: dict[str, Any]) -> None:
+    """Refuse an ID token whose header passed for an access token's (Entra ID's ID tokens say
+    `typ: JWT` as its access tokens do): by the claims only ID tokens carry."""
+    for name in ID_TOKEN_CLAIMS:
+        if name in claims:
+            raise Unauthenticated(f"{_NOT_AN_ACCESS_TOKEN}it has an ID token's '{name}' claim.")
+    typ = claims.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.lower() != "bearer"):
+        raise Unauthenticated(f"{_NOT_AN_ACCESS_TOKEN}its 'typ' claim is not Bearer.")
 
 
 def _principal(claims: dict[str, Any]) -> Principal:
@@ -185,4 +212,5 @@ def issue_token(
         "exp": issued + int(lifetime),
         "jti": str(uuid.uuid4()),
     }
-    return jwt.encode({"alg": SIGNING_ALGORITHM, "kid": key.kid}, claims, key, [SIGNING_ALGORITHM])
+    header = {"alg": SIGNING_ALGORITHM, "kid": key.kid, "typ": "at+jwt"}  # RFC 9068
+    return jwt.encode(header, claims, key, [SIGNING_ALGORITHM])

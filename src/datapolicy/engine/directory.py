@@ -97,6 +97,8 @@ class UserDirectory:
             connection.execute(select(self._users()).limit(1)).all()
 
     def get(self, user_id: str) -> User | None:
+        if "\x00" in user_id:  # no id has one (and PostgreSQL's text cannot hold it: a 500)
+            return None
         users = self._users()
         rows = self._run(
             select(users).where(users.c.id == bindparam("user_id")), {"user_id": user_id}
@@ -104,7 +106,8 @@ class UserDirectory:
         return _user(rows[0]) if rows else None
 
     def page(self, size: int, after: str | None) -> list[User]:
-        """Up to `size` users in id order, starting after the id `after`."""
+        """Up to `size` users in id order, starting after the id `after` (which the caller has
+        checked holds no NUL: PostgreSQL's text cannot)."""
         users = self._users()
         statement: Select[Any] = select(users).order_by(users.c.id).limit(size)
         if after is not None:

@@ -12,11 +12,14 @@ It also finds a complete export's package on local disk for the API's download r
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import stat
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import orjson
 
 from datapolicy import logs, tracing
 from datapolicy.engine.targets import StorageLocationError, Target, resolve_target
@@ -28,6 +31,13 @@ from datapolicy.store import OperationStore
 from datapolicy.store.operations import Precondition, Recorder
 
 logger = logging.getLogger(__name__)
+
+
+def scoped_key(caller: str, idempotency_key: str) -> str:
+    """The idempotency key as stored: a digest of the caller and the key, so that two callers'
+    keys never meet (and the stored value fits its column whatever the key's length)."""
+    digest = hashlib.sha256(orjson.dumps([caller, idempotency_key])).hexdigest()
+    return f"sha256:{digest}"
 
 
 class UnknownUser(NotFound):
@@ -100,21 +110,29 @@ class ExportService:
         storage_location: str | None,
         idempotency_key: str | None = None,
         record: Recorder | None = None,
+        *,
+        caller: str = "",
     ) -> tuple[Operation, bool]:
         """Queue an export; returns the operation and whether it is new (False when the
-        idempotency key was seen within the last 24 hours). `record` writes a new export's
-        audit entry in the transaction that creates it: an export whose start cannot be
-        recorded is not created (store/operations.py)."""
-        if idempotency_key is not None:
+        same `caller` started the same request with this idempotency key within the last 24
+        hours). `record` writes a new export's audit entry in the transaction that creates it:
+        an export whose start cannot be recorded is not created (store/operations.py).
+
+        A key is the caller's own: it is stored scoped to `caller` (who the token says is
+        calling), so another caller's start with the same key is a start of its own and learns
+        nothing of the first. The same caller reusing a key for a different user or location
+        gets a 409 `IdempotencyKeyReused` (docs/graph-compatibility.md)."""
+        location = storage_location or self.default_location
+        key = None if idempotency_key is None else scoped_key(caller, idempotency_key)
+        if key is not None:
             # Before the checks: the first start may have changed what they see (Azure's
             # RequestInfo.json marks a container as used).
-            existing = self.store.find_started(idempotency_key)
+            existing = self.store.find_started(key, user_id, location)
             if existing is not None:
                 return existing, False
-        location = storage_location or self.default_location
         self.check_user(user_id)
         self.check_location(location).prepare()
-        operation, created = self.store.create(user_id, location, idempotency_key, record)
+        operation, created = self.store.create(user_id, location, key, record)
         if created:
             logs.operation_id.set(operation.id)
             logger.info("export queued")

@@ -15,12 +15,14 @@ operation. Each method's docstring says how.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
 
 from datapolicy.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
@@ -222,7 +224,9 @@ class OperationStore:
     ) -> tuple[Operation, bool]:
         """A new notStarted operation, or, when `idempotency_key` was used for one in the last
         24 hours, that one. The flag says whether a new operation was created; `record` runs
-        for a new one only, in its transaction.
+        for a new one only, in its transaction. A key that was used for a different request
+        (another user or storage location) is a `Conflict`: its operation answers only the
+        request that started it.
 
         Concurrent starts with one key (several API processes) make one operation: the key's
         index is unique, and the insert yields to a row that holds the key (`ON CONFLICT DO
@@ -256,6 +260,9 @@ class OperationStore:
             submitted_at=to_micros(now),
             version=operation.version,
             idempotency_key=idempotency_key,
+            idempotency_request=None
+            if idempotency_key is None
+            else request_digest(user_id, storage_location),
         )
         if idempotency_key is None:
             with self.database.transaction() as transaction:
@@ -267,7 +274,7 @@ class OperationStore:
             with self.database.transaction() as transaction:
                 existing = transaction.fetch_one(_by_idempotency_key(idempotency_key, window_start))
                 if existing is not None:
-                    return to_operation(existing), False
+                    return _same_request(existing, user_id, storage_location), False
                 transaction.execute(
                     operations.update()
                     .where(
@@ -287,18 +294,21 @@ class OperationStore:
                     return operation, True
                 existing = transaction.fetch_one(_by_idempotency_key(idempotency_key, window_start))
                 if existing is not None:
-                    return to_operation(existing), False
+                    return _same_request(existing, user_id, storage_location), False
             # The row that held the key was freed or deleted meanwhile: try again.
         raise Conflict(
             "Concurrent requests with the same client-request-id (or Operation-Id) are changing "
             "its operation; retry.",
         )
 
-    def find_started(self, idempotency_key: str) -> Operation | None:
-        """The operation started with this idempotency key in the last 24 hours, if any."""
+    def find_started(
+        self, idempotency_key: str, user_id: str, storage_location: str | None
+    ) -> Operation | None:
+        """The operation started with this idempotency key in the last 24 hours, if any; a
+        `Conflict` if that start asked for another user or storage location."""
         window_start = to_micros(self.clock() - IDEMPOTENCY_WINDOW)
         rows = self.database.fetch_all(_by_idempotency_key(idempotency_key, window_start))
-        return to_operation(rows[0]) if rows else None
+        return _same_request(rows[0], user_id, storage_location) if rows else None
 
     def update(
         self,
@@ -394,11 +404,31 @@ def _record(record: Recorder | None, transaction: Transaction, operation: Operat
 
 
 def _by_idempotency_key(key: str, window_start: int) -> Any:
-    return select(*ROW).where(
+    return select(*ROW, operations.c.idempotency_request).where(
         operations.c.idempotency_key == key,
         operations.c.submitted_at > window_start,
         VISIBLE,
     )
+
+
+def request_digest(user_id: str, storage_location: str | None) -> str:
+    """What a start asked for, as the 64 hex digits stored beside its idempotency key."""
+    request = orjson.dumps([user_id, storage_location])
+    return hashlib.sha256(request).hexdigest()
+
+
+def _same_request(row: tuple[Any, ...], user_id: str, storage_location: str | None) -> Operation:
+    """The operation of a row found by its idempotency key, if the start that made it asked for
+    the same user and location; else a 409, which names neither (rows from before migration
+    0009 recorded no request and are refused too: fail closed)."""
+    if row[len(ROW)] != request_digest(user_id, storage_location):
+        raise Conflict(
+            "The client-request-id (or Operation-Id) was already used within the last 24 hours "
+            "to start an export for a different user or storage location; send a new id for a "
+            "new request.",
+            code="IdempotencyKeyReused",
+        )
+    return to_operation(row[: len(ROW)])
 
 
 def _check_text(name: str, value: str, max_length: int) -> None:

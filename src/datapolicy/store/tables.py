@@ -61,6 +61,8 @@ operations = Table(
     Column("package_location", text_column(None), nullable=True),
     Column("deleted_at", BigInteger, nullable=True),  # deletion requested: hidden from the API
     Column("idempotency_key", text_column(200), nullable=True),
+    # What the start with that key asked for (migration 0009): a digest of user and location.
+    Column("idempotency_request", text_column(64), nullable=True),
     # Package retention (migration 0005): when the worker dealt with the published package, how.
     Column("package_deleted_at", BigInteger, nullable=True),
     Column("package_deletion", text_column(32), nullable=True),

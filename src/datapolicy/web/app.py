@@ -33,7 +33,7 @@ from datapolicy.web.metrics import MetricsEndpoint, RequestMetrics
 from datapolicy.web.middleware import GraphRequestMiddleware
 from datapolicy.web.profile import GraphProfile
 from datapolicy.web.proxy import ProxyHeaders
-from datapolicy.web.ratelimit import RateLimiting, budget
+from datapolicy.web.ratelimit import ClientLimits, RateLimiting, budget
 from datapolicy.web.scenarios import routes as scenario_routes
 from datapolicy.web.tracing import RequestTracing
 
@@ -68,6 +68,7 @@ def create_app(
         observing.append(Middleware(MetricsEndpoint, token=metrics.token))
     if tracing.enabled():  # a span per request; nothing at all when tracing is off
         observing.append(Middleware(RequestTracing))
+    client_limits = ClientLimits(limits)
     app = Starlette(
         routes=[
             Mount(
@@ -111,9 +112,10 @@ def create_app(
                 validator=validator,
                 audit=audit,
                 failures=budget(limits.auth_failure_rate, limits.auth_failure_burst),
+                limits=client_limits,  # a 403 spends its client's budget
             ),
             *graph_profile,  # Graph checks the token first
-            Middleware(RateLimiting, limits=limits),  # per client: needs the token's principal
+            Middleware(RateLimiting, limits=client_limits),  # per client: needs the principal
             Middleware(EntityReadPath, store=store, audit=audit),
         ],
         exception_handlers={

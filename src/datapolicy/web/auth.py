@@ -11,6 +11,13 @@ Bearer` challenge (RFC 6750: no error code when no token was sent), 403
 fetched. A 403 leaves an `access.denied` audit entry naming the token's subject; a 401 leaves
 none (there is no one to name, and anyone could fill the trail with them: they go to the log).
 
+A 403 comes from a valid token, so it is its client's request like any other: it spends the
+client's rate budget first (`ClientLimits`, shared with web/ratelimit.py; 429 once it is spent).
+Its audit entries are budgeted too (`DENIED_AUDIT_RATE` a second per client, `DENIED_AUDIT_BURST`
+at once): a refused attempt is security-relevant and the first ones are all on the record, but a
+client repeating them cannot grow the trail without bound; past the budget each 403 goes to the
+log as a warning instead.
+
 Refused tokens are budgeted per address (`[limits] auth_failure_rate`): each cost a signature
 check, so an address that has sent too many gets 429 `TooManyRequests` for new tokens, before
 any check, until its budget refills. Tokens already verified (in the cache) are not affected.
@@ -19,6 +26,7 @@ any check, until its budget refills. Tokens already verified (in the cache) are 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -32,13 +40,20 @@ from datapolicy.store.audit import AuditAction
 from datapolicy.web.audit import RequestAudit
 from datapolicy.web.errors import error_response, status_of
 from datapolicy.web.operations import API_ROOT
-from datapolicy.web.ratelimit import RateBudget, address_of, throttled
+from datapolicy.web.ratelimit import ClientLimits, RateBudget, address_of, client_of, throttled
+
+logger = logging.getLogger(__name__)
 
 REALM = "datapolicy"
 _FORBIDDEN = "Insufficient privileges to complete the operation."
 
 
-class _TooManyFailures(Exception):
+# access.denied entries per client: a second on average, 100 at once.
+DENIED_AUDIT_RATE = 1.0
+DENIED_AUDIT_BURST = 100
+
+
+class _Throttled(Exception):
     def __init__(self, wait: float):
         self.wait = wait
 
@@ -50,12 +65,15 @@ class Authentication:
         validator: TokenValidator,
         audit: RequestAudit,
         failures: RateBudget | None = None,
+        limits: ClientLimits | None = None,
     ):
         self.app = app
         self.validator = validator
         self.audit = audit  # a 403 leaves an access.denied entry (a 401 none: no one to name)
         self.cache = TokenCache()
         self.failures = failures  # refused tokens, per address
+        self.limits = limits  # the clients' rate budgets, which a 403 spends too
+        self.denials = RateBudget(DENIED_AUDIT_RATE, DENIED_AUDIT_BURST)  # audited 403s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,26 +86,41 @@ class Authentication:
             try:
                 principal = await self._principal(scope)
                 if needed.permission is not None and needed.permission not in principal.permissions:
-                    self.audit.later(scope, AuditAction.ACCESS_DENIED, principal=principal)
+                    self._deny(scope, principal)
                     raise Forbidden(
                         f"{_FORBIDDEN} The token lacks the {needed.permission} permission."
                     )
             except DatapolicyError as exc:
                 await _refuse(scope, receive, send, exc, needed.permission)
                 return
-            except _TooManyFailures as exc:
+            except _Throttled as exc:
                 await throttled(scope, receive, send, exc.wait)
                 return
             scope.setdefault("state", {})["principal"] = principal
             logs.user_id.set(principal.subject)  # the caller, on every log line below (logs.py)
         await self.app(scope, receive, send)
 
+    def _deny(self, scope: Scope, principal: Principal) -> None:
+        """Account for a 403: the client's rate budget (429 when spent), then its audit entry
+        while the client's audit budget lasts, else a warning in the log."""
+        client = client_of(principal)
+        if self.limits is not None and (wait := self.limits.take(scope["method"], client)):
+            raise _Throttled(wait)
+        if self.denials.take(client):
+            logger.warning(
+                "access denied to %s %s (not audited: this client's access.denied budget is spent)",
+                scope["method"],
+                scope["path"][:200],
+            )
+            return
+        self.audit.later(scope, AuditAction.ACCESS_DENIED, principal=principal)
+
     async def _principal(self, scope: Scope) -> Principal:
         token = _bearer_token(scope)
         principal = self.cache.get(token)
         if principal is None:
             if self.failures is not None and (wait := self.failures.wait(address_of(scope))):
-                raise _TooManyFailures(wait)
+                raise _Throttled(wait)
             try:
                 principal = await asyncio.to_thread(self.validator.validate, token)
             except Unauthenticated:

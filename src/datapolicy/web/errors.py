@@ -47,6 +47,7 @@ _HTTP_CODES: dict[int, tuple[str, str]] = {
     400: ("BadRequest", "The request is not valid."),
     404: ("ResourceNotFound", "The requested resource does not exist."),
     405: ("MethodNotAllowed", "The HTTP method is not allowed on this resource."),
+    408: ("RequestTimeout", "The request body did not arrive in time."),
     413: ("RequestEntityTooLarge", "The request body is too large."),
     415: ("UnsupportedMediaType", "The request body must be application/json."),
 }

@@ -1,5 +1,6 @@
 """Limits on the size of a request, as plain ASGI, checked before the token is: 400 for a path or
-query string longer than `[limits]` allows, 413 for a body larger than `max_body_bytes`.
+query string longer than `[limits]` allows, 413 for a body larger than `max_body_bytes`, 408 for a
+body that has not arrived whole within `body_timeout_seconds` of the request's start.
 
 A long URL is a 400 `BadRequest`, not HTTP's 414: Graph documents no 414 among the statuses it
 returns (learn.microsoft.com/graph/errors), so Graph clients and SDKs do not expect one.
@@ -7,11 +8,16 @@ returns (learn.microsoft.com/graph/errors), so Graph clients and SDKs do not exp
 A body declared too large (`Content-Length`) is refused before any of it is read. A body sent
 without a length (chunked) is counted as the app reads it: the read that passes the limit raises
 the 413 instead of returning the chunk, so no route can read more than the limit, whichever way
-the body comes. What is left unread is then drained or the connection closed by
-`GraphRequestMiddleware` (web/middleware.py), never read whole.
+the body comes. Each read also waits only until the body's deadline: a client that sends its
+headers and then stalls (or trickles) gets a 408 `RequestTimeout` instead of holding a connection
+and a request for as long as it likes (the HTTP server sets no such limit of its own). What is
+left unread is then drained or the connection closed by `GraphRequestMiddleware`
+(web/middleware.py), never read whole.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +32,7 @@ class RequestLimits:
         self.max_path = limits.max_path_length
         self.max_query = limits.max_query_length
         self.max_body = limits.max_body_bytes
+        self.body_timeout = limits.body_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,7 +58,8 @@ class RequestLimits:
             elif name == b"transfer-encoding":
                 has_body = True
         if has_body:
-            receive = _counted(receive, self.max_body)
+            deadline = asyncio.get_running_loop().time() + self.body_timeout
+            receive = _counted(receive, self.max_body, deadline)
         await self.app(scope, receive, send)
 
 
@@ -59,13 +67,22 @@ def _body_too_large(max_bytes: int) -> HTTPError:
     return HTTPError(413, f"The request body is larger than {max_bytes} bytes.")
 
 
-def _counted(receive: Receive, max_bytes: int) -> Receive:
-    """`receive`, raising a 413 from the read that takes the body past `max_bytes`."""
+def _counted(receive: Receive, max_bytes: int, deadline: float) -> Receive:
+    """`receive`, raising a 413 from the read that takes the body past `max_bytes`, and a 408
+    from a read of the body still waiting at `deadline` (the event loop's clock)."""
     received = 0
+    complete = False
 
     async def receive_counted() -> Message:
-        nonlocal received
-        message = await receive()
+        nonlocal received, complete
+        if complete:  # the body is in: what follows is a disconnect, waited for as long as it takes
+            return await receive()
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise HTTPError(408, "The request body did not arrive in time.") from None
+        complete = message["type"] != "http.request" or not message.get("more_body", False)
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > max_bytes:

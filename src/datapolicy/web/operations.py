@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from urllib.parse import quote, urlencode
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL
 from starlette.requests import Request
@@ -28,7 +29,7 @@ from datapolicy.store.operations import Precondition
 from datapolicy.web.audit import audit_of
 from datapolicy.web.payloads import parse_new_operation, parse_update, read_json_object
 from datapolicy.web.responses import json_response
-from datapolicy.web.routing import by_method
+from datapolicy.web.routing import KeyRoute, by_method
 from datapolicy.web.serialize import context_url, entity
 
 API_ROOT = "/v1.0"
@@ -106,11 +107,14 @@ async def create_operation(request: Request) -> Response:
     new = parse_new_operation(await read_json_object(request))
     audit = audit_of(request)
     operation, created = await run_in_threadpool(
-        _exports(request).start,
-        new.user_id,
-        new.storage_location,
-        idempotency_key(request),
-        audit.recorder(request.scope, AuditAction.OPERATION_STARTED),
+        functools.partial(
+            _exports(request).start,
+            new.user_id,
+            new.storage_location,
+            idempotency_key(request),
+            audit.recorder(request.scope, AuditAction.OPERATION_STARTED),
+            caller=caller_of(request),
+        )
     )
     audit.started(request.scope, operation, created)
     root = service_root(request)
@@ -130,6 +134,13 @@ def idempotency_key(request: Request) -> str | None:
         if value:
             return f"{header}:{value[:150]}"
     return None
+
+
+def caller_of(request: Request) -> str:
+    """Who is calling, as the token says (web/auth.py): the client application and the subject,
+    the scope of its idempotency keys."""
+    principal = request.scope["state"]["principal"]
+    return orjson.dumps([principal.app_id, principal.subject]).decode()
 
 
 def _exports(request: Request) -> ExportService:
@@ -223,6 +234,7 @@ routes = [
     by_method(f"/{ENTITY_SET}/$count", GET=count_operations),
     by_method(
         f"/{ENTITY_SET}/{{operation_id}}",
+        KeyRoute,
         GET=get_operation,
         PATCH=update_operation,
         DELETE=delete_operation,

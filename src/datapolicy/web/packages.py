@@ -23,7 +23,7 @@ from datapolicy.model import ENTITY_SET
 from datapolicy.odata.options import NO_OPTIONS, parse_query_options
 from datapolicy.store.audit import AuditAction
 from datapolicy.web.audit import audit_of
-from datapolicy.web.routing import by_method
+from datapolicy.web.routing import KeyRoute, by_method
 
 
 async def download_package(request: Request) -> Response:
@@ -61,4 +61,4 @@ def _chunks(file: BinaryIO, size: int = 1024 * 1024) -> Iterator[bytes]:
             yield chunk
 
 
-routes = [by_method(f"/{ENTITY_SET}/{{operation_id}}/package", GET=download_package)]
+routes = [by_method(f"/{ENTITY_SET}/{{operation_id}}/package", KeyRoute, GET=download_package)]

@@ -6,7 +6,10 @@ application and the subject (`Principal.app_id`, `Principal.subject`), whichever
 with. Public routes (`$metadata`, the OpenAPI description) carry no token and are budgeted by the
 caller's address; the health checks are answered further out and never counted. Each client has
 two budgets (`[limits]`): writes (POST, PATCH, PUT, DELETE), which start and change exports, and
-reads (everything else), which is polling. A refused request costs the client nothing.
+reads (everything else), which is polling. A refused request costs the client nothing. A request
+`Authentication` refuses with 403 (a valid token without the permission) costs its client the
+same as any other, there, before the 403 (`ClientLimits`, shared): a client cannot send refused
+requests without limit.
 
 Each budget is a GCRA (the generic cell rate algorithm, a token bucket kept as one number per
 client: the time at which its bucket is full again). It is hand-written rather than taken from
@@ -25,6 +28,7 @@ from collections.abc import Callable
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from datapolicy.auth.tokens import Principal
 from datapolicy.config import LimitsConfig
 from datapolicy.web.errors import error_response
 
@@ -89,20 +93,32 @@ class RateBudget:
                 del full_at[key]
 
 
-class RateLimiting:
-    def __init__(self, app: ASGIApp, limits: LimitsConfig):
-        self.app = app
+class ClientLimits:
+    """A client's two budgets, writes and reads (None: that one is off). One instance is shared
+    by `RateLimiting` and `Authentication`, which spends it for the requests it refuses with a
+    403 (the client's token is valid: it is the client's budget all the same)."""
+
+    def __init__(self, limits: LimitsConfig):
         self.writes = budget(limits.write_rate, limits.write_burst)
         self.reads = budget(limits.read_rate, limits.read_burst)
 
+    def take(self, method: str, client: object) -> float:
+        """Spend one request of `client`'s budget for `method`: 0 if allowed, else the wait."""
+        spent = self.writes if method in _WRITES else self.reads
+        return 0.0 if spent is None else spent.take(client)
+
+
+class RateLimiting:
+    def __init__(self, app: ASGIApp, limits: ClientLimits):
+        self.app = app
+        self.limits = limits
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            spent = self.writes if scope["method"] in _WRITES else self.reads
-            if spent is not None:
-                wait = spent.take(_client(scope))
-                if wait:
-                    await throttled(scope, receive, send, wait)
-                    return
+            wait = self.limits.take(scope["method"], _client(scope))
+            if wait:
+                await throttled(scope, receive, send, wait)
+                return
         await self.app(scope, receive, send)
 
 
@@ -121,8 +137,13 @@ def _client(scope: Scope) -> object:
     """A token's client as a tuple, an address as a string: the two never collide."""
     principal = scope["state"].get("principal")
     if principal is not None:
-        return principal.app_id, principal.subject
+        return client_of(principal)
     return address_of(scope)
+
+
+def client_of(principal: Principal) -> tuple[str | None, str]:
+    """The client a token speaks for: its client application and subject."""
+    return principal.app_id, principal.subject
 
 
 async def throttled(scope: Scope, receive: Receive, send: Send, wait: float) -> None:

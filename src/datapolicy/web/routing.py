@@ -1,4 +1,6 @@
-"""One route per path, dispatching on the method, so that a 405 lists every allowed method."""
+"""One route per path, dispatching on the method, so that a 405 lists every allowed method; and
+routes whose path parameters are entity keys, which an OData system segment (`$count`) never is.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +8,33 @@ from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def by_method(path: str, **endpoints: Endpoint) -> Route:
+class KeyRoute(Route):
+    """A route whose path parameters are keys: a segment that starts with `$` is an OData
+    system resource (`$count`, `$value`, `$ref`), not a key, so it does not match here. Without
+    this, `PATCH /dataPolicyOperations/$count` reached the by-id handler, past the permission
+    that `$count`'s route asks for, instead of the 405 that `$count`'s own route answers."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and any(
+            isinstance(value, str) and value.startswith("$")
+            for value in child.get("path_params", {}).values()
+        ):
+            return Match.NONE, {}
+        return match, child
+
+
+def by_method(path: str, route_class: type[Route] = Route, **endpoints: Endpoint) -> Route:
     async def dispatch(request: Request) -> Response:
         # Starlette answers HEAD wherever GET is allowed.
         method = "GET" if request.method == "HEAD" else request.method
         return await endpoints[method](request)
 
     dispatch.__name__ = "_".join(e.__name__ for e in endpoints.values())
-    return Route(path, dispatch, methods=list(endpoints))
+    return route_class(path, dispatch, methods=list(endpoints))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,7 +18,7 @@ from datapolicy.model import ENTITY_SET
 from datapolicy.odata.options import DEFAULT_PAGE_SIZE
 from datapolicy.store.audit import AuditAction
 from datapolicy.web.audit import audit_of
-from datapolicy.web.operations import idempotency_key, service_root
+from datapolicy.web.operations import caller_of, idempotency_key, service_root
 from datapolicy.web.payloads import read_json_object
 from datapolicy.web.responses import json_response
 from datapolicy.web.routing import by_method
@@ -113,9 +114,13 @@ async def list_users(request: Request) -> Response:
 
 def _decode_user_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        padded = token + "=" * (-len(token) % 4)
+        after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise QueryOptionError("The $skiptoken is not valid; follow @odata.nextLink.") from None
+        after = "\x00"
+    if "\x00" in after:  # never made by a nextLink (and PostgreSQL's text cannot hold it)
+        raise QueryOptionError("The $skiptoken is not valid; follow @odata.nextLink.")
+    return after
 
 
 async def get_user(request: Request) -> Response:
@@ -143,11 +148,14 @@ async def export_personal_data(request: Request) -> Response:
         raise StorageLocationError("Storage Location is not valid.")
     audit = audit_of(request)
     operation, created = await run_in_threadpool(
-        _exports(request).start,
-        request.path_params["user_id"],
-        location,
-        idempotency_key(request),
-        audit.recorder(request.scope, AuditAction.OPERATION_STARTED),
+        functools.partial(
+            _exports(request).start,
+            request.path_params["user_id"],
+            location,
+            idempotency_key(request),
+            audit.recorder(request.scope, AuditAction.OPERATION_STARTED),
+            caller=caller_of(request),
+        )
     )
     audit.started(request.scope, operation, created)
     url = f"{service_root(request)}/{ENTITY_SET}/{operation.id}"
