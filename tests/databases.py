@@ -205,12 +205,25 @@ def store_server(kind: str) -> URL | None:
 
 @contextmanager
 def holding_the_audit_head(log: AuditLog) -> Iterator[None]:
-    """Another session holds what every append to `log` must lock, until the block ends:
-    SQLite's write lock on the trail's file; on PostgreSQL the head row, `SELECT ... FOR
-    UPDATE` (what a process frozen mid-append holds)."""
+    """Another session holds what every append to `log` must lock, until the block ends (see
+    `holding_audit_lock`)."""
     database = log.database
     if isinstance(database, SQLiteDatabase):
-        other = sqlite3.connect(database.path, isolation_level=None)
+        with holding_audit_lock(database.path):
+            yield
+        return
+    assert isinstance(database, PostgreSQLDatabase)
+    with holding_audit_lock(database._engine_url().render_as_string(hide_password=False)):
+        yield
+
+
+@contextmanager
+def holding_audit_lock(trail: Path | str) -> Iterator[None]:
+    """Another session holds what every audit append must lock, until the block ends: SQLite's
+    write lock on the trail's file (a Path); on PostgreSQL (a URL) the head row, `SELECT ...
+    FOR UPDATE` (what a process frozen mid-append holds)."""
+    if isinstance(trail, Path):
+        other = sqlite3.connect(trail, isolation_level=None)
         try:
             other.execute("BEGIN IMMEDIATE")
             yield
@@ -218,11 +231,11 @@ def holding_the_audit_head(log: AuditLog) -> Iterator[None]:
         finally:
             other.close()
         return
-    assert isinstance(database, PostgreSQLDatabase)
-    url = database._engine_url().set(drivername="postgresql")
-    with psycopg.connect(url.render_as_string(hide_password=False)) as other:
+    libpq = make_url(trail).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(libpq) as other:
         other.execute("SELECT sequence FROM audit_head WHERE id = 1 FOR UPDATE").fetchall()
         yield
+        other.rollback()
         other.rollback()
 
 

@@ -69,22 +69,18 @@ DEMO_USERS = 8
 COMPLETED = re.compile(r"export ([0-9a-f-]{36}) complete")  # the worker's log line
 
 
-def config_text(data_dir: Path, store: str) -> str:
-    """The demo shop's directory and shop tables, plus a PostgreSQL query that takes a while."""
+def shop_config(data_dir: Path, workers: int, max_worker_losses: int = 10) -> str:
+    """The demo shop's directory and tables, and a short lease, so that a killed or frozen
+    worker's exports are taken over quickly."""
     shop = f"sqlite:///{(data_dir / DEMO_DIR / 'shop.sqlite3').absolute()}"
     return f"""
-[store]
-pool_min_size = 1
-pool_max_size = 4
-pool_timeout = 10
-
 [engine]
-workers = 2
+workers = {workers}
 lease_seconds = {LEASE_S}
 heartbeat_seconds = {LEASE_S / 5}
 poll_seconds = 0.1
 max_attempts = 3
-max_worker_losses = 100
+max_worker_losses = {max_worker_losses}
 retry_backoff_seconds = 0
 shutdown_grace_seconds = 0
 
@@ -102,7 +98,18 @@ tables = [
   {{ table = "orders", user_key = "customer_id" }},
   {{ table = "order_items", parent = "orders" }},
 ]
+"""
 
+
+def config_text(data_dir: Path, store: str) -> str:
+    """The shop (`shop_config`) on a small store pool, plus a PostgreSQL query that takes a
+    while."""
+    return f"""
+[store]
+pool_min_size = 1
+pool_max_size = 4
+pool_timeout = 10
+{shop_config(data_dir, workers=2, max_worker_losses=100)}
 [[sources.sql]]
 name = "crm"
 url = "{store}"
@@ -331,7 +338,7 @@ def test_a_worker_frozen_past_its_lease_at_any_step_never_publishes_nor_spoils(t
     data_dir = tmp_path / "data"
     prepare_demo(data_dir)
     config = tmp_path / "datapolicy.toml"
-    config.write_text(stepped_config(data_dir))
+    config.write_text(shop_config(data_dir, workers=len(STEPS)))
     exports = data_dir / "exports" / "frozen"
     api = start_service(data_dir, "--workers", "0", "--config", str(config))
     victim = stepped_worker(tmp_path / "victim", data_dir, config, freeze="1", hold="publish")
@@ -421,37 +428,6 @@ def test_a_worker_frozen_past_its_lease_at_any_step_never_publishes_nor_spoils(t
     completed = COMPLETED.findall((tmp_path / "successor" / "worker.log").read_text())
     assert sorted(completed) == sorted(ids)
     assert COMPLETED.findall(victim_log.read_text()) == []
-
-
-def stepped_config(data_dir: Path) -> str:
-    """The demo shop's directory and tables; a short lease, so that a frozen worker loses it
-    quickly."""
-    shop = f"sqlite:///{(data_dir / DEMO_DIR / 'shop.sqlite3').absolute()}"
-    return f"""
-[engine]
-workers = {len(STEPS)}
-lease_seconds = {LEASE_S}
-heartbeat_seconds = {LEASE_S / 5}
-poll_seconds = 0.1
-max_attempts = 3
-retry_backoff_seconds = 0
-shutdown_grace_seconds = 0
-
-[directory]
-url = "{shop}"
-table = "users"
-display_name_column = "display_name"
-mail_column = "mail"
-
-[[sources.sql]]
-name = "shop"
-url = "{shop}"
-tables = [
-  {{ table = "users", user_key = "id", exclude = ["password_hash"] }},
-  {{ table = "orders", user_key = "customer_id" }},
-  {{ table = "order_items", parent = "orders" }},
-]
-"""
 
 
 def manifest_of(package: Path) -> dict[str, object]:

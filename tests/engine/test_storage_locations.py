@@ -6,8 +6,6 @@ when the package is written (docs/security.md, "Where packages may go")."""
 from __future__ import annotations
 
 import os
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from datapolicy.model import OperationStatus
 from datapolicy.store import OperationStore
 from datapolicy.store.queue import OperationQueue
 from datapolicy.store.tables import operations
+from listeners import Listener, running_listener
 from packages import package_bytes
 
 SAS = "?sv=2023-01-03&sr=c&sp=cw&sig=c2VjcmV0"
@@ -42,30 +41,9 @@ ALLOWED_AZURE = ("allowed.example", "*.blob.core.windows.net", "*.internal", "*.
 ALLOWED_PRESIGNED = ("s3.allowed.example",)
 
 
-class Listener:
-    """A loopback TCP listener that counts connections: no refused location may reach it."""
-
-    def __init__(self) -> None:
-        self.socket = socket.create_server(("127.0.0.1", 0))
-        self.port = self.socket.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self.socket.accept()
-            except OSError:
-                return
-            self.connections += 1
-            connection.close()
-
-
 @pytest.fixture(scope="module")
 def listener() -> Iterator[Listener]:
-    running = Listener()
-    yield running
-    running.socket.close()
+    yield from running_listener()
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,15 @@ the lock is gone the same requests succeed and the trail verifies."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from conftest import TEST_STORE, Service, service_database, start_configured
-from databases import store_url
+from databases import holding_audit_lock, store_url
 from datapolicy.auth.keys import signing_key
 from datapolicy.demo import demo_user_id
 from datapolicy.engine import EXPORTS_DIR
@@ -49,23 +46,12 @@ def api(guarded: Service) -> Iterator[httpx.Client]:
 
 @contextmanager
 def holding_the_audit_lock(service: Service) -> Iterator[None]:
-    """Another session holds what every audit append must lock, until the block ends."""
+    """Another session holds what every audit append of `service` must lock, until the block
+    ends."""
     url = store_url(TEST_STORE, service.data_dir)
-    if url is None:
-        audit_file = service.data_dir / DATABASE_FILE.replace(".sqlite3", "-audit.sqlite3")
-        other = sqlite3.connect(audit_file, isolation_level=None)
-        try:
-            other.execute("BEGIN IMMEDIATE")
-            yield
-            other.execute("ROLLBACK")
-        finally:
-            other.close()
-        return
-    libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(libpq) as other:
-        other.execute("SELECT sequence FROM audit_head WHERE id = 1 FOR UPDATE").fetchall()
+    audit_file = service.data_dir / DATABASE_FILE.replace(".sqlite3", "-audit.sqlite3")
+    with holding_audit_lock(audit_file if url is None else url):
         yield
-        other.rollback()
 
 
 def assert_refused_promptly(response: httpx.Response, began: float) -> None:

@@ -9,7 +9,6 @@ connection, so no SAS, no `RequestInfo.json` and no package.
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from datapolicy.config import (
 )
 from datapolicy.engine.targets import StorageError, StorageLocationError, resolve_target
 from datapolicy.engine.targets.azure import AzureTarget
+from listeners import Listener, running_listener
 from packages import package_bytes
 
 # No operation store is involved: one pass of the suite is enough.
@@ -38,29 +38,10 @@ SAS = "sv=2023-01-03&sr=c&si=policy&sig=c2VjcmV0"  # permissions from a stored p
 QUICK = {"retry_delays": (), "connect_timeout": 5, "read_timeout": 5}
 
 
-class Elsewhere:
-    """A loopback listener that counts connections: where a redirect would lead."""
-
-    def __init__(self) -> None:
-        self.socket = socket.create_server(("127.0.0.1", 0))
-        self.port = self.socket.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self.socket.accept()
-            except OSError:
-                return
-            self.connections += 1
-            connection.close()
-
-
 class Redirecting(ThreadingHTTPServer):
     """Answers every request (body read first) with `status` and a Location elsewhere."""
 
-    def __init__(self, elsewhere: Elsewhere):
+    def __init__(self, elsewhere: Listener):
         self.status = 307
         self.requests = 0
         self.location = f"http://127.0.0.1:{elsewhere.port}/stolen"
@@ -91,14 +72,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def elsewhere() -> Iterator[Elsewhere]:
-    listener = Elsewhere()
-    yield listener
-    listener.socket.close()
+def elsewhere() -> Iterator[Listener]:
+    yield from running_listener()
 
 
 @pytest.fixture(scope="module")
-def server(elsewhere: Elsewhere) -> Iterator[Redirecting]:
+def server(elsewhere: Listener) -> Iterator[Redirecting]:
     running = Redirecting(elsewhere)
     threading.Thread(target=running.serve_forever, daemon=True).start()
     yield running
@@ -124,7 +103,7 @@ def write_package(target: object) -> None:
         raise
 
 
-def test_azure_does_not_follow_a_redirect(redirecting: Redirecting, elsewhere: Elsewhere):
+def test_azure_does_not_follow_a_redirect(redirecting: Redirecting, elsewhere: Listener):
     """azure-core's RedirectPolicy would follow a 307/308 for a PUT (and 301/302 for a GET) to
     any host and scheme; it is off, so the check and the upload fail saying why."""
     config = AzureStorageConfig(allowed_hosts=(redirecting.host,))
@@ -146,7 +125,7 @@ def test_azure_does_not_follow_a_redirect(redirecting: Redirecting, elsewhere: E
 # A 303 answer to a POST makes botocore fail before reading it (HTTPClientError), leaking the
 # socket: not followed either, but left out here, where a leaked socket fails the test.
 @pytest.mark.parametrize("redirecting", [301, 302, 307, 308], indirect=True)
-def test_s3_does_not_follow_a_redirect(redirecting: Redirecting, elsewhere: Elsewhere):
+def test_s3_does_not_follow_a_redirect(redirecting: Redirecting, elsewhere: Listener):
     """botocore sends each request once (urllib3 with redirects off); its S3 region redirector
     may re-sign for another region but never leaves the configured endpoint."""
     storage = StorageConfig(
@@ -172,7 +151,7 @@ def test_s3_does_not_follow_a_redirect(redirecting: Redirecting, elsewhere: Else
 
 
 def test_a_presigned_put_does_not_follow_a_redirect(
-    redirecting: Redirecting, elsewhere: Elsewhere, tmp_path: Path
+    redirecting: Redirecting, elsewhere: Listener, tmp_path: Path
 ):
     """The presigned PUT goes through botocore's URLLib3Session, which never follows one."""
     signed_at = datetime.now(UTC)
