@@ -38,6 +38,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Integer,
     MetaData,
+    String,
     Table,
     create_engine,
 )
@@ -45,7 +46,8 @@ from sqlalchemy.engine import Engine
 
 from conftest import TEST_STORE
 from databases import KINDS, scratch_database
-from datapolicy.config import SqlSourceConfig, TableConfig
+from datapolicy.config import DirectoryConfig, SqlSourceConfig, TableConfig
+from datapolicy.engine.directory import UserDirectory
 from datapolicy.engine.sources.base import RecordStream
 from datapolicy.engine.sources.sql import SqlSource
 
@@ -414,3 +416,48 @@ def test_a_composite_foreign_key_matches_on_all_its_columns(namespace):
     )
     assert [row["k1"] for row in reachable(scenario, 1)["reflected"]] == [11, 12]
     check(*namespace, scenario, (*PEOPLE, 99))
+
+
+IDS_THAT_DIFFER = ("ada", "ADA", "ada ", "Ada", "áda")  # one person each
+
+
+def test_a_person_s_id_matches_only_itself_byte_for_byte(namespace):
+    """On MariaDB a text column compares by its collation, by default without case, accents or
+    trailing spaces: the id `ADA` (or `ada `) selected `ada`'s rows. Each of these ids is a
+    person of their own, in the sources and in the directory, on every database."""
+    url, engine = namespace
+    metadata = MetaData()
+    notes = Table(
+        "exact_notes",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("owner", String(20)),
+    )
+    people = Table(
+        "exact_people",
+        metadata,
+        Column("number", Integer, primary_key=True, autoincrement=False),
+        Column("person", String(20)),
+    )
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        for number, person in enumerate(IDS_THAT_DIFFER):
+            connection.execute(notes.insert(), {"id": number, "owner": person})
+            connection.execute(people.insert(), {"number": number, "person": person})
+    source = SqlSource(
+        SqlSourceConfig(
+            name="notes", url=url, tables=(TableConfig(table="exact_notes", user_key="owner"),)
+        )
+    )
+    directory = UserDirectory(DirectoryConfig(url=url, table="exact_people", id_column="person"))
+    try:
+        for number, person in enumerate(IDS_THAT_DIFFER):
+            assert exported(source, person) == {"exact_notes": [{"id": number, "owner": person}]}
+            found = directory.get(person)
+            assert found is not None
+            assert found.id == person
+        assert exported(source, "ADA ") == {"exact_notes": []}
+        assert directory.get("ADA ") is None
+    finally:
+        source.close()
+        directory.close()

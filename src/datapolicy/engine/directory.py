@@ -25,6 +25,7 @@ from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from datapolicy.config import DirectoryConfig
 from datapolicy.engine.sources.base import SourceError
+from datapolicy.engine.sources.sqltypes import exactly_equal
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,10 @@ class UserDirectory:
             return None
         users = self._users()
         rows = self._run(
-            select(users).where(users.c.id == bindparam("user_id")), {"user_id": user_id}
+            select(users).where(
+                exactly_equal(users.c.id, bindparam("user_id", type_=String), self.engine.dialect)
+            ),
+            {"user_id": user_id},
         )
         return _user(rows[0]) if rows else None
 

@@ -251,7 +251,8 @@ class SqlSource(Source):
         config = self._by_name[name]
         if config.user_key is not None:
             column = table.c[config.user_key]
-            return column == bindparam("user_id", type_=column.type)
+            user_id = bindparam("user_id", type_=column.type)
+            return sqltypes.exactly_equal(column, user_id, self.engine.dialect)
         assert config.parent is not None
         parent = schema.tables[config.parent].alias()
         link = schema.links[name]

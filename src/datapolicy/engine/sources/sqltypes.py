@@ -14,6 +14,9 @@ sets every connection up so that no server setting changes a value. Dates and ti
 as PostgreSQL's `to_json` writes them, so that both PostgreSQL paths and every database agree.
 The JSON each value becomes is `jsonlines`'s job; the table of what every type becomes is in
 docs/package-format.md.
+
+Comparing is the same everywhere too: `exactly_equal` makes a person's id match only the id
+that is that person's, byte for byte, on MySQL/MariaDB as on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -35,10 +38,14 @@ from sqlalchemy import (
     DateTime,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
+    String,
     Table,
     Time,
+    and_,
+    cast,
     create_engine,
     event,
     text,
@@ -46,6 +53,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Dialect, Engine, Inspector
 from sqlalchemy.engine.interfaces import ReflectedColumn
+from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 
 from datapolicy.engine.sources.jsonlines import datetime_value, iso8601, json_document
@@ -53,6 +61,17 @@ from datapolicy.engine.sources.jsonlines import datetime_value, iso8601, json_do
 # MariaDB declares a JSON column as `LONGTEXT ... CHECK (json_valid(`name`))`.
 _JSON_VALID = re.compile(r"json_valid\(`((?:[^`]|``)+)`\)", re.IGNORECASE)
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def exactly_equal(column: Any, parameter: Any, dialect: Dialect) -> ColumnElement[bool]:
+    """`column = parameter`, and on MySQL/MariaDB for text also byte for byte: their default
+    collations (`utf8mb4_general_ci`, every `PAD SPACE` one) compare without case or accents
+    and ignore trailing spaces, so the id `ADA` or `ada ` would select `ada`'s rows. The plain
+    equality stays, so that an index on the column still finds the candidates."""
+    equal: ColumnElement[bool] = column == parameter
+    if dialect.name in ("mysql", "mariadb") and isinstance(column.type, String):
+        return and_(equal, cast(column, LargeBinary) == cast(parameter, LargeBinary))
+    return equal
 
 
 def reflecting_metadata() -> MetaData:
