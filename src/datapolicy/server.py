@@ -26,7 +26,7 @@ from prometheus_client import start_http_server
 from sqlalchemy.exc import SQLAlchemyError
 
 from datapolicy.auth.configure import validator_for
-from datapolicy.auth.keys import signing_key
+from datapolicy.auth.keys import audit_key
 from datapolicy.auth.permissions import SCENARIOS
 from datapolicy.config import Config
 from datapolicy.demo import prepare_demo
@@ -175,7 +175,7 @@ async def serve(settings: Settings) -> None:
     configure_tracing(config.tracing)
     validator = validator_for(config.auth, settings.data_dir)
     database = open_database(settings)
-    audit_log = open_audit_log(database, signing_key=signing_key(settings.data_dir))
+    audit_log = open_audit_log(database, signing_key=audit_key(settings.data_dir))
     store = OperationStore(database)
     default_location = str((settings.data_dir / EXPORTS_DIR).absolute())
     scenarios = (
@@ -270,7 +270,7 @@ def run_worker(settings: Settings, metrics_address: tuple[str, int] | None = Non
         host, port = metrics_address
         start_http_server(port, addr=host)
         logger.info("metrics on http://%s:%d/metrics", host, port)
-    audit_log = open_audit_log(database, signing_key=signing_key(settings.data_dir))
+    audit_log = open_audit_log(database, signing_key=audit_key(settings.data_dir))
     worker = start_worker(settings, database, config, audit_log)
 
     async def run() -> None:

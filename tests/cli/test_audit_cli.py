@@ -14,7 +14,7 @@ from commands import datapolicy
 from sqlalchemy import text
 
 from databases import SQLITE, store_url
-from datapolicy.auth.keys import signing_key
+from datapolicy.auth.keys import audit_key
 from datapolicy.settings import DATABASE_FILE
 from datapolicy.store.audit import AuditAction, AuditLog, open_audit_log
 from datapolicy.store.database import open_database
@@ -35,7 +35,7 @@ def trail(store_options: list[str], tmp_path: Path) -> Iterator[AuditLog]:
     url = store_options[3] if len(store_options) > 2 else f"sqlite:///{tmp_path / DATABASE_FILE}"
     database = open_database(url)
     database.migrate()
-    log = open_audit_log(database, signing_key=signing_key(tmp_path))
+    log = open_audit_log(database, signing_key=audit_key(tmp_path))
     log.record(AuditAction.OPERATION_STARTED, subject="alice", user_id="u1", operation_id="o1")
     log.record(AuditAction.OPERATION_READ, subject="bob", user_id="u1", operation_id="o1")
     log.record(AuditAction.OPERATION_DELETED, subject="alice", user_id="u2", operation_id="o2")

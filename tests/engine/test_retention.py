@@ -179,7 +179,7 @@ def test_a_presigned_url_package_is_recorded_as_not_deletable(database):
     exports = Exports(database, storage)
     operation, _ = exports.store.create("alice", url)
     queue = OperationQueue(database, exports.clock)
-    assert queue.claim(OWNER, timedelta(minutes=1), 1) is not None
+    assert queue.claim(OWNER, timedelta(minutes=1)) is not None
     assert queue.complete(operation.id, OWNER, lambda: "https://s3.allowed.example/bucket/key.zip")
     assert exports.sweep(RETENTION * 2) == 1
     assert exports.recorded(operation.id)[1] == "notDeletable"

@@ -262,7 +262,7 @@ def test_a_failure_after_worker_losses_lists_every_attempt(tmp_path, database, s
     operation, _ = store.create("someone", str(exports_dir(tmp_path)))
     ran_out = timedelta(seconds=-1)  # a lease already expired: its worker died at once
     for dead in ("dead-1", "dead-2"):
-        assert queue.claim(dead, ran_out, 1, max_worker_losses=5) is not None
+        assert queue.claim(dead, ran_out, max_worker_losses=5) is not None
     config = FAST.model_copy(update={"max_attempts": 1})
     worker = Worker(queue, ExportContext([broken], None, storage), config)
     assert worker.run_once()
@@ -282,7 +282,7 @@ def test_an_idle_worker_sweeps_what_dead_attempts_left(tmp_path, database, store
     queue = OperationQueue(database)
     held, _ = store.create(demo_user_id(3), "/x")
     gone, _ = store.create(demo_user_id(4), "/x")
-    job = queue.claim("alive", timedelta(minutes=5), 3)  # the oldest: `held`
+    job = queue.claim("alive", timedelta(minutes=5))  # the oldest: `held`
     assert job is not None
     assert job.operation.id == held.id
     deep = exports_dir(tmp_path) / "a" / "b"

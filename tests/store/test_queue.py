@@ -90,7 +90,7 @@ def test_a_claim_takes_the_oldest_and_starts_it(store, queue, clock):
     first = create(store, "a")
     clock.advance(timedelta(seconds=1))
     create(store, "b")
-    job = queue.claim("w1", LEASE, max_attempts=3)
+    job = queue.claim("w1", LEASE)
     assert job is not None
     assert (job.kind, job.operation.id, job.attempt) == (JobKind.EXPORT, first.id, 1)
     running = store.get(first.id)
@@ -99,7 +99,7 @@ def test_a_claim_takes_the_oldest_and_starts_it(store, queue, clock):
 
 def test_completion_publishes_and_records_the_outcome(store, queue):
     operation = create(store)
-    queue.claim("w1", LEASE, max_attempts=3)
+    queue.claim("w1", LEASE)
     assert queue.heartbeat(operation.id, "w1", LEASE, 40.0)
     assert queue.heartbeat(operation.id, "w1", LEASE, 30.0)  # progress never goes down
     assert store.get(operation.id).progress == 40.0
@@ -110,14 +110,14 @@ def test_completion_publishes_and_records_the_outcome(store, queue):
         100.0,
         START,
     )
-    assert queue.claim("w2", LEASE, max_attempts=3) is None
+    assert queue.claim("w2", LEASE) is None
 
 
 def test_a_worker_whose_lease_expired_cannot_complete_over_its_successor(store, queue, clock):
     operation = create(store)
-    assert queue.claim("old", LEASE, max_attempts=3) is not None
+    assert queue.claim("old", LEASE) is not None
     clock.advance(LEASE + timedelta(seconds=1))  # "old" stopped heartbeating
-    successor = queue.claim("new", LEASE, max_attempts=3)
+    successor = queue.claim("new", LEASE)
     assert successor is not None
     assert (successor.operation.id, successor.attempt) == (operation.id, 2)
     assert not queue.heartbeat(operation.id, "old", LEASE, 90.0)
@@ -135,19 +135,19 @@ def test_retries_wait_and_worker_losses_are_counted_apart_until_they_run_out(sto
     export's failure: it counts against `max_worker_losses`, whose last loss fails the operation
     with workerLost and the reason each attempt ended."""
     operation = create(store)
-    queue.claim("w1", LEASE, max_attempts=2, max_worker_losses=2)
+    queue.claim("w1", LEASE, max_worker_losses=2)
     queue.retry_later(operation.id, "w1", timedelta(seconds=10), OperationError("busy", "later"), 1)
-    assert queue.claim("w2", LEASE, max_attempts=2, max_worker_losses=2) is None  # not yet
+    assert queue.claim("w2", LEASE, max_worker_losses=2) is None  # not yet
     clock.advance(timedelta(seconds=10))
-    job = queue.claim("w2", LEASE, max_attempts=2, max_worker_losses=2)
+    job = queue.claim("w2", LEASE, max_worker_losses=2)
     assert job is not None
     assert (job.attempt, job.worker_losses) == (2, 0)
     clock.advance(LEASE + timedelta(seconds=1))  # w2 died holding it: a first loss
-    job = queue.claim("w3", LEASE, max_attempts=2, max_worker_losses=2)
+    job = queue.claim("w3", LEASE, max_worker_losses=2)
     assert job is not None
     assert (job.attempt, job.worker_losses, job.expired_owner) == (3, 1, "w2")
     clock.advance(LEASE + timedelta(seconds=1))  # w3 died too: the losses run out
-    assert queue.claim("w4", LEASE, max_attempts=2, max_worker_losses=2) is None
+    assert queue.claim("w4", LEASE, max_worker_losses=2) is None
     failed = store.get(operation.id)
     assert failed.status is OperationStatus.FAILED
     assert failed.error.code == "workerLost"
@@ -160,10 +160,10 @@ def test_retries_wait_and_worker_losses_are_counted_apart_until_they_run_out(sto
 
 def test_a_final_failure_quotes_every_attempt_s_reason(store, queue, clock):
     operation = create(store)
-    queue.claim("w1", LEASE, max_attempts=3)
+    queue.claim("w1", LEASE)
     queue.retry_later(operation.id, "w1", timedelta(0), OperationError("sourceError", "down"), 1)
     clock.advance(timedelta(seconds=1))
-    queue.claim("w2", LEASE, max_attempts=3)
+    queue.claim("w2", LEASE)
     queue.fail(operation.id, "w2", OperationError("storageError", "full"), 2, with_history=True)
     assert store.get(operation.id).error == OperationError(
         "storageError", "full (gave up after 2 attempts: attempt 1: sourceError: down)"
@@ -172,12 +172,12 @@ def test_a_final_failure_quotes_every_attempt_s_reason(store, queue, clock):
 
 def test_deleting_a_running_export_makes_a_cleanup_job(store, queue):
     operation = create(store)
-    queue.claim("w1", LEASE, max_attempts=3)
+    queue.claim("w1", LEASE)
     store.delete(operation.id, lambda op: True)
     assert not queue.heartbeat(operation.id, "w1", LEASE, 50.0)  # stop
     assert queue.deletion_requested(operation.id)
     queue.release(operation.id, "w1")
-    job = queue.claim("w2", LEASE, max_attempts=3)
+    job = queue.claim("w2", LEASE)
     assert job is not None
     assert job.kind is JobKind.CLEANUP
     queue.purge(operation.id, "w2")
@@ -198,7 +198,7 @@ def test_concurrent_workers_never_claim_the_same_operation(store, clock, other_c
     def work(index: int) -> None:
         queue = OperationQueue(other_connections(), clock)
         start.wait()
-        while (job := queue.claim(f"w{index}", LEASE, max_attempts=3)) is not None:
+        while (job := queue.claim(f"w{index}", LEASE)) is not None:
             with lock:
                 claimed.append(job.operation.id)
 
@@ -211,7 +211,7 @@ def test_concurrent_workers_never_claim_the_same_operation(store, clock, other_c
 def test_expired_leases_are_taken_over_once(store, queue, clock, other_connections):
     """Workers racing for operations whose worker died: each is taken over by one of them."""
     created = [create(store, f"u{n}").id for n in range(40)]
-    while queue.claim("dead", LEASE, max_attempts=3) is not None:
+    while queue.claim("dead", LEASE) is not None:
         pass
     clock.advance(LEASE + timedelta(seconds=1))
     takeovers: list[tuple[str, str]] = []
@@ -221,7 +221,7 @@ def test_expired_leases_are_taken_over_once(store, queue, clock, other_connectio
     def work(index: int) -> None:
         successor = OperationQueue(other_connections(), clock)
         start.wait()
-        while (job := successor.claim(f"w{index}", LEASE, max_attempts=3)) is not None:
+        while (job := successor.claim(f"w{index}", LEASE)) is not None:
             with lock:
                 takeovers.append((job.operation.id, f"w{index}"))
 
@@ -237,7 +237,7 @@ def test_a_completion_in_progress_is_not_taken_over(store, queue, clock, other_c
     """A worker publishes (inside its completing transaction) just as its lease runs out: a
     successor's claim must not take the operation while the package appears."""
     operation = create(store)
-    queue.claim("slow", LEASE, max_attempts=3)
+    queue.claim("slow", LEASE)
     clock.advance(LEASE + timedelta(seconds=1))
     publishing = threading.Event()
     successor = OperationQueue(other_connections(), clock)
@@ -250,7 +250,7 @@ def test_a_completion_in_progress_is_not_taken_over(store, queue, clock, other_c
     with ThreadPoolExecutor(1) as pool:
         completed = pool.submit(queue.complete, operation.id, "slow", publish)
         assert publishing.wait(10)
-        assert successor.claim("next", LEASE, max_attempts=3) is None
+        assert successor.claim("next", LEASE) is None
         assert completed.result()
     assert store.get(operation.id).status is OperationStatus.COMPLETE
 
@@ -311,7 +311,7 @@ def test_a_delete_racing_a_claim_leaves_no_export_behind(store, clock, other_con
 
         def claim(start: threading.Barrier = start) -> Job | None:
             start.wait()
-            return worker.claim("w", LEASE, max_attempts=3)
+            return worker.claim("w", LEASE)
 
         with ThreadPoolExecutor(2) as pool:
             deleted, claimed = pool.submit(delete), pool.submit(claim)
@@ -322,7 +322,7 @@ def test_a_delete_racing_a_claim_leaves_no_export_behind(store, clock, other_con
             assert not worker.heartbeat(operation.id, "w", LEASE, 1.0)  # told to stop
             assert worker.deletion_requested(operation.id)
             worker.release(operation.id, "w")
-            cleanup = worker.claim("w", LEASE, max_attempts=3)
+            cleanup = worker.claim("w", LEASE)
             assert cleanup is not None
             assert cleanup.kind is JobKind.CLEANUP
             worker.purge(operation.id, "w")
@@ -346,7 +346,7 @@ def test_on_postgresql_a_claim_skips_a_locked_row_instead_of_waiting(store, queu
         held = pool.submit(hold_the_row)
         assert holding.wait(10)
         began = time.monotonic()
-        job = queue.claim("w1", LEASE, max_attempts=3)
+        job = queue.claim("w1", LEASE)
         waited = time.monotonic() - began
         release.set()
         held.result()

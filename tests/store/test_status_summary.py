@@ -37,7 +37,7 @@ def test_counts_by_status_and_the_oldest_submission_of_each(database: Database):
         store.create(f"user-{minute}", "/exports")
     assert store.status_summary() == {OperationStatus.NOT_STARTED: (3, START)}
 
-    assert queue.claim("worker-a", LEASE, max_attempts=3) is not None
+    assert queue.claim("worker-a", LEASE) is not None
     assert store.status_summary() == {
         OperationStatus.NOT_STARTED: (2, START + timedelta(minutes=1)),
         OperationStatus.RUNNING: (1, START),
@@ -51,11 +51,11 @@ def test_a_claim_names_the_owner_whose_lease_expired(database: Database):
     store = OperationStore(database, clock)
     queue = OperationQueue(database, clock)
     store.create("user", "/exports")
-    first = queue.claim("worker-a", LEASE, max_attempts=3)
+    first = queue.claim("worker-a", LEASE)
     assert first is not None
     assert first.expired_owner is None
     clock.now += LEASE + timedelta(seconds=1)
-    second = queue.claim("worker-b", LEASE, max_attempts=3)
+    second = queue.claim("worker-b", LEASE)
     assert second is not None
     assert second.expired_owner == "worker-a"
 

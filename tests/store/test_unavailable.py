@@ -33,7 +33,7 @@ def test_postgresql_that_cannot_be_reached_is_unavailable_for_reads_and_writes()
         with pytest.raises(Unavailable):
             store.create("someone", "/exports")
         with pytest.raises(Unavailable):
-            OperationQueue(db).claim("worker", timedelta(seconds=5), 3)
+            OperationQueue(db).claim("worker", timedelta(seconds=5))
     finally:
         db.close()
 

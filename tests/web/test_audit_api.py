@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from conftest import Service, service_database, start_configured, token_for, wait_for
-from datapolicy.auth.keys import signing_key
+from datapolicy.auth.keys import audit_key
 from datapolicy.auth.permissions import READ_USERS
 from datapolicy.demo import demo_user_id
 from datapolicy.engine import EXPORTS_DIR
@@ -46,7 +46,7 @@ def trail(audited: Service) -> Iterator[AuditLog]:
     """The service's audit trail, read as `datapolicy audit` reads it (with the data
     directory's key, which checks the head's signed checkpoint)."""
     with service_database(audited.data_dir) as database:
-        log = open_audit_log(database, signing_key=signing_key(audited.data_dir))
+        log = open_audit_log(database, signing_key=audit_key(audited.data_dir))
         yield log
         log.close()
 
@@ -113,8 +113,18 @@ def test_a_repeated_start_is_recorded_as_a_read(api, trail):
     assert actions(of_request(trail, again)) == ["operation.read"]
 
 
-def test_every_get_by_id_is_a_read_from_the_cache_or_not(api, trail):
+def test_every_get_by_id_is_a_read_from_the_cache_or_not(api, audited, trail):
+    """Read once the export is complete, so that no worker changes the operation (and its
+    ETag) between the reads; a start first empties the read cache (any commit does), so the
+    fast path is read from the store once and then from the cache."""
     operation_id = start(api).json()["id"]
+    wait_for(
+        "the export to complete",
+        lambda: api.get(f"/dataPolicyOperations/{operation_id}").json()["status"] == "complete",
+        60,
+        audited.log.read_text,
+    )
+    start(api)
     responses = [
         api.get(f"/dataPolicyOperations/{operation_id}"),  # the fast path, a cache miss
         api.get(f"/dataPolicyOperations/{operation_id}"),  # the fast path, a cache hit

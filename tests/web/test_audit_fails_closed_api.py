@@ -16,7 +16,7 @@ import pytest
 
 from conftest import TEST_STORE, Service, service_database, start_configured
 from databases import holding_audit_lock, store_url
-from datapolicy.auth.keys import signing_key
+from datapolicy.auth.keys import audit_key
 from datapolicy.demo import demo_user_id
 from datapolicy.engine import EXPORTS_DIR
 from datapolicy.settings import DATABASE_FILE
@@ -100,7 +100,7 @@ def test_a_delete_the_trail_cannot_record_is_refused_and_deletes_nothing(api, gu
     assert api.delete(f"/dataPolicyOperations/{operation_id}").status_code == 204
     assert api.get(f"/dataPolicyOperations/{operation_id}").status_code == 404
     with service_database(guarded.data_dir) as database:
-        log = open_audit_log(database, signing_key=signing_key(guarded.data_dir))
+        log = open_audit_log(database, signing_key=audit_key(guarded.data_dir))
         try:
             deleted = log.entries(
                 AuditFilter(operation_id=operation_id, action=AuditAction.OPERATION_DELETED)

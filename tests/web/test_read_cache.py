@@ -123,7 +123,7 @@ def test_a_worker_s_progress_is_seen_by_the_next_read(tmp_path):
             assert cached(client, operation["id"])["status"] == "notStarted"
             database = stack.enter_context(service_database(service.data_dir))
             queue = OperationQueue(database)
-            job = queue.claim("test-worker", timedelta(minutes=1), max_attempts=3)
+            job = queue.claim("test-worker", timedelta(minutes=1))
             assert job is not None
             assert job.operation.id == operation["id"]
             assert read(client, operation["id"]).json()["status"] == "running"

@@ -36,6 +36,10 @@ from datapolicy.errors import Unavailable
 logger = logging.getLogger(__name__)
 
 SIGNING_KEY_FILE = "signing-key.jwk"
+# The audit trail's checkpoints are signed with a key of their own (store/audit.py): a service
+# that takes an identity provider's tokens has no token-signing key, and one who may mint tokens
+# need not be one who may vouch for the trail.
+AUDIT_KEY_FILE = "audit-key.jwk"
 SIGNING_ALGORITHM = "ES256"
 _KEY_TYPES = ("RSA", "EC")
 _MAX_JWKS_BYTES = 1 << 20
@@ -58,20 +62,26 @@ class LocalKeys:
         return self._keys
 
 
-def signing_key(data_dir: Path) -> ECKey:
-    """The service's signing key in `data_dir`, made (P-256, mode 0600) if there is none yet.
+def audit_key(data_dir: Path) -> ECKey:
+    """The key that signs the audit trail's checkpoints, made like the signing key."""
+    return signing_key(data_dir, AUDIT_KEY_FILE)
+
+
+def signing_key(data_dir: Path, name: str = SIGNING_KEY_FILE) -> ECKey:
+    """The service's signing key in `data_dir` (or the key in file `name` there), made (P-256,
+    mode 0600) if there is none yet.
 
     Several processes may start on one data directory at once: the key is written to a private
     temporary file and linked into place, which fails if another process got there first, so
     every process ends up with the same key and no one reads a half-written file.
     """
-    path = data_dir / SIGNING_KEY_FILE
+    path = data_dir / name
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         key = ECKey.generate_key(
             "P-256", parameters={"alg": SIGNING_ALGORITHM, "use": "sig"}, auto_kid=True
         )
-        temporary = data_dir / f".{SIGNING_KEY_FILE}.{uuid.uuid4().hex}"
+        temporary = data_dir / f".{name}.{uuid.uuid4().hex}"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.fchmod(descriptor, 0o600)  # whatever the umask
@@ -80,7 +90,7 @@ def signing_key(data_dir: Path) -> ECKey:
                 file.flush()
                 os.fsync(file.fileno())
             os.link(temporary, path)
-            logger.info("created the token signing key %s", path)
+            logger.info("created the signing key %s", path)
         except FileExistsError:
             pass
         finally:

@@ -31,13 +31,13 @@ def _opened(
     data_dir: Path | None, config_file: Path | None, database: str | None
 ) -> Iterator[AuditLog]:
     """The audit trail of the store the options name (migrated, as every process does)."""
-    from datapolicy.auth.keys import signing_key
+    from datapolicy.auth.keys import audit_key
     from datapolicy.server import open_database
     from datapolicy.store.audit import open_audit_log
 
     settings = load_settings(config_file, data_dir=data_dir, database=database)
     try:
-        key = signing_key(settings.data_dir)  # the checkpoint's (store/audit.py)
+        key = audit_key(settings.data_dir)  # the checkpoint's (store/audit.py)
         store = open_database(settings)
     except Unavailable as exc:
         raise click.ClickException(exc.message) from None

@@ -182,7 +182,6 @@ class Worker:
         job = self.queue.claim(
             owner,
             self.lease,
-            self.config.max_attempts,
             only=self.control.claimable(),
             max_worker_losses=self.config.max_worker_losses,
         )

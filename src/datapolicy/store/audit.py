@@ -18,14 +18,15 @@ field, deleting, inserting or reordering entries or blocks breaks a link that `v
 and it names the first entry of the first broken link.
 
 The head is anchored: every append also writes `audit_checkpoint`, the head's sequence and hash
-signed with the service's ES256 key (auth/keys.py; a JWS, joserfc), in the same transaction.
+signed with the service's ES256 audit key (`audit-key.jwk`, auth/keys.py; a JWS, joserfc), in
+the same transaction.
 Whoever deletes the last entries and moves the head back (the triggers below are no obstacle
 to the database's owner) cannot sign the shorter chain's head without the key, which lives in
 the data directory, not in the database: `verify` checks the signature with the service's key
 and that the chain ends where the checkpoint says. (A checkpoint copied earlier can be put back
 with a chain cut back to it; and whoever also holds the key can rewrite everything: compare the
 head `verify` reports with a copy kept elsewhere to catch those.) Every process appending to one
-trail must hold the same key (they share the data directory, or a copy of `signing-key.jwk`).
+trail must hold the same key (they share the data directory, or a copy of `audit-key.jwk`).
 
 Appends are serialised on the head row: the appending transaction locks it (`FOR UPDATE` on
 PostgreSQL, where several processes append; on SQLite `BEGIN IMMEDIATE` already holds the write
@@ -691,7 +692,7 @@ class AuditLog:
         except (JoseError, ValueError) as exc:
             return count, (
                 f"the chain's checkpoint is not signed by this service's key ({exc}; the key "
-                "checked is the data directory's signing-key.jwk)"
+                "checked is the data directory's audit-key.jwk)"
             )
         if signed.payload != checkpoint_payload(sequence, digest):
             return count, "the chain's checkpoint was changed after it was signed"

@@ -84,7 +84,6 @@ class OperationQueue:
         self,
         owner: str,
         lease: timedelta,
-        max_attempts: int,
         only: Collection[str] | None = None,
         *,
         max_worker_losses: int | None = None,
@@ -96,8 +95,7 @@ class OperationQueue:
         Taking over an expired lease counts a worker loss (not a failure of the export: those
         the worker counts against `max_attempts` when they happen); the loss that reaches
         `max_worker_losses` (None: no limit) fails the operation instead, with `workerLost` and
-        the history of its attempts. `max_attempts` is kept for callers that pass it
-        positionally; claims no longer consult it.
+        the history of its attempts.
 
         The oldest claimable row is selected `FOR UPDATE SKIP LOCKED` and written in the same
         transaction. Here the databases differ, and the one statement means the right thing on
