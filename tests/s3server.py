@@ -46,6 +46,10 @@ def weed_binary() -> str:
     return binary
 
 
+class PortTaken(RuntimeError):
+    """weed could not bind a port it was given."""
+
+
 @dataclass
 class SeaweedS3:
     directory: Path  # data, logs and the identity file: kept across a restart
@@ -58,6 +62,20 @@ class SeaweedS3:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> SeaweedS3:
+        """Start the server; on its first start, on other free ports if one it was given was
+        taken meanwhile (by a test in another process) before weed could bind it. A restart
+        keeps its ports: clients know them."""
+        first = self.process is None
+        for _ in range(2):
+            try:
+                return self._launch()
+            except PortTaken:
+                if not first:
+                    raise
+                self.port, self.ports = free_port(), {}
+        return self._launch()
+
+    def _launch(self) -> SeaweedS3:
         binary = weed_binary()
         data = self.directory / "data"
         data.mkdir(parents=True, exist_ok=True)
@@ -104,7 +122,9 @@ class SeaweedS3:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"weed exited with {self.process.returncode}:\n{self.logs()}")
+                logs = self.logs()
+                failure = PortTaken if "address already in use" in logs else RuntimeError
+                raise failure(f"weed exited with {self.process.returncode}:\n{logs}")
             try:
                 self.admin().list_buckets()
                 return self
