@@ -377,6 +377,9 @@ class StoreConfig(_Strict):
     statement_timeout: float = Field(default=30, gt=0)  # PostgreSQL: seconds per statement
     # PostgreSQL: seconds a session may sit idle inside a transaction before the server ends it
     idle_in_transaction_timeout: float = Field(default=60, gt=0)
+    # PostgreSQL: the same for a transaction holding the audit trail's head (which every change
+    # needs), below lock_timeout so that waiters outlast a frozen holder; default min(2, lock/2)
+    audit_idle_timeout: float | None = Field(default=None, gt=0)
 
     def __repr__(self) -> str:  # never print the password
         return f"StoreConfig(pool_min_size={self.pool_min_size}, ...)"
@@ -388,7 +391,17 @@ class StoreConfig(_Strict):
             lock=self.lock_timeout,
             statement=self.statement_timeout,
             idle_in_transaction=self.idle_in_transaction_timeout,
+            audit_idle=self.audit_idle_timeout,
         )
+
+    @model_validator(mode="after")
+    def _audit_idle_below_lock(self) -> Self:
+        if self.audit_idle_timeout is not None and self.audit_idle_timeout >= self.lock_timeout:
+            raise ValueError(
+                "'audit_idle_timeout' must be below 'lock_timeout': a change waiting for the "
+                "audit trail's head must outlast a frozen process holding it"
+            )
+        return self
 
     @field_validator("url")
     @classmethod
