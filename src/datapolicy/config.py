@@ -91,11 +91,13 @@ class ServerConfig(_Strict):
     # the listener closes (Settings.drain_seconds: 5, or 0 under --demo, when not set).
     shutdown_drain_seconds: float | None = Field(default=None, ge=0, le=300)
     trusted_proxies: list[IPvAnyNetwork] = []
+    # `/readyz` is 503 while a local storage root has less free (web/health.py); 0: not checked
+    readiness_min_free_bytes: int = Field(default=1 << 20, ge=0)
 
     @property
     def options(self) -> dict[str, Any]:
         """The values that stand for `serve`'s command-line options, where set."""
-        values = self.model_dump(exclude={"trusted_proxies"})
+        values = self.model_dump(exclude={"trusted_proxies", "readiness_min_free_bytes"})
         return {name: value for name, value in values.items() if value is not None}
 
 
