@@ -175,3 +175,16 @@ def test_composite_link_mistakes_name_the_line_and_key(tmp_path: Path, keys: str
         parse_config(text, path)
     assert str(raised.value).startswith(str(path))
     assert expected in str(raised.value)
+
+
+def test_the_audit_idle_timeout_is_below_the_lock_timeout(tmp_path: Path):
+    """A change waiting for the audit trail's head must outlast a frozen holder of it: an
+    explicit `audit_idle_timeout` at or above `lock_timeout` is refused; unset, it is derived
+    (half the lock timeout, at most 2 s)."""
+    with pytest.raises(ConfigError, match="'audit_idle_timeout' must be below 'lock_timeout'"):
+        parse_config("[store]\nlock_timeout = 2\naudit_idle_timeout = 2\n", tmp_path / "c.toml")
+    assert parse_config("", tmp_path / "c.toml").store.timeouts().audit_idle_seconds == 2
+    short = parse_config("[store]\nlock_timeout = 1\n", tmp_path / "c.toml").store.timeouts()
+    assert short.audit_idle_seconds == 0.5
+    explicit = "[store]\naudit_idle_timeout = 0.25\n"
+    assert parse_config(explicit, tmp_path / "c.toml").store.timeouts().audit_idle_seconds == 0.25

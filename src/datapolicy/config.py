@@ -91,11 +91,13 @@ class ServerConfig(_Strict):
     # the listener closes (Settings.drain_seconds: 5, or 0 under --demo, when not set).
     shutdown_drain_seconds: float | None = Field(default=None, ge=0, le=300)
     trusted_proxies: list[IPvAnyNetwork] = []
+    # `/readyz` is 503 while a local storage root has less free (web/health.py); 0: not checked
+    readiness_min_free_bytes: int = Field(default=1 << 20, ge=0)
 
     @property
     def options(self) -> dict[str, Any]:
         """The values that stand for `serve`'s command-line options, where set."""
-        values = self.model_dump(exclude={"trusted_proxies"})
+        values = self.model_dump(exclude={"trusted_proxies", "readiness_min_free_bytes"})
         return {name: value for name, value in values.items() if value is not None}
 
 
@@ -377,6 +379,9 @@ class StoreConfig(_Strict):
     statement_timeout: float = Field(default=30, gt=0)  # PostgreSQL: seconds per statement
     # PostgreSQL: seconds a session may sit idle inside a transaction before the server ends it
     idle_in_transaction_timeout: float = Field(default=60, gt=0)
+    # PostgreSQL: the same for a transaction holding the audit trail's head (which every change
+    # needs), below lock_timeout so that waiters outlast a frozen holder; default min(2, lock/2)
+    audit_idle_timeout: float | None = Field(default=None, gt=0)
 
     def __repr__(self) -> str:  # never print the password
         return f"StoreConfig(pool_min_size={self.pool_min_size}, ...)"
@@ -388,7 +393,17 @@ class StoreConfig(_Strict):
             lock=self.lock_timeout,
             statement=self.statement_timeout,
             idle_in_transaction=self.idle_in_transaction_timeout,
+            audit_idle=self.audit_idle_timeout,
         )
+
+    @model_validator(mode="after")
+    def _audit_idle_below_lock(self) -> Self:
+        if self.audit_idle_timeout is not None and self.audit_idle_timeout >= self.lock_timeout:
+            raise ValueError(
+                "'audit_idle_timeout' must be below 'lock_timeout': a change waiting for the "
+                "audit trail's head must outlast a frozen process holding it"
+            )
+        return self
 
     @field_validator("url")
     @classmethod

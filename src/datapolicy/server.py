@@ -216,6 +216,7 @@ async def serve(settings: Settings) -> None:
             profile=settings.profile,
             trusted_proxies=[*config.server.trusted_proxies, *config.audit.trusted_proxies],
             draining=draining,
+            readiness_min_free_bytes=config.server.readiness_min_free_bytes,
         ),
         address=settings.host,
         port=settings.port,

@@ -170,6 +170,47 @@ def test_a_session_frozen_inside_an_append_is_ended_and_its_lock_released(
         assert log.verify().entries == 1
 
 
+@pytest.mark.parametrize("store_kind", [POSTGRESQL])  # SQLite has no sessions to end
+def test_a_change_frozen_after_its_append_loses_the_head_and_its_waiter_succeeds(
+    store_kind: str, tmp_path: Path
+):
+    """A start whose transaction holds the head and then goes quiet (its process paused
+    between its append and its commit) is ended after `audit_idle` (0.5 s here), not after the
+    session's idle timeout (60 s): a start waiting for the head (up to `lock`, 5 s) gets it and
+    succeeds instead of failing. The paused start fails as an outage and leaves nothing."""
+    timeouts = Timeouts(lock=5, idle_in_transaction=60, audit_idle=0.5)
+    with store_database(store_kind, tmp_path, timeouts) as database:
+        log = open_audit_log(database)
+        store = OperationStore(database)
+        started = recorder(log, AuditAction.OPERATION_STARTED)
+        frozen = threading.Event()
+
+        def append_and_pause(transaction: Transaction, operation: Operation) -> None:
+            started(transaction, operation)
+            frozen.set()
+            time.sleep(2)  # holding the head, past audit_idle
+
+        def paused_start() -> None:
+            with pytest.raises(Unavailable):
+                store.create("paused", "/exports", None, append_and_pause)
+
+        thread = threading.Thread(target=paused_start)
+        thread.start()
+        try:
+            assert frozen.wait(10)
+            began = time.monotonic()
+            waiter, _ = store.create("waiter", "/exports", None, started)
+            waited = time.monotonic() - began
+        finally:
+            thread.join()
+        assert 0.2 < waited < 1.9  # it did wait for the head, and only until the server ended it
+        everyone = store.list(QueryOptions(top=10)).items
+        assert [operation.user_id for operation in everyone] == ["waiter"]
+        assert [entry.record.operation_id for entry in log.entries()] == [waiter.id]
+        assert log.verify().ok
+        log.close()
+
+
 def fill_until_full(log: AuditLog) -> None:
     """Append entries, smaller and smaller, until not even a small one fits."""
     for size in (10_000, 1_000, 100, 1):

@@ -1,20 +1,26 @@
 """`/healthz` and `/readyz` at the server root: public, cheap, and 503 naming what is not ready
-(without its paths or URLs) when the operation store or the exports directory fails, or while
+(without its paths or URLs) when the operation store or the exports directory fails, a storage
+root is full (free space from an injected `statvfs`), or while
 the process drains after SIGTERM (every other route still served until the drain is over)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from starlette.responses import PlainTextResponse
 
 from conftest import TEST_STORE, Service, start_service, wait_for
 from datapolicy.settings import DATABASE_FILE
+from datapolicy.store import OperationStore, SQLiteDatabase
+from datapolicy.web.health import HealthChecks, Readiness
 
 
 @pytest.fixture
@@ -149,3 +155,61 @@ def test_after_the_drain_the_process_stops_by_itself(tmp_path: Path):
         assert time.monotonic() - signalled >= 1
     finally:
         running.stop()
+
+
+class Disks:
+    """`os.statvfs` for the readiness check, with the free space of chosen paths made up:
+    the check is tested without filling a disk."""
+
+    def __init__(self, free: dict[Path, int]):
+        self.free = free
+
+    def __call__(self, path: Path) -> os.statvfs_result:
+        real = os.statvfs(path)
+        if path not in self.free:
+            return real
+        fields = list(real)
+        fields[0], fields[1], fields[4] = (
+            4096,
+            4096,
+            self.free[path] // 4096,
+        )  # bsize, frsize, bavail
+        return os.statvfs_result(fields)
+
+
+async def test_readyz_is_503_naming_each_full_storage_root_by_its_place_not_its_path(
+    tmp_path: Path,
+):
+    database = SQLiteDatabase(tmp_path / "store.sqlite3")  # the store is not what is tested
+    database.migrate()
+    exports, first, second = (tmp_path / name for name in ("exports", "first", "second"))
+    for directory in (exports, first, second):
+        directory.mkdir()
+    disks = Disks({})
+    readiness = Readiness(
+        OperationStore(database),
+        exports,
+        roots=(first, second, exports),  # the exports directory is a root too: checked once
+        min_free_bytes=1 << 20,
+        statvfs=disks,
+    )
+    app = HealthChecks(PlainTextResponse("served"), readiness, threading.Event())
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            assert (await http.get("/readyz")).status_code == 200
+            disks.free = {second: 4096 * 255, exports: 0}  # under 1 MiB; nothing
+            full = await http.get("/readyz")
+            assert full.status_code == 503
+            details = full.json()["error"]["details"]
+            assert [(d["target"], d["message"]) for d in details] == [
+                ("storage", "The exports directory is full."),
+                ("storage", "Local storage root 2 of [storage.local] roots is full."),
+            ]
+            assert str(tmp_path) not in full.text
+            disks.free = {second: 1 << 20}  # exactly the threshold: enough
+            assert (await http.get("/readyz")).status_code == 200
+            other = await http.get("/v1.0/dataPolicyOperations")
+            assert other.text == "served"
+    finally:
+        database.close()

@@ -47,7 +47,12 @@ SQLite, whose trail is a file of its own, the entry is committed inside the stor
 just before it (the store's write lock is held throughout, so no other change comes between).
 An entry that cannot be written raises `AuditUnavailable` (a 503 with Retry-After) and the change
 is rolled back. The head's lock is taken last and held for a few statements only, never across
-anything that can stall; a lock wait is bounded by `[store] lock_timeout` (store/database.py).
+anything that can stall (every caller appends as the last step of its transaction). A process
+frozen while holding it (SIGSTOP, a VM pause) loses it on PostgreSQL after `[store]
+audit_idle_timeout` (2 s): the appending transaction lowers its own idle timeout before locking
+the head, so the server ends the frozen session, and a waiter, which waits up to the longer
+`[store] lock_timeout`, then gets the lock and succeeds (store/database.py). On SQLite a frozen
+holder keeps the file's write lock until it resumes or exits: writes fail with 503 meanwhile.
 
 `AuditLog.record` appends at once (mutations: the entry is committed before the response is
 sent); `AuditBuffer` collects entries (reads and lists, the hot path) and appends them as blocks
@@ -493,7 +498,9 @@ class AuditLog:
         return block
 
     def _locked_head(self, transaction: Transaction) -> tuple[int, str]:
-        """The head's sequence and hash, locked until the transaction ends (see the module)."""
+        """The head's sequence and hash, locked until the transaction ends (see the module),
+        with the transaction's idle time bounded from here on (`Database.limit_idle`)."""
+        self.database.limit_idle(transaction)
         head = transaction.fetch_one(_HEAD.with_for_update())
         if head is None:
             raise RuntimeError("the audit log has no head row: is it migrated?")

@@ -33,7 +33,11 @@ What differs, and is decided here once:
   stall the others through a lock it holds: every PostgreSQL connection of the pool runs with
   `lock_timeout`, `statement_timeout` and `idle_in_transaction_session_timeout` (`Timeouts`,
   `[store]` in docs/configuration.md), so a waiter gives up with a 503 and the server ends the
-  stalled session, releasing its locks. SQLite waits `lock_timeout` for its write lock.
+  stalled session, releasing its locks. A transaction that locks the lock every writer needs,
+  the audit trail's head, first lowers its own idle timeout to `audit_idle_timeout` (2 s,
+  `limit_idle`), below `lock_timeout`: a waiter outlasts a frozen holder and then succeeds.
+  SQLite waits `lock_timeout` for its write lock; a process frozen while holding it keeps it
+  until it resumes or exits (no server can end it), so writes fail with 503 meanwhile.
 - **Files.** A SQLite file (and so its `-wal` and `-shm` files, which SQLite creates with the
   database file's mode) is owner-only, 0600, in a directory made 0700, whatever the umask.
 
@@ -97,11 +101,21 @@ class Timeouts:
     transaction before ending it (`idle_in_transaction_session_timeout`): a frozen process's
     locks are released after that. The defaults stay far above what a healthy statement or
     transaction takes (milliseconds; publishing a package inside the completing transaction,
-    seconds) and far below what a client waits."""
+    seconds) and far below what a client waits. `audit_idle`: the same, from the moment a
+    transaction locks the audit trail's head (`Database.limit_idle`), which every change in
+    every process needs: an appending transaction only runs a few statements and commits, so
+    it is never legitimately idle for long, and a frozen appender must release the head before
+    its waiters' `lock` runs out (they then wait and succeed instead of failing). None: half
+    of `lock`, at most 2 s."""
 
     lock: float = 5.0
     statement: float = 30.0
     idle_in_transaction: float = 60.0
+    audit_idle: float | None = None
+
+    @property
+    def audit_idle_seconds(self) -> float:
+        return self.audit_idle if self.audit_idle is not None else min(2.0, self.lock / 2)
 
     def postgresql_settings(self) -> dict[str, str]:
         """The session settings, in milliseconds as PostgreSQL reads a bare number."""
@@ -219,6 +233,14 @@ class Database(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @abstractmethod
+    def limit_idle(self, transaction: Transaction) -> None:
+        """For the rest of `transaction`, end it (and the session) if it sits idle longer than
+        `timeouts.audit_idle_seconds`: called before taking a lock that every writer needs (the
+        audit trail's head), so that a process frozen while holding it holds up the others for
+        that long at most. PostgreSQL only: SQLite's locks are the file's, held by the process
+        until it resumes or exits, and nothing can take them away (docs/security.md)."""
 
     @abstractmethod
     def ping(self, timeout: float) -> None:
@@ -381,6 +403,10 @@ class SQLiteDatabase(Database):
         finally:
             connection.close()
 
+    def limit_idle(self, transaction: Transaction) -> None:
+        """Nothing can: the write lock is the file's, held by the process until it resumes or
+        exits."""
+
     def ping_writable(self, timeout: float, lock: str | None = None) -> None:
         """SQLite's write lock, on a new connection (as `ping`); `lock` is not needed: the
         database's write lock is the only lock."""
@@ -532,6 +558,15 @@ class PostgreSQLDatabase(Database):
                     if retried or not connection.broken:
                         raise
             retried = True
+
+    def limit_idle(self, transaction: Transaction) -> None:
+        """`SET LOCAL idle_in_transaction_session_timeout`: the server ends a session frozen
+        past it, which releases its locks (it cannot end one frozen inside a statement:
+        `statement_timeout` bounds that)."""
+        milliseconds = str(max(round(self.timeouts.audit_idle_seconds * 1000), 1))
+        transaction.execute_compiled(
+            "SELECT set_config('idle_in_transaction_session_timeout', %s, true)", (milliseconds,)
+        )
 
     def ping_writable(self, timeout: float, lock: str | None = None) -> None:
         """A transaction that must not be read-only (a standby, or a primary demoted after a

@@ -27,7 +27,7 @@ from datapolicy.web.console import ConsoleFiles
 from datapolicy.web.errors import on_datapolicy_error, on_http_exception
 from datapolicy.web.fastpath import EntityReadPath
 from datapolicy.web.faultinjection import ScenarioMiddleware
-from datapolicy.web.health import HealthChecks, Readiness
+from datapolicy.web.health import DEFAULT_MIN_FREE_BYTES, HealthChecks, Readiness
 from datapolicy.web.limits import RequestLimits
 from datapolicy.web.metrics import MetricsEndpoint, RequestMetrics
 from datapolicy.web.middleware import GraphRequestMiddleware
@@ -51,11 +51,13 @@ def create_app(
     profile: str = "datapolicy",
     trusted_proxies: Sequence[IPv4Network | IPv6Network] = (),
     draining: threading.Event | None = None,
+    readiness_min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
 ) -> Starlette:
     """The app; with `scenarios` (`serve --scenarios`), the test-double controls too: their
     admin routes and, right inside the request ids, the middleware that injects faults. With
     `profile` "graph", Graph's answers where they differ from datapolicy's (web/profile.py).
-    `draining`, once set, turns `/readyz` to 503 (server.py sets it on SIGTERM)."""
+    `draining`, once set, turns `/readyz` to 503 (server.py sets it on SIGTERM); below
+    `readiness_min_free_bytes` free in a storage root it is 503 too (web/health.py)."""
     graph_profile = (
         [Middleware(GraphProfile, storage=exports.context.storage)] if profile == "graph" else []
     )
@@ -102,7 +104,13 @@ def create_app(
             ),
             Middleware(
                 HealthChecks,
-                readiness=Readiness(store, Path(exports.default_location), audit.log),
+                readiness=Readiness(
+                    store,
+                    Path(exports.default_location),
+                    audit.log,
+                    roots=exports.context.storage.local.roots,
+                    min_free_bytes=readiness_min_free_bytes,
+                ),
                 draining=draining or threading.Event(),
             ),
             Middleware(RequestLimits, limits=limits),  # sizes: refused before the token

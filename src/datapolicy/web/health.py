@@ -9,10 +9,13 @@ ids like every other error).
   so a store outage never makes an orchestrator restart a process that would recover by itself.
 - `/readyz` (readiness): 200 `{"status": "ready"}` when the operation store answers a trivial
   query and can begin a write, the audit trail's head can be locked for an append (a process
-  stalled mid-append, or a read-only database, would make every change wait and fail), and the
-  local exports directory accepts a file; otherwise 503 in Graph's error shape,
-  with one entry in `details` per check that failed. The body names what is not ready but not
-  its paths, URLs or driver messages (the route is public); those go to the log, once per change.
+  stalled mid-append, or a read-only database, would make every change wait and fail), the
+  local exports directory accepts a file, and it and every configured local storage root
+  (`[storage.local] roots`) have at least `[server] readiness_min_free_bytes` free (1 MiB: a full
+  disk fails every export written there); otherwise 503 in Graph's error shape, with one entry in
+  `details` per check that failed (`storage` once per full root, which it names by its place in
+  the configuration). The body names what is not ready but not its paths, URLs or driver
+  messages (the route is public); those go to the log, once per change.
   While the process drains (from the first SIGTERM on, server.py) it is 503 at once, target
   `draining`, without running the checks: every other route still answers, so a load balancer
   takes the process out of rotation before its listener closes.
@@ -22,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +46,7 @@ logger = logging.getLogger(__name__)
 HEALTHZ = "/healthz"
 READYZ = "/readyz"
 CHECK_TIMEOUT_S = 2.0  # each check; a prober typically gives up after a few seconds
+DEFAULT_MIN_FREE_BYTES = 1 << 20  # [server] readiness_min_free_bytes
 
 
 @dataclass(frozen=True)
@@ -56,10 +61,24 @@ class Failure:
 class Readiness:
     """The readiness checks. Synchronous (each a syscall or a query): run in a thread."""
 
-    def __init__(self, store: OperationStore, exports_dir: Path, audit: AuditLog | None = None):
+    def __init__(
+        self,
+        store: OperationStore,
+        exports_dir: Path,
+        audit: AuditLog | None = None,
+        *,
+        roots: Sequence[Path] = (),
+        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+        statvfs: Callable[[Path], os.statvfs_result] = os.statvfs,
+    ):
+        """`roots`: the configured local storage roots, checked for free space with the
+        exports directory (`statvfs` is a seam for tests: no disk is filled to test this)."""
         self.store = store
         self.exports_dir = exports_dir
         self.audit = audit
+        self.roots = tuple(root for root in roots if root != exports_dir)
+        self.min_free_bytes = min_free_bytes
+        self.statvfs = statvfs
         self._logged: tuple[Failure, ...] = ()
 
     def failures(self) -> list[Failure]:
@@ -74,7 +93,8 @@ class Readiness:
             else _check("audit", "The audit trail cannot take entries.", self._audit)
         )
         exports = _check("exports", "The exports directory is not writable.", self._exports)
-        found = [failure for failure in (store, audit, exports) if failure is not None]
+        checks = (store, audit, exports, *self._storage())
+        found = [failure for failure in checks if failure is not None]
         self._log_change(tuple(found))
         return found
 
@@ -92,6 +112,27 @@ class Readiness:
         self.exports_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=self.exports_dir):
             pass
+
+    def _storage(self) -> list[Failure | None]:
+        """One check per storage root: the exports directory, then the configured roots in
+        their order, each named by its place (never its path: the route is public)."""
+        named = [(self.exports_dir, "The exports directory")]
+        named += [
+            (root, f"Local storage root {number} of [storage.local] roots")
+            for number, root in enumerate(self.roots, 1)
+        ]
+        return [
+            _check("storage", f"{name} is full.", lambda root=root: self._free(root))
+            for root, name in named
+        ]
+
+    def _free(self, root: Path) -> None:
+        if not root.exists():  # the exports directory's own check reports a missing one
+            return
+        usage = self.statvfs(root)
+        free = usage.f_bavail * usage.f_frsize
+        if free < self.min_free_bytes:
+            raise OSError(f"{root} has {free} bytes free, below {self.min_free_bytes}")
 
     def _log_change(self, found: tuple[Failure, ...]) -> None:
         """Log readiness when it changes, not on every probe."""
