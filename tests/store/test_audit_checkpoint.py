@@ -6,6 +6,7 @@ checkpoint removed, edited or re-signed with another key fails too."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from joserfc import jws
 from joserfc.jwk import ECKey
 from sqlalchemy import Table, delete, select, update
-from test_audit_log import START, Clock, fill, unguard
+from test_audit_log import START, Clock, fill, numbered, unguard
 
 from datapolicy.store import Database
 from datapolicy.store.audit import (
@@ -182,3 +183,34 @@ def test_every_append_moves_the_checkpoint_with_the_head(signed: AuditLog):
     result = signed.verify()
     assert result.ok, result.problem
     assert (sequence, digest) == (4, result.head_hash)
+
+
+def test_verify_on_a_trail_being_appended_to_sees_one_consistent_chain(database: Database):
+    """`datapolicy audit verify` runs beside a live service: links, head and checkpoint are
+    read in one snapshot, so entries appended between those reads are neither "missing from
+    the end" nor "added behind the head"."""
+    audit = open_audit_log(database, clock=Clock(), signing_key=KEY)
+    stop = threading.Event()
+
+    def append_until_stopped() -> None:
+        number = 1
+        while not stop.is_set():
+            if number % 3:
+                audit.append([numbered(number)])
+                number += 1
+            else:
+                audit.append_block([numbered(number), numbered(number + 1)])
+                number += 2
+
+    appender = threading.Thread(target=append_until_stopped)
+    appender.start()
+    try:
+        results = [audit.verify() for _ in range(40)]
+    finally:
+        stop.set()
+        appender.join()
+    try:
+        assert [result.problem for result in results if not result.ok] == []
+        assert audit.verify().ok
+    finally:
+        audit.close()

@@ -91,6 +91,9 @@ from datapolicy.store.tables import (
     audit_log,
 )
 
+# Where verify reads from: a snapshot of the database, or the database itself.
+Reader = Database | Transaction
+
 logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64  # the previous hash of entry 1
@@ -644,9 +647,14 @@ class AuditLog:
 
     def verify(self) -> Verification:
         """Check every link of the chain and the head; stop at the first bad link and name
-        its (first) entry."""
+        its (first) entry. Everything is read in one snapshot (`Database.snapshot`), so that
+        appends made meanwhile by a live service are not taken for a cut or a forgery."""
+        with self.database.snapshot() as reader:
+            return self._verify(reader)
+
+    def _verify(self, reader: Reader) -> Verification:
         expected, previous, count = 1, GENESIS, 0
-        for link in self._links():
+        for link in self._links(reader):
             if isinstance(link, AuditBlock):
                 problem = _block_problem(link, expected, previous)
                 first, last = link.first_sequence, link.last_sequence
@@ -656,7 +664,7 @@ class AuditLog:
             if problem is not None:
                 return Verification(count, previous, first, problem)
             expected, previous, count = last + 1, link.hash, count + last - first + 1
-        head = self.database.fetch_all(_HEAD)
+        head = reader.fetch_all(_HEAD)
         if not head:
             return Verification(count, previous, count + 1, "the chain's head row is missing")
         head_sequence, head_hash = head[0]
@@ -672,19 +680,21 @@ class AuditLog:
         if head_hash != previous:
             problem = "it is not the link the chain's head records (it was replaced)"
             return Verification(count, previous, count, problem)
-        anchored = self._checkpoint_problem(count, previous)
+        anchored = self._checkpoint_problem(reader, count, previous)
         if anchored is not None:
             broken_at, problem = anchored
             return Verification(count, previous, broken_at, problem)
         return Verification(count, previous)
 
-    def _checkpoint_problem(self, count: int, head_hash: str) -> tuple[int, str] | None:
+    def _checkpoint_problem(
+        self, reader: Reader, count: int, head_hash: str
+    ) -> tuple[int, str] | None:
         """The first entry concerned and what is wrong with the signed checkpoint of a chain
         of `count` entries ending in `head_hash`, if anything (None without a key to check it
         with: an unanchored log)."""
         if self.signing_key is None:
             return None
-        rows = self.database.fetch_all(_CHECKPOINT)
+        rows = reader.fetch_all(_CHECKPOINT)
         if not rows:
             if count == 0:
                 return None
@@ -719,15 +729,15 @@ class AuditLog:
             )
         return None
 
-    def _links(self) -> Iterator[AuditEntry | AuditBlock]:
+    def _links(self, reader: Reader) -> Iterator[AuditEntry | AuditBlock]:
         """Every link, single entries and blocks, in sequence order."""
-        return heapq.merge(self._all(), self._blocks([]), key=_first_sequence)
+        return heapq.merge(self._all(reader), self._blocks([], reader), key=_first_sequence)
 
-    def _all(self) -> Iterator[AuditEntry]:
+    def _all(self, reader: Reader) -> Iterator[AuditEntry]:
         """Every single entry in sequence order, read in batches (the log may be long)."""
         after = 0
         while True:
-            rows = self.database.fetch_all(
+            rows = reader.fetch_all(
                 select(*_COLUMNS)
                 .where(audit_log.c.sequence > after)
                 .order_by(audit_log.c.sequence)
@@ -740,10 +750,16 @@ class AuditLog:
             after = rows[-1][0]
 
     def _blocks(
-        self, conditions: list[ColumnElement[bool]], *, newest_first: bool = False
+        self,
+        conditions: list[ColumnElement[bool]],
+        reader: Reader | None = None,
+        *,
+        newest_first: bool = False,
     ) -> Iterator[AuditBlock]:
         """The blocks matching `conditions` in sequence order (or newest first), read a few
-        at a time (a block holds up to `AuditBuffer.max_pending` entries)."""
+        at a time (a block holds up to `AuditBuffer.max_pending` entries), through `reader`
+        (default: the database)."""
+        reader = reader or self.database
         key = audit_block.c.first_sequence
         bound: ColumnElement[bool] | None = None
         while True:
@@ -753,7 +769,7 @@ class AuditLog:
                 .order_by(key.desc() if newest_first else key)
                 .limit(_BLOCK_BATCH)
             )
-            rows = self.database.fetch_all(statement)
+            rows = reader.fetch_all(statement)
             for row in rows:
                 yield AuditBlock(*row[:4], bytes(row[4]), row[5], row[6])
             if len(rows) < _BLOCK_BATCH:

@@ -232,6 +232,12 @@ class Database(ABC):
         """A transaction, committed unless the block raises (see the module's docstring)."""
 
     @abstractmethod
+    def snapshot(self) -> AbstractContextManager[Transaction]:
+        """A read-only transaction whose every read sees the database as of its first one, and
+        which takes no lock a writer waits for: for reading many rows that must agree with
+        each other while others write (the audit trail's `verify` on a live service)."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     @abstractmethod
@@ -451,6 +457,17 @@ class SQLiteDatabase(Database):
                 connection.execute("ROLLBACK")
             raise
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Transaction]:
+        """A deferred transaction: in WAL mode its first read fixes what it sees, and readers
+        never block the writer."""
+        connection = self.connection()
+        connection.execute("BEGIN")
+        try:
+            yield Transaction(connection, self.dialect)
+        finally:
+            connection.execute("ROLLBACK")
+
 
 class PostgreSQLDatabase(Database):
     """A PostgreSQL database, through a pool of psycopg connections in autocommit mode."""
@@ -619,6 +636,13 @@ class PostgreSQLDatabase(Database):
                     self._local.connection = None
         except self._transaction_outages as exc:
             _unavailable(exc)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Transaction]:
+        """A REPEATABLE READ, READ ONLY transaction: one snapshot for all its statements."""
+        with self.transaction() as transaction:
+            transaction.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            yield transaction
 
 
 def parse_url(url: str) -> URL:
