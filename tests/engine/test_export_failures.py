@@ -47,7 +47,7 @@ T = TypeVar("T")
 BULKY = "bulky"  # a person whose export takes seconds
 SLIM = "slim"  # a person whose export takes a moment
 BULKY_FILES = 4
-BULKY_FILE_MIB = 1024  # each: 8 MiB of random bytes, then a hole (zeros that take no disk)
+BULKY_FILE_MIB = 1024  # each: a hole (zeros that take no disk), then 8 MiB of random bytes
 BULKY_RANDOM_MIB = 8
 
 LEASE_S = 2.0
@@ -68,16 +68,17 @@ SHORT_GRACE_S = 0.5  # far shorter than the bulky export, even on a fast machine
 def people(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The file source's directory: `<people>/<userId>/...`; removed afterwards (it is big)."""
     root = tmp_path_factory.mktemp("people")
-    # Each file starts with random bytes (deflate cannot shrink them, so the package has real
-    # size) and goes on as a hole: 4 GiB of zeros in all that costs no disk and no time to
-    # make, but must still be read, hashed and deflated, so exporting it takes a few seconds
-    # even on a fast machine, and the package stays ~32 MiB.
+    # Each file is a hole that ends in random bytes: 4 GiB of zeros in all that costs no disk
+    # and no time to make, but must still be read, hashed and deflated, so exporting it takes
+    # a few seconds even on a fast machine; the random end (deflate cannot shrink it) gives the
+    # package real size, ~32 MiB. Zeros first: the writer judges a file by its first chunk, and
+    # one that starts random would be stored, not deflated, making a 4 GiB package.
     bulky = root / BULKY
     bulky.mkdir()
     for index in range(BULKY_FILES):
         with (bulky / f"scan-{index}.bin").open("wb") as output:
+            output.seek((BULKY_FILE_MIB - BULKY_RANDOM_MIB) * 1024 * 1024)
             output.write(os.urandom(BULKY_RANDOM_MIB * 1024 * 1024))
-            output.truncate(BULKY_FILE_MIB * 1024 * 1024)
     slim = root / SLIM
     slim.mkdir()
     (slim / "note.txt").write_text("a short note\n" * 100)
