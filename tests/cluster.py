@@ -94,27 +94,29 @@ class Cluster:
     store: str
     apis: list[Service] = field(default_factory=list)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    starts: list[int] = field(default_factory=list)
+    # Where each worker's latest process began writing to its log.
+    log_offsets: list[int] = field(default_factory=list)
 
     def start_worker(self, index: int) -> None:
-        """Start worker `index` (again, after it was killed)."""
-        (self.root / f"w{index}").mkdir(exist_ok=True)
-        process = start_worker(
-            self.root / f"w{index}", self.data_dir, self.config, "--database", self.store
-        )
+        """Start worker `index` (again, after it was killed or exited)."""
+        log = self.root / f"w{index}" / "worker.log"
+        log.parent.mkdir(exist_ok=True)
+        offset = log.stat().st_size if log.exists() else 0
+        process = start_worker(log.parent, self.data_dir, self.config, "--database", self.store)
         if index < len(self.workers):
             self.workers[index] = process
-            self.starts[index] += 1
+            self.log_offsets[index] = offset
         else:
             self.workers.append(process)
-            self.starts.append(1)
+            self.log_offsets.append(offset)
 
     def running(self, index: int) -> bool:
         """Whether worker `index`'s latest process is past its start-up and taking work (its
-        log says so once per start): chaos is for workers at work, and a process killed while
-        it starts tests nothing but the start."""
-        log = (self.root / f"w{index}" / "worker.log").read_text()
-        return log.count(" export threads") >= self.starts[index]
+        log says so once per start; a start that failed says nothing): chaos is for workers at
+        work, and a process killed while it starts tests nothing but the start."""
+        with (self.root / f"w{index}" / "worker.log").open("rb") as log:
+            log.seek(self.log_offsets[index])
+            return b" export threads" in log.read()
 
     def logs(self) -> str:
         return "\n".join(path.read_text() for path in sorted(self.root.glob("**/*.log")))
