@@ -23,34 +23,34 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
 import time
-import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import create_engine, select
 from sqlalchemy.pool import NullPool
 
-from conftest import (
-    Service,
-    service_database,
-    start_service,
-    start_worker,
-    stop_process,
-    store_args,
-    wait_for,
+from cluster import (
+    COMPLETED,
+    LEASE_S,
+    Cluster,
+    attempts_by_operation,
+    cluster_config,
+    lease_holders,
+    manifest_of,
+    running_cluster,
+    shop_config,
 )
+from conftest import service_database, start_service, stop_process, store_args, wait_for
 from databases import POSTGRESQL, store_url
-from datapolicy.demo import DEMO_DIR, demo_user_id, prepare_demo
+from datapolicy.demo import demo_user_id, prepare_demo
 from datapolicy.engine.verify import verify_package
 from datapolicy.store.tables import operations
 
@@ -59,97 +59,13 @@ COMPLETION_TIMEOUT_S = max(120, EXPORTS)  # after the last start; generous for a
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(COMPLETION_TIMEOUT_S + 180)]
 SEED = int(os.environ.get("DATAPOLICY_CHAOS_SEED") or random.SystemRandom().randrange(2**32))
 WORKER_PROCESSES = 3
-LEASE_S = 1.5  # short, so that a killed worker's exports are taken over quickly
 SLOW_SOURCE_S = 0.15  # each export waits this long in a source: exports are quick, not instant
 START_RATE_PER_S = 25  # exports started per second, through both APIs
 CHAOS_INTERVAL_S = (0.2, 1.0)  # between two acts of chaos
 CHAOS_ACTS = max(9, EXPORTS // 20)  # at least (a third of them pauses)
 PAUSE_S = (LEASE_S * 1.5, LEASE_S * 3)  # a SIGSTOPped worker sleeps past its lease
 DEMO_USERS = 8
-COMPLETED = re.compile(r"export ([0-9a-f-]{36}) complete")  # the worker's log line
-
-
-def shop_config(data_dir: Path, workers: int, max_worker_losses: int = 10) -> str:
-    """The demo shop's directory and tables, and a short lease, so that a killed or frozen
-    worker's exports are taken over quickly."""
-    shop = f"sqlite:///{(data_dir / DEMO_DIR / 'shop.sqlite3').absolute()}"
-    return f"""
-[engine]
-workers = {workers}
-lease_seconds = {LEASE_S}
-heartbeat_seconds = {LEASE_S / 5}
-poll_seconds = 0.1
-max_attempts = 3
-max_worker_losses = {max_worker_losses}
-retry_backoff_seconds = 0
-shutdown_grace_seconds = 0
-
-[directory]
-url = "{shop}"
-table = "users"
-display_name_column = "display_name"
-mail_column = "mail"
-
-[[sources.sql]]
-name = "shop"
-url = "{shop}"
-tables = [
-  {{ table = "users", user_key = "id", exclude = ["password_hash"] }},
-  {{ table = "orders", user_key = "customer_id" }},
-  {{ table = "order_items", parent = "orders" }},
-]
-"""
-
-
-def config_text(data_dir: Path, store: str) -> str:
-    """The shop (`shop_config`) on a small store pool, plus a PostgreSQL query that takes a
-    while."""
-    return f"""
-[store]
-pool_min_size = 1
-pool_max_size = 4
-pool_timeout = 10
-{shop_config(data_dir, workers=2, max_worker_losses=100)}
-[[sources.sql]]
-name = "crm"
-url = "{store}"
-queries = [
-  {{ name = "slow", sql = "SELECT :user_id AS user_id FROM pg_sleep({SLOW_SOURCE_S})" }},
-]
-"""
-
-
-@dataclass
-class Cluster:
-    root: Path
-    data_dir: Path
-    config: Path
-    store: str
-    apis: list[Service] = field(default_factory=list)
-    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    starts: list[int] = field(default_factory=list)
-
-    def start_worker(self, index: int) -> None:
-        process = start_worker(
-            self.root / f"w{index}", self.data_dir, self.config, "--database", self.store
-        )
-        if index < len(self.workers):
-            self.workers[index] = process
-            self.starts[index] += 1
-        else:
-            self.workers.append(process)
-            self.starts.append(1)
-
-    def running(self, index: int) -> bool:
-        """Whether worker `index`'s latest process is past its start-up and taking work (its
-        log says so once per start): chaos is for workers at work, and a process killed while
-        it starts tests nothing but the start."""
-        log = (self.root / f"w{index}" / "worker.log").read_text()
-        return log.count(" export threads") >= self.starts[index]
-
-    def logs(self) -> str:
-        return "\n".join(path.read_text() for path in sorted(self.root.glob("**/*.log")))
+MAX_WORKER_LOSSES = 100  # kills here are many, and are not the exports' failures
 
 
 @pytest.fixture
@@ -159,26 +75,11 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     store = store_url(POSTGRESQL, data_dir)
     assert store is not None
     config = tmp_path / "datapolicy.toml"
-    config.write_text(config_text(data_dir, store))
-    running = Cluster(tmp_path, data_dir, config, store)
-    args = ("--workers", "0", "--config", str(config), "--database", store)
-    try:
-        # The first API makes the signing key; the rest start on a data directory that has it.
-        running.apis.append(start_service(data_dir, *args))
-        running.apis.append(start_service(data_dir, *args))
-        for index in range(WORKER_PROCESSES):
-            (tmp_path / f"w{index}").mkdir()
-            running.start_worker(index)
-        for index in range(WORKER_PROCESSES):
-            wait_for(f"worker {index}", lambda i=index: running.running(i), 60, running.logs)
+    config.write_text(
+        cluster_config(data_dir, store, SLOW_SOURCE_S, max_worker_losses=MAX_WORKER_LOSSES)
+    )
+    with running_cluster(tmp_path, data_dir, config, store, 2, WORKER_PROCESSES) as running:
         yield running
-    finally:
-        for process in running.workers:
-            if process.poll() is None:
-                process.send_signal(signal.SIGCONT)
-            stop_process(process)
-        for api in running.apis:
-            api.stop()
 
 
 def test_killed_and_paused_workers_never_lose_or_double_an_export(cluster: Cluster):
@@ -428,29 +329,3 @@ def test_a_worker_frozen_past_its_lease_at_any_step_never_publishes_nor_spoils(t
     completed = COMPLETED.findall((tmp_path / "successor" / "worker.log").read_text())
     assert sorted(completed) == sorted(ids)
     assert COMPLETED.findall(victim_log.read_text()) == []
-
-
-def manifest_of(package: Path) -> dict[str, object]:
-    with zipfile.ZipFile(package) as archive:
-        return orjson.loads(archive.read("manifest.json"))
-
-
-def lease_holders(store: Engine) -> set[int]:
-    """The process ids of the workers holding a lease now (a lease owner is
-    `host:pid:instance:thread`, engine/worker.py)."""
-    with store.connect() as connection:
-        owners = connection.execute(
-            text("SELECT DISTINCT lease_owner FROM operations WHERE lease_owner IS NOT NULL")
-        ).scalars()
-        return {int(owner.split(":")[-3]) for owner in owners}
-
-
-def attempts_by_operation(url: str) -> dict[str, int]:
-    """How many times each operation was claimed, from the store itself."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(text("SELECT id, attempts FROM operations")).all()
-    finally:
-        engine.dispose()
-    return {row[0]: row[1] for row in rows}
