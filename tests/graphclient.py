@@ -1,6 +1,7 @@
 """The official Microsoft Graph Python SDK pointed at a running `datapolicy serve`, changed only
-in its base URL and its token, as docs/graph-behaviour.md section 4.4 says: a static bearer
-token (the service's own, with every permission) for loopback URLs."""
+in its base URL and its token, as docs/graph-compatibility.md, "Pointing the Graph SDK at
+datapolicy", says: a static bearer token (the service's own, with every permission) for
+loopback URLs."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ async def graph_client(
         BaseBearerTokenAuthenticationProvider(StaticToken(token or service.token)), http
     )
     if explicit_base_url:
-        adapter.base_url = service.url  # no trailing slash, as docs/graph-behaviour.md advises
+        adapter.base_url = service.url  # no trailing slash: docs/graph-compatibility.md
     try:
         yield GraphServiceClient(request_adapter=adapter)
     finally:

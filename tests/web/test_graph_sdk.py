@@ -1,9 +1,10 @@
 """The official Microsoft Graph Python SDK (`msgraph-sdk`) against a running `datapolicy serve`.
 
 The SDK is used as a Graph client would use it, changed only in its base URL and its token
-(docs/graph-behaviour.md section 4.4): a static bearer token signed with the service's own key
-and `adapter.base_url` pointed at the service's API root. One test also keeps the SDK's own way
-of deriving the base URL from the httpx client, which ends in `/` and so sends `/v1.0//...`.
+(docs/graph-compatibility.md, "Pointing the Graph SDK at datapolicy"): a static bearer token
+signed with the service's own key and `adapter.base_url` pointed at the service's API root. One
+test also keeps the SDK's own way of deriving the base URL from the httpx client, which ends in
+`/` and so sends `/v1.0//...`.
 """
 
 from __future__ import annotations

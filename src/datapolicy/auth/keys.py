@@ -8,7 +8,7 @@ Two kinds of source:
 - `JwksKeys`: an identity provider's JWKS, from a URL or a file. It is cached; a token whose
   `kid` is not in the cached set makes it fetch again (at most once a minute), because that is how
   a provider's key rotation first shows. PyJWT's client does not do this, which is one reason
-  joserfc is used (shared/docs/dependency-notes.md).
+  joserfc is used.
 
 Only RSA and EC public keys are taken from a JWKS: the accepted algorithms are RS256 and ES256,
 and a symmetric key in a public key set could only be a mistake.

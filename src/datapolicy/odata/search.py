@@ -1,7 +1,7 @@
 """`$search` in Graph's syntax: `"text"`, `"property:text"`, joined by AND, OR and NOT.
 
-Graph documents the syntax (concepts/search-query-parameter.md) but no library parses it, and the
-grammar is a handful of tokens, so it is written here by hand:
+Graph documents the syntax (https://learn.microsoft.com/graph/search-query-parameter) but no
+library parses it, and the grammar is a handful of tokens, so it is written here by hand:
 
     search  := or
     or      := and ("OR" and)*

@@ -1,6 +1,7 @@
 """The official Microsoft Graph SDK (msgraph-sdk) pointed at a datapolicy server: changed only
-in its base URL and its token (docs/graph-behaviour.md section 4.4). Imported only when a test
-asks for a Graph client, so the plugin loads without the SDK."""
+in its base URL and its token (docs/graph-compatibility.md, "Pointing the Graph SDK at
+datapolicy"). Imported only when a test asks for a Graph client, so the plugin loads without
+the SDK."""
 
 from __future__ import annotations
 

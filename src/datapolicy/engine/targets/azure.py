@@ -9,14 +9,14 @@ RedirectPolicy would follow a 307/308 to any host and scheme): a redirect fails 
 upload, naming its status.
 
 At request time the location is validated as Graph validates it, with Graph's error codes and
-messages (docs/graph-behaviour.md §1.2), in Graph's order: a SAS must be present, it must be a
-service SAS (no `ss`/`srt`), the URL must name a container; the SAS must not allow listing, must
-allow writing and must not allow reading. When the SAS carries its permissions (`sp`) they are read
-from it; when they come from a stored access policy (`si`) they are probed as Graph does. `check`
-does what changes nothing (so a refused PATCH leaves the container as it was); `prepare`, once the
-export is really started or moved here, writes `RequestInfo.json` into the container with an
-if-not-exists condition (a conflict means the container was already used for an export) and
-probes reading.
+messages, in Graph's order (docs/graph-compatibility.md, "Azure Blob storage locations"): a SAS
+must be present, it must be a service SAS (no `ss`/`srt`), the URL must name a container; the
+SAS must not allow listing, must allow writing and must not allow reading. When the SAS carries
+its permissions (`sp`) they are read from it; when they come from a stored access policy (`si`)
+they are probed as Graph does. `check` does what changes nothing (so a refused PATCH leaves the
+container as it was); `prepare`, once the export is really started or moved here, writes
+`RequestInfo.json` into the container with an if-not-exists condition (a conflict means the
+container was already used for an export) and probes reading.
 
 The package is uploaded to the blob `<operationId>.zip` as staged blocks while it is made
 (memory: one block); `finish()` stages the last block and `publish()` commits the block list, so the
