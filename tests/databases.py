@@ -34,6 +34,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from datapolicy.store import Database, PostgreSQLDatabase, SQLiteDatabase
 from datapolicy.store.audit import AuditLog
@@ -109,7 +110,9 @@ def scratch_database(kind: str, directory: Path, *, within: URL | None = None) -
         create, drop = f"CREATE DATABASE `{name}`", f"DROP DATABASE IF EXISTS `{name}`"
     else:
         raise ValueError(f"unknown database kind {kind!r}")
-    admin = create_engine(server)
+    # No pool: a namespace the session keeps (`store_url`) would keep an idle connection open
+    # in this process until the session ends, and a session makes hundreds of them.
+    admin = create_engine(server, poolclass=NullPool)
     try:
         with admin.begin() as connection:
             connection.execute(text(create))
@@ -145,7 +148,7 @@ def _postgresql_store_database() -> URL:
 def _new_postgresql_database() -> Iterator[URL]:
     server = server_url(POSTGRESQL)
     name = scratch_name()
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         with admin.connect() as connection:
             try:
