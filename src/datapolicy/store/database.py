@@ -48,6 +48,7 @@ libpq). `display_url` renders one without its password: only that form is ever l
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
@@ -298,6 +299,22 @@ def head_revision() -> str:
     return head
 
 
+@contextmanager
+def _migration_lock(path: Path) -> Iterator[None]:
+    """Held while the SQLite database at `path` is migrated: processes that start together on
+    a new data directory migrate one after the other, and the later ones find the schema
+    current (as PostgreSQL's advisory lock does), instead of both creating its tables. A file of
+    its own, locked with flock: the database file is SQLite's to lock, and closing any
+    descriptor of it would drop SQLite's own POSIX locks in this process."""
+    lock = path.with_name(path.name + "-migrate.lock")
+    descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, _OWNER_ONLY_FILE)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
 def _owner_only(path: Path) -> None:
     """Make the database file owner-only (0600) before SQLite first opens it, and its directory
     0700, whatever the umask; files an earlier version left readable to others are narrowed.
@@ -349,6 +366,10 @@ class SQLiteDatabase(Database):
 
     def migrate(self) -> None:
         _owner_only(self.path)
+        with _migration_lock(self.path):
+            self._migrate()
+
+    def _migrate(self) -> None:
         # WAL is a property of the file, kept once set: set here, once, and not on every new
         # connection. Setting it (even asking for it) on a connection can fail at once with
         # "database is locked", busy timeout or not, while another connection is writing, and
