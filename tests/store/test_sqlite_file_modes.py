@@ -37,9 +37,11 @@ def test_store_and_audit_files_are_owner_only(tmp_path: Path, umask: int):
         files = sorted(path.name for path in directory.iterdir())
         assert files == [
             "datapolicy-audit.sqlite3",
+            "datapolicy-audit.sqlite3-migrate.lock",
             "datapolicy-audit.sqlite3-shm",
             "datapolicy-audit.sqlite3-wal",
             "datapolicy.sqlite3",
+            "datapolicy.sqlite3-migrate.lock",
             "datapolicy.sqlite3-shm",
             "datapolicy.sqlite3-wal",
         ]

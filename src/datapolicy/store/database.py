@@ -306,7 +306,7 @@ def _migration_lock(path: Path) -> Iterator[None]:
     current (as PostgreSQL's advisory lock does), instead of both creating its tables. A file of
     its own, locked with flock: the database file is SQLite's to lock, and closing any
     descriptor of it would drop SQLite's own POSIX locks in this process."""
-    lock = path.with_name(path.name + "-migrate.lock")
+    lock = path.with_name(path.name + "-migrate.lock")  # 0600, kept: deleting it would race
     descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, _OWNER_ONLY_FILE)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
