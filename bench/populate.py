@@ -34,9 +34,10 @@ from sqlalchemy.dialects import sqlite
 
 from datapolicy.settings import DATABASE_FILE
 from datapolicy.store import SQLiteDatabase
+from datapolicy.store.operations import request_digest
 from datapolicy.store.tables import operations
 
-GENERATOR_VERSION = 1  # bump when the generated data changes, to invalidate cached files
+GENERATOR_VERSION = 2  # bump when the generated data changes, to invalidate cached files
 SEED = 20261129
 USERS = 1000
 BATCH = 50_000
@@ -157,10 +158,14 @@ def generate(count: int, seed: int, columns: list[str]):
             "deleted_at": None,
             "package_deleted_at": None,  # retention: the packages are all still there
             "package_deletion": None,
-            "idempotency_key": f"client-request-id:{uuid.UUID(int=rng.getrandbits(128))}"
-            if rng.random() < 0.9
-            else None,
+            "idempotency_key": None,
+            "idempotency_request": None,
+            "worker_losses": 0,
+            "attempt_history": None,
         }
+        if rng.random() < 0.9:  # most clients send a client-request-id
+            row["idempotency_key"] = f"client-request-id:{uuid.UUID(int=rng.getrandbits(128))}"
+            row["idempotency_request"] = request_digest(row["user_id"], location)
         if status != "notStarted":
             started = submitted + rng.randrange(SECOND, 120 * SECOND)
             row["started_at"] = started
