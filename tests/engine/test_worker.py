@@ -68,6 +68,17 @@ def exports_dir(tmp_path: Path) -> Path:
     return tmp_path / "exports"
 
 
+def contacts_source(path: Path) -> SqlSource:
+    """The CRM's `contacts` table in the SQLite file at `path`, each row the `owner`'s."""
+    return SqlSource(
+        SqlSourceConfig(
+            name="crm",
+            url=f"sqlite:///{path}",
+            tables=(TableConfig(table="contacts", user_key="owner"),),
+        )
+    )
+
+
 def test_an_export_completes_with_exactly_the_users_data(tmp_path, database, store, demo_context):
     user = demo_user_id(0)
     operation, _ = store.create(user, str(exports_dir(tmp_path) / "ada"))
@@ -111,13 +122,7 @@ def test_a_location_outside_the_roots_fails_at_once(tmp_path, database, store, d
 
 
 def test_an_unreachable_source_is_retried_then_fails_naming_it(tmp_path, database, store):
-    broken = SqlSource(
-        SqlSourceConfig(
-            name="crm",
-            url=f"sqlite:///{tmp_path}/missing/dir/crm.db",
-            tables=(TableConfig(table="contacts", user_key="owner"),),
-        )
-    )
+    broken = contacts_source(tmp_path / "missing" / "dir" / "crm.db")
     storage = StorageConfig(local=LocalStorageConfig(roots=(exports_dir(tmp_path),)))
     context = ExportContext([broken], None, storage)
     operation, _ = store.create("someone", str(exports_dir(tmp_path)))
@@ -173,13 +178,7 @@ def test_a_column_added_while_the_worker_runs_is_in_the_next_package(tmp_path, d
     with sqlite3.connect(crm) as connection:
         connection.execute("CREATE TABLE contacts (id INTEGER PRIMARY KEY, owner TEXT)")
         connection.execute("INSERT INTO contacts VALUES (1, 'someone'), (2, 'else')")
-    source = SqlSource(
-        SqlSourceConfig(
-            name="crm",
-            url=f"sqlite:///{crm}",
-            tables=(TableConfig(table="contacts", user_key="owner"),),
-        )
-    )
+    source = contacts_source(crm)
     storage = StorageConfig(local=LocalStorageConfig(roots=(exports_dir(tmp_path),)))
     worker = worker_for(database, ExportContext([source], None, storage))
 
@@ -250,13 +249,7 @@ def test_a_package_that_does_not_verify_fails_the_attempt_instead_of_completing(
 def test_a_failure_after_worker_losses_lists_every_attempt(tmp_path, database, store):
     """Worker losses do not use up `max_attempts`; when the export finally fails, its error
     says how each attempt ended."""
-    broken = SqlSource(
-        SqlSourceConfig(
-            name="crm",
-            url=f"sqlite:///{tmp_path}/missing/dir/crm.db",
-            tables=(TableConfig(table="contacts", user_key="owner"),),
-        )
-    )
+    broken = contacts_source(tmp_path / "missing" / "dir" / "crm.db")
     storage = StorageConfig(local=LocalStorageConfig(roots=(exports_dir(tmp_path),)))
     queue = OperationQueue(database)
     operation, _ = store.create("someone", str(exports_dir(tmp_path)))
