@@ -40,13 +40,13 @@ from datapolicy.scenarios import Scenarios
 from datapolicy.scenarios.datadir import DataDirectory
 from datapolicy.settings import Settings
 from datapolicy.store import Database, OperationStore
-from datapolicy.store.audit import AuditBuffer, AuditLog, open_audit_log
+from datapolicy.store.audit import AuditLog, open_audit_log
 from datapolicy.store.database import DatabaseURLError
 from datapolicy.store.database import open_database as store_database
 from datapolicy.store.queue import OperationQueue
 from datapolicy.tracing import configure_tracing
 from datapolicy.web.app import create_app
-from datapolicy.web.audit import RequestAudit
+from datapolicy.web.audit import AuditBuffer, RequestAudit
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ from datapolicy.store import Database
 from datapolicy.store.audit import (
     GENESIS,
     AuditAction,
-    AuditBuffer,
     AuditFilter,
     AuditLog,
     AuditRecord,
@@ -365,18 +364,3 @@ def test_the_start_request_id_is_found_for_the_engine(log: AuditLog):
     fill(log)
     assert log.request_of_start("o3") == "r3"
     assert log.request_of_start("o2") is None  # entry 2 is a read, not a start
-
-
-def test_the_buffer_appends_in_batches_and_the_rest_on_close(log: AuditLog):
-    buffer = AuditBuffer(log, flush_seconds=60, max_pending=3)
-    record = AuditRecord(AuditAction.OPERATION_READ, "reader", START)
-    for _ in range(3):  # reaching max_pending wakes the thread at once
-        buffer.add(record)
-    deadline = datetime.now(UTC) + timedelta(seconds=5)
-    while len(log.entries()) < 3 and datetime.now(UTC) < deadline:
-        threading.Event().wait(0.01)
-    assert len(log.entries()) == 3
-    buffer.add(record)
-    buffer.close()
-    assert len(log.entries()) == 4
-    assert log.verify().ok

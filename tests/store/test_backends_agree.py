@@ -21,8 +21,8 @@ from databases import POSTGRESQL, SQLITE, store_database
 from datapolicy.errors import QueryOptionError
 from datapolicy.odata.options import LIST_OPTIONS, parse_query_options
 from datapolicy.store import OperationStore
-from datapolicy.store.operations import to_micros
 from datapolicy.store.tables import operations
+from datapolicy.store.timestamps import to_micros
 
 USERS = ("alice", "Alice", "ALICE", "bob", "Ärger", "ärger", "a_b", "a%b", "a/b", "z", "")
 LOCATIONS = (None, "/exports/a", "/exports/A", "s3://bucket/x", "/exports/100%_done", "/é")

@@ -14,8 +14,8 @@ from datapolicy.errors import Conflict, InvalidRequest, NotFound, PreconditionFa
 from datapolicy.model import Operation, OperationStatus
 from datapolicy.odata.options import LIST_OPTIONS, QueryOptions, parse_query_options
 from datapolicy.store import Database, OperationStore
-from datapolicy.store.operations import from_micros, to_micros
 from datapolicy.store.tables import operations
+from datapolicy.store.timestamps import from_micros, to_micros
 
 
 class TickingClock:

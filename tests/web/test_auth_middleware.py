@@ -20,8 +20,8 @@ from datapolicy.auth.tokens import Principal, TokenValidator
 from datapolicy.config import LimitsConfig
 from datapolicy.errors import Unavailable
 from datapolicy.store import SQLiteDatabase
-from datapolicy.store.audit import AuditAction, AuditBuffer, AuditFilter, open_audit_log
-from datapolicy.web.audit import RequestAudit
+from datapolicy.store.audit import AuditAction, AuditFilter, open_audit_log
+from datapolicy.web.audit import AuditBuffer, RequestAudit
 from datapolicy.web.auth import DENIED_AUDIT_BURST, Authentication
 from datapolicy.web.middleware import GraphRequestMiddleware
 from datapolicy.web.ratelimit import ClientLimits

@@ -9,20 +9,15 @@ The cache is SQLite's only; on PostgreSQL the same tests pin that plain reads ar
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import subprocess
-import sys
 from contextlib import ExitStack
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
-import pytest
 
 from conftest import Service, service_database, start_service
 from datapolicy.store.queue import OperationQueue
 from datapolicy.store.tables import operations
-from datapolicy.web.readcache import ChangeToken, ReadCache
+from datapolicy.web.readcache import ReadCache
 
 NO_MATCH = {"if-none-match": 'W/"no-such-etag"'}  # a conditional GET: the routed endpoint
 IGNORED = {"request-id", "client-request-id", "date"}
@@ -229,52 +224,3 @@ async def test_the_least_recently_used_entry_goes_first():
     assert cache.get("b") is None
     assert cache.get("a") is not None
     assert cache.get("c") is not None
-
-
-async def test_a_failing_check_counts_as_a_change():
-    calls = []
-
-    def broken() -> int:
-        calls.append(1)
-        raise sqlite3.OperationalError("disk I/O error")
-
-    cache = ReadCache(broken, shared_checks=False)
-    cache.get("a")
-    cache.put("a", (b"body", b"etag"))
-    assert cache.get("a") is None
-
-
-@pytest.fixture
-def wal_database(tmp_path: Path) -> Path:
-    path = tmp_path / "test.sqlite3"
-    with sqlite3.connect(path, isolation_level=None) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("CREATE TABLE t (x)")
-    connection.close()
-    return path
-
-
-def test_the_change_token_sees_every_commit(wal_database: Path):
-    token = ChangeToken(wal_database)
-    before = token()
-    assert token() == before
-    writer = sqlite3.connect(wal_database, isolation_level=None)
-    writer.execute("INSERT INTO t VALUES (1)")  # another connection of this process
-    after_insert = token()
-    assert after_insert != before
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-            "c.execute('INSERT INTO t VALUES (2)'); c.commit(); c.close()",
-            str(wal_database),
-        ],
-        check=True,
-    )
-    assert token() != after_insert  # another process
-    # The token's connection holds no snapshot: a checkpoint can empty the WAL.
-    busy, _, _ = writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    assert busy == 0
-    assert (wal_database.parent / f"{wal_database.name}-wal").stat().st_size == 0
-    writer.close()

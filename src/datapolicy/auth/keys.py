@@ -36,9 +36,9 @@ from datapolicy.errors import Unavailable
 logger = logging.getLogger(__name__)
 
 SIGNING_KEY_FILE = "signing-key.jwk"
-# The audit trail's checkpoints are signed with a key of their own (store/audit.py): a service
-# that takes an identity provider's tokens has no token-signing key, and one who may mint tokens
-# need not be one who may vouch for the trail.
+# The audit trail's checkpoints are signed with a key of their own (store/audit/chain.py): a
+# service that takes an identity provider's tokens has no token-signing key, and one who may mint
+# tokens need not be one who may vouch for the trail.
 AUDIT_KEY_FILE = "audit-key.jwk"
 SIGNING_ALGORITHM = "ES256"
 _KEY_TYPES = ("RSA", "EC")

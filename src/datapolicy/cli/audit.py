@@ -37,7 +37,7 @@ def _opened(
 
     settings = load_settings(config_file, data_dir=data_dir, database=database)
     try:
-        key = audit_key(settings.data_dir)  # the checkpoint's (store/audit.py)
+        key = audit_key(settings.data_dir)  # the checkpoint's (store/audit/chain.py)
         store = open_database(settings)
     except Unavailable as exc:
         raise click.ClickException(exc.message) from None

@@ -38,6 +38,11 @@ What differs, and is decided here once:
   `limit_idle`), below `lock_timeout`: a waiter outlasts a frozen holder and then succeeds.
   SQLite waits `lock_timeout` for its write lock; a process frozen while holding it keeps it
   until it resumes or exits (no server can end it), so writes fail with 503 meanwhile.
+- **Seeing others' commits.** A cache of what was read (the GET-by-id read cache,
+  web/readcache.py) must be emptied by every commit, from any process. SQLite tells cheaply:
+  `PRAGMA data_version` on a connection that never writes changes whenever another connection
+  commits (`change_token`). PostgreSQL has no equally cheap signal known here, so it offers
+  none, and nothing is cached.
 - **Files.** A SQLite file (and so its `-wal` and `-shm` files, which SQLite creates with the
   database file's mode) is owner-only, 0600, in a directory made 0700, whatever the umask.
 
@@ -53,8 +58,9 @@ import logging
 import os
 import sqlite3
 import threading
+import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,14 +137,18 @@ class DatabaseURLError(ValueError):
     """A URL the operation store cannot use; the message never contains the password."""
 
 
+def error_summary(exc: BaseException) -> str:
+    """An error's class and the first line of its message, for the log: a driver's message
+    goes on for lines (the statement, hints), and clients never see it."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
 def _unavailable(exc: Exception) -> NoReturn:
     """Raise the store's outage error for a driver error that means the database cannot be
     reached or answer now. Clients see a fixed message (the driver's may name hosts); the
     log gets the driver's."""
-    lines = str(exc).strip().splitlines()
-    logger.warning(
-        "operation store unavailable: %s: %s", type(exc).__name__, lines[0] if lines else ""
-    )
+    logger.warning("operation store unavailable: %s", error_summary(exc))
     raise Unavailable("The operation store is not answering. Try again later.") from exc
 
 
@@ -260,6 +270,14 @@ class Database(ABC):
         PostgreSQL, take the row lock of the precompiled `lock` statement): the readiness check
         of a database that answers reads but cannot take writes (locked by a stalled writer,
         read-only after a failover). Nothing is written: the transaction is rolled back."""
+
+    @abstractmethod
+    def change_token(self) -> Callable[[], Hashable] | None:
+        """A function whose value changes whenever anything is committed to the database, by
+        any connection of any process, cheap enough to call on every request: whoever caches
+        what it read empties the cache when the value changes. A value that cannot be read
+        counts as a change (it equals no other). None when the database offers no such
+        function, and then nothing may be cached."""
 
     def execute(self, statement: ClauseElement) -> int:
         """Run a write statement in its own transaction; returns the number of rows it touched."""
@@ -447,6 +465,10 @@ class SQLiteDatabase(Database):
         finally:
             connection.close()
 
+    def change_token(self) -> Callable[[], Hashable]:
+        """`PRAGMA data_version` on a connection of the token's own (`DataVersion`)."""
+        return DataVersion(self.path)
+
     def fetch_all(self, statement: ClauseElement) -> list[Row]:
         sql, params = compile_statement(statement, self.dialect)
         try:
@@ -488,6 +510,39 @@ class SQLiteDatabase(Database):
             yield Transaction(connection, self.dialect)
         finally:
             connection.execute("ROLLBACK")
+
+
+class DataVersion:
+    """A value that changes whenever anything is committed to a SQLite database: `PRAGMA
+    data_version` on a connection of its own, which never writes (the value changes when
+    another connection commits, in this process or another). The connection is opened when
+    first needed and closed when the token is collected."""
+
+    def __init__(self, path: Path):
+        self._path = path
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        weakref.finalize(self, _close_all, self._connections)
+
+    def __call__(self) -> Hashable:
+        try:
+            with self._lock:
+                if not self._connections:
+                    self._connections.append(
+                        sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+                    )
+                # fetchone() steps the statement to its end, which ends the read transaction:
+                # the connection holds no snapshot between checks (it would stop WAL
+                # checkpoints).
+                version: int = self._connections[0].execute("PRAGMA data_version").fetchone()[0]
+                return version
+        except sqlite3.Error:
+            return object()  # unknown: a change
+
+
+def _close_all(connections: list[sqlite3.Connection]) -> None:
+    for connection in connections:
+        connection.close()
 
 
 class PostgreSQLDatabase(Database):
@@ -620,6 +675,11 @@ class PostgreSQLDatabase(Database):
             if lock is not None:
                 connection.execute(lock).fetchall()
             raise psycopg.Rollback()
+
+    def change_token(self) -> None:
+        """None: no signal of other sessions' commits is known here that costs less than the
+        read it would save (a round trip either way)."""
+        return None
 
     def _read(self, sql: str, params: Any, *, all_rows: bool) -> Any:
         """A read outside any transaction; tried once more on another connection if the pooled

@@ -2,8 +2,8 @@
 
 The store owns an operation's lifecycle fields (id, times, status, progress, version); callers
 say what they want changed and the store decides what that means for the row. It is synchronous
-and fast for single-row work, so the web layer may call `get` inline on the event loop and send
-the heavier `list`/`count` to a thread.
+and fast for single-row work, so on SQLite the web layer calls `get` inline on the event loop
+(`Database.blocking_reads_are_cheap`) and sends the heavier `list`/`count` to a thread.
 
 The same statements run on SQLite and PostgreSQL (store/database.py). Every read-modify-write
 is written to be sound with several API processes on one PostgreSQL database, where
@@ -19,7 +19,7 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -42,6 +42,7 @@ from datapolicy.odata.skiptoken import SkipToken, effective_order
 from datapolicy.odata.sql import after_clause, order_clauses, where_clause
 from datapolicy.store.database import Database, Transaction
 from datapolicy.store.tables import operations
+from datapolicy.store.timestamps import from_micros, to_micros
 
 ROW = (
     operations.c.id,
@@ -67,10 +68,10 @@ _BY_ID = select(*ROW).where(operations.c.id == bindparam("id"), VISIBLE)
 _LOCK_BY_ID = _BY_ID.with_for_update()  # SQLite: no clause (the transaction holds the lock)
 
 Precondition = Callable[[Operation], bool]
-# What a change leaves on the audit trail (store/audit.py), run inside the change's transaction
-# with the operation as changed (as it was, for a deletion) once the change is written: if it
-# raises (the trail cannot take the entry), the change is rolled back. The store knows nothing
-# of the trail; the caller says what to record.
+# What a change leaves on the audit trail (store/audit/log.py), run inside the change's
+# transaction with the operation as changed (as it was, for a deletion) once the change is
+# written: if it raises (the trail cannot take the entry), the change is rolled back. The store
+# knows nothing of the trail; the caller says what to record.
 Recorder = Callable[[Transaction, Operation], None]
 
 
@@ -79,15 +80,6 @@ class Page:
     items: list[Operation]
     next: SkipToken | None  # where the next page starts, if there is one
     count: int | None  # the total matching count, when it was asked for
-
-
-def to_micros(value: datetime) -> int:
-    delta = value.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(value: int) -> datetime:
-    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
 
 
 def encode(prop: Property, value: Value) -> Any:

@@ -14,8 +14,9 @@ The same statements run on SQLite and PostgreSQL; only how a claim excludes othe
 (see `claim`). On SQLite every transaction takes the database's write lock when it begins
 (`BEGIN IMMEDIATE`), so claims, completions and API writes simply run one after another. On
 PostgreSQL (READ COMMITTED, several processes) a transaction that reads a row in order to write
-it locks the row (`FOR UPDATE`); single-statement writes (heartbeat, retry, release, purge,
-fail) need no lock of their own: PostgreSQL re-checks an UPDATE's WHERE clause, the lease owner
+it locks the row (`FOR UPDATE`: a claim, `complete`, and `fail` when it quotes the attempt
+history); single-statement writes (heartbeat, retry, release, purge, a plain `fail`) need no lock
+of their own: PostgreSQL re-checks an UPDATE's or DELETE's WHERE clause, the lease owner
 included, against the newest version of a row once a concurrent writer of that row commits.
 
 Worker losses are counted apart from export failures (migration 0007): a claim that takes over
@@ -44,8 +45,9 @@ from sqlalchemy import and_, case, func, or_, select
 
 from datapolicy.model import Operation, OperationError, OperationStatus, utc_now
 from datapolicy.store.database import Database, Transaction
-from datapolicy.store.operations import ROW, to_micros, to_operation
+from datapolicy.store.operations import ROW, to_operation
 from datapolicy.store.tables import operations
+from datapolicy.store.timestamps import to_micros
 
 c = operations.c
 _ACTIVE = (OperationStatus.NOT_STARTED.value, OperationStatus.RUNNING.value)

@@ -99,8 +99,8 @@ operations = Table(
 # The entries the partial index below holds; a query must repeat it literally to use it.
 AUDIT_STARTED = text("action = 'operation.started'")
 
-# The audit trail (migration 0004; store/audit.py): append-only, hash-chained entries. On SQLite
-# it lives in a database file of its own beside the store's (see store/audit.py for why).
+# The audit trail (migration 0004; store/audit/): append-only, hash-chained entries. On SQLite
+# it lives in a database file of its own beside the store's (see store/audit/log.py for why).
 audit_log = Table(
     "audit_log",
     metadata,
@@ -115,7 +115,7 @@ audit_log = Table(
     Column("request_id", text_column(None), nullable=True),
     Column("previous_hash", text_column(64), nullable=False),
     Column("hash", text_column(64), nullable=False),
-    # Only the starts, to find a start's request id (store/audit.py): an index on every
+    # Only the starts, to find a start's request id (store/audit/log.py): an index on every
     # entry's random ids made each append touch random pages of a large file, and cost the
     # reads they record several times over; `audit list` filters scan instead.
     Index(
@@ -125,8 +125,8 @@ audit_log = Table(
         postgresql_where=AUDIT_STARTED,
     ),
 )
-# Blocks of the same chain (migration 0006; store/audit.py): a batch of read entries in one row,
-# `entries` a JSON array of [at, action, subject, app_id, user_id, operation_id, client,
+# Blocks of the same chain (migration 0006; store/audit/chain.py): a batch of read entries in
+# one row, `entries` a JSON array of [at, action, subject, app_id, user_id, operation_id, client,
 # request_id], numbered first_sequence..last_sequence, with one hash over all of them.
 audit_block = Table(
     "audit_block",
@@ -149,8 +149,9 @@ audit_head = Table(
     Column("sequence", BigInteger, nullable=False),
     Column("hash", text_column(64), nullable=False),
 )
-# The head, signed (migration 0008; store/audit.py): one row, the head's sequence and hash and a
-# JWS over them made with the service's signing key, written with every head move. `verify`
+# The head, signed (migration 0008; store/audit/chain.py): one row, the head's sequence and hash
+# and a JWS over them made with the service's audit key (audit-key.jwk, not the token-signing
+# key), written with every head move. `verify`
 # checks it, so deleting entries from the end and moving the head back is noticed.
 audit_checkpoint = Table(
     "audit_checkpoint",

@@ -3,9 +3,11 @@ where (the client's address) and the request id, around the store's `AuditLog`.
 
 Changes (start, PATCH, DELETE) are appended in the change's own transaction (`recorder`, which
 the store runs in a worker thread): a change whose entry cannot be written is rolled back and
-answered 503 with Retry-After (store/audit.py, "fails closed"). A package download is recorded
-before the package is handed out (`record`). Reads and lists, the hot path, are handed to an
-`AuditBuffer` (`later`: a deque append), which appends them in blocks.
+answered 503 with Retry-After (store/audit/log.py, "fails closed"). A package download is
+recorded before the package is handed out (`record`). Reads and lists, the hot path, are handed
+to the `AuditBuffer` (`later`: a deque append), which appends them as blocks from a thread of its
+own, every `flush_seconds` or `max_pending` entries and when closed: a hard crash loses at most
+that interval's read entries.
 
 The client's address is the scope's: the peer's, or behind trusted proxies the client's as
 `web/proxy.py` found it in `X-Forwarded-For`.
@@ -13,15 +15,21 @@ The client's address is the scope's: the peer's, or behind trusted proxies the c
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections import deque
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import Scope
 
 from datapolicy.auth.tokens import Principal
 from datapolicy.model import Operation, utc_now
-from datapolicy.store.audit import AuditAction, AuditBuffer, AuditLog, AuditRecord
+from datapolicy.store.audit import AuditAction, AuditLog, AuditRecord
 from datapolicy.store.database import Transaction
 from datapolicy.store.operations import Recorder
+
+logger = logging.getLogger(__name__)
 
 
 class RequestAudit:
@@ -104,3 +112,77 @@ class RequestAudit:
 
 def audit_of(request: Request) -> RequestAudit:
     return request.app.state.audit
+
+
+class AuditBuffer:
+    """Entries appended in blocks from a thread of its own: for the hot path (reads), where a
+    commit per request would cost the request a write and empty the read cache each time.
+
+    `add` only appends to a deque, which is safe against the flushing thread without a lock (a
+    lock shared with the event loop made each flush hand the GIL back and forth with it). The
+    thread appends what has gathered every `flush_seconds`, or sooner when `max_pending` are
+    waiting, as blocks of at most `max_pending` entries; `close` appends the rest. If an append
+    fails (the database is down), the entries are kept and tried again, up to `max_kept`;
+    beyond that the oldest are dropped, with an error in the log."""
+
+    def __init__(
+        self,
+        log: AuditLog,
+        *,
+        flush_seconds: float = 0.2,
+        max_pending: int = 5000,
+        max_kept: int = 100_000,
+    ):
+        self.log = log
+        self.flush_seconds = flush_seconds
+        self.max_pending = max_pending
+        self.max_kept = max_kept
+        self._pending: deque[AuditRecord] = deque()
+        self._flushing = threading.Lock()  # one flush at a time (the thread's, close's, a test's)
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audit-buffer", daemon=True)
+        self._thread.start()
+
+    def add(self, record: AuditRecord) -> None:
+        self._pending.append(record)
+        if len(self._pending) >= self.max_pending:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Append everything gathered so far (in the calling thread)."""
+        with self._flushing:
+            pending = self._pending
+            while pending:
+                block = [pending.popleft() for _ in range(min(len(pending), self.max_pending))]
+                try:
+                    self.log.append_block(block)
+                except Exception:
+                    self._keep(block)
+                    raise
+
+    def _keep(self, records: list[AuditRecord]) -> None:
+        """Put entries that could not be appended back in front of the pending ones."""
+        logger.exception("could not append %d audit entries; keeping them", len(records))
+        self._pending.extendleft(reversed(records))
+        excess = len(self._pending) - self.max_kept
+        for _ in range(max(excess, 0)):
+            self._pending.popleft()
+        if excess > 0:
+            logger.error("dropped %d audit entries that could not be appended", excess)
+
+    def close(self) -> None:
+        """Stop the thread and append what is left."""
+        self._closed.set()
+        self._wake.set()
+        self._thread.join()
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                self._closed.wait(self.flush_seconds)  # logged by flush; try again later

@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from datapolicy.store import OperationStore
 from datapolicy.store.audit import AuditLog
+from datapolicy.store.database import error_summary
 from datapolicy.web.errors import error_response, method_not_allowed
 from datapolicy.web.responses import json_response
 
@@ -150,8 +151,7 @@ def _check(target: str, message: str, check: Callable[[], None]) -> Failure | No
     try:
         check()
     except Exception as exc:  # anything a check raises means not ready, whatever the driver
-        lines = str(exc).strip().splitlines()
-        return Failure(target, message, f"{type(exc).__name__}: {lines[0] if lines else ''}")
+        return Failure(target, message, error_summary(exc))
     return None
 
 

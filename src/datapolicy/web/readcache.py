@@ -8,9 +8,11 @@ back. A body served from memory has none of those hand-offs, and no entity to re
 Consistency: a body from the cache is what a read of the database would have given at some
 moment after the request was received. The whole cache is emptied as soon as anything has been
 committed to the database, by any connection in any process: this process's API and export
-threads, `datapolicy worker` processes, other API processes. Commits are detected with SQLite's
-`PRAGMA data_version`, on a connection of the cache's own that never writes, so that every
-commit is another connection's and changes the value. A change is looked for before a request
+threads, `datapolicy worker` processes, other API processes. Commits are detected by the
+store's change token (`Database.change_token`, store/database.py: on SQLite `PRAGMA
+data_version` on a connection of the token's own that never writes, so that every commit is
+another connection's and changes the value; a token that cannot be read counts as a change).
+A store without one (PostgreSQL) gets no cache. A change is looked for before a request
 is looked up, so a write committed before the request arrived (a PATCH, a DELETE, a worker's
 progress, in this process or another) is always seen, as with a read of the database.
 
@@ -33,12 +35,10 @@ insert: ~2 us in process, a few percent of a request under load; see docs/benchm
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from pathlib import Path
+
+from datapolicy.store.database import Database
 
 # Entries kept, least recently used out first: ~70 MB with bench/populate.py's operations
 # (~470-byte bodies, ~680 bytes an entry in all). Clients poll the operations they started, so
@@ -47,33 +47,6 @@ DEFAULT_MAX_ENTRIES = 100_000
 
 # (the body after its `@odata.context` member, the ETag value, the userId: for the audit entry)
 Entry = tuple[bytes, bytes, str]
-
-
-class ChangeToken:
-    """A value that changes whenever anything is committed to a SQLite database: `PRAGMA
-    data_version` on a connection of its own, which never writes (the value changes when
-    another connection commits). The connection is opened when first needed."""
-
-    def __init__(self, path: Path):
-        self._path = path
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        weakref.finalize(self, _close, self._connections)
-
-    def __call__(self) -> Hashable:
-        with self._lock:
-            if not self._connections:
-                self._connections.append(
-                    sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-                )
-            # fetchone() steps the statement to its end, which ends the read transaction: the
-            # connection holds no snapshot between checks (it would stop WAL checkpoints).
-            return self._connections[0].execute("PRAGMA data_version").fetchone()[0]
-
-
-def _close(connections: list[sqlite3.Connection]) -> None:
-    for connection in connections:
-        connection.close()
 
 
 class ReadCache:
@@ -119,10 +92,7 @@ class ReadCache:
         return len(self._entries)
 
     def _check(self) -> None:
-        try:
-            token = self._change_token()
-        except sqlite3.Error:
-            token = object()  # unknown: count it as a change
+        token = self._change_token()
         if token != self._token:
             self._entries.clear()
             self._token = token
@@ -135,11 +105,7 @@ class ReadCache:
         self._checked_for = None
 
 
-def read_cache_for(database: object) -> ReadCache | None:
-    """A cache for the store's database if it is a SQLite file, else None (no cheap way to see
-    other processes' commits is known here for other databases)."""
-    url = getattr(database, "url", None)
-    path = getattr(database, "path", None)
-    if not isinstance(url, str) or not url.startswith("sqlite:") or not isinstance(path, Path):
-        return None
-    return ReadCache(ChangeToken(path))
+def read_cache_for(database: Database) -> ReadCache | None:
+    """A cache for the store's database if it has a change token (SQLite), else None."""
+    change_token = database.change_token()
+    return None if change_token is None else ReadCache(change_token)

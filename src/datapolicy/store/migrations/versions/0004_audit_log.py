@@ -2,7 +2,7 @@
 
 Triggers refuse to change or delete an entry, and to move the head anywhere but forward, so
 an ordinary mistake (or a careless script) cannot edit the trail; someone who drops the
-triggers can, and `datapolicy audit verify` then finds the broken link (store/audit.py).
+triggers can, and `datapolicy audit verify` then finds the broken link (store/audit/chain.py).
 
 Revision ID: 0004
 Revises: 0003

@@ -1,4 +1,4 @@
-"""Audit blocks: read entries appended as one chain link per batch (store/audit.py).
+"""Audit blocks: read entries appended as one chain link per batch (store/audit/chain.py).
 
 Reads and lists are most of the audit trail and are appended in batches. A row, an index
 entry and a hash per read cost the API several microseconds of CPU per GET (docs/benchmarks.md);

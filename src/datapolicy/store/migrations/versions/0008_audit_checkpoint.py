@@ -1,4 +1,5 @@
-"""The audit chain's signed checkpoint: its head anchored outside the chain (store/audit.py).
+"""The audit chain's signed checkpoint: its head anchored outside the chain
+(store/audit/chain.py).
 
 The head row alone cannot show that entries were deleted from the end: whoever deletes them
 can move the head back too. Each append now also writes the head's sequence and hash signed
