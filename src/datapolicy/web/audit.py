@@ -116,7 +116,8 @@ def audit_of(request: Request) -> RequestAudit:
 
 class AuditBuffer:
     """Entries appended in blocks from a thread of its own: for the hot path (reads), where a
-    commit per request would cost the request a write and empty the read cache each time.
+    commit per request would cost each request a write, and a row and a hash per entry several
+    microseconds of CPU (docs/benchmarks.md): a block is one row and one hash per flush.
 
     `add` only appends to a deque, which is safe against the flushing thread without a lock (a
     lock shared with the event loop made each flush hand the GIL back and forth with it). The
