@@ -60,6 +60,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from datapolicy.durations import parse_duration
+from datapolicy.errors import StartupError
 
 if TYPE_CHECKING:
     from datapolicy.store.database import Timeouts
@@ -69,8 +70,10 @@ _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 Identifier = Annotated[str, StringConstraints(pattern=_IDENTIFIER)]
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names the file, line and key."""
+class ConfigError(StartupError):
+    """The configuration cannot be used: the message names the file, line and key of a value
+    that is wrong, or what it turns on that cannot work (a file it names that cannot be read,
+    an extra that is not installed)."""
 
 
 class _Strict(BaseModel):

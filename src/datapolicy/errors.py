@@ -1,20 +1,61 @@
-"""Errors that the store, the query layer and (later) the engine raise, with Graph's error codes.
+"""Every exception datapolicy raises, in three families: Graph's errors, which the API answers
+with a status and Graph code; startup errors, which stop a process before it serves; and export
+errors, which end an export attempt. Classes live here unless they belong to one module (the
+module is named). The tree::
 
-Each error carries the Graph `code` and a message meant for the client; the web layer only
-chooses the HTTP status from the class. The hierarchy::
+    Exception
+    ├── DatapolicyError               Graph's errors: the API answers with the status, the code
+    │   │                             and the message (web/errors.py chooses the status by class)
+    │   ├── InvalidRequest         400  the request is malformed or asks for something not allowed
+    │   │   ├── QueryOptionError   400  an OData query option is unknown or malformed
+    │   │   └── StorageLocationError 400  engine/targets/base.py: a storageLocation not usable
+    │   ├── Unauthenticated        401  no bearer token, or one that fails validation
+    │   ├── Forbidden              403  a valid token without the permission the route needs
+    │   ├── NotFound               404  the addressed entity does not exist
+    │   │   ├── UnknownUser        404  engine/service.py: no such user in the directory
+    │   │   └── PackageNotAvailable 404  engine/service.py: no package on this server's disk
+    │   ├── Conflict               409  the entity's state does not allow the change
+    │   ├── PreconditionFailed     412  If-Match named an ETag the entity no longer has
+    │   ├── TooManyRequests        429  a client over its rate limit, with Retry-After
+    │   ├── Unavailable            503  something the answer depends on cannot be reached now
+    │   │   └── AuditUnavailable   503  store/audit.py: the audit trail cannot take an entry now
+    │   └── HTTPError            (any)  web/errors.py: refused by the HTTP layer (media type,
+    │                                   body size, method), with its own status
+    ├── StartupError                  a process cannot start (or a command cannot open what it
+    │   │                             needs): `datapolicy` prints the message and exits 1, in
+    │   │                             one place (cli/__init__.py)
+    │   ├── ConfigError                 config.py: the configuration cannot be used
+    │   │   └── DatabaseURLError        store/database.py: a store URL it cannot use
+    │   ├── SigningKeyError             a key file in the data directory cannot be used
+    │   ├── StoreUnreachable            the operation store cannot be reached to open it
+    │   └── MigrationFailed             the store answered, but its schema cannot be migrated
+    ├── ExportError                   an export attempt cannot go on: the worker records the
+    │   │                             message on the operation, and retries the export after
+    │   │                             backoff unless `permanent` (engine/retrypolicy.py)
+    │   ├── SourceError                 engine/sources/base.py: a source cannot be read
+    │   ├── StorageError                engine/targets/base.py: writing to the storage failed
+    │   └── PermanentError              engine/worker.py: no retry can fix it; a code of its own
+    ├── Cancelled                     engine/exporter.py: not a failure, the signal that an
+    │                                 export must stop (deleted, lease lost, shutting down)
+    └── outside the service, for its clients:
+        ├── click.ClickException
+        │   └── ApiError                cli/client.py: the API answered the CLI with an error
+        ├── CheckFailed                 cli/config.py: `config check` found something wrong
+        └── ScenarioError               testing/scenarios.py: the scenario admin API refused
 
-    DatapolicyError
-    ├── InvalidRequest          400  the request is malformed or asks for something not allowed
-    │   └── QueryOptionError    400  an OData query option is unknown or malformed
-    ├── Unauthenticated         401  no bearer token, or one that fails validation
-    ├── Forbidden               403  a valid token without the permission the route needs
-    ├── NotFound                404  the addressed entity does not exist
-    ├── Conflict                409  the entity's state does not allow the change
-    ├── PreconditionFailed      412  If-Match named an ETag the entity no longer has
-    └── Unavailable             503  something the answer depends on cannot be reached now
+A startup error is not a Graph error: no client ever sees it, so it has no status and no code.
+Graph's `Unavailable` is what the store raises when it cannot answer a request now.
 """
 
 from __future__ import annotations
+
+import math
+
+# Graph's own message for TooManyRequests.
+THROTTLED = (
+    "Client application has been throttled and should not attempt to repeat the request "
+    "until an amount of time has elapsed."
+)
 
 
 class DatapolicyError(Exception):
@@ -58,5 +99,46 @@ class PreconditionFailed(DatapolicyError):
     code = "PreconditionFailed"
 
 
+class TooManyRequests(DatapolicyError):
+    """A client over its rate limit, as Graph throttles (web/ratelimit.py). `retry_after`: the
+    `Retry-After` header, `wait` in whole seconds rounded up (at least 1), so that a client that
+    waits this long is let through."""
+
+    code = "TooManyRequests"
+
+    def __init__(self, wait: float, message: str = THROTTLED):
+        super().__init__(message)
+        self.retry_after = max(1, math.ceil(wait))
+
+
 class Unavailable(DatapolicyError):
     code = "serviceNotAvailable"
+
+
+class StartupError(Exception):
+    """A process cannot start, or a command cannot open what it needs; the message says what
+    and where, for the operator, and never holds a password."""
+
+
+class SigningKeyError(StartupError):
+    """A key file in the data directory (the token signing key, the audit trail's key) cannot
+    be used: readable by others, or not a P-256 private key."""
+
+
+class StoreUnreachable(StartupError):
+    """The operation store cannot be reached: the database refused or dropped the connection,
+    or could not be opened."""
+
+
+class MigrationFailed(StartupError):
+    """The operation store answered, but bringing its schema to the newest revision failed."""
+
+
+class ExportError(Exception):
+    """An export attempt cannot go on. The message says what and where, without credentials.
+    `permanent`: another attempt would fail the same way, so the worker fails the operation at
+    once instead of retrying it after backoff."""
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent

@@ -23,7 +23,7 @@ from granian.constants import Interfaces
 from granian.log import LogLevels
 from granian.server.embed import Server
 from prometheus_client import start_http_server
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from datapolicy.auth.configure import validator_for
 from datapolicy.auth.keys import audit_key
@@ -33,7 +33,7 @@ from datapolicy.demo import prepare_demo
 from datapolicy.engine import EXPORTS_DIR, ExportService, Worker, build_context
 from datapolicy.engine.control import NO_CONTROL, ExportControl
 from datapolicy.engine.sources.base import SourceError
-from datapolicy.errors import Unavailable
+from datapolicy.errors import MigrationFailed, StoreUnreachable
 from datapolicy.logs import GRANIAN_LOGGING
 from datapolicy.metrics import watch_store
 from datapolicy.scenarios import Scenarios
@@ -41,7 +41,6 @@ from datapolicy.scenarios.datadir import DataDirectory
 from datapolicy.settings import Settings
 from datapolicy.store import Database, OperationStore
 from datapolicy.store.audit import AuditLog, open_audit_log
-from datapolicy.store.database import DatabaseURLError
 from datapolicy.store.database import open_database as store_database
 from datapolicy.store.queue import OperationQueue
 from datapolicy.tracing import configure_tracing
@@ -61,24 +60,29 @@ def effective_config(settings: Settings) -> Config:
 
 def open_database(settings: Settings) -> Database:
     """The operation store's database (--database, [store] url, or SQLite in the data
-    directory), migrated to the current schema. Messages name it without its password."""
+    directory), migrated to the current schema; a StartupError if it cannot be. Messages name
+    it without its password."""
     store = settings.config.store
-    try:
-        database = store_database(
-            settings.database_url,
-            pool_min_size=store.pool_min_size,
-            pool_max_size=store.pool_max_size,
-            pool_timeout=store.pool_timeout,
-            timeouts=store.timeouts(),
-        )
-    except DatabaseURLError as exc:
-        raise Unavailable(str(exc)) from None
+    database = store_database(  # DatabaseURLError for a URL it cannot use
+        settings.database_url,
+        pool_min_size=store.pool_min_size,
+        pool_max_size=store.pool_max_size,
+        pool_timeout=store.pool_timeout,
+        timeouts=store.timeouts(),
+    )
     try:
         database.migrate()
     except SQLAlchemyError as exc:
         database.close()
         reason = str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()
-        raise Unavailable(
+        # PEP 249's OperationalError and InterfaceError: the database's operation (cannot
+        # connect, connection lost), not the statements the migration runs.
+        failure = (
+            StoreUnreachable
+            if isinstance(exc, OperationalError | InterfaceError)
+            else MigrationFailed
+        )
+        raise failure(
             f"cannot open the operation store at {database.url}: {reason[0] if reason else ''}"
         ) from None
     logger.info("operation store: %s", database.url)

@@ -23,8 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from datapolicy.config import TracingConfig
-from datapolicy.errors import Unavailable
+from datapolicy.config import ConfigError, TracingConfig
 
 OPERATION_ID = "datapolicy.operation_id"
 MAX_PENDING_LINKS = 10_000  # starts waiting for their first run; the oldest are forgotten
@@ -40,7 +39,8 @@ def enabled() -> bool:
 
 def configure_tracing(config: TracingConfig, provider: Any = None) -> None:
     """Set up the tracer (once per process), or nothing when tracing is off. `provider`: a
-    TracerProvider of the caller's (tests: one with an in-memory exporter)."""
+    TracerProvider of the caller's (tests: one with an in-memory exporter). ConfigError when
+    tracing is on without the `otel` extra installed."""
     global _tracer
     if not config.enabled:
         return
@@ -50,7 +50,7 @@ def configure_tracing(config: TracingConfig, provider: Any = None) -> None:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
     except ImportError:
-        raise Unavailable(
+        raise ConfigError(
             "[tracing] enabled needs OpenTelemetry: pip install 'datapolicy[otel]'"
         ) from None
     if provider is None:
@@ -67,7 +67,7 @@ def _otlp_exporter(endpoint: str | None) -> Any:
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:
-        raise Unavailable(
+        raise ConfigError(
             "[tracing] needs the OTLP exporter: pip install 'datapolicy[otel]'"
         ) from None
     return OTLPSpanExporter() if endpoint is None else OTLPSpanExporter(endpoint=endpoint)

@@ -14,7 +14,7 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 from datapolicy.auth.configure import validator_for
 from datapolicy.auth.keys import JwksKeys, jwks_from_url, parse_jwks
 from datapolicy.auth.tokens import TokenValidator
-from datapolicy.config import AuthConfig
+from datapolicy.config import AuthConfig, ConfigError
 from datapolicy.errors import Unauthenticated, Unavailable
 from jwksserver import serve_jwks
 from jwtkinds import AUDIENCE, ISSUER, claims, sign
@@ -140,5 +140,5 @@ def test_a_jwks_file_is_read_again_on_an_unknown_kid(tmp_path: Path):
 
 def test_a_missing_jwks_file_stops_the_start(tmp_path: Path):
     config = AuthConfig(jwks_file=tmp_path / "absent.json", issuer=ISSUER, audience=AUDIENCE)
-    with pytest.raises(Unavailable, match=r"\[auth\] jwks_file: .*absent\.json"):
+    with pytest.raises(ConfigError, match=r"\[auth\] jwks_file: .*absent\.json"):
         validator_for(config, tmp_path)

@@ -14,7 +14,7 @@ import pytest
 from joserfc.jwk import ECKey, RSAKey
 
 from datapolicy.auth.keys import SIGNING_KEY_FILE, signing_key
-from datapolicy.errors import Unavailable
+from datapolicy.errors import SigningKeyError
 
 
 def test_the_key_is_made_once_p256_and_owner_only(tmp_path: Path):
@@ -51,7 +51,7 @@ def test_a_key_others_may_read_is_refused(tmp_path: Path):
     signing_key(tmp_path)
     path = tmp_path / SIGNING_KEY_FILE
     path.chmod(0o640)
-    with pytest.raises(Unavailable, match=r"owner only \(mode 0640\); run: chmod 600"):
+    with pytest.raises(SigningKeyError, match=r"owner only \(mode 0640\); run: chmod 600"):
         signing_key(tmp_path)
 
 
@@ -68,5 +68,5 @@ def test_a_key_file_that_is_not_a_p256_private_key_is_refused(tmp_path: Path, co
     path = tmp_path / SIGNING_KEY_FILE
     path.write_text(content)
     path.chmod(0o600)
-    with pytest.raises(Unavailable, match=r"signing-key\.jwk: not a"):
+    with pytest.raises(SigningKeyError, match=r"signing-key\.jwk: not a"):
         signing_key(tmp_path)

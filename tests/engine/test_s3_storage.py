@@ -44,7 +44,7 @@ from s3server import ADMIN, READER, WRITER, SeaweedS3
 ADA = demo_user_id(0)
 MIB = 1024 * 1024
 PART = 5 * MIB  # S3's smallest part
-QUICK = {"retry_delays": (), "connect_timeout": 2, "read_timeout": 10}
+QUICK = {"max_attempts": 1, "connect_timeout": 2, "read_timeout": 10}
 WRONG_SECRET = "wrong-secret-that-must-never-be-shown-0123"
 
 

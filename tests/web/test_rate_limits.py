@@ -18,7 +18,8 @@ import pytest
 from conftest import Service, start_configured, token_for
 from datapolicy.auth.permissions import PERMISSIONS
 from datapolicy.config import LimitsConfig
-from datapolicy.web.ratelimit import THROTTLED, ClientLimits, RateBudget
+from datapolicy.errors import THROTTLED
+from datapolicy.web.ratelimit import ClientLimits, RateBudget
 
 WRITE_BURST = 3
 READ_BURST = 5

@@ -14,7 +14,7 @@ from datapolicy.auth.keys import (
     signing_key,
 )
 from datapolicy.auth.tokens import TokenValidator
-from datapolicy.config import AuthConfig
+from datapolicy.config import AuthConfig, ConfigError
 from datapolicy.errors import Unavailable
 
 logger = logging.getLogger(__name__)
@@ -22,13 +22,13 @@ logger = logging.getLogger(__name__)
 
 def validator_for(config: AuthConfig, data_dir: Path) -> TokenValidator:
     """The validator the configuration asks for. A JWKS file that cannot be read stops the
-    start (`Unavailable`); a JWKS URL that cannot be fetched yet is only a warning, since the
+    start (`ConfigError`); a JWKS URL that cannot be fetched yet is only a warning, since the
     identity provider may come up later."""
     if config.jwks_file is not None:
         try:
             initial = jwks_from_file(config.jwks_file)
         except (OSError, ValueError) as exc:
-            raise Unavailable(f"[auth] jwks_file: {exc}") from None
+            raise ConfigError(f"[auth] jwks_file: {exc}") from None
         # Reading a local file costs about what checking a signature does: no need to space
         # out the reads, and a replaced file is seen by the first token that needs it.
         keys: LocalKeys | JwksKeys = JwksKeys(

@@ -31,7 +31,7 @@ from typing import Protocol
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 
-from datapolicy.errors import Unavailable
+from datapolicy.errors import SigningKeyError, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def signing_key(data_dir: Path, name: str = SIGNING_KEY_FILE) -> ECKey:
 
     Several processes may start on one data directory at once: the key is written to a private
     temporary file and linked into place, which fails if another process got there first, so
-    every process ends up with the same key and no one reads a half-written file.
+    every process ends up with the same key and no one reads a half-written file. A key file
+    that cannot be used (readable by others, not a P-256 private key) is a SigningKeyError.
     """
     path = data_dir / name
     if not path.exists():
@@ -101,16 +102,16 @@ def signing_key(data_dir: Path, name: str = SIGNING_KEY_FILE) -> ECKey:
 def _read_signing_key(path: Path) -> ECKey:
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise Unavailable(
+        raise SigningKeyError(
             f"{path}: the token signing key must be readable by its owner only "
             f"(mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}"
         )
     try:
         key = ECKey.import_key(json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, JoseError) as exc:
-        raise Unavailable(f"{path}: not a usable signing key ({exc})") from None
+        raise SigningKeyError(f"{path}: not a usable signing key ({exc})") from None
     if not key.is_private or key.get("crv") != "P-256":
-        raise Unavailable(f"{path}: not a P-256 private key")
+        raise SigningKeyError(f"{path}: not a P-256 private key")
     return key
 
 

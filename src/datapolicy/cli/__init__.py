@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
@@ -16,9 +17,24 @@ from datapolicy.cli.serve import serve, worker
 from datapolicy.cli.token import token
 from datapolicy.cli.users import users
 from datapolicy.cli.verify import verify
+from datapolicy.errors import StartupError, Unavailable
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The `datapolicy` group. A command that cannot start (errors.StartupError: the
+    configuration, a key file, the operation store) ends here, the one place that turns it
+    into click's `Error: <message>` on stderr and exit status 1. So does Graph's `Unavailable`,
+    the store's outage error, when the store stops answering while a command opens what it needs
+    (the audit trail, after migrating)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (StartupError, Unavailable) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """datapolicy: a self-hosted, Microsoft Graph-compatible dataPolicyOperations service."""
     # Everything datapolicy creates (the data directory, the store and audit files with their

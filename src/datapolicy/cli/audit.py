@@ -17,7 +17,6 @@ from datapolicy.cli.options import (
     load_settings,
 )
 from datapolicy.cli.output import print_records
-from datapolicy.errors import Unavailable
 from datapolicy.store.audit import AuditAction, AuditFilter, AuditLog
 
 
@@ -36,11 +35,8 @@ def _opened(
     from datapolicy.store.audit import open_audit_log
 
     settings = load_settings(config_file, data_dir=data_dir, database=database)
-    try:
-        key = audit_key(settings.data_dir)  # the checkpoint's (store/audit/chain.py)
-        store = open_database(settings)
-    except Unavailable as exc:
-        raise click.ClickException(exc.message) from None
+    key = audit_key(settings.data_dir)  # the checkpoint's (store/audit/chain.py)
+    store = open_database(settings)
     try:
         log = open_audit_log(store, signing_key=key)
         try:

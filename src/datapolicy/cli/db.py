@@ -19,7 +19,6 @@ from datapolicy.cli.options import (
     load_settings,
 )
 from datapolicy.cli.output import print_json
-from datapolicy.errors import Unavailable
 
 
 @click.group()
@@ -43,10 +42,7 @@ def upgrade(data_dir: Path | None, config_file: Path | None, database: str | Non
     from datapolicy.store.database import head_revision
 
     settings = load_settings(config_file, data_dir=data_dir, database=database)
-    try:
-        store = open_database(settings)
-    except Unavailable as exc:
-        raise click.ClickException(exc.message) from None
+    store = open_database(settings)
     try:
         click.echo(f"{store.url}: at revision {head_revision()} (the newest)")
     finally:

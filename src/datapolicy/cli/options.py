@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from datapolicy import redact
-from datapolicy.config import ConfigError
 from datapolicy.logs import configure_logging
 from datapolicy.settings import DEFAULT_DATA_DIR, Settings
 
@@ -80,10 +79,7 @@ def process_options(command):  # type: ignore[no-untyped-def]
 def load_settings(config_file: Path | None, **overrides: object) -> Settings:
     settings = Settings()
     if config_file is not None:
-        try:
-            settings = settings.with_file(config_file)
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
+        settings = settings.with_file(config_file)  # ConfigError (cli/__init__.py prints it)
     settings = settings.with_overrides(**overrides)  # type: ignore[arg-type]
     redact.install()  # no SAS, signature, token or password reaches the log (docs/security.md)
     configure_logging(settings.config.logging)  # text on a terminal, else JSON lines

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from datapolicy.cli.options import load_settings, process_options
-from datapolicy.errors import Unavailable
 
 
 @click.command()
@@ -84,8 +83,6 @@ def serve(
         asyncio.run(run(settings))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         pass
-    except Unavailable as exc:  # the keys to check tokens against, or the operation store
-        raise click.ClickException(exc.message) from None
     except OSError as exc:
         raise click.ClickException(
             f"cannot serve on {settings.host}:{settings.port}: {exc}"
@@ -132,8 +129,6 @@ def worker(
 
     try:
         run_worker(settings, None if metrics_port is None else (metrics_host, metrics_port))
-    except Unavailable as exc:  # the operation store
-        raise click.ClickException(exc.message) from None
     except OSError as exc:  # the metrics port
         raise click.ClickException(
             f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}"

@@ -10,7 +10,6 @@ import click
 from datapolicy.auth.permissions import PERMISSIONS
 from datapolicy.cli.options import config_option, data_dir_option, load_settings
 from datapolicy.durations import parse_duration
-from datapolicy.errors import Unavailable
 
 MAX_TOKEN_LIFETIME_S = 30 * 86400
 
@@ -75,13 +74,9 @@ def token(
     from datapolicy.auth.keys import signing_key
     from datapolicy.auth.tokens import issue_token
 
-    try:
-        key = signing_key(settings.data_dir)
-    except Unavailable as exc:
-        raise click.ClickException(exc.message) from None
     click.echo(
         issue_token(
-            key,
+            signing_key(settings.data_dir),
             issuer=auth.issuer,
             audience=auth.audience,
             permissions=permissions,

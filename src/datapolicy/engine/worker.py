@@ -43,6 +43,7 @@ from datapolicy.config import EngineConfig, StorageConfig
 from datapolicy.engine.control import NO_CONTROL, ExportControl
 from datapolicy.engine.directory import User, UserDirectory
 from datapolicy.engine.exporter import Cancelled, Progress, export
+from datapolicy.engine.retrypolicy import ExportRetryPolicy
 from datapolicy.engine.sources.base import Source, SourceError
 from datapolicy.engine.targets import (
     StorageError,
@@ -54,6 +55,7 @@ from datapolicy.engine.targets import (
 from datapolicy.engine.targets.local import sweep_partials
 from datapolicy.engine.targets.s3 import sweep_uploads
 from datapolicy.engine.targets.spool import sweep as sweep_spool
+from datapolicy.errors import ExportError
 from datapolicy.metrics import LEASE_EXPIRIES, export_completed, export_ended
 from datapolicy.model import Operation, OperationError, utc_now
 from datapolicy.redact import redact
@@ -66,11 +68,11 @@ logger = logging.getLogger(__name__)
 PACKAGE_DELETION_RETRY = timedelta(minutes=5)
 
 
-class PermanentError(Exception):
-    """An export that no retry can fix."""
+class PermanentError(ExportError):
+    """An export that no retry can fix, failed with `code` (not a source's or storage's)."""
 
     def __init__(self, code: str, message: str):
-        super().__init__(message)
+        super().__init__(message, permanent=True)
         self.error = OperationError(code, message)
 
 
@@ -106,6 +108,7 @@ class Worker:
         self.queue = queue
         self.context = context
         self.config = config
+        self.retry_policy = ExportRetryPolicy.of(config)
         self.clock = clock
         self.control = control  # a test double's time control and forced failures
         self.audit = audit  # where package.deleted is recorded, if anywhere
@@ -249,7 +252,7 @@ class Worker:
             self.queue.fail(operation.id, owner, exc.error, job.attempt)
             self._discard_partials(operation)
             export_ended("failed")
-        except (StorageError, SourceError) as exc:
+        except ExportError as exc:  # a source's or storage's
             self._discard(upload, operation)
             if exc.permanent:  # another attempt would be refused the same way
                 self.queue.fail(operation.id, owner, _describe(exc), job.attempt)
@@ -317,10 +320,11 @@ class Worker:
             export_ended("lease_lost")
 
     def _retry_or_fail(self, job: Job, owner: str, error: OperationError) -> None:
-        """Retry after backoff, or fail once the export has failed `max_attempts` times (the
-        attempts whose worker was lost are not its failures: see `OperationQueue.claim`)."""
-        failures = job.attempt - job.worker_losses
-        if failures >= self.config.max_attempts:
+        """Retry after backoff, or fail once the export has failed `max_attempts` times, as
+        `ExportRetryPolicy` says (the attempts whose worker was lost are not its failures: see
+        `OperationQueue.claim`)."""
+        delay = self.retry_policy.delay_after(job.attempt - job.worker_losses)
+        if delay is None:
             self.queue.fail(job.operation.id, owner, error, job.attempt, with_history=True)
             self._discard_partials(job.operation)
             logger.warning(
@@ -331,16 +335,13 @@ class Worker:
             )
             export_ended("failed")
             return
-        delay = self.config.retry_backoff_seconds * 2 ** (failures - 1)
-        self.queue.retry_later(
-            job.operation.id, owner, timedelta(seconds=delay), error, job.attempt
-        )
+        self.queue.retry_later(job.operation.id, owner, delay, error, job.attempt)
         export_ended("retried")
         logger.warning(
             "export %s attempt %d failed, retrying in %.0fs: %s",
             job.operation.id,
             job.attempt,
-            delay,
+            delay.total_seconds(),
             error.message,
         )
 

@@ -77,6 +77,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import ClauseElement, TableClause
 
+from datapolicy.config import ConfigError
 from datapolicy.errors import Unavailable
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class Timeouts:
         }
 
 
-class DatabaseURLError(ValueError):
+class DatabaseURLError(ConfigError):
     """A URL the operation store cannot use; the message never contains the password."""
 
 

@@ -35,12 +35,12 @@ from datapolicy import logs
 from datapolicy.auth.cache import TokenCache
 from datapolicy.auth.permissions import requirement
 from datapolicy.auth.tokens import Principal, TokenValidator
-from datapolicy.errors import DatapolicyError, Forbidden, Unauthenticated
+from datapolicy.errors import DatapolicyError, Forbidden, TooManyRequests, Unauthenticated
 from datapolicy.store.audit import AuditAction
 from datapolicy.web.audit import RequestAudit
-from datapolicy.web.errors import error_response, status_of
+from datapolicy.web.errors import render
 from datapolicy.web.operations import API_ROOT
-from datapolicy.web.ratelimit import ClientLimits, RateBudget, address_of, client_of, throttled
+from datapolicy.web.ratelimit import ClientLimits, RateBudget, address_of, client_of
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +51,6 @@ _FORBIDDEN = "Insufficient privileges to complete the operation."
 # access.denied entries per client: a second on average, 100 at once.
 DENIED_AUDIT_RATE = 1.0
 DENIED_AUDIT_BURST = 100
-
-
-class _Throttled(Exception):
-    def __init__(self, wait: float):
-        self.wait = wait
 
 
 class Authentication:
@@ -90,11 +85,8 @@ class Authentication:
                     raise Forbidden(
                         f"{_FORBIDDEN} The token lacks the {needed.permission} permission."
                     )
-            except DatapolicyError as exc:
+            except DatapolicyError as exc:  # 401, 403, 429 or 503
                 await _refuse(scope, receive, send, exc, needed.permission)
-                return
-            except _Throttled as exc:
-                await throttled(scope, receive, send, exc.wait)
                 return
             scope.setdefault("state", {})["principal"] = principal
             logs.user_id.set(principal.subject)  # the caller, on every log line below (logs.py)
@@ -105,7 +97,7 @@ class Authentication:
         while the client's audit budget lasts, else a warning in the log."""
         client = client_of(principal)
         if self.limits is not None and (wait := self.limits.take(scope["method"], client)):
-            raise _Throttled(wait)
+            raise TooManyRequests(wait)
         if self.denials.take(client):
             logger.warning(
                 "access denied to %s %s (not audited: this client's access.denied budget is spent)",
@@ -120,7 +112,7 @@ class Authentication:
         principal = self.cache.get(token)
         if principal is None:
             if self.failures is not None and (wait := self.failures.wait(address_of(scope))):
-                raise _Throttled(wait)
+                raise TooManyRequests(wait)
             try:
                 principal = await asyncio.to_thread(self.validator.validate, token)
             except Unauthenticated:
@@ -144,15 +136,13 @@ def _bearer_token(scope: Scope) -> str:
 async def _refuse(
     scope: Scope, receive: Receive, send: Send, error: DatapolicyError, permission: str | None
 ) -> None:
-    headers = _challenge(scope, error, permission)
-    response = error_response(Request(scope), status_of(error), error.code, error.message, headers)
-    await response(scope, receive, send)
+    await render(Request(scope), error, _challenge(scope, error, permission))(scope, receive, send)
 
 
 def _challenge(
     scope: Scope, error: DatapolicyError, permission: str | None
 ) -> dict[str, str] | None:
-    """RFC 6750's `WWW-Authenticate` for a 401 or 403 (none for a 503)."""
+    """RFC 6750's `WWW-Authenticate` for a 401 or 403 (none for a 429 or 503)."""
     challenge = f'Bearer realm="{REALM}"'
     if isinstance(error, Forbidden):
         return {

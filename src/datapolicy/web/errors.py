@@ -23,6 +23,7 @@ from datapolicy.errors import (
     InvalidRequest,
     NotFound,
     PreconditionFailed,
+    TooManyRequests,
     Unauthenticated,
     Unavailable,
 )
@@ -35,6 +36,7 @@ _STATUS: dict[type[DatapolicyError], int] = {
     NotFound: 404,
     Conflict: 409,
     PreconditionFailed: 412,
+    TooManyRequests: 429,
     Unavailable: 503,
 }
 
@@ -78,6 +80,28 @@ def status_of(error: DatapolicyError) -> int:
     return 500
 
 
+def headers_of(error: DatapolicyError) -> dict[str, str] | None:
+    """The headers an error's class implies: `Retry-After` for a 429 and a 503."""
+    if isinstance(error, HTTPError):
+        return error.headers
+    if isinstance(error, TooManyRequests):
+        return {"Retry-After": str(error.retry_after)}
+    if isinstance(error, Unavailable):
+        return {"Retry-After": str(RETRY_AFTER_S)}
+    return None
+
+
+def render(
+    request: Request, error: DatapolicyError, headers: dict[str, str] | None = None
+) -> Response:
+    """Graph's error body for `error`, with the status and headers its class maps to (and
+    `headers` besides)."""
+    implied = headers_of(error)
+    if headers:
+        implied = {**(implied or {}), **headers}
+    return error_response(request, status_of(error), error.code, error.message, implied)
+
+
 def method_not_allowed(request: Request, allow: str = "GET, HEAD") -> Response:
     """Graph's 405, for the resources answered outside the router (probes, /metrics)."""
     code, message = _HTTP_CODES[405]
@@ -109,10 +133,7 @@ def error_response(
 
 async def on_datapolicy_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DatapolicyError)
-    headers = exc.headers if isinstance(exc, HTTPError) else None
-    if isinstance(exc, Unavailable):
-        headers = {"Retry-After": str(RETRY_AFTER_S)}
-    return error_response(request, status_of(exc), exc.code, exc.message, headers)
+    return render(request, exc)
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:

@@ -21,7 +21,6 @@ let a client have N times the configured rate.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
@@ -30,16 +29,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from datapolicy.auth.tokens import Principal
 from datapolicy.config import LimitsConfig
-from datapolicy.web.errors import error_response
+from datapolicy.errors import TooManyRequests
+from datapolicy.web.errors import render
 
 #: Clients remembered per budget. A client that has been idle long enough to have its whole
 #: burst back is forgotten first; past this, the longest-known are (they start afresh).
 MAX_CLIENTS = 10_000
-# Graph's own message for TooManyRequests.
-THROTTLED = (
-    "Client application has been throttled and should not attempt to repeat the request "
-    "until an amount of time has elapsed."
-)
 _WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
 
@@ -147,10 +142,5 @@ def client_of(principal: Principal) -> tuple[str | None, str]:
 
 
 async def throttled(scope: Scope, receive: Receive, send: Send, wait: float) -> None:
-    """Graph's 429, with Retry-After."""
-    # Whole seconds, rounded up: a client that waits this long is let through.
-    retry_after = str(max(1, math.ceil(wait)))
-    response = error_response(
-        Request(scope), 429, "TooManyRequests", THROTTLED, {"Retry-After": retry_after}
-    )
-    await response(scope, receive, send)
+    """Graph's 429 (`TooManyRequests`), with Retry-After."""
+    await render(Request(scope), TooManyRequests(wait))(scope, receive, send)

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.skipif(TEST_STORE != "sqlite", reason="does not use the
 
 REDIRECTS = (301, 302, 303, 307, 308)
 SAS = "sv=2023-01-03&sr=c&si=policy&sig=c2VjcmV0"  # permissions from a stored policy: probed
-QUICK = {"retry_delays": (), "connect_timeout": 5, "read_timeout": 5}
+QUICK = {"max_attempts": 1, "connect_timeout": 5, "read_timeout": 5}
 
 
 class Redirecting(ThreadingHTTPServer):

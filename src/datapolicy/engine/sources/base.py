@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import IO, Protocol
 
 from datapolicy.engine.sources.jsonlines import JsonLines
+from datapolicy.errors import ExportError
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +51,13 @@ class FileItem:
 Part = RecordStream | FileItem
 
 
-class SourceError(Exception):
+class SourceError(ExportError):
     """A source cannot be read (unreachable database, missing table, unreadable file).
 
     The message says which source and what went wrong, without credentials. `permanent`: the
     source refused what was asked of it (a table or column that does not exist, a query it
     cannot run, a permission it does not give), so another attempt would fail the same way;
     the worker fails the operation at once instead of retrying it after backoff."""
-
-    def __init__(self, message: str, *, permanent: bool = False):
-        super().__init__(message)
-        self.permanent = permanent
 
 
 class Source(ABC):

@@ -32,7 +32,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import IO, Any
 
-from datapolicy.errors import InvalidRequest
+from datapolicy.errors import ExportError, InvalidRequest
 
 
 class StorageLocationError(InvalidRequest):
@@ -44,16 +44,12 @@ class StorageLocationError(InvalidRequest):
         super().__init__(message, code=code, target="storageLocation")
 
 
-class StorageError(Exception):
+class StorageError(ExportError):
     """Writing to the storage failed (a failed operation, with this message as the reason).
 
     `permanent`: the storage refused the request itself (credentials revoked or refused, a
     bucket or container gone, a URL expired), so another attempt would fail the same way; the
     worker fails the operation at once instead of retrying it after backoff."""
-
-    def __init__(self, message: str, *, permanent: bool = False):
-        super().__init__(message)
-        self.permanent = permanent
 
 
 # A write refused because the storage has no room (a full disk, a user's disk quota, a file

@@ -17,14 +17,20 @@ older than the lease and its operation is not running, so nothing partial is lef
 `check()` (at request time) starts and aborts a multipart upload of a probe key under the
 prefix: it proves that the bucket exists and that the credentials may write, and leaves nothing.
 
-Transient failures (5xx, throttling, dropped connections, timeouts) are retried with exponential
-backoff for about half a minute; what is left reaches the operation as StorageError naming
+Transient failures (5xx, throttling, dropped connections, timeouts) are retried by botocore's
+own `standard` retry mode: up to `max_attempts` tries of each request, after a random wait of
+up to 50 ms doubling with each try (from 1 s for throttling), each wait at most 20 s. For an
+upload, 12 tries ride out an outage of about half a minute on average before the attempt fails
+(the worker then retries the export with its own backoff, engine/retrypolicy.py); a check at
+request time gives up sooner. botocore also keeps a retry quota per client, so a client that
+keeps failing stops retrying early. What is left reaches the operation as StorageError naming
 the object, the HTTP status and the S3 error code. Messages never carry credentials or query
 strings.
 
 Presigned PUT URLs, for callers that can hand over only a URL, are the other S3 target
 (`s3_presigned`): one request for one object, so spooled to disk and sent whole, without
-multipart upload or deletion. It reuses this module's retries and error descriptions.
+multipart upload or deletion. It reuses this module's attempts, error descriptions and which
+failures are transient.
 """
 
 from __future__ import annotations
@@ -32,7 +38,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -64,17 +69,11 @@ MIN_PART_SIZE = 5 * 1024 * 1024  # S3's minimum for every part but the last
 MAX_PARTS = 10_000
 PARTS_PER_STEP = 1_000  # the part size grows by PART_SIZE every this many parts
 
-# Each request is retried on a transient failure (a dropped connection, a timeout, 5xx, throttling)
-# after each of these delays, so uploads ride out an outage of about half a minute before the
-# attempt fails (the worker then retries the export with its own backoff); a check at request time
-# gives up sooner. (botocore's own retries back off by a random fraction of these, so they are off.)
-UPLOAD_OPTIONS: dict[str, Any] = {
-    "retry_delays": (0.5, 1, 2, 4, 8, 8, 8),
-    "connect_timeout": 10,
-    "read_timeout": 120,
-}
-CHECK_OPTIONS: dict[str, Any] = {"retry_delays": (0.5,), "connect_timeout": 5, "read_timeout": 20}
-PUBLISH_RETRY_DELAYS = (0.2, 1.0)
+# Tries of each request (the first included) and its timeouts: see the module's docstring.
+UPLOAD_OPTIONS: dict[str, Any] = {"max_attempts": 12, "connect_timeout": 10, "read_timeout": 120}
+CHECK_OPTIONS: dict[str, Any] = {"max_attempts": 2, "connect_timeout": 5, "read_timeout": 20}
+# Completing the upload runs under the store's write lock: few tries, and quick ones.
+PUBLISH_MAX_ATTEMPTS = 3
 _TRANSIENT_CODES = {
     "InternalError",
     "ServiceUnavailable",
@@ -103,10 +102,15 @@ def _status(exc: ClientError) -> int | None:
     return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
+def answer(status: int | None, code: str) -> str:
+    """An S3 answer for messages: `HTTP 403 AccessDenied`."""
+    return f"HTTP {status or '?'} {code}".strip()
+
+
 def describe(exc: BaseException) -> str:
     """A short reason for a storage failure: HTTP status and S3 error code, no secrets."""
     if isinstance(exc, ClientError):
-        return f"HTTP {_status(exc) or '?'} {_code(exc)}".strip()
+        return answer(_status(exc), _code(exc))
     if isinstance(exc, BotoCoreError):
         return type(exc).__name__  # messages name the endpoint, nothing secret, but keep it short
     return redact(f"{type(exc).__name__}: {exc}")
@@ -127,45 +131,23 @@ def _session() -> boto3.session.Session:
 _NO_ROOM_CODES = {"QuotaExceeded", "XMinioStorageFull"}
 
 
+# Failures of the connection that another try may not meet (as botocore's standard mode has it).
+TRANSIENT_EXCEPTIONS = (BotoConnectionError, HTTPClientError)
+
+
+def transient(status: int, code: str) -> bool:
+    """Whether another try of a request the storage answered so may succeed."""
+    if status == 507 or code in _NO_ROOM_CODES:
+        return False
+    return status >= 500 or status in (408, 429) or code in _TRANSIENT_CODES
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Whether another try of the same request may succeed."""
+    """Whether another try of the same request may succeed: after botocore's tries, whether
+    the failure is worth another attempt of the export, or fails it at once."""
     if isinstance(exc, ClientError):
-        status = _status(exc) or 0
-        if status == 507 or _code(exc) in _NO_ROOM_CODES:
-            return False
-        return status >= 500 or status in (408, 429) or _code(exc) in _TRANSIENT_CODES
-    return isinstance(exc, (BotoConnectionError, HTTPClientError))
-
-
-class RetryingClient:
-    """A boto3 S3 client whose calls are retried on transient failures, with backoff (or any
-    object whose methods raise botocore's exceptions, as the presigned PUT's sender does)."""
-
-    def __init__(self, client: Any, delays: tuple[float, ...]):
-        self._client = client
-        self._delays = delays
-
-    def with_delays(self, delays: tuple[float, ...]) -> RetryingClient:
-        """The same client, retrying after `delays` instead."""
-        return RetryingClient(self._client, delays)
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-        if name in ("close", "get_paginator"):
-            return method
-
-        def call(**kwargs: Any) -> Any:
-            for delay in (*self._delays, None):
-                try:
-                    return method(**kwargs)
-                except (ClientError, BotoCoreError) as exc:
-                    if delay is None or not is_transient(exc):
-                        raise
-                    logger.debug("S3 %s failed (%s); retrying in %ss", name, describe(exc), delay)
-                    time.sleep(delay)
-            raise AssertionError("unreachable")
-
-        return call
+        return transient(_status(exc) or 0, _code(exc))
+    return isinstance(exc, TRANSIENT_EXCEPTIONS)
 
 
 class S3Target(Target):
@@ -206,7 +188,8 @@ class S3Target(Target):
                 aws_secret_access_key=self.config.secret_access_key,
                 config=Config(
                     s3={"addressing_style": "path"},
-                    retries={"mode": "standard", "max_attempts": 1},
+                    # (botocore's `max_attempts` would count the retries only, not the first try)
+                    retries={"mode": "standard", "total_max_attempts": options["max_attempts"]},
                     connect_timeout=options["connect_timeout"],
                     read_timeout=options["read_timeout"],
                     # S3-compatible servers differ in their support of the newer flexible checksums.
@@ -214,7 +197,7 @@ class S3Target(Target):
                     response_checksum_validation="when_required",
                 ),
             )
-        return RetryingClient(client, tuple(options["retry_delays"]))
+        return client
 
     def _refused(self, exc: ClientError) -> str:
         code = _code(exc)
@@ -336,6 +319,7 @@ class _S3Upload(Upload):
         self.parts: list[dict[str, Any]] = []
         self.uploaded = 0  # bytes the storage took
         self.stream = ChunkedStream(self.next_part_size, self.upload_part)
+        self.publisher: Any = None  # the client that completes the upload: PUBLISH_MAX_ATTEMPTS
         self.finished = False
         self.completing = False
         self.done = False
@@ -386,6 +370,10 @@ class _S3Upload(Upload):
         except StorageError:
             self.discard()
             raise
+        # Made now, outside the store's lock that publish() runs under.
+        self.publisher = self.target.client(
+            {**self.target.upload_options, "max_attempts": PUBLISH_MAX_ATTEMPTS}
+        )
         self.finished = True
 
     def publish(self) -> str:
@@ -396,7 +384,7 @@ class _S3Upload(Upload):
             # Quick: this runs under the store's lock. A completion that reached the storage but
             # whose answer was lost is retried as NoSuchUpload; discard() then deletes the object
             # and the export is tried again.
-            self.client.with_delays(PUBLISH_RETRY_DELAYS).complete_multipart_upload(
+            self.publisher.complete_multipart_upload(
                 Bucket=self.target.bucket,
                 Key=self.key,
                 UploadId=self.upload_id,
@@ -411,7 +399,7 @@ class _S3Upload(Upload):
         except BotoCoreError as exc:
             raise StorageError(f"cannot complete {self.where}: {describe(exc)}") from None
         self.done = True
-        self.client.close()
+        self._close()
         return self.where
 
     def discard(self) -> None:
@@ -434,7 +422,12 @@ class _S3Upload(Upload):
         except (ClientError, BotoCoreError) as exc:
             logger.warning("cannot abort the upload of %s: %s", self.where, describe(exc))
         finally:
-            self.client.close()
+            self._close()
+
+    def _close(self) -> None:
+        self.client.close()
+        if self.publisher is not None:
+            self.publisher.close()
 
 
 def _abort(client: Any, bucket: str, key: str, upload_id: str) -> None:
@@ -481,7 +474,7 @@ def sweep_uploads(
 
 
 def _pages(client: Any, bucket: str, prefix: str) -> Any:
-    """The pages of ListMultipartUploads for `prefix` (each request retried)."""
+    """The pages of ListMultipartUploads for `prefix` (each request retried by botocore)."""
     markers: dict[str, str] = {}
     while True:
         page = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix, **markers)

@@ -22,11 +22,13 @@ A presigned PUT is one request for one object, and that shapes everything here:
   botocore's `URLLib3Session`, which follows no redirect: a 3xx fails the export at once.
 - The request says `Expect: 100-continue` (botocore's HTTP stack, which supports it), so that a
   storage that refuses it (an expired or wrong signature) can answer before the body is sent.
-- Transient failures (5xx, throttling, dropped connections, timeouts) are retried after the S3
-  target's delays (about half a minute in all), each time re-sending the whole file from its
-  start; other refusals (403 SignatureDoesNotMatch, AccessDenied for an expired URL, 404
-  NoSuchBucket) are not, and fail the operation at once (`StorageError.permanent`) with the HTTP
-  status and S3 error code.
+- Transient failures (5xx, throttling, dropped connections, timeouts) are retried as the S3
+  target's requests are (the same tries, and the backoff of botocore's standard mode: a random
+  wait of up to 50 ms, from 1 s for throttling, doubling with each try, at most 20 s; about half a
+  minute in all on average), by tenacity since the PUT is not a botocore client call; each try
+  re-sends the whole file from its start. Other refusals (403 SignatureDoesNotMatch, AccessDenied
+  for an expired URL, 404 NoSuchBucket) are not, and fail the operation at once
+  (`StorageError.permanent`) with the HTTP status and S3 error code.
 - Nothing can be deleted with a PUT URL, nor can it be probed without writing: `check()` makes no
   request (any request with the URL would create the object), `delete()` leaves the object (the
   caller that signed the URL owns it; the operation's record goes), and a failed attempt leaves
@@ -41,15 +43,25 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from botocore.awsrequest import AWSRequest
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError
 from botocore.httpsession import URLLib3Session
 from botocore.utils import get_environ_proxies
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from datapolicy.config import StorageConfig
 from datapolicy.engine.targets.base import StorageError, StorageLocationError, Target, Upload
@@ -63,7 +75,13 @@ from datapolicy.engine.targets.presigned_url import (
     parse_presigned,
     query_fields,
 )
-from datapolicy.engine.targets.s3 import UPLOAD_OPTIONS, RetryingClient, describe, is_transient
+from datapolicy.engine.targets.s3 import (
+    TRANSIENT_EXCEPTIONS,
+    UPLOAD_OPTIONS,
+    answer,
+    describe,
+    transient,
+)
 from datapolicy.engine.targets.spool import Spool, remove_spooled, start_spool
 from datapolicy.engine.verify import check_written
 from datapolicy.model import utc_now
@@ -89,6 +107,10 @@ _HINTS = {
     "NoSuchBucket": "the bucket does not exist",
     "EntityTooLarge": "the package is larger than the storage takes in one PUT",
 }
+# botocore's standard mode: a random wait below base * 2 ** (try - 1) seconds, at most 20.
+_TRANSIENT_WAIT = wait_random_exponential(multiplier=0.05, max=20)
+_THROTTLED_WAIT = wait_random_exponential(multiplier=1, max=20)
+_THROTTLING_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestThrottled"}
 
 
 class _RedactQueries(logging.Filter):
@@ -120,12 +142,14 @@ class PresignedS3Target(Target):
         max_size: int = MAX_OBJECT_SIZE,
         upload_options: dict[str, Any] | None = None,
         clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self.url = url
         self.spool_dir = spool_dir
         self.max_size = max_size
         self.upload_options = UPLOAD_OPTIONS if upload_options is None else upload_options
         self.clock = clock
+        self.sleep = sleep  # between tries of the PUT
 
     @property
     def where(self) -> str:
@@ -180,19 +204,16 @@ class PresignedS3Target(Target):
                 permanent=True,
             )
         sender = _PresignedPut(self.url, self.upload_options)
+        retrying = Retrying(
+            stop=stop_after_attempt(self.upload_options["max_attempts"]),
+            wait=_backoff,
+            retry=retry_if_exception_type(TRANSIENT_EXCEPTIONS) | retry_if_result(_worth_retrying),
+            retry_error_callback=_last_outcome,  # the tries are spent: the last answer or error
+            sleep=self.sleep,
+            before_sleep=_log_retry,
+        )
         try:
-            RetryingClient(sender, tuple(self.upload_options["retry_delays"])).put(
-                path=path, size=size
-            )
-        except ClientError as exc:
-            hint = _HINTS.get(str(exc.response["Error"]["Code"]))
-            if 300 <= (exc.response["ResponseMetadata"]["HTTPStatusCode"] or 0) < 400:
-                hint = "a redirect, which is not followed: presign for the object's own endpoint"
-            raise StorageError(
-                f"the storage refused the package for {self.where}: {describe(exc)}"
-                f"{f' ({hint})' if hint else ''}",
-                permanent=not is_transient(exc),
-            ) from None
+            put: _Answer = retrying(sender.put, path, size)
         except BotoCoreError as exc:
             raise StorageError(
                 f"cannot send the package to {self.where}: {describe(exc)}"
@@ -201,11 +222,69 @@ class PresignedS3Target(Target):
             raise StorageError(f"cannot read {path}: {exc.strerror}") from None
         finally:
             sender.close()
+        if put.ok:
+            return
+        hint = _HINTS.get(put.code)
+        if 300 <= put.status < 400:
+            hint = "a redirect, which is not followed: presign for the object's own endpoint"
+        raise StorageError(
+            f"the storage refused the package for {self.where}: {answer(put.status, put.code)}"
+            f"{f' ({hint})' if hint else ''}",
+            permanent=not transient(put.status, put.code),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """The storage's answer to the PUT: its HTTP status, and its S3 error code ('' if none)."""
+
+    status: int
+    code: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def _worth_retrying(put: _Answer) -> bool:
+    return not put.ok and transient(put.status, put.code)
+
+
+def _backoff(state: RetryCallState) -> float:
+    """The wait before the next try: from 1 s after a throttling answer, else from 50 ms."""
+    outcome = state.outcome
+    last = None if outcome is None or outcome.failed else outcome.result()
+    throttled = isinstance(last, _Answer) and (last.status == 429 or last.code in _THROTTLING_CODES)
+    return float((_THROTTLED_WAIT if throttled else _TRANSIENT_WAIT)(state))
+
+
+def _last_outcome(state: RetryCallState) -> _Answer:
+    """The last try's answer, or its error raised again."""
+    assert state.outcome is not None
+    result: _Answer = state.outcome.result()
+    return result
+
+
+def _log_retry(state: RetryCallState) -> None:
+    outcome = state.outcome
+    assert outcome is not None
+    failure = outcome.exception()
+    if failure is None:
+        put: _Answer = outcome.result()
+        why = answer(put.status, put.code)
+    else:
+        why = describe(failure)
+    logger.debug(
+        "presigned PUT try %d failed (%s); retrying in %.2fs",
+        state.attempt_number,
+        why,
+        state.upcoming_sleep,
+    )
 
 
 class _PresignedPut:
-    """Sends a file to a presigned URL with one PUT. Raises botocore's exceptions, so that
-    `RetryingClient` retries it as it retries the S3 client's calls."""
+    """Sends a file to a presigned URL with one PUT: the storage's answer, or botocore's
+    exception for a connection that failed."""
 
     def __init__(self, url: PresignedURL, options: dict[str, Any]):
         self.url = url
@@ -214,7 +293,7 @@ class _PresignedPut:
             proxies=get_environ_proxies(url.url),
         )
 
-    def put(self, *, path: Path, size: int) -> None:
+    def put(self, path: Path, size: int) -> _Answer:
         with path.open("rb") as body:  # opened afresh: a retry sends the whole file again
             request = AWSRequest(
                 method="PUT",
@@ -230,15 +309,9 @@ class _PresignedPut:
             response = self.session.send(request)
             try:
                 if 200 <= response.status_code < 300:
-                    return
+                    return _Answer(response.status_code, "")
                 error = _ERROR_CODE.search(response.raw.read(MAX_ERROR_BODY) or b"")
-                raise ClientError(
-                    {
-                        "Error": {"Code": error.group(1).decode() if error else "", "Message": ""},
-                        "ResponseMetadata": {"HTTPStatusCode": response.status_code},
-                    },
-                    "PutObject",
-                )
+                return _Answer(response.status_code, error.group(1).decode() if error else "")
             finally:
                 response.raw.close()
 
