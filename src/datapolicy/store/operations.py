@@ -67,6 +67,7 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 200
 _BY_ID = select(*ROW).where(operations.c.id == bindparam("id"), VISIBLE)
 _LOCK_BY_ID = _BY_ID.with_for_update()  # SQLite: no clause (the transaction holds the lock)
 _STATUSES = {status.value: status for status in OperationStatus}
+_FAILED = OperationStatus.FAILED.value
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The compiled SQL of this many list (and count) query shapes is kept per store.
 QUERY_SHAPES_CACHED = 256
@@ -145,11 +146,18 @@ def to_operation(row: tuple[Any, ...]) -> Operation:
         submitted_at=from_micros(submitted),
         completed_at=None if completed is None else from_micros(completed),
         version=version,
-        # A retried operation keeps its last error privately; clients see it once it failed.
-        error=OperationError(error_code or "unknown", error_message or "")
-        if status == OperationStatus.FAILED.value
-        else None,
+        error=public_error(status, error_code, error_message),
     )
+
+
+def public_error(
+    status: str, error_code: str | None, error_message: str | None
+) -> OperationError | None:
+    """The error clients see, from a row's columns: a retried operation keeps its last error
+    privately; clients see it once it failed."""
+    if status != _FAILED:
+        return None
+    return OperationError(error_code or "unknown", error_message or "")
 
 
 class OperationStore:
