@@ -80,14 +80,31 @@ class Parameter:
     name: str
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Parameterized:
+    """A filter or search tree whose literals are `Parameter`s, compared and hashed by `shape`:
+    the tree flattened in prefix order (`and`/`or`/`not` for inner nodes, the leaves as they
+    are), which determines the tree, and which hashing cannot recurse through (a chain of
+    hundreds of `or`s is as deep as it is long)."""
+
+    tree: FilterNode
+    shape: tuple[object, ...]
+
+    def __hash__(self) -> int:
+        return hash(self.shape)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Parameterized) and self.shape == other.shape
+
+
 def parameterize(
     node: FilterNode, encode: Encode, prefix: str, params: dict[str, Any]
-) -> FilterNode:
+) -> Parameterized:
     """`node` with every literal replaced by a `Parameter` named `prefix` and a number (in
-    depth-first order), whose value, as the SQL compares it, is added to `params`. A null
-    literal stays in the tree: it changes the SQL (`IS NULL`), not a value."""
-
+    prefix order), whose value, as the SQL compares it, is added to `params`. A null literal
+    stays in the tree: it changes the SQL (`IS NULL`), not a value."""
     numbers = itertools.count()
+    shape: list[object] = []
 
     def bind(value: Any) -> Parameter:
         parameter = Parameter(f"{prefix}{next(numbers)}")
@@ -97,23 +114,27 @@ def parameterize(
     def walk(node: FilterNode) -> FilterNode:
         match node:
             case Junction(op=op, left=left, right=right):
+                shape.append(op)
                 return Junction(op, walk(left), walk(right))
             case Negation(operand=operand):
+                shape.append("not")
                 return Negation(walk(operand))
             case Comparison(prop=prop, op=op, value=value) if value is not None:
-                return Comparison(prop, op, bind(encode(prop, value)))  # type: ignore[arg-type]
+                node = Comparison(prop, op, bind(encode(prop, value)))  # type: ignore[arg-type]
             case Membership(prop=prop, values=values):
-                return Membership(
+                node = Membership(
                     prop,
                     tuple(None if v is None else bind(encode(prop, v)) for v in values),  # type: ignore[misc]
                 )
             case StringMatch(function=function, prop=prop, value=value):
-                return StringMatch(function, prop, bind(_like_text(value)))  # type: ignore[arg-type]
+                node = StringMatch(function, prop, bind(_like_text(value)))  # type: ignore[arg-type]
             case TextSearch(props=props, text=text):
-                return TextSearch(props, bind(_like_text(_ascii_lower(text))))  # type: ignore[arg-type]
-        return node  # Constant, PropertyComparison, a comparison with null: no literal
+                node = TextSearch(props, bind(_like_text(_ascii_lower(text))))  # type: ignore[arg-type]
+        # A leaf: Constant, PropertyComparison and a comparison with null have no literal.
+        shape.append(node)
+        return node
 
-    return walk(node)
+    return Parameterized(walk(node), tuple(shape))
 
 
 def where_clause(node: FilterNode, columns: Columns) -> ColumnElement[bool]:

@@ -37,10 +37,17 @@ from datapolicy.model import (
     Property,
     utc_now,
 )
-from datapolicy.odata.expressions import FilterNode, Value
+from datapolicy.odata.expressions import Value
 from datapolicy.odata.options import QueryOptions
 from datapolicy.odata.skiptoken import OrderKey, SkipToken, effective_order
-from datapolicy.odata.sql import Parameter, after_clause, order_clauses, parameterize, where_clause
+from datapolicy.odata.sql import (
+    Parameter,
+    Parameterized,
+    after_clause,
+    order_clauses,
+    parameterize,
+    where_clause,
+)
 from datapolicy.store.database import Database, Transaction
 from datapolicy.store.tables import operations
 
@@ -100,7 +107,7 @@ class _QueryShape:
     `$skiptoken` (where its null values are) or at an offset. Requests of one shape differ only
     in their parameters' values, so they share one compiled statement."""
 
-    conditions: tuple[FilterNode, ...]
+    conditions: tuple[Parameterized, ...]
     keys: tuple[OrderKey, ...] = ()
     after: tuple[Parameter | None, ...] | None = None
     offset: bool = False
@@ -442,7 +449,7 @@ class OperationStore:
         return to_operation(row)
 
 
-def _conditions(options: QueryOptions, params: dict[str, Any]) -> tuple[FilterNode, ...]:
+def _conditions(options: QueryOptions, params: dict[str, Any]) -> tuple[Parameterized, ...]:
     """The `$filter` and `$search` trees, parameterized; their values are added to `params`."""
     return tuple(
         parameterize(node, encode, prefix, params)
@@ -452,7 +459,7 @@ def _conditions(options: QueryOptions, params: dict[str, Any]) -> tuple[FilterNo
 
 
 def _where(shape: _QueryShape) -> list[ColumnElement[bool]]:
-    return [where_clause(node, COLUMNS) for node in shape.conditions]
+    return [where_clause(condition.tree, COLUMNS) for condition in shape.conditions]
 
 
 def _after(
