@@ -82,14 +82,17 @@ def _reader(prop: Property) -> Callable[[Row], Any]:
         return _error
     index = _COLUMN[prop.attribute]
     if prop.edm_type is EdmType.DATE_TIME_OFFSET:
-        return lambda row: None if row[index] is None else _date_time(row[index])
+
+        def date_time(row: Row) -> datetime | str | None:
+            micros = row[index]
+            if micros is None:
+                return None
+            value = _EPOCH + timedelta(0, 0, micros)
+            # orjson leaves out a zero fraction, which format_datetime writes as .000000.
+            return value if micros % 1_000_000 else format_datetime(value)
+
+        return date_time
     return operator.itemgetter(index)  # strings, numbers and the status are stored as written
-
-
-def _date_time(micros: int) -> datetime | str:
-    value = _EPOCH + timedelta(0, 0, micros)
-    # orjson leaves out a zero fraction, which format_datetime writes as .000000.
-    return value if micros % 1_000_000 else format_datetime(value)
 
 
 def _error(
