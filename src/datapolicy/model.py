@@ -100,7 +100,12 @@ class Operation:
 
     @property
     def etag(self) -> str:
-        return f'W/"{self.version}"'
+        return etag_of(self.version)
+
+
+def etag_of(version: int) -> str:
+    """The weak ETag of an operation at `version`."""
+    return f'W/"{version}"'
 
 
 def utc_now() -> datetime:

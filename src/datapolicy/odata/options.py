@@ -9,6 +9,7 @@ options in OData's sense and are ignored.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -112,8 +113,8 @@ def parse_query_options(
     if "format" in raw and raw["format"].strip().lower() not in ("json", "application/json"):
         raise QueryOptionError(f"$format '{raw['format']}' is not supported; use 'json'.")
     return QueryOptions(
-        filter=parse_filter(raw["filter"], PROPERTIES) if "filter" in raw else None,
-        search=parse_search(raw["search"], SEARCHABLE) if "search" in raw else None,
+        filter=_parsed_filter(raw["filter"]) if "filter" in raw else None,
+        search=_parsed_search(raw["search"]) if "search" in raw else None,
         orderby=orderby,
         select=_parse_select(raw["select"]) if "select" in raw else None,
         top=_parse_integer("top", raw["top"], max_top) if "top" in raw else None,
@@ -122,6 +123,22 @@ def parse_query_options(
         skiptoken=SkipToken.decode(raw["skiptoken"], orderby) if "skiptoken" in raw else None,
         raw=raw,
     )
+
+
+# The trees of the last few hundred `$filter` and `$search` texts, which clients repeat (a page
+# and its next pages, a status polled): parsing one costs more than the rest of the options.
+# The trees are immutable; a text that fails to parse is not kept (its error is raised again).
+PARSED_TEXTS_CACHED = 256
+
+
+@functools.lru_cache(maxsize=PARSED_TEXTS_CACHED)
+def _parsed_filter(text: str) -> FilterNode:
+    return parse_filter(text, PROPERTIES)
+
+
+@functools.lru_cache(maxsize=PARSED_TEXTS_CACHED)
+def _parsed_search(text: str) -> FilterNode:
+    return parse_search(text, SEARCHABLE)
 
 
 def _collect(params: Iterable[tuple[str, str]], allowed: frozenset[str]) -> dict[str, str]:

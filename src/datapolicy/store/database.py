@@ -236,8 +236,12 @@ class Database(ABC):
     def fetch_one(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> Row | None:
         """Run precompiled SQL (from `compile`) and return its first row."""
 
+    def fetch_all(self, statement: ClauseElement) -> list[Row]:
+        return self.fetch_rows(*self.compile(statement))
+
     @abstractmethod
-    def fetch_all(self, statement: ClauseElement) -> list[Row]: ...
+    def fetch_rows(self, sql: str, params: dict[str, Any]) -> list[Row]:
+        """Run precompiled SQL (from `compile`) and return all its rows."""
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Transaction]:
@@ -470,8 +474,7 @@ class SQLiteDatabase(Database):
         """`PRAGMA data_version` on a connection of the token's own (`DataVersion`)."""
         return DataVersion(self.path)
 
-    def fetch_all(self, statement: ClauseElement) -> list[Row]:
-        sql, params = compile_statement(statement, self.dialect)
+    def fetch_rows(self, sql: str, params: dict[str, Any]) -> list[Row]:
         try:
             return self.connection().execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
@@ -630,8 +633,7 @@ class PostgreSQLDatabase(Database):
             return connection.execute(sql, params).fetchone()
         return self._read(sql, params, all_rows=False)
 
-    def fetch_all(self, statement: ClauseElement) -> list[Row]:
-        sql, params = compile_statement(statement, self.dialect)
+    def fetch_rows(self, sql: str, params: dict[str, Any]) -> list[Row]:
         connection = getattr(self._local, "connection", None)
         if connection is not None:
             return connection.execute(sql, params).fetchall()

@@ -15,6 +15,7 @@ operation. Each method's docstring says how.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Integer, bindparam, func, or_, select
 
 from datapolicy.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from datapolicy.model import (
@@ -38,8 +39,15 @@ from datapolicy.model import (
 )
 from datapolicy.odata.expressions import Value
 from datapolicy.odata.options import QueryOptions
-from datapolicy.odata.skiptoken import SkipToken, effective_order
-from datapolicy.odata.sql import after_clause, order_clauses, where_clause
+from datapolicy.odata.skiptoken import OrderKey, SkipToken, effective_order
+from datapolicy.odata.sql import (
+    Parameter,
+    Parameterized,
+    after_clause,
+    order_clauses,
+    parameterize,
+    where_clause,
+)
 from datapolicy.store.database import Database, Transaction
 from datapolicy.store.tables import operations
 from datapolicy.store.timestamps import from_micros, to_micros
@@ -66,6 +74,10 @@ IDEMPOTENCY_WINDOW = timedelta(hours=24)
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 _BY_ID = select(*ROW).where(operations.c.id == bindparam("id"), VISIBLE)
 _LOCK_BY_ID = _BY_ID.with_for_update()  # SQLite: no clause (the transaction holds the lock)
+_STATUSES = {status.value: status for status in OperationStatus}
+_FAILED = OperationStatus.FAILED.value
+# The compiled SQL of this many list (and count) query shapes is kept per store.
+QUERY_SHAPES_CACHED = 256
 
 Precondition = Callable[[Operation], bool]
 # What a change leaves on the audit trail (store/audit/log.py), run inside the change's
@@ -77,9 +89,28 @@ Recorder = Callable[[Transaction, Operation], None]
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    items: list[Operation]
+    rows: list[tuple[Any, ...]]  # the page's operations as stored, in `ROW`'s columns
     next: SkipToken | None  # where the next page starts, if there is one
     count: int | None  # the total matching count, when it was asked for
+
+    @property
+    def items(self) -> list[Operation]:
+        """The page's operations. A list response is written from `rows` directly
+        (web/serialize.py), which costs a fraction of making these."""
+        return [to_operation(row) for row in self.rows]
+
+
+@dataclass(frozen=True, slots=True)
+class _QueryShape:
+    """What a list or count statement's SQL depends on: its conditions with their literals
+    replaced by parameters (odata/sql.py), the order, and whether it starts after a
+    `$skiptoken` (where its null values are) or at an offset. Requests of one shape differ only
+    in their parameters' values, so they share one compiled statement."""
+
+    conditions: tuple[Parameterized, ...]
+    keys: tuple[OrderKey, ...] = ()
+    after: tuple[Parameter | None, ...] | None = None
+    offset: bool = False
 
 
 def encode(prop: Property, value: Value) -> Any:
@@ -107,17 +138,24 @@ def to_operation(row: tuple[Any, ...]) -> Operation:
     return Operation(
         id=id_,
         user_id=user_id,
-        status=OperationStatus(status),
+        status=_STATUSES.get(status) or OperationStatus(status),
         progress=progress,
         storage_location=location,
         submitted_at=from_micros(submitted),
         completed_at=None if completed is None else from_micros(completed),
         version=version,
-        # A retried operation keeps its last error privately; clients see it once it failed.
-        error=OperationError(error_code or "unknown", error_message or "")
-        if status == OperationStatus.FAILED.value
-        else None,
+        error=public_error(status, error_code, error_message),
     )
+
+
+def public_error(
+    status: str, error_code: str | None, error_message: str | None
+) -> OperationError | None:
+    """The error clients see, from a row's columns: a retried operation keeps its last error
+    privately; clients see it once it failed."""
+    if status != _FAILED:
+        return None
+    return OperationError(error_code or "unknown", error_message or "")
 
 
 class OperationStore:
@@ -126,6 +164,9 @@ class OperationStore:
         self.clock = clock
         # Compiled once, for this database's dialect: the GET-by-id hot path compiles nothing.
         self._get_by_id = database.compile(_BY_ID)[0]
+        # List and count statements: compiled once per query shape.
+        self._list_sql = functools.lru_cache(QUERY_SHAPES_CACHED)(self._compile_list)
+        self._count_sql = functools.lru_cache(QUERY_SHAPES_CACHED)(self._compile_count)
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -156,30 +197,48 @@ class OperationStore:
         return to_operation(rows[0][: len(ROW)]), rows[0][len(ROW)]
 
     def list(self, options: QueryOptions) -> Page:
-        keys = effective_order(options.orderby)
-        condition = self._condition(options)
-        statement = select(*ROW).where(VISIBLE).order_by(*order_clauses(keys, COLUMNS))
-        if options.skiptoken is not None:
-            statement = statement.where(
-                after_clause(keys, options.skiptoken.values, COLUMNS, encode)
-            )
-        elif options.skip:
-            statement = statement.offset(options.skip)
-        if condition is not None:
-            statement = statement.where(condition)
         size = options.page_size
-        rows = self.database.fetch_all(statement.limit(size + 1)) if size else []
-        items = [to_operation(row) for row in rows[:size]]
-        next_token = SkipToken.for_row(items[-1], options.orderby) if len(rows) > size else None
+        rows: list[tuple[Any, ...]] = []
+        if size:
+            params: dict[str, Any] = {"page_limit": size + 1}
+            shape = _QueryShape(_conditions(options, params), effective_order(options.orderby))
+            if options.skiptoken is not None:
+                shape = replace(shape, after=_after(shape.keys, options.skiptoken, params))
+            elif options.skip:
+                shape = replace(shape, offset=True)
+                params["page_offset"] = options.skip
+            sql, constants = self._list_sql(shape)
+            rows = self.database.fetch_rows(sql, {**constants, **params})
+        next_token = None
+        if len(rows) > size:
+            next_token = SkipToken.for_row(to_operation(rows[size - 1]), options.orderby)
         total = self.count(options) if options.count else None
-        return Page(items, next_token, total)
+        return Page(rows[:size], next_token, total)
 
     def count(self, options: QueryOptions) -> int:
-        statement = select(func.count()).select_from(operations).where(VISIBLE)
-        condition = self._condition(options)
-        if condition is not None:
-            statement = statement.where(condition)
-        return self.database.fetch_all(statement)[0][0]
+        params: dict[str, Any] = {}
+        shape = _QueryShape(_conditions(options, params))
+        sql, constants = self._count_sql(shape)
+        return self.database.fetch_rows(sql, {**constants, **params})[0][0]
+
+    def _compile_list(self, shape: _QueryShape) -> tuple[str, dict[str, Any]]:
+        """The SQL of a list query shape, and the values of the constants SQLAlchemy binds in it
+        (a LIKE pattern's `%`); the shape's own parameters are bound by each request."""
+        statement = (
+            select(*ROW)
+            .where(VISIBLE, *_where(shape))
+            .order_by(*order_clauses(shape.keys, COLUMNS))
+            .limit(bindparam("page_limit", type_=Integer))
+        )
+        if shape.after is not None:
+            statement = statement.where(after_clause(shape.keys, shape.after, COLUMNS))
+        if shape.offset:
+            statement = statement.offset(bindparam("page_offset", type_=Integer))
+        return self.database.compile(statement)
+
+    def _compile_count(self, shape: _QueryShape) -> tuple[str, dict[str, Any]]:
+        statement = select(func.count()).select_from(operations).where(VISIBLE, *_where(shape))
+        return self.database.compile(statement)
 
     def status_summary(self) -> dict[OperationStatus, tuple[int, datetime | None]]:
         """For each status present: how many operations have it and when the oldest of them
@@ -195,15 +254,6 @@ class OperationStore:
             OperationStatus(status): (count, None if first is None else from_micros(first))
             for status, count, first in rows
         }
-
-    @staticmethod
-    def _condition(options: QueryOptions) -> ColumnElement[bool] | None:
-        parts = [
-            where_clause(node, COLUMNS, encode)
-            for node in (options.filter, options.search)
-            if node is not None
-        ]
-        return and_(*parts) if parts else None
 
     # --- writes --------------------------------------------------------------------------
 
@@ -388,6 +438,34 @@ class OperationStore:
         if row is None:
             raise _not_found(operation_id)
         return to_operation(row)
+
+
+def _conditions(options: QueryOptions, params: dict[str, Any]) -> tuple[Parameterized, ...]:
+    """The `$filter` and `$search` trees, parameterized; their values are added to `params`."""
+    return tuple(
+        parameterize(node, encode, prefix, params)
+        for prefix, node in (("f", options.filter), ("s", options.search))
+        if node is not None
+    )
+
+
+def _where(shape: _QueryShape) -> list[ColumnElement[bool]]:
+    return [where_clause(condition.tree, COLUMNS) for condition in shape.conditions]
+
+
+def _after(
+    keys: tuple[OrderKey, ...], token: SkipToken, params: dict[str, Any]
+) -> tuple[Parameter | None, ...]:
+    """The `$skiptoken`'s key values as parameters (None where a value is null)."""
+    after: list[Parameter | None] = []
+    for index, (key, value) in enumerate(zip(keys, token.values, strict=True)):
+        if value is None:
+            after.append(None)
+        else:
+            name = f"a{index}"
+            params[name] = encode(PROPERTIES[key.name], value)
+            after.append(Parameter(name))
+    return tuple(after)
 
 
 def _record(record: Recorder | None, transaction: Transaction, operation: Operation) -> None:

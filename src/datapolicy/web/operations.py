@@ -30,7 +30,7 @@ from datapolicy.web.audit import audit_of
 from datapolicy.web.payloads import parse_new_operation, parse_update, read_json_object
 from datapolicy.web.responses import json_response
 from datapolicy.web.routing import KeyRoute, by_method
-from datapolicy.web.serialize import context_url, entity
+from datapolicy.web.serialize import JSON_OPTIONS, context_url, entity, entity_rows
 
 API_ROOT = "/v1.0"
 
@@ -77,10 +77,10 @@ async def list_operations(request: Request) -> Response:
     body: dict[str, object] = {"@odata.context": context_url(root, options.select, entity=False)}
     if page.count is not None:
         body["@odata.count"] = page.count
-    body["value"] = [entity(operation, options.select) for operation in page.items]
+    body["value"] = entity_rows(page.rows, options.select)
     if page.next is not None:
         body["@odata.nextLink"] = _next_link(root, options, page.next)
-    return json_response(body)
+    return json_response(body, option=JSON_OPTIONS)
 
 
 def _next_link(root: str, options: QueryOptions, token: SkipToken) -> str:

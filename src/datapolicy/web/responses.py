@@ -13,9 +13,15 @@ ODATA_JSON = (
 )
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None, *, option: int = 0
+) -> Response:
+    """`body` as Graph JSON; `option` is orjson's (what a body's values need to be written)."""
     response = Response(
-        orjson.dumps(body), status_code=status, headers=headers, media_type=ODATA_JSON
+        orjson.dumps(body, option=option),
+        status_code=status,
+        headers=headers,
+        media_type=ODATA_JSON,
     )
     response.headers["OData-Version"] = "4.0"
     return response

@@ -1,24 +1,45 @@
-"""Operation -> Graph JSON, honouring `$select`."""
+"""Operation -> Graph JSON, honouring `$select`.
+
+An entity is written from an `Operation` (`entity`) or, for a list page, straight from the rows
+the store read (`entity_rows`): a page of 100 made into operations and then into dictionaries
+cost more CPU than everything else in a list request. Both give the same JSON, property by
+property; the rows' date-times are left to orjson, which writes them much faster than Python,
+given `JSON_OPTIONS`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import functools
+import operator
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
 
 from datapolicy.model import (
     ENTITY_SET,
     ENTITY_TYPE,
     PROPERTIES,
+    EdmType,
     Operation,
     OperationError,
     OperationStatus,
     Property,
+    etag_of,
     format_datetime,
 )
+from datapolicy.store.operations import ROW, public_error
 
 ODATA_TYPE = f"#{ENTITY_TYPE}"
 ALL_PROPERTIES: tuple[Property, ...] = tuple(PROPERTIES.values())
+# What orjson needs to write `entity_rows`' date-times as `format_datetime` does.
+JSON_OPTIONS = orjson.OPT_UTC_Z
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_COLUMN = {column.name: index for index, column in enumerate(ROW)}
+
+Row = tuple[Any, ...]
 
 
 def context_url(service_root: str, select: Sequence[Property] | None, *, entity: bool) -> str:
@@ -34,6 +55,54 @@ def entity(operation: Operation, select: Sequence[Property] | None) -> dict[str,
     for prop in select or ALL_PROPERTIES:
         body[prop.name] = _json_value(getattr(operation, prop.attribute))
     return body
+
+
+def entity_rows(rows: Sequence[Row], select: tuple[Property, ...] | None) -> list[dict[str, Any]]:
+    """`entity` of each row the store read (`store.operations.ROW`'s columns), for orjson with
+    `JSON_OPTIONS`."""
+    readers = _readers(select or ALL_PROPERTIES)
+    version = _COLUMN["version"]
+    bodies = []
+    for row in rows:
+        body: dict[str, Any] = {"@odata.type": ODATA_TYPE, "@odata.etag": etag_of(row[version])}
+        for name, read in readers:
+            body[name] = read(row)
+        bodies.append(body)
+    return bodies
+
+
+@functools.lru_cache(maxsize=64)
+def _readers(select: tuple[Property, ...]) -> tuple[tuple[str, Callable[[Row], Any]], ...]:
+    return tuple((prop.name, _reader(prop)) for prop in select)
+
+
+def _reader(prop: Property) -> Callable[[Row], Any]:
+    """How a row gives the property's JSON value (as `_json_value` of the operation's)."""
+    if prop.edm_type is EdmType.PUBLIC_ERROR:
+        return _error
+    index = _COLUMN[prop.attribute]
+    if prop.edm_type is EdmType.DATE_TIME_OFFSET:
+
+        def date_time(row: Row) -> datetime | str | None:
+            micros = row[index]
+            if micros is None:
+                return None
+            value = _EPOCH + timedelta(0, 0, micros)
+            # orjson leaves out a zero fraction, which format_datetime writes as .000000.
+            return value if micros % 1_000_000 else format_datetime(value)
+
+        return date_time
+    return operator.itemgetter(index)  # strings, numbers and the status are stored as written
+
+
+def _error(
+    row: Row,
+    status: int = _COLUMN["status"],
+    code: int = _COLUMN["error_code"],
+    message: int = _COLUMN["error_message"],
+) -> dict[str, str] | None:
+    error = public_error(row[status], row[code], row[message])
+    return None if error is None else {"code": error.code, "message": error.message}
 
 
 def _json_value(value: Any) -> Any:
