@@ -278,7 +278,7 @@ class Service:
         self.settings = settings
         self.drop_connection: ConnectionDropper | None = None
         self.running: RunningService | None = None
-        self._lifespan_protocol = Router(lifespan=lambda _app: self.lifespan())
+        self._lifespan_protocol = Router(lifespan=self._lifespan_events)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         running = self.running
@@ -288,6 +288,12 @@ class Service:
             await self._lifespan_protocol.lifespan(scope, receive, send)
         else:
             raise RuntimeError("the service has not started: its ASGI lifespan must run first")
+
+    @asynccontextmanager
+    async def _lifespan_events(self, _app: object) -> AsyncIterator[None]:
+        """`lifespan` as Starlette's Router runs it for the server's lifespan events."""
+        async with self.lifespan():
+            yield
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[RunningService]:
