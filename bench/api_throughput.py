@@ -7,8 +7,9 @@ What it does:
 1. Makes (or reuses, from bench/results/db/) a database of --operations operations and one of
    --small-operations (bench/populate.py).
 2. Starts, each pinned to CPU 0 with taskset: `datapolicy serve --workers 0` on the large and on
-   the small database, and bench/bare_server.py (the same granian embedding, one worker) whose
-   fixed responses have the size and headers of the real GET-by-id and list responses.
+   the small database, and bench/bare_server.py (on uvicorn as `serve` runs it, server.py
+   `http_server`) whose fixed responses have the size and headers of the real GET-by-id and
+   list responses.
    Every request carries an `Authorization: Bearer` token made with the data directory's own
    signing key (the bare server gets the same header, and ignores it).
 3. Warms up: every GET-by-id path is read once (so the service's read cache holds those
@@ -409,7 +410,7 @@ def main() -> None:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "sqlite": sqlite3.sqlite_version,
-        "granian": _version("granian"),
+        "uvicorn": _version("uvicorn"),
         "starlette": _version("starlette"),
         "wrk": wrk_version,
         "pinned": {"servers": server_cpu, "wrk": load_cpu} if pin else None,
@@ -733,7 +734,7 @@ def print_report(args, machine: dict, summary: dict) -> None:
         print(f"  {name}: {row['description']}")
     print(
         f"\nmachine: {machine['nproc']} CPUs ({machine['cpu']}), Python {machine['python']}, "
-        f"SQLite {machine['sqlite']}, granian {machine['granian']}, {machine['wrk']}; "
+        f"SQLite {machine['sqlite']}, uvicorn {machine['uvicorn']}, {machine['wrk']}; "
         f"load average {machine['loadavg_start'][0]:.2f} -> {machine['loadavg_end'][0]:.2f}"
     )
 

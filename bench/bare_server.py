@@ -1,4 +1,5 @@
-"""The floor: a bare ASGI app on granian, embedded exactly as src/datapolicy/server.py embeds it.
+"""The floor: a bare ASGI app on uvicorn, run exactly as src/datapolicy/server.py runs the service
+(`http_server`: the same configuration, uvloop, a socket bound beforehand).
 
 It answers every request at once with a fixed response: a body of the same size as the real
 service's response and the same response headers (names and value lengths), so that the wire
@@ -16,11 +17,12 @@ import argparse
 import asyncio
 import json
 import signal
+import socket
 from pathlib import Path
 
-from granian.constants import Interfaces
-from granian.log import LogLevels
-from granian.server.embed import Server
+import uvloop
+
+from datapolicy.server import http_server
 
 ENTITY_PREFIX = "/v1.0/dataPolicyOperations/"
 
@@ -40,15 +42,7 @@ def make_app(spec: dict):
     start_list = {"type": "http.response.start", "status": 200, "headers": list_headers}
     body_list = {"type": "http.response.body", "body": list_body}
 
-    async def app(scope, receive, send):
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+    async def app(scope, receive, send):  # no lifespan: http_server runs none
         if scope["path"].startswith(ENTITY_PREFIX):
             await send(start_entity)
             await send(body_entity)
@@ -60,17 +54,16 @@ def make_app(spec: dict):
 
 
 async def serve(host: str, port: int, spec: dict) -> None:
-    server = Server(
-        make_app(spec),
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        log_level=LogLevels.warning,
-    )
+    listener = socket.create_server((host, port), backlog=2048)
+    server = http_server(make_app(spec))
+
+    def stop() -> None:
+        server.should_exit = True
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, server.stop)
-    await server.serve()
+        loop.add_signal_handler(sig, stop)
+    await server.serve(sockets=[listener])
 
 
 def main() -> None:
@@ -79,7 +72,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--spec", type=Path, required=True)
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port, json.loads(args.spec.read_text())))
+    uvloop.run(serve(args.host, args.port, json.loads(args.spec.read_text())))
 
 
 if __name__ == "__main__":

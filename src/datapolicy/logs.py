@@ -93,7 +93,7 @@ def wants_json(config: LoggingConfig, stream: object) -> bool:
 
 
 def configure_logging(config: LoggingConfig) -> None:
-    """Route every logger (ours, granian's, the libraries') to one stderr handler in the chosen
+    """Route every logger (ours, uvicorn's, the libraries') to one stderr handler in the chosen
     format, with the context filter. Called once per process, by the CLI."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if wants_json(config, sys.stderr) else TextFormatter())
@@ -104,18 +104,6 @@ def configure_logging(config: LoggingConfig) -> None:
     root.addHandler(handler)
     root.setLevel(config.level)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
-# granian's own loggers (`server.py` passes this as its log_dictconfig): no handlers of theirs,
-# so that their records reach the root handler above, in the same format.
-GRANIAN_LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "loggers": {
-        "_granian": {"handlers": [], "propagate": True},
-        "granian.access": {"handlers": [], "propagate": True},
-    },
-}
 
 
 @contextmanager

@@ -53,7 +53,7 @@ _installed: list[Any] = []
 def install() -> None:
     """Redact every log record made from now on in this process (once; later calls do
     nothing). A record factory rather than a handler filter, so that records of every logger
-    (azure, botocore, urllib3, granian) are covered whatever handlers are configured later."""
+    (azure, botocore, urllib3, uvicorn) are covered whatever handlers are configured later."""
     if _installed:
         return
     make_record = logging.getLogRecordFactory()

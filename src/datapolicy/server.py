@@ -15,15 +15,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from granian.constants import Interfaces
-from granian.log import LogLevels
-from granian.server.embed import Server
+import uvicorn
+import uvloop
 from prometheus_client import start_http_server
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from starlette.routing import Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from datapolicy.auth.configure import validator_for
 from datapolicy.auth.keys import audit_key
@@ -34,9 +38,8 @@ from datapolicy.engine import EXPORTS_DIR, ExportService, Worker, build_context
 from datapolicy.engine.control import NO_CONTROL, ExportControl
 from datapolicy.engine.sources.base import SourceError
 from datapolicy.errors import MigrationFailed, StoreUnreachable
-from datapolicy.logs import GRANIAN_LOGGING
 from datapolicy.metrics import watch_store
-from datapolicy.scenarios import Scenarios
+from datapolicy.scenarios import ConnectionDropper, Scenarios
 from datapolicy.scenarios.datadir import DataDirectory
 from datapolicy.settings import Settings
 from datapolicy.store import Database, OperationStore
@@ -48,6 +51,10 @@ from datapolicy.web.app import create_app
 from datapolicy.web.audit import AuditBuffer, RequestAudit
 
 logger = logging.getLogger(__name__)
+
+# uvicorn closes a connection idle this long; above the usual load balancers' idle timeouts
+# (60 s), so that they, not the service, close idle connections (no request meets a closing one).
+KEEP_ALIVE_SECONDS = 75
 
 
 def effective_config(settings: Settings) -> Config:
@@ -174,16 +181,48 @@ class Drain:
             self.then()
 
 
-async def serve(settings: Settings) -> None:
+@dataclass
+class RunningService:
+    """What `Service`'s lifespan opened: the store, the export threads, the audit trail and
+    its flush thread, and the app that serves them."""
+
+    config: Config
+    database: Database
+    audit_log: AuditLog
+    worker: Worker
+    audit: RequestAudit
+    draining: threading.Event  # set on the first signal under `serve`: /readyz answers 503
+    app: ASGIApp
+
+    def close(self) -> None:
+        """Stop the export threads (in-progress exports get [engine] shutdown_grace_seconds),
+        append the buffered audit entries, and close the store: blocking, so from a thread."""
+        try:
+            self.worker.stop()
+            self.audit.buffer.close()
+        finally:
+            self.audit_log.close()
+            self.database.close()
+
+
+def open_service(settings: Settings, drop_connection: ConnectionDropper | None) -> RunningService:
+    """Open the store, start the export threads and the audit flush, and build the app."""
     config = effective_config(settings)
     configure_tracing(config.tracing)
     validator = validator_for(config.auth, settings.data_dir)
     database = open_database(settings)
-    audit_log = open_audit_log(database, signing_key=audit_key(settings.data_dir))
+    try:
+        audit_log = open_audit_log(database, signing_key=audit_key(settings.data_dir))
+    except BaseException:
+        database.close()
+        raise
     store = OperationStore(database)
     default_location = str((settings.data_dir / EXPORTS_DIR).absolute())
     scenarios = (
-        Scenarios(DataDirectory(database, settings.data_dir, Path(default_location)))
+        Scenarios(
+            DataDirectory(database, settings.data_dir, Path(default_location)),
+            drop_connection=drop_connection,
+        )
         if settings.scenarios
         else None
     )
@@ -194,9 +233,10 @@ async def serve(settings: Settings) -> None:
         audit_log,
         NO_CONTROL if scenarios is None else scenarios.control,
     )
-    # Read entries are buffered (the hot path); the buffer is flushed at shutdown, below.
-    buffer = AuditBuffer(audit_log, flush_seconds=config.audit.flush_seconds)
-    audit = RequestAudit(audit_log, buffer)
+    # Read entries are buffered (the hot path); the buffer is flushed at shutdown (`close`).
+    audit = RequestAudit(
+        audit_log, AuditBuffer(audit_log, flush_seconds=config.audit.flush_seconds)
+    )
     exports = ExportService(store, worker.context, default_location)
     if scenarios is not None:
         logger.warning(
@@ -204,64 +244,181 @@ async def serve(settings: Settings) -> None:
             "control, reset and restore are open to tokens with %s",
             SCENARIOS,
         )
-    draining = threading.Event()  # set on the first signal: /readyz answers 503
-    # Granian embedded in our own event loop: a Rust HTTP server in front of the ASGI app, in
-    # the same process as the export workers in the embedded default.
-    server = Server(
-        create_app(
-            store,
-            exports,
-            validator,
-            config.limits,
-            audit=audit,
-            metrics=config.metrics,
-            access_log=config.logging.access_log,
-            scenarios=scenarios,
-            profile=settings.profile,
-            trusted_proxies=[*config.server.trusted_proxies, *config.audit.trusted_proxies],
-            draining=draining,
-            readiness_min_free_bytes=config.server.readiness_min_free_bytes,
-        ),
-        address=settings.host,
-        port=settings.port,
-        interface=Interfaces.ASGI,
-        log_level=LogLevels.warning,
-        log_dictconfig=GRANIAN_LOGGING,  # granian's lines through our handler and format
+    draining = threading.Event()
+    app = create_app(
+        store,
+        exports,
+        validator,
+        config.limits,
+        audit=audit,
+        metrics=config.metrics,
+        access_log=config.logging.access_log,
+        scenarios=scenarios,
+        profile=settings.profile,
+        trusted_proxies=[*config.server.trusted_proxies, *config.audit.trusted_proxies],
+        draining=draining,
+        readiness_min_free_bytes=config.server.readiness_min_free_bytes,
     )
     if config.metrics.enabled:
-        watch_store(
-            store, config.metrics.store_max_age_seconds
-        )  # operations by status and the queue, read at each scrape
+        # operations by status and the queue, read at each scrape
+        watch_store(store, config.metrics.store_max_age_seconds)
+    return RunningService(config, database, audit_log, worker, audit, draining, app)
 
-    # After the drain, granian takes no new connections and lets requests in flight finish.
-    drain = Drain(settings.drain_seconds, draining, server.stop)
 
-    def begin_stopping() -> None:
-        # No new exports for a process on its way out: those in progress get the drain and
-        # then the grace period (which starts once the requests are done) to finish.
-        worker.stop_claiming()
-        drain.begin()
+class Service:
+    """The whole service as one ASGI app, for any ASGI server (`build_app` makes it).
 
-    def stop_now() -> None:
-        drain.end_now()
-        worker.hand_back()
+    Its lifespan (Starlette's handling of the ASGI lifespan protocol, over `lifespan`) opens
+    the store, starts the export threads and the audit flush, and builds the routed app; at
+    shutdown it stops the threads (exports in progress get [engine] shutdown_grace_seconds),
+    flushes the audit buffer and closes the store. A request before startup has completed is
+    an error: the server must run the lifespan (uvicorn, granian and hypercorn do by default;
+    in process, asgi-lifespan's `LifespanManager`).
 
-    _OnSignal(begin_stopping, stop_now).install(asyncio.get_running_loop())
-    logger.info(
-        "datapolicy serving on http://%s:%d/v1.0 (data in %s, %d export workers)",
-        settings.host,
-        settings.port,
-        settings.data_dir,
-        config.engine.workers,
+    `drop_connection`, if the server that runs the app can close a client's connection without
+    an answer (the scenario fault `drop`), is how; set it before startup (`serve` does)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.drop_connection: ConnectionDropper | None = None
+        self.running: RunningService | None = None
+        self._lifespan_protocol = Router(lifespan=self._lifespan_events)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        running = self.running
+        if running is not None and scope["type"] != "lifespan":
+            await running.app(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan_protocol.lifespan(scope, receive, send)
+        else:
+            raise RuntimeError("the service has not started: its ASGI lifespan must run first")
+
+    @asynccontextmanager
+    async def _lifespan_events(self, _app: object) -> AsyncIterator[None]:
+        """`lifespan` as Starlette's Router runs it for the server's lifespan events."""
+        async with self.lifespan():
+            yield
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[RunningService]:
+        """Open the service for the block; close it after, whatever happened."""
+        # Startup runs on the event loop before any request, as a server's startup does.
+        running = open_service(self.settings, self.drop_connection)
+        self.running = running
+        try:
+            yield running
+        finally:
+            self.running = None
+            await asyncio.to_thread(running.close)
+            logger.info("datapolicy stopped")
+
+
+def build_app(settings: Settings) -> Service:
+    """The service's ASGI app for these settings: nothing is opened until its lifespan starts.
+    For an ASGI server's factory option (`uvicorn --factory`, `granian --factory`), wrap it in a
+    function of no arguments that loads the settings (cli/settings.py `load_settings`)."""
+    return Service(settings)
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's programmatic server, with the signals left to `serve`: uvicorn's own handlers
+    would stop at once on the first signal (no drain) and raise the signal again on the way
+    out (an exit status other than 0)."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _connection_dropper(server: uvicorn.Server) -> ConnectionDropper:
+    """Close the connection from this client address at once, without an answer: found among
+    the server's open connections (uvicorn keeps them, with their transports)."""
+
+    def drop(client: tuple[str, int]) -> bool:
+        for connection in list(server.server_state.connections):
+            if getattr(connection, "client", None) == tuple(client):
+                connection.transport.abort()
+                return True
+        return False
+
+    return drop
+
+
+def http_server(app: ASGIApp) -> uvicorn.Server:
+    """uvicorn as `serve` runs it (bench/bare_server.py runs its floor on the same), for
+    sockets bound by the caller and signals handled by the caller."""
+    return _Uvicorn(
+        uvicorn.Config(
+            app,
+            interface="asgi3",
+            http="httptools",
+            ws="none",
+            lifespan="off",  # `serve` enters the lifespan itself: its errors reach the CLI
+            log_config=None,  # uvicorn's lines through our handler and format (logs.py)
+            log_level="warning",
+            access_log=False,  # the access log is ours ([logging] access_log)
+            proxy_headers=False,  # forwarded headers are ours to trust or not (web/proxy.py)
+            server_header=False,
+            date_header=False,  # the responses' headers are the app's, as they were before
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )
     )
+
+
+def serve(settings: Settings) -> None:
+    """`datapolicy serve`: the service on uvicorn (httptools, uvloop) until SIGINT or SIGTERM,
+    then the drain and the graceful stop (see the module's docstring). Binding the port or
+    opening the store fails here, before anything is served: OSError, Unavailable."""
+    uvloop.run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> None:
+    # Bound here, not by uvicorn (which logs and exits on an error): OSError reaches the CLI.
+    listener = socket.create_server(
+        (settings.host, settings.port),
+        family=socket.AF_INET6 if ":" in settings.host else socket.AF_INET,
+        backlog=2048,
+    )
+    service = build_app(settings)
+    server = http_server(service)
+    service.drop_connection = _connection_dropper(server)
     try:
-        await server.serve()
+        async with service.lifespan() as running:
+            # After the drain, uvicorn takes no new connections and lets requests in flight
+            # finish; then the lifespan's end stops the export threads.
+            drain = Drain(settings.drain_seconds, running.draining, _exit_later(server))
+
+            def begin_stopping() -> None:
+                # No new exports for a process on its way out: those in progress get the drain
+                # and then the grace period (which starts once the requests are done) to finish.
+                running.worker.stop_claiming()
+                drain.begin()
+
+            def stop_now() -> None:
+                drain.end_now()
+                server.force_exit = True  # no more waiting for connections to close
+                running.worker.hand_back()
+
+            _OnSignal(begin_stopping, stop_now).install(asyncio.get_running_loop())
+            logger.info(
+                "datapolicy serving on http://%s:%d/v1.0 (data in %s, %d export workers)",
+                settings.host,
+                settings.port,
+                settings.data_dir,
+                running.config.engine.workers,
+            )
+            await server.serve(sockets=[listener])
     finally:
-        await asyncio.to_thread(worker.stop)
-        await asyncio.to_thread(audit.buffer.close)
-        audit_log.close()
-        database.close()
-        logger.info("datapolicy stopped")
+        listener.close()
+
+
+def _exit_later(server: uvicorn.Server) -> Callable[[], None]:
+    """What ends the drain: uvicorn's graceful stop (its main loop looks every 0.1 s)."""
+
+    def stop() -> None:
+        server.should_exit = True
+
+    return stop
 
 
 def run_worker(settings: Settings, metrics_address: tuple[str, int] | None = None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
@@ -80,7 +79,7 @@ def serve(
     from datapolicy.server import serve as run  # imported late: `--help` stays fast
 
     try:
-        asyncio.run(run(settings))
+        run(settings)
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         pass
     except OSError as exc:

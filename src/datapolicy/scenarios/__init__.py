@@ -8,6 +8,7 @@ time control and forced failures act on that process's own export threads, not o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from datapolicy.scenarios.datadir import DataDirectory
@@ -16,6 +17,10 @@ from datapolicy.scenarios.pacing import ScenarioControl
 from datapolicy.scenarios.requestlog import RequestLog
 
 HEADER = "datapolicy-scenarios"  # on every response while scenarios are on
+
+# Closes the connection from a client address (the ASGI scope's `client`) at once, without an
+# answer; False if there is none. Given by the HTTP server that runs the app (server.py).
+ConnectionDropper = Callable[[tuple[str, int]], bool]
 
 
 @dataclass
@@ -26,6 +31,17 @@ class Scenarios:
     faults: FaultInjector = field(default_factory=FaultInjector)
     control: ScenarioControl = field(default_factory=ScenarioControl)
     requests: RequestLog = field(default_factory=RequestLog)
+    # For the `drop` fault; None where the server gives no way (in process, another ASGI
+    # server): a dropped request then gets a 500 error body (web/faultinjection.py).
+    drop_connection: ConnectionDropper | None = None
 
 
-__all__ = ["HEADER", "DataDirectory", "FaultInjector", "RequestLog", "ScenarioControl", "Scenarios"]
+__all__ = [
+    "HEADER",
+    "ConnectionDropper",
+    "DataDirectory",
+    "FaultInjector",
+    "RequestLog",
+    "ScenarioControl",
+    "Scenarios",
+]

@@ -6,18 +6,18 @@ outside authentication, as a proxy in front of the service would: a fault hits a
 whatever its token, and the log shows requests that were refused too. The scenario admin API
 itself is neither logged nor faulted.
 
-A dropped connection is a real one: the socket of the request is shut down before any answer
-is sent, so the client sees the server disconnect without a response. Granian gives the app no
-handle on its sockets, so the socket is found among the process's file descriptors by its peer
-address (Linux's /proc); where that fails, the request gets a 500 error body instead.
+A dropped connection is a real one: the request's connection is closed before any answer is
+sent, so the client sees the server disconnect without a response. ASGI has no message for that,
+so the HTTP server that runs the app does it (`Scenarios.drop_connection`, given by server.py);
+the request then waits for the server's `http.disconnect` and ends without sending anything.
+Where the server gives no way (in process, another ASGI server), the request gets a 500 error
+body instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 from datetime import UTC, datetime
 
@@ -85,7 +85,7 @@ class ScenarioMiddleware:
             fault = self.scenarios.faults.fault_for(scope["method"], path[len(API_ROOT) :])
             if fault is not None:
                 entry.fault = fault.kind
-                if await _inject(fault, scope, counted, recorded):
+                if await _inject(fault, self.scenarios, scope, counted, recorded):
                     return
             if scope["method"] == "GET" and path.startswith(_OPERATION):
                 await _polled(self.scenarios, path[len(_OPERATION) :])
@@ -95,14 +95,19 @@ class ScenarioMiddleware:
             self.scenarios.requests.add(entry)
 
 
-async def _inject(fault: Fault, scope: Scope, receive: Receive, send: Send) -> bool:
+async def _inject(
+    fault: Fault, scenarios: Scenarios, scope: Scope, receive: Receive, send: Send
+) -> bool:
     """Apply `fault`; True if it answered (or dropped) the request, False if the request goes
     on (after a latency)."""
     if fault.kind == "latency":
         await asyncio.sleep(fault.seconds)
         return False
     if fault.kind == "drop":
-        if await asyncio.to_thread(_shut_down, scope.get("client")):
+        client, drop = scope.get("client"), scenarios.drop_connection
+        if client is not None and drop is not None and drop(client):
+            while (await receive())["type"] != "http.disconnect":
+                pass  # the rest of the body, if any: the server says when it has closed
             return True
         fault = Fault(status=500)
     status, headers = fault.status, {}
@@ -125,30 +130,3 @@ async def _polled(scenarios: Scenarios, operation_id: str) -> None:
         await asyncio.to_thread(scenarios.control.polled, operation_id)
     except DatapolicyError as exc:  # not stepped, already released, or no worker took it
         logger.warning("step on poll of %s: %s", operation_id, exc.message)
-
-
-def _shut_down(client: tuple[str, int | str] | None) -> bool:
-    """Shut down this process's TCP socket connected to `client`; False if none is found."""
-    if client is None or not os.path.isdir("/proc/self/fd"):
-        return False
-    wanted = (client[0], str(client[1]))
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            fd = os.dup(int(name))
-        except OSError:  # closed meanwhile (the directory listing's own, for one)
-            continue
-        try:
-            sock = socket.socket(fileno=fd)
-        except OSError:  # not a socket
-            os.close(fd)
-            continue
-        try:
-            peer = sock.getpeername()
-            if isinstance(peer, tuple) and (peer[0], str(peer[1])) == wanted:
-                sock.shutdown(socket.SHUT_RDWR)
-                return True
-        except OSError:
-            continue
-        finally:
-            sock.close()
-    return False

@@ -1,9 +1,7 @@
 """A cache of GET-by-id response bodies, kept exact by checking the database for commits.
 
-Why: under granian, a GET by id that reads SQLite costs the server about twice the CPU of one
-that does not (docs/benchmarks.md). `sqlite3` releases the GIL around every step of a statement,
-each release lets one of granian's threads take the GIL, and the event loop then waits to get it
-back. A body served from memory has none of those hand-offs, and no entity to rebuild.
+Why: a GET by id that reads SQLite and rebuilds the entity costs the server much more CPU than
+one that serves a body from memory (docs/benchmarks.md).
 
 Consistency: a body from the cache is what a read of the database would have given at some
 moment after the request was received. The whole cache is emptied as soon as anything has been
@@ -12,19 +10,10 @@ threads, `datapolicy worker` processes, other API processes. Commits are detecte
 store's change token (`Database.change_token`, store/database.py: on SQLite `PRAGMA
 data_version` on a connection of the token's own that never writes, so that every commit is
 another connection's and changes the value; a token that cannot be read counts as a change).
-A store without one (PostgreSQL) gets no cache. A change is looked for before a request
-is looked up, so a write committed before the request arrived (a PATCH, a DELETE, a worker's
-progress, in this process or another) is always seen, as with a read of the database.
-
-The check itself releases the GIL, so one check serves the requests that were already waiting
-in the event loop when it ran (`shared_checks`). After a check the cache schedules a callback
-with `loop.call_soon`; until that callback has run, the check counts as current. The loop runs
-callbacks in the order they were queued, so the requests served before that callback are those
-whose task steps were queued before the check, and a request's step is only queued once the
-request has been received: granian receives a request, then hands it to the loop with
-`call_soon_threadsafe`, and the task that runs the app is queued after that. (A server that
-read a request and called the app within one callback, with an eager task factory, would break
-this: use `shared_checks=False` there, which checks on every request.)
+A store without one (PostgreSQL) gets no cache. A change is looked for on every lookup, after
+the request has reached the app, so a write committed before the request arrived (a PATCH, a
+DELETE, a worker's progress, in this process or another) is always seen, as with a read of the
+database, whatever the HTTP server and however it schedules requests.
 
 Invalidation is coarse: any commit empties the whole cache, as the cache cannot tell which rows
 a commit changed. A store that is written to all the time (many exports heartbeating) gets
@@ -34,7 +23,6 @@ insert: ~2 us in process, a few percent of a request under load; see docs/benchm
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
@@ -55,25 +43,17 @@ class ReadCache:
     Used from the event loop's thread only (the ASGI app's), so it needs no lock."""
 
     def __init__(
-        self,
-        change_token: Callable[[], Hashable],
-        max_entries: int = DEFAULT_MAX_ENTRIES,
-        *,
-        shared_checks: bool = True,
+        self, change_token: Callable[[], Hashable], max_entries: int = DEFAULT_MAX_ENTRIES
     ):
         self._change_token = change_token
         self._max_entries = max_entries
-        self._shared_checks = shared_checks
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._token: Hashable = object()  # equal to no token: the first check empties
-        # The loop whose queued requests the last check serves, until its callback runs.
-        self._checked_for: asyncio.AbstractEventLoop | None = None
 
     def get(self, operation_id: str) -> Entry | None:
         """The entry for this id, if there is one and nothing has been committed since it was
         made. Call it before reading the database on a miss, and `put` what that read gave."""
-        if self._checked_for is not asyncio.get_running_loop():
-            self._check()
+        self._check()
         entry = self._entries.get(operation_id)
         if entry is not None:
             self._entries.move_to_end(operation_id)
@@ -96,13 +76,6 @@ class ReadCache:
         if token != self._token:
             self._entries.clear()
             self._token = token
-        if self._shared_checks:
-            loop = asyncio.get_running_loop()
-            self._checked_for = loop
-            loop.call_soon(self._expire)
-
-    def _expire(self) -> None:
-        self._checked_for = None
 
 
 def read_cache_for(database: Database) -> ReadCache | None:
