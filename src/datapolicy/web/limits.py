@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 
 from starlette.requests import Request
-from starlette.types import Message, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope
 
 from datapolicy.config import LimitsConfig
 from datapolicy.web.errors import HTTPError, error_response
@@ -35,31 +36,28 @@ class RequestLimits:
         self.max_body = limits.max_body_bytes
         self.body_timeout = limits.body_timeout_seconds
 
-    async def check(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
-        """None if the request was refused (and answered), else the `receive` to read its body
-        with (counted and timed when it has one)."""
+    def refusal(self, scope: Scope) -> Response | None:
+        """The error response for a request over a limit its headers show, else None."""
         path = scope.get("raw_path") or scope["path"].encode()
         if len(path) > self.max_path:
             message = f"The request path is longer than {self.max_path} bytes."
-            await _refuse(scope, receive, send, HTTPError(400, message))
-            return None
+            return _refusal(scope, HTTPError(400, message))
         if len(scope["query_string"]) > self.max_query:
             message = f"The query string is longer than {self.max_query} bytes."
-            await _refuse(scope, receive, send, HTTPError(400, message))
-            return None
-        has_body = False
+            return _refusal(scope, HTTPError(400, message))
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                length = int(value) if value.isdigit() else 0
-                if length > self.max_body:
-                    await _refuse(scope, receive, send, _body_too_large(self.max_body))
-                    return None
-                has_body = length > 0
-            elif name == b"transfer-encoding":
-                has_body = True
-        if has_body:
-            deadline = asyncio.get_running_loop().time() + self.body_timeout
-            receive = _counted(receive, self.max_body, deadline)
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                return _refusal(scope, _body_too_large(self.max_body))
+        return None
+
+    def receive_for(self, scope: Scope, receive: Receive) -> Receive:
+        """`receive`, counted and timed when the request has a body."""
+        for name, value in scope["headers"]:
+            if (name == b"content-length" and value.isdigit() and int(value) > 0) or (
+                name == b"transfer-encoding"
+            ):
+                deadline = asyncio.get_running_loop().time() + self.body_timeout
+                return _counted(receive, self.max_body, deadline)
         return receive
 
 
@@ -92,6 +90,5 @@ def _counted(receive: Receive, max_bytes: int, deadline: float) -> Receive:
     return receive_counted
 
 
-async def _refuse(scope: Scope, receive: Receive, send: Send, error: HTTPError) -> None:
-    response = error_response(Request(scope), error.status, error.code, error.message)
-    await response(scope, receive, send)
+def _refusal(scope: Scope, error: HTTPError) -> Response:
+    return error_response(Request(scope), error.status, error.code, error.message)

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 
 from starlette.requests import Request
@@ -110,7 +110,7 @@ class RequestPipeline:
                 scope["raw_path"] = _SLASHES_BYTES.sub(b"/", raw)
         scope[ROUTE] = self.table.match(path)
 
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         logs.request_id.set(request_id)  # on every log line below this request (logs.py)
         client_request_id = _client_request_id(scope) or request_id
         state = scope.get("state")
@@ -178,10 +178,11 @@ class RequestPipeline:
             await route.app(scope, receive, send)
             return
         if self.limits is not None:
-            checked = await self.limits.check(scope, receive, send)
-            if checked is None:
+            refusal = self.limits.refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
                 return
-            receive = checked
+            receive = self.limits.receive_for(scope, receive)
         if self.authentication is not None:
             needed = match.requirement(scope["method"])
             if not needed.public and not await self.authentication.admit(
@@ -208,6 +209,19 @@ class RequestPipeline:
         ):
             return
         await self.app(scope, receive, send)
+
+
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+def new_request_id() -> str:
+    """A random UUID (version 4) as text: what `str(uuid.uuid4())` gives, at a third of its
+    cost, as it builds no `UUID` (every request has one)."""
+    digits = os.urandom(16).hex()
+    return (
+        f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-"
+        f"{_VARIANT[digits[16]]}{digits[17:20]}-{digits[20:]}"
+    )
 
 
 def _has_body(scope: Scope) -> bool:
