@@ -18,7 +18,9 @@ from datapolicy.server import Drain
 from datapolicy.settings import DEFAULT_DRAIN_SECONDS, Settings
 from datapolicy.store import OperationStore
 from datapolicy.store.database import SQLiteDatabase
-from datapolicy.web.health import HealthChecks, Readiness
+from datapolicy.web.health import HEALTHZ, READYZ, HealthChecks, Readiness
+from datapolicy.web.pipeline import RequestPipeline
+from datapolicy.web.routes.table import Route, RouteTable
 
 
 class HeldClock:
@@ -60,7 +62,9 @@ async def test_readyz_is_503_from_the_first_signal_while_other_routes_answer_thr
     database.migrate()
     clock, draining, closed = HeldClock(), threading.Event(), []
     readiness = Readiness(OperationStore(database), tmp_path / "exports")
-    app = HealthChecks(PlainTextResponse("served"), readiness, draining)
+    health = HealthChecks(readiness, draining)
+    probes = [Route(path, app=health, root=True) for path in (HEALTHZ, READYZ)]
+    app = RequestPipeline(PlainTextResponse("served"), RouteTable(probes))
     drain = Drain(5, draining, lambda: closed.append("closed"), sleep=clock.sleep)
     transport = httpx.ASGITransport(app=app)
     try:

@@ -28,7 +28,9 @@ from datapolicy.engine.worker import ExportContext, Worker
 from datapolicy.model import OperationStatus
 from datapolicy.store import OperationStore
 from datapolicy.store.queue import OperationQueue
-from datapolicy.web.middleware import GraphRequestMiddleware
+from datapolicy.web.pipeline import RequestPipeline
+from datapolicy.web.routes.table import Route as TableRoute
+from datapolicy.web.routes.table import RouteTable
 from datapolicy.web.tracing import REQUEST_ID, RequestTracing
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -68,7 +70,15 @@ async def test_an_export_run_is_linked_to_the_request_that_started_it(
             routes=[
                 Route("/v1.0/dataPolicyOperations/{operation_id}/start", start, methods=["POST"])
             ],
-            middleware=[Middleware(GraphRequestMiddleware), Middleware(RequestTracing)],
+            middleware=[
+                Middleware(
+                    RequestPipeline,
+                    table=RouteTable(
+                        [TableRoute("/dataPolicyOperations/{operation_id}/start", {"POST": start})]
+                    ),
+                    tracing=RequestTracing(),
+                )
+            ],
         )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

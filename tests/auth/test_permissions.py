@@ -1,37 +1,34 @@
-"""The route -> permission matrix, for the paths and methods the HTTP tests do not walk:
-HEAD, trailing slashes, unknown routes and methods, paths outside the API root."""
+"""The route -> permission matrix of the route table, for the paths and methods the HTTP tests
+do not walk: HEAD, trailing slashes, unknown routes and methods, paths outside the API root."""
 
 from __future__ import annotations
 
 import pytest
 
-from datapolicy.auth.permissions import (
-    ANY_TOKEN,
-    EXPORT,
-    PUBLIC,
-    READ_USERS,
-    Requirement,
-    requirement,
-)
+from datapolicy.auth.permissions import ANY_TOKEN, EXPORT, PUBLIC, READ_USERS, Requirement
+from datapolicy.web.routes.table import API_ROUTES, RouteTable
+
+TABLE = RouteTable(API_ROUTES)
 
 
 @pytest.mark.parametrize(
     ("method", "path", "needed"),
     [
-        ("HEAD", "/dataPolicyOperations/abc", Requirement(permission=EXPORT)),
-        ("HEAD", "/users", Requirement(permission=READ_USERS)),
-        ("GET", "/dataPolicyOperations/$count", Requirement(permission=EXPORT)),
-        ("GET", "/users/ada@example.com", Requirement(permission=READ_USERS)),
-        ("PUT", "/dataPolicyOperations", ANY_TOKEN),  # then 405
-        ("GET", "/dataPolicyOperations/", ANY_TOKEN),  # then 404: no empty id
-        ("GET", "/dataPolicyOperations/a/b", ANY_TOKEN),
-        ("GET", "/me", ANY_TOKEN),
-        ("GET", None, ANY_TOKEN),  # outside /v1.0
-        ("POST", "/$metadata", PUBLIC),  # then 405, without a token
-        ("GET", "/docs/assets/swagger-ui.css", PUBLIC),
-        ("GET", "/docs/other", ANY_TOKEN),
-        ("GET", "/openapi.yaml", PUBLIC),
+        ("HEAD", "/v1.0/dataPolicyOperations/abc", Requirement(permission=EXPORT)),
+        ("HEAD", "/v1.0/users", Requirement(permission=READ_USERS)),
+        ("GET", "/v1.0/dataPolicyOperations/$count", Requirement(permission=EXPORT)),
+        ("GET", "/v1.0/users/ada@example.com", Requirement(permission=READ_USERS)),
+        ("PUT", "/v1.0/dataPolicyOperations", ANY_TOKEN),  # then 405
+        ("GET", "/v1.0/dataPolicyOperations/", ANY_TOKEN),  # then 404: no empty id
+        ("GET", "/v1.0/dataPolicyOperations/$value", ANY_TOKEN),  # then 404: not a key
+        ("GET", "/v1.0/dataPolicyOperations/a/b", ANY_TOKEN),
+        ("GET", "/v1.0/me", ANY_TOKEN),
+        ("GET", "/elsewhere", ANY_TOKEN),  # outside /v1.0
+        ("POST", "/v1.0/$metadata", PUBLIC),  # then 405, without a token
+        ("GET", "/v1.0/docs/assets/swagger-ui.css", PUBLIC),
+        ("GET", "/v1.0/docs/other", ANY_TOKEN),
+        ("GET", "/v1.0/openapi.yaml", PUBLIC),
     ],
 )
-def test_requirement(method: str, path: str | None, needed: Requirement):
-    assert requirement(method, path) == needed
+def test_requirement(method: str, path: str, needed: Requirement):
+    assert TABLE.match(path).requirement(method) == needed

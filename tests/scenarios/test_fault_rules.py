@@ -36,12 +36,14 @@ def test_route_templates_methods_and_operation_ids_narrow_a_rule():
             "rate": 1,
         }
     )
-    assert faults.fault_for("GET", "/dataPolicyOperations/op-2") is None
-    assert faults.fault_for("PATCH", "/dataPolicyOperations/op-1") is None
+    assert faults.fault_for("GET", "/dataPolicyOperations/op-2", "op-2") is None
+    assert faults.fault_for("PATCH", "/dataPolicyOperations/op-1", "op-1") is None
     assert faults.fault_for("GET", "/dataPolicyOperations") is None
     assert faults.fault_for("GET", "/dataPolicyOperations/op-1/package") is None
-    assert faults.fault_for("GET", "/dataPolicyOperations/op-1").status == 503
-    assert faults.fault_for("GET", "/dataPolicyOperations/op-1").status == 503  # rate 1: stays
+    assert faults.fault_for("GET", "/dataPolicyOperations/op-1", "op-1").status == 503
+    assert (
+        faults.fault_for("GET", "/dataPolicyOperations/op-1", "op-1").status == 503
+    )  # rate 1: stays
 
 
 def test_a_wildcard_segment_matches_any_one_segment():

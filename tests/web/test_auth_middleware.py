@@ -23,8 +23,9 @@ from datapolicy.store import SQLiteDatabase
 from datapolicy.store.audit import AuditAction, AuditFilter, open_audit_log
 from datapolicy.web.audit import AuditBuffer, RequestAudit
 from datapolicy.web.auth import DENIED_AUDIT_BURST, Authentication
-from datapolicy.web.middleware import GraphRequestMiddleware
+from datapolicy.web.pipeline import RequestPipeline
 from datapolicy.web.ratelimit import ClientLimits
+from datapolicy.web.routes.table import API_ROUTES, RouteTable
 from jwtkinds import AUDIENCE, ISSUER, claims, sign
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -72,11 +73,15 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RequestAudit]:
     log.close()
 
 
-def app_for(validator: TokenValidator, audit: RequestAudit) -> GraphRequestMiddleware:
-    return GraphRequestMiddleware(Authentication(echo_principal, validator, audit))
+def app_for(validator: TokenValidator, audit: RequestAudit) -> RequestPipeline:
+    return RequestPipeline(
+        echo_principal,
+        RouteTable(API_ROUTES),
+        authentication=Authentication(validator, audit),
+    )
 
 
-async def get(app: GraphRequestMiddleware, token: str, times: int = 1) -> list[httpx.Response]:
+async def get(app: RequestPipeline, token: str, times: int = 1) -> list[httpx.Response]:
     headers = {"Authorization": f"Bearer {token}"}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test/v1.0") as client:
@@ -120,8 +125,10 @@ async def test_403s_spend_the_clients_budget_and_a_bounded_number_are_audited(
     as for any other request, and at most the audit budget's burst of `access.denied` entries
     is written, however many 403s there were."""
     limits = ClientLimits(LimitsConfig(read_rate=0.001, read_burst=DENIED_AUDIT_BURST + 50))
-    app = GraphRequestMiddleware(
-        Authentication(echo_principal, CountingValidator(key), audit, limits=limits)
+    app = RequestPipeline(
+        echo_principal,
+        RouteTable(API_ROUTES),
+        authentication=Authentication(CountingValidator(key), audit, limits=limits),
     )
     subject = f"denied-{time.time_ns()}"
     token = sign(key, claims(sub=subject, roles=["User.Read.All"]))

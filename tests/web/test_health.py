@@ -20,7 +20,9 @@ from starlette.responses import PlainTextResponse
 from conftest import TEST_STORE, Service, start_service, wait_for
 from datapolicy.settings import DATABASE_FILE
 from datapolicy.store import OperationStore, SQLiteDatabase
-from datapolicy.web.health import HealthChecks, Readiness
+from datapolicy.web.health import HEALTHZ, READYZ, HealthChecks, Readiness
+from datapolicy.web.pipeline import RequestPipeline
+from datapolicy.web.routes.table import Route, RouteTable
 
 
 @pytest.fixture
@@ -193,7 +195,9 @@ async def test_readyz_is_503_naming_each_full_storage_root_by_its_place_not_its_
         min_free_bytes=1 << 20,
         statvfs=disks,
     )
-    app = HealthChecks(PlainTextResponse("served"), readiness, threading.Event())
+    health = HealthChecks(readiness, threading.Event())
+    probes = [Route(path, app=health, root=True) for path in (HEALTHZ, READYZ)]
+    app = RequestPipeline(PlainTextResponse("served"), RouteTable(probes))
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:

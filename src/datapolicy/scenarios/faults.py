@@ -3,9 +3,10 @@
 A rule matches by method, by route template relative to the API root (`/users/{id}/
 exportPersonalData`, `/dataPolicyOperations/{id}`; `{id}` matches one segment, `*` any one
 segment, and no route means every route) and optionally by operation id (the `{id}` of a
-`/dataPolicyOperations/{id}` request). It then injects either an exact *sequence* of faults, one
-per matching request, until it is used up, or one fault at a *rate* (0..1) drawn from a random
-generator seeded by the rule, so a run can be repeated exactly.
+`/dataPolicyOperations/{id}` request, which the caller reads from the route table's match). It
+then injects either an exact *sequence* of faults, one per matching request, until it is used
+up, or one fault at a *rate* (0..1) drawn from a random generator seeded by the rule, so a run
+can be repeated exactly.
 
 Faults: `status` (a Graph error body with the chosen status and code, optional `Retry-After`),
 `latency` (the request goes on after a delay), `timeout` (no answer for `seconds`, then 504),
@@ -109,19 +110,21 @@ class Rule:
         if self.spec.sequence is not None:
             self._pending = iter(self.spec.sequence)
 
-    def matches(self, method: str, segments: list[str]) -> bool:
+    def matches(self, method: str, segments: list[str], operation_id: str | None) -> bool:
         spec = self.spec
         if spec.method is not None and spec.method.upper() != method:
             return False
+        if spec.operation_id is not None and operation_id != spec.operation_id:
+            return False
         if spec.route is None:
-            return spec.operation_id is None or _operation_id(segments) == spec.operation_id
+            return True
         template = spec.route.strip("/").split("/")
         if len(template) != len(segments):
             return False
         for part, segment in zip(template, segments, strict=True):
             if part not in ("*", "{id}") and part != segment:
                 return False
-        return spec.operation_id is None or _operation_id(segments) == spec.operation_id
+        return True
 
     def draw(self) -> Fault | None:
         """The fault for a matching request, if any (advancing the sequence or the generator)."""
@@ -142,12 +145,6 @@ class Rule:
             **self.spec.model_dump(by_alias=True, exclude_unset=True),
             "matched": self.matched,
         }
-
-
-def _operation_id(segments: list[str]) -> str | None:
-    if len(segments) == 2 and segments[0] == "dataPolicyOperations":
-        return segments[1]
-    return None
 
 
 class FaultInjector:
@@ -180,12 +177,13 @@ class FaultInjector:
         with self._lock:
             self._rules.clear()
 
-    def fault_for(self, method: str, path: str) -> Fault | None:
-        """The fault for `method` on `path` (relative to the API root), if any rule gives one."""
+    def fault_for(self, method: str, path: str, operation_id: str | None = None) -> Fault | None:
+        """The fault for `method` on `path` (relative to the API root), if any rule gives one;
+        `operation_id`: the operation a `/dataPolicyOperations/{id}` request addresses."""
         segments = path.strip("/").split("/")
         with self._lock:
             for rule in self._rules:
-                if not rule.matches(method, segments):
+                if not rule.matches(method, segments, operation_id):
                     continue
                 fault = rule.draw()
                 if rule.used_up:

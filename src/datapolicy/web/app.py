@@ -1,17 +1,21 @@
-"""The ASGI application: routes under the API root, Graph-style errors, request ids, and the
-health checks at the server root (web/health.py)."""
+"""The ASGI application: the route table's routes (web/routes/table.py) behind the request
+pipeline (web/pipeline.py), Graph-style errors, and the server root's probes, `/metrics` and
+console files."""
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.routing import Mount, Router
+from starlette.types import ASGIApp
 
 from datapolicy import tracing
 from datapolicy.auth.tokens import TokenValidator
@@ -20,22 +24,37 @@ from datapolicy.engine import ExportService
 from datapolicy.errors import DatapolicyError
 from datapolicy.scenarios import Scenarios
 from datapolicy.store import OperationStore
-from datapolicy.web import metadata, openapi, operations, packages, users
+from datapolicy.web import operations
 from datapolicy.web.audit import RequestAudit
 from datapolicy.web.auth import Authentication
+from datapolicy.web.console import PREFIX as CONSOLE
 from datapolicy.web.console import ConsoleFiles
 from datapolicy.web.errors import on_datapolicy_error, on_http_exception
 from datapolicy.web.fastpath import EntityReadPath
 from datapolicy.web.faultinjection import ScenarioMiddleware
-from datapolicy.web.health import DEFAULT_MIN_FREE_BYTES, HealthChecks, Readiness
+from datapolicy.web.health import DEFAULT_MIN_FREE_BYTES, HEALTHZ, READYZ, HealthChecks, Readiness
 from datapolicy.web.limits import RequestLimits
-from datapolicy.web.metrics import MetricsEndpoint, RequestMetrics
-from datapolicy.web.middleware import GraphRequestMiddleware
+from datapolicy.web.metrics import METRICS, MetricsEndpoint, RequestMetrics
+from datapolicy.web.pipeline import RequestPipeline
 from datapolicy.web.profile import GraphProfile
 from datapolicy.web.proxy import ProxyHeaders
-from datapolicy.web.ratelimit import ClientLimits, RateLimiting, budget
-from datapolicy.web.scenarios import routes as scenario_routes
+from datapolicy.web.ratelimit import ClientLimits, budget
+from datapolicy.web.routes.table import API_ROUTES, OTHER, Route, RouteTable
 from datapolicy.web.tracing import RequestTracing
+
+
+class ServiceApp(Starlette):
+    """Starlette with the request pipeline outermost, in place of Starlette's own
+    `ServerErrorMiddleware`: the pipeline answers an escaping exception itself (Graph's 500
+    body, with the ids), so on the read fast path `send` is wrapped once."""
+
+    def __init__(self, pipeline: Callable[[ASGIApp], ASGIApp], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+
+    def build_middleware_stack(self) -> ASGIApp:
+        handlers = dict(self.exception_handlers)
+        return self.pipeline(ExceptionMiddleware(self.router, handlers=handlers))
 
 
 def create_app(
@@ -54,77 +73,68 @@ def create_app(
     readiness_min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
 ) -> Starlette:
     """The app; with `scenarios` (`serve --scenarios`), the test-double controls too: their
-    admin routes and, right inside the request ids, the middleware that injects faults. With
-    `profile` "graph", Graph's answers where they differ from datapolicy's (web/profile.py).
-    `draining`, once set, turns `/readyz` to 503 (server.py sets it on SIGTERM); below
-    `readiness_min_free_bytes` free in a storage root it is 503 too (web/health.py)."""
-    graph_profile = (
-        [Middleware(GraphProfile, storage=exports.context.storage)] if profile == "graph" else []
+    admin routes and the scenario middleware that injects faults. With `profile` "graph",
+    Graph's answers where they differ from datapolicy's (web/profile.py). `draining`, once set,
+    turns `/readyz` to 503 (server.py sets it on SIGTERM); below `readiness_min_free_bytes` free
+    in a storage root it is 503 too (web/health.py)."""
+    health = HealthChecks(
+        Readiness(
+            store,
+            Path(exports.default_location),
+            audit.log,
+            roots=exports.context.storage.local.roots,
+            min_free_bytes=readiness_min_free_bytes,
+        ),
+        draining or threading.Event(),
     )
-    # Request metrics just inside the ids (they count its 500s); /metrics before authentication.
-    # With metrics off, requests are not timed at all, unless for the access log.
-    observing = []
-    if metrics.enabled or access_log:
-        observing.append(Middleware(RequestMetrics, access_log=access_log))
-    if metrics.enabled:
-        observing.append(Middleware(MetricsEndpoint, token=metrics.token))
-    if tracing.enabled():  # a span per request; nothing at all when tracing is off
-        observing.append(Middleware(RequestTracing))
+    root_routes = [
+        Route(HEALTHZ, app=health, root=True),
+        Route(READYZ, app=health, root=True),
+        # With metrics off, /metrics is an unknown path like any other (after authentication).
+        *(
+            [Route(METRICS, app=MetricsEndpoint(metrics.token), root=True)]
+            if metrics.enabled
+            else []
+        ),
+        Route(CONSOLE, app=ConsoleFiles(), root=True, prefix=True, metrics_name=OTHER),
+    ]
+    table = RouteTable([*root_routes, *API_ROUTES], test_doubles=scenarios is not None)
     client_limits = ClientLimits(limits)
-    app = Starlette(
+    pipeline = functools.partial(
+        RequestPipeline,
+        table=table,
+        proxies=ProxyHeaders(trusted_proxies) if trusted_proxies else None,
+        # With metrics off, requests are not timed at all, unless for the access log.
+        metrics=RequestMetrics(access_log) if metrics.enabled or access_log else None,
+        tracing=RequestTracing() if tracing.enabled() else None,  # nothing when tracing is off
+        scenarios=(
+            functools.partial(ScenarioMiddleware, scenarios=scenarios)
+            if scenarios is not None
+            else None
+        ),
+        limits=RequestLimits(limits),
+        authentication=Authentication(
+            validator,
+            audit,
+            failures=budget(limits.auth_failure_rate, limits.auth_failure_burst),
+            limits=client_limits,  # a 403 spends its client's budget
+        ),
+        profile=(
+            functools.partial(GraphProfile, storage=exports.context.storage)
+            if profile == "graph"
+            else None
+        ),
+        rate_limits=client_limits,
+        fast_path=EntityReadPath(store, audit),
+    )
+    app = ServiceApp(
+        pipeline,
         routes=[
             Mount(
                 operations.API_ROOT,
                 # Graph answers a trailing slash as an unknown resource; it does not redirect.
-                app=Router(
-                    routes=[
-                        *operations.routes,
-                        *packages.routes,
-                        *users.routes,
-                        *metadata.routes,
-                        *openapi.routes,
-                        *(scenario_routes if scenarios is not None else ()),
-                    ],
-                    redirect_slashes=False,
-                ),
+                app=Router(routes=table.router_routes(), redirect_slashes=False),
             )
-        ],
-        # Outermost first: request ids and path cleaning apply to the fast path too, and so
-        # does authentication. Probes are answered before authentication: they carry no token;
-        # so are the console's static files, which hold no data (web/console.py).
-        middleware=[
-            # Before anything reads the client's address or the scheme (web/proxy.py).
-            *([Middleware(ProxyHeaders, trusted=trusted_proxies)] if trusted_proxies else []),
-            Middleware(GraphRequestMiddleware),
-            *observing,
-            *(
-                [Middleware(ScenarioMiddleware, scenarios=scenarios)]
-                if scenarios is not None
-                else []
-            ),
-            Middleware(
-                HealthChecks,
-                readiness=Readiness(
-                    store,
-                    Path(exports.default_location),
-                    audit.log,
-                    roots=exports.context.storage.local.roots,
-                    min_free_bytes=readiness_min_free_bytes,
-                ),
-                draining=draining or threading.Event(),
-            ),
-            Middleware(RequestLimits, limits=limits),  # sizes: refused before the token
-            Middleware(ConsoleFiles),
-            Middleware(
-                Authentication,
-                validator=validator,
-                audit=audit,
-                failures=budget(limits.auth_failure_rate, limits.auth_failure_burst),
-                limits=client_limits,  # a 403 spends its client's budget
-            ),
-            *graph_profile,  # Graph checks the token first
-            Middleware(RateLimiting, limits=client_limits),  # per client: needs the principal
-            Middleware(EntityReadPath, store=store, audit=audit),
         ],
         exception_handlers={
             DatapolicyError: on_datapolicy_error,

@@ -1,7 +1,7 @@
-"""Bearer authentication in front of everything but the public routes, as plain ASGI.
-
-It sits right inside `GraphRequestMiddleware` (so its errors carry request ids) and outside the
-read fast path, which it must protect too. A token seen before is answered from a `TokenCache`
+"""Bearer authentication in front of everything but the public routes: a step of the request
+pipeline (web/pipeline.py), after the ids (so its errors carry them) and before the read fast
+path, which it must protect too. What a route needs is declared with it in the route table
+(web/routes/table.py). A token seen before is answered from a `TokenCache`
 (a dictionary look-up); a new one is verified in a worker thread, because fetching a rotated
 JWKS may block. The principal goes into `scope["state"]["principal"]` for what comes after.
 
@@ -29,17 +29,16 @@ import asyncio
 import logging
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from datapolicy import logs
 from datapolicy.auth.cache import TokenCache
-from datapolicy.auth.permissions import requirement
+from datapolicy.auth.permissions import Requirement
 from datapolicy.auth.tokens import Principal, TokenValidator
 from datapolicy.errors import DatapolicyError, Forbidden, TooManyRequests, Unauthenticated
 from datapolicy.store.audit import AuditAction
 from datapolicy.web.audit import RequestAudit
 from datapolicy.web.errors import render
-from datapolicy.web.operations import API_ROOT
 from datapolicy.web.ratelimit import ClientLimits, RateBudget, address_of, client_of
 
 logger = logging.getLogger(__name__)
@@ -56,13 +55,11 @@ DENIED_AUDIT_BURST = 100
 class Authentication:
     def __init__(
         self,
-        app: ASGIApp,
         validator: TokenValidator,
         audit: RequestAudit,
         failures: RateBudget | None = None,
         limits: ClientLimits | None = None,
     ):
-        self.app = app
         self.validator = validator
         self.audit = audit  # a 403 leaves an access.denied entry (a 401 none: no one to name)
         self.cache = TokenCache()
@@ -70,27 +67,23 @@ class Authentication:
         self.limits = limits  # the clients' rate budgets, which a 403 spends too
         self.denials = RateBudget(DENIED_AUDIT_RATE, DENIED_AUDIT_BURST)  # audited 403s
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope["path"]
-        under_root = path[len(API_ROOT) :] if path.startswith(f"{API_ROOT}/") else None
-        needed = requirement(scope["method"], under_root)
-        if not needed.public:
-            try:
-                principal = await self._principal(scope)
-                if needed.permission is not None and needed.permission not in principal.permissions:
-                    self._deny(scope, principal)
-                    raise Forbidden(
-                        f"{_FORBIDDEN} The token lacks the {needed.permission} permission."
-                    )
-            except DatapolicyError as exc:  # 401, 403, 429 or 503
-                await _refuse(scope, receive, send, exc, needed.permission)
-                return
-            scope.setdefault("state", {})["principal"] = principal
-            logs.user_id.set(principal.subject)  # the caller, on every log line below (logs.py)
-        await self.app(scope, receive, send)
+    async def admit(self, scope: Scope, receive: Receive, send: Send, needed: Requirement) -> bool:
+        """Whether the request's token shows what `needed` asks (a request that is not
+        public); if not, the refusal has been sent. The principal goes into the scope's state."""
+        try:
+            token = _bearer_token(scope)
+            principal = self.cache.get(token)
+            if principal is None:
+                principal = await self._verified(scope, token)
+            if needed.permission is not None and needed.permission not in principal.permissions:
+                self._deny(scope, principal)
+                raise Forbidden(f"{_FORBIDDEN} The token lacks the {needed.permission} permission.")
+        except DatapolicyError as exc:  # 401, 403, 429 or 503
+            await _refuse(scope, receive, send, exc, needed.permission)
+            return False
+        scope["state"]["principal"] = principal
+        logs.user_id.set(principal.subject)  # the caller, on every log line below (logs.py)
+        return True
 
     def _deny(self, scope: Scope, principal: Principal) -> None:
         """Account for a 403: the client's rate budget (429 when spent), then its audit entry
@@ -107,19 +100,17 @@ class Authentication:
             return
         self.audit.later(scope, AuditAction.ACCESS_DENIED, principal=principal)
 
-    async def _principal(self, scope: Scope) -> Principal:
-        token = _bearer_token(scope)
-        principal = self.cache.get(token)
-        if principal is None:
-            if self.failures is not None and (wait := self.failures.wait(address_of(scope))):
-                raise TooManyRequests(wait)
-            try:
-                principal = await asyncio.to_thread(self.validator.validate, token)
-            except Unauthenticated:
-                if self.failures is not None:
-                    self.failures.take(address_of(scope))
-                raise
-            self.cache.put(token, principal)
+    async def _verified(self, scope: Scope, token: str) -> Principal:
+        """The principal of a token not in the cache, verified in a thread."""
+        if self.failures is not None and (wait := self.failures.wait(address_of(scope))):
+            raise TooManyRequests(wait)
+        try:
+            principal = await asyncio.to_thread(self.validator.validate, token)
+        except Unauthenticated:
+            if self.failures is not None:
+                self.failures.take(address_of(scope))
+            raise
+        self.cache.put(token, principal)
         return principal
 
 

@@ -3,9 +3,8 @@ authentication.
 
 The console is only another API client: its page and scripts hold no data, and everything it
 shows it fetches from `/v1.0` with the bearer token the user signs in with. So the files are
-public, as the OpenAPI docs page is, and are served here (like the health checks, right
-inside `GraphRequestMiddleware`) rather than by adding a server-root exception to the
-permission matrix, which describes the API alone.
+public, as the OpenAPI docs page is: a server-root route (web/routes/table.py), answered by
+the request pipeline before authentication, like the health checks.
 
 Every answer carries a strict Content-Security-Policy: scripts and styles from this origin only
 (no inline code anywhere in the console), requests to this origin only, no framing.
@@ -18,7 +17,7 @@ from importlib import resources
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from datapolicy.web.errors import on_http_exception
 
@@ -38,19 +37,13 @@ SECURITY_HEADERS = (
 
 
 class ConsoleFiles:
-    """ASGI middleware: `/console/...` from the packaged files (`/console` redirects to
-    `/console/`, the page), anything else on to `app`."""
+    """ASGI app: `/console/...` from the packaged files (`/console` redirects to `/console/`,
+    the page)."""
 
-    def __init__(self, app: ASGIApp):
-        self.app = app
+    def __init__(self) -> None:
         self.files = StaticFiles(directory=str(_FILES), html=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] != "http" or not (path == PREFIX or path.startswith(f"{PREFIX}/")):
-            await self.app(scope, receive, send)
-            return
-
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]

@@ -2,10 +2,11 @@
 
 Clients poll this route while their export runs, so it carries most of the traffic. Measured at
 a million operations, Starlette's request, routing and response objects cost more than the
-database read and the JSON together (docs/benchmarks.md). This ASGI middleware answers the
-plain case itself (GET, no query string, no conditional headers) with exactly the bytes and
-headers the routed endpoint would send, and passes everything else, errors included, on to the
-app, so the behaviour has one definition: `tests/web` compares the two paths.
+database read and the JSON together (docs/benchmarks.md). The request pipeline
+(web/pipeline.py) hands it the plain case (the route table's entity route, GET, no query string)
+and it answers when there is no conditional header, with exactly the bytes and headers the
+routed endpoint would send; everything else, errors included, goes on to the router, so the
+behaviour has one definition: `tests/web` compares the two paths.
 
 Bodies it has sent are kept in a `ReadCache` (web/readcache.py), which is emptied whenever
 anything is committed to the database, so a cached body is never older than the request.
@@ -21,21 +22,18 @@ import functools
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from datapolicy.errors import NotFound, Unavailable
-from datapolicy.model import ENTITY_SET
 from datapolicy.store import OperationStore
 from datapolicy.store.audit import AuditAction
 from datapolicy.web.audit import RequestAudit
 from datapolicy.web.errors import on_datapolicy_error
-from datapolicy.web.operations import API_ROOT, service_root_of
+from datapolicy.web.operations import service_root_of
 from datapolicy.web.readcache import ReadCache, read_cache_for
 from datapolicy.web.responses import ODATA_JSON
 from datapolicy.web.serialize import context_url, entity
 
-_PREFIX = f"{API_ROOT}/{ENTITY_SET}/"
-_PREFIX_LENGTH = len(_PREFIX)
 _CONDITIONAL = (b"if-none-match", b"if-match", b"if-modified-since")
 _CONTENT_TYPE = ODATA_JSON.encode()
 
@@ -43,12 +41,10 @@ _CONTENT_TYPE = ODATA_JSON.encode()
 class EntityReadPath:
     def __init__(
         self,
-        app: ASGIApp,
         store: OperationStore,
         audit: RequestAudit,
         cache: ReadCache | None = None,
     ):
-        self.app = app
         self.store = store
         self.audit = audit  # an operation.read entry per body served, buffered
         # None when the store's database offers no cheap way to see commits (not SQLite).
@@ -57,12 +53,15 @@ class EntityReadPath:
         # `read_operation` says why).
         self.reads_inline = store.database.blocking_reads_are_cheap
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        read = _plain_entity_read(scope)
-        if read is None:
-            await self.app(scope, receive, send)
-            return
-        operation_id, host = read
+    async def serve(self, scope: Scope, receive: Receive, send: Send, operation_id: str) -> bool:
+        """Answer a GET of `operation_id` without a query string; False (nothing sent) when it
+        has a conditional header or the operation does not exist: the router answers those."""
+        host = None
+        for name, value in scope["headers"]:
+            if name in _CONDITIONAL:
+                return False
+            if name == b"host" and host is None:
+                host = value
         cache = self.cache
         cached = None if cache is None else cache.get(operation_id)
         if cached is None:
@@ -72,12 +71,11 @@ class EntityReadPath:
                 else:
                     operation = await run_in_threadpool(self.store.get, operation_id)
             except NotFound:
-                await self.app(scope, receive, send)  # the routed path renders the 404
-                return
+                return False  # the routed path renders the 404
             except Unavailable as exc:  # rendered here: the routed path would wait again
                 response = await on_datapolicy_error(Request(scope), exc)
                 await response(scope, receive, send)
-                return
+                return True
             # The body without its first member, `@odata.context`, which depends on the URL
             # the client used: orjson writes members in order and without spaces.
             cached = (
@@ -107,6 +105,7 @@ class EntityReadPath:
             }
         )
         await send({"type": "http.response.body", "body": body})
+        return True
 
 
 @functools.lru_cache(maxsize=256)
@@ -116,23 +115,3 @@ def _context_member(scheme: str, host: bytes | None, server: tuple[str, int] | N
     headers = [] if host is None else [(b"host", host)]
     root = service_root_of({"scheme": scheme, "headers": headers, "server": server})
     return orjson.dumps({"@odata.context": context_url(root, None, entity=True)})[:-1] + b","
-
-
-def _plain_entity_read(scope: Scope) -> tuple[str, bytes | None] | None:
-    """The operation id and the Host header if this is a plain GET of one operation (no query,
-    no conditional header), else None."""
-    if scope["type"] != "http" or scope["method"] != "GET" or scope.get("query_string"):
-        return None
-    path: str = scope["path"]
-    if not path.startswith(_PREFIX):
-        return None
-    operation_id = path[_PREFIX_LENGTH:]
-    if not operation_id or "/" in operation_id or operation_id[0] == "$":
-        return None
-    host = None
-    for name, value in scope["headers"]:
-        if name in _CONDITIONAL:
-            return None
-        if name == b"host" and host is None:
-            host = value
-    return operation_id, host

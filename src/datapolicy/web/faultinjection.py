@@ -1,10 +1,11 @@
 """The scenario middleware (`serve --scenarios` only), as plain ASGI: marks every response,
 logs requests under the API root, injects faults, and steps exports on polls.
 
-It sits right inside `GraphRequestMiddleware` (so injected errors carry request ids) and
-outside authentication, as a proxy in front of the service would: a fault hits a request
-whatever its token, and the log shows requests that were refused too. The scenario admin API
-itself is neither logged nor faulted.
+The request pipeline (web/pipeline.py) puts it right after the request ids (so injected errors
+carry them) and before the server-root routes and authentication, as a proxy in front of the
+service would: a fault hits a request whatever its token, and the log shows requests that were
+refused too. The scenario admin API itself is neither logged nor faulted; which route a request
+is, it reads from the route table's match (web/routes/table.py).
 
 A dropped connection is a real one: the request's connection is closed before any answer is
 sent, so the client sees the server disconnect without a response. ASGI has no message for that,
@@ -30,13 +31,12 @@ from datapolicy.scenarios.faults import Fault
 from datapolicy.scenarios.requestlog import LoggedRequest, redacted
 from datapolicy.web.errors import error_response
 from datapolicy.web.operations import API_ROOT
-from datapolicy.web.scenarios import ADMIN_ROOT
+from datapolicy.web.routes.table import ENTITY, ROUTE, RouteMatch
 
 logger = logging.getLogger(__name__)
 
 _MARK = (HEADER.encode(), b"on")
-_ADMIN = f"{API_ROOT}{ADMIN_ROOT}"
-_OPERATION = f"{API_ROOT}/dataPolicyOperations/"
+_UNDER_API_ROOT = f"{API_ROOT}/"
 
 
 class ScenarioMiddleware:
@@ -45,22 +45,26 @@ class ScenarioMiddleware:
         self.scenarios = scenarios
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
         async def marked(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), _MARK]
             await send(message)
 
         path: str = scope["path"]
-        if not path.startswith(f"{API_ROOT}/") or path.startswith(_ADMIN):
+        match: RouteMatch = scope[ROUTE]
+        route = match.route
+        if (
+            (route.root or route.test_double)
+            if route is not None
+            else not path.startswith(_UNDER_API_ROOT)
+        ):
             await self.app(scope, receive, marked)
             return
-        await self._scenario(scope, receive, marked, path)
+        await self._scenario(scope, receive, marked, path, match)
 
-    async def _scenario(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+    async def _scenario(
+        self, scope: Scope, receive: Receive, send: Send, path: str, match: RouteMatch
+    ) -> None:
         started = time.monotonic()
         entry = LoggedRequest(
             sequence=self.scenarios.requests.next_sequence(),
@@ -82,13 +86,16 @@ class ScenarioMiddleware:
             await send(message)
 
         try:
-            fault = self.scenarios.faults.fault_for(scope["method"], path[len(API_ROOT) :])
+            operation_id = match.key if match.route is ENTITY else None
+            fault = self.scenarios.faults.fault_for(
+                scope["method"], path[len(API_ROOT) :], operation_id
+            )
             if fault is not None:
                 entry.fault = fault.kind
                 if await _inject(fault, self.scenarios, scope, counted, recorded):
                     return
-            if scope["method"] == "GET" and path.startswith(_OPERATION):
-                await _polled(self.scenarios, path[len(_OPERATION) :])
+            if scope["method"] == "GET" and operation_id is not None:
+                await _polled(self.scenarios, operation_id)
             await self.app(scope, counted, recorded)
         finally:
             entry.duration_ms = round((time.monotonic() - started) * 1000, 3)
@@ -124,8 +131,6 @@ async def _inject(
 
 async def _polled(scenarios: Scenarios, operation_id: str) -> None:
     """Step mode on polls: let the export go on before this GET reads it."""
-    if "/" in operation_id or not operation_id:
-        return
     try:
         await asyncio.to_thread(scenarios.control.polled, operation_id)
     except DatapolicyError as exc:  # not stepped, already released, or no worker took it

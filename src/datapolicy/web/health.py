@@ -1,9 +1,9 @@
 """`GET /healthz` and `GET /readyz`: what a load balancer or an orchestrator polls.
 
 Both live at the server root, not under the API root: they describe this process, not the Graph
-API, so they are not in `$metadata` or the OpenAPI description. They are plain ASGI in front of
-authentication (a prober has no token) and behind `GraphRequestMiddleware` (a 503 carries request
-ids like every other error).
+API, so they are not in `$metadata` or the OpenAPI description. They are server-root routes
+(web/routes/table.py), answered by the request pipeline before authentication (a prober has no
+token) and after the request ids (a 503 carries them like every other error).
 
 - `/healthz` (liveness): 200 `{"status": "ok"}` whenever the event loop runs; it touches nothing,
   so a store outage never makes an orchestrator restart a process that would recover by itself.
@@ -34,7 +34,7 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from datapolicy.store import OperationStore
 from datapolicy.store.audit import AuditLog
@@ -161,20 +161,16 @@ DRAINING = Failure(
 
 
 class HealthChecks:
-    """Answers `/healthz` and `/readyz`; passes every other request on. `draining` is set
+    """Answers `/healthz` and `/readyz` (an ASGI app for both routes). `draining` is set
     once, when the process begins to shut down (a threading.Event: set from the signal
     handler, read here without a lock)."""
 
-    def __init__(self, app: ASGIApp, readiness: Readiness, draining: threading.Event):
-        self.app = app
+    def __init__(self, readiness: Readiness, draining: threading.Event):
         self.readiness = readiness
         self.draining = draining
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path") if scope["type"] == "http" else None
-        if path not in (HEALTHZ, READYZ):
-            await self.app(scope, receive, send)
-            return
+        path = scope["path"]
         request = Request(scope)
         if scope["method"] not in ("GET", "HEAD"):
             response = method_not_allowed(request)

@@ -11,8 +11,8 @@ the 413 instead of returning the chunk, so no route can read more than the limit
 the body comes. Each read also waits only until the body's deadline: a client that sends its
 headers and then stalls (or trickles) gets a 408 `RequestTimeout` instead of holding a connection
 and a request for as long as it likes (the HTTP server sets no such limit of its own). What is
-left unread is then drained or the connection closed by `GraphRequestMiddleware`
-(web/middleware.py), never read whole.
+left unread is then drained or the connection closed by the request pipeline
+(web/pipeline.py), never read whole.
 """
 
 from __future__ import annotations
@@ -20,47 +20,45 @@ from __future__ import annotations
 import asyncio
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope
 
 from datapolicy.config import LimitsConfig
 from datapolicy.web.errors import HTTPError, error_response
 
 
 class RequestLimits:
-    def __init__(self, app: ASGIApp, limits: LimitsConfig):
-        self.app = app
+    """A step of the request pipeline (web/pipeline.py)."""
+
+    def __init__(self, limits: LimitsConfig):
         self.max_path = limits.max_path_length
         self.max_query = limits.max_query_length
         self.max_body = limits.max_body_bytes
         self.body_timeout = limits.body_timeout_seconds
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def refusal(self, scope: Scope) -> Response | None:
+        """The error response for a request over a limit its headers show, else None."""
         path = scope.get("raw_path") or scope["path"].encode()
         if len(path) > self.max_path:
             message = f"The request path is longer than {self.max_path} bytes."
-            await _refuse(scope, receive, send, HTTPError(400, message))
-            return
+            return _refusal(scope, HTTPError(400, message))
         if len(scope["query_string"]) > self.max_query:
             message = f"The query string is longer than {self.max_query} bytes."
-            await _refuse(scope, receive, send, HTTPError(400, message))
-            return
-        has_body = False
+            return _refusal(scope, HTTPError(400, message))
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                length = int(value) if value.isdigit() else 0
-                if length > self.max_body:
-                    await _refuse(scope, receive, send, _body_too_large(self.max_body))
-                    return
-                has_body = length > 0
-            elif name == b"transfer-encoding":
-                has_body = True
-        if has_body:
-            deadline = asyncio.get_running_loop().time() + self.body_timeout
-            receive = _counted(receive, self.max_body, deadline)
-        await self.app(scope, receive, send)
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                return _refusal(scope, _body_too_large(self.max_body))
+        return None
+
+    def receive_for(self, scope: Scope, receive: Receive) -> Receive:
+        """`receive`, counted and timed when the request has a body."""
+        for name, value in scope["headers"]:
+            if (name == b"content-length" and value.isdigit() and int(value) > 0) or (
+                name == b"transfer-encoding"
+            ):
+                deadline = asyncio.get_running_loop().time() + self.body_timeout
+                return _counted(receive, self.max_body, deadline)
+        return receive
 
 
 def _body_too_large(max_bytes: int) -> HTTPError:
@@ -92,6 +90,5 @@ def _counted(receive: Receive, max_bytes: int, deadline: float) -> Receive:
     return receive_counted
 
 
-async def _refuse(scope: Scope, receive: Receive, send: Send, error: HTTPError) -> None:
-    response = error_response(Request(scope), error.status, error.code, error.message)
-    await response(scope, receive, send)
+def _refusal(scope: Scope, error: HTTPError) -> Response:
+    return error_response(Request(scope), error.status, error.code, error.message)

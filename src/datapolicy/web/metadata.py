@@ -10,7 +10,6 @@ from xml.sax.saxutils import quoteattr
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from datapolicy.model import ENTITY_SET, PROPERTIES, OperationStatus
 
@@ -56,6 +55,3 @@ def csdl() -> bytes:
 
 async def metadata(request: Request) -> Response:
     return Response(csdl(), media_type="application/xml", headers={"OData-Version": "4.0"})
-
-
-routes = [Route("/$metadata", metadata, methods=["GET"])]

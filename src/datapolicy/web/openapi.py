@@ -16,9 +16,6 @@ import orjson
 import yaml
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
-from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
 _FILES = resources.files("datapolicy.web") / "openapi"
 
@@ -102,11 +99,3 @@ SwaggerUIBundle({url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true,
 
 async def docs_page(request: Request) -> Response:
     return HTMLResponse(_DOCS_PAGE)
-
-
-routes: list[BaseRoute] = [
-    Route("/openapi.yaml", openapi_yaml, methods=["GET"]),
-    Route("/openapi.json", openapi_json, methods=["GET"]),
-    Route("/docs", docs_page, methods=["GET"]),
-    Mount("/docs/assets", StaticFiles(directory=f"{SWAGGER_UI_PY_ROOT}/static"), name="docs"),
-]

@@ -29,7 +29,6 @@ from datapolicy.store.operations import Precondition
 from datapolicy.web.audit import audit_of
 from datapolicy.web.payloads import parse_new_operation, parse_update, read_json_object
 from datapolicy.web.responses import json_response
-from datapolicy.web.routing import KeyRoute, by_method
 from datapolicy.web.serialize import JSON_OPTIONS, context_url, entity, entity_rows
 
 API_ROOT = "/v1.0"
@@ -227,16 +226,3 @@ def _matches(header: str | None, operation: Operation) -> bool:
         return False
     tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
     return "*" in tags or operation.etag.removeprefix("W/") in tags
-
-
-routes = [
-    by_method(f"/{ENTITY_SET}", GET=list_operations, POST=create_operation),
-    by_method(f"/{ENTITY_SET}/$count", GET=count_operations),
-    by_method(
-        f"/{ENTITY_SET}/{{operation_id}}",
-        KeyRoute,
-        GET=get_operation,
-        PATCH=update_operation,
-        DELETE=delete_operation,
-    ),
-]

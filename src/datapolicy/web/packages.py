@@ -19,11 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from datapolicy.engine import ExportService
-from datapolicy.model import ENTITY_SET
 from datapolicy.odata.options import NO_OPTIONS, parse_query_options
 from datapolicy.store.audit import AuditAction
 from datapolicy.web.audit import audit_of
-from datapolicy.web.routing import KeyRoute, by_method
 
 
 async def download_package(request: Request) -> Response:
@@ -59,6 +57,3 @@ def _chunks(file: BinaryIO, size: int = 1024 * 1024) -> Iterator[bytes]:
     with file:
         while chunk := file.read(size):
             yield chunk
-
-
-routes = [by_method(f"/{ENTITY_SET}/{{operation_id}}/package", KeyRoute, GET=download_package)]

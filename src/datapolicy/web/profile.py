@@ -9,8 +9,9 @@ profile"), so that a client is tested against Graph's behaviour:
   (the other SAS checks are the Azure target's own, already Graph's);
 - `POST /me/exportPersonalData`: the export of the caller (the token's subject).
 
-Plain ASGI, right inside authentication (Graph checks the token first) and outside the read
-fast path, whose 404 it turns into Graph's 400.
+An ASGI layer the request pipeline (web/pipeline.py) puts right after authentication (Graph
+checks the token first) and before the read fast path, whose 404 it turns into Graph's 400. It
+knows the routes it changes by the route table's match (web/routes/table.py).
 """
 
 from __future__ import annotations
@@ -25,15 +26,11 @@ from datapolicy.auth.permissions import EXPORT
 from datapolicy.auth.tokens import Principal
 from datapolicy.config import StorageConfig
 from datapolicy.engine.targets.azure import azure_target
-from datapolicy.model import ENTITY_SET
 from datapolicy.web.errors import error_response
 from datapolicy.web.operations import API_ROOT
+from datapolicy.web.routes.table import COUNT, ENTITY, ME_EXPORT, ROUTE, USER_EXPORT, RouteMatch
 
 PROFILES = ("datapolicy", "graph")
-_OPERATIONS = f"{API_ROOT}/{ENTITY_SET}/"
-_USERS = f"{API_ROOT}/users/"
-_ME_EXPORT = f"{API_ROOT}/me/exportPersonalData"
-_EXPORT_ACTION = "/exportPersonalData"
 MAX_BODY = 64 * 1024  # an exportPersonalData body is one URL
 
 
@@ -47,28 +44,29 @@ class GraphProfile:
         self.storage = storage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope["path"]
-        if path == _ME_EXPORT and scope["method"] == "POST":
-            principal: Principal | None = scope.get("state", {}).get("principal")
+        match: RouteMatch = scope[ROUTE]
+        route = match.route
+        if route is ME_EXPORT and scope["method"] == "POST":
+            principal: Principal | None = scope["state"].get("principal")
             if principal is None or EXPORT not in principal.permissions:
                 await _error(scope, receive, send, 403, "Forbidden", _FORBIDDEN)
                 return
-            scope["path"] = path = f"{_USERS}{principal.subject}{_EXPORT_ACTION}"
+            subject = principal.subject
+            path = f"{API_ROOT}{USER_EXPORT.path.replace('{user_id}', subject)}"
+            scope["path"] = path
             scope["raw_path"] = path.encode()
-        if path.startswith(_OPERATIONS):
-            await self._operation(scope, receive, send, path[len(_OPERATIONS) :])
-        elif path.startswith(_USERS) and path.endswith(_EXPORT_ACTION):
-            await self._export(scope, receive, send, path[len(_USERS) : -len(_EXPORT_ACTION)])
+            scope[ROUTE] = match = RouteMatch(USER_EXPORT, subject, served=True)
+            route = USER_EXPORT
+        if route is ENTITY and match.key is not None:
+            await self._operation(scope, receive, send, match.key)
+        elif route is COUNT:  # `$count` is no GUID to Graph either
+            await self._operation(scope, receive, send, "$count")
+        elif route is USER_EXPORT and match.key is not None:
+            await self._export(scope, receive, send, match.key)
         else:
             await self.app(scope, receive, send)
 
     async def _operation(self, scope: Scope, receive: Receive, send: Send, key: str) -> None:
-        if "/" in key:  # /package and the like: no Graph counterpart
-            await self.app(scope, receive, send)
-            return
         if not _is_guid(key):
             await _error(scope, receive, send, 400, "BadRequest", _invalid_guid(key))
             return
@@ -85,7 +83,7 @@ class GraphProfile:
         await self.app(scope, receive, not_found_as_graph)
 
     async def _export(self, scope: Scope, receive: Receive, send: Send, user_id: str) -> None:
-        if "/" in user_id or not _is_guid(user_id):
+        if not _is_guid(user_id):
             await _error(scope, receive, send, 400, "InvalidInput", _invalid_guid(user_id))
             return
         body, replay = await _buffered(receive)

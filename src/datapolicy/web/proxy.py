@@ -20,25 +20,24 @@ import ipaddress
 from collections.abc import Iterable
 from ipaddress import IPv4Network, IPv6Network
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 Network = IPv4Network | IPv6Network
 _SCHEMES = frozenset({"http", "https"})
 
 
 class ProxyHeaders:
-    """Installed only when there are trusted proxies (web/app.py): no cost otherwise."""
+    """The request pipeline's first step (web/pipeline.py), only when there are trusted proxies
+    (web/app.py): no cost otherwise."""
 
-    def __init__(self, app: ASGIApp, trusted: Iterable[Network]):
-        self.app = app
+    def __init__(self, trusted: Iterable[Network]):
         self.trusted = tuple(trusted)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            client = scope.get("client")
-            if client and self._trusted(client[0]):
-                self._forwarded(scope, client)
-        await self.app(scope, receive, send)
+    def rewrite(self, scope: Scope) -> None:
+        """Rewrite the scope's `client` and `scheme` if its peer is a trusted proxy."""
+        client = scope.get("client")
+        if client and self._trusted(client[0]):
+            self._forwarded(scope, client)
 
     def _forwarded(self, scope: Scope, peer: tuple[str, int]) -> None:
         addresses = _values(scope, b"x-forwarded-for")

@@ -1,15 +1,15 @@
-"""Per-client rate limits, as plain ASGI: 429 `TooManyRequests` with `Retry-After`, as Graph
-throttles.
+"""Per-client rate limits: 429 `TooManyRequests` with `Retry-After`, as Graph throttles.
 
-It sits right inside `Authentication`, so a client is who its token says it is: the client
-application and the subject (`Principal.app_id`, `Principal.subject`), whichever token they come
-with. Public routes (`$metadata`, the OpenAPI description) carry no token and are budgeted by the
-caller's address; the health checks are answered further out and never counted. Each client has
-two budgets (`[limits]`): writes (POST, PATCH, PUT, DELETE), which start and change exports, and
-reads (everything else), which is polling. A refused request costs the client nothing. A request
-`Authentication` refuses with 403 (a valid token without the permission) costs its client the
-same as any other, there, before the 403 (`ClientLimits`, shared): a client cannot send refused
-requests without limit.
+The request pipeline (web/pipeline.py) spends a client's budget right after authentication, so a
+client is who its token says it is: the client application and the subject (`Principal.app_id`,
+`Principal.subject`), whichever token they come with. Public routes (`$metadata`, the OpenAPI
+description) carry no token and are budgeted by the caller's address; the server-root routes
+(probes, `/metrics`, the console) are answered before and never counted (web/routes/table.py).
+Each client has two budgets (`[limits]`): writes (POST, PATCH, PUT, DELETE), which start and
+change exports, and reads (everything else), which is polling. A refused request costs the
+client nothing. A request `Authentication` refuses with 403 (a valid token without the
+permission) costs its client the same as any other, there, before the 403 (`ClientLimits`,
+shared): a client cannot send refused requests without limit.
 
 Each budget is a GCRA (the generic cell rate algorithm, a token bucket kept as one number per
 client: the time at which its bucket is full again). It is hand-written rather than taken from
@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from datapolicy.auth.tokens import Principal
 from datapolicy.config import LimitsConfig
@@ -90,7 +90,7 @@ class RateBudget:
 
 class ClientLimits:
     """A client's two budgets, writes and reads (None: that one is off). One instance is shared
-    by `RateLimiting` and `Authentication`, which spends it for the requests it refuses with a
+    by the request pipeline and `Authentication`, which spends it for the requests it refuses with a
     403 (the client's token is valid: it is the client's budget all the same)."""
 
     def __init__(self, limits: LimitsConfig):
@@ -101,20 +101,6 @@ class ClientLimits:
         """Spend one request of `client`'s budget for `method`: 0 if allowed, else the wait."""
         spent = self.writes if method in _WRITES else self.reads
         return 0.0 if spent is None else spent.take(client)
-
-
-class RateLimiting:
-    def __init__(self, app: ASGIApp, limits: ClientLimits):
-        self.app = app
-        self.limits = limits
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            wait = self.limits.take(scope["method"], _client(scope))
-            if wait:
-                await throttled(scope, receive, send, wait)
-                return
-        await self.app(scope, receive, send)
 
 
 def budget(rate: float, burst: int) -> RateBudget | None:
@@ -128,7 +114,7 @@ def address_of(scope: Scope) -> str:
     return address[0] if address else ""
 
 
-def _client(scope: Scope) -> object:
+def client_in(scope: Scope) -> object:
     """A token's client as a tuple, an address as a string: the two never collide."""
     principal = scope["state"].get("principal")
     if principal is not None:

@@ -19,7 +19,6 @@ from datapolicy.scenarios.faults import parse_rule
 from datapolicy.scenarios.pacing import ForcedFailure, TimeMode
 from datapolicy.web.payloads import read_json_object
 from datapolicy.web.responses import json_response
-from datapolicy.web.routing import by_method
 
 ADMIN_ROOT = "/admin/datapolicy/scenarios"  # relative to the API root
 
@@ -167,18 +166,3 @@ def _typed(document: dict[str, Any], name: str, kind: Any, default: Any) -> Any:
     if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
         raise InvalidRequest(f"The property '{name}' has the wrong type.", target=name)
     return value
-
-
-routes = [
-    by_method(ADMIN_ROOT, GET=overview),
-    by_method(f"{ADMIN_ROOT}/faults", GET=list_faults, POST=add_fault, DELETE=clear_faults),
-    by_method(f"{ADMIN_ROOT}/faults/{{rule_id}}", DELETE=remove_fault),
-    by_method(f"{ADMIN_ROOT}/time", GET=get_time, PUT=set_time),
-    by_method(f"{ADMIN_ROOT}/exportFailures", GET=list_failures, POST=add_failure),
-    by_method(f"{ADMIN_ROOT}/operations/{{operation_id}}/advance", POST=advance),
-    by_method(f"{ADMIN_ROOT}/requests", GET=list_requests, DELETE=clear_requests),
-    by_method(f"{ADMIN_ROOT}/reset", POST=reset),
-    by_method(f"{ADMIN_ROOT}/snapshots", GET=list_snapshots),
-    by_method(f"{ADMIN_ROOT}/snapshots/{{name}}", PUT=take_snapshot),
-    by_method(f"{ADMIN_ROOT}/snapshots/{{name}}/restore", POST=restore_snapshot),
-]

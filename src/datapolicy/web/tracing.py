@@ -1,6 +1,6 @@
-"""A server span per request, when tracing is on (tracing.py). Installed right inside
-`GraphRequestMiddleware` (the request id is known), and only when tracing is configured: with
-tracing off, nothing of this runs.
+"""A server span per request, when tracing is on (tracing.py): a step of the request pipeline
+(web/pipeline.py), after the ids (the request id is known), and only when tracing is
+configured: with tracing off, nothing of this runs.
 
 Written here rather than taken from opentelemetry-instrumentation-asgi, whose spans carry the
 full URL with its query string (`$filter` and `$search` may hold personal data) and the
@@ -13,35 +13,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from datapolicy import tracing
-from datapolicy.web.metrics import StatusNoted, route_template
+from datapolicy.web.routes.table import ROUTE
 
 REQUEST_ID = "datapolicy.request_id"
 _PROPAGATED = (b"traceparent", b"tracestate")
 
 
 class RequestTracing:
-    def __init__(self, app: ASGIApp):
+    def __init__(self) -> None:
         from opentelemetry import propagate, trace
 
-        self.app = app
         self.tracer = tracing.tracer()
         self._extract = propagate.extract
         self._server = trace.SpanKind.SERVER
         self._error = trace.Status(trace.StatusCode.ERROR)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def traced(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run `app` on the request inside its span."""
         carrier = {
             name.decode("latin-1"): value.decode("latin-1")
             for name, value in scope["headers"]
             if name in _PROPAGATED
         }
-        method, route = scope["method"], route_template(scope)
+        method, route = scope["method"], scope[ROUTE].metrics_name
         attributes: dict[str, Any] = {
             "http.request.method": method,
             "http.route": route,
@@ -50,17 +47,24 @@ class RequestTracing:
         request_id = scope.get("state", {}).get("request_id")
         if request_id is not None:
             attributes[REQUEST_ID] = request_id
+        status = 0
+
+        async def noted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         with self.tracer.start_as_current_span(
             f"{method} {route}",
             context=self._extract(carrier),
             kind=self._server,
             attributes=attributes,
         ) as span:
-            noted = StatusNoted(send)
             try:
-                await self.app(scope, receive, noted)
+                await app(scope, receive, noted)
             finally:
-                if status := noted.status:
+                if status:
                     span.set_attribute("http.response.status_code", status)
                     if status >= 500:
                         span.set_status(self._error)

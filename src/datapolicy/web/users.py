@@ -21,7 +21,6 @@ from datapolicy.web.audit import audit_of
 from datapolicy.web.operations import caller_of, idempotency_key, service_root
 from datapolicy.web.payloads import read_json_object
 from datapolicy.web.responses import json_response
-from datapolicy.web.routing import by_method
 
 RETRY_AFTER_SECONDS = 60  # what Graph sends with the 202
 USER_FIELDS = ("id", "displayName", "mail", "userPrincipalName")
@@ -167,10 +166,3 @@ async def export_personal_data(request: Request) -> Response:
             "Retry-After": str(RETRY_AFTER_SECONDS),
         },
     )
-
-
-routes = [
-    by_method("/users", GET=list_users),
-    by_method("/users/{user_id}", GET=get_user),
-    by_method("/users/{user_id}/exportPersonalData", POST=export_personal_data),
-]
