@@ -168,10 +168,13 @@ def _confirm(hint: NameHint, values: list[object], today: date, reasons: list[st
     if not confirmers or not values:
         reasons.append(hint.reason)
         return False
-    best: Measure = max((measure(detector, values) for detector in confirmers),
-                        key=lambda found: found.fraction)  # fmt: skip
-    if best.fraction >= CONFIRMS:
-        reasons.append(f"{hint.reason}, and {best.reason()}")
-        return True
+    measures: list[Measure] = []
+    for detector in confirmers:  # the strongest first: stop at the first that confirms
+        found = measure(detector, values)
+        if found.fraction >= CONFIRMS:
+            reasons.append(f"{hint.reason}, and {found.reason()}")
+            return True
+        measures.append(found)
+    best = max(measures, key=lambda found: found.fraction)
     reasons.append(f"{hint.reason} (only {best.reason()}: the name alone proposes it)")
     return False
