@@ -107,11 +107,12 @@ RULES: tuple[NameRule, ...] = (
                   "accesskey", "sessionkey", "signingkey", "credential", "totp", "recoverycode",
                   "backupcode"),
         words=("secret", "otp", "salt", "pin", "api key"), secret=True,
-        unless=_SECRET_UNLESS, types=TEXT | {"binary", "uuid", "number"},
+        unless=_SECRET_UNLESS, types=TEXT | {"binary", "uuid"},
     ),
     NameRule(
         "user.contact.email", "an e-mail address",
         contains=("email",), words=("e mail", "mail", "mail address"),
+        unless=FLAG_WORDS | {"server", "host", "port", "queue", "domain"},
     ),
     NameRule(
         "user.contact.fax_number", "a fax number", contains=("fax",), types=TEXT | {"number"}
@@ -127,6 +128,7 @@ RULES: tuple[NameRule, ...] = (
         "user.device.ip_address", "an IP address",
         contains=("ipaddress", "ipaddr", "remoteaddr", "clientaddr"),
         words=("ip", "ipv4", "ipv6", "inet", "remote addr"), types=TEXT | {"inet", "number"},
+        unless=FLAG_WORDS | {"range", "allowlist", "whitelist", "blocklist", "version"},
     ),
     NameRule(
         "user.device.device_id", "a device identifier",
@@ -156,11 +158,11 @@ RULES: tuple[NameRule, ...] = (
     ),
     NameRule(
         "user.government_id.national_identification_number", "a national identity number",
-        contains=("ssn", "socialsecurity", "nationalid", "nationalidentification",
+        contains=("socialsecurity", "nationalid", "nationalidentification",
                   "personnummer", "taxid", "taxnumber", "steuerid", "fodselsnummer",
                   "codicefiscale", "pesel", "insurancenumber", "personalnumber",
                   "personalidentitynumber", "citizenid", "identitynumber"),
-        words=("nin", "nino", "bsn", "sin", "tin", "cpr", "hetu", "nir", "dni", "nif", "nie",
+        words=("ssn", "nin", "nino", "bsn", "sin", "tin", "cpr", "hetu", "nir", "dni", "nif", "nie",
                "cpf", "aadhaar", "curp", "rrn", "niss", "pps", "idnr"),
         types=TEXT | {"number"},
     ),
@@ -223,6 +225,8 @@ RULES: tuple[NameRule, ...] = (
              words=("health", "condition"), person_only=True, types=TEXT | {"binary"}),
     NameRule("user.biometric", "biometric data",
              contains=("fingerprint", "faceprint", "biometric", "retina", "voiceprint"),
+             unless=FLAG_WORDS | {"key", "ssh", "gpg", "pgp", "cert", "certificate", "device",
+                                  "browser", "file", "tls"},
              types=TEXT | {"binary"}),
     NameRule("user.job_title", "a job title", contains=("jobtitle",), words=("occupation",)),
     NameRule("user.demographic.language", "a language", words=("language", "locale"),
