@@ -527,6 +527,46 @@ def test_no_sample_appears_in_reasons_or_logs(
         assert sample not in written
 
 
+any_value = st.one_of(
+    st.none(), st.text(), st.integers(), st.floats(), st.binary(), st.booleans(), st.dates(),
+    st.datetimes(), st.decimals(), st.uuids(), st.ip_addresses(), st.emails(), cards, ibans,
+    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers()),
+)  # fmt: skip
+sql_types = st.one_of(
+    st.sampled_from(["text", "varchar(255)", "integer", "boolean", "date", "timestamp", "bytea",
+                     "inet", "uuid", "jsonb", "numeric(10,2)", "TINYINT(1)"]),
+    st.text(max_size=20),
+)  # fmt: skip
+
+
+@given(st.text(max_size=30), st.text(max_size=30), sql_types, st.lists(any_value, max_size=80))
+def test_any_column_is_classified_consistently(
+    table: str, column: str, sql_type: str, samples: list[object]
+) -> None:
+    """Whatever the names, type and values (huge integers, bytes, JSON, floats...), the
+    classifier answers without raising, with known categories, one reason at least for each
+    proposal, `exclude` exactly for secrets and `personal` exactly for the rest."""
+    result = classify_column(table, column, sql_type, samples, today=TODAY)
+    known = {rule.category for rule in names.RULES} | {d.category for d in values.DETECTORS}
+    assert set(result.categories) <= known | {values.birth_date(TODAY).category}
+    assert len(result.reasons) >= len(result.categories)
+    assert result.exclude == bool(set(result.categories) & SECRET_CATEGORIES)
+    assert result.personal == bool(set(result.categories) - SECRET_CATEGORIES)
+
+
+def test_a_measure_that_gave_up_says_how_many_it_read() -> None:
+    """A named column whose first 50 values lack the shape says it read only those."""
+    samples = ["n/a"] * 200
+    result = classify_column("accounts", "iban", "text", samples)
+    assert "only 0 of the first 50 non-null samples" in result.reasons[0]
+
+
 def test_every_alone_detector_is_a_detector() -> None:
     """The detectors that act alone are among the value detectors the taxonomy test covers."""
     assert set(ALONE) <= set(values.DETECTORS)
+
+
+def test_integers_too_long_to_print_are_no_card_numbers() -> None:
+    """A numeric column of integers longer than Python prints by default is read, not raised on."""
+    result = classify_column("payments", "card_number", "numeric", [10**5000] * 5)
+    assert "only 0 of 5" in result.reasons[0]

@@ -90,7 +90,6 @@ class Detector:
     IBAN or an e-mail address is; a nine-digit number that passes a national-id checksum is not).
     """
 
-    key: str
     category: str
     noun: str
     validator: str
@@ -114,6 +113,7 @@ class Measure:
     shaped: int
     checked: int
     valid: int
+    gave_up: bool = False  # only the first `PREFIX` values were read
 
     @property
     def fraction(self) -> float:
@@ -125,13 +125,13 @@ class Measure:
     def reason(self) -> str:
         """The evidence in words, quoting counts."""
         noun = self.detector.noun
+        samples = f"the first {self.total}" if self.gave_up else f"{self.total}"
         if self.checked == self.shaped:
             return (
-                f"{self.valid} of {self.total} non-null samples are {noun}"
-                f" ({self.detector.validator})"
+                f"{self.valid} of {samples} non-null samples are {noun} ({self.detector.validator})"
             )
         return (
-            f"{self.shaped} of {self.total} non-null samples look like {noun} and"
+            f"{self.shaped} of {samples} non-null samples look like {noun} and"
             f" {self.valid} of {self.checked} of those checked are ({self.detector.validator})"
         )
 
@@ -143,18 +143,18 @@ def measure(detector: Detector, values: Sequence[object]) -> Measure:
     shaped: list[str] = []
     for index, value in enumerate(values):
         if index == PREFIX and len(shaped) * 2 < PREFIX:
-            return _measured(detector, PREFIX, shaped)
+            return _measured(detector, PREFIX, shaped, gave_up=True)
         text = detector.shape(value)
         if text is not None:
             shaped.append(text)
-    return _measured(detector, len(values), shaped)
+    return _measured(detector, len(values), shaped, gave_up=False)
 
 
-def _measured(detector: Detector, total: int, shaped: list[str]) -> Measure:
+def _measured(detector: Detector, total: int, shaped: list[str], *, gave_up: bool) -> Measure:
     count = min(len(shaped), VALIDATION_BUDGET)
     picked = [shaped[index * len(shaped) // count] for index in range(count)]
     valid = sum(1 for text in picked if detector.validate(text))
-    return Measure(detector, total, len(shaped), len(picked), valid)
+    return Measure(detector, total, len(shaped), len(picked), valid, gave_up)
 
 
 def _text(value: object) -> str | None:
@@ -166,7 +166,7 @@ def _text(value: object) -> str | None:
 def _digits_text(value: object) -> str | None:
     """Text, or an integer's digits (card and id numbers are sometimes stored as numbers)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+        return str(value) if -(10**20) < value < 10**20 else None
     return _text(value)
 
 
@@ -375,45 +375,45 @@ def is_random_token(text: str) -> bool:
 # the detectors -----------------------------------------------------------------------------
 
 EMAIL = Detector(
-    "email", "user.contact.email", "valid e-mail addresses", "email-validator, no DNS",
+    "user.contact.email", "valid e-mail addresses", "email-validator, no DNS",
     _email_shape, is_email, alone=True,
 )  # fmt: skip
 INTERNATIONAL_PHONE = Detector(
-    "phone", "user.contact.phone_number", "valid international phone numbers", "phonenumbers",
+    "user.contact.phone_number", "valid international phone numbers", "phonenumbers",
     _international_phone_shape, is_international_phone, alone=True,
 )  # fmt: skip
 PHONE_SHAPED = Detector(
-    "phone_shaped", "user.contact.phone_number", "phone-number-shaped (7 to 15 digits)",
+    "user.contact.phone_number", "phone-number-shaped (7 to 15 digits)",
     "digit count", _phone_shape, _always, alone=False,
 )  # fmt: skip
 IBAN = Detector(
-    "iban", "user.financial.bank_account", "valid IBANs", "python-stdnum",
+    "user.financial.bank_account", "valid IBANs", "python-stdnum",
     _iban_shape, is_iban, alone=True,
 )  # fmt: skip
 CARD = Detector(
-    "card", "user.financial.credit_card", "Luhn-valid card numbers", "python-stdnum Luhn",
+    "user.financial.credit_card", "Luhn-valid card numbers", "python-stdnum Luhn",
     _card_shape, is_card_number, alone=True,
 )  # fmt: skip
 NATIONAL_ID = Detector(
-    "national_id", "user.government_id.national_identification_number",
+    "user.government_id.national_identification_number",
     "valid national identity numbers", "python-stdnum", _national_id_shape, is_national_id,
     alone=False,
 )  # fmt: skip
 IP_ADDRESS = Detector(
-    "ip", "user.device.ip_address", "IP addresses", "ipaddress",
+    "user.device.ip_address", "IP addresses", "ipaddress",
     _ip_shape, is_ip_address, alone=True,
 )  # fmt: skip
 PASSWORD_HASH = Detector(
-    "password_hash", "user.authorization.password",
+    "user.authorization.password",
     "password hashes", "bcrypt, argon2, scrypt, crypt or PBKDF2 format",
     _password_hash_shape, _always, alone=True, secret=True,
 )  # fmt: skip
 JWT = Detector(
-    "jwt", "user.authorization.credentials", "JSON Web Tokens", "header decoded",
+    "user.authorization.credentials", "JSON Web Tokens", "header decoded",
     _jwt_shape, is_jwt, alone=True, secret=True,
 )  # fmt: skip
 RANDOM_TOKEN = Detector(
-    "token", "user.authorization.credentials", "random-looking tokens", "character entropy",
+    "user.authorization.credentials", "random-looking tokens", "character entropy",
     _token_shape, is_random_token, alone=False, secret=True,
 )  # fmt: skip
 
@@ -435,7 +435,7 @@ DETECTORS: tuple[Detector, ...] = (
 def birth_date(today: date) -> Detector:
     """The date-of-birth detector as of `today` (a plausible birth date, not in the future)."""
     return Detector(
-        "birth_date", "user.demographic.date_of_birth",
+        "user.demographic.date_of_birth",
         "dates within the last 120 years", "calendar", birth_date_shape(today), _always,
         alone=False,
     )  # fmt: skip
