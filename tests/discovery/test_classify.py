@@ -30,7 +30,6 @@ from stdnum import iban, luhn
 from conftest import TEST_STORE
 from datapolicy.discovery import names, values
 from datapolicy.discovery.classify import (
-    ALONE,
     SECRET_CATEGORIES,
     VALUES_ALONE,
     ColumnClass,
@@ -559,11 +558,6 @@ def test_a_measure_that_gave_up_says_how_many_it_read() -> None:
     samples = ["n/a"] * 200
     result = classify_column("accounts", "iban", "text", samples)
     assert "only 0 of the first 50 non-null samples" in result.reasons[0]
-
-
-def test_every_alone_detector_is_a_detector() -> None:
-    """The detectors that act alone are among the value detectors the taxonomy test covers."""
-    assert set(ALONE) <= set(values.DETECTORS)
 
 
 def test_integers_too_long_to_print_are_no_card_numbers() -> None:

@@ -17,6 +17,7 @@ from datetime import date
 from datapolicy.discovery.names import NameHint, match_name
 from datapolicy.discovery.values import (
     CARD,
+    DETECTORS,
     EMAIL,
     IBAN,
     INTERNATIONAL_PHONE,
@@ -41,15 +42,7 @@ CONFIRMS = 0.5
 MIN_SAMPLES = 3
 """Fewer non-null samples than this are no evidence by themselves."""
 
-ALONE: tuple[Detector, ...] = (
-    EMAIL,
-    INTERNATIONAL_PHONE,
-    IBAN,
-    CARD,
-    IP_ADDRESS,
-    PASSWORD_HASH,
-    JWT,
-)
+ALONE: tuple[Detector, ...] = tuple(detector for detector in DETECTORS if detector.alone)
 """The detectors whose matches are evidence without the name (in the order they are tried)."""
 
 _CONFIRMERS: dict[str, tuple[Detector, ...]] = {
@@ -138,7 +131,7 @@ def classify_column(
     if hint is not None:
         categories.append(hint.rule.category)
         name_confirmed = _confirm(hint, values, today or date.today(), reasons)
-    if family != "bool" and (family not in _NO_VALUE_DETECTION) and len(values) >= MIN_SAMPLES:
+    if family not in _NO_VALUE_DETECTION and len(values) >= MIN_SAMPLES:
         for detector in ALONE:
             if detector.category in categories:
                 continue

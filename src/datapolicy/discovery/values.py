@@ -2,7 +2,7 @@
 national ids, IP addresses, dates of birth and secrets, each checked by a maintained library.
 
 Every detector has two steps: a cheap shape test (a regular expression or a length check) that
-every sample goes through, and the library's validator (email-validator, phonenumbers,
+the samples go through, and the library's validator (email-validator, phonenumbers,
 python-stdnum, ipaddress), which is slow (up to 0.2 ms a value), so it checks at most
 `VALIDATION_BUDGET` of the values that have the shape, spread evenly over them. On the ways
 databases hold these values the shape test never rejects a value the validator accepts
@@ -52,10 +52,10 @@ VALIDATION_BUDGET = 32
 """At most this many values with the shape go through a detector's validator per column."""
 
 PREFIX = 50
-"""A detector first tests this many values' shape; it goes on to the rest only if at least half
-of them have it (a column whose first 50 values mostly lack the shape cannot reach a
-threshold of one half or more on a sample in random order, and the gate keeps text columns
-that match nothing cheap)."""
+"""A detector first tests this many values' shape and goes on to the rest only if at least half
+of them have it: a sample in no particular order whose first 50 values mostly lack the shape is
+most unlikely to reach the thresholds (one half and more), and the gate keeps the columns that
+match nothing, most of a schema, cheap."""
 
 NATIONAL_IDS: tuple[ModuleType, ...] = (
     us_ssn,
@@ -96,7 +96,6 @@ class Detector:
     shape: Callable[[object], str | None]
     validate: Callable[[str], bool]
     alone: bool
-    secret: bool = False
 
     def matches(self, value: object) -> bool:
         """The detector's verdict on one value: the shape, then the validator."""
@@ -406,15 +405,15 @@ IP_ADDRESS = Detector(
 PASSWORD_HASH = Detector(
     "user.authorization.password",
     "password hashes", "bcrypt, argon2, scrypt, crypt or PBKDF2 format",
-    _password_hash_shape, _always, alone=True, secret=True,
+    _password_hash_shape, _always, alone=True,
 )  # fmt: skip
 JWT = Detector(
     "user.authorization.credentials", "JSON Web Tokens", "header decoded",
-    _jwt_shape, is_jwt, alone=True, secret=True,
+    _jwt_shape, is_jwt, alone=True,
 )  # fmt: skip
 RANDOM_TOKEN = Detector(
     "user.authorization.credentials", "random-looking tokens", "character entropy",
-    _token_shape, is_random_token, alone=False, secret=True,
+    _token_shape, is_random_token, alone=False,
 )  # fmt: skip
 
 DETECTORS: tuple[Detector, ...] = (
