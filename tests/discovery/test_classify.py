@@ -99,6 +99,15 @@ def test_emails_alone_propose_the_category_at_the_threshold(samples: list[str]) 
     assert _proposes(result, "user.contact.email") == expected
 
 
+def test_the_threshold_for_values_alone_is_80_percent() -> None:
+    """Four e-mail addresses in five non-null samples propose the category; three do not."""
+    addresses = ["a@example.com", "b@example.com", "c@example.com", "d@example.com"]
+    four = classify_column("things", "col", "text", [*addresses, "words", None])
+    assert four.categories == ("user.contact.email",)
+    three = classify_column("things", "col", "text", [*addresses[:3], "words", "more words"])
+    assert three.categories == ()
+
+
 def _valid_iban(country: str, bban: str) -> str:
     return f"{country}{iban.calc_check_digits(country + '00' + bban)}{bban}"
 
