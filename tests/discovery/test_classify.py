@@ -492,15 +492,15 @@ def test_few_samples_alone_are_no_evidence() -> None:
     assert classify_column("things", "col", "text", ["a@example.com"] * 2).categories == ()
 
 
-def test_a_large_sample_is_validated_within_the_budget() -> None:
-    """A thousand addresses: every one has its shape tested, the validator checks an even
-    spread of 32, and the reason says so."""
+def test_a_large_sample_is_read_and_validated_within_the_budgets() -> None:
+    """A thousand addresses: the classifier reads an even spread of 250, all have their shape
+    tested, the validator checks an even spread of 32 of those, and the reason says so."""
     samples = [f"user{n}@example.com" for n in range(1000)]
     measured = values.measure(values.EMAIL, samples)
     assert (measured.total, measured.shaped, measured.checked) == (1000, 1000, 32)
-    result = classify_column("things", "col", "text", samples)
+    result = classify_column("things", "col", "text", [None, *samples])
     assert result.reasons == (
-        "1000 of 1000 non-null samples look like valid e-mail addresses and 32 of 32 of those"
+        "250 of 250 non-null samples look like valid e-mail addresses and 32 of 32 of those"
         " checked are (email-validator, no DNS)",
     )
 

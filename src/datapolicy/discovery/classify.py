@@ -4,12 +4,14 @@ and why, from its name, its SQL type and a bounded sample of its values (docs/cl
 The name proposes a category on its own (discovery/names.py); the values confirm it, or
 propose one when the name says nothing (discovery/values.py). Values alone must match in at
 least `VALUES_ALONE` of the non-null samples (and at least `MIN_SAMPLES` of them); values
-confirm a name at `CONFIRMS`. The SQL type vetoes a name that cannot hold what it says (a
-boolean `email`). Samples stay in this process: nothing here logs, and a reason quotes counts.
+confirm a name at `CONFIRMS`; at most `MAX_VALUES` non-null samples are read. The SQL type
+vetoes a name that cannot hold what it says (a boolean `email`). Samples stay in this process:
+nothing here logs, and a reason quotes counts.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -41,6 +43,10 @@ CONFIRMS = 0.5
 
 MIN_SAMPLES = 3
 """Fewer non-null samples than this are no evidence by themselves."""
+
+MAX_VALUES = 250
+"""At most this many of the non-null samples are read, an even spread over them: enough to
+tell 80% from 50%, at a quarter of the work of a thousand."""
 
 ALONE: tuple[Detector, ...] = tuple(detector for detector in DETECTORS if detector.alone)
 """The detectors whose matches are evidence without the name (in the order they are tried)."""
@@ -121,7 +127,8 @@ def classify_column(
     (at most about a thousand of its values; None and empty text are ignored). `today` anchors
     plausible birth dates (the current day unless a test gives one)."""
     family = sql_family(sql_type)
-    values = [value for value in samples if value is not None and value != ""]
+    non_null = [value for value in samples if value is not None and value != ""]
+    values = non_null[:: math.ceil(len(non_null) / MAX_VALUES) or 1]
     hint = match_name(table, column)
     if hint is not None and family not in hint.rule.types:
         hint = None
