@@ -1,0 +1,1 @@
+"""Discovering where personal data lives: schema walking and column classification."""
