@@ -1,11 +1,14 @@
-"""Run the service: open the store, start the export workers, serve the API until SIGINT or
-SIGTERM, then stop the workers and close the store.
+"""Run the service. `build_app(settings)` is the whole service as one ASGI app, whose lifespan
+opens the store, starts the export workers and the audit flush, and at its end stops and closes
+them, so that any ASGI server can run it. `serve` runs it on uvicorn until SIGINT or SIGTERM;
+`run_worker` runs the export workers alone.
 
-Shutdown is a drain, then a graceful stop. On the first signal `/readyz` answers 503 at once and
-the export threads stop claiming, while every route is still served for `shutdown_drain_seconds`
-(`Drain`): long enough for a load balancer polling `/readyz` to stop routing here, so that no
-request meets a closed port. Then granian stops accepting connections and lets requests in
-flight finish (they are short: exports never run inside a request), and exports in progress get
+Shutdown under `serve` is a drain, then a graceful stop. On the first signal `/readyz` answers
+503 at once and the export threads stop claiming, while every route is still served for
+`shutdown_drain_seconds` (`Drain`): long enough for a load balancer polling `/readyz` to stop
+routing here, so that no request meets a closed port. Then uvicorn stops accepting connections
+and lets requests in flight finish (they are short: exports never run inside a request), and
+the lifespan's end follows: exports in progress get
 `[engine] shutdown_grace_seconds` to finish before they are handed back (lease released, partial
 package discarded) for another worker to take at once. A second signal ends the drain and hands
 the exports back without waiting for the grace period. The process exits 0."""
@@ -18,7 +21,7 @@ import signal
 import socket
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from datapolicy.auth.configure import validator_for
 from datapolicy.auth.keys import audit_key
 from datapolicy.auth.permissions import SCENARIOS
+from datapolicy.auth.tokens import TokenValidator
 from datapolicy.config import Config
 from datapolicy.demo import prepare_demo
 from datapolicy.engine import EXPORTS_DIR, ExportService, Worker, build_context
@@ -210,12 +214,24 @@ def open_service(settings: Settings, drop_connection: ConnectionDropper | None) 
     config = effective_config(settings)
     configure_tracing(config.tracing)
     validator = validator_for(config.auth, settings.data_dir)
-    database = open_database(settings)
-    try:
+    with ExitStack() as opened:  # what is open so far is closed again if a later step fails
+        database = open_database(settings)
+        opened.callback(database.close)
         audit_log = open_audit_log(database, signing_key=audit_key(settings.data_dir))
-    except BaseException:
-        database.close()
-        raise
+        opened.callback(audit_log.close)
+        running = _start(settings, config, validator, database, audit_log, drop_connection)
+        opened.pop_all()
+    return running
+
+
+def _start(
+    settings: Settings,
+    config: Config,
+    validator: TokenValidator,
+    database: Database,
+    audit_log: AuditLog,
+    drop_connection: ConnectionDropper | None,
+) -> RunningService:
     store = OperationStore(database)
     default_location = str((settings.data_dir / EXPORTS_DIR).absolute())
     scenarios = (
@@ -316,7 +332,7 @@ class Service:
 def build_app(settings: Settings) -> Service:
     """The service's ASGI app for these settings: nothing is opened until its lifespan starts.
     For an ASGI server's factory option (`uvicorn --factory`, `granian --factory`), wrap it in a
-    function of no arguments that loads the settings (cli/settings.py `load_settings`)."""
+    function of no arguments that loads the settings (as cli/options.py `load_settings` does)."""
     return Service(settings)
 
 

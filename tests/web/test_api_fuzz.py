@@ -384,7 +384,7 @@ def assert_answer(request: Hostile, status: int, headers: dict[str, str], body: 
     error = document["error"]
     assert error["code"], where
     assert error["message"], where
-    if "request-id" in headers:  # granian's own 400s for unparseable requests carry none
+    if "request-id" in headers:  # the HTTP server's own 400s (unparseable requests) carry none
         assert error["innerError"]["request-id"] == headers["request-id"], where
 
 

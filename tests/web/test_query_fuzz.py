@@ -815,7 +815,7 @@ CONTENT_TYPES = (
     "",
     ";",
     # Not "application/json\x7f" and the like: control characters make the header invalid HTTP,
-    # refused by the HTTP server (granian) before the application sees the request.
+    # refused by the HTTP server (uvicorn) before the application sees the request.
 )
 
 
