@@ -131,7 +131,8 @@ def _session() -> boto3.session.Session:
 _NO_ROOM_CODES = {"QuotaExceeded", "XMinioStorageFull"}
 
 
-# Failures of the connection that another try may not meet (as botocore's standard mode has it).
+# Connection failures (refused, dropped, timed out) that another try may get past, as botocore's
+# standard mode counts them.
 TRANSIENT_EXCEPTIONS = (BotoConnectionError, HTTPClientError)
 
 
