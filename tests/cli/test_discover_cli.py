@@ -3,11 +3,12 @@ on the file it writes: gaps as warnings, failures with --strict."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
-from commands import datapolicy, json_output
+from commands import against, datapolicy, json_output
 
-from conftest import store_args
+from conftest import start_service, store_args
 from databases import SQLITE, run_script, scratch_database
 
 SHOP = Path(__file__).parent.parent / "discovery" / "shop.sql"
@@ -59,3 +60,26 @@ def test_a_person_table_that_cannot_be_one_is_refused(tmp_path: Path) -> None:
     assert "there is no table 'nobody'" in missing.stderr
     assert not composite.stdout
     assert not missing.stdout
+
+
+def test_serve_runs_the_written_file_as_it_is(tmp_path: Path) -> None:
+    """The file discover writes, unedited, is a service's configuration: Ada's export completes
+    with a record file per configured path (24), and her password hash is not in it."""
+    with scratch_database(SQLITE, tmp_path) as url:
+        run_script(url, SHOP)
+        output = tmp_path / "datapolicy.toml"
+        assert datapolicy("discover", url, "--output", str(output)).returncode == 0
+        service = start_service(tmp_path / "data", "--config", str(output))
+        try:
+            exports = service.data_dir / "exports"
+            result = datapolicy("export", "1", "--to", str(exports), "--wait", *against(service))
+        finally:
+            service.stop()
+    assert result.returncode == 0, result.stderr
+    (package,) = exports.glob("*.zip")
+    with zipfile.ZipFile(package) as archive:
+        records = [n for n in archive.namelist() if n.startswith("records/")]
+        customers = archive.read(next(n for n in records if n.endswith("/customers.jsonl")))
+    assert len(records) == 24
+    assert b"ada@example.com" in customers
+    assert b"password_hash" not in customers
