@@ -111,7 +111,7 @@ def read_schema(engine: Engine, sample_rows: int = DEFAULT_SAMPLE_ROWS) -> Schem
             samples = dict(read)
     tables: dict[str, TableInfo] = {}
     for name in names:
-        values, error = samples.get(name, ({}, None))
+        values, error = samples.pop(name, ({}, None))  # each table's values, then gone
         tables[name] = TableInfo(
             name=name,
             columns=[
@@ -139,7 +139,6 @@ def read_schema(engine: Engine, sample_rows: int = DEFAULT_SAMPLE_ROWS) -> Schem
             ],
             sample_error=error,
         )
-        del values
     return Schema(tables)
 
 
