@@ -39,6 +39,11 @@ class Candidate:
     def rank(self) -> tuple[bool, int, bool]:
         return (self.email_column is not None, self.referring_tables, self.people_name)
 
+    @property
+    def plausible(self) -> bool:
+        """Worth naming among the candidates: it has an e-mail column or is referred to."""
+        return self.email_column is not None or self.referring_tables > 0
+
     def why(self) -> str:
         parts = [
             f"e-mail column '{self.email_column}'" if self.email_column else "no e-mail column"
@@ -102,17 +107,19 @@ def choose_person_table(schema: Schema, given: str | None = None) -> PersonChoic
             raise PersonTableError(
                 f"table '{given}' has no one-column primary key: a person's id must be one value"
             )
-        others = [c for c in ranked if c.table != given][: SHOWN_CANDIDATES - 1]
+        others = [c for c in ranked if c.table != given and c.plausible][: SHOWN_CANDIDATES - 1]
         return PersonChoice(chosen, (chosen, *others), unsure=False, given=True)
     if not ranked:
         raise PersonTableError(
             "no table has a one-column primary key; name the person table with --person-table"
         )
     chosen, *rest = ranked
+    rest = [c for c in rest if c.plausible]
     runner_up = rest[0] if rest else None
     unsure = chosen.email_column is None or (
         runner_up is not None
         and runner_up.email_column is not None
         and runner_up.referring_tables * 2 >= chosen.referring_tables
     )
-    return PersonChoice(chosen, tuple(ranked[:SHOWN_CANDIDATES]), unsure=unsure, given=False)
+    shown = (chosen, *rest[: SHOWN_CANDIDATES - 1])
+    return PersonChoice(chosen, shown, unsure=unsure, given=False)
