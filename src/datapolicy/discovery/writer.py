@@ -125,7 +125,11 @@ def _notes(data: DataMap, gaps: list[Gap]) -> list[str]:
     else:
         lines.append("# Coverage: every personal-looking table is reached.")
     sections = [
-        ("Links to other people, not followed", [k.describe() for k in data.other_people]),
+        (
+            "Links to other people, not followed (to export the rows where the person is the "
+            "other one, add an entry with user_key = the column and a name of its own)",
+            [k.describe() for k in data.other_people],
+        ),
         ("Self-references, not followed", [k.describe() for k in data.self_references]),
         (
             "Pointed to by the person's rows, not exported (no personal-looking columns)",
