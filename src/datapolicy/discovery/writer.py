@@ -42,10 +42,10 @@ def write_configuration(
     ]
     if person.email_column is not None and _IDENTIFIER.match(person.email_column):
         lines.append(f"mail_column = {_string(person.email_column)}")
-    name = next(
-        (c.name for c in people.columns if "user.name" in c.classified.categories),
-        None,
-    )
+    names = [c for c in people.columns if any(_is_name(k) for k in c.classified.categories)]
+    # A whole name (`user.name`) before a part of one (`user.name.first`).
+    names.sort(key=lambda c: "user.name" not in c.classified.categories)
+    name = names[0].name if names else None
     if name is not None and _IDENTIFIER.match(name):
         lines.append(f"display_name_column = {_string(name)}")
     lines += [
@@ -159,6 +159,10 @@ _REPORT_TEMPLATE = [
     '#   description = "Delivering and invoicing your orders"',
     '#   legal_basis = "Art. 6(1)(b) GDPR: our contract with you"',
 ]
+
+
+def _is_name(category: str) -> bool:
+    return category == "user.name" or category.startswith("user.name.")
 
 
 def _string(value: str) -> str:
