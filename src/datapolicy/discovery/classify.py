@@ -28,10 +28,7 @@ class ColumnClass:
     categories: tuple[str, ...] = ()
     exclude: bool = False
     reasons: tuple[str, ...] = ()
-
-    @property
-    def personal(self) -> bool:
-        return bool(self.categories)
+    personal: bool = False  # looks like personal data worth exporting (a secret alone is not)
 
 
 def classify_column(
@@ -42,10 +39,9 @@ def classify_column(
         return ColumnClass(exclude=True, reasons=(f"the name '{column}' is a secret's",))
     for pattern, category in _NAMES:
         if pattern.search(column):
-            return ColumnClass((category,), reasons=(f"the name '{column}'",))
+            return ColumnClass((category,), reasons=(f"the name '{column}'",), personal=True)
     texts = [value for value in samples if isinstance(value, str)]
     if texts and sum(bool(_EMAIL.match(value)) for value in texts) * 2 > len(texts):
-        return ColumnClass(
-            ("user.contact.email",), reasons=("sampled values are e-mail addresses",)
-        )
+        reasons = ("sampled values are e-mail addresses",)
+        return ColumnClass(("user.contact.email",), reasons=reasons, personal=True)
     return ColumnClass()

@@ -66,7 +66,7 @@ class TableInfo:
 
     @property
     def personal_columns(self) -> list[ColumnInfo]:
-        return [c for c in self.columns if c.classified.categories]
+        return [c for c in self.columns if c.classified.personal]
 
     @property
     def secret_columns(self) -> list[str]:
