@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -123,6 +124,19 @@ def scratch_database(kind: str, directory: Path, *, within: URL | None = None) -
                 connection.execute(text(drop))
     finally:
         admin.dispose()
+
+
+def run_script(url: str, script: Path) -> None:
+    """A SQL script (statements ending with `;` at the end of a line, `--` comment lines) run
+    in one transaction on the database at `url`."""
+    statements = re.sub(r"(?m)^--.*$", "", script.read_text(encoding="utf-8")).split(";\n")
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            for statement in filter(str.strip, statements):
+                connection.execute(text(statement))
+    finally:
+        engine.dispose()
 
 
 # --- the operation store ----------------------------------------------------------------------

@@ -188,3 +188,69 @@ def test_the_audit_idle_timeout_is_below_the_lock_timeout(tmp_path: Path):
     assert short.audit_idle_seconds == 0.5
     explicit = "[store]\naudit_idle_timeout = 0.25\n"
     assert parse_config(explicit, tmp_path / "c.toml").store.timeouts().audit_idle_seconds == 0.25
+
+
+REPORT = """
+[report]
+controller = "Example Ltd, 1 Main Street; privacy@example.com"
+recipients = ["Our parcel carrier"]
+retention = "Ten years (tax law)"
+source = "You, when you ordered"
+
+  [[report.purposes]]
+  name = "orders"
+  description = "Delivering your orders"
+  legal_basis = "Art. 6(1)(b) GDPR"
+"""
+LABELLED = """
+  categories = ["user.financial"]
+  purpose = "orders"
+    [sources.sql.tables.columns]
+    customer_id = { categories = ["user.unique_id"], purpose = "orders" }
+"""
+
+
+def test_tables_and_columns_carry_categories_and_purposes_of_the_report(tmp_path: Path):
+    """A table and its columns may name data categories and a purpose declared in [report],
+    which holds the free text of a person's report; ignore_tables lists tables that are not
+    gaps."""
+    text = GOOD.replace('  user_key = "customer_id"', '  user_key = "customer_id"' + LABELLED)
+    text = text.replace(
+        'url = "sqlite:///shop.db"', 'url = "sqlite:///shop.db"\nignore_tables = ["staff"]'
+    )
+    config = parse_config(text + REPORT, tmp_path / "c.toml")
+    source = config.sources.sql[0]
+    orders = source.tables[0]
+    assert (orders.categories, orders.purpose) == (("user.financial",), "orders")
+    assert orders.columns["customer_id"].categories == ("user.unique_id",)
+    assert orders.purposes == {"orders"}
+    assert source.ignore_tables == ("staff",)
+    assert config.report is not None
+    assert config.report.purposes[0].legal_basis == "Art. 6(1)(b) GDPR"
+    assert config.report.recipients == ("Our parcel carrier",)
+    assert parse_config(GOOD, tmp_path / "c.toml").report is None
+
+
+@pytest.mark.parametrize(
+    ("labels", "report", "expected"),
+    [
+        (LABELLED, "", "purpose 'orders' is not one of the [[report.purposes]] names"),
+        (LABELLED.replace("user.financial", "User Financial"), REPORT, "categories"),
+        (LABELLED.replace('purpose = "orders" }', "colour = 1 }"), REPORT, "unknown key"),
+        ("", REPORT.replace('controller = "Example', 'controler = "Example'), "report.controller"),
+        (
+            "",
+            REPORT + '\n  [[report.purposes]]\n  name = "orders"\n  description = "again"\n',
+            "two purposes",
+        ),
+    ],
+)
+def test_report_and_label_mistakes_are_named(
+    tmp_path: Path, labels: str, report: str, expected: str
+):
+    """A purpose no [[report.purposes]] declares, a category not shaped like a taxonomy key, an
+    unknown key, a report without its controller, a purpose declared twice: each refused."""
+    text = GOOD.replace('  user_key = "customer_id"', '  user_key = "customer_id"' + labels)
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text + report, tmp_path / "c.toml")
+    assert expected in str(raised.value)

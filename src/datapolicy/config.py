@@ -68,6 +68,10 @@ if TYPE_CHECKING:
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 Identifier = Annotated[str, StringConstraints(pattern=_IDENTIFIER)]
+# A data category of the Fides taxonomy (fideslang), e.g. `user.contact.email`: lowercase
+# words joined by dots. Which keys exist is the taxonomy's business; the shape is checked here.
+DataCategory = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")]
+PurposeName = Annotated[str, StringConstraints(pattern=_NAME)]
 
 
 class ConfigError(StartupError):
@@ -122,6 +126,14 @@ class DirectoryConfig(_Strict):
         return self
 
 
+class ColumnConfig(_Strict):
+    """What one column of a table holds (for the person's report): its data categories and the
+    purpose it is processed for (a `[[report.purposes]]` name)."""
+
+    categories: tuple[DataCategory, ...] = ()
+    purpose: PurposeName | None = None
+
+
 class TableConfig(_Strict):
     """A table reached from the user (`user_key`) or from a parent table (`parent`).
 
@@ -137,10 +149,20 @@ class TableConfig(_Strict):
     foreign_key: tuple[Identifier, ...] | None = Field(default=None, min_length=1)
     parent_key: tuple[Identifier, ...] | None = Field(default=None, min_length=1)
     exclude: tuple[str, ...] = ()
+    # For the person's report: the table's data categories and purpose, and its columns'.
+    categories: tuple[DataCategory, ...] = ()
+    purpose: PurposeName | None = None
+    columns: dict[Identifier, ColumnConfig] = {}
 
     @property
     def output_name(self) -> str:
         return self.name or self.table
+
+    @property
+    def purposes(self) -> set[str]:
+        """The purposes the table and its columns name."""
+        named = {self.purpose, *(column.purpose for column in self.columns.values())}
+        return {purpose for purpose in named if purpose is not None}
 
     @field_validator("foreign_key", "parent_key", mode="before")
     @classmethod
@@ -202,6 +224,9 @@ class SqlSourceConfig(_Strict):
     tables: tuple[TableConfig, ...] = ()
     queries: tuple[QueryConfig, ...] = ()
     batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # Tables with personal-looking columns that hold none of a data subject's data (staff,
+    # partners): `config check` does not report them as gaps in the map.
+    ignore_tables: tuple[Identifier, ...] = ()
 
     @model_validator(mode="after")
     def _tables_form_a_tree(self) -> Self:
@@ -483,6 +508,34 @@ class LimitsConfig(_Strict):
     max_page_size: int = Field(default=999, ge=1, le=100_000)  # the largest $top
 
 
+class PurposeConfig(_Strict):
+    """A purpose the data is processed for: a name tables and columns refer to (`purpose`), and
+    what the person's report says about it."""
+
+    name: PurposeName
+    description: str = Field(min_length=1)
+    legal_basis: str | None = None  # e.g. "Art. 6(1)(b) GDPR: a contract with you"
+
+
+class ReportConfig(_Strict):
+    """What a person's report states besides their data (GDPR Art. 15(1)): who the controller
+    is, why the data is processed, who receives it, how long it is kept and where it came
+    from. Free text the operator writes; datapolicy only carries it into the package."""
+
+    controller: str = Field(min_length=1)
+    purposes: tuple[PurposeConfig, ...] = ()
+    recipients: tuple[str, ...] = ()
+    retention: str | None = None
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _unique_purposes(self) -> Self:
+        names = [purpose.name for purpose in self.purposes]
+        if len(set(names)) != len(names):
+            raise ValueError("two purposes have the same name")
+        return self
+
+
 class Config(_Strict):
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
@@ -496,6 +549,20 @@ class Config(_Strict):
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
     tracing: TracingConfig = TracingConfig()
+    report: ReportConfig | None = None
+
+    @model_validator(mode="after")
+    def _purposes_are_declared(self) -> Self:
+        declared = {p.name for p in self.report.purposes} if self.report is not None else set()
+        for source in self.sources.sql:
+            for table in source.tables:
+                unknown = sorted(table.purposes - declared)
+                if unknown:
+                    raise ValueError(
+                        f"source '{source.name}', table '{table.output_name}': purpose "
+                        f"'{unknown[0]}' is not one of the [[report.purposes]] names"
+                    )
+        return self
 
 
 def load_config(path: Path) -> Config:

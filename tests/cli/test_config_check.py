@@ -53,7 +53,8 @@ def _check(tmp_path: Path, config: Path, *options: str):  # type: ignore[no-unty
 
 
 def test_a_working_configuration_counts_the_sample_users_rows(tmp_path: Path):
-    """The default sample user is the directory's first (ada); --user picks another."""
+    """The default sample user is the directory's first (ada); --user picks another. The
+    users table, with its names, is in no source: a coverage gap, a warning (exit 0)."""
     config = _config(tmp_path)
     result = _check(tmp_path, config, "--json")
     findings = {(f["kind"], f["name"]): f for f in json_output(result)}
@@ -62,6 +63,9 @@ def test_a_working_configuration_counts_the_sample_users_rows(tmp_path: Path):
     assert findings["source:files", "uploads"]["detail"] == "5 bytes of files for ada"
     assert findings["target:local", f"{tmp_path}/exports"]["result"] == "ok"
     assert findings["store", "operation store"]["result"] == "ok"
+    gap = findings.pop(("coverage", "users"))
+    assert gap["result"] == "gap"
+    assert gap["detail"].startswith("users: name (user.name")
     assert {f["result"] for f in findings.values()} == {"ok"}
     table = _check(tmp_path, config, "--user", "bob")
     assert table.returncode == 0, table.stderr

@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 from databases import KINDS, POSTGRESQL, scratch_database
-from datapolicy.config import QueryConfig, SqlSourceConfig, TableConfig
+from datapolicy.config import ColumnConfig, QueryConfig, SqlSourceConfig, TableConfig
 from datapolicy.engine.package import PackageWriter
 from datapolicy.engine.sources.base import RecordStream, SourceError
 from datapolicy.engine.sources.jsonlines import JsonLines
@@ -555,6 +555,27 @@ def test_a_column_added_or_dropped_while_running_is_seen_by_the_next_export(shop
     assert raised.value.permanent
     assert "table 'customers' has no column 'password_hash' (named by exclude)" in str(raised.value)
     assert "correct the configuration" in str(raised.value)
+
+
+def test_a_labelled_column_the_table_lacks_fails_at_once(shop, open_source):
+    """A column labelled with categories (`[sources.sql.tables.columns]`) must exist, as an
+    excluded one must: a label on a column that is not there (a typo, a dropped column) would
+    describe data the package does not hold. Labelled columns that exist are exported as ever."""
+    config = shop_config(shop)
+    customers = config.tables[0]
+    labelled = customers.model_copy(
+        update={"columns": {"name": ColumnConfig(categories=("user.name",))}}
+    )
+    source = open_source(config.model_copy(update={"tables": (labelled, *config.tables[1:])}))
+    assert ids(export_rows(source, ADA)) == EXPECTED[ADA]
+    wrong = customers.model_copy(
+        update={"columns": {"nmae": ColumnConfig(categories=("user.name",))}}
+    )
+    source = open_source(config.model_copy(update={"tables": (wrong, *config.tables[1:])}))
+    with pytest.raises(SourceError) as raised:
+        source.estimate(ADA)
+    assert raised.value.permanent
+    assert "table 'customers' has no column 'nmae' (named by columns)" in str(raised.value)
 
 
 @pytest.mark.parametrize(

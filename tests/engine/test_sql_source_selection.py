@@ -1,12 +1,13 @@
 """Row selection, proved on generated schemas: a SQL source exports exactly the rows that the
 configuration reaches from the person, on SQLite, PostgreSQL and MariaDB.
 
-Hypothesis generates a schema (tables with single or composite keys; links to earlier tables
-and to themselves, with or without a FOREIGN KEY constraint, nullable or not), the data of
-three people interleaved in it (composite keys whose halves belong to different people, NULLs
-in any part of a link), and a configuration: tables reached from the person by `owner`, tables
-reached from those through a link (reflected from the database's foreign keys, or given as a
-column or a list of columns), the same table reached by several paths and over several hops.
+Hypothesis generates a schema (tests/generated_schemas.py: tables with single or composite keys;
+links to earlier tables and to themselves, with or without a FOREIGN KEY constraint, nullable or
+not), the data of three people interleaved in it (composite keys whose halves belong to
+different people, NULLs in any part of a link), and a configuration: tables reached from the
+person by `owner`, tables reached from those through a link (reflected from the database's
+foreign keys, or given as a column or a list of columns), the same table reached by several
+paths and over several hops.
 For every person, the real `SqlSource` is read and compared with `reachable`, a reference
 written apart from it in plain Python over the generated rows: none missing, none of anyone
 else's. The semantics it pins (docs/configuration.md, "Which rows are the person's"):
@@ -24,7 +25,6 @@ default, about 8 s per database on the shared 2-core test machine.
 
 from __future__ import annotations
 
-import itertools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +35,6 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import (
     Column,
-    ForeignKeyConstraint,
     Integer,
     MetaData,
     String,
@@ -50,17 +49,22 @@ from datapolicy.config import DirectoryConfig, SqlSourceConfig, TableConfig
 from datapolicy.engine.directory import UserDirectory
 from datapolicy.engine.sources.base import RecordStream
 from datapolicy.engine.sources.sql import SqlSource
+from generated_schemas import (
+    MOSTLY,
+    MOSTLY_NOT,
+    PEOPLE,
+    GeneratedSchema,
+    Link,
+    TableSpec,
+    as_set,
+    create,
+    schemas,
+)
 
 pytestmark = pytest.mark.skipif(
     TEST_STORE != "sqlite", reason="reads no operation store: once per CI run is enough"
 )
 
-PEOPLE = (1, 2, 3)
-OWNERS = (*PEOPLE, None)
-KEY_VALUES = st.integers(0, 3)  # few values, so keys and links collide across people
-# Biased coins (Hypothesis's integers favour their bounds): True three times in four.
-MOSTLY = st.sampled_from((True, True, True, False))
-MOSTLY_NOT = st.sampled_from((False, False, False, True))
 EXAMPLES = int(os.environ.get("DATAPOLICY_SELECTION_EXAMPLES", "25"))
 # Shrinking a failure takes minutes against real databases (past pytest's timeout), so a failure
 # is reported as generated (derandomize makes it repeatable); DATAPOLICY_SELECTION_SHRINK=1
@@ -68,27 +72,6 @@ EXAMPLES = int(os.environ.get("DATAPOLICY_SELECTION_EXAMPLES", "25"))
 PHASES = (Phase.explicit, Phase.generate) + (
     (Phase.shrink,) if os.environ.get("DATAPOLICY_SELECTION_SHRINK") else ()
 )
-
-
-@dataclass(frozen=True)
-class Link:
-    """Columns of a table that refer to the key of `target` (an earlier table, or itself)."""
-
-    columns: tuple[str, ...]
-    target: int
-    declared: bool  # a FOREIGN KEY constraint in the database
-    nullable: bool
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    index: int
-    composite: bool
-    links: tuple[Link, ...]
-
-    @property
-    def key(self) -> tuple[str, ...]:
-        return ("k1", "k2") if self.composite else ("k1",)
 
 
 @dataclass(frozen=True)
@@ -109,33 +92,10 @@ class Scenario:
     configs: tuple[TableConfig, ...]
 
 
-def _link_columns(number: int, target: TableSpec | None, composite: bool) -> tuple[str, ...]:
-    key = target.key if target is not None else (("k1", "k2") if composite else ("k1",))
-    return tuple(f"l{number}_{column}" for column in key)
-
-
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
-    tables: list[TableSpec] = []
-    rows: list[tuple[dict[str, Any], ...]] = []
-    for index in range(draw(st.integers(3, 4))):
-        composite = draw(st.booleans())
-        links = []
-        for number in range(draw(st.integers(1, 2))):
-            refers_to_itself = index == 0 or draw(MOSTLY_NOT)
-            target = index if refers_to_itself else draw(st.integers(0, index - 1))
-            key = tables[target].key if target < index else ("k1", "k2")[: 1 + composite]
-            links.append(
-                Link(
-                    columns=tuple(f"l{number}_{column}" for column in key),
-                    target=target,
-                    declared=draw(MOSTLY),
-                    # The first row of a table that refers to itself can refer to nothing.
-                    nullable=target == index or draw(st.booleans()),
-                )
-            )
-        tables.append(TableSpec(index, composite, tuple(links)))
-        rows.append(_rows(draw, tables[-1], rows))
+    schema = draw(schemas())
+    tables, rows = list(schema.tables), schema.rows
     entries: list[Entry] = []
     configs: list[TableConfig] = []
     for number in range(draw(st.integers(3, 6))):
@@ -159,36 +119,6 @@ def scenarios(draw: st.DrawFn) -> Scenario:
             entries.append(Entry(name, index, None, None))
             configs.append(TableConfig(table=f"t{index}", name=name, user_key="owner"))
     return Scenario(tuple(tables), tuple(rows), tuple(entries), tuple(configs))
-
-
-def _rows(
-    draw: st.DrawFn, spec: TableSpec, earlier: list[tuple[dict[str, Any], ...]]
-) -> tuple[dict[str, Any], ...]:
-    """The table's rows: keys, an owner (or none), and a value for each link: any key values
-    where no constraint holds them, else an existing key of the target (an earlier row, for a
-    self-reference); NULL, or NULL in one part of a composite link, where the column allows."""
-    keys = draw(st.lists(st.tuples(*[KEY_VALUES] * len(spec.key)), max_size=6, unique=True))
-    rows: list[dict[str, Any]] = []
-    for key in keys:
-        row: dict[str, Any] = dict(zip(spec.key, key, strict=True))
-        row["owner"] = draw(st.sampled_from(OWNERS))
-        for link in spec.links:
-            width = len(link.columns)
-            if not link.declared:
-                part = st.one_of(st.none(), KEY_VALUES) if link.nullable else KEY_VALUES
-                values = draw(st.tuples(*[part] * width))
-            else:
-                target = rows if link.target == spec.index else earlier[link.target]
-                choices = [tuple(r[c] for c in ("k1", "k2")[:width]) for r in target]
-                if link.nullable:
-                    choices += [(None,) * width] + [(None, *c[1:]) for c in choices if width > 1]
-                if not choices:
-                    break  # NOT NULL, and nothing to refer to: there can be no such row
-                values = draw(st.sampled_from(choices))
-            row.update(zip(link.columns, values, strict=True))
-        else:
-            rows.append(row)
-    return tuple(rows)
 
 
 def _child_config(
@@ -251,38 +181,6 @@ def namespace(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
             engine.dispose()
 
 
-_created = itertools.count()
-
-
-def create(engine: Engine, scenario: Scenario) -> dict[int, str]:
-    """The scenario's tables, under names no earlier example used, filled; their names."""
-    prefix = f"x{next(_created)}_"
-    names = {spec.index: f"{prefix}t{spec.index}" for spec in scenario.tables}
-    metadata = MetaData()
-    for spec in scenario.tables:
-        columns = [Column(c, Integer, primary_key=True, autoincrement=False) for c in spec.key]
-        columns.append(Column("owner", Integer))
-        for link in spec.links:
-            columns += [Column(c, Integer, nullable=link.nullable) for c in link.columns]
-        constraints = [
-            ForeignKeyConstraint(
-                list(link.columns),
-                [f"{names[link.target]}.{c}" for c in scenario.tables[link.target].key],
-            )
-            for link in spec.links
-            if link.declared
-        ]
-        Table(names[spec.index], metadata, *columns, *constraints)
-    metadata.create_all(engine)
-    with engine.begin() as connection:
-        for spec in scenario.tables:
-            if scenario.rows[spec.index]:
-                table = metadata.tables[names[spec.index]]
-                for row in scenario.rows[spec.index]:  # in order: a self-reference looks back
-                    connection.execute(table.insert(), row)
-    return names
-
-
 def exported(source: SqlSource, person: int) -> dict[str, list[dict[str, Any]]]:
     records: dict[str, list[dict[str, Any]]] = {}
     for part in source.parts(str(person)):
@@ -291,10 +189,6 @@ def exported(source: SqlSource, person: int) -> dict[str, list[dict[str, Any]]]:
             orjson.loads(line) for batch in part.batches for line in batch.data.splitlines()
         ]
     return records
-
-
-def as_set(rows: list[dict[str, Any]]) -> list[tuple[tuple[str, Any], ...]]:
-    return sorted(tuple(sorted(row.items())) for row in rows)
 
 
 def features(scenario: Scenario) -> set[str]:
@@ -328,7 +222,7 @@ def features(scenario: Scenario) -> set[str]:
 def check(url: str, engine: Engine, scenario: Scenario, counted: tuple[int, ...]) -> None:
     """The scenario in the database; each person's export against the reference, and the
     estimate for the `counted` people (each estimate reflects the tables: the costly part)."""
-    names = create(engine, scenario)
+    names = create(engine, GeneratedSchema(scenario.tables, scenario.rows))
     configs = tuple(
         config.model_copy(update={"table": names[int(config.table[1:])]})
         for config in scenario.configs

@@ -10,6 +10,7 @@ import click
 from datapolicy.cli.audit import audit
 from datapolicy.cli.config import config_group
 from datapolicy.cli.db import db
+from datapolicy.cli.discover import discover
 from datapolicy.cli.export import export
 from datapolicy.cli.ops import ops
 from datapolicy.cli.scenarios import scenarios
@@ -52,6 +53,7 @@ for _command in (
     ops,
     users,
     config_group,
+    discover,
     db,
     audit,
     scenarios,

@@ -4,7 +4,10 @@ Local, not through the API: it reads the configuration file, then opens everythi
 the service would (the operation store, the user directory, each source, each storage target)
 and reports, per item, whether it works. For a sample user it counts what each source holds,
 so a source that connects but yields nothing (a wrong table, a wrong key column) stands out,
-and it shows how each SQL table reached from a parent is linked to it.
+and it shows how each SQL table reached from a parent is linked to it. Coverage: each database
+the SQL sources name is read whole (schema, and a bounded sample per table, never shown) for
+tables that look personal and that no configured table or query reaches, nor `ignore_tables`
+lists (discovery/coverage.py); each is a `gap` row, a warning that `--strict` makes a failure.
 Storage targets are checked as a request's storageLocation is (a local root is created if need
 be and must be writable; an S3 bucket must accept, and then abort, a multipart upload): no
 package is written.
@@ -34,7 +37,7 @@ if TYPE_CHECKING:  # the engine is imported when a check runs: `--help` stays fa
     from datapolicy.engine.targets import Target
     from datapolicy.settings import Settings
 
-OK, FAILED, SKIPPED = "ok", "FAILED", "skipped"
+OK, FAILED, SKIPPED, GAP = "ok", "FAILED", "skipped", "gap"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,7 @@ class Finding:
 
     kind: str  # store, directory, source:sql, source:files, target:local, target:s3, ...
     name: str
-    result: str  # OK, FAILED or SKIPPED
+    result: str  # OK, FAILED, SKIPPED or GAP
     detail: str
 
 
@@ -63,27 +66,36 @@ def config_group() -> None:
     metavar="USER_ID",
     help="The sample user whose rows are counted.  [default: the directory's first user]",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1 on coverage gaps too (personal-looking tables no configured path reaches).",
+)
 def check(
     data_dir: Path | None,
     config_file: Path | None,
     database: str | None,
     as_json: bool,
     user_id: str | None,
+    strict: bool,
 ) -> None:
     """Validate the configuration and connect to every source and storage target.
 
-    Prints a table of what it found, one row per item, and exits 1 if anything failed.
+    Prints a table of what it found, one row per item, and exits 1 if anything failed (with
+    --strict, also if a personal-looking table is reached by no configured path: a `gap`).
 
     \b
     Examples:
       datapolicy config check --config datapolicy.toml
       datapolicy config check --config datapolicy.toml --user 6f1c2d4e-8a3b-5c7d-9e0f-1a2b3c4d5e6f
       datapolicy config check --config datapolicy.toml --json | jq '.[] | select(.result != "ok")'
+      datapolicy config check --config datapolicy.toml --strict
     """
     settings = load_settings(config_file, data_dir=data_dir, database=database)
     findings = run_checks(settings, user_id)
     print_records([asdict(f) for f in findings], ("kind", "name", "result", "detail"), as_json)
-    if any(finding.result == FAILED for finding in findings):
+    failing = {FAILED, GAP} if strict else {FAILED}
+    if any(finding.result in failing for finding in findings):
         raise SystemExit(1)
 
 
@@ -113,6 +125,7 @@ def run_checks(settings: Settings, user_id: str | None) -> list[Finding]:
         source.close()
     if directory is not None:
         directory.close()
+    findings += _coverage(settings)
     storage = context.storage
     for root in storage.local.roots:
         findings.append(
@@ -202,6 +215,32 @@ def _source(source: Source, user_id: str | None) -> str:
     if source.kind == "files":
         return f"{estimate.bytes} bytes of files for {user_id}"
     return f"{estimate.records} rows for {user_id}{links}"
+
+
+def _coverage(settings: Settings) -> list[Finding]:
+    """A `gap` row per personal-looking table that the SQL sources reach by no path, or one
+    FAILED row per database whose schema could not be read."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from datapolicy.discovery.discover import coverage_gaps
+
+    sources = settings.config.sources.sql
+    findings = []
+    for url in dict.fromkeys(source.url for source in sources):
+        shown = make_url(url).render_as_string(hide_password=True)
+        try:
+            gaps = coverage_gaps([s for s in sources if s.url == url])[url]
+        except SQLAlchemyError as exc:
+            cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            findings.append(Finding("coverage", shown, FAILED, cause[0] if cause else "error"))
+            continue
+        if not gaps:
+            findings.append(Finding("coverage", shown, OK, "every personal-looking table reached"))
+        findings += [
+            Finding("coverage", gap.table, GAP, f"{gap.describe()}; {gap.hint()}") for gap in gaps
+        ]
+    return findings
 
 
 def _target(target: Target, what: str) -> str:

@@ -162,6 +162,7 @@ class SqlSource(Source):
                 (config.user_key, "user_key"),
                 *((name, "foreign_key") for name in config.foreign_key or ()),
                 *((name, "exclude") for name in config.exclude),
+                *((name, "columns") for name in config.columns),
             ]:
                 if name is not None and name not in table.c:
                     raise self._refused(
