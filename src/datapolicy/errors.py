@@ -18,7 +18,7 @@ module is named). The tree::
     │   ├── PreconditionFailed     412  If-Match named an ETag the entity no longer has
     │   ├── TooManyRequests        429  a client over its rate limit, with Retry-After
     │   ├── Unavailable            503  something the answer depends on cannot be reached now
-    │   │   └── AuditUnavailable   503  store/audit.py: the audit trail cannot take an entry now
+    │   │   └── AuditUnavailable   503  store/audit/log.py: the audit trail cannot take an entry now
     │   └── HTTPError            (any)  web/errors.py: refused by the HTTP layer (media type,
     │                                   body size, method), with its own status
     ├── StartupError                  a process cannot start (or a command cannot open what it
@@ -37,6 +37,8 @@ module is named). The tree::
     │   └── PermanentError              engine/worker.py: no retry can fix it; a code of its own
     ├── Cancelled                     engine/exporter.py: not a failure, the signal that an
     │                                 export must stop (deleted, lease lost, shutting down)
+    ├── PersonTableError              discovery/person.py: `discover` finds no table that can
+    │                                 be the person table, or the one named cannot be
     └── outside the service, for its clients:
         ├── click.ClickException
         │   └── ApiError                cli/client.py: the API answered the CLI with an error

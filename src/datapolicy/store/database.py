@@ -345,8 +345,11 @@ def _owner_only(path: Path) -> None:
     they follow. Every write a store makes (SAS signatures in storage locations, the audit
     trail) is then readable by the service's user alone."""
     directory = path.parent
-    if not directory.exists():
+    try:  # another process starting on the same new directory may make it first
         directory.mkdir(parents=True, mode=_OWNER_ONLY_DIRECTORY)
+    except FileExistsError:
+        pass
+    else:
         os.chmod(directory, _OWNER_ONLY_DIRECTORY)  # mkdir's mode passes through the umask
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, _OWNER_ONLY_FILE)
     try:

@@ -2,7 +2,7 @@
 about it: its methods and their handlers, the permission it needs (the matrix documented in
 docs/security.md), whether it is public, its metrics name and whether it is rate limited.
 
-Adding a route is one entry here plus its handler. The pipeline (web/middleware/pipeline.py)
+Adding a route is one entry here plus its handler. The pipeline (web/pipeline.py)
 looks each request's path up here once and puts the `RouteMatch` in the scope (`ROUTE`);
 authentication, rate limits, metrics, tracing, the read fast path, the Graph profile and the
 fault injector read it there instead of matching URLs themselves, and Starlette's router is built
