@@ -44,10 +44,10 @@ from datapolicy.engine.targets import StorageError, StorageLocationError, resolv
 from datapolicy.engine.targets.s3_presigned import PresignedS3Target
 from datapolicy.engine.verify import verify_package
 from packages import package_bytes
+from presigned import SIGNATURE, sigv4
 from s3server import ADMIN, REGION, SeaweedS3
 
 ADA = demo_user_id(0)
-SIGNATURE = "5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7"
 QUICK = {"max_attempts": 3, "connect_timeout": 2, "read_timeout": 10}
 
 
@@ -81,22 +81,6 @@ def with_query(url: str, **changes: str | None) -> str:
 
 def signature_of(url: str) -> str:
     return dict(parse_qsl(urlsplit(url).query))["X-Amz-Signature"]
-
-
-def sigv4(base: str, signed_at: datetime | None = None, expires: int = 3600, **fields: str) -> str:
-    """A URL with SigV4 fields (a signature no server would accept: for checks made before any
-    request)."""
-    signed_at = signed_at or datetime.now(UTC)
-    query = {
-        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
-        "X-Amz-Credential": f"AKIDEXAMPLE/{signed_at:%Y%m%d}/{REGION}/s3/aws4_request",
-        "X-Amz-Date": f"{signed_at:%Y%m%dT%H%M%SZ}",
-        "X-Amz-Expires": str(expires),
-        "X-Amz-SignedHeaders": "host",
-        "X-Amz-Signature": SIGNATURE,
-        **{name.replace("_", "-"): value for name, value in fields.items()},
-    }
-    return f"{base}?{urlencode({k: v for k, v in query.items() if v})}"
 
 
 # --- recognising locations ------------------------------------------------------------------------

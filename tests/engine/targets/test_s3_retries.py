@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
@@ -25,6 +23,7 @@ from datapolicy.engine.targets import StorageError, StorageLocationError, resolv
 from datapolicy.engine.targets.s3 import S3Target
 from datapolicy.engine.targets.s3_presigned import PresignedS3Target
 from packages import package_bytes
+from presigned import sigv4
 
 # No operation store is involved: one pass of the suite is enough.
 pytestmark = pytest.mark.skipif(TEST_STORE != "sqlite", reason="does not use the store")
@@ -149,20 +148,9 @@ def test_an_s3_refusal_is_not_retried(storage: Scripted):
 
 
 def presigned_target(storage: Scripted, tmp_path: Path, max_attempts: int) -> PresignedS3Target:
-    signed_at = datetime.now(UTC)
-    query = urlencode(
-        {
-            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
-            "X-Amz-Credential": f"AKID/{signed_at:%Y%m%d}/us-east-1/s3/aws4_request",
-            "X-Amz-Date": f"{signed_at:%Y%m%dT%H%M%SZ}",
-            "X-Amz-Expires": "3600",
-            "X-Amz-SignedHeaders": "host",
-            "X-Amz-Signature": "abc123",
-        }
-    )
     config = S3PresignedStorageConfig(allowed_hosts=(storage.endpoint,), spool_dir=tmp_path)
     target = resolve_target(
-        f"http://{storage.endpoint}/exports/k.zip?{query}", StorageConfig(s3_presigned=config)
+        sigv4(f"http://{storage.endpoint}/exports/k.zip"), StorageConfig(s3_presigned=config)
     )
     assert isinstance(target, PresignedS3Target)
     target.upload_options = options(max_attempts)
