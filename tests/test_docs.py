@@ -4,10 +4,10 @@ the repository, and docs/architecture.md's module tree names every module, and o
 A citation is a relative path written as one: a Markdown link's target (resolved from the
 linking file), or a path with a directory in README.md, docs/*.md, bench/README.md, or the
 docstrings and comments of src/ (`docs/security.md`, `bench/api_throughput.py`,
-`tests/web/...`, `web/proxy.py`); in those of tests/ and bench/, only paths from the root (there
+`tests/web/...`, `web/app.py`); in those of tests/ and bench/, only paths from the root (there
 `root/datapolicy.toml` is a variable's file, not a citation). Paths under `docs/`, `bench/`,
 `tests/`, `scripts/`, `deploy/` and `src/` are read from the repository's root; any other
-(`web/proxy.py`, `openapi/seed.yml`, `datapolicy/redact.py`) from src/ or a directory inside it.
+(`web/app.py`, `openapi/seed.yml`, `datapolicy/redact.py`) from src/ or a directory inside it.
 A path may not leave the repository (`../shared/...`). Not citations: a path in double quotes (a
 string value in an example, an HTML attribute), and a path the repository ignores
 (`bench/results/`, where the benchmarks write their result files).
@@ -141,7 +141,7 @@ def test_the_citation_check_sees_a_missing_file_and_a_path_outside() -> None:
     cited = set(
         _citations(
             "see docs/missing.md, [notes](../shared/notes.md), web/nowhere.py, "
-            '[security](security.md), web/proxy.py and ["--config", "tests/datapolicy.toml"]'
+            '[security](security.md), web/app.py and ["--config", "tests/datapolicy.toml"]'
         )
     )
     assert cited == {
@@ -149,7 +149,7 @@ def test_the_citation_check_sees_a_missing_file_and_a_path_outside() -> None:
         "../shared/notes.md",
         "web/nowhere.py",
         "security.md",
-        "web/proxy.py",
+        "web/app.py",
     }
     missing = {path for path in cited if not _exists(path, ROOT / "docs" / "example.md")}
     assert missing == {"docs/missing.md", "../shared/notes.md", "web/nowhere.py"}

@@ -18,9 +18,9 @@ from datapolicy.server import Drain
 from datapolicy.settings import DEFAULT_DRAIN_SECONDS, Settings
 from datapolicy.store import OperationStore
 from datapolicy.store.database import SQLiteDatabase
-from datapolicy.web.health import HEALTHZ, READYZ, HealthChecks, Readiness
-from datapolicy.web.pipeline import RequestPipeline
+from datapolicy.web.middleware.pipeline import RequestPipeline
 from datapolicy.web.routes.table import Route, RouteTable
+from datapolicy.web.server_root.health import HEALTHZ, READYZ, HealthChecks, Readiness
 
 
 class HeldClock:

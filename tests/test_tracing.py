@@ -1,6 +1,6 @@
-"""OpenTelemetry tracing (tracing.py, web/tracing.py), in-process with the SDK's in-memory
-exporter: a request is a server span named by its route template and carrying its request id;
-the export run it started is a span of its own trace, linked to that request's span."""
+"""OpenTelemetry tracing (tracing.py, web/middleware/tracing.py), in-process with the SDK's
+in-memory exporter: a request is a server span named by its route template and carrying its request
+id; the export run it started is a span of its own trace, linked to that request's span."""
 
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ from datapolicy.engine.worker import ExportContext, Worker
 from datapolicy.model import OperationStatus
 from datapolicy.store import OperationStore
 from datapolicy.store.queue import OperationQueue
-from datapolicy.web.pipeline import RequestPipeline
+from datapolicy.web.middleware.pipeline import RequestPipeline
+from datapolicy.web.middleware.tracing import REQUEST_ID, RequestTracing
 from datapolicy.web.routes.table import Route as TableRoute
 from datapolicy.web.routes.table import RouteTable
-from datapolicy.web.tracing import REQUEST_ID, RequestTracing
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 

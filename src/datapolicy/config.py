@@ -87,7 +87,7 @@ class _Strict(BaseModel):
 class ServerConfig(_Strict):
     """`serve`'s options (the command line's override them), and `trusted_proxies`: addresses
     or networks of reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are
-    believed (web/proxy.py); from any other peer they are ignored."""
+    believed (web/middleware/proxy.py); from any other peer they are ignored."""
 
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -98,7 +98,8 @@ class ServerConfig(_Strict):
     # the listener closes (Settings.drain_seconds: 5, or 0 under --demo, when not set).
     shutdown_drain_seconds: float | None = Field(default=None, ge=0, le=300)
     trusted_proxies: list[IPvAnyNetwork] = []
-    # `/readyz` is 503 while a local storage root has less free (web/health.py); 0: not checked
+    # `/readyz` is 503 while a local storage root has less free (web/server_root/health.py);
+    # 0: not checked
     readiness_min_free_bytes: int = Field(default=1 << 20, ge=0)
 
     @property

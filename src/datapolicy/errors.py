@@ -102,9 +102,9 @@ class PreconditionFailed(DatapolicyError):
 
 
 class TooManyRequests(DatapolicyError):
-    """A client over its rate limit, as Graph throttles (web/ratelimit.py). `retry_after`: the
-    `Retry-After` header, `wait` in whole seconds rounded up (at least 1), so that a client that
-    waits this long is let through."""
+    """A client over its rate limit, as Graph throttles (web/middleware/ratelimit.py).
+    `retry_after`: the `Retry-After` header, `wait` in whole seconds rounded up (at least 1), so
+    that a client that waits this long is let through."""
 
     code = "TooManyRequests"
 

@@ -52,7 +52,7 @@ from datapolicy.store.database import open_database as store_database
 from datapolicy.store.queue import OperationQueue
 from datapolicy.tracing import configure_tracing
 from datapolicy.web.app import create_app
-from datapolicy.web.audit import AuditBuffer, RequestAudit
+from datapolicy.web.middleware.audit import AuditBuffer, RequestAudit
 
 logger = logging.getLogger(__name__)
 
@@ -143,8 +143,8 @@ class _OnSignal:
 
 class Drain:
     """The drain before the listener closes: `begin` sets `draining` (so `/readyz` answers 503,
-    web/health.py) and calls `then` once `seconds` have passed; meanwhile the event loop serves
-    every route as before. `sleep` is the clock (tests pass one they control)."""
+    web/server_root/health.py) and calls `then` once `seconds` have passed; meanwhile the event loop
+    serves every route as before. `sleep` is the clock (tests pass one they control)."""
 
     def __init__(
         self,
@@ -373,7 +373,8 @@ def http_server(app: ASGIApp) -> uvicorn.Server:
             log_config=None,  # uvicorn's lines through our handler and format (logs.py)
             log_level="warning",
             access_log=False,  # the access log is ours ([logging] access_log)
-            proxy_headers=False,  # forwarded headers are ours to trust or not (web/proxy.py)
+            # forwarded headers are ours to trust or not (web/middleware/proxy.py)
+            proxy_headers=False,
             server_header=False,
             date_header=False,  # the responses' headers are the app's, as they were before
             timeout_keep_alive=KEEP_ALIVE_SECONDS,

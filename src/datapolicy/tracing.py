@@ -5,8 +5,8 @@ middleware is not installed and `export_span` is a null context. On, it needs th
 (`pip install 'datapolicy[otel]'`): spans go to an OTLP/HTTP collector (`[tracing] endpoint`,
 else OpenTelemetry's own OTEL_EXPORTER_OTLP_* settings) and, with `console`, to stdout.
 
-- Each request is a server span (`web/tracing.py`), named by route template, with the request
-  id and no query string, continuing the caller's `traceparent` if it sent one.
+- Each request is a server span (`web/middleware/tracing.py`), named by route template, with the
+  request id and no query string, continuing the caller's `traceparent` if it sent one.
 - Each export run is a span of its own trace, `export`, with the operation id, *linked* to the
   span of the request that started the operation: a run happens later and maybe more than once
   (retries), so it is not a child of the request. The link is kept in memory from the start to

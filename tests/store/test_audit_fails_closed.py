@@ -44,7 +44,7 @@ def quick(store_kind: str, tmp_path: Path) -> Iterator[Database]:
 
 
 def recorder(log: AuditLog, action: AuditAction) -> Recorder:
-    """What the web layer passes the store (web/audit.py), without a request."""
+    """What the web layer passes the store (web/middleware/audit.py), without a request."""
 
     def record(transaction: Transaction, operation: Operation) -> None:
         log.record(action, user_id=operation.user_id, operation_id=operation.id, within=transaction)

@@ -1,5 +1,5 @@
 """The store's change token (`Database.change_token`), what the GET-by-id read cache
-(web/readcache.py) is emptied by: on SQLite it changes with every commit, from another
+(web/hot_path/readcache.py) is emptied by: on SQLite it changes with every commit, from another
 connection of this process or from another process, holds no snapshot between reads, and
 counts a database it cannot read as changed; PostgreSQL offers none (nothing is cached)."""
 

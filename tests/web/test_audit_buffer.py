@@ -1,5 +1,5 @@
-"""The buffer of read entries (web/audit.py's `AuditBuffer`), on SQLite and PostgreSQL: it
-appends what gathers as blocks of at most `max_pending` entries, at once when that many wait,
+"""The buffer of read entries (web/middleware/audit.py's `AuditBuffer`), on SQLite and PostgreSQL:
+it appends what gathers as blocks of at most `max_pending` entries, at once when that many wait,
 and the rest when closed, into a chain that verifies."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from datapolicy.store import Database
 from datapolicy.store.audit import AuditAction, AuditLog, AuditRecord, open_audit_log
-from datapolicy.web.audit import AuditBuffer
+from datapolicy.web.middleware.audit import AuditBuffer
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -21,10 +21,10 @@ from datapolicy.config import LimitsConfig
 from datapolicy.errors import Unavailable
 from datapolicy.store import SQLiteDatabase
 from datapolicy.store.audit import AuditAction, AuditFilter, open_audit_log
-from datapolicy.web.audit import AuditBuffer, RequestAudit
-from datapolicy.web.auth import DENIED_AUDIT_BURST, Authentication
-from datapolicy.web.pipeline import RequestPipeline
-from datapolicy.web.ratelimit import ClientLimits
+from datapolicy.web.middleware.audit import AuditBuffer, RequestAudit
+from datapolicy.web.middleware.auth import DENIED_AUDIT_BURST, Authentication
+from datapolicy.web.middleware.pipeline import RequestPipeline
+from datapolicy.web.middleware.ratelimit import ClientLimits
 from datapolicy.web.routes.table import API_ROUTES, RouteTable
 from jwtkinds import AUDIENCE, ISSUER, claims, sign
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from datapolicy.web.pipeline import DRAIN_LIMIT
+from datapolicy.web.middleware.pipeline import DRAIN_LIMIT
 
 
 def exchange(service, raw: bytes, responses: int) -> list[bytes]:

@@ -39,8 +39,8 @@ from datapolicy.store import OperationStore
 from datapolicy.store.audit import AuditAction
 from datapolicy.store.operations import to_micros
 from datapolicy.store.tables import operations
-from datapolicy.web.operations import _next_link, list_operations
-from datapolicy.web.serialize import context_url, entity
+from datapolicy.web.routes.operations import _next_link, list_operations
+from datapolicy.web.routes.serialize import context_url, entity
 
 ROOT = "http://testserver/v1.0"
 USERS = ("alice", "Alice", "a_b", "a%b", 'quote"back\\slash', "ünï©ødé", "tab\there")

@@ -8,7 +8,7 @@ import httpx
 import yaml
 from openapi_spec_validator import validate
 
-SEED = Path(__file__).parents[2] / "src/datapolicy/web/openapi/seed.yml"
+SEED = Path(__file__).parents[2] / "src/datapolicy/web/routes/openapi/seed.yml"
 
 
 def refs(node) -> list[str]:

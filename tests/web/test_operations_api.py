@@ -319,8 +319,8 @@ def test_metadata_describes_the_entity_the_context_urls_point_to(client):
 
 
 def test_the_fast_read_path_answers_exactly_as_the_routed_one(client, user_id):
-    """A plain GET by id is served below Starlette (web/fastpath.py); a conditional GET that
-    does not match goes through the router. Both must send the same body and headers."""
+    """A plain GET by id is served below Starlette (web/hot_path/fastpath.py); a conditional GET
+    that does not match goes through the router. Both must send the same body and headers."""
     created = create(client, user_id)
     url = f"/dataPolicyOperations/{created['id']}"
     fast = client.get(url)

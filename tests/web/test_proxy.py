@@ -1,5 +1,5 @@
-"""Behind reverse proxies (web/proxy.py): X-Forwarded-For and X-Forwarded-Proto are believed
-only from trusted proxies, and then decide the client's address and the scheme that
+"""Behind reverse proxies (web/middleware/proxy.py): X-Forwarded-For and X-Forwarded-Proto are
+believed only from trusted proxies, and then decide the client's address and the scheme that
 `Location` and `@odata.context` use."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from conftest import Service, start_configured
-from datapolicy.web.proxy import ProxyHeaders
+from datapolicy.web.middleware.proxy import ProxyHeaders
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
 CASES = {

@@ -1,4 +1,4 @@
-"""Per-client rate limits (web/ratelimit.py): 429 `TooManyRequests` with an integer
+"""Per-client rate limits (web/middleware/ratelimit.py): 429 `TooManyRequests` with an integer
 `Retry-After` and Graph's error body; separate budgets per client and for reads and writes;
 limits from `[limits]`; health checks never counted.
 
@@ -19,7 +19,7 @@ from conftest import Service, start_configured, token_for
 from datapolicy.auth.permissions import PERMISSIONS
 from datapolicy.config import LimitsConfig
 from datapolicy.errors import THROTTLED
-from datapolicy.web.ratelimit import ClientLimits, RateBudget
+from datapolicy.web.middleware.ratelimit import ClientLimits, RateBudget
 
 WRITE_BURST = 3
 READ_BURST = 5

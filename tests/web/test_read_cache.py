@@ -1,4 +1,4 @@
-"""The GET-by-id read cache (web/readcache.py): never older than the request.
+"""The GET-by-id read cache (web/hot_path/readcache.py): never older than the request.
 
 Over HTTP, each test first reads an operation through the fast path (so that it is cached),
 changes it some way, and reads it again at once: the answer must be the changed operation, and
@@ -16,7 +16,7 @@ import httpx
 from conftest import Service, service_database, start_service
 from datapolicy.store.queue import OperationQueue
 from datapolicy.store.tables import operations
-from datapolicy.web.readcache import ReadCache
+from datapolicy.web.hot_path.readcache import ReadCache
 
 NO_MATCH = {"if-none-match": 'W/"no-such-etag"'}  # a conditional GET: the routed endpoint
 IGNORED = {"request-id", "client-request-id", "date"}

@@ -9,8 +9,8 @@ from typing import Any
 
 from datapolicy.model import Operation
 from datapolicy.store import Database, OperationStore
-from datapolicy.web.fastpath import EntityReadPath
-from datapolicy.web.operations import read_operation
+from datapolicy.web.hot_path.fastpath import EntityReadPath
+from datapolicy.web.routes.operations import read_operation
 
 
 class RecordingStore(OperationStore):

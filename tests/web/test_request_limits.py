@@ -1,5 +1,5 @@
-"""Limits on what one request may be (web/limits.py, odata/options.py): each breach is Graph's
-error body with its own status and code, never a 500 and never a wait for a body that is not
+"""Limits on what one request may be (web/middleware/limits.py, odata/options.py): each breach is
+Graph's error body with its own status and code, never a 500 and never a wait for a body that is not
 going to be read.
 
 The service runs with small `[limits]` so that the requests over them stay small too.

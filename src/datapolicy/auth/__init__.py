@@ -1,6 +1,6 @@
 """Authentication and permissions: bearer JWTs checked against configured keys, and Graph's
-permission names per route. Knows nothing of HTTP; `datapolicy.web.auth` maps its answers to
-Graph's 401 and 403 bodies.
+permission names per route. Knows nothing of HTTP; `datapolicy.web.middleware.auth` maps its
+answers to Graph's 401 and 403 bodies.
 
     keys.py         the service's own signing key; JWKS from a URL or a file, refetched on an
                     unknown key id

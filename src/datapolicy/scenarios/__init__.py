@@ -32,7 +32,7 @@ class Scenarios:
     control: ScenarioControl = field(default_factory=ScenarioControl)
     requests: RequestLog = field(default_factory=RequestLog)
     # For the `drop` fault; None where the server gives no way (in process, another ASGI
-    # server): a dropped request then gets a 500 error body (web/faultinjection.py).
+    # server): a dropped request then gets a 500 error body (web/test_double/faultinjection.py).
     drop_connection: ConnectionDropper | None = None
 
 

@@ -96,7 +96,7 @@ class Page:
     @property
     def items(self) -> list[Operation]:
         """The page's operations. A list response is written from `rows` directly
-        (web/serialize.py), which costs a fraction of making these."""
+        (web/routes/serialize.py), which costs a fraction of making these."""
         return [to_operation(row) for row in self.rows]
 
 

@@ -1,6 +1,6 @@
 """The ASGI application: the route table's routes (web/routes/table.py) behind the request
-pipeline (web/pipeline.py), Graph-style errors, and the server root's probes, `/metrics` and
-console files."""
+pipeline (web/middleware/pipeline.py), Graph-style errors, and the server root's probes, `/metrics`
+and console files."""
 
 from __future__ import annotations
 
@@ -24,23 +24,29 @@ from datapolicy.engine import ExportService
 from datapolicy.errors import DatapolicyError
 from datapolicy.scenarios import Scenarios
 from datapolicy.store import OperationStore
-from datapolicy.web import operations
-from datapolicy.web.audit import RequestAudit
-from datapolicy.web.auth import Authentication
-from datapolicy.web.console import PREFIX as CONSOLE
-from datapolicy.web.console import ConsoleFiles
 from datapolicy.web.errors import on_datapolicy_error, on_http_exception
-from datapolicy.web.fastpath import EntityReadPath
-from datapolicy.web.faultinjection import ScenarioMiddleware
-from datapolicy.web.health import DEFAULT_MIN_FREE_BYTES, HEALTHZ, READYZ, HealthChecks, Readiness
-from datapolicy.web.limits import RequestLimits
-from datapolicy.web.metrics import METRICS, MetricsEndpoint, RequestMetrics
-from datapolicy.web.pipeline import RequestPipeline
-from datapolicy.web.profile import GraphProfile
-from datapolicy.web.proxy import ProxyHeaders
-from datapolicy.web.ratelimit import ClientLimits, budget
+from datapolicy.web.hot_path.fastpath import EntityReadPath
+from datapolicy.web.middleware.audit import RequestAudit
+from datapolicy.web.middleware.auth import Authentication
+from datapolicy.web.middleware.limits import RequestLimits
+from datapolicy.web.middleware.metrics import METRICS, MetricsEndpoint, RequestMetrics
+from datapolicy.web.middleware.pipeline import RequestPipeline
+from datapolicy.web.middleware.proxy import ProxyHeaders
+from datapolicy.web.middleware.ratelimit import ClientLimits, budget
+from datapolicy.web.middleware.tracing import RequestTracing
+from datapolicy.web.routes import operations
 from datapolicy.web.routes.table import API_ROUTES, OTHER, Route, RouteTable
-from datapolicy.web.tracing import RequestTracing
+from datapolicy.web.server_root.console import PREFIX as CONSOLE
+from datapolicy.web.server_root.console import ConsoleFiles
+from datapolicy.web.server_root.health import (
+    DEFAULT_MIN_FREE_BYTES,
+    HEALTHZ,
+    READYZ,
+    HealthChecks,
+    Readiness,
+)
+from datapolicy.web.test_double.faultinjection import ScenarioMiddleware
+from datapolicy.web.test_double.profile import GraphProfile
 
 
 class ServiceApp(Starlette):
@@ -74,9 +80,9 @@ def create_app(
 ) -> Starlette:
     """The app; with `scenarios` (`serve --scenarios`), the test-double controls too: their
     admin routes and the scenario middleware that injects faults. With `profile` "graph",
-    Graph's answers where they differ from datapolicy's (web/profile.py). `draining`, once set,
-    turns `/readyz` to 503 (server.py sets it on SIGTERM); below `readiness_min_free_bytes` free
-    in a storage root it is 503 too (web/health.py)."""
+    Graph's answers where they differ from datapolicy's (web/test_double/profile.py). `draining`,
+    once set, turns `/readyz` to 503 (server.py sets it on SIGTERM); below
+    `readiness_min_free_bytes` free in a storage root it is 503 too (web/server_root/health.py)."""
     health = HealthChecks(
         Readiness(
             store,
@@ -144,7 +150,7 @@ def create_app(
     app.router.redirect_slashes = False
     app.state.store = store
     app.state.exports = exports
-    app.state.audit = audit  # web/audit.py: the routes' audit entries
+    app.state.audit = audit  # web/middleware/audit.py: the routes' audit entries
     app.state.limits = limits
     app.state.scenarios = scenarios
     return app

@@ -9,8 +9,8 @@ operation, the client's address and the request id. The package keeps the storag
   of a whole chain;
 - store/audit/log.py: `AuditLog`, the tables it appends to and reads (where they live, how
   appends are serialised, how the trail fails closed).
-What fills it lives with its callers: web/audit.py (a request's entries, and the buffer that
-appends read entries as blocks from a thread), the export engine (its own entries, as the
+What fills it lives with its callers: web/middleware/audit.py (a request's entries, and the buffer
+that appends read entries as blocks from a thread), the export engine (its own entries, as the
 worker).
 """
 

@@ -24,8 +24,8 @@ head but forward: a guard against accidents, not against the database's owner (`
 
 Where: on PostgreSQL the tables are in the store's database. On SQLite they are in a file of
 their own beside the store's (`<store>-audit.sqlite3`, `open_audit_log`): the GET-by-id read
-cache (web/readcache.py) is emptied by every commit to the store's file, and read entries are
-committed a few times a second under load. That file is migrated with the store's revisions,
+cache (web/hot_path/readcache.py) is emptied by every commit to the store's file, and read entries
+are committed a few times a second under load. That file is migrated with the store's revisions,
 so it also holds an (unused, empty) operations table, and the store's file an unused audit
 log; the tables used are the ones named here.
 
@@ -277,7 +277,7 @@ class AuditLog:
 
     def append_block(self, records: Sequence[AuditRecord]) -> AuditBlock | None:
         """Append entries in one transaction as one link: one row and one hash for all of
-        them (the read entries web/audit.py's `AuditBuffer` gathers)."""
+        them (the read entries web/middleware/audit.py's `AuditBuffer` gathers)."""
         if not records:
             return None
         return self._unless_unwritable(lambda: self._in_transaction(self._append_block, records))
@@ -479,7 +479,7 @@ class AuditLog:
         newest_first: bool = False,
     ) -> Iterator[AuditBlock]:
         """The blocks matching `conditions` in sequence order (or newest first), read a few
-        at a time (a block holds up to web/audit.py's `AuditBuffer.max_pending` entries),
+        at a time (a block holds up to web/middleware/audit.py's `AuditBuffer.max_pending` entries),
         through `reader` (default: the database)."""
         reader = reader or self.database
         key = audit_block.c.first_sequence

@@ -2,7 +2,7 @@
 about it: its methods and their handlers, the permission it needs (the matrix documented in
 docs/security.md), whether it is public, its metrics name and whether it is rate limited.
 
-Adding a route is one entry here plus its handler. The pipeline (web/pipeline.py)
+Adding a route is one entry here plus its handler. The pipeline (web/middleware/pipeline.py)
 looks each request's path up here once and puts the `RouteMatch` in the scope (`ROUTE`);
 authentication, rate limits, metrics, tracing, the read fast path, the Graph profile and the
 fault injector read it there instead of matching URLs themselves, and Starlette's router is built
@@ -44,11 +44,12 @@ from datapolicy.auth.permissions import (
     Requirement,
 )
 from datapolicy.model import ENTITY_SET
-from datapolicy.web import metadata, openapi, operations, packages, scenarios, users
-from datapolicy.web.operations import API_ROOT
-from datapolicy.web.routing import Endpoint, KeyRoute, by_method
-from datapolicy.web.routing import Route as StarletteRoute
-from datapolicy.web.scenarios import ADMIN_ROOT
+from datapolicy.web.routes import metadata, openapi, operations, packages, users
+from datapolicy.web.routes.operations import API_ROOT
+from datapolicy.web.routes.routing import Endpoint, KeyRoute, by_method
+from datapolicy.web.routes.routing import Route as StarletteRoute
+from datapolicy.web.test_double import scenarios
+from datapolicy.web.test_double.scenarios import ADMIN_ROOT
 
 #: The scope key of a request's `RouteMatch` (set by the pipeline before anything reads it).
 ROUTE = "datapolicy.route"
@@ -140,8 +141,9 @@ USER_EXPORT = Route(
     {"POST": users.export_personal_data},
     permission=EXPORT,
 )
-# Graph's export of the caller: answered by the Graph profile (web/profile.py) as USER_EXPORT
-# for the token's subject; any token, as an unknown path (the profile checks the permission).
+# Graph's export of the caller: answered by the Graph profile (web/test_double/profile.py) as
+# USER_EXPORT for the token's subject; any token, as an unknown path (the profile checks the
+# permission).
 ME_EXPORT = Route("/me/exportPersonalData")
 
 API_ROUTES: tuple[Route, ...] = (
@@ -173,7 +175,7 @@ API_ROUTES: tuple[Route, ...] = (
         public=True,
         prefix=True,
     ),
-    # The scenario admin API (web/scenarios.py; `serve --scenarios`).
+    # The scenario admin API (web/test_double/scenarios.py; `serve --scenarios`).
     _admin("", GET=scenarios.overview),
     _admin(
         "/faults",

@@ -3,16 +3,16 @@
 Clients poll this route while their export runs, so it carries most of the traffic. Measured at
 a million operations, Starlette's request, routing and response objects cost more than the
 database read and the JSON together (docs/benchmarks.md). The request pipeline
-(web/pipeline.py) hands it the plain case (the route table's entity route, GET, no query string)
-and it answers when there is no conditional header, with exactly the bytes and headers the
+(web/middleware/pipeline.py) hands it the plain case (the route table's entity route, GET, no query
+string) and it answers when there is no conditional header, with exactly the bytes and headers the
 routed endpoint would send; everything else, errors included, goes on to the router, so the
 behaviour has one definition: `tests/web` compares the two paths.
 
-Bodies it has sent are kept in a `ReadCache` (web/readcache.py), which is emptied whenever
+Bodies it has sent are kept in a `ReadCache` (web/hot_path/readcache.py), which is emptied whenever
 anything is committed to the database, so a cached body is never older than the request.
 Every body served, from the cache or not, leaves an `operation.read` audit entry, through the
-audit buffer (web/audit.py): the audit trail is not in the store's SQLite file, so its commits
-do not empty the cache.
+audit buffer (web/middleware/audit.py): the audit trail is not in the store's SQLite file, so its
+commits do not empty the cache.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from starlette.types import Receive, Scope, Send
 from datapolicy.errors import NotFound, Unavailable
 from datapolicy.store import OperationStore
 from datapolicy.store.audit import AuditAction
-from datapolicy.web.audit import RequestAudit
 from datapolicy.web.errors import on_datapolicy_error
-from datapolicy.web.operations import service_root_of
-from datapolicy.web.readcache import ReadCache, read_cache_for
+from datapolicy.web.hot_path.readcache import ReadCache, read_cache_for
+from datapolicy.web.middleware.audit import RequestAudit
 from datapolicy.web.responses import ODATA_JSON
-from datapolicy.web.serialize import context_url, entity
+from datapolicy.web.routes.operations import service_root_of
+from datapolicy.web.routes.serialize import context_url, entity
 
 _CONDITIONAL = (b"if-none-match", b"if-match", b"if-modified-since")
 _CONTENT_TYPE = ODATA_JSON.encode()
@@ -49,7 +49,7 @@ class EntityReadPath:
         self.audit = audit  # an operation.read entry per body served, buffered
         # None when the store's database offers no cheap way to see commits (not SQLite).
         self.cache = cache if cache is not None else read_cache_for(store.database)
-        # SQLite: read on the event loop; PostgreSQL: in a thread (web/operations.py
+        # SQLite: read on the event loop; PostgreSQL: in a thread (web/routes/operations.py
         # `read_operation` says why).
         self.reads_inline = store.database.blocking_reads_are_cheap
 

@@ -1,6 +1,6 @@
 """Bearer authentication in front of everything but the public routes: a step of the request
-pipeline (web/pipeline.py), after the ids (so its errors carry them) and before the read fast
-path, which it must protect too. What a route needs is declared with it in the route table
+pipeline (web/middleware/pipeline.py), after the ids (so its errors carry them) and before the read
+fast path, which it must protect too. What a route needs is declared with it in the route table
 (web/routes/table.py). A token seen before is answered from a `TokenCache`
 (a dictionary look-up); a new one is verified in a worker thread, because fetching a rotated
 JWKS may block. The principal goes into `scope["state"]["principal"]` for what comes after.
@@ -12,11 +12,11 @@ fetched. A 403 leaves an `access.denied` audit entry naming the token's subject;
 none (there is no one to name, and anyone could fill the trail with them: they go to the log).
 
 A 403 comes from a valid token, so it is its client's request like any other: it spends the
-client's rate budget first (`ClientLimits`, shared with web/ratelimit.py; 429 once it is spent).
-Its audit entries are budgeted too (`DENIED_AUDIT_RATE` a second per client, `DENIED_AUDIT_BURST`
-at once): a refused attempt is security-relevant and the first ones are all on the record, but a
-client repeating them cannot grow the trail without bound; past the budget each 403 goes to the
-log as a warning instead.
+client's rate budget first (`ClientLimits`, shared with web/middleware/ratelimit.py; 429 once it is
+spent). Its audit entries are budgeted too (`DENIED_AUDIT_RATE` a second per client,
+`DENIED_AUDIT_BURST` at once): a refused attempt is security-relevant and the first ones are all on
+the record, but a client repeating them cannot grow the trail without bound; past the budget each
+403 goes to the log as a warning instead.
 
 Refused tokens are budgeted per address (`[limits] auth_failure_rate`): each cost a signature
 check, so an address that has sent too many gets 429 `TooManyRequests` for new tokens, before
@@ -37,9 +37,9 @@ from datapolicy.auth.permissions import Requirement
 from datapolicy.auth.tokens import Principal, TokenValidator
 from datapolicy.errors import DatapolicyError, Forbidden, TooManyRequests, Unauthenticated
 from datapolicy.store.audit import AuditAction
-from datapolicy.web.audit import RequestAudit
 from datapolicy.web.errors import render
-from datapolicy.web.ratelimit import ClientLimits, RateBudget, address_of, client_of
+from datapolicy.web.middleware.audit import RequestAudit
+from datapolicy.web.middleware.ratelimit import ClientLimits, RateBudget, address_of, client_of
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ profile"), so that a client is tested against Graph's behaviour:
   (the other SAS checks are the Azure target's own, already Graph's);
 - `POST /me/exportPersonalData`: the export of the caller (the token's subject).
 
-An ASGI layer the request pipeline (web/pipeline.py) puts right after authentication (Graph
-checks the token first) and before the read fast path, whose 404 it turns into Graph's 400. It
-knows the routes it changes by the route table's match (web/routes/table.py).
+An ASGI layer the request pipeline (web/middleware/pipeline.py) puts right after authentication
+(Graph checks the token first) and before the read fast path, whose 404 it turns into Graph's 400.
+It knows the routes it changes by the route table's match (web/routes/table.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from datapolicy.auth.tokens import Principal
 from datapolicy.config import StorageConfig
 from datapolicy.engine.targets.azure import azure_target
 from datapolicy.web.errors import error_response
-from datapolicy.web.operations import API_ROOT
+from datapolicy.web.routes.operations import API_ROOT
 from datapolicy.web.routes.table import COUNT, ENTITY, ME_EXPORT, ROUTE, USER_EXPORT, RouteMatch
 
 PROFILES = ("datapolicy", "graph")

@@ -1,5 +1,5 @@
-"""Audit entries for API requests: who (the principal `web/auth.py` put in the scope), from
-where (the client's address) and the request id, around the store's `AuditLog`.
+"""Audit entries for API requests: who (the principal `web/middleware/auth.py` put in the scope),
+from where (the client's address) and the request id, around the store's `AuditLog`.
 
 Changes (start, PATCH, DELETE) are appended in the change's own transaction (`recorder`, which
 the store runs in a worker thread): a change whose entry cannot be written is rolled back and
@@ -10,7 +10,7 @@ own, every `flush_seconds` or `max_pending` entries and when closed: a hard cras
 that interval's read entries.
 
 The client's address is the scope's: the peer's, or behind trusted proxies the client's as
-`web/proxy.py` found it in `X-Forwarded-For`.
+`web/middleware/proxy.py` found it in `X-Forwarded-For`.
 """
 
 from __future__ import annotations

@@ -26,10 +26,10 @@ from datapolicy.odata.skiptoken import SkipToken
 from datapolicy.store import OperationStore
 from datapolicy.store.audit import AuditAction
 from datapolicy.store.operations import Precondition
-from datapolicy.web.audit import audit_of
-from datapolicy.web.payloads import parse_new_operation, parse_update, read_json_object
+from datapolicy.web.middleware.audit import audit_of
 from datapolicy.web.responses import json_response
-from datapolicy.web.serialize import JSON_OPTIONS, context_url, entity, entity_rows
+from datapolicy.web.routes.payloads import parse_new_operation, parse_update, read_json_object
+from datapolicy.web.routes.serialize import JSON_OPTIONS, context_url, entity, entity_rows
 
 API_ROOT = "/v1.0"
 
@@ -136,8 +136,8 @@ def idempotency_key(request: Request) -> str | None:
 
 
 def caller_of(request: Request) -> str:
-    """Who is calling, as the token says (web/auth.py): the client application and the subject,
-    the scope of its idempotency keys."""
+    """Who is calling, as the token says (web/middleware/auth.py): the client application and the
+    subject, the scope of its idempotency keys."""
     principal = request.scope["state"]["principal"]
     return orjson.dumps([principal.app_id, principal.subject]).decode()
 

@@ -1,7 +1,7 @@
 """The request pipeline: the one ASGI middleware every request passes through, doing the
 cross-cutting work in one place, in this order (docs/architecture.md, "The request pipeline"):
 
-1. proxy headers: the client's address and scheme behind trusted proxies (web/proxy.py);
+1. proxy headers: the client's address and scheme behind trusted proxies (web/middleware/proxy.py);
 2. path cleaning: repeated slashes collapse (the Graph SDK's default base URL ends in `/` and its
    URL templates start with one, so it really sends `/v1.0//dataPolicyOperations`);
 3. the route: the path is looked up once in the route table (web/routes/table.py) and the
@@ -9,17 +9,18 @@ cross-cutting work in one place, in this order (docs/architecture.md, "The reque
 4. request ids: a `request-id` for every request, and the caller's `client-request-id` echoed
    (or the request id repeated when none was sent), in the response headers, in
    `scope["state"]` for error bodies, and on every log line of the request (logs.py);
-5. observation: the request's metrics (web/metrics.py) and its span when tracing is on
-   (web/tracing.py), around everything below, so that a 500 counts as one;
-6. [`serve --scenarios`: the test double's scenario middleware, web/faultinjection.py]
+5. observation: the request's metrics (web/middleware/metrics.py) and its span when tracing is on
+   (web/middleware/tracing.py), around everything below, so that a 500 counts as one;
+6. [`serve --scenarios`: the test double's scenario middleware, web/test_double/faultinjection.py]
 7. server-root routes (probes, `/metrics`, the console's files): answered here, before
    anything asks for a token;
-8. size limits: path, query and body (web/limits.py);
-9. authentication and the route's permission (web/auth.py), which names the caller on the log;
-10. [`--profile graph`: Graph's answers where they differ, web/profile.py]
-11. the client's rate limit (web/ratelimit.py), for API routes and unknown paths;
-12. the read fast path for a plain GET by id (web/fastpath.py), else Starlette's routing and
-    the route's handler, whose reads and changes are audited (web/audit.py).
+8. size limits: path, query and body (web/middleware/limits.py);
+9. authentication and the route's permission (web/middleware/auth.py), which names the caller on the
+   log;
+10. [`--profile graph`: Graph's answers where they differ, web/test_double/profile.py]
+11. the client's rate limit (web/middleware/ratelimit.py), for API routes and unknown paths;
+12. the read fast path for a plain GET by id (web/hot_path/fastpath.py), else Starlette's routing
+    and the route's handler, whose reads and changes are audited (web/middleware/audit.py).
 
 `send` is wrapped once, here: the ids go into the response headers, the status is noted for the
 metrics, and what is left of a request body the app answered without reading (a 401, a 415, a
@@ -43,15 +44,15 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from datapolicy import logs
-from datapolicy.web.auth import Authentication
 from datapolicy.web.errors import error_response
-from datapolicy.web.fastpath import EntityReadPath
-from datapolicy.web.limits import RequestLimits
-from datapolicy.web.metrics import RequestMetrics
-from datapolicy.web.proxy import ProxyHeaders
-from datapolicy.web.ratelimit import ClientLimits, client_in, throttled
+from datapolicy.web.hot_path.fastpath import EntityReadPath
+from datapolicy.web.middleware.auth import Authentication
+from datapolicy.web.middleware.limits import RequestLimits
+from datapolicy.web.middleware.metrics import RequestMetrics
+from datapolicy.web.middleware.proxy import ProxyHeaders
+from datapolicy.web.middleware.ratelimit import ClientLimits, client_in, throttled
+from datapolicy.web.middleware.tracing import RequestTracing
 from datapolicy.web.routes.table import ENTITY, ROUTE, RouteTable
-from datapolicy.web.tracing import RequestTracing
 
 logger = logging.getLogger(__name__)
 

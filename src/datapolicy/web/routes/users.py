@@ -17,10 +17,10 @@ from datapolicy.errors import InvalidRequest, QueryOptionError
 from datapolicy.model import ENTITY_SET
 from datapolicy.odata.options import DEFAULT_PAGE_SIZE
 from datapolicy.store.audit import AuditAction
-from datapolicy.web.audit import audit_of
-from datapolicy.web.operations import caller_of, idempotency_key, service_root
-from datapolicy.web.payloads import read_json_object
+from datapolicy.web.middleware.audit import audit_of
 from datapolicy.web.responses import json_response
+from datapolicy.web.routes.operations import caller_of, idempotency_key, service_root
+from datapolicy.web.routes.payloads import read_json_object
 
 RETRY_AFTER_SECONDS = 60  # what Graph sends with the 202
 USER_FIELDS = ("id", "displayName", "mail", "userPrincipalName")

@@ -22,7 +22,7 @@ from starlette.types import Message, Receive, Scope, Send
 from datapolicy.web.errors import on_http_exception
 
 PREFIX = "/console"
-_FILES = resources.files("datapolicy.web") / "console"
+_FILES = resources.files("datapolicy.web.server_root") / "console"
 SECURITY_HEADERS = (
     (
         b"content-security-policy",

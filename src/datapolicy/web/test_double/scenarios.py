@@ -17,8 +17,8 @@ from datapolicy.scenarios import Scenarios
 from datapolicy.scenarios.datadir import DataDirectory
 from datapolicy.scenarios.faults import parse_rule
 from datapolicy.scenarios.pacing import ForcedFailure, TimeMode
-from datapolicy.web.payloads import read_json_object
 from datapolicy.web.responses import json_response
+from datapolicy.web.routes.payloads import read_json_object
 
 ADMIN_ROOT = "/admin/datapolicy/scenarios"  # relative to the API root
 

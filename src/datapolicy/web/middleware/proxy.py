@@ -27,8 +27,8 @@ _SCHEMES = frozenset({"http", "https"})
 
 
 class ProxyHeaders:
-    """The request pipeline's first step (web/pipeline.py), only when there are trusted proxies
-    (web/app.py): no cost otherwise."""
+    """The request pipeline's first step (web/middleware/pipeline.py), only when there are trusted
+    proxies (web/app.py): no cost otherwise."""
 
     def __init__(self, trusted: Iterable[Network]):
         self.trusted = tuple(trusted)

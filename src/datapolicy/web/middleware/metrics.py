@@ -1,7 +1,7 @@
 """Request metrics and `GET /metrics` (docs/observability.md).
 
 `RequestMetrics` records every request by method, route and status in one histogram
-(metrics.py), for the request pipeline (web/pipeline.py), which times the request around
+(metrics.py), for the request pipeline (web/middleware/pipeline.py), which times the request around
 everything after its ids: an exception escaping the app, which the pipeline answers with a 500,
 counts as a 500. Labels are bounded: the route is the metrics name of the route the pipeline
 matched (its template, `/v1.0/dataPolicyOperations/{operation_id}`, never the id; `other` when
@@ -38,7 +38,8 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 class RequestMetrics:
-    """A step of the request pipeline (web/pipeline.py): `record` each request's duration."""
+    """A step of the request pipeline (web/middleware/pipeline.py): `record` each request's
+    duration."""
 
     def __init__(self, access_log: bool = False):
         self.access_log = access_log

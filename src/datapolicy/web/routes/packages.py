@@ -21,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from datapolicy.engine import ExportService
 from datapolicy.odata.options import NO_OPTIONS, parse_query_options
 from datapolicy.store.audit import AuditAction
-from datapolicy.web.audit import audit_of
+from datapolicy.web.middleware.audit import audit_of
 
 
 async def download_package(request: Request) -> Response:

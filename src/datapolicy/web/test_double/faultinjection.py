@@ -1,8 +1,8 @@
 """The scenario middleware (`serve --scenarios` only), as plain ASGI: marks every response,
 logs requests under the API root, injects faults, and steps exports on polls.
 
-The request pipeline (web/pipeline.py) puts it right after the request ids (so injected errors
-carry them) and before the server-root routes and authentication, as a proxy in front of the
+The request pipeline (web/middleware/pipeline.py) puts it right after the request ids (so injected
+errors carry them) and before the server-root routes and authentication, as a proxy in front of the
 service would: a fault hits a request whatever its token, and the log shows requests that were
 refused too. The scenario admin API itself is neither logged nor faulted; which route a request
 is, it reads from the route table's match (web/routes/table.py).
@@ -30,7 +30,7 @@ from datapolicy.scenarios import HEADER, Scenarios
 from datapolicy.scenarios.faults import Fault
 from datapolicy.scenarios.requestlog import LoggedRequest, redacted
 from datapolicy.web.errors import error_response
-from datapolicy.web.operations import API_ROOT
+from datapolicy.web.routes.operations import API_ROOT
 from datapolicy.web.routes.table import ENTITY, ROUTE, RouteMatch
 
 logger = logging.getLogger(__name__)

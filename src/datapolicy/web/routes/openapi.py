@@ -17,7 +17,7 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-_FILES = resources.files("datapolicy.web") / "openapi"
+_FILES = resources.files("datapolicy.web.routes") / "openapi"
 
 
 @cache

@@ -12,7 +12,7 @@ the body comes. Each read also waits only until the body's deadline: a client th
 headers and then stalls (or trickles) gets a 408 `RequestTimeout` instead of holding a connection
 and a request for as long as it likes (the HTTP server sets no such limit of its own). What is
 left unread is then drained or the connection closed by the request pipeline
-(web/pipeline.py), never read whole.
+(web/middleware/pipeline.py), never read whole.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from datapolicy.web.errors import HTTPError, error_response
 
 
 class RequestLimits:
-    """A step of the request pipeline (web/pipeline.py)."""
+    """A step of the request pipeline (web/middleware/pipeline.py)."""
 
     def __init__(self, limits: LimitsConfig):
         self.max_path = limits.max_path_length

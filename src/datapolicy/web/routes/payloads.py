@@ -54,7 +54,7 @@ async def read_json_object(request: Request) -> dict[str, Any]:
             "The request body must be sent with Content-Type: application/json"
             + (f", not {media_type[:60]}." if media_type else "."),
         )
-    # Its size is limited as it arrives, by web/limits.py: a read past `[limits]
+    # Its size is limited as it arrives, by web/middleware/limits.py: a read past `[limits]
     # max_body_bytes` raises the 413.
     body = await request.body()
     if not body.strip():

@@ -1,13 +1,13 @@
 """Per-client rate limits: 429 `TooManyRequests` with `Retry-After`, as Graph throttles.
 
-The request pipeline (web/pipeline.py) spends a client's budget right after authentication, so a
-client is who its token says it is: the client application and the subject (`Principal.app_id`,
-`Principal.subject`), whichever token they come with. Public routes (`$metadata`, the OpenAPI
-description) carry no token and are budgeted by the caller's address; the server-root routes
-(probes, `/metrics`, the console) are answered before and never counted (web/routes/table.py).
-Each client has two budgets (`[limits]`): writes (POST, PATCH, PUT, DELETE), which start and
-change exports, and reads (everything else), which is polling. A refused request costs the
-client nothing. A request `Authentication` refuses with 403 (a valid token without the
+The request pipeline (web/middleware/pipeline.py) spends a client's budget right after
+authentication, so a client is who its token says it is: the client application and the subject
+(`Principal.app_id`, `Principal.subject`), whichever token they come with. Public routes
+(`$metadata`, the OpenAPI description) carry no token and are budgeted by the caller's address; the
+server-root routes (probes, `/metrics`, the console) are answered before and never counted
+(web/routes/table.py). Each client has two budgets (`[limits]`): writes (POST, PATCH, PUT, DELETE),
+which start and change exports, and reads (everything else), which is polling. A refused request
+costs the client nothing. A request `Authentication` refuses with 403 (a valid token without the
 permission) costs its client the same as any other, there, before the 403 (`ClientLimits`,
 shared): a client cannot send refused requests without limit.
 
@@ -109,7 +109,7 @@ def budget(rate: float, burst: int) -> RateBudget | None:
 
 
 def address_of(scope: Scope) -> str:
-    """The caller's address (behind trusted proxies, the client's: web/proxy.py)."""
+    """The caller's address (behind trusted proxies, the client's: web/middleware/proxy.py)."""
     address = scope.get("client")
     return address[0] if address else ""
 

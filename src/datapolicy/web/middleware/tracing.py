@@ -1,5 +1,5 @@
 """A server span per request, when tracing is on (tracing.py): a step of the request pipeline
-(web/pipeline.py), after the ids (the request id is known), and only when tracing is
+(web/middleware/pipeline.py), after the ids (the request id is known), and only when tracing is
 configured: with tracing off, nothing of this runs.
 
 Written here rather than taken from opentelemetry-instrumentation-asgi, whose spans carry the

@@ -1,0 +1,1 @@
+"""The request pipeline (pipeline.py) and the cross-cutting steps it runs for every request."""

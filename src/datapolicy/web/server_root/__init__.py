@@ -1,0 +1,1 @@
+"""What is answered at the server root, before authentication: probes, `/metrics`, the console."""

@@ -1,0 +1,1 @@
+"""What exists only for clients' tests: `serve --scenarios` and `serve --profile graph`."""
