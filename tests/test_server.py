@@ -19,8 +19,8 @@ from datapolicy.settings import DEFAULT_DRAIN_SECONDS, Settings
 from datapolicy.store import OperationStore
 from datapolicy.store.database import SQLiteDatabase
 from datapolicy.web.middleware.pipeline import RequestPipeline
-from datapolicy.web.routes.table import Route, RouteTable
-from datapolicy.web.server_root.health import HEALTHZ, READYZ, HealthChecks, Readiness
+from datapolicy.web.routes.table import HEALTHZ, READYZ, Route, RouteTable
+from datapolicy.web.server_root.health import HealthChecks, Readiness
 
 
 class HeldClock:

@@ -21,8 +21,8 @@ from conftest import TEST_STORE, Service, start_service, wait_for
 from datapolicy.settings import DATABASE_FILE
 from datapolicy.store import OperationStore, SQLiteDatabase
 from datapolicy.web.middleware.pipeline import RequestPipeline
-from datapolicy.web.routes.table import Route, RouteTable
-from datapolicy.web.server_root.health import HEALTHZ, READYZ, HealthChecks, Readiness
+from datapolicy.web.routes.table import HEALTHZ, READYZ, Route, RouteTable
+from datapolicy.web.server_root.health import HealthChecks, Readiness
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.routing import Mount, Router
 from starlette.types import ASGIApp
 
 from datapolicy import tracing
@@ -29,24 +28,21 @@ from datapolicy.web.hot_path.fastpath import EntityReadPath
 from datapolicy.web.middleware.audit import RequestAudit
 from datapolicy.web.middleware.auth import Authentication
 from datapolicy.web.middleware.limits import RequestLimits
-from datapolicy.web.middleware.metrics import METRICS, MetricsEndpoint, RequestMetrics
+from datapolicy.web.middleware.metrics import RequestMetrics
 from datapolicy.web.middleware.pipeline import RequestPipeline
 from datapolicy.web.middleware.proxy import ProxyHeaders
 from datapolicy.web.middleware.ratelimit import ClientLimits, budget
 from datapolicy.web.middleware.tracing import RequestTracing
-from datapolicy.web.routes import operations
-from datapolicy.web.routes.table import API_ROUTES, OTHER, Route, RouteTable
-from datapolicy.web.server_root.console import PREFIX as CONSOLE
+from datapolicy.web.routes.table import API_ROUTES, RouteTable, server_root_routes
 from datapolicy.web.server_root.console import ConsoleFiles
 from datapolicy.web.server_root.health import (
     DEFAULT_MIN_FREE_BYTES,
-    HEALTHZ,
-    READYZ,
     HealthChecks,
     Readiness,
 )
+from datapolicy.web.server_root.metrics import MetricsEndpoint
 from datapolicy.web.test_double.faultinjection import ScenarioMiddleware
-from datapolicy.web.test_double.profile import GraphProfile
+from datapolicy.web.test_double.profile import GraphProfileMiddleware
 
 
 class ServiceApp(Starlette):
@@ -93,17 +89,11 @@ def create_app(
         ),
         draining or threading.Event(),
     )
-    root_routes = [
-        Route(HEALTHZ, app=health, root=True),
-        Route(READYZ, app=health, root=True),
-        # With metrics off, /metrics is an unknown path like any other (after authentication).
-        *(
-            [Route(METRICS, app=MetricsEndpoint(metrics.token), root=True)]
-            if metrics.enabled
-            else []
-        ),
-        Route(CONSOLE, app=ConsoleFiles(), root=True, prefix=True, metrics_name=OTHER),
-    ]
+    root_routes = server_root_routes(
+        health,
+        ConsoleFiles(),
+        MetricsEndpoint(metrics.token) if metrics.enabled else None,
+    )
     table = RouteTable([*root_routes, *API_ROUTES], test_doubles=scenarios is not None)
     client_limits = ClientLimits(limits)
     pipeline = functools.partial(
@@ -126,7 +116,7 @@ def create_app(
             limits=client_limits,  # a 403 spends its client's budget
         ),
         profile=(
-            functools.partial(GraphProfile, storage=exports.context.storage)
+            functools.partial(GraphProfileMiddleware, storage=exports.context.storage)
             if profile == "graph"
             else None
         ),
@@ -135,13 +125,7 @@ def create_app(
     )
     app = ServiceApp(
         pipeline,
-        routes=[
-            Mount(
-                operations.API_ROOT,
-                # Graph answers a trailing slash as an unknown resource; it does not redirect.
-                app=Router(routes=table.router_routes(), redirect_slashes=False),
-            )
-        ],
+        routes=[table.api_router()],
         exception_handlers={
             DatapolicyError: on_datapolicy_error,
             HTTPException: on_http_exception,

@@ -1,6 +1,7 @@
-"""Limits on the size of a request, as plain ASGI, checked before the token is: 400 for a path or
-query string longer than `[limits]` allows, 413 for a body larger than `max_body_bytes`, 408 for a
-body that has not arrived whole within `body_timeout_seconds` of the request's start.
+"""Limits on the size of a request, a step of the request pipeline checked before the token is:
+400 for a path or query string longer than `[limits]` allows, 413 for a body larger than
+`max_body_bytes`, 408 for a body that has not arrived whole within `body_timeout_seconds` of the
+request's start.
 
 A long URL is a 400 `BadRequest`, not HTTP's 414: Graph documents no 414 among the statuses it
 returns (learn.microsoft.com/graph/errors), so Graph clients and SDKs do not expect one.

@@ -1,28 +1,30 @@
 """The request pipeline: the one ASGI middleware every request passes through, doing the
 cross-cutting work in one place, in this order (docs/architecture.md, "The request pipeline"):
 
-1. proxy headers: the client's address and scheme behind trusted proxies (web/middleware/proxy.py);
+1. proxy headers: the client's address and scheme behind trusted proxies
+   (web/middleware/proxy.py);
 2. path cleaning: repeated slashes collapse (the Graph SDK's default base URL ends in `/` and its
    URL templates start with one, so it really sends `/v1.0//dataPolicyOperations`);
 3. the route: the path is looked up once in the route table (web/routes/table.py) and the
-   `RouteMatch` put in the scope (`ROUTE`), for every step below;
+   `RouteMatch` put in the scope (`ROUTE`), for every step below: none matches URLs itself;
 4. request ids: a `request-id` for every request, and the caller's `client-request-id` echoed
    (or the request id repeated when none was sent), in the response headers, in
    `scope["state"]` for error bodies, and on every log line of the request (logs.py);
-5. observation: the request's metrics (web/middleware/metrics.py) and its span when tracing is on
-   (web/middleware/tracing.py), around everything below, so that a 500 counts as one;
-6. [`serve --scenarios`: the test double's scenario middleware, web/test_double/faultinjection.py]
+5. observation: the request's metrics (web/middleware/metrics.py) and its span when tracing is
+   on (web/middleware/tracing.py), around everything below, so that a 500 counts as one;
+6. [`serve --scenarios`: `ScenarioMiddleware`, web/test_double/faultinjection.py]
 7. server-root routes (probes, `/metrics`, the console's files): answered here, before
    anything asks for a token;
 8. size limits: path, query and body (web/middleware/limits.py);
-9. authentication and the route's permission (web/middleware/auth.py), which names the caller on the
-   log;
-10. [`--profile graph`: Graph's answers where they differ, web/test_double/profile.py]
+9. authentication and the route's permission (web/middleware/auth.py), which names the caller
+   on the log;
+10. [`--profile graph`: `GraphProfileMiddleware`, web/test_double/profile.py]
 11. the client's rate limit (web/middleware/ratelimit.py), for API routes and unknown paths;
 12. the read fast path for a plain GET by id (web/hot_path/fastpath.py), else Starlette's routing
     and the route's handler, whose reads and changes are audited (web/middleware/audit.py).
 
-`send` is wrapped once, here: the ids go into the response headers, the status is noted for the
+`send` is wrapped once, here (only the span, when tracing is on, and the test doubles' layers wrap
+it again, for what they note): the ids go into the response headers, the status is noted for the
 metrics, and what is left of a request body the app answered without reading (a 401, a 415, a
 413) is read before the response goes out, so that the connection can carry the client's next
 request. An HTTP/1.1 server closes a connection whose request body was not read, without saying

@@ -10,8 +10,9 @@ value, when only the edge proxy sets it). The scope's `client` and `scheme` are 
 everything after sees them: `Location` and `@odata.context` (https behind a TLS-terminating
 load balancer), the audit trail's client address and per-address rate limits.
 
-Hand-written: a dozen lines over `ipaddress`; the ASGI servers' equivalents (uvicorn's
-`ProxyHeadersMiddleware`) come with a server we do not use.
+Hand-written: a dozen lines over `ipaddress`. uvicorn has an equivalent
+(`ProxyHeadersMiddleware`), but it would tie these rules to one server, while the app runs under
+any ASGI server (docs/architecture.md); server.py turns uvicorn's off (`proxy_headers=False`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Adding a route is one entry here plus its handler. The pipeline (web/middleware/
 looks each request's path up here once and puts the `RouteMatch` in the scope (`ROUTE`);
 authentication, rate limits, metrics, tracing, the read fast path, the Graph profile and the
 fault injector read it there instead of matching URLs themselves, and Starlette's router is built
-from the same entries (`RouteTable.router_routes`).
+from the same entries (`RouteTable.api_router`).
 
 Two kinds of route:
 - API routes, under the API root (`/v1.0`): Starlette endpoints by method, behind
@@ -14,13 +14,23 @@ Two kinds of route:
   path that no route matches, and any method a route lacks, needs a valid token but no
   permission: the app then answers 404 or 405, and a caller without a token learns nothing
   about which routes exist. HEAD needs what GET does.
-- Server-root routes (`root=True`): the probes, `/metrics` and the console's files. Each is one
-  ASGI app answered by the pipeline before limits and authentication (probers and scrapers carry
-  no Graph token; the console's files hold no data), never rate limited.
+- Server-root routes (`root=True`, `server_root_routes`): the probes, `/metrics` and the
+  console's files. Each is one ASGI app answered by the pipeline before limits and
+  authentication (probers and scrapers carry no Graph token; the console's files hold no data),
+  never rate limited. Their apps are made per app (the probes need its store), so they are
+  declared by a function of those apps.
 
 Paths are Starlette templates with at most one parameter, one whole segment (`{operation_id}`);
 `keys=True` says it is an entity key, which an OData system segment (`$count`, `$value`) never
-is. `prefix=True` makes a route match everything below its path too (static files).
+is. `prefix=True` makes a route match everything below its path (static files). Under the API
+root that is a Starlette `Mount`, which serves only what is below its path, so the path itself
+is an unknown path; at the server root the route matches its own path as well, which its app
+answers (the console redirects `/console` to `/console/`).
+
+A look-up agrees with Starlette's router built from the same entries (tests/web/test_route_table.py
+compares the two on generated paths): a route's path parameter is one whole, non-empty segment,
+and a path under the API root with a line feed matches nothing, because Starlette's `Mount` of
+the API root does not match one (its pattern's `.` stops at a line feed).
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
@@ -56,6 +66,13 @@ ROUTE = "datapolicy.route"
 #: The metrics name of a request no served route matches: labels stay bounded.
 OTHER = "other"
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+_UNDER_API_ROOT = API_ROOT + "/"
+
+# The server root's paths (`server_root_routes`).
+HEALTHZ = "/healthz"
+READYZ = "/readyz"
+METRICS = "/metrics"
+CONSOLE = "/console"
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,11 +117,19 @@ class Route:
 
 class RouteMatch(NamedTuple):
     """A request's route (None: no route) and the value of its path parameter, if it has one.
-    `served`: the route answers in this app (false for test-double routes without scenarios)."""
+    `served`: the route answers in this app (false for test-double routes without scenarios).
+    `unknown_api_path`: no route, but the path is under the API root."""
 
     route: Route | None
     key: str | None = None
     served: bool = False
+    unknown_api_path: bool = False
+
+    @property
+    def under_api_root(self) -> bool:
+        """Whether the path is under the API root (a request to the Graph API, known or not)."""
+        route = self.route
+        return self.unknown_api_path if route is None else not route.root
 
     @property
     def metrics_name(self) -> str:
@@ -119,6 +144,7 @@ class RouteMatch(NamedTuple):
 
 
 NO_ROUTE = RouteMatch(None)
+NO_API_ROUTE = RouteMatch(None, unknown_api_path=True)
 
 
 def _admin(path: str, **endpoints: Endpoint) -> Route:
@@ -145,6 +171,21 @@ USER_EXPORT = Route(
 # USER_EXPORT for the token's subject; any token, as an unknown path (the profile checks the
 # permission).
 ME_EXPORT = Route("/me/exportPersonalData")
+
+
+def server_root_routes(
+    health: ASGIApp, console: ASGIApp, metrics: ASGIApp | None = None
+) -> tuple[Route, ...]:
+    """The server root's routes, for the apps that answer them: `health` both probes
+    (web/server_root/health.py), `console` the console's files, `metrics` `/metrics` (None when
+    metrics are off: `/metrics` is then an unknown path like any other, after authentication)."""
+    return (
+        Route(HEALTHZ, app=health, root=True),
+        Route(READYZ, app=health, root=True),
+        *(() if metrics is None else (Route(METRICS, app=metrics, root=True),)),
+        Route(CONSOLE, app=console, root=True, prefix=True, metrics_name=OTHER),
+    )
+
 
 API_ROUTES: tuple[Route, ...] = (
     Route(
@@ -216,7 +257,7 @@ class RouteTable:
                 position = parameters[0]
                 rest = (*segments[:position], *segments[position + 1 :])
                 self._by_position[(position, rest)] = route
-            else:
+            elif route.root or not route.prefix:
                 self._exact[route.template] = RouteMatch(route, None, served)
             if route.prefix:
                 self._prefixes.append((route.template + "/", route))
@@ -233,6 +274,8 @@ class RouteTable:
         found = self._exact.get(path)
         if found is not None:
             return found
+        if "\n" in path and path.startswith(_UNDER_API_ROOT):
+            return NO_API_ROUTE  # what Starlette's Mount of the API root does (above)
         segments = path.split("/")
         for position in self._positions:
             if position < len(segments) and (key := segments[position]):
@@ -245,13 +288,10 @@ class RouteTable:
             for prefix, route in self._prefixes:
                 if path.startswith(prefix):
                     return RouteMatch(route, path[len(prefix) :], self._served(route))
-        return NO_ROUTE
+        return NO_API_ROUTE if path.startswith(_UNDER_API_ROOT) else NO_ROUTE
 
-    def root_routes(self) -> list[Route]:
-        return [route for route in self.routes if route.root]
-
-    def router_routes(self) -> list[BaseRoute]:
-        """Starlette's routes under the API root, for the API routes this app serves."""
+    def api_router(self) -> Mount:
+        """Starlette's router of the API routes this app serves, mounted at the API root."""
         built: list[BaseRoute] = []
         for route in self.routes:
             if route.root or not self._served(route) or not (route.endpoints or route.app):
@@ -261,4 +301,5 @@ class RouteTable:
             else:
                 route_class = KeyRoute if route.keys else StarletteRoute
                 built.append(by_method(route.path, route_class, **route.endpoints))
-        return built
+        # Graph answers a trailing slash as an unknown resource; it does not redirect.
+        return Mount(API_ROOT, app=Router(routes=built, redirect_slashes=False))

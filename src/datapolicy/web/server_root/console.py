@@ -20,8 +20,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
 from datapolicy.web.errors import on_http_exception
+from datapolicy.web.routes.table import CONSOLE
 
-PREFIX = "/console"
 _FILES = resources.files("datapolicy.web.server_root") / "console"
 SECURITY_HEADERS = (
     (
@@ -51,7 +51,7 @@ class ConsoleFiles:
 
         # StaticFiles serves the path below root_path, as if mounted there.
         try:
-            await self.files({**scope, "root_path": PREFIX}, receive, send_with_headers)
+            await self.files({**scope, "root_path": CONSOLE}, receive, send_with_headers)
         except HTTPException as exc:  # an unknown file (404) or a method other than GET (405)
             response = await on_http_exception(Request(scope), exc)
             await response(scope, receive, send_with_headers)

@@ -41,11 +41,10 @@ from datapolicy.store.audit import AuditLog
 from datapolicy.store.database import error_summary
 from datapolicy.web.errors import error_response, method_not_allowed
 from datapolicy.web.responses import json_response
+from datapolicy.web.routes.table import HEALTHZ, ROUTE
 
 logger = logging.getLogger(__name__)
 
-HEALTHZ = "/healthz"
-READYZ = "/readyz"
 CHECK_TIMEOUT_S = 2.0  # each check; a prober typically gives up after a few seconds
 DEFAULT_MIN_FREE_BYTES = 1 << 20  # [server] readiness_min_free_bytes
 
@@ -161,7 +160,8 @@ DRAINING = Failure(
 
 
 class HealthChecks:
-    """Answers `/healthz` and `/readyz` (an ASGI app for both routes). `draining` is set
+    """Answers `/healthz` and `/readyz` (an ASGI app for both routes, behind the request
+    pipeline, whose route match in the scope says which). `draining` is set
     once, when the process begins to shut down (a threading.Event: set from the signal
     handler, read here without a lock)."""
 
@@ -170,11 +170,10 @@ class HealthChecks:
         self.draining = draining
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"]
         request = Request(scope)
         if scope["method"] not in ("GET", "HEAD"):
             response = method_not_allowed(request)
-        elif path == HEALTHZ:
+        elif scope[ROUTE].route.path == HEALTHZ:  # which of its two routes the pipeline matched
             response = json_response({"status": "ok"})
         else:
             response = await self._ready(request)

@@ -36,7 +36,6 @@ from datapolicy.web.routes.table import ENTITY, ROUTE, RouteMatch
 logger = logging.getLogger(__name__)
 
 _MARK = (HEADER.encode(), b"on")
-_UNDER_API_ROOT = f"{API_ROOT}/"
 
 
 class ScenarioMiddleware:
@@ -50,17 +49,11 @@ class ScenarioMiddleware:
                 message["headers"] = [*message.get("headers", []), _MARK]
             await send(message)
 
-        path: str = scope["path"]
         match: RouteMatch = scope[ROUTE]
-        route = match.route
-        if (
-            (route.root or route.test_double)
-            if route is not None
-            else not path.startswith(_UNDER_API_ROOT)
-        ):
+        if not match.under_api_root or (match.route is not None and match.route.test_double):
             await self.app(scope, receive, marked)
             return
-        await self._scenario(scope, receive, marked, path, match)
+        await self._scenario(scope, receive, marked, scope["path"], match)
 
     async def _scenario(
         self, scope: Scope, receive: Receive, send: Send, path: str, match: RouteMatch

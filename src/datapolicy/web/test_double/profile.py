@@ -38,7 +38,7 @@ def _invalid_guid(object_id: str) -> str:
     return f"The specified object-id: {object_id} in the request uri is an invalid Guid."
 
 
-class GraphProfile:
+class GraphProfileMiddleware:
     def __init__(self, app: ASGIApp, storage: StorageConfig):
         self.app = app
         self.storage = storage

@@ -1,6 +1,7 @@
 """The scenario admin API, `/v1.0/admin/datapolicy/scenarios/...`: fault rules, time control,
-forced export failures, the request log, reset, snapshots. Mounted only under `serve
---scenarios`; every route needs `DataPolicy.Scenarios.ReadWrite.All` (auth/permissions.py).
+forced export failures, the request log, reset, snapshots. Served only under `serve
+--scenarios` (the route table's `test_double` routes, web/routes/table.py); every route needs
+`DataPolicy.Scenarios.ReadWrite.All` (auth/permissions.py).
 Reference: docs/testing-with-datapolicy.md.
 """
 
