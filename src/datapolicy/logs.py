@@ -1,7 +1,7 @@
 """The log: stdlib logging everywhere (`logging.getLogger(__name__)`), set up here once.
 
 Every record carries the ids of what it concerns (`request_id`, `operation_id`, `user_id`),
-taken from context variables that the web middleware (request id), authentication (user id)
+taken from context variables that the request pipeline (request id), authentication (user id)
 and the export engine (operation id) set; asyncio tasks and `to_thread` copy them, so a line
 logged anywhere below a request or an export run names it. On a terminal lines are text; else
 (a container, a service manager, a file) one JSON object per line, for a log pipeline.

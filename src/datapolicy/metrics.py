@@ -1,7 +1,7 @@
 """Every Prometheus metric the service exports, defined in one place (docs/observability.md).
 
 Everything is in prometheus_client's default registry, beside its process and Python
-collectors, and is counted where things happen: the request middleware (web/middleware/metrics.py,
+collectors, and is counted where things happen: the request pipeline (web/middleware/metrics.py,
 into `RequestHistogram`, a lock-free histogram for the hot path) and the export engine
 (engine/worker.py). What the operation store knows
 (operations by status, the queue) is not counted in memory, where several API and worker

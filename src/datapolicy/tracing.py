@@ -1,7 +1,7 @@
 """OpenTelemetry tracing of a request through to its export, when `[tracing] enabled`.
 
 Off by default, and then nothing of OpenTelemetry is imported and nothing costs: the request
-middleware is not installed and `export_span` is a null context. On, it needs the `otel` extra
+pipeline has no tracing step and `export_span` is a null context. On, it needs the `otel` extra
 (`pip install 'datapolicy[otel]'`): spans go to an OTLP/HTTP collector (`[tracing] endpoint`,
 else OpenTelemetry's own OTEL_EXPORTER_OTLP_* settings) and, with `console`, to stdout.
 

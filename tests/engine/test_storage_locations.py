@@ -245,7 +245,7 @@ def export_service(
 def test_a_hostile_location_is_refused_by_the_export_service(
     case_id: str, layout: dict[str, Path], listener: Listener, export_service: ExportService
 ):
-    """The engine's one entry point refuses what the API refuses (the CLI uses it too), with
+    """The engine's one entry point refuses what the API refuses (both routes use it), with
     nothing stored or written."""
     location = dict(hostile_locations(layout["root"], listener.port))[case_id]
     before = snapshot(layout["root"], layout["outside"])

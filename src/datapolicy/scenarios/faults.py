@@ -3,10 +3,12 @@
 A rule matches by method, by route template relative to the API root (`/users/{id}/
 exportPersonalData`, `/dataPolicyOperations/{id}`; `{id}` matches one segment, `*` any one
 segment, and no route means every route) and optionally by operation id (the `{id}` of a
-`/dataPolicyOperations/{id}` request, which the caller reads from the route table's match). It
-then injects either an exact *sequence* of faults, one per matching request, until it is used
-up, or one fault at a *rate* (0..1) drawn from a random generator seeded by the rule, so a run
-can be repeated exactly.
+`/dataPolicyOperations/{id}` request, which the caller reads from the route table's match). A
+rule's route is a pattern the client writes, matched segment by segment against the request's
+path, not a route of the route table: `{id}` and `*` match any segment, `$count` included, and
+a rule may name an unknown path or one id. It then injects either an exact *sequence* of
+faults, one per matching request, until it is used up, or one fault at a *rate* (0..1) drawn
+from a random generator seeded by the rule, so a run can be repeated exactly.
 
 Faults: `status` (a Graph error body with the chosen status and code, optional `Retry-After`),
 `latency` (the request goes on after a delay), `timeout` (no answer for `seconds`, then 504),

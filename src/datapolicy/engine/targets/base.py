@@ -3,7 +3,7 @@
 A target is chosen by the operation's `storageLocation` (see `targets.resolve_target`). When a
 request names it, `check()` says whether packages can be written there without changing anything,
 and `prepare()`, only once an export is really started or moved there, makes it ready. Writing
-is a two-step protocol so that publication is atomic on every kind of storage:
+is a three-step protocol so that publication is atomic on every kind of storage:
 
 1. `begin(operation_id)` returns an `Upload`: a writable binary stream that receives the package
    as it is made (a temporary file, uncommitted blocks, an unfinished multipart upload);
