@@ -122,7 +122,7 @@ def decoded(raw: str) -> str:
 
 
 @pytest.mark.parametrize("test_doubles", [False, True], ids=["plain", "scenarios"])
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(raw=raw_paths())
 # The prefix route's own path: a Mount serves only what is below it (the table said "the docs'
 # assets", which are public, while Starlette's router answered 404).
