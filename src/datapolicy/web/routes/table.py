@@ -31,6 +31,7 @@ from functools import cached_property
 from typing import NamedTuple
 
 from starlette.routing import BaseRoute, Mount
+from starlette.routing import Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
@@ -47,7 +48,6 @@ from datapolicy.model import ENTITY_SET
 from datapolicy.web import metadata, openapi, operations, packages, scenarios, users
 from datapolicy.web.operations import API_ROOT
 from datapolicy.web.routing import Endpoint, KeyRoute, by_method
-from datapolicy.web.routing import Route as StarletteRoute
 from datapolicy.web.scenarios import ADMIN_ROOT
 
 #: The scope key of a request's `RouteMatch` (set by the pipeline before anything reads it).
