@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from datapolicy.config import Config, load_config
 
@@ -50,7 +51,7 @@ class Settings:
         config = load_config(path)
         return replace(self, config=config, **config.server.options)
 
-    def with_overrides(self, *, workers: int | None = None, **values: object) -> Settings:
+    def with_overrides(self, *, workers: int | None = None, **values: Any) -> Settings:
         """These settings, with every value that is not None replaced (`workers`: the number
         of export threads, in the configuration's engine table)."""
         settings = replace(self, **{k: v for k, v in values.items() if v is not None})

@@ -20,7 +20,7 @@ from typing import Any
 import click
 import httpx
 
-from datapolicy.cli.options import config_option, data_dir_option, load_settings
+from datapolicy.cli.options import Command, config_option, data_dir_option, load_settings
 
 DEFAULT_URL = "http://127.0.0.1:8080/v1.0"
 MINTED_TOKEN_LIFETIME_S = 3600  # outlasts most `--wait`s; the token never leaves the process
@@ -46,7 +46,7 @@ def _describe(response: httpx.Response) -> str:
         return response.reason_phrase or "error"
 
 
-def api_options(command):  # type: ignore[no-untyped-def]
+def api_options(command: Command) -> Command:
     """--url and --token, and the data directory and configuration a token may be minted from."""
     for option in reversed(
         [
@@ -100,7 +100,8 @@ class Api:
         return response
 
     def get(self, path_or_url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
-        return self.request("GET", path_or_url, params=params).json()
+        body: dict[str, Any] = self.request("GET", path_or_url, params=params).json()
+        return body
 
     def values(
         self, path: str, params: dict[str, str], *, follow: bool

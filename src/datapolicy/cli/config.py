@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,9 +33,9 @@ from datapolicy.cli.options import (
 from datapolicy.cli.output import print_records
 
 if TYPE_CHECKING:  # the engine is imported when a check runs: `--help` stays fast
+    from datapolicy.config import StorageConfig
     from datapolicy.engine import UserDirectory
     from datapolicy.engine.sources.base import Source
-    from datapolicy.engine.targets import Target
     from datapolicy.settings import Settings
 
 OK, FAILED, SKIPPED, GAP = "ok", "FAILED", "skipped", "gap"
@@ -105,7 +106,6 @@ class CheckFailed(Exception):
 
 def run_checks(settings: Settings, user_id: str | None) -> list[Finding]:
     from datapolicy.engine import build_context
-    from datapolicy.engine.targets import resolve_target
 
     # As `serve` does on start: else its implicit root, <data-dir>/exports, could not be made.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +120,7 @@ def run_checks(settings: Settings, user_id: str | None) -> list[Finding]:
             user_id = _first_user(directory)
     for source in context.sources:
         findings.append(
-            _attempt(f"source:{source.kind}", source.name, lambda s=source: _source(s, user_id))
+            _attempt(f"source:{source.kind}", source.name, partial(_source, source, user_id))
         )
         source.close()
     if directory is not None:
@@ -132,7 +132,7 @@ def run_checks(settings: Settings, user_id: str | None) -> list[Finding]:
             _attempt(
                 "target:local",
                 str(root),
-                lambda r=root: _target(resolve_target(str(r), storage), "writable"),
+                partial(_target, str(root), storage, "writable"),
             )
         )
     for s3 in storage.s3:
@@ -142,7 +142,7 @@ def run_checks(settings: Settings, user_id: str | None) -> list[Finding]:
                 _attempt(
                     "target:s3",
                     f"{s3.name}: {location}",
-                    lambda u=location: _target(resolve_target(u, storage), "accepts uploads"),
+                    partial(_target, location, storage, "accepts uploads"),
                 )
             )
     for host in storage.azure.allowed_hosts:
@@ -243,6 +243,8 @@ def _coverage(settings: Settings) -> list[Finding]:
     return findings
 
 
-def _target(target: Target, what: str) -> str:
-    target.check()
+def _target(location: str, storage: StorageConfig, what: str) -> str:
+    from datapolicy.engine.targets import resolve_target
+
+    resolve_target(location, storage).check()
     return what

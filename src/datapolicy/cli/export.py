@@ -150,7 +150,7 @@ def _follow(api: Api, operation_url: str, timeout: float | None, *, show: bool) 
 def package_location(operation: dict[str, Any]) -> str:
     """Where a complete operation's package is: `<id>.zip` at its storage location (a URL's
     query, which may hold a signature, left out); a presigned S3 PUT URL names the object."""
-    location = operation["storageLocation"]
+    location: str = operation["storageLocation"]
     if "://" in location:
         parts = urlsplit(location)
         location = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))

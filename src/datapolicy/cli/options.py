@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from datapolicy import redact
 from datapolicy.logs import configure_logging
 from datapolicy.settings import DEFAULT_DATA_DIR, Settings
+
+# A command's function, handed back by an option decorator as it came in.
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 data_dir_option = click.option(
     "--data-dir",
@@ -51,7 +56,7 @@ database_option = click.option(
 )
 
 
-def process_options(command):  # type: ignore[no-untyped-def]
+def process_options(command: Command) -> Command:
     """Options that `serve` and `worker` share."""
     for option in reversed(
         [
@@ -76,11 +81,11 @@ def process_options(command):  # type: ignore[no-untyped-def]
     return command
 
 
-def load_settings(config_file: Path | None, **overrides: object) -> Settings:
+def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
     settings = Settings()
     if config_file is not None:
         settings = settings.with_file(config_file)  # ConfigError (cli/__init__.py prints it)
-    settings = settings.with_overrides(**overrides)  # type: ignore[arg-type]
+    settings = settings.with_overrides(**overrides)
     redact.install()  # no SAS, signature, token or password reaches the log (docs/security.md)
     configure_logging(settings.config.logging)  # text on a terminal, else JSON lines
     return settings

@@ -14,7 +14,7 @@ from datapolicy.durations import parse_duration
 MAX_TOKEN_LIFETIME_S = 30 * 86400
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType[int]):
     """A lifetime: a number of seconds, minutes, hours or days (`90s`, `10m`, `1h`, `7d`)."""
 
     name = "duration"

@@ -9,7 +9,7 @@ few huge files and one with many small rows both see progress that tracks real w
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from datetime import datetime
 from typing import IO, Any
@@ -120,7 +120,7 @@ def export(
     return writer.close({"createdDateTime": format_datetime(clock())})
 
 
-def _parts(sources: Sequence[Source], user_id: str) -> Iterator[tuple[Source, Part]]:
+def _parts(sources: Sequence[Source], user_id: str) -> Generator[tuple[Source, Part], None, None]:
     for source in sources:
         for part in source.parts(user_id):
             yield source, part

@@ -25,7 +25,7 @@ import hashlib
 import html
 import os
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -104,7 +104,7 @@ class PackageWriter:
 
     def add_records(
         self, source: SourceSummary, name: str, batches: Iterable[JsonLines]
-    ) -> Iterable[int]:
+    ) -> Generator[int, None, None]:
         """Write the encoded record batches; yields the number of records of each batch."""
         path = self._names.allocate(("records", _safe(source.name), f"{_safe(name)}.jsonl"))
         digest, size, count = hashlib.sha256(), 0, 0
@@ -121,7 +121,7 @@ class PackageWriter:
 
     def add_file(
         self, source: SourceSummary, relative_path: str, content: IO[bytes]
-    ) -> Iterable[int]:
+    ) -> Generator[int, None, None]:
         """Copy a file into the package under a safe name; yields the number of bytes of each
         chunk copied. `relative_path` is the file's path in its source, `/`-separated, each
         part as the file system names it (undecodable bytes as surrogate escapes)."""
@@ -175,6 +175,7 @@ class PackageWriter:
         zipfile still computes the CRC and sizes; tests/engine/test_package.py pins the swap."""
         opened = self._zip.open(entry, "w", force_zip64=True)
         if getattr(opened, "_compressor", None) is not None:
+            # zipfile's private writer attribute, which IO[bytes] does not declare (see above)
             opened._compressor = isal_zlib.compressobj(  # type: ignore[attr-defined]
                 DEFLATE_LEVEL, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS
             )

@@ -217,7 +217,7 @@ class _Checker:
             raise QueryOptionError(
                 f"The second argument of '{name}' must be a string literal, found {_describe(arg)}."
             )
-        return StringMatch(name, prop, arg.val)  # type: ignore[arg-type]
+        return StringMatch(name, prop, arg.val)
 
     def literal(self, prop: Property, node: ast._Node) -> Value:
         """Convert a literal to the property's type, or explain the mismatch."""
@@ -276,7 +276,8 @@ def _path(node: ast._Node) -> str:
     if isinstance(node, ast.Attribute):
         return f"{_path(node.owner)}/{node.attr}"
     if isinstance(node, ast.Identifier):
-        return node.full_name()
+        name: str = node.full_name()
+        return name
     return "?"
 
 

@@ -105,6 +105,7 @@ class _Parser:
 
     def _term(self, value: str) -> TextSearch:
         name, sep, rest = value.partition(":")
+        props: tuple[Property, ...]
         if sep and name in self.searchable:
             props, value = (self.searchable[name],), rest
         elif sep and name in PROPERTIES:

@@ -112,6 +112,8 @@ def parameterize(
         return parameter
 
     def walk(node: FilterNode) -> FilterNode:
+        # The leaves' literals become Parameters, a placeholder their fields' types do not name:
+        # hence the ignores below.
         match node:
             case Junction(op=op, left=left, right=right):
                 shape.append(op)
@@ -277,6 +279,7 @@ def _expanded_after(
     for key, prop, value in reversed(list(zip(keys, props, bound, strict=True))):
         column = columns[key.name]
         equal = column.is_(None) if value is None else column == value
+        after: ColumnElement[bool]
         if value is None:
             after = false() if key.descending else column.is_not(None)
         elif key.descending:

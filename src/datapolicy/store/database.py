@@ -76,6 +76,7 @@ from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import ClauseElement, TableClause
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from datapolicy.config import ConfigError
 from datapolicy.errors import Unavailable
@@ -176,21 +177,25 @@ class Transaction:
 
     def fetch_one(self, statement: ClauseElement) -> Row | None:
         sql, params = compile_statement(statement, self._dialect)
-        return self._connection.execute(sql, params).fetchone()
+        row: Row | None = self._connection.execute(sql, params).fetchone()
+        return row
 
     def fetch_all(self, statement: ClauseElement) -> list[Row]:
         sql, params = compile_statement(statement, self._dialect)
-        return self._connection.execute(sql, params).fetchall()
+        rows: list[Row] = self._connection.execute(sql, params).fetchall()
+        return rows
 
     def execute(self, statement: ClauseElement) -> int:
         """Run a write statement; returns the number of rows it touched."""
         sql, params = compile_statement(statement, self._dialect)
-        return self._connection.execute(sql, params).rowcount
+        touched: int = self._connection.execute(sql, params).rowcount
+        return touched
 
     def execute_compiled(self, sql: str, params: Sequence[Any]) -> int:
         """Run a write statement from `Database.compile_positional` with its parameters in
         order; returns the number of rows it touched."""
-        return self._connection.execute(sql, params).rowcount
+        touched: int = self._connection.execute(sql, params).rowcount
+        return touched
 
 
 class Database(ABC):
@@ -221,6 +226,7 @@ class Database(ABC):
         compiled = statement.compile(
             dialect=self.positional_dialect, compile_kwargs={"render_postcompile": True}
         )
+        assert isinstance(compiled, SQLCompiler)  # a statement's compiler, not DDL's
         return str(compiled), list(compiled.positiontup or ())
 
     def insert(self, table: TableClause) -> Any:
@@ -438,7 +444,8 @@ class SQLiteDatabase(Database):
 
     def fetch_one(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> Row | None:
         try:
-            return self.connection().execute(sql, params).fetchone()
+            row: Row | None = self.connection().execute(sql, params).fetchone()
+            return row
         except sqlite3.OperationalError as exc:
             if _sqlite_busy(exc):
                 _unavailable(exc)
@@ -632,15 +639,21 @@ class PostgreSQLDatabase(Database):
 
     def fetch_one(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> Row | None:
         connection = getattr(self._local, "connection", None)
+        row: Row | None
         if connection is not None:  # inside transaction(), which maps its errors
-            return connection.execute(sql, params).fetchone()
-        return self._read(sql, params, all_rows=False)
+            row = connection.execute(sql, params).fetchone()
+        else:
+            row = self._read(sql, params, all_rows=False)
+        return row
 
     def fetch_rows(self, sql: str, params: dict[str, Any]) -> list[Row]:
         connection = getattr(self._local, "connection", None)
+        rows: list[Row]
         if connection is not None:
-            return connection.execute(sql, params).fetchall()
-        return self._read(sql, params, all_rows=True)
+            rows = connection.execute(sql, params).fetchall()
+        else:
+            rows = self._read(sql, params, all_rows=True)
+        return rows
 
     def ping(self, timeout: float) -> None:
         """`SELECT 1` on a pooled connection, waiting at most `timeout` for one (not the pool's

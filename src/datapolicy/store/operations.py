@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Integer, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Delete, Integer, Update, bindparam, func, or_, select
 
 from datapolicy.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from datapolicy.model import (
@@ -219,7 +219,8 @@ class OperationStore:
         params: dict[str, Any] = {}
         shape = _QueryShape(_conditions(options, params))
         sql, constants = self._count_sql(shape)
-        return self.database.fetch_rows(sql, {**constants, **params})[0][0]
+        total: int = self.database.fetch_rows(sql, {**constants, **params})[0][0]
+        return total
 
     def _compile_list(self, shape: _QueryShape) -> tuple[str, dict[str, Any]]:
         """The SQL of a list query shape, and the values of the constants SQLAlchemy binds in it
@@ -417,6 +418,7 @@ class OperationStore:
             current = self._locked(transaction, operation_id)
             if not precondition(current):
                 raise _stale(operation_id)
+            statement: Update | Delete
             if current.status in (OperationStatus.RUNNING, OperationStatus.COMPLETE):
                 statement = (
                     operations.update()

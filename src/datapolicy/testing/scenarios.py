@@ -57,7 +57,8 @@ class Scenarios:
         for name, value in (("route", route), ("method", method), ("operationId", operation_id)):
             if value is not None:
                 rule[name] = value
-        return self._call("POST", "/faults", json=rule)
+        created: dict[str, Any] = self._call("POST", "/faults", json=rule)
+        return created
 
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
@@ -77,7 +78,8 @@ class Scenarios:
 
     def advance(self, operation_id: str) -> str:
         """Let a stepped export go on to its next state; returns that state."""
-        return self._call("POST", f"/operations/{operation_id}/advance")["status"]
+        status: str = self._call("POST", f"/operations/{operation_id}/advance")["status"]
+        return status
 
     def fail_next_export(
         self, code: str, message: str = "The export failed.", operation_id: str | None = None
@@ -97,7 +99,8 @@ class Scenarios:
             params["method"] = method
         if path_prefix is not None:
             params["pathPrefix"] = path_prefix
-        return self._call("GET", "/requests", params=params)["value"]
+        logged: list[dict[str, Any]] = self._call("GET", "/requests", params=params)["value"]
+        return logged
 
     # --- data ----------------------------------------------------------------------------------
 

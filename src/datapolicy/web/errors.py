@@ -10,6 +10,7 @@ Every error the service returns has this shape, which the Graph SDKs parse into 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from starlette.exceptions import HTTPException
@@ -113,7 +114,7 @@ def error_response(
     status: int,
     code: str,
     message: str,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     details: list[dict[str, str]] | None = None,
 ) -> Response:
     """Graph's error body; `details` is its list of `{code, message, target}` for errors with

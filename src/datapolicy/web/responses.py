@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -14,7 +15,7 @@ ODATA_JSON = (
 
 
 def json_response(
-    body: Any, status: int = 200, headers: dict[str, str] | None = None, *, option: int = 0
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None, *, option: int = 0
 ) -> Response:
     """`body` as Graph JSON; `option` is orjson's (what a body's values need to be written)."""
     response = Response(

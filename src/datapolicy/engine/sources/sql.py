@@ -415,6 +415,7 @@ class SqlSource(Source):
                 driver = connection.connection.driver_connection
                 finished = False
                 try:
+                    # A psycopg connection: SQLAlchemy types the driver's as a DB-API one or None.
                     with (
                         driver.cursor() as cursor,  # type: ignore[union-attr]
                         cursor.copy(copy, compiled.construct_params(parameters)) as rows,

@@ -250,7 +250,7 @@ def _mariadb_json_columns(inspector: Inspector, table: Table) -> frozenset[str]:
 class _Exact(TypeDecorator[Any]):
     """The driver's value, untouched: no SQLAlchemy conversion in either direction."""
 
-    impl = NullType
+    impl: type[TypeEngine[Any]] = NullType  # Flag binds as an Integer
     cache_ok = True
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:

@@ -44,7 +44,7 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any, cast
 from urllib.parse import parse_qs, unquote
 
 import orjson
@@ -436,7 +436,8 @@ def _drop_uncommitted(
             if exc.status_code in (409, 412):
                 return
             raise
-        blob.delete_blob(etag=written["etag"], match_condition=MatchConditions.IfNotModified)
+        etag = cast(str, written["etag"])  # typed str | datetime with the other properties
+        blob.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
     except ResourceNotFoundError:
         return
     except AzureError as exc:
@@ -451,7 +452,8 @@ class _AzureUpload(Upload):
         self.container = container
         self.name = name
         self.blob = container.get_blob_client(name)
-        self.stream = ChunkedStream(lambda: self.target.block_size, self.stage)
+        self.chunks = ChunkedStream(lambda: self.target.block_size, self.stage)
+        self.stream = cast(IO[bytes], self.chunks)  # a raw binary stream, as zipfile needs
         self.blocks: list[BlobBlock] = []
         self.staged = 0  # bytes the storage took
         self.nonce = uuid.uuid4().hex  # block ids differ between attempts, all of one length
@@ -481,11 +483,11 @@ class _AzureUpload(Upload):
 
     def finish(self, manifest: dict[str, Any]) -> None:
         try:
-            self.stream.close()  # stages what is left
-            if self.staged != self.stream.written:
+            self.chunks.close()  # stages what is left
+            if self.staged != self.chunks.written:
                 raise StorageError(
                     f"{self.where}: {self.staged} bytes were staged of the "
-                    f"{self.stream.written} written, so the package was not published"
+                    f"{self.chunks.written} written, so the package was not published"
                 )
         except StorageError:
             self.discard()
@@ -513,7 +515,7 @@ class _AzureUpload(Upload):
         return self.where
 
     def discard(self) -> None:
-        self.stream.abandon()
+        self.chunks.abandon()
         if self.discarded:
             return
         self.discarded = True

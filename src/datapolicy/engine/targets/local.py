@@ -255,6 +255,7 @@ class _LocalUpload(Upload):
             self.stream.flush()
             os.fsync(self.stream.fileno())
             self.stream.seek(0)
+            # A BufferedWriter over a PartialFile (begin()), which IO[bytes] types without raw.
             problems = check_written(self.stream.raw, manifest)  # type: ignore[attr-defined]
             self.stream.close()
         except StorageError:  # the final flush was refused (see PartialFile)

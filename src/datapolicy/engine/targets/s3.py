@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import IO, Any, cast
 from urllib.parse import urlsplit
 
 import boto3
@@ -319,7 +319,8 @@ class _S3Upload(Upload):
         self.upload_id = upload_id
         self.parts: list[dict[str, Any]] = []
         self.uploaded = 0  # bytes the storage took
-        self.stream = ChunkedStream(self.next_part_size, self.upload_part)
+        self.chunks = ChunkedStream(self.next_part_size, self.upload_part)
+        self.stream = cast(IO[bytes], self.chunks)  # a raw binary stream, as zipfile needs
         self.publisher: Any = None  # the client that completes the upload: PUBLISH_MAX_ATTEMPTS
         self.finished = False
         self.completing = False
@@ -360,13 +361,13 @@ class _S3Upload(Upload):
 
     def finish(self, manifest: dict[str, Any]) -> None:
         try:
-            self.stream.close()  # uploads what is left
+            self.chunks.close()  # uploads what is left
             if not self.parts:
                 self.upload_part(b"")
-            if self.uploaded != self.stream.written:
+            if self.uploaded != self.chunks.written:
                 raise StorageError(
                     f"{self.where}: {self.uploaded} bytes were uploaded of the "
-                    f"{self.stream.written} written, so the package was not published"
+                    f"{self.chunks.written} written, so the package was not published"
                 )
         except StorageError:
             self.discard()
@@ -404,7 +405,7 @@ class _S3Upload(Upload):
         return self.where
 
     def discard(self) -> None:
-        self.stream.abandon()
+        self.chunks.abandon()
         with self.lock:
             if self.done:
                 return

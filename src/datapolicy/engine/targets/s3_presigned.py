@@ -289,7 +289,8 @@ class _PresignedPut:
     def __init__(self, url: PresignedURL, options: dict[str, Any]):
         self.url = url
         self.session = URLLib3Session(
-            timeout=(options["connect_timeout"], options["read_timeout"]),
+            # A (connect, read) pair, as botocore's own endpoints pass; its stubs say int.
+            timeout=(options["connect_timeout"], options["read_timeout"]),  # type: ignore[arg-type]
             proxies=get_environ_proxies(url.url),
         )
 

@@ -38,7 +38,7 @@ def stored_action(value: str) -> AuditAction:
     try:
         return AuditAction(value)
     except ValueError:
-        return value  # type: ignore[return-value]
+        return value  # type: ignore[return-value]  # kept as stored: see the docstring
 
 
 class AuditRecord(NamedTuple):

@@ -111,7 +111,8 @@ class RequestAudit:
 
 
 def audit_of(request: Request) -> RequestAudit:
-    return request.app.state.audit
+    audit: RequestAudit = request.app.state.audit
+    return audit
 
 
 class AuditBuffer:

@@ -254,7 +254,8 @@ async def _drain(receive: Receive) -> bool:
 
 
 def _client_request_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
         if name == b"client-request-id":
             text = value.decode("latin-1").strip()
             if 0 < len(text) <= _MAX_CLIENT_REQUEST_ID and text.isprintable():

@@ -24,7 +24,8 @@ _FILES = resources.files("datapolicy.web.routes") / "openapi"
 def description() -> dict[str, Any]:
     seed = yaml.safe_load((_FILES / "seed.yml").read_text())
     additions = yaml.safe_load((_FILES / "additions.yml").read_text())
-    return _with_3_1_nullability(_with_error_property(_merge(seed, additions)))
+    document: dict[str, Any] = _with_3_1_nullability(_with_error_property(_merge(seed, additions)))
+    return document
 
 
 def _with_error_property(document: dict[str, Any]) -> dict[str, Any]:

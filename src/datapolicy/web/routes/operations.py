@@ -58,7 +58,8 @@ def _service_root(scheme: str, host: bytes | None, server: tuple[str, int] | Non
 
 
 def _store(request: Request) -> OperationStore:
-    return request.app.state.store
+    store: OperationStore = request.app.state.store
+    return store
 
 
 def _options(request: Request, allowed: frozenset[str]) -> QueryOptions:
@@ -143,7 +144,8 @@ def caller_of(request: Request) -> str:
 
 
 def _exports(request: Request) -> ExportService:
-    return request.app.state.exports
+    exports: ExportService = request.app.state.exports
+    return exports
 
 
 async def read_operation(store: OperationStore, operation_id: str) -> Operation:

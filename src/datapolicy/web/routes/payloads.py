@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 import orjson
 from starlette.requests import Request
@@ -127,6 +127,10 @@ def _storage_location(document: dict[str, Any]) -> str | None:
     return _string(value, "storageLocation", MAX_STORAGE_LOCATION_LENGTH, nullable=True)
 
 
+@overload
+def _string(value: Any, name: str, max_length: int, *, nullable: Literal[False]) -> str: ...
+@overload
+def _string(value: Any, name: str, max_length: int, *, nullable: bool) -> str | None: ...
 def _string(value: Any, name: str, max_length: int, *, nullable: bool) -> str | None:
     if value is None and nullable:
         return None
@@ -165,7 +169,8 @@ def _same(sent: Any, held: Any) -> bool:
     if held is None or sent is None:
         return sent is None and held is None
     if isinstance(held, OperationStatus):
-        return sent == held.value
+        same: bool = sent == held.value
+        return same
     if isinstance(held, datetime):
         if not isinstance(sent, str):
             return False
@@ -179,7 +184,8 @@ def _same(sent: Any, held: Any) -> bool:
             and not isinstance(sent, bool)
             and math.isclose(sent, held, rel_tol=0, abs_tol=1e-9)
         )
-    return sent == held
+    same = sent == held
+    return same
 
 
 def _read_only(name: str, reason: str) -> InvalidRequest:

@@ -41,6 +41,7 @@ from functools import cached_property
 from typing import NamedTuple
 
 from starlette.routing import BaseRoute, Mount, Router
+from starlette.routing import Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
@@ -57,7 +58,6 @@ from datapolicy.model import ENTITY_SET
 from datapolicy.web.routes import metadata, openapi, operations, packages, users
 from datapolicy.web.routes.operations import API_ROOT
 from datapolicy.web.routes.routing import Endpoint, KeyRoute, by_method
-from datapolicy.web.routes.routing import Route as StarletteRoute
 from datapolicy.web.test_double import scenarios
 from datapolicy.web.test_double.scenarios import ADMIN_ROOT
 

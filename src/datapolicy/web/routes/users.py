@@ -27,7 +27,8 @@ USER_FIELDS = ("id", "displayName", "mail", "userPrincipalName")
 
 
 def _exports(request: Request) -> ExportService:
-    return request.app.state.exports
+    exports: ExportService = request.app.state.exports
+    return exports
 
 
 def _user_options(request: Request, allowed: set[str]) -> dict[str, str]:

@@ -30,6 +30,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from starlette.requests import Request
@@ -122,8 +123,7 @@ class Readiness:
             for number, root in enumerate(self.roots, 1)
         ]
         return [
-            _check("storage", f"{name} is full.", lambda root=root: self._free(root))
-            for root, name in named
+            _check("storage", f"{name} is full.", partial(self._free, root)) for root, name in named
         ]
 
     def _free(self, root: Path) -> None:

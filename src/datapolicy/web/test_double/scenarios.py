@@ -25,7 +25,8 @@ ADMIN_ROOT = "/admin/datapolicy/scenarios"  # relative to the API root
 
 
 def _scenarios(request: Request) -> Scenarios:
-    return request.app.state.scenarios
+    scenarios: Scenarios = request.app.state.scenarios
+    return scenarios
 
 
 def _data(request: Request) -> DataDirectory:
