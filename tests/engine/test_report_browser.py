@@ -1,0 +1,195 @@
+"""The person's report in a real browser: headless Chromium (tests/chromium.py) opens the
+index.html of a package the real exporter wrote from a SQLite database and a file source,
+for a person with 100,000 rows in one table and hostile text in others (names, values, a file
+name). With JavaScript off the page is drawn (a screenshot that is not blank) and prints (a
+PDF); with JavaScript on, nothing the data holds runs (no dialog, no console message, no error)
+and the page asks for nothing but itself. The page's size is bounded by the rows it shows, and
+the package verifies. The screenshot is kept as test-artifacts/report.png.
+"""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import time
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image, ImageStat
+
+from chromium import ARTIFACTS, chromium
+from datapolicy.config import (
+    ColumnConfig,
+    Config,
+    DirectoryConfig,
+    FileSourceConfig,
+    PurposeConfig,
+    ReportConfig,
+    SourcesConfig,
+    SqlSourceConfig,
+    TableConfig,
+)
+from datapolicy.engine import build_context
+from datapolicy.engine.exporter import Progress, export
+from datapolicy.engine.report import REPORT_ROWS
+from datapolicy.engine.verify import verify_package
+from datapolicy.model import Operation, OperationStatus
+
+PERSON = "p-1"
+EVENTS = 100_000
+HOSTILE = [
+    "<script>alert('value')</script>",
+    "\"'><img src=x onerror=\"console.log('img')\">",
+    "</style><script>confirm('style')</script>",
+    "</td></tr></table><svg onload=alert('svg')></svg>",
+    "{{ 7*7 }} {% if true %}jinja{% endif %}",
+    '<iframe src="https://example.com/"></iframe>',
+    '<link rel=stylesheet href="https://example.com/x.css">',
+    "\u202eevil\u202c and \x1b[31m",
+]
+HOSTILE_NAME = "<script>alert('name')</script>"
+HOSTILE_FILE = "<img src=x onerror=alert('file')>.txt"
+MAX_REPORT_BYTES = 400_000  # the page for this person: REPORT_ROWS rows a table, a few tables
+MIN_PDF_BYTES = 20_000  # a printed page of text is larger than this; an empty PDF is ~1 kB
+MIN_VARIANCE = 100.0  # grey-level variance of a screenshot of text (a blank page has 0)
+
+
+@pytest.fixture(scope="module")
+def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The package, exported by the real exporter, verified, and unpacked."""
+    root = tmp_path_factory.mktemp("report")
+    config = _person(root)
+    context = build_context(config, root)
+    now = datetime.now(UTC)
+    operation = Operation("op-report", PERSON, OperationStatus.RUNNING, 0, None, now, None, 1)
+    package = root / "package.zip"
+    began = time.monotonic()
+    with package.open("wb") as stream:
+        manifest = export(
+            operation,
+            context.user(PERSON),
+            context.sources,
+            stream,
+            Progress(),
+            lambda: now,
+            context.labels,
+        )
+    print(f"export of {EVENTS:,} rows with the report: {time.monotonic() - began:.2f} s")
+    for source in context.sources:
+        source.close()
+    assert verify_package(package) == []
+    assert sum(source["records"] for source in manifest["sources"]) == EVENTS + len(HOSTILE) + 1
+    zipfile.ZipFile(package).extractall(root / "unpacked")
+    return root / "unpacked"
+
+
+def _person(root: Path) -> Config:
+    database = root / "shop.sqlite3"
+    with sqlite3.connect(database) as db:
+        db.executescript(
+            """
+            CREATE TABLE people (id TEXT PRIMARY KEY, name TEXT, email TEXT);
+            CREATE TABLE events (id INTEGER PRIMARY KEY, person_id TEXT, happened_at TEXT,
+                                 what TEXT);
+            CREATE TABLE notes (id INTEGER PRIMARY KEY, person_id TEXT, body TEXT);
+            """
+        )
+        db.execute("INSERT INTO people VALUES (?, ?, ?)", (PERSON, HOSTILE_NAME, HOSTILE[1]))
+        db.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?)",
+            ((i, PERSON, f"2025-01-01T00:00:{i % 60:02d}", f"event {i}") for i in range(EVENTS)),
+        )
+        db.executemany(
+            "INSERT INTO notes (person_id, body) VALUES (?, ?)",
+            ((PERSON, text) for text in HOSTILE),
+        )
+    uploads = root / "uploads" / PERSON
+    uploads.mkdir(parents=True)
+    (uploads / HOSTILE_FILE).write_text("a file")
+    url = f"sqlite:///{database}"
+    tables = (
+        TableConfig(
+            table="people",
+            user_key="id",
+            columns={"name": ColumnConfig(categories=("user.name",))},
+        ),
+        TableConfig(table="events", user_key="person_id", categories=("user.behavior",)),
+        TableConfig(table="notes", user_key="person_id", purpose="support"),
+    )
+    return Config(
+        directory=DirectoryConfig(
+            url=url, table="people", display_name_column="name", mail_column="email"
+        ),
+        sources=SourcesConfig(
+            sql=(SqlSourceConfig(name="shop", url=url, tables=tables),),
+            files=(FileSourceConfig(name="uploads", path=str(root / "uploads" / "{userId}")),),
+        ),
+        report=ReportConfig(
+            controller="Example Shop Ltd",
+            purposes=(PurposeConfig(name="support", description=HOSTILE[2]),),
+            recipients=(HOSTILE[3],),
+        ),
+    )
+
+
+def _watched(context: Any, index: Path) -> tuple[Any, list[str]]:
+    """A page of `context`, with every request other than the report itself aborted, and what
+    it did that a page of data must not: dialogs, console messages, errors, requests."""
+    events: list[str] = []
+    own = index.as_uri()
+
+    def route(handled: Any) -> None:
+        if handled.request.url == own:
+            handled.continue_()
+        else:
+            events.append(f"request {handled.request.url}")
+            handled.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: (events.append(f"dialog {dialog.message}"), dialog.dismiss()))
+    page.on("console", lambda message: events.append(f"console {message.text}"))
+    page.on("pageerror", lambda error: events.append(f"error {error}"))
+    page.goto(own)
+    page.wait_for_load_state("load")
+    return page, events
+
+
+def test_the_report_is_drawn_and_prints_without_javascript(unpacked: Path, tmp_path: Path):
+    index = unpacked / "index.html"
+    assert index.stat().st_size < MAX_REPORT_BYTES
+    with chromium(
+        tmp_path / "profile", java_script_enabled=False, viewport={"width": 1280, "height": 900}
+    ) as context:
+        page, events = _watched(context, index)
+        shot = page.screenshot(full_page=True)
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "report.png").write_bytes(shot)
+        image = Image.open(io.BytesIO(shot)).convert("L")
+        assert image.height > 2000  # the whole page, not a first screen
+        assert ImageStat.Stat(image).var[0] > MIN_VARIANCE
+        pdf = page.pdf(format="A4")
+        assert pdf.startswith(b"%PDF-")
+        assert len(pdf) > MIN_PDF_BYTES
+    assert events == []
+
+
+def test_nothing_in_the_data_runs_or_loads(unpacked: Path, tmp_path: Path):
+    index = unpacked / "index.html"
+    with chromium(tmp_path / "profile", viewport={"width": 1280, "height": 900}) as context:
+        page, events = _watched(context, index)
+        page.wait_for_timeout(500)  # a handler that would fire late (onload, onerror)
+        assert page.locator("script, iframe, img, svg, link, object, embed").count() == 0
+        text = page.locator("body").inner_text()
+        for hostile in (HOSTILE_NAME, HOSTILE_FILE, *HOSTILE[:7]):
+            assert hostile in text
+        assert f"the first {REPORT_ROWS} of {EVENTS:,} records" in text
+        assert page.locator("table.records").nth(1).locator("tbody tr").count() == REPORT_ROWS
+        link = page.get_by_role("link", name="records/shop/events.jsonl").first
+        assert link.get_attribute("href") == "records/shop/events.jsonl"
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0  # wide tables scroll in their own box, not the page
+    assert events == []
