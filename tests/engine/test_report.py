@@ -24,7 +24,7 @@ from datapolicy.config import ColumnConfig, PurposeConfig, ReportConfig, TableCo
 from datapolicy.engine.package import PackageWriter
 from datapolicy.engine.readable import MAX_VALUE_CHARS, human_size, readable
 from datapolicy.engine.report import REPORT_ROWS, ReportLabels, TableSample
-from datapolicy.engine.sources.jsonlines import encode_rows
+from datapolicy.engine.sources.jsonlines import JsonLines, encode_rows
 
 ELEMENTS = {
     *("html", "head", "meta", "title", "style", "body", "header", "nav", "main", "section"),
@@ -58,7 +58,7 @@ HOSTILE = [
 
 class Page(HTMLParser):
     """What the report is made of: its elements with their attributes, the text of each cell of
-    the record tables (class "records"), of each dd, and of each link."""
+    the record tables (class "records"), of each dd, td, li and p, and of each link."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -68,6 +68,7 @@ class Page(HTMLParser):
         self.links: list[tuple[str, str]] = []  # (href, text)
         self.style = ""
         self.cells: list[str] = []  # every td's text, in order
+        self.texts: list[str] = []  # every li's and p's
         self._open: list[tuple[str, list[str]]] = []  # (tag, text) of td/th/dd/a/style/caption
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -78,7 +79,7 @@ class Page(HTMLParser):
             self.tables[-1].update(columns=[], rows=[])
         elif tag == "tr" and self.tables:
             self.tables[-1]["rows"].append([])
-        if tag in ("td", "th", "dd", "a", "style", "caption"):
+        if tag in ("td", "th", "dd", "a", "style", "caption", "li", "p"):
             self._open.append((tag, []))
             if tag == "a":
                 self.links.append((attributes.get("href") or "", ""))
@@ -101,6 +102,8 @@ class Page(HTMLParser):
             self.links[-1] = (self.links[-1][0], text)
         elif tag == "style":
             self.style = text
+        elif tag in ("li", "p"):
+            self.texts.append(text)
 
     def handle_data(self, data: str) -> None:
         if self._open:
@@ -257,11 +260,24 @@ def _json_value(value: Any) -> Any:
     ),
     files=st.lists(st.lists(segments, min_size=1, max_size=3).map("/".join), max_size=3),
     user=st.fixed_dictionaries({"id": names, "displayName": names, "mail": names}),
+    statement=st.none()
+    | st.builds(
+        ReportConfig,
+        controller=names,
+        purposes=st.lists(
+            st.builds(PurposeConfig, name=st.just("p"), description=names, legal_basis=names),
+            max_size=1,
+        ).map(tuple),
+        recipients=st.lists(names, max_size=2).map(tuple),
+        retention=names,
+        source=names,
+    ),
 )
 @example(
     tables={("<script>", "</style>"): (["<b onclick=x>", "{{ x }}"], [["\r\n\x85", None, 1, 2]])},
     files=["<img src=x onerror=alert(1)>.png", "a\u202e/b\x1b", "caf\udce9.txt"],
     user={"id": HOSTILE[0], "displayName": HOSTILE[1], "mail": HOSTILE[3]},
+    statement=ReportConfig(controller=HOSTILE[2], recipients=(HOSTILE[4],), source=HOSTILE[5]),
 )
 @example(  # a source's tables are shown together, in the order they were written
     tables={
@@ -271,17 +287,19 @@ def _json_value(value: Any) -> Any:
     },
     files=[],
     user={"id": "u", "displayName": "d", "mail": "m"},
+    statement=None,
 )
 def test_any_data_is_shown_as_text_and_only_as_text(
     tables: dict[tuple[str, str], tuple[list[str], list[list[Any]]]],
     files: list[str],
     user: dict[str, str],
+    statement: ReportConfig | None,
 ):
     records = {
         key: [{column: _json_value(row[i]) for i, column in enumerate(columns)} for row in rows]
         for key, (columns, rows) in tables.items()
     }
-    html, manifest = package(records, files, user)
+    html, manifest = package(records, files, user, ReportLabels(statement))
     page = parse(html)
 
     assert_only_the_template(page, manifest, STYLE)
@@ -300,6 +318,14 @@ def test_any_data_is_shown_as_text_and_only_as_text(
     assert shown(user["displayName"]) in page.facts
     assert shown(user["id"]) in page.facts
     assert shown(user["mail"]) in page.facts
+    if statement is not None:
+        assert shown(statement.controller) in page.facts
+        for purpose in statement.purposes:
+            assert shown(purpose.description) in page.cells
+            assert shown(purpose.legal_basis or "") in page.cells
+        for text in (*statement.recipients, statement.retention, statement.source):
+            if text is not None:
+                assert shown(text) in page.texts
     links = dict(page.links)
     for entry in manifest["files"][:-1]:  # the last is index.html: this page
         assert links[quote(entry["path"], safe="/")] == shown(entry["path"])
@@ -330,6 +356,20 @@ def test_only_the_rows_kept_are_parsed():
     assert sample.rows[-1]["id"].text == "last"
 
 
+def test_a_record_nested_too_deep_to_parse_is_shown_as_its_text():
+    """A JSON document deeper than Python's recursion limit (PostgreSQL's jsonb nests deeper)
+    does not fail the export: its record is shown as its JSON text, cut."""
+    deep = b'{"doc":' + b"[" * 50_000 + b"]" * 50_000 + b"}\n"
+    stream = io.BytesIO()
+    writer = PackageWriter(stream, {"operationId": "op", "user": {"id": "u"}})
+    for _ in writer.add_records(writer.source("shop", "sql"), "docs", [JsonLines(deep, 1)]):
+        pass
+    writer.close()
+    (table,) = parse(zipfile.ZipFile(stream).read("index.html").decode()).record_tables()
+    assert table["columns"] == ["(record)"]
+    assert table["rows"] == [[expected(deep.decode().rstrip())]]
+
+
 def test_the_statement_and_categories_are_carried_in():
     statement = ReportConfig(
         controller="Example Shop Ltd, 1 Main Street",
@@ -348,7 +388,10 @@ def test_the_statement_and_categories_are_carried_in():
         user_key="customer_id",
         categories=("user.financial",),
         purpose="orders",
-        columns={"email": ColumnConfig(categories=("user.contact.email",))},
+        columns={
+            "email": ColumnConfig(categories=("user.contact.email",), purpose="marketing"),
+            "id": ColumnConfig(purpose="orders"),
+        },
     )
     labels = ReportLabels(statement, {("shop", "orders"): orders})
     rows = [{"id": 1, "email": "ada@example.com"}, {"id": 2, "email": "ada@example.org"}]
@@ -364,6 +407,7 @@ def test_the_statement_and_categories_are_carried_in():
     assert "<code>user.contact.email</code>" in html
     assert "shop \u203a orders: email" in html
     assert "shop \u203a orders: every column" in html  # user.financial, for the whole table
+    assert "Purpose: orders. email: purpose marketing; id: purpose orders." in html
 
 
 def test_a_report_without_a_statement_says_so():

@@ -33,6 +33,7 @@ from datapolicy.engine.readable import Cell, human_size, readable, visible
 
 REPORT_ROWS = 100  # rows of each table shown; its JSON Lines file in the package has them all
 LISTED_FILES = 1000  # files listed by name; manifest.json lists every one
+UNSHOWN = "(record)"  # the column of a record shown as its JSON text, when it is not an object
 
 _FRACTION = re.compile(r"\.\d+(?=Z|[+-]|$)")
 _TEMPLATES = Environment(
@@ -88,15 +89,20 @@ class TableSample:
             return
         for line in data.split(b"\n", wanted)[:wanted]:
             if line:
-                self._add(json.loads(line, parse_float=Decimal))
+                self._add(line)
 
-    def _add(self, record: Any) -> None:
-        if not isinstance(record, dict):
-            record = {"value": record}
-        for column in record:
+    def _add(self, line: bytes) -> None:
+        try:
+            record = json.loads(line, parse_float=Decimal)
+            if not isinstance(record, dict):
+                record = {UNSHOWN: record}
+            row = {column: readable(value) for column, value in record.items()}
+        except RecursionError:  # a JSON document nested deeper than Python parses
+            row = {UNSHOWN: readable(line.decode("utf-8", "replace"))}
+        for column in row:
             if column not in self.columns:
                 self.columns.append(column)
-        self.rows.append({column: readable(value) for column, value in record.items()})
+        self.rows.append(row)
 
 
 def render_report(
