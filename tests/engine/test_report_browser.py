@@ -3,13 +3,15 @@ index.html of a package the real exporter wrote from a SQLite database and a fil
 for a person with 100,000 rows in one table and hostile text in others (names, values, a file
 name). With JavaScript off the page is drawn (a screenshot that is not blank) and prints (a
 PDF); with JavaScript on, nothing the data holds runs (no dialog, no console message, no error)
-and the page asks for nothing but itself. The page's size is bounded by the rows it shows, and
-the package verifies. The screenshot is kept as test-artifacts/report.png.
+and the page asks for nothing but itself; its text has AA contrast, its headings do not skip a
+level, every table has a caption and every header cell a scope. The page's size is bounded by
+the rows it shows, and the package verifies. The screenshot is kept as test-artifacts/report.png.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import sqlite3
 import time
 import zipfile
@@ -55,6 +57,40 @@ HOSTILE_FILE = "<img src=x onerror=alert('file')>.txt"
 MAX_REPORT_BYTES = 400_000  # the page for this person: REPORT_ROWS rows a table, a few tables
 MIN_PDF_BYTES = 20_000  # a printed page of text is larger than this; an empty PDF is ~1 kB
 MIN_VARIANCE = 100.0  # grey-level variance of a screenshot of text (a blank page has 0)
+MIN_CONTRAST = 4.5  # WCAG 2 AA, normal text
+# The lowest contrast of any text on the page: each element's colour against the first opaque
+# background of it or its ancestors (WCAG 2 relative luminance).
+LOWEST_CONTRAST = """() => {
+  const rgb = (text) => text.match(/[\\d.]+/g).map(Number);
+  const channel = (c) => {
+    c /= 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const background = (element) => {
+    for (let e = element; e; e = e.parentElement) {
+      const colour = rgb(getComputedStyle(e).backgroundColor);
+      if (colour.length < 4 || colour[3] > 0) return colour;
+    }
+    return [255, 255, 255];
+  };
+  let lowest = 21;
+  for (const element of document.body.querySelectorAll("*")) {
+    const own = [...element.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !element.getClientRects().length) continue;
+    const a = luminance(rgb(getComputedStyle(element).color));
+    const b = luminance(background(element));
+    lowest = Math.min(lowest, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05));
+  }
+  return lowest;
+}"""
+# Heading levels in order; tables without a caption; header cells without a scope.
+STRUCTURE = """() => ({
+  headings: [...document.querySelectorAll("h1, h2, h3, h4, h5, h6")].map((h) => +h.tagName[1]),
+  uncaptioned: [...document.querySelectorAll("table")].filter((t) => !t.caption).length,
+  unscoped: [...document.querySelectorAll("th")].filter((th) => !th.scope).length,
+  lang: document.documentElement.lang,
+})"""
 
 
 @pytest.fixture(scope="module")
@@ -192,4 +228,11 @@ def test_nothing_in_the_data_runs_or_loads(unpacked: Path, tmp_path: Path):
         assert link.get_attribute("href") == "records/shop/events.jsonl"
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0  # wide tables scroll in their own box, not the page
+        assert page.evaluate(LOWEST_CONTRAST) >= MIN_CONTRAST
+        structure = page.evaluate(STRUCTURE)
+        assert structure["headings"].count(1) == 1
+        assert structure["headings"][0] == 1
+        levels = structure["headings"]
+        assert all(later <= earlier + 1 for earlier, later in itertools.pairwise(levels))
+        assert (structure["uncaptioned"], structure["unscoped"], structure["lang"]) == (0, 0, "en")
     assert events == []
