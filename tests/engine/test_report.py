@@ -395,7 +395,7 @@ def test_the_statement_and_categories_are_carried_in():
     )
     labels = ReportLabels(statement, {("shop", "orders"): orders})
     rows = [{"id": 1, "email": "ada@example.com"}, {"id": 2, "email": "ada@example.org"}]
-    html, _ = package({("shop", "orders"): rows}, labels=labels)
+    html, _ = package({("shop", "orders"): rows, ("shop", "logins"): [{"id": 3}]}, labels=labels)
     page = parse(html)
     for text in (statement.controller, "Parcel carriers", "Ten years after the last order"):
         assert text in html
@@ -407,6 +407,7 @@ def test_the_statement_and_categories_are_carried_in():
     assert "<code>user.contact.email</code>" in html
     assert "shop \u203a orders: email" in html
     assert "shop \u203a orders: every column" in html  # user.financial, for the whole table
+    assert "shop \u203a logins: every column" in html  # without a category
     assert "Purpose: orders. email: purpose marketing; id: purpose orders." in html
 
 

@@ -123,6 +123,7 @@ def render_report(
         sources=[_source(summary, samples) for summary in manifest.get("sources", ())],
         statement=labels.statement,
         categories=_categories(samples, labels),
+        uncategorised=[s for s in samples if not _labelled(labels.tables.get((s.source, s.name)))],
         labels=labels,
         files=files[:LISTED_FILES],
         unlisted=max(0, len(files) - LISTED_FILES),
@@ -185,6 +186,13 @@ def _categories(samples: list[TableSample], labels: ReportLabels) -> list[dict[s
         }
         for name in sorted(places)
     ]
+
+
+def _labelled(table: TableConfig | None) -> bool:
+    """Whether the configuration gives the table, or one of its columns, a category."""
+    if table is None:
+        return False
+    return bool(table.categories) or any(column.categories for column in table.columns.values())
 
 
 def _category_label(name: str) -> str:
