@@ -12,7 +12,6 @@ in `test-artifacts/`: console.png (the table with the finished export) and conso
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -23,23 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
+from chromium import ARTIFACTS, chromium
 from conftest import Service, start_service, start_worker, stop_process
 from datapolicy.demo import demo_user_id
 from datapolicy.engine.verify import verify_package
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 EXPORT_TIMEOUT_MS = 30_000
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _server_root(service: Service) -> str:
@@ -103,33 +91,13 @@ def test_the_console_is_public_static_content_under_a_strict_policy(service: Ser
 # --- the browser -----------------------------------------------------------------------------
 
 
-def _need(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (required under CI=true; run scripts/install-test-services)")
-    pytest.skip(reason)
-
-
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
     """Chromium with a fresh profile; its contexts reach the loopback service only."""
-    if not CHROMIUM.exists():
-        _need(f"{CHROMIUM} is not installed")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _need("the playwright package is not installed")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            accept_downloads=True,
-            viewport={"width": 1280, "height": 800},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium(
+        tmp_path / "profile", accept_downloads=True, viewport={"width": 1280, "height": 800}
+    ) as context:
+        yield context
 
 
 def _row(page: Any, user_name: str) -> Any:

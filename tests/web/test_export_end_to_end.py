@@ -343,13 +343,17 @@ def check_package(package: Path, operation_id: str) -> None:
     orders = jsonl(entries["records/shop/orders.jsonl"])
     assert [(o["customer_id"], o["total"]) for o in orders] == [(ADA, 12.5), (ADA, 99.99)]
     assert b'"total":12.50' in entries["records/shop/orders.jsonl"]  # decimals keep every digit
+    shared = ("records/forum/messages.jsonl", "index.html")
     everything_but_messages = b"".join(
-        content for name, content in entries.items() if name != "records/forum/messages.jsonl"
+        content for name, content in entries.items() if name not in shared
     )
     for other in (GRACE, ALAN):
         assert other.encode() not in everything_but_messages
     for marker in (b"Grace", b"Alan", b"password_hash", b"secret-"):
         assert marker not in everything_but_messages
+    # the report shows the messages' rows too, and nothing else of another person's
+    for marker in (GRACE.encode(), ALAN.encode(), b"Grace", b"Alan", b"password_hash"):
+        assert entries["index.html"].count(marker) == entries[shared[0]].count(marker)
     assert [(s["name"], s["kind"], s["records"], s["files"]) for s in manifest["sources"]] == [
         ("forum", "sql", 3, 0),
         ("crm", "sql", 5, 0),

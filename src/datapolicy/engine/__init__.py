@@ -10,6 +10,7 @@ from pathlib import Path
 
 from datapolicy.config import Config
 from datapolicy.engine.directory import User, UserDirectory
+from datapolicy.engine.report import ReportLabels
 from datapolicy.engine.service import ExportService
 from datapolicy.engine.sources.base import Source
 from datapolicy.engine.sources.files import FileSource
@@ -35,7 +36,7 @@ def build_context(config: Config, data_dir: Path) -> ExportContext:
         spool_dir = (data_dir / SPOOL_DIR).absolute()
         presigned = presigned.model_copy(update={"spool_dir": spool_dir})
     storage = config.storage.model_copy(update={"local": local, "s3_presigned": presigned})
-    return ExportContext(sources, directory, storage)
+    return ExportContext(sources, directory, storage, ReportLabels.of(config))
 
 
 __all__ = ["ExportContext", "ExportService", "User", "UserDirectory", "Worker", "build_context"]

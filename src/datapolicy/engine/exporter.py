@@ -17,6 +17,7 @@ from typing import IO, Any
 from datapolicy.engine.directory import User
 from datapolicy.engine.package import PackageWriter, SourceSummary
 from datapolicy.engine.readahead import ReadAhead
+from datapolicy.engine.report import ReportLabels
 from datapolicy.engine.sources.base import (
     Estimate,
     FileItem,
@@ -76,8 +77,10 @@ def export(
     stream: IO[bytes],
     progress: Progress,
     clock: Callable[[], datetime],
+    labels: ReportLabels | None = None,
 ) -> dict[str, Any]:
-    """Write the user's package to `stream`; returns its manifest."""
+    """Write the user's package to `stream`; returns its manifest. `labels`: what the
+    configuration says of the data, for the person's report (none: the report says so)."""
     started = clock()
     estimate = sum((source.estimate(user.id) for source in sources), Estimate())
     progress.start(estimate)
@@ -89,6 +92,7 @@ def export(
             "submittedDateTime": format_datetime(operation.submitted_at),
             "startedDateTime": format_datetime(started),
         },
+        labels=labels or ReportLabels(),
     )
     summaries = {source.name: writer.source(source.name, source.kind) for source in sources}
     parts = _parts(sources, user.id)

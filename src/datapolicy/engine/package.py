@@ -4,7 +4,8 @@ Layout::
 
     manifest.json              format version, operation, user, times, per-source counts,
                                and size + SHA-256 of every other entry
-    index.html                 a human-readable summary for the person who receives it
+    index.html                 the person's report: their data as a page they can read
+                               (report.py; its rows sampled as the records are written)
     records/<source>/<name>.jsonl   one JSON object per line, per table or query
     files/<source>/<path>      files copied whole (stored, not deflated, when their start
                                does not compress: photos, video, archives)
@@ -22,7 +23,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import html
 import os
 import zipfile
 from collections.abc import Generator, Iterable
@@ -33,6 +33,7 @@ import orjson
 from isal import isal_zlib
 
 from datapolicy.engine.entrynames import EntryNames
+from datapolicy.engine.report import ReportLabels, TableSample, render_report
 from datapolicy.engine.sources.jsonlines import JsonLines
 
 FORMAT_VERSION = 1
@@ -94,6 +95,8 @@ class PackageWriter:
     header: dict[str, Any]  # operation id, user, times: copied into the manifest
     entries: list[EntryInfo] = field(default_factory=list)
     sources: dict[str, SourceSummary] = field(default_factory=dict)
+    labels: ReportLabels = field(default_factory=ReportLabels)  # what the report says of the data
+    samples: list[TableSample] = field(default_factory=list)  # each table's rows for the report
 
     def __post_init__(self) -> None:
         self._zip = zipfile.ZipFile(self.stream, "w", compression=zipfile.ZIP_DEFLATED)
@@ -108,14 +111,18 @@ class PackageWriter:
         """Write the encoded record batches; yields the number of records of each batch."""
         path = self._names.allocate(("records", _safe(source.name), f"{_safe(name)}.jsonl"))
         digest, size, count = hashlib.sha256(), 0, 0
+        sample = TableSample(source.name, name)
         with self._open(path) as entry:
             for batch in batches:
                 entry.write(batch.data)
+                sample.take(batch.data)
                 digest.update(batch.data)
                 size += len(batch.data)
                 count += batch.records
                 yield batch.records
         self.entries.append(EntryInfo(path, size, digest.hexdigest(), count))
+        sample.path, sample.records = path, count
+        self.samples.append(sample)
         source.records += count
         source.bytes += size
 
@@ -150,7 +157,8 @@ class PackageWriter:
             **(trailer or {}),
             "sources": [vars(s) for s in self.sources.values()],
         }
-        index = _index_html(manifest).encode()
+        entries = [entry.as_json() for entry in self.entries]
+        index = render_report(manifest, entries, self.samples, self.labels).encode()
         with self._open(INDEX) as entry:
             entry.write(index)
         self.entries.append(EntryInfo(INDEX, len(index), hashlib.sha256(index).hexdigest()))
@@ -205,32 +213,3 @@ def _deflates(head: bytes) -> bool:
     step = max(SAMPLE_SLICE, len(head) // SAMPLE_SLICES)
     sample = b"".join(head[i : i + SAMPLE_SLICE] for i in range(0, len(head), step))
     return len(isal_zlib.compress(sample, DEFLATE_LEVEL)) < len(sample) * STORE_ABOVE
-
-
-def _index_html(manifest: dict[str, Any]) -> str:
-    user = manifest.get("user", {})
-    rows = "\n".join(
-        f"<tr><td>{html.escape(s['name'])}</td><td>{html.escape(s['kind'])}</td>"
-        f"<td>{s['records']}</td><td>{s['files']}</td><td>{s['bytes']}</td></tr>"
-        for s in manifest["sources"]
-    )
-    who = html.escape(str(user.get("displayName") or user.get("id", "")))
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Your personal data</title>
-<style>body{{font-family:sans-serif;max-width:50em;margin:2em auto}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:.3em .6em}}</style>
-</head><body>
-<h1>Personal data export</h1>
-<p>This package holds the personal data kept about <strong>{who}</strong>
-(user id <code>{html.escape(str(user.get("id", "")))}</code>), exported on
-{html.escape(str(manifest.get("createdDateTime", "")))} by request
-<code>{html.escape(str(manifest.get("operationId", "")))}</code>.</p>
-<p>Each table or query is in <code>records/</code> as JSON Lines (one record per line); copied
-files are in <code>files/</code>. <code>manifest.json</code> lists every file with its size and
-SHA-256 checksum.</p>
-<table><thead><tr><th>Source</th><th>Kind</th><th>Records</th><th>Files</th><th>Bytes</th></tr>
-</thead><tbody>
-{rows}
-</tbody></table>
-</body></html>
-"""

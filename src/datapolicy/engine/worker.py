@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from datapolicy import logs, tracing
@@ -43,6 +43,7 @@ from datapolicy.config import EngineConfig, StorageConfig
 from datapolicy.engine.control import NO_CONTROL, ExportControl
 from datapolicy.engine.directory import User, UserDirectory
 from datapolicy.engine.exporter import Cancelled, Progress, export
+from datapolicy.engine.report import ReportLabels
 from datapolicy.engine.retrypolicy import ExportRetryPolicy
 from datapolicy.engine.sources.base import Source, SourceError
 from datapolicy.engine.targets import (
@@ -83,6 +84,7 @@ class ExportContext:
     sources: Sequence[Source]
     directory: UserDirectory | None
     storage: StorageConfig  # where packages may go (local roots include <data-dir>/exports)
+    labels: ReportLabels = field(default_factory=ReportLabels)  # for the person's report
 
     def user(self, user_id: str) -> User:
         if self.directory is None:
@@ -229,7 +231,13 @@ class Worker:
             reached(operation.id, "begin")
             upload = self._begin(operation)
             manifest = export(
-                operation, user, self.context.sources, upload.stream, progress, self.clock
+                operation,
+                user,
+                self.context.sources,
+                upload.stream,
+                progress,
+                self.clock,
+                self.context.labels,
             )
             self.control.pace(operation.id, time.monotonic() - began, progress.stop)
             reached(operation.id, "finish")
