@@ -254,6 +254,8 @@ def check_written(file: IO[bytes], manifest: dict[str, Any]) -> list[str]:
             return [f"manifest.json cannot be read: {type(exc).__name__}: {exc}"]
         if stored != manifest:
             return ["manifest.json is not the manifest this attempt wrote"]
+        if not _deflate_ends_at_its_size(file, archive.getinfo(MANIFEST)):
+            return ["manifest.json's compressed data does not end where its size says"]
         sizes = {info.filename: info.file_size for info in archive.infolist()}
     sizes.pop(MANIFEST, None)
     listed = {entry["path"]: entry["size"] for entry in manifest["files"]}
@@ -261,3 +263,24 @@ def check_written(file: IO[bytes], manifest: dict[str, Any]) -> list[str]:
         return []
     wrong = sorted(set(sizes.items()) ^ set(listed.items()))
     return [f"the ZIP's entries differ from the manifest's: {wrong[:3]}"]
+
+
+def _deflate_ends_at_its_size(file: IO[bytes], info: zipfile.ZipInfo) -> bool:
+    """Whether `info`'s deflated data ends exactly at its compressed size, holding exactly its
+    stated size. zipfile stops at the stated size and checks the CRC, so a damaged end of the
+    stream (more data decoded, or an end-of-stream mark lost) can read back the same bytes;
+    a stricter reader would refuse that package, so it is not published."""
+    if info.compress_type != zipfile.ZIP_DEFLATED:
+        return True
+    file.seek(info.header_offset + 26)  # the local header's name and extra-field lengths
+    name_length, extra_length = (
+        int.from_bytes(file.read(2), "little"),
+        int.from_bytes(file.read(2), "little"),
+    )
+    file.seek(name_length + extra_length, 1)
+    inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        inflated = inflate.decompress(file.read(info.compress_size), info.file_size + 1)
+    except zlib.error:
+        return False
+    return inflate.eof and not inflate.unused_data and len(inflated) == info.file_size
