@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,33 @@ def test_an_unreachable_store_is_one_clear_line_without_the_password(tmp_path: P
         result.stderr
     )
     assert SECRET not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda root: root / "missing-directory" / "store.db", "Not a directory"),
+        (lambda root: _write(root / "not-sqlite.db", b"not a database"), "file is not a database"),
+    ],
+    ids=["parent-is-not-a-directory", "not-a-sqlite-file"],
+)
+def test_a_sqlite_store_that_cannot_be_opened_is_one_clear_line(
+    tmp_path: Path, make: Callable[[Path], Path], reason: str
+):
+    """A SQLite store path that cannot hold a database gives one line naming it and exit 1,
+    never a traceback."""
+    (tmp_path / "missing-directory").write_text("a file where a directory should be")
+    path = make(tmp_path)
+    result = run("worker", "--data-dir", str(tmp_path / "data"), "--database", f"sqlite:///{path}")
+    assert result.returncode == 1
+    assert f"cannot open the operation store at sqlite:///{path}:" in result.stderr
+    assert reason in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
 
 
 def test_api_processes_and_a_worker_share_one_postgresql_store(tmp_path: Path):

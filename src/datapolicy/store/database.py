@@ -79,7 +79,7 @@ from sqlalchemy.sql import ClauseElement, TableClause
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from datapolicy.config import ConfigError
-from datapolicy.errors import Unavailable
+from datapolicy.errors import StoreUnreachable, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -397,9 +397,15 @@ class SQLiteDatabase(Database):
         return super().revision()
 
     def migrate(self) -> None:
-        _owner_only(self.path)
-        with _migration_lock(self.path):
-            self._migrate()
+        try:
+            _owner_only(self.path)
+            with _migration_lock(self.path):
+                self._migrate()
+        except (OSError, sqlite3.DatabaseError) as exc:  # no directory, no access, not SQLite
+            reason = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) else exc
+            raise StoreUnreachable(
+                f"cannot open the operation store at {self.url}: {reason}"
+            ) from None
 
     def _migrate(self) -> None:
         # WAL is a property of the file, kept once set: set here, once, and not on every new
