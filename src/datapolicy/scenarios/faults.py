@@ -26,15 +26,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from datapolicy.errors import InvalidRequest
+from datapolicy.errors import THROTTLED, InvalidRequest
 
 KINDS = ("status", "latency", "timeout", "drop")
 _DEFAULT_CODES = {
-    429: (  # Graph's own default message for the code
-        "TooManyRequests",
-        "Client application has been throttled and should not attempt to repeat the request "
-        "until an amount of time has elapsed.",
-    ),
+    429: ("TooManyRequests", THROTTLED),  # Graph's own default message for the code
     500: ("generalException", "An internal server error occurred."),
     503: ("serviceNotAvailable", "The service is temporarily unavailable."),
     504: ("gatewayTimeout", "The gateway timed out."),
