@@ -175,12 +175,17 @@ class OperationStore:
         self.database.ping(timeout)
 
     def get(self, operation_id: str) -> Operation:
+        return to_operation(self.get_row(operation_id))
+
+    def get_row(self, operation_id: str) -> tuple[Any, ...]:
+        """The operation's row (`ROW`'s columns), for writing it out without making an
+        `Operation` (web/routes/serialize.py `entity_row`)."""
         if "\x00" in operation_id:  # no id has one (and PostgreSQL's text cannot hold it)
             raise _not_found(operation_id)
         row = self.database.fetch_one(self._get_by_id, {"id": operation_id})
         if row is None:
             raise _not_found(operation_id)
-        return to_operation(row)
+        return row
 
     def published(self, operation_id: str) -> tuple[Operation, str | None]:
         """The operation and where its package was published (None until it is complete):
