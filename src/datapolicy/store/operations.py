@@ -153,9 +153,18 @@ def public_error(
 ) -> OperationError | None:
     """The error clients see, from a row's columns: a retried operation keeps its last error
     privately; clients see it once it failed."""
+    fields = public_error_fields(status, error_code, error_message)
+    return None if fields is None else OperationError(*fields)
+
+
+def public_error_fields(
+    status: str, error_code: str | None, error_message: str | None
+) -> tuple[str, str] | None:
+    """`public_error`'s code and message, without making an `OperationError` (a list page of
+    failed operations writes a hundred of them)."""
     if status != _FAILED:
         return None
-    return OperationError(error_code or "unknown", error_message or "")
+    return error_code or "unknown", error_message or ""
 
 
 class OperationStore:

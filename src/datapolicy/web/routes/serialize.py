@@ -29,7 +29,7 @@ from datapolicy.model import (
     etag_of,
     format_datetime,
 )
-from datapolicy.store.operations import ROW, public_error
+from datapolicy.store.operations import ROW, public_error_fields
 
 ODATA_TYPE = f"#{ENTITY_TYPE}"
 ALL_PROPERTIES: tuple[Property, ...] = tuple(PROPERTIES.values())
@@ -79,7 +79,6 @@ def entity_row(row: Row) -> dict[str, Any]:
     without `$select` (the usual one) makes a hundred of them, and this costs half of what the
     readers' loop does."""
     (id_, user_id, status, progress, location, submitted, completed, version, code, message) = row
-    error = public_error(status, code, message)
     return {
         "@odata.type": ODATA_TYPE,
         "@odata.etag": etag_of(version),
@@ -90,7 +89,7 @@ def entity_row(row: Row) -> dict[str, Any]:
         "storageLocation": location,
         "submittedDateTime": _date_time(submitted),
         "completedDateTime": _date_time(completed),
-        "error": None if error is None else {"code": error.code, "message": error.message},
+        "error": _error_value(status, code, message),
     }
 
 
@@ -126,8 +125,12 @@ def _error(
     code: int = _COLUMN["error_code"],
     message: int = _COLUMN["error_message"],
 ) -> dict[str, str] | None:
-    error = public_error(row[status], row[code], row[message])
-    return None if error is None else {"code": error.code, "message": error.message}
+    return _error_value(row[status], row[code], row[message])
+
+
+def _error_value(status: str, code: str | None, message: str | None) -> dict[str, str] | None:
+    fields = public_error_fields(status, code, message)
+    return None if fields is None else {"code": fields[0], "message": fields[1]}
 
 
 def _json_value(value: Any) -> Any:
