@@ -542,19 +542,22 @@ class DataVersion:
         self._path = path
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
+        self._cursor: sqlite3.Cursor | None = None  # the connection's, kept: one per check cost
         weakref.finalize(self, _close_all, self._connections)
 
     def __call__(self) -> Hashable:
         try:
             with self._lock:
-                if not self._connections:
-                    self._connections.append(
-                        sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+                if self._cursor is None:
+                    connection = sqlite3.connect(
+                        self._path, isolation_level=None, check_same_thread=False
                     )
+                    self._connections.append(connection)
+                    self._cursor = connection.cursor()
                 # fetchone() steps the statement to its end, which ends the read transaction:
                 # the connection holds no snapshot between checks (it would stop WAL
                 # checkpoints).
-                version: int = self._connections[0].execute("PRAGMA data_version").fetchone()[0]
+                version: int = self._cursor.execute("PRAGMA data_version").fetchone()[0]
                 return version
         except sqlite3.Error:
             return object()  # unknown: a change

@@ -153,9 +153,18 @@ def public_error(
 ) -> OperationError | None:
     """The error clients see, from a row's columns: a retried operation keeps its last error
     privately; clients see it once it failed."""
+    fields = public_error_fields(status, error_code, error_message)
+    return None if fields is None else OperationError(*fields)
+
+
+def public_error_fields(
+    status: str, error_code: str | None, error_message: str | None
+) -> tuple[str, str] | None:
+    """`public_error`'s code and message, without making an `OperationError` (a list page of
+    failed operations writes a hundred of them)."""
     if status != _FAILED:
         return None
-    return OperationError(error_code or "unknown", error_message or "")
+    return error_code or "unknown", error_message or ""
 
 
 class OperationStore:
@@ -175,12 +184,17 @@ class OperationStore:
         self.database.ping(timeout)
 
     def get(self, operation_id: str) -> Operation:
+        return to_operation(self.get_row(operation_id))
+
+    def get_row(self, operation_id: str) -> tuple[Any, ...]:
+        """The operation's row (`ROW`'s columns), for writing it out without making an
+        `Operation` (web/routes/serialize.py `entity_row`)."""
         if "\x00" in operation_id:  # no id has one (and PostgreSQL's text cannot hold it)
             raise _not_found(operation_id)
         row = self.database.fetch_one(self._get_by_id, {"id": operation_id})
         if row is None:
             raise _not_found(operation_id)
-        return to_operation(row)
+        return row
 
     def published(self, operation_id: str) -> tuple[Operation, str | None]:
         """The operation and where its package was published (None until it is complete):

@@ -32,7 +32,7 @@ from datapolicy.web.hot_path.readcache import ReadCache, read_cache_for
 from datapolicy.web.middleware.audit import RequestAudit
 from datapolicy.web.responses import ODATA_JSON
 from datapolicy.web.routes.operations import service_root_of
-from datapolicy.web.routes.serialize import context_url, entity
+from datapolicy.web.routes.serialize import JSON_OPTIONS, context_url, entity_row
 
 _CONDITIONAL = (b"if-none-match", b"if-match", b"if-modified-since")
 _CONTENT_TYPE = ODATA_JSON.encode()
@@ -67,9 +67,9 @@ class EntityReadPath:
         if cached is None:
             try:
                 if self.reads_inline:
-                    operation = self.store.get(operation_id)
+                    row = self.store.get_row(operation_id)
                 else:
-                    operation = await run_in_threadpool(self.store.get, operation_id)
+                    row = await run_in_threadpool(self.store.get_row, operation_id)
             except NotFound:
                 return False  # the routed path renders the 404
             except Unavailable as exc:  # rendered here: the routed path would wait again
@@ -77,11 +77,13 @@ class EntityReadPath:
                 await response(scope, receive, send)
                 return True
             # The body without its first member, `@odata.context`, which depends on the URL
-            # the client used: orjson writes members in order and without spaces.
+            # the client used: orjson writes members in order and without spaces. Written
+            # from the row, as a list page's entities are: no `Operation` is made.
+            properties = entity_row(row)
             cached = (
-                orjson.dumps(entity(operation, None))[1:],
-                operation.etag.encode(),
-                operation.user_id,
+                orjson.dumps(properties, option=JSON_OPTIONS)[1:],
+                properties["@odata.etag"].encode(),
+                properties["userId"],
             )
             if cache is not None:
                 cache.put(operation_id, cached)

@@ -7,7 +7,7 @@ from urllib.parse import quote, urlencode
 
 import orjson
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import URL
+from starlette.datastructures import URL, QueryParams
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Scope
@@ -32,6 +32,7 @@ from datapolicy.web.routes.payloads import parse_new_operation, parse_update, re
 from datapolicy.web.routes.serialize import JSON_OPTIONS, context_url, entity, entity_rows
 
 API_ROOT = "/v1.0"
+_QUERY_SAFE = "$,'()*:"  # left unquoted in next links' query strings
 
 
 def service_root(request: Request) -> str:
@@ -63,10 +64,23 @@ def _store(request: Request) -> OperationStore:
 
 
 def _options(request: Request, allowed: frozenset[str]) -> QueryOptions:
-    if not request.scope.get("query_string"):  # the usual GET by id: nothing to parse
+    query_string: bytes = request.scope.get("query_string", b"")
+    if not query_string:  # the usual GET by id: nothing to parse
         return parse_query_options((), allowed)
-    max_top = request.app.state.limits.max_page_size
-    return parse_query_options(request.query_params.multi_items(), allowed, max_top)
+    return _parsed_options(query_string, allowed, request.app.state.limits.max_page_size)
+
+
+# The options of the last few hundred query strings: clients repeat theirs (a list polled, a
+# page's next pages), and splitting and parsing one costs as much as the rest of a list
+# request's Python outside the rows. Options are immutable (nothing writes to their `raw`); a
+# query string that fails to parse is not kept (its error is raised again).
+OPTIONS_CACHED = 256
+
+
+@functools.lru_cache(maxsize=OPTIONS_CACHED)
+def _parsed_options(query_string: bytes, allowed: frozenset[str], max_top: int) -> QueryOptions:
+    """The options of a query string, split as Starlette's `request.query_params` splits it."""
+    return parse_query_options(QueryParams(query_string).multi_items(), allowed, max_top)
 
 
 async def list_operations(request: Request) -> Response:
@@ -85,13 +99,18 @@ async def list_operations(request: Request) -> Response:
 
 def _next_link(root: str, options: QueryOptions, token: SkipToken) -> str:
     """The same query, continued after the last row served (`$skip` is already applied)."""
-    pairs = [
-        (f"${name}", value)
-        for name, value in options.raw.items()
-        if name not in ("skip", "skiptoken")
-    ]
-    pairs.append(("$skiptoken", token.encode()))
-    return f"{root}/{ENTITY_SET}?" + urlencode(pairs, quote_via=quote, safe="$,'()*:")
+    return _next_link_before_token(root, tuple(options.raw.items())) + quote(
+        token.encode(), safe=_QUERY_SAFE
+    )
+
+
+@functools.lru_cache(maxsize=OPTIONS_CACHED)
+def _next_link_before_token(root: str, raw: tuple[tuple[str, str], ...]) -> str:
+    """A next link up to its `$skiptoken` value, which is all that changes from page to page
+    of a query: quoting the rest again for every page costs more than the token does."""
+    pairs = [(f"${name}", value) for name, value in raw if name not in ("skip", "skiptoken")]
+    pairs.append(("$skiptoken", ""))
+    return f"{root}/{ENTITY_SET}?" + urlencode(pairs, quote_via=quote, safe=_QUERY_SAFE)
 
 
 async def count_operations(request: Request) -> Response:

@@ -98,6 +98,11 @@ class Route:
         """The path template from the server root."""
         return self.path if self.root else API_ROOT + self.path
 
+    @cached_property
+    def series_name(self) -> str:
+        """The name of the route's requests in the metrics (kept: read by every request)."""
+        return self.metrics_name or self.template + ("/{path}" if self.prefix else "")
+
     @property
     def rate_limited(self) -> bool:
         """Whether requests spend their client's rate budget: the API's (public routes by the
@@ -136,7 +141,7 @@ class RouteMatch(NamedTuple):
         route = self.route
         if route is None or not self.served:
             return OTHER
-        return route.metrics_name or route.template + ("/{path}" if route.prefix else "")
+        return route.series_name
 
     def requirement(self, method: str) -> Requirement:
         route = self.route
