@@ -34,6 +34,7 @@ from datapolicy.model import (
     Operation,
     OperationError,
     OperationStatus,
+    OperationType,
     Property,
     utc_now,
 )
@@ -63,6 +64,7 @@ ROW = (
     operations.c.version,
     operations.c.error_code,
     operations.c.error_message,
+    operations.c.operation_type,
 )
 COLUMNS: dict[str, ColumnElement[Any]] = {
     name: operations.c[prop.attribute]
@@ -134,6 +136,7 @@ def to_operation(row: tuple[Any, ...]) -> Operation:
         version,
         error_code,
         error_message,
+        operation_type,
     ) = row
     return Operation(
         id=id_,
@@ -145,6 +148,7 @@ def to_operation(row: tuple[Any, ...]) -> Operation:
         completed_at=None if completed is None else from_micros(completed),
         version=version,
         error=public_error(status, error_code, error_message),
+        operation_type=OperationType(operation_type),
     )
 
 
@@ -263,6 +267,9 @@ class OperationStore:
         storage_location: str | None,
         idempotency_key: str | None = None,
         record: Recorder | None = None,
+        *,
+        operation_type: OperationType = OperationType.EXPORT,
+        erasure_state: str | None = None,
     ) -> tuple[Operation, bool]:
         """A new notStarted operation, or, when `idempotency_key` was used for one in the last
         24 hours, that one. The flag says whether a new operation was created; `record` runs
@@ -292,6 +299,7 @@ class OperationStore:
             submitted_at=now,
             completed_at=None,
             version=1,
+            operation_type=operation_type,
         )
         insert = self.database.insert(operations).values(
             id=operation.id,
@@ -305,6 +313,8 @@ class OperationStore:
             idempotency_request=None
             if idempotency_key is None
             else request_digest(user_id, storage_location),
+            operation_type=operation_type.value,
+            erasure_state=erasure_state,
         )
         if idempotency_key is None:
             with self.database.transaction() as transaction:

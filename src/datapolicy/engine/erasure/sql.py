@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Table,
@@ -51,10 +51,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.expression import ColumnElement
 
 from datapolicy.config import MaskStrategy, MaskValue, TableConfig
-from datapolicy.discovery.schema import ForeignKey, read_schema
 from datapolicy.engine.erasure.masks import HASH_LENGTH, Masker
 from datapolicy.engine.sources.base import SourceError
 from datapolicy.engine.sources.sql import Schema, SqlSource
+
+if TYPE_CHECKING:
+    from datapolicy.discovery.schema import ForeignKey
 
 KEY_BATCH = 500  # rows per DELETE/UPDATE statement (bound parameters stay under every limit)
 
@@ -166,6 +168,11 @@ class SqlEraser:
         return any(config.erase == "delete" for config in self.source.config.tables)
 
     def _referring(self) -> dict[str, list[ForeignKey]]:
+        """Every foreign key of the database, by the table it refers to (discovery's reading
+        of the schema, without samples; imported here, as discovery imports the engine's
+        sqltypes)."""
+        from datapolicy.discovery.schema import read_schema
+
         try:
             return read_schema(self.source.engine, sample_rows=0).referring
         except SQLAlchemyError as exc:
@@ -256,7 +263,7 @@ class SqlEraser:
             )
             plan = plans.setdefault(
                 config.table,
-                _Plan(config, physical, tuple(c.name for c in physical.primary_key.columns)),
+                _Plan(config, physical, tuple(str(c.name) for c in physical.primary_key.columns)),
             )
             if rule in ("delete", "mask"):
                 shown = change if rule == "delete" else None
@@ -302,7 +309,7 @@ class SqlEraser:
             plan.rows[key] = tuple(row[width : width + masked_width])
             if change is not None:
                 values = row[width + masked_width :]
-                names = (c.name for c in shown)
+                names = (str(c.name) for c in shown)  # plain str: orjson takes no subclass
                 change(config.table, {"delete": dict(zip(names, values, strict=True))})
 
     def _count_retained(

@@ -37,6 +37,7 @@ from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
 from datapolicy.auth.permissions import (
     ANY_TOKEN,
+    ERASE,
     EXPORT,
     PUBLIC,
     READ_USERS,
@@ -140,6 +141,11 @@ USER_EXPORT = Route(
     {"POST": users.export_personal_data},
     permission=EXPORT,
 )
+USER_ERASE = Route(
+    "/users/{user_id}/erasePersonalData",
+    {"POST": users.erase_personal_data},
+    permission=ERASE,
+)
 # Graph's export of the caller: answered by the Graph profile (web/profile.py) as USER_EXPORT
 # for the token's subject; any token, as an unknown path (the profile checks the permission).
 ME_EXPORT = Route("/me/exportPersonalData")
@@ -161,6 +167,7 @@ API_ROUTES: tuple[Route, ...] = (
     Route("/users", {"GET": users.list_users}, permission=READ_USERS),
     Route("/users/{user_id}", {"GET": users.get_user}, permission=READ_USERS),
     USER_EXPORT,
+    USER_ERASE,
     ME_EXPORT,
     # The description of the API is public, as Graph's `$metadata` is.
     Route("/$metadata", {"GET": metadata.metadata}, public=True),
