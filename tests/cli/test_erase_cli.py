@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 from commands import against, datapolicy, json_output
 
-from conftest import Service
+from conftest import Service, store_args
 
 
 def test_a_dry_run_then_the_erasure_of_a_demo_user(fresh_service: Service):
@@ -25,6 +25,25 @@ def test_a_dry_run_then_the_erasure_of_a_demo_user(fresh_service: Service):
         datapolicy("erase", person["id"], "--wait", "--json", *against(fresh_service))
     )
     assert (done["status"], done["operationType"]) == ("complete", "erasePersonalData")
+    trail = datapolicy(
+        "audit",
+        "list",
+        "--operation",
+        done["id"],
+        "--json",
+        "--data-dir",
+        str(fresh_service.data_dir),
+        *store_args(fresh_service.data_dir),
+    )
+    actions = [
+        entry["action"] for entry in json_output(trail) if entry["action"].startswith("erasure.")
+    ]
+    assert actions == [
+        "erasure.requested",
+        "erasure.sourceCommitted",  # shop
+        "erasure.sourceCommitted",  # uploads
+        "erasure.completed",
+    ]
 
     destination = fresh_service.data_dir / "exports"
     exported = datapolicy(

@@ -210,3 +210,34 @@ def test_an_export_and_an_erasure_of_one_person_never_run_together(idle: Service
             json={"storageLocation": str(idle.data_dir / "exports")},
         )
     assert again.status_code == 409
+
+
+@pytest.fixture(scope="module")
+def approving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("approval")
+    config = _config(root).replace('approval = "none"', 'approval = "required"')
+    service = start_configured(root, config)
+    yield service
+    service.stop()
+
+
+def test_a_required_approval_holds_the_erasure_until_another_principal_gives_it(
+    approving: Service,
+):
+    before = _rows(approving)
+    requester = {"Authorization": f"Bearer {token_for(approving.data_dir, ERASE, EXPORT)}"}
+    approver = {"Authorization": f"Bearer {token_for(approving.data_dir, ERASE, subject='dpo')}"}
+    with httpx.Client(base_url=approving.url, headers=requester) as client:
+        url = client.post("/users/ada/erasePersonalData", json={}).headers["Location"]
+        time.sleep(2)  # the worker polls every second: it would have claimed it by now
+        assert client.get(url).json()["status"] == "notStarted"
+        assert _rows(approving) == before
+        refused = client.post(f"{url}/approve")
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "Authorization_RequestDenied"
+    with httpx.Client(base_url=approving.url, headers=approver) as client:
+        assert client.post(f"{url}/approve").status_code == 204
+        assert client.post(f"{url}/approve").status_code == 409  # once
+    done = _finished(approving, url)
+    assert done["status"] == "complete", done
+    assert _rows(approving)["orders"] == [(3, "bob", 30)]

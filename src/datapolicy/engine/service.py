@@ -138,7 +138,8 @@ class ExportService:
         *,
         caller: str = "",
     ) -> tuple[Operation, bool]:
-        """Queue an erasure (docs/erasure.md), checked as an export's start is. Refused with
+        """Queue an erasure (docs/erasure.md), checked as an export's start is; with `[erasure]
+        approval = "required"` it waits, notStarted, for `store.approve`. Refused with
         409 when erasure is not configured (the request is well-formed; the service's
         configuration does not allow it)."""
         if self.context.erasure is None:
@@ -147,9 +148,17 @@ class ExportService:
                 "(docs/erasure.md).",
                 code="erasureNotConfigured",
             )
-        state = orjson.dumps({"dryRun": dry_run, "committed": {}}).decode()
+        state = orjson.dumps({"dryRun": dry_run, "requestedBy": caller, "committed": {}}).decode()
+        pending = self.context.erasure.approval == "required"
         return self._start(
-            user_id, storage_location, idempotency_key, record, caller, OperationType.ERASE, state
+            user_id,
+            storage_location,
+            idempotency_key,
+            record,
+            caller,
+            OperationType.ERASE,
+            state,
+            pending,
         )
 
     def _start(
@@ -161,6 +170,7 @@ class ExportService:
         caller: str,
         operation_type: OperationType,
         erasure_state: str | None,
+        approval_pending: bool = False,
     ) -> tuple[Operation, bool]:
         location = storage_location or self.default_location
         key = None if idempotency_key is None else scoped_key(caller, idempotency_key)
@@ -180,6 +190,7 @@ class ExportService:
             record,
             operation_type=operation_type,
             erasure_state=erasure_state,
+            approval_pending=approval_pending,
         )
         if created:
             logs.operation_id.set(operation.id)

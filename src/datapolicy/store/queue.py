@@ -174,6 +174,7 @@ class OperationQueue:
             c.status.in_(_ACTIVE),
             lease_free,
             or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
+            c.approval_pending == 0,
         )
         if only is not None:
             export = and_(export, c.id.in_(list(only)))

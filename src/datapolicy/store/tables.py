@@ -74,6 +74,8 @@ operations = Table(
     # (JSON: dryRun, the sources committed and their counts), so that a retry resumes.
     Column("operation_type", text_column(32), nullable=False, server_default="exportPersonalData"),
     Column("erasure_state", text_column(None), nullable=True),
+    # 1 while an erasure waits for another principal's approval: not claimable until then.
+    Column("approval_pending", Integer, nullable=False, server_default="0"),
     # Each index ends in the tie-break key `id`, so that a keyset page (`$skiptoken`) under the
     # default order, or filtered by user or status, is an index range scan.
     Index("ix_operations_submitted", "submitted_at", "id"),

@@ -31,6 +31,7 @@ class AuditAction(StrEnum):
     USER_READ = "user.read"  # GET /users or /users/{id}
     ACCESS_DENIED = "access.denied"  # 403: a valid token without the route's permission
     ERASURE_REQUESTED = "erasure.requested"  # POST .../erasePersonalData: an erasure was queued
+    ERASURE_APPROVED = "erasure.approved"  # POST .../approve by another principal
     ERASURE_SOURCE_COMMITTED = "erasure.sourceCommitted"  # a worker committed one source
     ERASURE_COMPLETED = "erasure.completed"  # its dry-run package or receipt was published
 

@@ -164,6 +164,12 @@ API_ROUTES: tuple[Route, ...] = (
         permission=EXPORT,
         keys=True,
     ),
+    Route(
+        f"/{ENTITY_SET}/{{operation_id}}/approve",
+        {"POST": operations.approve_operation},
+        permission=ERASE,
+        keys=True,
+    ),
     Route("/users", {"GET": users.list_users}, permission=READ_USERS),
     Route("/users/{user_id}", {"GET": users.get_user}, permission=READ_USERS),
     USER_EXPORT,
