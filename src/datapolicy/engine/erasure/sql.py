@@ -109,9 +109,11 @@ class SqlEraser:
         its result, and a table to delete from that a foreign key from a table this source
         does not configure refers to. `config check` shows them; `erase` refuses with them."""
         schema = self.source.reflect()
+        return self._problems(schema, self._referring() if self._deletes() else {})
+
+    def _problems(self, schema: Schema, referring: dict[str, list[ForeignKey]]) -> list[str]:
         found: list[str] = []
         configured = {config.table for config in self.source.config.tables}
-        referring = self._referring() if self._deletes() else {}
         for config, physical in self._tables(schema):
             rule = config.erase
             if rule in ("delete", "mask") and not physical.primary_key.columns:
@@ -217,14 +219,14 @@ class SqlEraser:
         """Erase the person from this source, in one transaction (rolled back for a dry run);
         the result per table. `change` receives, table by table, each row that is deleted and
         each cell that is masked (before and after): what a dry run's package shows."""
-        problems = self.problems()
+        schema = self.source.reflect()
+        referring = self._referring() if self._deletes() else {}
+        problems = self._problems(schema, referring)
         if problems:
             raise SourceError(
                 f"source '{self.name}': the erasure rules cannot be applied: {problems[0]}",
                 permanent=True,
             )
-        schema = self.source.reflect()
-        referring = self._referring() if self._deletes() else {}
         try:
             with self.source.engine.connect() as connection:
                 transaction = connection.begin()
