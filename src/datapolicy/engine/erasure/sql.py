@@ -3,28 +3,33 @@
 The rows are the export's: each configured table's rows are picked by `SqlSource.condition`, the
 one selection that exports read with (composite links, self-references and all). Because a
 table's selection is a sub-select over its parent's rows, deleting a parent's rows first would
-change which of a child's rows are selected; so the erasure first *plans*, then *applies*, both
-inside the source's one transaction:
+change which of a child's rows are selected; so, inside the source's one transaction:
 
-1. Plan: each configured table's selection is read (its primary key, and the columns to mask),
-   before anything changes; a table reached by several paths is the union of its paths' rows.
-2. Check: every foreign key that refers to a table whose rows are to be deleted (read from the
+1. Order: the tables to delete from, children before parents (by the database's foreign keys
+   and by the configuration's `parent` links).
+2. Plan: a table whose selection reads no table deleted from before it (nor itself) is deleted
+   set-based later, `DELETE ... WHERE <its selection>`, which is then exact; every other one
+   (self-references, a table reached by paths through tables deleted first), every masked table
+   and every table of a dry run has its selection read now, by primary key, before anything
+   changes. A table reached by several paths is the union of its paths' rows.
+3. Check: every foreign key that refers to a table whose rows are to be deleted (read from the
    whole database: `discovery.schema.read_schema`) is followed back; a referring row that is
    not itself to be deleted would block the delete, or be deleted or changed by it (ON DELETE
    CASCADE / SET NULL): the erasure is refused, naming the key, and nothing changes. So no
-   other person's row is ever touched.
-3. Apply: masks (UPDATE of the cells whose value changes), then deletes, children before
-   parents (by the database's foreign keys), by primary key in batches of `KEY_BATCH`. On
-   MySQL/MariaDB, which checks a foreign key row by row, the rows of a table that refers to
-   itself have their self-references set to NULL first (where the columns allow it).
-4. Commit; or, for a dry run, roll back: a dry run runs the same statements and shows what
+   other person's row is ever touched. (One COUNT per key, in the database; by the planned
+   keys where the paths bind differently typed user ids.)
+4. Apply: masks (UPDATE of the cells whose value changes, by primary key), then deletes in the
+   order of 1, set-based or by primary key in batches of `KEY_BATCH`. On MySQL/MariaDB, which
+   checks a foreign key row by row, the rows of a table that refers to itself have their
+   self-references set to NULL first (where the columns allow it).
+5. Commit; or, for a dry run, roll back: a dry run runs the same statements and shows what
    changed, and the database keeps nothing of it.
 
 A table with rule `delete` or `mask` needs a primary key (how else to name the rows it
 changes); a mask on a key column (primary key, `user_key`, a link's columns, a foreign key's
 columns on either side) is refused: it would change which rows are whose. Retained tables are
-counted and left alone. The keys of the rows to change are held in memory during the
-transaction (a tuple per row: about 100 bytes); values, never more than one batch.
+counted and left alone. Keys read in step 2 are held in memory for the transaction (a tuple per
+row); values, never more than one row's masked cells.
 """
 
 from __future__ import annotations
@@ -38,10 +43,12 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     column,
     func,
     inspect,
     null,
+    or_,
     select,
     table,
     tuple_,
@@ -259,29 +266,139 @@ class SqlEraser:
         results: dict[str, TableResult] = {}
         for config in self.source.config.tables:
             physical = schema.tables[config.output_name]
+            key = tuple(str(c.name) for c in physical.primary_key.columns)
             rule = config.erase or "retain"
             results.setdefault(
                 config.table, TableResult(self.name, config.table, rule, config.reason)
             )
-            plan = plans.setdefault(
-                config.table,
-                _Plan(config, physical, tuple(str(c.name) for c in physical.primary_key.columns)),
-            )
-            if rule in ("delete", "mask"):
-                shown = change if rule == "delete" else None
+            plans.setdefault(config.table, _Plan(config, physical, key))
+        deleting = [name for name, plan in plans.items() if plan.config.erase == "delete"]
+        order = _children_first(deleting, referring, self._descendants())
+        parameters = self._uniform_parameters(schema, user_id)
+        # Set-based deletes (one DELETE ... WHERE <the selection>) where that is exact: not in a
+        # dry run (which shows the rows), with one user-id parameter for every path, and only
+        # for tables whose selection reads no table deleted from before them (nor themselves).
+        fast = set() if change is not None or parameters is None else self._set_based(order)
+        for config in self.source.config.tables:
+            plan = plans[config.table]
+            if config.erase == "mask" or (config.erase == "delete" and config.table not in fast):
+                shown = change if config.erase == "delete" else None
                 self._select(connection, schema, config, plan, user_id, shown)
         for name, plan in plans.items():
             if plan.config.erase not in ("delete", "mask"):
                 results[name].rows = self._count_retained(connection, schema, name, user_id)
-        deleting = [name for name, plan in plans.items() if plan.config.erase == "delete"]
         for name in deleting:
-            self._refuse_others(connection, plans, name, referring)
+            if parameters is not None:
+                self._refuse_referred(connection, schema, name, referring, parameters)
+            else:
+                self._refuse_others(connection, plans, name, referring)
         for name, plan in plans.items():
             if plan.config.erase == "mask":
                 self._mask(connection, plan, masker, results[name], change)
-        for name in _children_first(deleting, referring):
-            self._delete(connection, plans[name], referring, results[name])
+        for name in order:
+            if name in fast:
+                assert parameters is not None
+                statement = plans[name].table.delete().where(self._selected(schema, name))
+                results[name].rows = connection.execute(statement, parameters).rowcount
+            else:
+                self._delete(connection, plans[name], referring, results[name])
         return list(results.values())
+
+    def _entries(self, name: str) -> list[TableConfig]:
+        return [config for config in self.source.config.tables if config.table == name]
+
+    def _selected(self, schema: Schema, name: str, table: Any = None) -> ColumnElement[bool]:
+        """The union of the selections of every path to table `name`, over `table` (default:
+        the table itself; an alias where it is read inside a statement on itself)."""
+        entries = self._entries(name)
+        table = schema.tables[entries[0].output_name] if table is None else table
+        return or_(*(self.source.condition(e.output_name, schema, table) for e in entries))
+
+    def _descendants(self) -> dict[str, set[str]]:
+        """The tables configured below each table (by `parent`), by physical name."""
+        by_name = {config.output_name: config.table for config in self.source.config.tables}
+        below: dict[str, set[str]] = {}
+        for config in self.source.config.tables:
+            if config.parent is not None:
+                below.setdefault(by_name[config.parent], set()).add(config.table)
+        return below
+
+    def _ancestors(self, name: str) -> set[str]:
+        """The tables the selection of table `name` reads (its paths' parents, up to the
+        person), by physical name."""
+        by_name = {config.output_name: config for config in self.source.config.tables}
+        found: set[str] = set()
+        for config in self._entries(name):
+            while config.parent is not None:
+                config = by_name[config.parent]
+                found.add(config.table)
+        return found
+
+    def _set_based(self, order: list[str]) -> set[str]:
+        gone: set[str] = set()
+        fast: set[str] = set()
+        for name in order:
+            ancestors = self._ancestors(name)
+            if name not in ancestors and not ancestors & gone:
+                fast.add(name)
+            gone.add(name)
+        return fast
+
+    def _uniform_parameters(self, schema: Schema, user_id: str) -> dict[str, Any] | None:
+        """The one user-id parameter every path binds, or None where paths from roots of
+        different key types bind different values (then every table goes by its keys)."""
+        found = {
+            repr(self.source.parameters(config, user_id, schema)): config
+            for config in self.source.config.tables
+        }
+        if len(found) != 1:
+            return None
+        return self.source.parameters(next(iter(found.values())), user_id, schema)
+
+    def _refuse_referred(
+        self,
+        connection: Connection,
+        schema: Schema,
+        name: str,
+        referring: dict[str, list[ForeignKey]],
+        parameters: dict[str, Any],
+    ) -> None:
+        """Refuse, before anything changes, if a row that is not deleted refers to one of the
+        person's rows of `name` that is: deleting it would be blocked, or change that row
+        (CASCADE, SET NULL). One COUNT per foreign key, in the database."""
+        referred = schema.tables[self._entries(name)[0].output_name].alias()
+        for key in referring.get(name, []):
+            inner = select(*(referred.c[c] for c in key.referred_columns)).where(
+                self._selected(schema, name, referred)
+            )
+            others = self._entries(key.table)
+            deleted = bool(others) and others[0].erase == "delete"
+            if deleted:
+                referrer: Any = schema.tables[others[0].output_name]
+            else:
+                referrer = table(key.table, *(column(c) for c in key.columns))
+            match = (
+                tuple_(*(referrer.c[c] for c in key.columns)).in_(inner)
+                if len(key.columns) > 1
+                else referrer.c[key.columns[0]].in_(inner.scalar_subquery())
+            )
+            where = [match]
+            if deleted:  # NULL is "not selected": CASE, not NOT, so that it counts
+                where.append(case((self._selected(schema, key.table), 1), else_=0) == 0)
+            count = select(func.count()).select_from(referrer).where(*where)
+            if connection.execute(count, parameters).scalar_one():
+                raise self._refused_delete(name, key)
+
+    def _refused_delete(self, name: str, key: ForeignKey) -> SourceError:
+        return SourceError(
+            f"source '{self.name}': the person's rows of '{name}' cannot be deleted: rows of "
+            f"'{key.table}' that are not deleted with them (not the person's by the "
+            "configuration, or not erased by delete) refer to them "
+            f"({key.describe()}); deleting would be blocked, or change those rows. Nothing "
+            "was changed in this source. Reach those rows from the person (a path to "
+            f"'{key.table}' erased by delete), or retain '{name}'",
+            permanent=True,
+        )
 
     def _select(
         self,
@@ -426,15 +543,7 @@ class SqlEraser:
                     if not other_key or tuple(row) not in deleted
                 ]
                 if outside and (other_key or outside[0][0]):
-                    raise SourceError(
-                        f"source '{self.name}': the person's rows of '{name}' cannot be deleted: "
-                        f"rows of '{key.table}' that are not deleted with them (not the "
-                        "person's by the configuration, or not erased by delete) refer to them "
-                        f"({key.describe()}); deleting would be blocked, or change those rows. "
-                        "Nothing was changed in this source. Reach those rows from the person "
-                        f"(a path to '{key.table}' erased by delete), or retain '{name}'",
-                        permanent=True,
-                    )
+                    raise self._refused_delete(name, key)
 
     def _delete(
         self,
@@ -460,17 +569,21 @@ class SqlEraser:
             connection.execute(plan.table.delete().where(_in(plan.table, plan.key, batch)))
 
 
-def _children_first(names: list[str], referring: dict[str, list[ForeignKey]]) -> list[str]:
-    """The tables to delete from, each after every table among them that refers to it."""
+def _children_first(
+    names: list[str], referring: dict[str, list[ForeignKey]], below: dict[str, set[str]]
+) -> list[str]:
+    """The tables to delete from, each after every table among them that refers to it (by a
+    foreign key) or is configured below it (`below`)."""
     order: list[str] = []
     visited: set[str] = set()
     wanted = set(names)
 
     def visit(name: str) -> None:
         visited.add(name)
-        for key in referring.get(name, []):
-            if key.table in wanted and key.table not in visited:
-                visit(key.table)
+        children = [key.table for key in referring.get(name, [])] + sorted(below.get(name, ()))
+        for child in children:
+            if child in wanted and child not in visited:
+                visit(child)
         order.append(name)
 
     for name in reversed(names):
