@@ -241,3 +241,8 @@ def test_a_required_approval_holds_the_erasure_until_another_principal_gives_it(
     done = _finished(approving, url)
     assert done["status"] == "complete", done
     assert _rows(approving)["orders"] == [(3, "bob", 30)]
+    with zipfile.ZipFile(Path(done["storageLocation"]) / f"{done['id']}.zip") as archive:
+        manifest = orjson.loads(archive.read("manifest.json"))
+    assert orjson.loads(manifest["requestedBy"])[1] == "tests"
+    assert orjson.loads(manifest["approvedBy"])[1] == "dpo"
+    assert manifest["approvedAt"].endswith("Z")

@@ -332,6 +332,9 @@ class Worker:
             dry_run=bool(state.get("dryRun")),
             state=dict(committed),
             committed=record,
+            approval={
+                k: state[k] for k in ("requestedBy", "approvedBy", "approvedAt") if k in state
+            },
         )
 
     def _begin(self, operation: Operation) -> Upload:

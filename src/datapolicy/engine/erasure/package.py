@@ -45,10 +45,13 @@ def erase_into_package(
     dry_run: bool,
     state: dict[str, list[dict[str, Any]]],
     committed: Callable[[str, list[dict[str, Any]]], None],
+    approval: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Erase the user (or, with `dry_run`, only show what would change) and write the package;
     returns its manifest. `state`: the summary lines of each source committed by an earlier
-    attempt; `committed(source, its summary lines)` after each source commits."""
+    attempt; `committed(source, its summary lines)` after each source commits; `approval`:
+    who requested and who approved, and when (`requestedBy`, `approvedBy`, `approvedAt`, as
+    stored with the operation), copied into the manifest."""
     started = clock()
     progress.start(Estimate(records=len(sources)))
     changes: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -81,6 +84,7 @@ def erase_into_package(
             "operationId": operation.id,
             "operationType": operation.operation_type.value,
             "dryRun": dry_run,
+            **(approval or {}),
             "user": user.as_json(),
             "submittedDateTime": format_datetime(operation.submitted_at),
             "startedDateTime": format_datetime(started),
