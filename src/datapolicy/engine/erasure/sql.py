@@ -80,7 +80,6 @@ class TableResult:
     reason: str | None = None  # retain's stated reason
     rows: int = 0  # rows deleted, masked (at least one cell changed) or retained
     cells: int = 0  # masked cells whose value changed
-    keys: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -470,7 +469,6 @@ class SqlEraser:
                 continue
             result.rows += 1
             result.cells += len(after)
-            result.keys.append(key)
             parameters = {f"key_{k}": v for k, v in zip(plan.key, key, strict=True)}
             for name, value in _bindable(after, connection.dialect.name).items():
                 parameters[f"value_{name}"] = value
@@ -554,7 +552,6 @@ class SqlEraser:
     ) -> None:
         keys = list(plan.rows)
         result.rows = len(keys)
-        result.keys = keys
         if connection.dialect.name in ("mysql", "mariadb"):
             for key in referring.get(plan.config.table, []):
                 itself = key.table == plan.config.table
