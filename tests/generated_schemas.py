@@ -1,5 +1,6 @@
 """Generated schemas with data, for the tests that prove row selection against a reference:
-tests/engine/test_sql_source_selection.py (a configuration's rows) and
+tests/engine/test_sql_source_selection.py (a configuration's rows),
+tests/engine/test_erasure_generated.py (erasing exactly those rows) and
 tests/discovery/test_discover_generated.py (the rows of the configuration `discover` writes).
 
 Hypothesis draws tables with single or composite keys; links to earlier tables and to
@@ -20,6 +21,8 @@ from typing import Any
 from hypothesis import strategies as st
 from sqlalchemy import Column, ForeignKeyConstraint, Integer, MetaData, String, Table
 from sqlalchemy.engine import Engine
+
+from datapolicy.config import TableConfig
 
 PEOPLE = (1, 2, 3)
 OWNERS = (*PEOPLE, None)
@@ -156,6 +159,103 @@ def create(engine: Engine, schema: GeneratedSchema) -> dict[int, str]:
             for row in schema.rows[spec.index]:  # in order: a self-reference looks back
                 connection.execute(table.insert(), row)
     return names
+
+
+# --- configurations over them, and the reference selection ------------------------------------
+# (the rules the reference pins are in tests/engine/test_sql_source_selection.py's docstring)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One configured table: a physical table, reached from the person or through a link."""
+
+    name: str
+    table: int
+    parent: int | None  # the entry it hangs from
+    link: int | None  # which of the table's links
+
+
+@dataclass(frozen=True)
+class Scenario:
+    tables: tuple[TableSpec, ...]
+    rows: tuple[tuple[dict[str, Any], ...], ...]  # by table index
+    entries: tuple[Entry, ...]
+    configs: tuple[TableConfig, ...]
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    schema = draw(schemas())
+    tables, rows = list(schema.tables), schema.rows
+    entries: list[Entry] = []
+    configs: list[TableConfig] = []
+    for number in range(draw(st.integers(3, 6))):
+        ways = [  # the latest entries first: the simplest examples have several hops
+            (index, parent, link)
+            for index, spec in enumerate(tables)
+            for parent, entry in reversed(list(enumerate(entries)))
+            for link, candidate in enumerate(spec.links)
+            if candidate.target == entry.table
+        ]
+        name = f"e{number}"
+        if ways and draw(MOSTLY):  # mostly through a link, where there is one
+            across = [way for way in ways if tables[way[0]].links[way[2]].target != way[0]]
+            # Self-references are the easy way to find: take links between tables mostly.
+            index, parent, link = draw(st.sampled_from(across if across and draw(MOSTLY) else ways))
+            entries.append(Entry(name, index, parent, link))
+            configs.append(_child_config(draw, entries[-1], tables[index], tables, entries[parent]))
+        else:
+            # Mostly the first table: every other table can link to it.
+            index = draw(st.integers(0, len(tables) - 1)) if draw(MOSTLY_NOT) else 0
+            entries.append(Entry(name, index, None, None))
+            configs.append(TableConfig(table=f"t{index}", name=name, user_key="owner"))
+    return Scenario(tuple(tables), tuple(rows), tuple(entries), tuple(configs))
+
+
+def _child_config(
+    draw: st.DrawFn, entry: Entry, spec: TableSpec, tables: list[TableSpec], parent: Entry
+) -> TableConfig:
+    """The configuration of a table reached through a link: reflected where the database has
+    exactly one foreign key from the table to the parent's (and it is not the table itself),
+    else the columns named, as a string or a list, with or without the parent's key."""
+    assert entry.link is not None
+    link = spec.links[entry.link]
+    declared = [other for other in spec.links if other.declared and other.target == link.target]
+    base = {"table": f"t{spec.index}", "name": entry.name, "parent": parent.name}
+    if declared == [link] and link.target != spec.index and draw(MOSTLY):
+        return TableConfig(**base)
+    columns: Any = list(link.columns)
+    if len(columns) == 1 and draw(st.booleans()):
+        columns = columns[0]
+    if draw(st.booleans()):
+        return TableConfig(**base, foreign_key=columns)  # the parent's primary key
+    return TableConfig(**base, foreign_key=columns, parent_key=list(tables[link.target].key))
+
+
+# --- the reference -----------------------------------------------------------------------------
+
+
+def reachable(scenario: Scenario, person: int) -> dict[str, list[dict[str, Any]]]:
+    """Each entry's rows for `person`, by the rules in this module's docstring, computed over
+    the generated rows without SQL."""
+    kept: list[list[dict[str, Any]]] = []
+    for entry in scenario.entries:
+        rows = scenario.rows[entry.table]
+        if entry.parent is None:
+            kept.append([row for row in rows if row["owner"] == person])
+            continue
+        assert entry.link is not None
+        link = scenario.tables[entry.table].links[entry.link]
+        target = scenario.tables[link.target]
+        keys = {tuple(row[c] for c in target.key) for row in kept[entry.parent]}
+        kept.append(
+            [
+                row
+                for row in rows
+                if None not in (values := tuple(row[c] for c in link.columns)) and values in keys
+            ]
+        )
+    return {entry.name: rows for entry, rows in zip(scenario.entries, kept, strict=True)}
 
 
 def as_set(rows: list[dict[str, Any]]) -> list[tuple[tuple[str, Any], ...]]:

@@ -254,3 +254,74 @@ def test_report_and_label_mistakes_are_named(
     with pytest.raises(ConfigError) as raised:
         parse_config(text + report, tmp_path / "c.toml")
     assert expected in str(raised.value)
+
+
+ERASURE_TABLES = """
+[[sources.sql]]
+name = "shop"
+url = "sqlite:///shop.db"
+
+  [[sources.sql.tables]]
+  table = "customers"
+  user_key = "id"
+  erase = "mask"
+  mask = { email = "hash", born = "year", city = "null", note = { value = "(erased)" } }
+
+  [[sources.sql.tables]]
+  table = "orders"
+  parent = "customers"
+  erase = "delete"
+
+  [[sources.sql.tables]]
+  table = "invoices"
+  user_key = "customer_id"
+  erase = "retain"
+  reason = "GDPR Art. 17(3)(b): kept 10 years for tax law"
+
+[[sources.files]]
+name = "uploads"
+path = "uploads/{userId}"
+erase = "delete"
+
+[erasure]
+approval = "required"
+hash_secret_file = "secrets/erasure.key"
+"""
+
+
+def test_erasure_rules_load_with_the_secret_file_relative_to_the_file(tmp_path: Path):
+    config = parse_config(ERASURE_TABLES, tmp_path / "datapolicy.toml")
+    assert config.erasure is not None
+    assert config.erasure.approval == "required"
+    assert config.erasure.hash_secret_file == tmp_path / "secrets" / "erasure.key"
+    customers, orders, invoices = config.sources.sql[0].tables
+    assert customers.mask["note"].value == "(erased)"
+    assert (orders.erase, invoices.reason[:13]) == ("delete", "GDPR Art. 17(")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('  erase = "delete"\n', "", "table 'orders' has no erase rule"),
+        ('  reason = "GDPR Art. 17(3)(b): kept 10 years for tax law"\n', "", "needs 'reason'"),
+        ('  erase = "mask"\n', "", "'mask' is only read with erase = \"mask\""),
+        ('erase = "delete"\n\n[erasure]', "\n[erasure]", "file source 'uploads' has no erase"),
+        ('born = "year"', 'born = "month"', "line 10: sources.sql.tables.mask.born"),
+    ],
+)
+def test_erasure_rule_mistakes_are_named(tmp_path: Path, old: str, new: str, expected: str):
+    text = ERASURE_TABLES.replace(old, new, 1)
+    assert text != ERASURE_TABLES
+    with pytest.raises(ConfigError) as error:
+        parse_config(text, tmp_path / "datapolicy.toml")
+    assert expected in str(error.value)
+
+
+def test_a_table_on_two_paths_has_one_erase_rule(tmp_path: Path):
+    text = ERASURE_TABLES.replace(
+        "[[sources.files]]",
+        '  [[sources.sql.tables]]\n  table = "orders"\n  name = "orders_again"\n'
+        '  user_key = "customer_id"\n  erase = "retain"\n  reason = "x"\n\n[[sources.files]]',
+    )
+    with pytest.raises(ConfigError, match=r"configured twice .* with different erase rules"):
+        parse_config(text, tmp_path / "datapolicy.toml")

@@ -135,12 +135,26 @@ class ColumnConfig(_Strict):
     purpose: PurposeName | None = None
 
 
+MaskStrategy = Literal["null", "hash", "year"]
+EraseRule = Literal["delete", "mask", "retain"]
+
+
+class MaskValue(_Strict):
+    """A mask that writes a fixed replacement: `{ value = "(erased)" }`."""
+
+    value: str | int | float | bool
+
+
 class TableConfig(_Strict):
     """A table reached from the user (`user_key`) or from a parent table (`parent`).
 
     `foreign_key` and `parent_key` name the columns that link a row to its parent row: a
     string, or a list for a composite key (a row belongs to the parent row whose `parent_key`
-    columns equal its `foreign_key` columns, all of them, in order). Both are kept as tuples."""
+    columns equal its `foreign_key` columns, all of them, in order). Both are kept as tuples.
+
+    `erase` says what an erasure does to the person's rows (docs/erasure.md): `delete` them,
+    `mask` the columns of `mask` (`null`, `hash`, `year` or `{ value = ... }`), or `retain`
+    them for the stated `reason` (the receipt quotes it)."""
 
     table: str = Field(pattern=_IDENTIFIER)
     name: str | None = Field(default=None, pattern=_NAME)  # in the package; default: table
@@ -154,6 +168,9 @@ class TableConfig(_Strict):
     categories: tuple[DataCategory, ...] = ()
     purpose: PurposeName | None = None
     columns: dict[Identifier, ColumnConfig] = {}
+    erase: EraseRule | None = None
+    mask: dict[Identifier, MaskStrategy | MaskValue] = {}
+    reason: str | None = Field(default=None, min_length=1)
 
     @property
     def output_name(self) -> str:
@@ -206,16 +223,38 @@ class TableConfig(_Strict):
             raise ValueError("'foreign_key' and 'parent_key' need 'parent'")
         return self
 
+    @model_validator(mode="after")
+    def _erase_rule_is_whole(self) -> Self:
+        if self.erase == "mask" and not self.mask:
+            raise ValueError("erase = \"mask\" needs 'mask': the columns to mask and how")
+        if self.erase != "mask" and self.mask:
+            raise ValueError("'mask' is only read with erase = \"mask\"")
+        if self.erase == "retain" and self.reason is None:
+            raise ValueError(
+                "erase = \"retain\" needs 'reason': the legal ground for keeping the rows "
+                "(GDPR Art. 17(3)), which the receipt quotes"
+            )
+        if self.erase != "retain" and self.reason is not None:
+            raise ValueError("'reason' is only read with erase = \"retain\"")
+        return self
+
 
 class QueryConfig(_Strict):
+    """A named query. An erasure cannot change what a query reads: with erasure configured, a
+    query must say so (`erase = "retain"` and its `reason`)."""
+
     name: str = Field(pattern=_NAME)
     sql: str
     exclude: tuple[str, ...] = ()
+    erase: Literal["retain"] | None = None
+    reason: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _has_user_parameter(self) -> Self:
         if not re.search(r"(?<!:):user_id\b", self.sql):
             raise ValueError("the query must use the parameter :user_id")
+        if (self.erase is None) != (self.reason is None):
+            raise ValueError("erase = \"retain\" and 'reason' go together")
         return self
 
 
@@ -248,15 +287,33 @@ class SqlSourceConfig(_Strict):
             raise ValueError("a SQL source needs at least one table or query")
         return self
 
+    @model_validator(mode="after")
+    def _one_rule_per_table(self) -> Self:
+        """A table reached by several paths is erased once: its entries must agree."""
+        rules: dict[str, TableConfig] = {}
+        for table in self.tables:
+            first = rules.setdefault(table.table, table)
+            if (first.erase, first.mask, first.reason) != (table.erase, table.mask, table.reason):
+                raise ValueError(
+                    f"table '{table.table}' is configured twice ('{first.output_name}', "
+                    f"'{table.output_name}') with different erase rules; an erasure treats its "
+                    "rows once, so give both the same rule"
+                )
+        return self
+
 
 class FileSourceConfig(_Strict):
     name: str = Field(pattern=_NAME)
     path: str  # a directory template containing {userId}
+    erase: Literal["delete", "retain"] | None = None
+    reason: str | None = Field(default=None, min_length=1)  # why the files are retained
 
     @model_validator(mode="after")
     def _has_user_placeholder(self) -> Self:
         if "{userId}" not in self.path:
             raise ValueError("the path must contain {userId}")
+        if (self.erase == "retain") != (self.reason is not None):
+            raise ValueError("erase = \"retain\" needs 'reason', and only it takes one")
         return self
 
 
@@ -453,6 +510,18 @@ class StoreConfig(_Strict):
         return self
 
 
+class ErasureConfig(_Strict):
+    """Erasure (docs/erasure.md). Its presence turns erasure on, and every table, query and
+    file source must then have an `erase` rule. `approval = "required"`: an erasure waits,
+    `notStarted`, until another principal approves it. `hash_secret_file`: the HMAC key of
+    the `hash` mask (joins and counts survive; the value does not); by default
+    `<data_dir>/erasure-secret.key`, made on first use, owner-only, like the signing key: the
+    secret never sits in this file."""
+
+    approval: Literal["none", "required"] = "none"
+    hash_secret_file: Path | None = None
+
+
 class LoggingConfig(_Strict):
     """The log (docs/observability.md): JSON lines when stderr is not a terminal ("auto"), or
     always one format; `access_log` adds a line per request (off: it costs on the hot path)."""
@@ -551,6 +620,30 @@ class Config(_Strict):
     metrics: MetricsConfig = MetricsConfig()
     tracing: TracingConfig = TracingConfig()
     report: ReportConfig | None = None
+    erasure: ErasureConfig | None = None
+
+    @model_validator(mode="after")
+    def _every_source_has_an_erase_rule(self) -> Self:
+        if self.erasure is None:
+            return self
+        for source in self.sources.sql:
+            items: tuple[TableConfig | QueryConfig, ...] = (*source.tables, *source.queries)
+            for item in items:
+                if item.erase is None:
+                    kind = "table" if isinstance(item, TableConfig) else "query"
+                    name = item.output_name if isinstance(item, TableConfig) else item.name
+                    raise ValueError(
+                        f"source '{source.name}', {kind} '{name}' has no erase rule: with "
+                        '[erasure] configured, say what an erasure does to it ("delete", '
+                        '"mask" or "retain" with a reason)'
+                    )
+        for files in self.sources.files:
+            if files.erase is None:
+                raise ValueError(
+                    f"file source '{files.name}' has no erase rule: with [erasure] configured, "
+                    'say what an erasure does to it ("delete", or "retain" with a reason)'
+                )
+        return self
 
     @model_validator(mode="after")
     def _purposes_are_declared(self) -> Self:
@@ -658,6 +751,9 @@ def _resolve_paths(document: dict[str, Any], base: Path) -> dict[str, Any]:
         if "spool_dir" in presigned:
             presigned["spool_dir"] = path(presigned["spool_dir"])
         resolved["storage"] = {**storage, "s3_presigned": presigned}
+    erasure = resolved.get("erasure")
+    if isinstance(erasure, dict) and "hash_secret_file" in erasure:
+        resolved["erasure"] = {**erasure, "hash_secret_file": path(erasure["hash_secret_file"])}
     auth = resolved.get("auth")
     if isinstance(auth, dict) and "jwks_file" in auth:
         resolved["auth"] = {**auth, "jwks_file": path(auth["jwks_file"])}

@@ -16,7 +16,9 @@ from pathlib import Path
 from datapolicy.config import (
     Config,
     DirectoryConfig,
+    ErasureConfig,
     FileSourceConfig,
+    MaskValue,
     QueryConfig,
     SourcesConfig,
     SqlSourceConfig,
@@ -101,10 +103,24 @@ def prepare_demo(data_dir: Path) -> Config:
                 SqlSourceConfig(
                     name="shop",
                     url=url,
+                    # The erasure rules (docs/erasure.md): the account is kept, masked (its id
+                    # is referred to by the other party's messages); orders and their items go.
                     tables=(
-                        TableConfig(table="users", user_key="id", exclude=("password_hash",)),
-                        TableConfig(table="orders", user_key="customer_id"),
-                        TableConfig(table="order_items", parent="orders"),
+                        TableConfig(
+                            table="users",
+                            user_key="id",
+                            exclude=("password_hash",),
+                            erase="mask",
+                            mask={
+                                "display_name": MaskValue(value="(erased)"),
+                                "mail": "hash",
+                                "user_principal_name": "hash",
+                                "password_hash": MaskValue(value="!"),
+                                "created_at": "year",
+                            },
+                        ),
+                        TableConfig(table="orders", user_key="customer_id", erase="delete"),
+                        TableConfig(table="order_items", parent="orders", erase="delete"),
                     ),
                     queries=(
                         QueryConfig(
@@ -112,12 +128,19 @@ def prepare_demo(data_dir: Path) -> Config:
                             sql="SELECT id, sender_id, recipient_id, sent_at, body "
                             "FROM messages WHERE sender_id = :user_id "
                             "OR recipient_id = :user_id ORDER BY id",
+                            erase="retain",
+                            reason="a conversation is also the other party's record",
                         ),
                     ),
                 ),
             ),
-            files=(FileSourceConfig(name="uploads", path=str(root / "uploads" / "{userId}")),),
+            files=(
+                FileSourceConfig(
+                    name="uploads", path=str(root / "uploads" / "{userId}"), erase="delete"
+                ),
+            ),
         ),
+        erasure=ErasureConfig(approval="none"),
     )
 
 

@@ -33,6 +33,7 @@ module is named). The tree::
     │   │                             message on the operation, and retries the export after
     │   │                             backoff unless `permanent` (engine/retrypolicy.py)
     │   ├── SourceError                 engine/sources/base.py: a source cannot be read
+    │   │   └── ErasureFailed             engine/erasure/run.py: a source failed mid-erasure
     │   ├── StorageError                engine/targets/base.py: writing to the storage failed
     │   └── PermanentError              engine/worker.py: no retry can fix it; a code of its own
     ├── Cancelled                     engine/exporter.py: not a failure, the signal that an

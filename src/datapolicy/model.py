@@ -30,6 +30,13 @@ class OperationStatus(enum.StrEnum):
         return self in (OperationStatus.COMPLETE, OperationStatus.FAILED)
 
 
+class OperationType(enum.StrEnum):
+    """What an operation does (datapolicy's extension property `operationType`)."""
+
+    EXPORT = "exportPersonalData"
+    ERASE = "erasePersonalData"
+
+
 class EdmType(enum.StrEnum):
     """The EDM primitive types our properties use."""
 
@@ -62,8 +69,9 @@ PROPERTIES: dict[str, Property] = {
         Property("storageLocation", EdmType.STRING, True, "storage_location"),
         Property("submittedDateTime", EdmType.DATE_TIME_OFFSET, False, "submitted_at"),
         Property("completedDateTime", EdmType.DATE_TIME_OFFSET, True, "completed_at"),
-        # datapolicy's addition: why a failed operation failed.
+        # datapolicy's additions: why a failed operation failed; what the operation does.
         Property("error", EdmType.PUBLIC_ERROR, True, "error"),
+        Property("operationType", EdmType.STRING, False, "operation_type"),
     )
 }
 
@@ -97,6 +105,7 @@ class Operation:
     completed_at: datetime | None
     version: int
     error: OperationError | None = None
+    operation_type: OperationType = OperationType.EXPORT
 
     @property
     def etag(self) -> str:

@@ -62,11 +62,15 @@ KEEP_ALIVE_SECONDS = 75
 
 
 def effective_config(settings: Settings) -> Config:
-    """The configuration, with the demo's directory and sources when --demo is given."""
+    """The configuration, with the demo's directory, sources and erasure rules when --demo is
+    given (the file's own `[erasure]`, if it has one, is kept)."""
     if not settings.demo:
         return settings.config
     demo = prepare_demo(settings.data_dir)
-    return settings.config.model_copy(update={"directory": demo.directory, "sources": demo.sources})
+    erasure = settings.config.erasure or demo.erasure
+    return settings.config.model_copy(
+        update={"directory": demo.directory, "sources": demo.sources, "erasure": erasure}
+    )
 
 
 def open_database(settings: Settings) -> Database:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
-from datapolicy.auth.keys import SIGNING_KEY_FILE, signing_key
+from datapolicy.auth.keys import SIGNING_KEY_FILE, erasure_secret, signing_key
 from datapolicy.errors import SigningKeyError
 
 
@@ -70,3 +70,14 @@ def test_a_key_file_that_is_not_a_p256_private_key_is_refused(tmp_path: Path, co
     path.chmod(0o600)
     with pytest.raises(SigningKeyError, match=r"signing-key\.jwk: not a"):
         signing_key(tmp_path)
+
+
+def test_the_erasure_secret_is_made_once_owner_only_and_refused_when_readable(tmp_path: Path):
+    path = tmp_path / "data" / "erasure-secret.key"
+    secret = erasure_secret(path)
+    assert len(secret) == 64
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert erasure_secret(path) == secret
+    path.chmod(0o640)
+    with pytest.raises(SigningKeyError, match="readable by its owner only"):
+        erasure_secret(path)

@@ -148,3 +148,49 @@ def test_a_composite_foreign_key_is_one_link_and_is_shown(tmp_path: Path):
         "detail": "4 rows for ada; "
         "account_events(tenant_id, account_no) -> accounts(tenant_id, account_no)",
     }
+
+
+ERASURE = '\n[erasure]\napproval = "none"\n'
+
+
+def _with_rules(config: Path, orders: str, files: str = 'erase = "delete"') -> Path:
+    text = config.read_text()
+    text = text.replace('user_key = "customer"\n', f'user_key = "customer"\n{orders}\n', 1)
+    text = text.replace('/files/{userId}"\n', f'/files/{{userId}}"\n{files}\n', 1)
+    config.write_text(text + ERASURE)
+    return config
+
+
+def test_with_erasure_every_table_needs_a_rule_and_the_error_says_which(tmp_path: Path):
+    config = _config(tmp_path, ERASURE)
+    error = one_line_error(_check(tmp_path, config))
+    assert "source 'shop', table 'orders' has no erase rule" in error
+    assert '"retain" with a reason' in error
+
+
+def test_a_retained_table_needs_its_reason(tmp_path: Path):
+    config = _with_rules(_config(tmp_path), 'erase = "retain"')
+    error = one_line_error(_check(tmp_path, config))
+    assert "sources.sql.tables" in error
+    assert "needs 'reason'" in error
+
+
+def test_erasure_rules_are_checked_against_the_database(tmp_path: Path):
+    """A mask on the key column is a FAILED `erasure` row that says why; good rules are an ok
+    row listing them."""
+    config = _with_rules(_config(tmp_path), 'erase = "mask"\nmask = { customer = "null" }')
+    result = _check(tmp_path, config, "--json")
+    assert result.returncode == 1
+    findings = {(f["kind"], f["name"]): f for f in json.loads(result.stdout)}
+    failed = findings[("erasure", "shop")]
+    assert failed["result"] == "FAILED"
+    assert "column 'customer' is a key" in failed["detail"]
+    assert "would change which rows are whose" in failed["detail"]
+    (tmp_path / "good").mkdir()
+    config = _with_rules(_config(tmp_path / "good"), 'erase = "delete"')
+    findings = {
+        (f["kind"], f["name"]): f for f in json_output(_check(tmp_path / "good", config, "--json"))
+    }
+    assert findings[("erasure", "shop")]["result"] == "ok"
+    assert findings[("erasure", "shop")]["detail"] == "orders: delete"
+    assert findings[("erasure", "uploads")]["detail"] == "files: delete"

@@ -160,8 +160,8 @@ def source_for(url: str, *tables: str, batch_size: int = 1000) -> SqlSource:
 
 def both_paths(source: SqlSource, table: str) -> tuple[bytes, bytes]:
     config = next(t for t in source.config.tables if t.output_name == table)
-    schema = source._reflect()
-    parameters = source._typed(config, USER, schema)
+    schema = source.reflect()
+    parameters = source.parameters(config, USER, schema)
     by_database = b"".join(
         batch.data for batch in source._copy_stream(source._json_select(config, schema), parameters)
     )
@@ -194,7 +194,7 @@ def test_only_exactly_formatted_types_take_the_copy_path(postgresql):
     would write 1e+20, keep JSON's spacing, write bytea as hex); the others by COPY."""
     source = source_for(postgresql, "everything", "with_float", "with_json")
     try:
-        schema = source._reflect()
+        schema = source.reflect()
         chosen = {
             t.output_name: source._encoded_by_database(t, schema) for t in source.config.tables
         }

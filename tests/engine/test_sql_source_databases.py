@@ -312,7 +312,7 @@ def test_excluded_columns_never_appear(shop, open_source):
     table_statements = [s for s in statements if "internal_score" not in s]  # not the query
     assert len(table_statements) == len(statements) - 1
     # On PostgreSQL most tables are read by COPY, through the driver: check those statements.
-    schema = source._reflect()
+    schema = source.reflect()
     table_statements += [str(source._json_select(t, schema)) for t in source.config.tables]
     for statement in table_statements:
         assert "password_hash" not in statement

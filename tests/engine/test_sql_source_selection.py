@@ -26,7 +26,6 @@ default, about 8 s per database on the shared 2-core test machine.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -50,15 +49,16 @@ from datapolicy.engine.directory import UserDirectory
 from datapolicy.engine.sources.base import RecordStream
 from datapolicy.engine.sources.sql import SqlSource
 from generated_schemas import (
-    MOSTLY,
-    MOSTLY_NOT,
     PEOPLE,
+    Entry,
     GeneratedSchema,
     Link,
+    Scenario,
     TableSpec,
     as_set,
     create,
-    schemas,
+    reachable,
+    scenarios,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -72,99 +72,6 @@ EXAMPLES = int(os.environ.get("DATAPOLICY_SELECTION_EXAMPLES", "25"))
 PHASES = (Phase.explicit, Phase.generate) + (
     (Phase.shrink,) if os.environ.get("DATAPOLICY_SELECTION_SHRINK") else ()
 )
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One configured table: a physical table, reached from the person or through a link."""
-
-    name: str
-    table: int
-    parent: int | None  # the entry it hangs from
-    link: int | None  # which of the table's links
-
-
-@dataclass(frozen=True)
-class Scenario:
-    tables: tuple[TableSpec, ...]
-    rows: tuple[tuple[dict[str, Any], ...], ...]  # by table index
-    entries: tuple[Entry, ...]
-    configs: tuple[TableConfig, ...]
-
-
-@st.composite
-def scenarios(draw: st.DrawFn) -> Scenario:
-    schema = draw(schemas())
-    tables, rows = list(schema.tables), schema.rows
-    entries: list[Entry] = []
-    configs: list[TableConfig] = []
-    for number in range(draw(st.integers(3, 6))):
-        ways = [  # the latest entries first: the simplest examples have several hops
-            (index, parent, link)
-            for index, spec in enumerate(tables)
-            for parent, entry in reversed(list(enumerate(entries)))
-            for link, candidate in enumerate(spec.links)
-            if candidate.target == entry.table
-        ]
-        name = f"e{number}"
-        if ways and draw(MOSTLY):  # mostly through a link, where there is one
-            across = [way for way in ways if tables[way[0]].links[way[2]].target != way[0]]
-            # Self-references are the easy way to find: take links between tables mostly.
-            index, parent, link = draw(st.sampled_from(across if across and draw(MOSTLY) else ways))
-            entries.append(Entry(name, index, parent, link))
-            configs.append(_child_config(draw, entries[-1], tables[index], tables, entries[parent]))
-        else:
-            # Mostly the first table: every other table can link to it.
-            index = draw(st.integers(0, len(tables) - 1)) if draw(MOSTLY_NOT) else 0
-            entries.append(Entry(name, index, None, None))
-            configs.append(TableConfig(table=f"t{index}", name=name, user_key="owner"))
-    return Scenario(tuple(tables), tuple(rows), tuple(entries), tuple(configs))
-
-
-def _child_config(
-    draw: st.DrawFn, entry: Entry, spec: TableSpec, tables: list[TableSpec], parent: Entry
-) -> TableConfig:
-    """The configuration of a table reached through a link: reflected where the database has
-    exactly one foreign key from the table to the parent's (and it is not the table itself),
-    else the columns named, as a string or a list, with or without the parent's key."""
-    assert entry.link is not None
-    link = spec.links[entry.link]
-    declared = [other for other in spec.links if other.declared and other.target == link.target]
-    base = {"table": f"t{spec.index}", "name": entry.name, "parent": parent.name}
-    if declared == [link] and link.target != spec.index and draw(MOSTLY):
-        return TableConfig(**base)
-    columns: Any = list(link.columns)
-    if len(columns) == 1 and draw(st.booleans()):
-        columns = columns[0]
-    if draw(st.booleans()):
-        return TableConfig(**base, foreign_key=columns)  # the parent's primary key
-    return TableConfig(**base, foreign_key=columns, parent_key=list(tables[link.target].key))
-
-
-# --- the reference -----------------------------------------------------------------------------
-
-
-def reachable(scenario: Scenario, person: int) -> dict[str, list[dict[str, Any]]]:
-    """Each entry's rows for `person`, by the rules in this module's docstring, computed over
-    the generated rows without SQL."""
-    kept: list[list[dict[str, Any]]] = []
-    for entry in scenario.entries:
-        rows = scenario.rows[entry.table]
-        if entry.parent is None:
-            kept.append([row for row in rows if row["owner"] == person])
-            continue
-        assert entry.link is not None
-        link = scenario.tables[entry.table].links[entry.link]
-        target = scenario.tables[link.target]
-        keys = {tuple(row[c] for c in target.key) for row in kept[entry.parent]}
-        kept.append(
-            [
-                row
-                for row in rows
-                if None not in (values := tuple(row[c] for c in link.columns)) and values in keys
-            ]
-        )
-    return {entry.name: rows for entry, rows in zip(scenario.entries, kept, strict=True)}
 
 
 # --- the databases -----------------------------------------------------------------------------

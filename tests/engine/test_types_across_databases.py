@@ -230,8 +230,8 @@ class Database:
     def exact_by_cursor(self) -> bytes:
         """The `exact` table read through the cursor path (PostgreSQL exports it by COPY)."""
         config = self.source.config.tables[0]
-        schema = self.source._reflect()
-        parameters = self.source._typed(config, OWNER, schema)
+        schema = self.source.reflect()
+        parameters = self.source.parameters(config, OWNER, schema)
         batches = self.source._stream(self.source._table_select(config, schema), parameters, ())
         return b"".join(batch.data for batch in batches)
 
@@ -268,7 +268,7 @@ def check_same_everywhere(
             assert written[table] == lines, (kind, table)
         if kind == POSTGRESQL:
             source = database.source
-            assert source._encoded_by_database(source.config.tables[0], source._reflect())
+            assert source._encoded_by_database(source.config.tables[0], source.reflect())
             assert database.exact_by_cursor() == written["exact"]
 
 

@@ -99,7 +99,8 @@ def test_on_postgresql_every_string_column_compares_bytes(engine: Engine):
                 "AND data_type = 'character varying'"
             )
         ).all()
-    assert len(columns) == 12  # attempt_history (0007) and idempotency_request (0009)
+    # attempt_history (0007), idempotency_request (0009), operation_type and erasure_state (0010)
+    assert len(columns) == 14
     assert {collation for _, collation in columns} == {"C"}
 
 

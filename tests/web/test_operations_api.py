@@ -307,6 +307,7 @@ def test_metadata_describes_the_entity_the_context_urls_point_to(client):
     assert names == {
         "id",
         "userId",
+        "operationType",
         "status",
         "progress",
         "storageLocation",

@@ -69,34 +69,58 @@ def audit_key(data_dir: Path) -> ECKey:
 
 def signing_key(data_dir: Path, name: str = SIGNING_KEY_FILE) -> ECKey:
     """The service's signing key in `data_dir` (or the key in file `name` there), made (P-256,
-    mode 0600) if there is none yet.
-
-    Several processes may start on one data directory at once: the key is written to a private
-    temporary file and linked into place, which fails if another process got there first, so
-    every process ends up with the same key and no one reads a half-written file. A key file
-    that cannot be used (readable by others, not a P-256 private key) is a SigningKeyError.
+    mode 0600) if there is none yet (`_create_once`). A key file that cannot be used (readable
+    by others, not a P-256 private key) is a SigningKeyError.
     """
     path = data_dir / name
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
         key = ECKey.generate_key(
             "P-256", parameters={"alg": SIGNING_ALGORITHM, "use": "sig"}, auto_kid=True
         )
-        temporary = data_dir / f".{name}.{uuid.uuid4().hex}"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(descriptor, 0o600)  # whatever the umask
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                json.dump(key.as_dict(private=True), file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.link(temporary, path)
+        if _create_once(path, json.dumps(key.as_dict(private=True)).encode()):
             logger.info("created the signing key %s", path)
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
     return _read_signing_key(path)
+
+
+def erasure_secret(path: Path) -> bytes:
+    """The HMAC key of erasure's `hash` mask in the file at `path`, made (32 random bytes, hex,
+    mode 0600) if there is none yet. Kept apart from the signing key: masked values must stay
+    comparable when the token keys are rotated. A file readable by others, or holding fewer
+    than 16 bytes, is a SigningKeyError."""
+    if not path.exists() and _create_once(path, os.urandom(32).hex().encode()):
+        logger.info("created the erasure hash secret %s", path)
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SigningKeyError(
+            f"{path}: the erasure hash secret must be readable by its owner only "
+            f"(mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}"
+        )
+    secret = path.read_bytes().strip()
+    if len(secret) < 16:
+        raise SigningKeyError(f"{path}: the erasure hash secret is shorter than 16 bytes")
+    return secret
+
+
+def _create_once(path: Path, content: bytes) -> bool:
+    """Write `content` to a new owner-only file at `path`; False if another process made it
+    first. Several processes may start on one data directory at once: the content is written
+    to a private temporary file and linked into place, which fails if the file exists, so every
+    process ends up reading the same content and no one reads a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)  # whatever the umask
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.link(temporary, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        temporary.unlink()
 
 
 def _read_signing_key(path: Path) -> ECKey:

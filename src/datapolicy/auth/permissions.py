@@ -1,7 +1,8 @@
 """The permissions a token can carry, and what a request must show.
 
 Permissions have Graph's names. `User.Export.All` covers everything about exports (starting
-them, reading, changing and deleting operations); `User.Read.All` reads the user directory.
+them, reading, changing and deleting operations); `User.Read.All` reads the user directory;
+`PersonalData.Erase.All` starts erasures.
 A token may carry a permission as a delegated scope (`scp`) or an application role (`roles`);
 both count the same. Which route needs which is declared with the route, in the route table
 (web/routes/table.py): this module knows permissions, not HTTP routes.
@@ -13,9 +14,11 @@ from dataclasses import dataclass
 
 EXPORT = "User.Export.All"
 READ_USERS = "User.Read.All"
+# datapolicy's own: starting an erasure (docs/erasure.md); User.Export.All does not cover it
+ERASE = "PersonalData.Erase.All"
 # datapolicy's own, for the test-double controls of `serve --scenarios` (not a Graph permission)
 SCENARIOS = "DataPolicy.Scenarios.ReadWrite.All"
-PERMISSIONS = (EXPORT, READ_USERS, SCENARIOS)
+PERMISSIONS = (EXPORT, READ_USERS, ERASE, SCENARIOS)
 
 
 @dataclass(frozen=True)

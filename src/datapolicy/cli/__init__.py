@@ -11,6 +11,7 @@ from datapolicy.cli.audit import audit
 from datapolicy.cli.config import config_group
 from datapolicy.cli.db import db
 from datapolicy.cli.discover import discover
+from datapolicy.cli.erase import erase
 from datapolicy.cli.export import export
 from datapolicy.cli.ops import ops
 from datapolicy.cli.scenarios import scenarios
@@ -50,6 +51,7 @@ for _command in (
     token,
     verify,
     export,
+    erase,
     ops,
     users,
     config_group,

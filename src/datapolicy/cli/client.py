@@ -119,13 +119,15 @@ def connect(
     token: str | None,
     data_dir: Path | None,
     config_file: Path | None,
-    permission: str,
+    *permissions: str,
 ) -> Api:
-    """The API at `url` with `token`, or with a token minted for `permission` (see above)."""
-    return Api(url, token or _minted_token(data_dir, config_file, permission))
+    """The API at `url` with `token`, or with a token minted for `permissions` (see above)."""
+    return Api(url, token or _minted_token(data_dir, config_file, permissions))
 
 
-def _minted_token(data_dir: Path | None, config_file: Path | None, permission: str) -> str:
+def _minted_token(
+    data_dir: Path | None, config_file: Path | None, permissions: tuple[str, ...]
+) -> str:
     from datapolicy.auth.keys import SIGNING_KEY_FILE, signing_key
     from datapolicy.auth.tokens import issue_token
 
@@ -146,7 +148,7 @@ def _minted_token(data_dir: Path | None, config_file: Path | None, permission: s
         signing_key(settings.data_dir),
         issuer=auth.issuer,
         audience=auth.audience,
-        permissions=(permission,),
+        permissions=permissions,
         lifetime=MINTED_TOKEN_LIFETIME_S,
         subject="datapolicy-cli",
     )

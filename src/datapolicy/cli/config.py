@@ -8,6 +8,9 @@ and it shows how each SQL table reached from a parent is linked to it. Coverage:
 the SQL sources name is read whole (schema, and a bounded sample per table, never shown) for
 tables that look personal and that no configured table or query reaches, nor `ignore_tables`
 lists (discovery/coverage.py); each is a `gap` row, a warning that `--strict` makes a failure.
+With `[erasure]`, each source's erase rules are checked against its database (an `erasure`
+row: a mask on a key column, a delete that an unlisted table's foreign key would block or
+cascade into, a table without a primary key; each explained).
 Storage targets are checked as a request's storageLocation is (a local root is created if need
 be and must be writable; an S3 bucket must accept, and then abort, a multipart upload): no
 package is written.
@@ -122,6 +125,8 @@ def run_checks(settings: Settings, user_id: str | None) -> list[Finding]:
         findings.append(
             _attempt(f"source:{source.kind}", source.name, partial(_source, source, user_id))
         )
+        if settings.config.erasure is not None and findings[-1].result == OK:
+            findings.append(_attempt("erasure", source.name, partial(_erasure, source)))
         source.close()
     if directory is not None:
         directory.close()
@@ -215,6 +220,23 @@ def _source(source: Source, user_id: str | None) -> str:
     if source.kind == "files":
         return f"{estimate.bytes} bytes of files for {user_id}"
     return f"{estimate.records} rows for {user_id}{links}"
+
+
+def _erasure(source: Source) -> str:
+    """The source's erasure rules against its database (engine/erasure/sql.py `problems`):
+    every problem, each explained, or a summary of the rules."""
+    from datapolicy.engine.erasure import SqlEraser
+    from datapolicy.engine.sources.files import FileSource
+    from datapolicy.engine.sources.sql import SqlSource
+
+    if isinstance(source, FileSource):
+        return f"files: {source.config.erase}"
+    assert isinstance(source, SqlSource)
+    problems = SqlEraser(source).problems()
+    if problems:
+        raise CheckFailed("; ".join(problems))
+    rules = {config.table: config.erase for config in source.config.tables}
+    return ", ".join(f"{table}: {rule}" for table, rule in rules.items())
 
 
 def _coverage(settings: Settings) -> list[Finding]:

@@ -83,7 +83,7 @@ def export(
             else:
                 click.echo(operation_url.rsplit("/", 1)[-1])
             return
-        operation = _follow(api, operation_url, timeout, show=not as_json)
+        operation = follow(api, operation_url, timeout, show=not as_json)
     if as_json:
         print_json(without_annotations(operation))
     if operation["status"] == "complete":
@@ -95,7 +95,7 @@ def export(
     raise SystemExit(EXIT_FAILED)
 
 
-def _follow(api: Api, operation_url: str, timeout: float | None, *, show: bool) -> dict[str, Any]:
+def follow(api: Api, operation_url: str, timeout: float | None, *, show: bool) -> dict[str, Any]:
     """Poll the operation until it is final; exits 4 if it is deleted, 5 on the timeout."""
     from rich.progress import (  # only here: rich's progress costs every command's start
         BarColumn,

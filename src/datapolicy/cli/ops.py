@@ -14,7 +14,15 @@ from datapolicy.cli.options import json_option
 from datapolicy.cli.output import print_entity, print_records
 from datapolicy.model import ENTITY_SET
 
-COLUMNS = ("id", "userId", "status", "progress", "submittedDateTime", "completedDateTime")
+COLUMNS = (
+    "id",
+    "userId",
+    "operationType",
+    "status",
+    "progress",
+    "submittedDateTime",
+    "completedDateTime",
+)
 FINAL_STATUSES = ("complete", "failed")
 
 

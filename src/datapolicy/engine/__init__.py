@@ -19,6 +19,7 @@ from datapolicy.engine.worker import ExportContext, Worker
 
 EXPORTS_DIR = "exports"
 SPOOL_DIR = "spool"
+ERASURE_SECRET_FILE = "erasure-secret.key"
 
 
 def build_context(config: Config, data_dir: Path) -> ExportContext:
@@ -36,7 +37,11 @@ def build_context(config: Config, data_dir: Path) -> ExportContext:
         spool_dir = (data_dir / SPOOL_DIR).absolute()
         presigned = presigned.model_copy(update={"spool_dir": spool_dir})
     storage = config.storage.model_copy(update={"local": local, "s3_presigned": presigned})
-    return ExportContext(sources, directory, storage, ReportLabels.of(config))
+    erasure = config.erasure
+    secret = None
+    if erasure is not None:
+        secret = erasure.hash_secret_file or (data_dir / ERASURE_SECRET_FILE).absolute()
+    return ExportContext(sources, directory, storage, ReportLabels.of(config), erasure, secret)
 
 
 __all__ = ["ExportContext", "ExportService", "User", "UserDirectory", "Worker", "build_context"]

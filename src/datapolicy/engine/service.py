@@ -25,10 +25,11 @@ from datapolicy import logs, tracing
 from datapolicy.engine.targets import StorageLocationError, Target, resolve_target
 from datapolicy.engine.targets.local import local_target
 from datapolicy.engine.worker import ExportContext
-from datapolicy.errors import DatapolicyError, NotFound
-from datapolicy.model import Operation, OperationStatus
+from datapolicy.errors import Conflict, DatapolicyError, NotFound
+from datapolicy.model import Operation, OperationStatus, OperationType
 from datapolicy.store import OperationStore
 from datapolicy.store.operations import Precondition, Recorder
+from datapolicy.store.queue import OperationQueue
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class PackageNotAvailable(NotFound):
 class ExportService:
     def __init__(self, store: OperationStore, context: ExportContext, default_location: str):
         self.store = store
+        self.queue = OperationQueue(store.database, store.clock)
         self.context = context
         self.default_location = default_location
 
@@ -122,6 +124,54 @@ class ExportService:
         calling), so another caller's start with the same key is a start of its own and learns
         nothing of the first. The same caller reusing a key for a different user or location
         gets a 409 `IdempotencyKeyReused` (docs/graph-compatibility.md)."""
+        return self._start(
+            user_id, storage_location, idempotency_key, record, caller, OperationType.EXPORT, None
+        )
+
+    def start_erasure(
+        self,
+        user_id: str,
+        storage_location: str | None,
+        dry_run: bool,
+        idempotency_key: str | None = None,
+        record: Recorder | None = None,
+        *,
+        caller: str = "",
+    ) -> tuple[Operation, bool]:
+        """Queue an erasure (docs/erasure.md), checked as an export's start is; with `[erasure]
+        approval = "required"` it waits, notStarted, for `store.approve`. Refused with
+        409 when erasure is not configured (the request is well-formed; the service's
+        configuration does not allow it)."""
+        if self.context.erasure is None:
+            raise Conflict(
+                "Erasure is not configured: the configuration has no [erasure] table "
+                "(docs/erasure.md).",
+                code="erasureNotConfigured",
+            )
+        state = orjson.dumps({"dryRun": dry_run, "requestedBy": caller, "committed": {}}).decode()
+        pending = self.context.erasure.approval == "required"
+        return self._start(
+            user_id,
+            storage_location,
+            idempotency_key,
+            record,
+            caller,
+            OperationType.ERASE,
+            state,
+            pending,
+        )
+
+    def _start(
+        self,
+        user_id: str,
+        storage_location: str | None,
+        idempotency_key: str | None,
+        record: Recorder | None,
+        caller: str,
+        operation_type: OperationType,
+        erasure_state: str | None,
+        approval_pending: bool = False,
+    ) -> tuple[Operation, bool]:
         location = storage_location or self.default_location
         key = None if idempotency_key is None else scoped_key(caller, idempotency_key)
         if key is not None:
@@ -131,13 +181,35 @@ class ExportService:
             if existing is not None:
                 return existing, False
         self.check_user(user_id)
+        self._refuse_together(user_id, operation_type)
         self.check_location(location).prepare()
-        operation, created = self.store.create(user_id, location, key, record)
+        operation, created = self.store.create(
+            user_id,
+            location,
+            key,
+            record,
+            operation_type=operation_type,
+            erasure_state=erasure_state,
+            approval_pending=approval_pending,
+        )
         if created:
             logs.operation_id.set(operation.id)
             logger.info("export queued")
             tracing.remember_start(operation.id)  # the export run's span links to this request
         return operation, created
+
+    def _refuse_together(self, user_id: str, operation_type: OperationType) -> None:
+        """An export and an erasure of one person never run together: while one is unfinished
+        (notStarted or running), the other is refused with 409 (docs/erasure.md). Exports
+        beside exports are as before."""
+        for other in self.queue.active_for_user(user_id):
+            if OperationType.ERASE in (operation_type, other.operation_type):
+                raise Conflict(
+                    f"The {other.operation_type} operation '{other.id}' of this user is "
+                    f"{other.status}; an export and an erasure of one user never run together. "
+                    "Retry once it is complete or failed.",
+                    code="operationInProgress",
+                )
 
     def local_package(self, operation_id: str) -> tuple[Operation, BinaryIO]:
         """A complete operation and its package, opened for reading, if it was written to a local

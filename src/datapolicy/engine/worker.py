@@ -37,11 +37,18 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
 
 from datapolicy import logs, tracing
-from datapolicy.config import EngineConfig, StorageConfig
+from datapolicy.auth.keys import erasure_secret
+from datapolicy.config import EngineConfig, ErasureConfig, StorageConfig
 from datapolicy.engine.control import NO_CONTROL, ExportControl
 from datapolicy.engine.directory import User, UserDirectory
+from datapolicy.engine.erasure import Masker
+from datapolicy.engine.erasure.package import erase_into_package
 from datapolicy.engine.exporter import Cancelled, Progress, export
 from datapolicy.engine.report import ReportLabels
 from datapolicy.engine.retrypolicy import ExportRetryPolicy
@@ -58,7 +65,7 @@ from datapolicy.engine.targets.s3 import sweep_uploads
 from datapolicy.engine.targets.spool import sweep as sweep_spool
 from datapolicy.errors import ExportError
 from datapolicy.metrics import LEASE_EXPIRIES, export_completed, export_ended
-from datapolicy.model import Operation, OperationError, utc_now
+from datapolicy.model import Operation, OperationError, OperationType, utc_now
 from datapolicy.redact import redact
 from datapolicy.store.audit import AuditAction, AuditLog, AuditUnavailable
 from datapolicy.store.database import Transaction
@@ -79,12 +86,16 @@ class PermanentError(ExportError):
 
 @dataclass(frozen=True)
 class ExportContext:
-    """What exports read from and may write to, built once from the configuration."""
+    """What exports read from and may write to, built once from the configuration.
+    `erasure`: the `[erasure]` table, None when erasure is off; `erasure_secret_file`: the
+    `hash` mask's key (made on first use: auth/keys.py `erasure_secret`)."""
 
     sources: Sequence[Source]
     directory: UserDirectory | None
     storage: StorageConfig  # where packages may go (local roots include <data-dir>/exports)
     labels: ReportLabels = field(default_factory=ReportLabels)  # for the person's report
+    erasure: ErasureConfig | None = None
+    erasure_secret_file: Path | None = None
 
     def user(self, user_id: str) -> User:
         if self.directory is None:
@@ -228,17 +239,22 @@ class Worker:
             self.control.hold(operation.id, progress.stop)
             began = time.monotonic()
             user = self.context.user(operation.user_id)
+            if operation.operation_type is OperationType.ERASE:
+                self._refuse_together(operation)
             reached(operation.id, "begin")
             upload = self._begin(operation)
-            manifest = export(
-                operation,
-                user,
-                self.context.sources,
-                upload.stream,
-                progress,
-                self.clock,
-                self.context.labels,
-            )
+            if operation.operation_type is OperationType.ERASE:
+                manifest = self._erase(operation, owner, user, upload, progress)
+            else:
+                manifest = export(
+                    operation,
+                    user,
+                    self.context.sources,
+                    upload.stream,
+                    progress,
+                    self.clock,
+                    self.context.labels,
+                )
             self.control.pace(operation.id, time.monotonic() - began, progress.stop)
             reached(operation.id, "finish")
             upload.finish(manifest)  # checks the package against its manifest
@@ -251,6 +267,8 @@ class Worker:
                 logger.info("export %s complete", operation.id)
                 export_completed(manifest, time.monotonic() - began)
                 self._record(AuditAction.PACKAGE_PUBLISHED, operation)
+                if operation.operation_type is OperationType.ERASE:
+                    self._record(AuditAction.ERASURE_COMPLETED, operation)
         except Cancelled:
             if upload is not None:
                 upload.discard()
@@ -277,6 +295,55 @@ class Worker:
             with self._running_lock:
                 self._running.discard(progress)
             self.control.finished(operation.id)
+
+    def _refuse_together(self, operation: Operation) -> None:
+        """An erasure never runs beside another operation of the same person (the API refuses
+        to start one while the other is unfinished, with 409; this closes the window of two
+        starts on two API processes at once): it waits, retried after backoff."""
+        others = [
+            other
+            for other in self.queue.active_for_user(operation.user_id)
+            if other.id != operation.id and other.status.value == "running"
+        ]
+        if others:
+            raise ExportError(
+                f"another operation of the same user is running ({others[0].id}): the erasure "
+                "waits for it"
+            )
+
+    def _erase(
+        self, operation: Operation, owner: str, user: User, upload: Upload, progress: Progress
+    ) -> dict[str, Any]:
+        """Run an erasure into `upload` (engine/erasure/package.py), storing after each
+        source commits which sources are done, so that a retry resumes."""
+        if self.context.erasure is None or self.context.erasure_secret_file is None:
+            raise PermanentError(
+                "erasureNotConfigured",
+                "Erasure is not configured ([erasure] in the configuration).",
+            )
+        state = orjson.loads(self.queue.erasure_state(operation.id) or b"{}")
+        committed: dict[str, list[dict[str, Any]]] = state.setdefault("committed", {})
+
+        def record(source: str, lines: list[dict[str, Any]]) -> None:
+            committed[source] = lines
+            self.queue.save_erasure_state(operation.id, owner, orjson.dumps(state).decode())
+            self._record(AuditAction.ERASURE_SOURCE_COMMITTED, operation)
+
+        return erase_into_package(
+            operation,
+            user,
+            self.context.sources,
+            upload.stream,
+            progress,
+            self.clock,
+            Masker(erasure_secret(self.context.erasure_secret_file)),
+            dry_run=bool(state.get("dryRun")),
+            state=dict(committed),
+            committed=record,
+            approval={
+                k: state[k] for k in ("requestedBy", "approvedBy", "approvedAt") if k in state
+            },
+        )
 
     def _begin(self, operation: Operation) -> Upload:
         if not operation.storage_location:

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from sqlalchemy import ColumnElement, Delete, Integer, Update, bindparam, func, or_, select
 
-from datapolicy.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
+from datapolicy.errors import Conflict, Forbidden, InvalidRequest, NotFound, PreconditionFailed
 from datapolicy.model import (
     MAX_STORAGE_LOCATION_LENGTH,
     MAX_USER_ID_LENGTH,
@@ -34,7 +34,9 @@ from datapolicy.model import (
     Operation,
     OperationError,
     OperationStatus,
+    OperationType,
     Property,
+    format_datetime,
     utc_now,
 )
 from datapolicy.odata.expressions import Value
@@ -63,6 +65,7 @@ ROW = (
     operations.c.version,
     operations.c.error_code,
     operations.c.error_message,
+    operations.c.operation_type,
 )
 COLUMNS: dict[str, ColumnElement[Any]] = {
     name: operations.c[prop.attribute]
@@ -134,6 +137,7 @@ def to_operation(row: tuple[Any, ...]) -> Operation:
         version,
         error_code,
         error_message,
+        operation_type,
     ) = row
     return Operation(
         id=id_,
@@ -145,6 +149,7 @@ def to_operation(row: tuple[Any, ...]) -> Operation:
         completed_at=None if completed is None else from_micros(completed),
         version=version,
         error=public_error(status, error_code, error_message),
+        operation_type=OperationType(operation_type),
     )
 
 
@@ -278,6 +283,10 @@ class OperationStore:
         storage_location: str | None,
         idempotency_key: str | None = None,
         record: Recorder | None = None,
+        *,
+        operation_type: OperationType = OperationType.EXPORT,
+        erasure_state: str | None = None,
+        approval_pending: bool = False,
     ) -> tuple[Operation, bool]:
         """A new notStarted operation, or, when `idempotency_key` was used for one in the last
         24 hours, that one. The flag says whether a new operation was created; `record` runs
@@ -307,6 +316,7 @@ class OperationStore:
             submitted_at=now,
             completed_at=None,
             version=1,
+            operation_type=operation_type,
         )
         insert = self.database.insert(operations).values(
             id=operation.id,
@@ -320,6 +330,9 @@ class OperationStore:
             idempotency_request=None
             if idempotency_key is None
             else request_digest(user_id, storage_location),
+            operation_type=operation_type.value,
+            erasure_state=erasure_state,
+            approval_pending=int(approval_pending),
         )
         if idempotency_key is None:
             with self.database.transaction() as transaction:
@@ -409,6 +422,46 @@ class OperationStore:
                 .values(**values, version=current.version + 1)
             )
             updated = replace(current, **values, version=current.version + 1)
+            _record(record, transaction, updated)
+        return updated
+
+    def approve(
+        self, operation_id: str, approver: str, record: Recorder | None = None
+    ) -> Operation:
+        """Approve an erasure that waits for approval (docs/erasure.md): by a principal other
+        than the one who requested it (403 otherwise); 409 if it does not wait. The approver
+        and the time go into its erasure state; `record` runs in the transaction."""
+        with self.database.transaction() as transaction:
+            current = self._locked(transaction, operation_id)
+            row = transaction.fetch_one(
+                select(operations.c.approval_pending, operations.c.erasure_state).where(
+                    operations.c.id == operation_id
+                )
+            )
+            assert row is not None  # locked above
+            pending, state_text = row
+            if current.operation_type is not OperationType.ERASE or not pending:
+                raise Conflict(
+                    f"The dataPolicyOperation '{operation_id[:100]}' does not wait for approval.",
+                    code="notAwaitingApproval",
+                )
+            state = orjson.loads(state_text or "{}")
+            if state.get("requestedBy") == approver:
+                raise Forbidden(
+                    "An erasure is approved by a principal other than the one who requested it."
+                )
+            state["approvedBy"] = approver
+            state["approvedAt"] = format_datetime(self.clock())
+            transaction.execute(
+                operations.update()
+                .where(operations.c.id == operation_id)
+                .values(
+                    approval_pending=0,
+                    erasure_state=orjson.dumps(state).decode(),
+                    version=current.version + 1,
+                )
+            )
+            updated = replace(current, version=current.version + 1)
             _record(record, transaction, updated)
         return updated
 

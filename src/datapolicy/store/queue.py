@@ -174,6 +174,7 @@ class OperationQueue:
             c.status.in_(_ACTIVE),
             lease_free,
             or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
+            c.approval_pending == 0,
         )
         if only is not None:
             export = and_(export, c.id.in_(list(only)))
@@ -316,6 +317,25 @@ class OperationQueue:
             )
             if removed and record is not None:
                 record(transaction)
+
+    def erasure_state(self, operation_id: str) -> str | None:
+        """An erasure's stored state (JSON: its request and the sources it has committed)."""
+        rows = self.database.fetch_all(select(c.erasure_state).where(c.id == operation_id))
+        return rows[0][0] if rows else None
+
+    def save_erasure_state(self, operation_id: str, owner: str, state: str) -> bool:
+        """Store an erasure's state after a source committed, if the lease is still held (False:
+        it is not; the source stays committed, and a successor erases it again, a no-op)."""
+        with self.database.transaction() as transaction:
+            held = self._held(operation_id, owner, deleted_ok=True)
+            return self._write(transaction, held, erasure_state=state) == 1
+
+    def active_for_user(self, user_id: str) -> list[Operation]:
+        """The user's operations that are not finished (notStarted or running), not deleted."""
+        rows = self.database.fetch_all(
+            select(*ROW).where(c.user_id == user_id, c.deleted_at.is_(None), c.status.in_(_ACTIVE))
+        )
+        return [to_operation(row) for row in rows]
 
     def running(self, operation_id: str) -> bool:
         """Whether an attempt at the operation holds a live lease now (its partial package may

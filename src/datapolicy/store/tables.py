@@ -70,6 +70,12 @@ operations = Table(
     # from export failures, and one line per ended attempt saying why it ended.
     Column("worker_losses", Integer, nullable=False, server_default="0"),
     Column("attempt_history", text_column(None), nullable=True),
+    # Erasure (migration 0010): what the operation does, and an erasure's request and progress
+    # (JSON: dryRun, the sources committed and their counts), so that a retry resumes.
+    Column("operation_type", text_column(32), nullable=False, server_default="exportPersonalData"),
+    Column("erasure_state", text_column(None), nullable=True),
+    # 1 while an erasure waits for another principal's approval: not claimable until then.
+    Column("approval_pending", Integer, nullable=False, server_default="0"),
     # Each index ends in the tie-break key `id`, so that a keyset page (`$skiptoken`) under the
     # default order, or filtered by user or status, is an index range scan.
     Index("ix_operations_submitted", "submitted_at", "id"),

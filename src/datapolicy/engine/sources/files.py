@@ -41,6 +41,7 @@ class FileSource(Source):
 
     def __init__(self, config: FileSourceConfig):
         super().__init__(config.name)
+        self.config = config
         self.template = config.path
 
     def _split(self, user_id: str) -> tuple[Path, tuple[str, ...]]:
@@ -78,7 +79,7 @@ class FileSource(Source):
         finally:
             os.close(base_descriptor)
 
-    def _files(self, user_id: str) -> Iterator[tuple[str, int]]:
+    def files(self, user_id: str) -> Iterator[tuple[str, int]]:
         """Every regular file in the person's directory (sorted, links not followed), by its
         path relative to it, with its size. os.fwalk would do, but it opens each subdirectory
         through a link (and then compares) and without O_NONBLOCK, so a directory swapped for
@@ -142,11 +143,34 @@ class FileSource(Source):
         ) from None
 
     def estimate(self, user_id: str) -> Estimate:
-        return Estimate(bytes=sum(size for _, size in self._files(user_id)))
+        return Estimate(bytes=sum(size for _, size in self.files(user_id)))
 
     def parts(self, user_id: str) -> Iterator[Part]:
-        for relative, size in self._files(user_id):
+        for relative, size in self.files(user_id):
             yield FileItem(relative, size, lambda relative=relative: self._open(user_id, relative))
+
+    def delete(self, user_id: str, relative: str) -> None:
+        """Unlink one listed file (erasure), reached from the person's directory one component
+        at a time without following a link, as `_open` reaches it; a file already gone is
+        already erased."""
+        person = self._open_person(user_id)
+        if person is None:
+            return
+        *folders, name = relative.split("/")
+        try:
+            folder = open_directory(person, folders)
+            try:
+                os.unlink(name, dir_fd=folder)
+            finally:
+                os.close(folder)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise SourceError(
+                f"source '{self.name}': cannot delete {relative!r}: {exc.strerror or exc}"
+            ) from None
+        finally:
+            os.close(person)
 
     def _open(self, user_id: str, relative: str) -> IO[bytes]:
         """The listed file, opened afresh from the person's directory without following a

@@ -4,7 +4,7 @@ Each configured table becomes one SELECT: tables reached from the user compare t
 with the user id; tables reached from a parent keep the rows whose foreign key (all its columns,
 when it has several) is among the parent's selected keys, as a nested sub-select, so no keys are
 ever collected in memory and any depth works. The tables are reflected at the start of every
-export (`_reflect`), so the statements follow the schema as it is, not as it was on start.
+export (`reflect`), so the statements follow the schema as it is, not as it was on start.
 Rows are streamed with a server-side cursor where the driver has one, in batches of
 `batch_size`. Excluded columns are never selected, so they never leave the database.
 
@@ -75,12 +75,12 @@ _INTEGER = re.compile(r"^-?[0-9]+$")
 _ENCODED_BY_DATABASE = (String, Integer, Boolean, Uuid, Numeric, Date, DateTime)
 COPY_BATCH_BYTES = 1024 * 1024  # a COPY batch ends at this size, or at batch_size rows
 # parts() reads with the schema that estimate() (the start of an export) reflected, if it is at
-# most this old: one reflection per export, not two (see `_reflect`).
+# most this old: one reflection per export, not two (see `reflect`).
 SCHEMA_REUSE_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
-class _Link:
+class Link:
     """How a child table's rows hang from its parent's: `foreign` columns of the child equal to
     `parent` columns of the parent, pairwise and all of them (one pair, or a composite key)."""
 
@@ -92,13 +92,13 @@ class _Link:
 
 
 @dataclass(frozen=True, slots=True)
-class _Schema:
+class Schema:
     """The configured tables as the database had them when one export began, and each child
     table's link, checked against them. Each statement is built from one of these, never from
     two (a Table of one and a Table of another would be two FROMs: a cross join)."""
 
     tables: dict[str, Table]  # by output name
-    links: dict[str, _Link]  # by output name, for tables reached from a parent
+    links: dict[str, Link]  # by output name, for tables reached from a parent
 
 
 class SqlSource(Source):
@@ -110,7 +110,7 @@ class SqlSource(Source):
         self.engine: Engine = sqltypes.exporting_engine(config.url, pool_pre_ping=True)
         self._by_name = {table.output_name: table for table in config.tables}
         self._clock = clock
-        self._latest: tuple[float, _Schema] | None = None  # (when its reflection began, it)
+        self._latest: tuple[float, Schema] | None = None  # (when its reflection began, it)
         self._latest_lock = threading.Lock()
 
     # --- configuration against the real schema --------------------------------------------
@@ -118,19 +118,19 @@ class SqlSource(Source):
     def check(self) -> None:
         """Reflect every table and resolve every parent link, so that a mistake shows up on
         start rather than in the first export."""
-        self._reflect()
+        self.reflect()
 
     def links(self) -> list[str]:
         """How each table reached from a parent is linked to it, as `config check` shows it:
         `child(columns) -> parent(columns)`, a composite key as one link."""
-        schema = self._reflect()
+        schema = self.reflect()
         return [
             schema.links[config.output_name].describe(config.output_name, parent)
             for config in self.config.tables
             if (parent := config.parent) is not None
         ]
 
-    def _reflect(self) -> _Schema:
+    def reflect(self) -> Schema:
         """The configured tables as they are now, read in one pass (SQLAlchemy reflects many
         tables with a fixed number of catalog queries): each export reads them again, so a
         column added while the service runs is exported and a dropped one is no longer asked
@@ -143,7 +143,7 @@ class SqlSource(Source):
         docs/configuration.md): once per export, not once per read."""
         wanted = {config.table for config in self.config.tables}
         if not wanted:
-            return _Schema({}, {})
+            return Schema({}, {})
         began = self._clock()
         metadata = sqltypes.reflecting_metadata()
         try:
@@ -174,20 +174,20 @@ class SqlSource(Source):
             for config in self.config.tables
             if (parent := config.parent) is not None
         }
-        schema = _Schema(tables, links)
+        schema = Schema(tables, links)
         with self._latest_lock:
             if self._latest is None or self._latest[0] <= began:
                 self._latest = (began, schema)
         return schema
 
-    def _recent(self) -> _Schema:
+    def _recent(self) -> Schema:
         """The newest reflection if it began at most SCHEMA_REUSE_SECONDS ago, else a new one."""
         latest = self._latest
         if latest is not None and self._clock() - latest[0] <= SCHEMA_REUSE_SECONDS:
             return latest[1]
-        return self._reflect()
+        return self.reflect()
 
-    def _link(self, config: TableConfig, table: Table, parent: Table) -> _Link:
+    def _link(self, config: TableConfig, table: Table, parent: Table) -> Link:
         """The columns that link a row of `table` to its row in `parent`: as configured, else
         the one foreign key (of one or several columns) from `table` to `parent`."""
         if config.foreign_key is not None:
@@ -204,7 +204,7 @@ class SqlSource(Source):
                         f"table '{parent.name}' has no column '{name}' (named by parent_key of "
                         f"'{config.table}'); correct the configuration, or restore the column"
                     )
-            return _Link(config.foreign_key, parent_key)
+            return Link(config.foreign_key, parent_key)
         if table is parent:
             raise self._refused(
                 f"table '{config.table}' is reached from itself: set foreign_key (and "
@@ -213,7 +213,7 @@ class SqlSource(Source):
             )
         found = [c for c in table.foreign_key_constraints if _refers_to(c, parent)]
         if len(found) != 1:
-            links = [_Link(tuple(c.column_keys), _referred_columns(c)) for c in found]
+            links = [Link(tuple(c.column_keys), _referred_columns(c)) for c in found]
             named = "; ".join(link.describe(table.name, parent.name) for link in links)
             several = f"{len(found)} foreign keys to '{parent.name}' ({named})"
             raise self._refused(
@@ -221,7 +221,7 @@ class SqlSource(Source):
                 f"{several if found else f'no foreign key to {parent.name!r}'}; "
                 "set foreign_key (and parent_key) in the configuration"
             )
-        return _Link(tuple(found[0].column_keys), _referred_columns(found[0]))
+        return Link(tuple(found[0].column_keys), _referred_columns(found[0]))
 
     def _error(self, doing: str, exc: Exception) -> SourceError:
         cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
@@ -240,7 +240,7 @@ class SqlSource(Source):
 
     # --- statements ---------------------------------------------------------------------------
 
-    def _condition(self, name: str, schema: _Schema, table: FromClause) -> ColumnElement[bool]:
+    def condition(self, name: str, schema: Schema, table: FromClause) -> ColumnElement[bool]:
         """The WHERE clause that keeps the user's rows of `table`, the table called `name`.
 
         A table reached from a parent keeps the rows whose link columns, all of them, equal the
@@ -258,30 +258,30 @@ class SqlSource(Source):
         parent = schema.tables[config.parent].alias()
         link = schema.links[name]
         keys = select(*(parent.c[key] for key in link.parent)).where(
-            self._condition(config.parent, schema, parent)
+            self.condition(config.parent, schema, parent)
         )
         if len(link.foreign) == 1:
             return table.c[link.foreign[0]].in_(keys.scalar_subquery())
         return tuple_(*(table.c[column] for column in link.foreign)).in_(keys)
 
-    def _kept(self, config: TableConfig, schema: _Schema) -> ColumnElement[bool]:
+    def _kept(self, config: TableConfig, schema: Schema) -> ColumnElement[bool]:
         """The WHERE clause of the configured table's own SELECT."""
-        return self._condition(config.output_name, schema, schema.tables[config.output_name])
+        return self.condition(config.output_name, schema, schema.tables[config.output_name])
 
-    def _columns(self, config: TableConfig, schema: _Schema) -> list[Column[Any]]:
+    def _columns(self, config: TableConfig, schema: Schema) -> list[Column[Any]]:
         return [c for c in schema.tables[config.output_name].c if c.name not in config.exclude]
 
-    def _order(self, config: TableConfig, schema: _Schema) -> list[Column[Any]]:
+    def _order(self, config: TableConfig, schema: Schema) -> list[Column[Any]]:
         return (
             list(schema.tables[config.output_name].primary_key.columns)
             or self._columns(config, schema)[:1]
         )
 
-    def _table_select(self, config: TableConfig, schema: _Schema) -> Select[Any]:
+    def _table_select(self, config: TableConfig, schema: Schema) -> Select[Any]:
         statement = select(*self._columns(config, schema)).where(self._kept(config, schema))
         return statement.order_by(*self._order(config, schema))
 
-    def _json_select(self, config: TableConfig, schema: _Schema) -> Select[Any]:
+    def _json_select(self, config: TableConfig, schema: Schema) -> Select[Any]:
         """The table's rows, in the same order, each as one line of JSON made by PostgreSQL.
 
         The object is spelled out column by column rather than made by `to_json(row)`: the
@@ -305,7 +305,7 @@ class SqlSource(Source):
             .order_by(*self._order(config, schema))
         )
 
-    def _encoded_by_database(self, config: TableConfig, schema: _Schema) -> bool:
+    def _encoded_by_database(self, config: TableConfig, schema: Schema) -> bool:
         return self.engine.dialect.name == "postgresql" and all(
             isinstance(column.type, _ENCODED_BY_DATABASE) and not isinstance(column.type, Float)
             for column in self._columns(config, schema)
@@ -315,7 +315,7 @@ class SqlSource(Source):
 
     def estimate(self, user_id: str) -> Estimate:
         total = 0
-        schema = self._reflect()
+        schema = self.reflect()
         try:
             with self.engine.connect() as connection:
                 for config in self.config.tables:
@@ -323,7 +323,7 @@ class SqlSource(Source):
                         self._table_select(config, schema).order_by(None).subquery()
                     )
                     total += connection.execute(
-                        statement, self._typed(config, user_id, schema)
+                        statement, self.parameters(config, user_id, schema)
                     ).scalar_one()
                 for query in self.config.queries:
                     statement = select(func.count()).select_from(
@@ -337,7 +337,7 @@ class SqlSource(Source):
     def parts(self, user_id: str) -> Iterator[Part]:
         schema = self._recent()
         for config in self.config.tables:
-            parameters = self._typed(config, user_id, schema)
+            parameters = self.parameters(config, user_id, schema)
             if self._encoded_by_database(config, schema):
                 batches = self._copy_stream(self._json_select(config, schema), parameters)
             else:
@@ -349,7 +349,7 @@ class SqlSource(Source):
     def _query_stream(self, query: QueryConfig, user_id: str) -> Iterator[JsonLines]:
         return self._stream(text(query.sql), {"user_id": user_id}, query.exclude)
 
-    def _typed(self, config: TableConfig, user_id: str, schema: _Schema) -> dict[str, Any]:
+    def parameters(self, config: TableConfig, user_id: str, schema: Schema) -> dict[str, Any]:
         """The user id as the type of the column it is compared with (an integer key, say)."""
         root = config
         while root.parent is not None:

@@ -30,6 +30,10 @@ class AuditAction(StrEnum):
     PACKAGE_DOWNLOADED = "package.downloaded"  # GET .../package handed the package out
     USER_READ = "user.read"  # GET /users or /users/{id}
     ACCESS_DENIED = "access.denied"  # 403: a valid token without the route's permission
+    ERASURE_REQUESTED = "erasure.requested"  # POST .../erasePersonalData: an erasure was queued
+    ERASURE_APPROVED = "erasure.approved"  # POST .../approve by another principal
+    ERASURE_SOURCE_COMMITTED = "erasure.sourceCommitted"  # a worker committed one source
+    ERASURE_COMPLETED = "erasure.completed"  # its dry-run package or receipt was published
 
 
 def stored_action(value: str) -> AuditAction:

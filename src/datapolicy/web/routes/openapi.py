@@ -29,13 +29,20 @@ def description() -> dict[str, Any]:
 
 
 def _with_error_property(document: dict[str, Any]) -> dict[str, Any]:
-    """datapolicy's `error` property on dataPolicyOperation. Added here rather than in
-    additions.yml because the seed's schema is an `allOf` list, which a merge would replace."""
+    """datapolicy's `error` and `operationType` properties on dataPolicyOperation. Added here
+    rather than in additions.yml because the seed's schema is an `allOf` list, which a merge
+    would replace."""
     own = document["components"]["schemas"]["microsoft.graph.dataPolicyOperation"]["allOf"][1]
     own["properties"]["error"] = {
         "anyOf": [{"$ref": "#/components/schemas/microsoft.graph.publicError"}],
         "nullable": True,
         "description": "datapolicy: why the operation failed; null unless status is failed.",
+    }
+    own["properties"]["operationType"] = {
+        "type": "string",
+        "enum": ["exportPersonalData", "erasePersonalData"],
+        "description": "datapolicy: what the operation does (docs/erasure.md); filterable "
+        "and orderable.",
     }
     return document
 

@@ -219,6 +219,19 @@ async def delete_operation(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def approve_operation(request: Request) -> Response:
+    """datapolicy's action (docs/erasure.md): approve an erasure that waits for approval, by a
+    principal other than its requester; 204."""
+    _options(request, NO_OPTIONS)
+    await run_in_threadpool(
+        _store(request).approve,
+        request.path_params["operation_id"],
+        caller_of(request),
+        audit_of(request).recorder(request.scope, AuditAction.ERASURE_APPROVED),
+    )
+    return Response(status_code=204)
+
+
 def _entity_response(
     root: str,
     operation: Operation,

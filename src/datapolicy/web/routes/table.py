@@ -48,6 +48,7 @@ from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
 from datapolicy.auth.permissions import (
     ANY_TOKEN,
+    ERASE,
     EXPORT,
     PUBLIC,
     READ_USERS,
@@ -172,6 +173,11 @@ USER_EXPORT = Route(
     {"POST": users.export_personal_data},
     permission=EXPORT,
 )
+USER_ERASE = Route(
+    "/users/{user_id}/erasePersonalData",
+    {"POST": users.erase_personal_data},
+    permission=ERASE,
+)
 # Graph's export of the caller: answered by the Graph profile (web/test_double/profile.py) as
 # USER_EXPORT for the token's subject; any token, as an unknown path (the profile checks the
 # permission).
@@ -206,9 +212,16 @@ API_ROUTES: tuple[Route, ...] = (
         permission=EXPORT,
         keys=True,
     ),
+    Route(
+        f"/{ENTITY_SET}/{{operation_id}}/approve",
+        {"POST": operations.approve_operation},
+        permission=ERASE,
+        keys=True,
+    ),
     Route("/users", {"GET": users.list_users}, permission=READ_USERS),
     Route("/users/{user_id}", {"GET": users.get_user}, permission=READ_USERS),
     USER_EXPORT,
+    USER_ERASE,
     ME_EXPORT,
     # The description of the API is public, as Graph's `$metadata` is.
     Route("/$metadata", {"GET": metadata.metadata}, public=True),

@@ -167,3 +167,45 @@ async def export_personal_data(request: Request) -> Response:
             "Retry-After": str(RETRY_AFTER_SECONDS),
         },
     )
+
+
+async def erase_personal_data(request: Request) -> Response:
+    """datapolicy's action (docs/erasure.md): answered as exportPersonalData is, 202 with the
+    new dataPolicyOperation's URL; body `{"dryRun": bool, "storageLocation": str}`, both
+    optional."""
+    _user_options(request, set())
+    document = await read_json_object(request) if (await request.body()).strip() else {}
+    unknown = set(document) - {"dryRun", "storageLocation"}
+    if unknown:
+        raise InvalidRequest(
+            f"The parameter '{sorted(unknown)[0][:60]}' is not a parameter of the action "
+            "erasePersonalData; it takes dryRun and storageLocation."
+        )
+    dry_run = document.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise InvalidRequest("The parameter 'dryRun' must be true or false.")
+    location = document.get("storageLocation")
+    if location is not None and (not isinstance(location, str) or not location.strip()):
+        raise StorageLocationError("Storage Location is not valid.")
+    audit = audit_of(request)
+    operation, created = await run_in_threadpool(
+        functools.partial(
+            _exports(request).start_erasure,
+            request.path_params["user_id"],
+            location,
+            dry_run,
+            idempotency_key(request),
+            audit.recorder(request.scope, AuditAction.ERASURE_REQUESTED),
+            caller=caller_of(request),
+        )
+    )
+    audit.started(request.scope, operation, created)
+    url = f"{service_root(request)}/{ENTITY_SET}/{operation.id}"
+    return Response(
+        status_code=202,
+        headers={
+            "Location": url,
+            "Operation-Location": url,
+            "Retry-After": str(RETRY_AFTER_SECONDS),
+        },
+    )

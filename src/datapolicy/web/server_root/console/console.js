@@ -270,6 +270,7 @@ function showDetail() {
   const fields = [
     ["Operation id", operation.id],
     ["User", `${userName(operation.userId)} (${operation.userId})`],
+    ["Type", operation.operationType ?? "exportPersonalData"],
     ["Status", operation.status],
     ["Progress", `${Math.round(operation.progress ?? 0)}%`],
     ["Storage location", operation.storageLocation ?? "—"],

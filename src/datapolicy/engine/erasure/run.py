@@ -1,0 +1,105 @@
+"""Erase one person from every source: SQL sources first, each in its own transaction, then the
+file sources, whose files go only once every database has committed (a database that fails
+leaves the files, which an export still shows, rather than files gone and rows kept).
+
+Each source that commits is reported (`committed`) as it does, so that the caller can record
+it: a retry passes those back (`done`) and they are not erased again. Erasing again would
+change nothing either (every rule is idempotent: engine/erasure/sql.py, masks.py), but the
+counts the receipt quotes are the first run's. A source that fails raises `ErasureFailed`,
+naming it and the sources already committed; the sources after it are not touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from datapolicy.engine.erasure.masks import Masker
+from datapolicy.engine.erasure.sql import Change, SqlEraser, TableResult
+from datapolicy.engine.sources.base import Source, SourceError
+from datapolicy.engine.sources.files import FileSource
+from datapolicy.engine.sources.sql import SqlSource
+
+
+class ErasureFailed(SourceError):
+    """A source failed mid-erasure: the message names it and what was already committed."""
+
+
+@dataclass(slots=True)
+class FilesResult:
+    source: str
+    rule: str  # delete or retain
+    reason: str | None
+    files: int = 0  # files deleted (or, in a dry run, that would be), or retained
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "rule": self.rule,
+            "reason": self.reason,
+            "files": self.files,
+        }
+
+
+@dataclass(slots=True)
+class ErasureResult:
+    tables: list[TableResult] = field(default_factory=list)
+    files: list[FilesResult] = field(default_factory=list)
+    committed: list[str] = field(default_factory=list)  # sources, in the order they committed
+
+
+def erase_person(
+    user_id: str,
+    sources: Sequence[Source],
+    masker: Masker,
+    *,
+    dry_run: bool,
+    done: Collection[str] = (),
+    change: Change | None = None,
+    committed: Callable[[str, ErasureResult], None] | None = None,
+) -> ErasureResult:
+    """Erase (or, with `dry_run`, show what would be erased of) the person in every source not
+    in `done`; `committed(source, result so far)` after each source commits (never in a dry
+    run); `change` receives each row deleted and each cell masked (SqlEraser.erase)."""
+    result = ErasureResult()
+    ordered = [s for s in sources if isinstance(s, SqlSource)] + [
+        s for s in sources if isinstance(s, FileSource)
+    ]
+    for source in ordered:
+        if source.name in done:
+            continue
+        try:
+            if isinstance(source, SqlSource):
+                eraser = SqlEraser(source)
+                result.tables += eraser.erase(user_id, masker, dry_run=dry_run, change=change)
+            else:
+                result.files.append(_erase_files(source, user_id, dry_run, change))
+        except SourceError as exc:
+            already = ", ".join(f"'{name}'" for name in (*done, *result.committed)) or "none"
+            raise ErasureFailed(
+                f"erasure failed in source '{source.name}': {exc}; sources already erased and "
+                f"committed: {already}; no other source was changed",
+                permanent=exc.permanent,
+            ) from None
+        if not dry_run:
+            result.committed.append(source.name)
+            if committed is not None:
+                committed(source.name, result)
+    return result
+
+
+def _erase_files(
+    source: FileSource, user_id: str, dry_run: bool, change: Change | None
+) -> FilesResult:
+    rule = source.config.erase or "retain"
+    result = FilesResult(source.name, rule, source.config.reason)
+    for relative, size in list(source.files(user_id)):
+        result.files += 1
+        if rule != "delete":
+            continue
+        if change is not None:
+            change(source.name, {"deleteFile": {"path": relative, "size": size}})
+        if not dry_run:
+            source.delete(user_id, relative)
+    return result

@@ -1,0 +1,632 @@
+"""Erasing a person from one SQL source, in one transaction.
+
+The rows are the export's: each configured table's rows are picked by `SqlSource.condition`, the
+one selection that exports read with (composite links, self-references and all). Because a
+table's selection is a sub-select over its parent's rows, deleting a parent's rows first would
+change which of a child's rows are selected; so, inside the source's one transaction:
+
+1. Order: the tables to delete from, children before parents (by the database's foreign keys
+   and by the configuration's `parent` links).
+2. Plan: a table whose selection reads no table deleted from before it (nor itself) is deleted
+   set-based later, `DELETE ... WHERE <its selection>`, which is then exact; every other one
+   (self-references, a table reached by paths through tables deleted first), every masked table
+   and every table of a dry run has its selection read now, by primary key, before anything
+   changes. A table reached by several paths is the union of its paths' rows.
+3. Check: every foreign key that refers to a table whose rows are to be deleted (read from the
+   whole database: `discovery.schema.read_schema`) is followed back; a referring row that is
+   not itself to be deleted would block the delete, or be deleted or changed by it (ON DELETE
+   CASCADE / SET NULL): the erasure is refused, naming the key, and nothing changes. So no
+   other person's row is ever touched. (One COUNT per key, in the database; by the planned
+   keys where the paths bind differently typed user ids.)
+4. Apply: masks (UPDATE of the cells whose value changes, by primary key), then deletes in the
+   order of 1, set-based or by primary key in batches of `KEY_BATCH`. On MySQL/MariaDB, which
+   checks a foreign key row by row, the rows of a table that refers to itself have their
+   self-references set to NULL first (where the columns allow it).
+5. Commit; or, for a dry run, roll back: a dry run runs the same statements and shows what
+   changed, and the database keeps nothing of it.
+
+A table with rule `delete` or `mask` needs a primary key (how else to name the rows it
+changes); a mask on a key column (primary key, `user_key`, a link's columns, a foreign key's
+columns on either side) is refused: it would change which rows are whose. Retained tables are
+counted and left alone. Keys read in step 2 are held in memory for the transaction (a tuple per
+row); values, never more than one row's masked cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    case,
+    column,
+    func,
+    inspect,
+    null,
+    or_,
+    select,
+    table,
+    tuple_,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.expression import BindParameter, ColumnElement
+
+from datapolicy.config import MaskStrategy, MaskValue, TableConfig
+from datapolicy.engine.erasure.masks import HASH_LENGTH, Masker
+from datapolicy.engine.sources.base import SourceError
+from datapolicy.engine.sources.sql import Schema, SqlSource
+
+if TYPE_CHECKING:
+    from datapolicy.discovery.schema import ForeignKey
+
+KEY_BATCH = 500  # rows per DELETE/UPDATE statement (bound parameters stay under every limit)
+
+Change = Callable[[str, dict[str, Any]], None]  # (table, what would change): a dry run's detail
+
+
+@dataclass(slots=True)
+class TableResult:
+    """What the erasure did (or, in a dry run, would do) to one database table."""
+
+    source: str
+    table: str
+    rule: str  # delete, mask or retain
+    reason: str | None = None  # retain's stated reason
+    rows: int = 0  # rows deleted, masked (at least one cell changed) or retained
+    cells: int = 0  # masked cells whose value changed
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "table": self.table,
+            "rule": self.rule,
+            "reason": self.reason,
+            "rows": self.rows,
+            "cells": self.cells,
+        }
+
+
+@dataclass(slots=True)
+class _Plan:
+    config: TableConfig  # the table's rule (every path of one table has the same)
+    table: Table
+    key: tuple[str, ...]
+    rows: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)  # key: masked
+
+
+class SqlEraser:
+    """Erases one person from one SQL source: `erase` is the whole of it."""
+
+    def __init__(self, source: SqlSource):
+        self.source = source
+        self.name = source.name
+
+    # --- checks that need the database ------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """What in the rules the database refuses, each explained (empty: none): a rule on a
+        table without a primary key, a mask on a key column or on a column that cannot hold
+        its result, and a table to delete from that a foreign key from a table this source
+        does not configure refers to. `config check` shows them; `erase` refuses with them."""
+        schema = self.source.reflect()
+        return self._problems(schema, self._referring() if self._deletes() else {})
+
+    def _problems(self, schema: Schema, referring: dict[str, list[ForeignKey]]) -> list[str]:
+        found: list[str] = []
+        configured = {config.table for config in self.source.config.tables}
+        for config, physical in self._tables(schema):
+            rule = config.erase
+            if rule in ("delete", "mask") and not physical.primary_key.columns:
+                found.append(
+                    f"table '{config.table}' has no primary key: erase = \"{rule}\" needs one "
+                    'to name the rows it changes (use "retain", or add a primary key)'
+                )
+            if rule == "mask":
+                keys = self._key_columns(config.table, schema, referring)
+                for name, strategy in config.mask.items():
+                    found += self._mask_problems(config.table, physical, name, strategy, keys)
+            if rule == "delete":
+                for key in referring.get(config.table, []):
+                    if key.table not in configured:
+                        found.append(
+                            f"table '{config.table}' is erased by delete, but table "
+                            f"'{key.table}', which this source does not configure, refers to it "
+                            f"({key.describe()}): its rows would block the delete, or be "
+                            "deleted or changed with it (ON DELETE CASCADE / SET NULL). "
+                            f"Configure '{key.table}' (reached from '{config.output_name}', "
+                            "with a rule), or retain this table"
+                        )
+        return found
+
+    def _mask_problems(
+        self,
+        name: str,
+        physical: Table,
+        column_name: str,
+        strategy: MaskStrategy | MaskValue,
+        keys: set[str],
+    ) -> list[str]:
+        if column_name not in physical.c:
+            return [f"table '{name}' has no column '{column_name}' (named by mask)"]
+        if column_name in keys:
+            return [
+                f"table '{name}': column '{column_name}' is a key (primary key, user_key, a "
+                "link's or a foreign key's column): masking it would change which rows are "
+                "whose and break the links to them; mask other columns, or delete the rows"
+            ]
+        kind = _python_type(physical.c[column_name])
+        if strategy == "hash":
+            length = getattr(physical.c[column_name].type, "length", None)
+            if kind is not str or (length is not None and length < HASH_LENGTH):
+                return [
+                    f"table '{name}': column '{column_name}' cannot hold a hash (a text of "
+                    f"{HASH_LENGTH} characters); use another mask"
+                ]
+        if strategy == "year" and kind not in (None, object) and not issubclass(kind, str | date):
+            return [f"table '{name}': column '{column_name}' holds no dates: `year` cannot mask it"]
+        return []
+
+    def _deletes(self) -> bool:
+        return any(config.erase == "delete" for config in self.source.config.tables)
+
+    def _referring(self) -> dict[str, list[ForeignKey]]:
+        """Every foreign key of the database, by the table it refers to (discovery's reading
+        of the schema, without samples; imported here, as discovery imports the engine's
+        sqltypes)."""
+        from datapolicy.discovery.schema import read_schema
+
+        try:
+            return read_schema(self.source.engine, sample_rows=0).referring
+        except SQLAlchemyError as exc:
+            raise SourceError(
+                f"source '{self.name}': cannot read the database's foreign keys: "
+                f"{str(getattr(exc, 'orig', None) or exc).strip().splitlines()[0][:300]}"
+            ) from None
+
+    def _tables(self, schema: Schema) -> Iterator[tuple[TableConfig, Table]]:
+        """Each physical table once, with its rule, in the order first configured."""
+        seen: set[str] = set()
+        for config in self.source.config.tables:
+            if config.table not in seen:
+                seen.add(config.table)
+                yield config, schema.tables[config.output_name]
+
+    def _key_columns(
+        self, name: str, schema: Schema, referring: dict[str, list[ForeignKey]]
+    ) -> set[str]:
+        first = next(c for c in self.source.config.tables if c.table == name)
+        keys = {c.name for c in schema.tables[first.output_name].primary_key.columns}
+        for config in self.source.config.tables:
+            if config.table == name and config.user_key is not None:
+                keys.add(config.user_key)
+            if config.table == name and config.output_name in schema.links:
+                keys.update(schema.links[config.output_name].foreign)
+            if config.parent is not None and schema.tables[config.parent].name == name:
+                keys.update(schema.links[config.output_name].parent)
+        for key in referring.get(name, []):
+            keys.update(key.referred_columns)
+        for keys_of_table in referring.values():
+            for key in keys_of_table:
+                if key.table == name:
+                    keys.update(key.columns)
+        return keys
+
+    # --- the erasure ---------------------------------------------------------------------------
+
+    def erase(
+        self, user_id: str, masker: Masker, *, dry_run: bool, change: Change | None = None
+    ) -> list[TableResult]:
+        """Erase the person from this source, in one transaction (rolled back for a dry run);
+        the result per table. `change` receives, table by table, each row that is deleted and
+        each cell that is masked (before and after): what a dry run's package shows."""
+        schema = self.source.reflect()
+        referring = self._referring() if self._deletes() else {}
+        problems = self._problems(schema, referring)
+        if problems:
+            raise SourceError(
+                f"source '{self.name}': the erasure rules cannot be applied: {problems[0]}",
+                permanent=True,
+            )
+        try:
+            with self.source.engine.connect() as connection:
+                transaction = connection.begin()
+                try:
+                    results = self._erase(connection, schema, referring, user_id, masker, change)
+                except BaseException:
+                    transaction.rollback()
+                    raise
+                if dry_run:
+                    transaction.rollback()
+                else:
+                    transaction.commit()
+        except SQLAlchemyError as exc:
+            cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+            raise SourceError(
+                f"source '{self.name}': the erasure failed and was rolled back: {cause}"
+            ) from None
+        return results
+
+    def _erase(
+        self,
+        connection: Connection,
+        schema: Schema,
+        referring: dict[str, list[ForeignKey]],
+        user_id: str,
+        masker: Masker,
+        change: Change | None,
+    ) -> list[TableResult]:
+        plans: dict[str, _Plan] = {}
+        results: dict[str, TableResult] = {}
+        for config in self.source.config.tables:
+            physical = schema.tables[config.output_name]
+            key = tuple(str(c.name) for c in physical.primary_key.columns)
+            rule = config.erase or "retain"
+            results.setdefault(
+                config.table, TableResult(self.name, config.table, rule, config.reason)
+            )
+            plans.setdefault(config.table, _Plan(config, physical, key))
+        deleting = [name for name, plan in plans.items() if plan.config.erase == "delete"]
+        order = _children_first(deleting, referring, self._descendants())
+        parameters = self._uniform_parameters(schema, user_id)
+        # Set-based deletes (one DELETE ... WHERE <the selection>) where that is exact: not in a
+        # dry run (which shows the rows), with one user-id parameter for every path, and only
+        # for tables whose selection reads no table deleted from before them (nor themselves).
+        fast = set() if change is not None or parameters is None else self._set_based(order)
+        for config in self.source.config.tables:
+            plan = plans[config.table]
+            if config.erase == "mask" or (config.erase == "delete" and config.table not in fast):
+                shown = change if config.erase == "delete" else None
+                self._select(connection, schema, config, plan, user_id, shown)
+        for name, plan in plans.items():
+            if plan.config.erase not in ("delete", "mask"):
+                results[name].rows = self._count_retained(connection, schema, name, user_id)
+        for name in deleting:
+            if parameters is not None:
+                self._refuse_referred(connection, schema, name, referring, parameters)
+            else:
+                self._refuse_others(connection, plans, name, referring)
+        for name, plan in plans.items():
+            if plan.config.erase == "mask":
+                self._mask(connection, plan, masker, results[name], change)
+        for name in order:
+            if name in fast:
+                assert parameters is not None
+                statement = plans[name].table.delete().where(self._selected(schema, name))
+                results[name].rows = connection.execute(statement, parameters).rowcount
+            else:
+                self._delete(connection, plans[name], referring, results[name])
+        return list(results.values())
+
+    def _entries(self, name: str) -> list[TableConfig]:
+        return [config for config in self.source.config.tables if config.table == name]
+
+    def _selected(self, schema: Schema, name: str, table: Any = None) -> ColumnElement[bool]:
+        """The union of the selections of every path to table `name`, over `table` (default:
+        the table itself; an alias where it is read inside a statement on itself)."""
+        entries = self._entries(name)
+        table = schema.tables[entries[0].output_name] if table is None else table
+        return or_(*(self.source.condition(e.output_name, schema, table) for e in entries))
+
+    def _descendants(self) -> dict[str, set[str]]:
+        """The tables configured below each table (by `parent`), by physical name."""
+        by_name = {config.output_name: config.table for config in self.source.config.tables}
+        below: dict[str, set[str]] = {}
+        for config in self.source.config.tables:
+            if config.parent is not None:
+                below.setdefault(by_name[config.parent], set()).add(config.table)
+        return below
+
+    def _ancestors(self, name: str) -> set[str]:
+        """The tables the selection of table `name` reads (its paths' parents, up to the
+        person), by physical name."""
+        by_name = {config.output_name: config for config in self.source.config.tables}
+        found: set[str] = set()
+        for config in self._entries(name):
+            while config.parent is not None:
+                config = by_name[config.parent]
+                found.add(config.table)
+        return found
+
+    def _set_based(self, order: list[str]) -> set[str]:
+        gone: set[str] = set()
+        fast: set[str] = set()
+        for name in order:
+            ancestors = self._ancestors(name)
+            if name not in ancestors and not ancestors & gone:
+                fast.add(name)
+            gone.add(name)
+        return fast
+
+    def _uniform_parameters(self, schema: Schema, user_id: str) -> dict[str, Any] | None:
+        """The one user-id parameter every path binds, or None where paths from roots of
+        different key types bind different values (then every table goes by its keys)."""
+        found = {
+            repr(self.source.parameters(config, user_id, schema)): config
+            for config in self.source.config.tables
+        }
+        if len(found) != 1:
+            return None
+        return self.source.parameters(next(iter(found.values())), user_id, schema)
+
+    def _refuse_referred(
+        self,
+        connection: Connection,
+        schema: Schema,
+        name: str,
+        referring: dict[str, list[ForeignKey]],
+        parameters: dict[str, Any],
+    ) -> None:
+        """Refuse, before anything changes, if a row that is not deleted refers to one of the
+        person's rows of `name` that is: deleting it would be blocked, or change that row
+        (CASCADE, SET NULL). One COUNT per foreign key, in the database."""
+        referred = schema.tables[self._entries(name)[0].output_name].alias()
+        for key in referring.get(name, []):
+            inner = select(*(referred.c[c] for c in key.referred_columns)).where(
+                self._selected(schema, name, referred)
+            )
+            others = self._entries(key.table)
+            deleted = bool(others) and others[0].erase == "delete"
+            if deleted:
+                referrer: Any = schema.tables[others[0].output_name]
+            else:
+                referrer = table(key.table, *(column(c) for c in key.columns))
+            match = (
+                tuple_(*(referrer.c[c] for c in key.columns)).in_(inner)
+                if len(key.columns) > 1
+                else referrer.c[key.columns[0]].in_(inner.scalar_subquery())
+            )
+            where = [match]
+            if deleted:  # NULL is "not selected": CASE, not NOT, so that it counts
+                where.append(case((self._selected(schema, key.table), 1), else_=0) == 0)
+            count = select(func.count()).select_from(referrer).where(*where)
+            if connection.execute(count, parameters).scalar_one():
+                raise self._refused_delete(name, key)
+
+    def _refused_delete(self, name: str, key: ForeignKey) -> SourceError:
+        return SourceError(
+            f"source '{self.name}': the person's rows of '{name}' cannot be deleted: rows of "
+            f"'{key.table}' that are not deleted with them (not the person's by the "
+            "configuration, or not erased by delete) refer to them "
+            f"({key.describe()}); deleting would be blocked, or change those rows. Nothing "
+            "was changed in this source. Reach those rows from the person (a path to "
+            f"'{key.table}' erased by delete), or retain '{name}'",
+            permanent=True,
+        )
+
+    def _select(
+        self,
+        connection: Connection,
+        schema: Schema,
+        config: TableConfig,
+        plan: _Plan,
+        user_id: str,
+        change: Change | None,
+    ) -> None:
+        """Add the rows this configured path selects to the table's plan."""
+        physical = schema.tables[config.output_name]
+        masked = tuple(config.mask)
+        shown = [c for c in physical.c if c.name not in config.exclude] if change else []
+        columns = [physical.c[name] for name in (*plan.key, *masked)]
+        # Labelled: a column selected twice (a key that is also shown) would be one column.
+        labelled = [c.label(f"shown_{i}") for i, c in enumerate(shown)]
+        statement = select(*columns, *labelled).where(
+            self.source.condition(config.output_name, schema, physical)
+        )
+        parameters = self.source.parameters(config, user_id, schema)
+        width, masked_width = len(plan.key), len(masked)
+        for row in connection.execute(statement, parameters):
+            key = tuple(row[:width])
+            if key in plan.rows:
+                continue
+            plan.rows[key] = tuple(row[width : width + masked_width])
+            if change is not None:
+                values = row[width + masked_width :]
+                names = (str(c.name) for c in shown)  # plain str: orjson takes no subclass
+                change(config.table, {"delete": dict(zip(names, values, strict=True))})
+
+    def _count_retained(
+        self, connection: Connection, schema: Schema, name: str, user_id: str
+    ) -> int:
+        """The retained table's rows the configuration reaches (the union of its paths)."""
+        configs = [config for config in self.source.config.tables if config.table == name]
+        physical = schema.tables[configs[0].output_name]
+        key = list(physical.primary_key.columns) or list(physical.c)
+        total = 0
+        seen: set[tuple[Any, ...]] = set()
+        for config in configs:
+            selected = schema.tables[config.output_name]
+            statement = select(*key).where(
+                self.source.condition(config.output_name, schema, selected)
+            )
+            parameters = self.source.parameters(config, user_id, schema)
+            for row in connection.execute(statement, parameters):
+                if tuple(row) not in seen:
+                    seen.add(tuple(row))
+                    total += 1
+        return total
+
+    def _mask(
+        self,
+        connection: Connection,
+        plan: _Plan,
+        masker: Masker,
+        result: TableResult,
+        change: Change | None,
+    ) -> None:
+        """UPDATE the cells whose masked value differs (none, when already masked), by
+        primary key; rows that change the same columns go in one executemany."""
+        masked = list(plan.config.mask.items())
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for key, values in plan.rows.items():
+            after = self._masked(plan, masker, key, masked, values, change)
+            if not after:
+                continue
+            result.rows += 1
+            result.cells += len(after)
+            parameters = {f"key_{k}": v for k, v in zip(plan.key, key, strict=True)}
+            for name, value in _bindable(after, connection.dialect.name).items():
+                parameters[f"value_{name}"] = value
+            by_columns.setdefault(tuple(after), []).append(parameters)
+        where = and_(*(plan.table.c[k] == bindparam(f"key_{k}") for k in plan.key))
+        for names, rows in by_columns.items():
+            assignments: dict[str, BindParameter[Any]] = {
+                name: bindparam(f"value_{name}") for name in names
+            }
+            statement = plan.table.update().where(where).values(assignments)
+            for batch in _batches(rows):
+                connection.execute(statement, batch)
+
+    def _masked(
+        self,
+        plan: _Plan,
+        masker: Masker,
+        key: tuple[Any, ...],
+        masked: list[tuple[str, MaskStrategy | MaskValue]],
+        values: tuple[Any, ...],
+        change: Change | None,
+    ) -> dict[str, Any]:
+        """The row's masked cells whose value changes, by column."""
+        after: dict[str, Any] = {}
+        for (name, strategy), before in zip(masked, values, strict=True):
+            try:
+                new = masker.mask(strategy, before)
+            except ValueError as exc:
+                raise SourceError(
+                    f"source '{self.name}': table '{plan.config.table}', column '{name}': {exc}",
+                    permanent=True,
+                ) from None
+            if new == before:
+                continue
+            after[name] = new
+            if change is not None:
+                cell = {"column": name, "before": before, "after": new}
+                change(
+                    plan.config.table,
+                    {"mask": {"key": dict(zip(plan.key, key, strict=True)), **cell}},
+                )
+        return after
+
+    def _refuse_others(
+        self,
+        connection: Connection,
+        plans: dict[str, _Plan],
+        name: str,
+        referring: dict[str, list[ForeignKey]],
+    ) -> None:
+        """Refuse (before anything is deleted) if a row that is not to be deleted refers to a row
+        of `name` that is: deleting it would be blocked, or change that row (CASCADE, SET NULL)."""
+        plan = plans[name]
+        for key in referring.get(name, []):
+            others = plans.get(key.table)
+            deleted = others.rows if others is not None and others.config.erase == "delete" else {}
+            other_key = _primary_key(connection, key.table) if others is None else others.key
+            referred = table(name, *(column(c) for c in (*plan.key, *key.referred_columns)))
+            referrer = table(key.table, *(column(c) for c in (*other_key, *key.columns)))
+            for batch in _batches(list(plan.rows)):
+                inner = select(*(referred.c[c] for c in key.referred_columns)).where(
+                    _in(referred, plan.key, batch)
+                )
+                selected: list[ColumnElement[Any]] = [referrer.c[c] for c in other_key]
+                statement = select(*(selected or [func.count()])).where(
+                    tuple_(*(referrer.c[c] for c in key.columns)).in_(inner)
+                    if len(key.columns) > 1
+                    else referrer.c[key.columns[0]].in_(inner.scalar_subquery())
+                )
+                outside = [
+                    row
+                    for row in connection.execute(statement)
+                    if not other_key or tuple(row) not in deleted
+                ]
+                if outside and (other_key or outside[0][0]):
+                    raise self._refused_delete(name, key)
+
+    def _delete(
+        self,
+        connection: Connection,
+        plan: _Plan,
+        referring: dict[str, list[ForeignKey]],
+        result: TableResult,
+    ) -> None:
+        keys = list(plan.rows)
+        result.rows = len(keys)
+        if connection.dialect.name in ("mysql", "mariadb"):
+            for key in referring.get(plan.config.table, []):
+                itself = key.table == plan.config.table
+                if itself and all(plan.table.c[c].nullable for c in key.columns):
+                    for batch in _batches(keys):
+                        connection.execute(
+                            plan.table.update()
+                            .where(_in(plan.table, plan.key, batch))
+                            .values({c: null() for c in key.columns})
+                        )
+        for batch in _batches(keys):
+            connection.execute(plan.table.delete().where(_in(plan.table, plan.key, batch)))
+
+
+def _children_first(
+    names: list[str], referring: dict[str, list[ForeignKey]], below: dict[str, set[str]]
+) -> list[str]:
+    """The tables to delete from, each after every table among them that refers to it (by a
+    foreign key) or is configured below it (`below`)."""
+    order: list[str] = []
+    visited: set[str] = set()
+    wanted = set(names)
+
+    def visit(name: str) -> None:
+        visited.add(name)
+        children = [key.table for key in referring.get(name, [])] + sorted(below.get(name, ()))
+        for child in children:
+            if child in wanted and child not in visited:
+                visit(child)
+        order.append(name)
+
+    for name in reversed(names):
+        if name not in visited:
+            visit(name)
+    return order
+
+
+def _in(source: Any, key: Sequence[str], batch: Sequence[tuple[Any, ...]]) -> ColumnElement[bool]:
+    condition: ColumnElement[bool]
+    if len(key) == 1:
+        condition = source.c[key[0]].in_([k[0] for k in batch])
+    else:
+        condition = tuple_(*(source.c[c] for c in key)).in_(list(batch))
+    return condition
+
+
+def _primary_key(connection: Connection, name: str) -> tuple[str, ...]:
+    return tuple(inspect(connection).get_pk_constraint(name)["constrained_columns"] or ())
+
+
+def _batches(items: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(items), KEY_BATCH):
+        yield items[start : start + KEY_BATCH]
+
+
+def _bindable(values: dict[str, Any], dialect: str) -> dict[str, Any]:
+    """SQLite takes dates as text (its driver's date adapters are deprecated)."""
+    if dialect != "sqlite":
+        return values
+    return {
+        name: value.isoformat(sep=" ")
+        if isinstance(value, datetime)
+        else value.isoformat()
+        if isinstance(value, date)
+        else value
+        for name, value in values.items()
+    }
+
+
+def _python_type(column: Any) -> type | None:
+    try:
+        python_type: type = column.type.python_type
+    except NotImplementedError:
+        return None
+    return python_type

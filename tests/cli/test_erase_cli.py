@@ -1,0 +1,64 @@
+"""`datapolicy erase` against `serve --demo` (which ships erasure rules): a dry run and then
+the erasure, each followed with --wait, ending with `export`'s statuses; an export afterwards
+holds no orders and only masked account values."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import orjson
+from commands import against, datapolicy, json_output
+
+from conftest import Service, store_args
+
+
+def test_a_dry_run_then_the_erasure_of_a_demo_user(fresh_service: Service):
+    with fresh_service.client() as http:
+        person = http.get("/users", params={"$top": "1"}).json()["value"][0]
+    dry = datapolicy("erase", person["id"], "--dry-run", "--wait", *against(fresh_service))
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("complete: ")
+    assert Path(dry.stdout.removeprefix("complete: ").strip()).is_file()
+
+    done = json_output(
+        datapolicy("erase", person["id"], "--wait", "--json", *against(fresh_service))
+    )
+    assert (done["status"], done["operationType"]) == ("complete", "erasePersonalData")
+    trail = datapolicy(
+        "audit",
+        "list",
+        "--operation",
+        done["id"],
+        "--json",
+        "--data-dir",
+        str(fresh_service.data_dir),
+        *store_args(fresh_service.data_dir),
+    )
+    actions = [
+        entry["action"] for entry in json_output(trail) if entry["action"].startswith("erasure.")
+    ]
+    assert actions == [
+        "erasure.requested",
+        "erasure.sourceCommitted",  # shop
+        "erasure.sourceCommitted",  # uploads
+        "erasure.completed",
+    ]
+
+    destination = fresh_service.data_dir / "exports"
+    exported = datapolicy(
+        "export", person["id"], "--to", str(destination), "--wait", *against(fresh_service)
+    )
+    assert exported.returncode == 0, exported.stderr
+    package = Path(exported.stdout.removeprefix("complete: ").strip())
+    with zipfile.ZipFile(package) as archive:
+        names = archive.namelist()
+        users = [
+            orjson.loads(line) for line in archive.read("records/shop/users.jsonl").splitlines()
+        ]
+        orders = archive.read("records/shop/orders.jsonl")
+    assert orders == b""
+    assert not any(name.startswith("files/") for name in names)
+    assert users[0]["display_name"] == "(erased)"
+    assert users[0]["mail"].startswith("h:")
+    assert person["mail"] not in str(users)

@@ -1,0 +1,248 @@
+"""Erasure through the API and the CLI (docs/erasure.md): `POST /users/{id}/erasePersonalData`
+answers as exportPersonalData does, a dry run publishes what would change and changes nothing,
+an erasure changes the databases by the rules, `operationType` tells the operations apart and
+filters them, and the refusals: no PersonalData.Erase.All (403), an unknown user (404), an
+export and an erasure of one person at once (409).
+
+A real `datapolicy serve` on a SQLite directory and shop of the test's own.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from conftest import Service, start_configured, token_for
+from datapolicy.auth.permissions import ERASE, EXPORT
+
+TIMEOUT_S = 30
+
+
+def _shop(path: Path) -> None:
+    with sqlite3.connect(path) as connection:
+        connection.executescript(
+            """
+            CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, email VARCHAR(120));
+            CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT REFERENCES users(id),
+                                 total INTEGER);
+            CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer TEXT, amount INTEGER);
+            INSERT INTO users VALUES ('ada', 'Ada', 'ada@example.com'),
+                                     ('bob', 'Bob', 'bob@example.org');
+            INSERT INTO orders VALUES (1, 'ada', 10), (2, 'ada', 20), (3, 'bob', 30);
+            INSERT INTO invoices VALUES (1, 'ada', 30), (2, 'bob', 30);
+            """
+        )
+
+
+def _config(root: Path) -> str:
+    shop = root / "shop.sqlite3"
+    _shop(shop)
+    return f"""
+[directory]
+url = "sqlite:///{shop}"
+table = "users"
+
+[[sources.sql]]
+name = "shop"
+url = "sqlite:///{shop}"
+
+  [[sources.sql.tables]]
+  table = "users"
+  user_key = "id"
+  erase = "mask"
+  mask = {{ name = {{ value = "(erased)" }}, email = "hash" }}
+
+  [[sources.sql.tables]]
+  table = "orders"
+  parent = "users"
+  erase = "delete"
+
+  [[sources.sql.tables]]
+  table = "invoices"
+  user_key = "customer"
+  erase = "retain"
+  reason = "tax law"
+
+[erasure]
+approval = "none"
+"""
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("erasure")
+    service = start_configured(root, _config(root))
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """No workers: operations stay as started."""
+    root = tmp_path_factory.mktemp("idle")
+    service = start_configured(root, _config(root), "--workers", "0")
+    yield service
+    service.stop()
+
+
+def _erase(service: Service, user: str, **body: Any) -> httpx.Response:
+    with service.client() as client:
+        return client.post(f"/users/{user}/erasePersonalData", json=body)
+
+
+def _finished(service: Service, url: str) -> dict[str, Any]:
+    deadline = time.monotonic() + TIMEOUT_S
+    with service.client() as client:
+        while time.monotonic() < deadline:
+            operation = client.get(url).json()
+            if operation["status"] in ("complete", "failed"):
+                return operation
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not finish")
+
+
+def _rows(service: Service) -> dict[str, list[tuple[Any, ...]]]:
+    with sqlite3.connect(service.data_dir.parent / "shop.sqlite3") as connection:
+        return {
+            name: connection.execute(f"SELECT * FROM {name} ORDER BY id").fetchall()
+            for name in ("users", "orders", "invoices")
+        }
+
+
+def _summary(package: Path) -> list[dict[str, Any]]:
+    with zipfile.ZipFile(package) as archive:
+        lines = archive.read("records/erasure/summary.jsonl").splitlines()
+        return [orjson.loads(line) for line in lines]
+
+
+def test_a_dry_run_then_the_erasure(running: Service):
+    before = _rows(running)
+    answer = _erase(running, "ada", dryRun=True)
+    assert answer.status_code == 202, answer.text
+    assert answer.content == b""
+    assert answer.headers["Location"] == answer.headers["Operation-Location"]
+    assert int(answer.headers["Retry-After"]) > 0
+    dry = _finished(running, answer.headers["Location"])
+    assert dry["status"] == "complete", dry
+    assert dry["operationType"] == "erasePersonalData"
+    assert _rows(running) == before  # nothing changed
+    package = Path(dry["storageLocation"]) / f"{dry['id']}.zip"
+    assert {(s["table"], s["rule"], s["rows"], s["cells"]) for s in _summary(package)} == {
+        ("users", "mask", 1, 2),
+        ("orders", "delete", 2, 0),
+        ("invoices", "retain", 1, 0),
+    }
+    with zipfile.ZipFile(package) as archive:
+        deleted = archive.read("records/shop/orders.jsonl").splitlines()
+        masked = [
+            orjson.loads(line)["mask"]
+            for line in archive.read("records/shop/users.jsonl").splitlines()
+        ]
+    assert len(deleted) == 2
+    assert {m["column"]: m["before"] for m in masked} == {"name": "Ada", "email": "ada@example.com"}
+
+    done = _finished(running, _erase(running, "ada").headers["Location"])
+    assert done["status"] == "complete", done
+    after = _rows(running)
+    assert after["orders"] == [(3, "bob", 30)]
+    assert after["invoices"] == before["invoices"]
+    assert after["users"][1] == ("bob", "Bob", "bob@example.org")
+    assert after["users"][0][:2] == ("ada", "(erased)")
+    assert after["users"][0][2].startswith("h:")
+    receipt = Path(done["storageLocation"]) / f"{done['id']}.zip"
+    with zipfile.ZipFile(receipt) as archive:
+        assert [name for name in archive.namelist() if name.startswith("records/")] == [
+            "records/erasure/summary.jsonl"
+        ]
+        assert b"ada@example.com" not in archive.read("records/erasure/summary.jsonl")
+
+    with running.client() as client:
+        listed = client.get(
+            "/dataPolicyOperations",
+            params={"$filter": "operationType eq 'erasePersonalData'", "$orderby": "operationType"},
+        ).json()["value"]
+    assert {op["id"] for op in listed} == {dry["id"], done["id"]}
+
+
+def test_without_the_erase_permission_the_answer_is_403(idle: Service):
+    headers = {"Authorization": f"Bearer {token_for(idle.data_dir, EXPORT)}"}
+    with httpx.Client(base_url=idle.url, headers=headers) as client:
+        answer = client.post("/users/ada/erasePersonalData", json={})
+    assert answer.status_code == 403
+    assert answer.json()["error"]["code"] == "Authorization_RequestDenied"
+
+
+def test_an_unknown_user_is_404_and_bad_bodies_400(idle: Service):
+    answer = _erase(idle, "nobody")
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "Request_ResourceNotFound"
+    assert _erase(idle, "bob", dryRun="yes").status_code == 400
+    assert _erase(idle, "bob", colour=1).status_code == 400
+
+
+def test_an_export_and_an_erasure_of_one_person_never_run_together(idle: Service):
+    """The later one is refused with 409 while the other is unfinished; another person's
+    erasure is not held up. Only PersonalData.Erase.All starts it (no User.Export.All)."""
+    headers = {"Authorization": f"Bearer {token_for(idle.data_dir, ERASE)}"}
+    with idle.client() as client:
+        export = client.post(
+            "/users/bob/exportPersonalData",
+            json={"storageLocation": str(idle.data_dir / "exports")},
+        )
+        assert export.status_code == 202, export.text
+    with httpx.Client(base_url=idle.url, headers=headers) as client:
+        refused = client.post("/users/bob/erasePersonalData", json={})
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "operationInProgress"
+        assert "exportPersonalData" in refused.json()["error"]["message"]
+        assert client.post("/users/ada/erasePersonalData", json={"dryRun": True}).status_code == 202
+    with idle.client() as client:
+        again = client.post(
+            "/users/ada/exportPersonalData",
+            json={"storageLocation": str(idle.data_dir / "exports")},
+        )
+    assert again.status_code == 409
+
+
+@pytest.fixture(scope="module")
+def approving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("approval")
+    config = _config(root).replace('approval = "none"', 'approval = "required"')
+    service = start_configured(root, config)
+    yield service
+    service.stop()
+
+
+def test_a_required_approval_holds_the_erasure_until_another_principal_gives_it(
+    approving: Service,
+):
+    before = _rows(approving)
+    requester = {"Authorization": f"Bearer {token_for(approving.data_dir, ERASE, EXPORT)}"}
+    approver = {"Authorization": f"Bearer {token_for(approving.data_dir, ERASE, subject='dpo')}"}
+    with httpx.Client(base_url=approving.url, headers=requester) as client:
+        url = client.post("/users/ada/erasePersonalData", json={}).headers["Location"]
+        time.sleep(2)  # the worker polls every second: it would have claimed it by now
+        assert client.get(url).json()["status"] == "notStarted"
+        assert _rows(approving) == before
+        refused = client.post(f"{url}/approve")
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "Authorization_RequestDenied"
+    with httpx.Client(base_url=approving.url, headers=approver) as client:
+        assert client.post(f"{url}/approve").status_code == 204
+        assert client.post(f"{url}/approve").status_code == 409  # once
+    done = _finished(approving, url)
+    assert done["status"] == "complete", done
+    assert _rows(approving)["orders"] == [(3, "bob", 30)]
+    with zipfile.ZipFile(Path(done["storageLocation"]) / f"{done['id']}.zip") as archive:
+        manifest = orjson.loads(archive.read("manifest.json"))
+    assert orjson.loads(manifest["requestedBy"])[1] == "tests"
+    assert orjson.loads(manifest["approvedBy"])[1] == "dpo"
+    assert manifest["approvedAt"].endswith("Z")
