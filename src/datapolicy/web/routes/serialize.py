@@ -78,7 +78,19 @@ def entity_row(row: Row) -> dict[str, Any]:
     every property, in `PROPERTIES`' order. Written out, as one dictionary display: a list page
     without `$select` (the usual one) makes a hundred of them, and this costs half of what the
     readers' loop does."""
-    (id_, user_id, status, progress, location, submitted, completed, version, code, message) = row
+    (
+        id_,
+        user_id,
+        status,
+        progress,
+        location,
+        submitted,
+        completed,
+        version,
+        code,
+        message,
+        kind,
+    ) = row
     return {
         "@odata.type": ODATA_TYPE,
         "@odata.etag": etag_of(version),
@@ -90,6 +102,7 @@ def entity_row(row: Row) -> dict[str, Any]:
         "submittedDateTime": _date_time(submitted),
         "completedDateTime": _date_time(completed),
         "error": _error_value(status, code, message),
+        "operationType": kind,
     }
 
 
