@@ -50,6 +50,7 @@ HOSTILE = [
     "</td></tr></table><a href='https://evil.example/'>x</a>",
     "{{ 7*7 }} {% raw %} {# #}",
     "\u202egnp.exe",
+    "Evil\u202etown \u2067\u05d0\u2069 \u200f\u061c\u200e \u202a\u202b\u202c\u202d \u2066\u2068",
     "a\r\nb\x0bc\x1b[31m\x7f\x85",
     "&lt;not a tag&gt; &amp;",
     "javascript:alert(1)",
@@ -126,8 +127,14 @@ def parse(page: str) -> Page:
 # --- a reference formatting, written apart from engine/readable.py -------------------------
 
 
+# The bidirectional controls: embeddings, overrides and their end, isolates and their end, the
+# left-to-right, right-to-left and Arabic letter marks. Each would reorder what is shown.
+BIDI_CONTROLS = {*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C}
+
+
 def shown(text: str) -> str:
-    """A name as the page must show it: unseen characters as symbols."""
+    """A name as the page must show it: unseen characters as symbols, bidirectional controls
+    as their code."""
     out = []
     for c in text:
         code = ord(c)
@@ -137,7 +144,7 @@ def shown(text: str) -> str:
             out.append(chr(0x2400 + code))
         elif code == 0x7F:
             out.append("\u2421")
-        elif 0x80 <= code <= 0x9F:
+        elif 0x80 <= code <= 0x9F or code in BIDI_CONTROLS:
             out.append(f"[U+{code:04X}]")
         elif 0xD800 <= code <= 0xDFFF:
             out.append("\ufffd")
@@ -227,7 +234,9 @@ def assert_only_the_template(page: Page, manifest: dict[str, Any], style: str) -
 
 STYLE = empty_style()
 # What a database's text can hold (no NUL on PostgreSQL; JSON Lines hold no lone surrogate)
-CHARACTERS = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+CHARACTERS = st.characters(exclude_categories=("Cs",), exclude_characters="\x00") | st.sampled_from(
+    [chr(code) for code in sorted(BIDI_CONTROLS)]
+)
 texts = st.text(CHARACTERS, max_size=40) | st.sampled_from(HOSTILE)
 values = st.one_of(
     st.none(),
@@ -431,6 +440,22 @@ def test_values_read_as_words():
     assert readable("\udcff").text == "\ufffd"
     long = readable("x" * (MAX_VALUE_CHARS + 10))
     assert (len(long.text), long.cut) == (MAX_VALUE_CHARS, 10)
+
+
+def test_bidirectional_controls_are_shown_and_right_to_left_text_as_it_is():
+    """A right-to-left override would show `Evil\u202etown` as "Evilnwot": a value the reader
+    takes for the stored one. Arabic and Hebrew need no control characters to read right."""
+    assert readable("Evil\u202etown").text == "Evil[U+202E]town"
+    assert readable("a\u2067b\u2069\u200f\u061c").text == "a[U+2067]b[U+2069][U+200F][U+061C]"
+    for text in (
+        "\u0645\u0631\u062d\u0628\u0627 123",
+        "\u05e9\u05dc\u05d5\u05dd, \u05e2\u05d5\u05dc\u05dd",
+    ):
+        assert readable(text).text == text
+    html, _ = package({("shop", "orders"): [{"city\u202e": "Evil\u202etown"}]})
+    (table,) = parse(html).record_tables()
+    assert (table["columns"], table["rows"]) == (["city[U+202E]"], [["Evil[U+202E]town"]])
+    assert "\u202e" not in html
 
 
 def test_sizes_read_as_a_person_reads_them():

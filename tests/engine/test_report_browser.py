@@ -56,6 +56,7 @@ HOSTILE = [
     '<link rel=stylesheet href="https://example.com/x.css">',
     "\u202eevil\u202c and \x1b[31m",
 ]
+RIGHT_TO_LEFT = "\u05e9\u05dc\u05d5\u05dd \u05e2\u05d5\u05dc\u05dd"  # Hebrew, no control characters
 HOSTILE_NAME = "<script>alert('name')</script>"
 HOSTILE_FILE = "<img src=x onerror=alert('file')>.txt"
 MAX_REPORT_BYTES = 64_000  # the page for this person (about 28 kB): REPORT_ROWS rows a table
@@ -98,6 +99,18 @@ STRUCTURE = """() => ({
   lang: document.documentElement.lang,
 })"""
 
+# Whether the cell holding the text (the argument) draws its first letter right of its last.
+RIGHT_TO_LEFT_DRAWN = """(text) => {
+  const cell = [...document.querySelectorAll("td")].find((td) => td.textContent === text);
+  const letter = (i) => {
+    const range = document.createRange();
+    range.setStart(cell.firstChild, i);
+    range.setEnd(cell.firstChild, i + 1);
+    return range.getBoundingClientRect().left;
+  };
+  return letter(0) > letter(text.length - 1);
+}"""
+
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ExportContext]]:
@@ -115,7 +128,8 @@ def unpacked(exported: tuple[Path, ExportContext]) -> Path:
     began = time.monotonic()
     unpacked, manifest = _export(*exported, PERSON)
     print(f"export of {EVENTS:,} rows with the report: {time.monotonic() - began:.2f} s")
-    assert sum(source["records"] for source in manifest["sources"]) == EVENTS + len(HOSTILE) + 1
+    records = EVENTS + len(HOSTILE) + 2  # and the person's row and RIGHT_TO_LEFT
+    assert sum(source["records"] for source in manifest["sources"]) == records
     return unpacked
 
 
@@ -159,7 +173,7 @@ def _people(root: Path) -> Config:
             )
             db.executemany(
                 "INSERT INTO notes (person_id, body) VALUES (?, ?)",
-                ((person, text) for text in HOSTILE),
+                ((person, text) for text in (*HOSTILE, RIGHT_TO_LEFT)),
             )
             uploads = root / "uploads" / person
             uploads.mkdir(parents=True)
@@ -250,6 +264,8 @@ def test_nothing_in_the_data_runs_or_loads(unpacked: Path, tmp_path: Path):
         text = page.locator("body").inner_text()
         for hostile in (HOSTILE_NAME, HOSTILE_FILE, *HOSTILE[:7]):
             assert hostile in text
+        assert "[U+202E]evil[U+202C] and \u241b[31m" in text  # not reordered: as stored
+        assert page.evaluate(RIGHT_TO_LEFT_DRAWN, RIGHT_TO_LEFT)
         assert f"the first {REPORT_ROWS} of {EVENTS:,} records" in text
         assert page.locator("table.records").nth(1).locator("tbody tr").count() == REPORT_ROWS
         link = page.get_by_role("link", name="records/shop/events.jsonl").first
