@@ -224,6 +224,7 @@ def _coverage(settings: Settings) -> list[Finding]:
     from sqlalchemy.exc import SQLAlchemyError
 
     from datapolicy.discovery.discover import coverage_gaps
+    from datapolicy.discovery.schema import DatabaseNotFound
 
     sources = settings.config.sources.sql
     findings = []
@@ -231,6 +232,9 @@ def _coverage(settings: Settings) -> list[Finding]:
         shown = make_url(url).render_as_string(hide_password=True)
         try:
             gaps = coverage_gaps([s for s in sources if s.url == url])[url]
+        except DatabaseNotFound as exc:
+            findings.append(Finding("coverage", shown, FAILED, str(exc)))
+            continue
         except SQLAlchemyError as exc:
             cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             findings.append(Finding("coverage", shown, FAILED, cause[0] if cause else "error"))
