@@ -420,6 +420,31 @@ def test_the_statement_and_categories_are_carried_in():
     assert "Purpose: orders. email: purpose marketing; id: purpose orders." in html
 
 
+def test_a_table_category_its_columns_carry_is_shown_where_the_columns_are():
+    """discover gives a table every category of its columns: the category table then says
+    "addresses: city" only, not "every column" beside it; a category of the table alone is
+    still the whole table's."""
+    addresses = TableConfig(
+        table="addresses",
+        user_key="customer_id",
+        categories=("user.contact.address", "user.contact.address.city", "user.unique_id"),
+        columns={
+            "city": ColumnConfig(categories=("user.contact.address.city",)),
+            "street": ColumnConfig(categories=("user.contact.address",)),
+            "postcode": ColumnConfig(categories=("user.contact.address",)),
+        },
+    )
+    labels = ReportLabels(None, {("shop", "addresses"): addresses})
+    row = {"city": "London", "street": "1 Analytical Way", "postcode": "N1 1AA"}
+    html, _ = package({("shop", "addresses"): [row]}, labels=labels)
+    places = [text for text in parse(html).texts if text.startswith("shop \u203a addresses")]
+    assert sorted(places) == [
+        "shop \u203a addresses: city",
+        "shop \u203a addresses: every column",  # user.unique_id: the table's alone
+        "shop \u203a addresses: street, postcode",
+    ]
+
+
 def test_a_report_without_a_statement_says_so():
     html, _ = package({("shop", "orders"): [{"id": 1}]})
     assert "has not stated who controls your data" in html
