@@ -9,10 +9,12 @@ streamed, the [report] section and categories are carried in, and values read as
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from datetime import date
 from decimal import Decimal
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -42,7 +44,7 @@ ATTRIBUTES = {
     "nav": {"aria-label"},
 }
 ANYWHERE = {"class", "id"}
-SECTIONS = {"#summary", "#processing", "#categories", "#data", "#files"}
+SECTIONS = {"#summary", "#processing", "#rights", "#categories", "#data", "#files"}
 HOSTILE = [
     "<script>alert(1)</script>",
     "\"'><img src=x onerror=alert(1)>",
@@ -411,7 +413,12 @@ def test_the_statement_and_categories_are_carried_in():
     assert "To deliver what you buy" in page.cells
     assert "Art. 6(1)(b)" in page.cells
     assert "not stated" in page.cells  # marketing's legal basis
-    assert "has not stated who controls your data" not in html
+    assert "does not say who controls your data" not in html
+    assert "kept about\n<strong><bdi>u</bdi></strong>,\nas it was" in html  # not the controller
+    assert '<h2 id="rights">Your rights</h2>' in html
+    rights = " ".join(" ".join(page.texts).split())
+    for asked in ("to correct your data", "Article 15(1)(h)", "Article 15(2)", "supervisory"):
+        assert asked in rights
     assert "contact: email" in html
     assert "<code>user.contact.email</code>" in html
     assert "shop \u203a orders: email" in html
@@ -445,10 +452,31 @@ def test_a_table_category_its_columns_carry_is_shown_where_the_columns_are():
     ]
 
 
-def test_a_report_without_a_statement_says_so():
+def test_a_report_without_a_statement_says_so_to_the_person():
+    """Without [report] the page tells the person what is missing and whom to ask; how the
+    operator fills it in is for `config check` and the docs, not the person's page."""
     html, _ = package({("shop", "orders"): [{"id": 1}]})
-    assert "has not stated who controls your data" in html
-    assert "The configuration gives no categories for this data." in html
+    said = " ".join(" ".join(parse(html).texts).split())
+    assert "This package does not say who controls your data" in said
+    assert "(GDPR Article 15(1)): ask them for it." in said
+    assert "[report]" not in html
+    assert "configuration" not in said
+    assert "<dt>Operation id</dt>" in html  # what it is: not an HTTP request's id
+    assert "You may ask the controller (the organisation that gave you this package):" in said
+    assert "No categories are given for this data." in said
+
+
+def test_the_documented_security_headers_are_the_pages():
+    """docs/package-format.md states the page's policies word for word (whitespace aside)."""
+    html, _ = package({})
+    found = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html)
+    assert found is not None
+    docs = Path(__file__).resolve().parents[2] / "docs" / "package-format.md"
+    said = " ".join(docs.read_text().split())
+    assert f"a `Content-Security-Policy` of `{found.group(1)}`" in said
+    referrer = '<meta name="referrer" content="no-referrer">'
+    assert referrer in html
+    assert f"`{referrer}`" in said
 
 
 def test_values_read_as_words():

@@ -2,7 +2,9 @@
 
 It says who the package is for and when it was made; what the configuration's `[report]`
 section states (GDPR Art. 15(1): controller, purposes and their legal basis, recipients,
-retention, source), or that the operator has not stated it; the data grouped by the categories
+retention, source), or, to the person, that the package does not say it; what the person may
+ask the controller (their rights; only as questions to ask, never a statement the `[report]`
+section does not make); the data grouped by the categories
 the configuration gives tables and columns; each table's first `REPORT_ROWS` rows with
 readable values (readable.py); and the package's files with their sizes, linked by relative
 paths. docs/package-format.md describes the page.
