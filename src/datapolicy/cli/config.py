@@ -33,7 +33,7 @@ from datapolicy.cli.options import (
 from datapolicy.cli.output import print_records
 
 if TYPE_CHECKING:  # the engine is imported when a check runs: `--help` stays fast
-    from datapolicy.config import StorageConfig
+    from datapolicy.config import ReportConfig, StorageConfig
     from datapolicy.engine import UserDirectory
     from datapolicy.engine.sources.base import Source
     from datapolicy.settings import Settings
@@ -126,6 +126,7 @@ def run_checks(settings: Settings, user_id: str | None) -> list[Finding]:
     if directory is not None:
         directory.close()
     findings += _coverage(settings)
+    findings.append(_report(settings.config.report))
     storage = context.storage
     for root in storage.local.roots:
         findings.append(
@@ -245,6 +246,31 @@ def _coverage(settings: Settings) -> list[Finding]:
             Finding("coverage", gap.table, GAP, f"{gap.describe()}; {gap.hint()}") for gap in gaps
         ]
     return findings
+
+
+def _report(report: ReportConfig | None) -> Finding:
+    """What each person's report will state (GDPR Art. 15(1)), and what it will tell them is
+    not stated: the hint to fill it in is the operator's, here, not the person's page."""
+    if report is None:
+        return Finding(
+            "report",
+            "[report]",
+            SKIPPED,
+            "no [report] configured: each person's report says it does not state the "
+            "controller, purposes, recipients, retention or source, to which they are entitled "
+            "(GDPR Art. 15(1)); fill it in (docs/configuration.md, [report])",
+        )
+    items = {
+        "purposes": report.purposes,
+        "recipients": report.recipients,
+        "retention": report.retention,
+        "source": report.source,
+    }
+    missing = [name for name, value in items.items() if not value]
+    detail = "states the controller" + "".join(f", {n}" for n in items if n not in missing)
+    if missing:
+        detail += f"; not stated: {', '.join(missing)}"
+    return Finding("report", "[report]", OK, detail)
 
 
 def _target(location: str, storage: StorageConfig, what: str) -> str:
