@@ -121,6 +121,10 @@ def test_a_wrong_database_and_an_unusable_target_fail_and_say_why(tmp_path: Path
     assert table.returncode == 1
     assert any("crm" in line and "FAILED" in line for line in table.stdout.splitlines())
     assert "Traceback" not in table.stderr
+    failed = sum(finding["result"] == "FAILED" for finding in findings.values())
+    assert (
+        table.stderr.strip().splitlines()[-1] == f"config check: exit 1: {failed} check(s) failed"
+    )
 
 
 def test_an_invalid_configuration_is_one_line_naming_the_key(tmp_path: Path):

@@ -42,6 +42,8 @@ def test_the_command_writes_what_config_check_accepts(tmp_path: Path) -> None:
         assert gaps >= NOT_ADAS
         strict = datapolicy(*check, *store_args(data), "--strict")
         assert strict.returncode == 1, strict.stdout + strict.stderr
+        closing = strict.stderr.strip().splitlines()[-1]
+        assert closing.startswith(f"config check: exit 1: {len(gaps)} coverage gap(s), failures")
 
         ignored = ", ".join(f'"{table}"' for table in sorted(gaps))
         output.write_text(written.replace("ignore_tables = []", f"ignore_tables = [{ignored}]"))

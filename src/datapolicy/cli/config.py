@@ -95,8 +95,16 @@ def check(
     settings = load_settings(config_file, data_dir=data_dir, database=database)
     findings = run_checks(settings, user_id)
     print_records([asdict(f) for f in findings], ("kind", "name", "result", "detail"), as_json)
-    failing = {FAILED, GAP} if strict else {FAILED}
-    if any(finding.result in failing for finding in findings):
+    failed = sum(finding.result == FAILED for finding in findings)
+    gaps = sum(finding.result == GAP for finding in findings) if strict else 0
+    if failed or gaps:
+        why = [f"{failed} check(s) failed"] if failed else []
+        if gaps:
+            why.append(
+                f"{gaps} coverage gap(s), failures with --strict: reach each table or list it "
+                "in ignore_tables (docs/map-your-data.md)"
+            )
+        click.echo(f"config check: exit 1: {'; '.join(why)}", err=True)
         raise SystemExit(1)
 
 
