@@ -66,6 +66,9 @@ def test_a_working_configuration_counts_the_sample_users_rows(tmp_path: Path):
     gap = findings.pop(("coverage", "users"))
     assert gap["result"] == "gap"
     assert gap["detail"].startswith("users: name (user.name")
+    report = findings.pop(("report", "[report]"))  # the person's page only says it is missing
+    assert report["result"] == "skipped"
+    assert report["detail"].startswith("no [report] configured: each person's report says")
     assert {f["result"] for f in findings.values()} == {"ok"}
     table = _check(tmp_path, config, "--user", "bob")
     assert table.returncode == 0, table.stderr
@@ -73,6 +76,19 @@ def test_a_working_configuration_counts_the_sample_users_rows(tmp_path: Path):
     unknown = _check(tmp_path, config, "--user", "carol", "--json")
     assert unknown.returncode == 1
     assert "the sample user 'carol' is not in the directory" in unknown.stdout
+
+
+def test_the_report_section_is_summed_up(tmp_path: Path):
+    """With [report], what the persons' reports will state and what they will say is not."""
+    statement = '\n[report]\ncontroller = "Example Ltd"\nrecipients = ["Carriers"]\n'
+    result = _check(tmp_path, _config(tmp_path, statement), "--json")
+    findings = {(f["kind"], f["name"]): f for f in json_output(result)}
+    assert findings["report", "[report]"] == {
+        "kind": "report",
+        "name": "[report]",
+        "result": "ok",
+        "detail": "states the controller, recipients; not stated: purposes, retention, source",
+    }
 
 
 def test_a_wrong_database_and_an_unusable_target_fail_and_say_why(tmp_path: Path):
@@ -105,6 +121,10 @@ def test_a_wrong_database_and_an_unusable_target_fail_and_say_why(tmp_path: Path
     assert table.returncode == 1
     assert any("crm" in line and "FAILED" in line for line in table.stdout.splitlines())
     assert "Traceback" not in table.stderr
+    failed = sum(finding["result"] == "FAILED" for finding in findings.values())
+    assert (
+        table.stderr.strip().splitlines()[-1] == f"config check: exit 1: {failed} check(s) failed"
+    )
 
 
 def test_an_invalid_configuration_is_one_line_naming_the_key(tmp_path: Path):

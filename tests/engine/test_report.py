@@ -9,10 +9,12 @@ streamed, the [report] section and categories are carried in, and values read as
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from datetime import date
 from decimal import Decimal
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -42,7 +44,7 @@ ATTRIBUTES = {
     "nav": {"aria-label"},
 }
 ANYWHERE = {"class", "id"}
-SECTIONS = {"#summary", "#processing", "#categories", "#data", "#files"}
+SECTIONS = {"#summary", "#processing", "#rights", "#categories", "#data", "#files"}
 HOSTILE = [
     "<script>alert(1)</script>",
     "\"'><img src=x onerror=alert(1)>",
@@ -50,6 +52,7 @@ HOSTILE = [
     "</td></tr></table><a href='https://evil.example/'>x</a>",
     "{{ 7*7 }} {% raw %} {# #}",
     "\u202egnp.exe",
+    "Evil\u202etown \u2067\u05d0\u2069 \u200f\u061c\u200e \u202a\u202b\u202c\u202d \u2066\u2068",
     "a\r\nb\x0bc\x1b[31m\x7f\x85",
     "&lt;not a tag&gt; &amp;",
     "javascript:alert(1)",
@@ -126,8 +129,14 @@ def parse(page: str) -> Page:
 # --- a reference formatting, written apart from engine/readable.py -------------------------
 
 
+# The bidirectional controls: embeddings, overrides and their end, isolates and their end, the
+# left-to-right, right-to-left and Arabic letter marks. Each would reorder what is shown.
+BIDI_CONTROLS = {*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C}
+
+
 def shown(text: str) -> str:
-    """A name as the page must show it: unseen characters as symbols."""
+    """A name as the page must show it: unseen characters as symbols, bidirectional controls
+    as their code."""
     out = []
     for c in text:
         code = ord(c)
@@ -137,7 +146,7 @@ def shown(text: str) -> str:
             out.append(chr(0x2400 + code))
         elif code == 0x7F:
             out.append("\u2421")
-        elif 0x80 <= code <= 0x9F:
+        elif 0x80 <= code <= 0x9F or code in BIDI_CONTROLS:
             out.append(f"[U+{code:04X}]")
         elif 0xD800 <= code <= 0xDFFF:
             out.append("\ufffd")
@@ -227,7 +236,9 @@ def assert_only_the_template(page: Page, manifest: dict[str, Any], style: str) -
 
 STYLE = empty_style()
 # What a database's text can hold (no NUL on PostgreSQL; JSON Lines hold no lone surrogate)
-CHARACTERS = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+CHARACTERS = st.characters(exclude_categories=("Cs",), exclude_characters="\x00") | st.sampled_from(
+    [chr(code) for code in sorted(BIDI_CONTROLS)]
+)
 texts = st.text(CHARACTERS, max_size=40) | st.sampled_from(HOSTILE)
 values = st.one_of(
     st.none(),
@@ -402,7 +413,12 @@ def test_the_statement_and_categories_are_carried_in():
     assert "To deliver what you buy" in page.cells
     assert "Art. 6(1)(b)" in page.cells
     assert "not stated" in page.cells  # marketing's legal basis
-    assert "has not stated who controls your data" not in html
+    assert "does not say who controls your data" not in html
+    assert "kept about\n<strong><bdi>u</bdi></strong>,\nas it was" in html  # not the controller
+    assert '<h2 id="rights">Your rights</h2>' in html
+    rights = " ".join(" ".join(page.texts).split())
+    for asked in ("to correct your data", "Article 15(1)(h)", "Article 15(2)", "supervisory"):
+        assert asked in rights
     assert "contact: email" in html
     assert "<code>user.contact.email</code>" in html
     assert "shop \u203a orders: email" in html
@@ -411,10 +427,56 @@ def test_the_statement_and_categories_are_carried_in():
     assert "Purpose: orders. email: purpose marketing; id: purpose orders." in html
 
 
-def test_a_report_without_a_statement_says_so():
+def test_a_table_category_its_columns_carry_is_shown_where_the_columns_are():
+    """discover gives a table every category of its columns: the category table then says
+    "addresses: city" only, not "every column" beside it; a category of the table alone is
+    still the whole table's."""
+    addresses = TableConfig(
+        table="addresses",
+        user_key="customer_id",
+        categories=("user.contact.address", "user.contact.address.city", "user.unique_id"),
+        columns={
+            "city": ColumnConfig(categories=("user.contact.address.city",)),
+            "street": ColumnConfig(categories=("user.contact.address",)),
+            "postcode": ColumnConfig(categories=("user.contact.address",)),
+        },
+    )
+    labels = ReportLabels(None, {("shop", "addresses"): addresses})
+    row = {"city": "London", "street": "1 Analytical Way", "postcode": "N1 1AA"}
+    html, _ = package({("shop", "addresses"): [row]}, labels=labels)
+    places = [text for text in parse(html).texts if text.startswith("shop \u203a addresses")]
+    assert sorted(places) == [
+        "shop \u203a addresses: city",
+        "shop \u203a addresses: every column",  # user.unique_id: the table's alone
+        "shop \u203a addresses: street, postcode",
+    ]
+
+
+def test_a_report_without_a_statement_says_so_to_the_person():
+    """Without [report] the page tells the person what is missing and whom to ask; how the
+    operator fills it in is for `config check` and the docs, not the person's page."""
     html, _ = package({("shop", "orders"): [{"id": 1}]})
-    assert "has not stated who controls your data" in html
-    assert "The configuration gives no categories for this data." in html
+    said = " ".join(" ".join(parse(html).texts).split())
+    assert "This package does not say who controls your data" in said
+    assert "(GDPR Article 15(1)): ask them for it." in said
+    assert "[report]" not in html
+    assert "configuration" not in said
+    assert "<dt>Operation id</dt>" in html  # what it is: not an HTTP request's id
+    assert "You may ask the controller (the organisation that gave you this package):" in said
+    assert "No categories are given for this data." in said
+
+
+def test_the_documented_security_headers_are_the_pages():
+    """docs/package-format.md states the page's policies word for word (whitespace aside)."""
+    html, _ = package({})
+    found = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html)
+    assert found is not None
+    docs = Path(__file__).resolve().parents[2] / "docs" / "package-format.md"
+    said = " ".join(docs.read_text().split())
+    assert f"a `Content-Security-Policy` of `{found.group(1)}`" in said
+    referrer = '<meta name="referrer" content="no-referrer">'
+    assert referrer in html
+    assert f"`{referrer}`" in said
 
 
 def test_values_read_as_words():
@@ -431,6 +493,22 @@ def test_values_read_as_words():
     assert readable("\udcff").text == "\ufffd"
     long = readable("x" * (MAX_VALUE_CHARS + 10))
     assert (len(long.text), long.cut) == (MAX_VALUE_CHARS, 10)
+
+
+def test_bidirectional_controls_are_shown_and_right_to_left_text_as_it_is():
+    """A right-to-left override would show `Evil\u202etown` as "Evilnwot": a value the reader
+    takes for the stored one. Arabic and Hebrew need no control characters to read right."""
+    assert readable("Evil\u202etown").text == "Evil[U+202E]town"
+    assert readable("a\u2067b\u2069\u200f\u061c").text == "a[U+2067]b[U+2069][U+200F][U+061C]"
+    for text in (
+        "\u0645\u0631\u062d\u0628\u0627 123",
+        "\u05e9\u05dc\u05d5\u05dd, \u05e2\u05d5\u05dc\u05dd",
+    ):
+        assert readable(text).text == text
+    html, _ = package({("shop", "orders"): [{"city\u202e": "Evil\u202etown"}]})
+    (table,) = parse(html).record_tables()
+    assert (table["columns"], table["rows"]) == (["city[U+202E]"], [["Evil[U+202E]town"]])
+    assert "\u202e" not in html
 
 
 def test_sizes_read_as_a_person_reads_them():

@@ -56,6 +56,11 @@ HOSTILE = [
     '<link rel=stylesheet href="https://example.com/x.css">',
     "\u202eevil\u202c and \x1b[31m",
 ]
+RIGHT_TO_LEFT = "\u05e9\u05dc\u05d5\u05dd \u05e2\u05d5\u05dc\u05dd"  # Hebrew, no control characters
+# A wide table: words no column may break inside, and one long token that must wrap
+WORDS = ("Springfield", "Lovelace", "Analytical", "Difference", "Engine", "Babbage", "notice")
+WIDE_COLUMNS = [f"preference_{i}" for i in range(14)]
+TOKEN = "9f86d081884c7d65" * 20  # a 320-character hash: may wrap anywhere
 HOSTILE_NAME = "<script>alert('name')</script>"
 HOSTILE_FILE = "<img src=x onerror=alert('file')>.txt"
 MAX_REPORT_BYTES = 64_000  # the page for this person (about 28 kB): REPORT_ROWS rows a table
@@ -98,6 +103,44 @@ STRUCTURE = """() => ({
   lang: document.documentElement.lang,
 })"""
 
+# Whether the cell holding the text (the argument) draws its first letter right of its last.
+RIGHT_TO_LEFT_DRAWN = """(text) => {
+  const cell = [...document.querySelectorAll("td")].find((td) => td.textContent === text);
+  const letter = (i) => {
+    const range = document.createRange();
+    range.setStart(cell.firstChild, i);
+    range.setEnd(cell.firstChild, i + 1);
+    return range.getBoundingClientRect().left;
+  };
+  return letter(0) > letter(text.length - 1);
+}"""
+
+# Words (runs of letters and digits shorter than the token) that a record cell draws on more
+# than one line; each record table as [its width, its scroll box's visible width, that box's
+# overflow-x]; the page's sideways overflow.
+LAYOUT = """() => {
+  const broken = [];
+  for (const cell of document.querySelectorAll("table.records td")) {
+    const node = cell.firstChild;
+    if (!node || node.nodeType !== 3) continue;
+    for (const word of node.textContent.matchAll(/[\\p{L}\\p{N}]+/gu)) {
+      if (word[0].length >= 100) continue;
+      const range = document.createRange();
+      range.setStart(node, word.index);
+      range.setEnd(node, word.index + word[0].length);
+      const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+      if (lines.size > 1) broken.push(word[0]);
+    }
+  }
+  const tables = [...document.querySelectorAll("table.records")].map((table) => {
+    const box = table.parentElement;
+    return [table.getBoundingClientRect().width, box.clientWidth, getComputedStyle(box).overflowX];
+  });
+  const overflow = document.documentElement.scrollWidth - document.documentElement.clientWidth;
+  return { broken, tables, overflow };
+}"""
+PHONE, A4_PRINTABLE = 390, 718  # CSS pixels: a phone's width; A4 less Chromium's print margins
+
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ExportContext]]:
@@ -115,7 +158,8 @@ def unpacked(exported: tuple[Path, ExportContext]) -> Path:
     began = time.monotonic()
     unpacked, manifest = _export(*exported, PERSON)
     print(f"export of {EVENTS:,} rows with the report: {time.monotonic() - began:.2f} s")
-    assert sum(source["records"] for source in manifest["sources"]) == EVENTS + len(HOSTILE) + 1
+    records = EVENTS + len(HOSTILE) + 3  # the person's row, RIGHT_TO_LEFT, preferences
+    assert sum(source["records"] for source in manifest["sources"]) == records
     return unpacked
 
 
@@ -151,6 +195,8 @@ def _people(root: Path) -> Config:
             CREATE TABLE notes (id INTEGER PRIMARY KEY, person_id TEXT, body TEXT);
             """
         )
+        wide = ", ".join(f"{column} TEXT" for column in WIDE_COLUMNS)
+        db.execute(f"CREATE TABLE preferences (person_id TEXT, {wide}, token TEXT)")
         for person, events in ((SMALL, REPORT_ROWS), (PERSON, EVENTS)):
             db.execute("INSERT INTO people VALUES (?, ?, ?)", (person, HOSTILE_NAME, HOSTILE[1]))
             db.executemany(
@@ -159,8 +205,11 @@ def _people(root: Path) -> Config:
             )
             db.executemany(
                 "INSERT INTO notes (person_id, body) VALUES (?, ?)",
-                ((person, text) for text in HOSTILE),
+                ((person, text) for text in (*HOSTILE, RIGHT_TO_LEFT)),
             )
+            words = [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(3)) for i in range(14)]
+            marks = ", ".join("?" * (len(WIDE_COLUMNS) + 2))
+            db.execute(f"INSERT INTO preferences VALUES ({marks})", (person, *words, TOKEN))
             uploads = root / "uploads" / person
             uploads.mkdir(parents=True)
             (uploads / HOSTILE_FILE).write_text("a file")
@@ -173,6 +222,7 @@ def _people(root: Path) -> Config:
         ),
         TableConfig(table="events", user_key="person_id", categories=("user.behavior",)),
         TableConfig(table="notes", user_key="person_id", purpose="support"),
+        TableConfig(table="preferences", user_key="person_id"),
     )
     return Config(
         directory=DirectoryConfig(
@@ -250,6 +300,8 @@ def test_nothing_in_the_data_runs_or_loads(unpacked: Path, tmp_path: Path):
         text = page.locator("body").inner_text()
         for hostile in (HOSTILE_NAME, HOSTILE_FILE, *HOSTILE[:7]):
             assert hostile in text
+        assert "[U+202E]evil[U+202C] and \u241b[31m" in text  # not reordered: as stored
+        assert page.evaluate(RIGHT_TO_LEFT_DRAWN, RIGHT_TO_LEFT)
         assert f"the first {REPORT_ROWS} of {EVENTS:,} records" in text
         assert page.locator("table.records").nth(1).locator("tbody tr").count() == REPORT_ROWS
         link = page.get_by_role("link", name="records/shop/events.jsonl").first
@@ -263,4 +315,37 @@ def test_nothing_in_the_data_runs_or_loads(unpacked: Path, tmp_path: Path):
         levels = structure["headings"]
         assert all(later <= earlier + 1 for earlier, later in itertools.pairwise(levels))
         assert (structure["uncaptioned"], structure["unscoped"], structure["lang"]) == (0, 0, "en")
+    assert events == []
+
+
+@pytest.mark.parametrize("width", [1280, PHONE])
+def test_values_wrap_between_words_and_wide_tables_scroll_in_their_box(
+    unpacked: Path, tmp_path: Path, width: int
+):
+    """On screen no word is broken inside (only a long unbroken token wraps), and a table
+    wider than the page scrolls in its own box: all of it can be seen, and the page itself
+    does not scroll sideways."""
+    index = unpacked / "index.html"
+    with chromium(tmp_path / "profile", viewport={"width": width, "height": 900}) as context:
+        page, events = _watched(context, index)
+        layout = page.evaluate(LAYOUT)
+    assert layout["broken"] == []
+    assert layout["overflow"] <= 0
+    wider = [table for table in layout["tables"] if table[0] > table[1]]
+    assert wider  # the preferences table is wider than the page, even at 1280 px
+    assert all(overflow == "auto" for _, _, overflow in wider)
+    assert events == []
+
+
+def test_wide_tables_fit_the_printed_page(unpacked: Path, tmp_path: Path):
+    """Printed, a scroll box cannot scroll: every table fits the page's width (a smaller font,
+    and wrapping anywhere as the last resort) and so is printed whole."""
+    index = unpacked / "index.html"
+    viewport = {"width": A4_PRINTABLE, "height": 1000}
+    with chromium(tmp_path / "profile", viewport=viewport) as context:
+        page, events = _watched(context, index)
+        page.emulate_media(media="print")
+        layout = page.evaluate(LAYOUT)
+    assert layout["overflow"] <= 0
+    assert all(table <= box for table, box, _ in layout["tables"]), layout["tables"]
     assert events == []

@@ -36,7 +36,7 @@ from datapolicy.cli.options import (
 from datapolicy.cli.output import print_records
 
 if TYPE_CHECKING:  # the engine is imported when a check runs: `--help` stays fast
-    from datapolicy.config import StorageConfig
+    from datapolicy.config import ReportConfig, StorageConfig
     from datapolicy.engine import UserDirectory
     from datapolicy.engine.sources.base import Source
     from datapolicy.settings import Settings
@@ -98,8 +98,16 @@ def check(
     settings = load_settings(config_file, data_dir=data_dir, database=database)
     findings = run_checks(settings, user_id)
     print_records([asdict(f) for f in findings], ("kind", "name", "result", "detail"), as_json)
-    failing = {FAILED, GAP} if strict else {FAILED}
-    if any(finding.result in failing for finding in findings):
+    failed = sum(finding.result == FAILED for finding in findings)
+    gaps = sum(finding.result == GAP for finding in findings) if strict else 0
+    if failed or gaps:
+        why = [f"{failed} check(s) failed"] if failed else []
+        if gaps:
+            why.append(
+                f"{gaps} coverage gap(s), failures with --strict: reach each table or list it "
+                "in ignore_tables (docs/map-your-data.md)"
+            )
+        click.echo(f"config check: exit 1: {'; '.join(why)}", err=True)
         raise SystemExit(1)
 
 
@@ -131,6 +139,7 @@ def run_checks(settings: Settings, user_id: str | None) -> list[Finding]:
     if directory is not None:
         directory.close()
     findings += _coverage(settings)
+    findings.append(_report(settings.config.report))
     storage = context.storage
     for root in storage.local.roots:
         findings.append(
@@ -246,6 +255,7 @@ def _coverage(settings: Settings) -> list[Finding]:
     from sqlalchemy.exc import SQLAlchemyError
 
     from datapolicy.discovery.discover import coverage_gaps
+    from datapolicy.discovery.schema import DatabaseNotFound
 
     sources = settings.config.sources.sql
     findings = []
@@ -253,6 +263,9 @@ def _coverage(settings: Settings) -> list[Finding]:
         shown = make_url(url).render_as_string(hide_password=True)
         try:
             gaps = coverage_gaps([s for s in sources if s.url == url])[url]
+        except DatabaseNotFound as exc:
+            findings.append(Finding("coverage", shown, FAILED, str(exc)))
+            continue
         except SQLAlchemyError as exc:
             cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             findings.append(Finding("coverage", shown, FAILED, cause[0] if cause else "error"))
@@ -263,6 +276,31 @@ def _coverage(settings: Settings) -> list[Finding]:
             Finding("coverage", gap.table, GAP, f"{gap.describe()}; {gap.hint()}") for gap in gaps
         ]
     return findings
+
+
+def _report(report: ReportConfig | None) -> Finding:
+    """What each person's report will state (GDPR Art. 15(1)), and what it will tell them is
+    not stated: the hint to fill it in is the operator's, here, not the person's page."""
+    if report is None:
+        return Finding(
+            "report",
+            "[report]",
+            SKIPPED,
+            "no [report] configured: each person's report says it does not state the "
+            "controller, purposes, recipients, retention or source, to which they are entitled "
+            "(GDPR Art. 15(1)); fill it in (docs/configuration.md, [report])",
+        )
+    items = {
+        "purposes": report.purposes,
+        "recipients": report.recipients,
+        "retention": report.retention,
+        "source": report.source,
+    }
+    missing = [name for name, value in items.items() if not value]
+    detail = "states the controller" + "".join(f", {n}" for n in items if n not in missing)
+    if missing:
+        detail += f"; not stated: {', '.join(missing)}"
+    return Finding("report", "[report]", OK, detail)
 
 
 def _target(location: str, storage: StorageConfig, what: str) -> str:

@@ -49,6 +49,7 @@ def discover(url: str, person_table: str | None, output: Path | None, sample_row
 
     from datapolicy.discovery.discover import discover as run
     from datapolicy.discovery.person import PersonTableError
+    from datapolicy.discovery.schema import DatabaseNotFound
 
     try:
         shown = make_url(url).render_as_string(hide_password=True)
@@ -61,7 +62,7 @@ def discover(url: str, person_table: str | None, output: Path | None, sample_row
         command += f" --person-table {person_table}"
     try:
         found = run(url, person_table, sample_rows=sample_rows, output=output, written_by=command)
-    except PersonTableError as exc:
+    except (PersonTableError, DatabaseNotFound) as exc:
         raise click.ClickException(str(exc)) from None
     except SQLAlchemyError as exc:
         cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()

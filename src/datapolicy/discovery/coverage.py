@@ -27,7 +27,8 @@ class PersonalColumn:
 @dataclass(frozen=True, slots=True)
 class Gap:
     """A personal-looking table no path reaches, and, where the person's rows point to it, the
-    links by which they do (a way to add it, if its rows are theirs)."""
+    links by which they do. Those links are not a way to add it: a link can point at another
+    person's row (a gift's recipient's address), so following it backwards would export that."""
 
     table: str
     columns: tuple[PersonalColumn, ...]
@@ -41,9 +42,10 @@ class Gap:
         if self.pointed_to_by:
             links = ", ".join(key.describe() for key in self.pointed_to_by)
             return (
-                f"the person's rows point to it ({links}): if the rows they point to are the "
-                "person's, add it below that table with foreign_key and parent_key reversed; "
-                "else list it in ignore_tables"
+                f"the person's rows point to it ({links}), but a row pointed to can be another "
+                "person's (a gift's recipient): do not follow the link backwards; add a "
+                "[[sources.sql.queries]] entry whose condition proves a row is the person's, or "
+                "list it in ignore_tables (docs/map-your-data.md, section 2)"
             )
         return (
             "no foreign key links it to the person's tables: add a [[sources.sql.queries]] "

@@ -96,6 +96,8 @@ def candidate(schema: Schema, table: TableInfo) -> Candidate | None:
 
 def choose_person_table(schema: Schema, given: str | None = None) -> PersonChoice:
     """The person table: `given`, checked, or the best-ranked candidate."""
+    if not schema.tables:
+        raise PersonTableError(f"no tables found in {schema.where}")
     found = [c for t in schema.tables.values() if (c := candidate(schema, t)) is not None]
     ranked = sorted(found, key=lambda c: (c.rank, c.table), reverse=True)
     if given is not None:

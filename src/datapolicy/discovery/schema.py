@@ -2,22 +2,25 @@
 column's proposed data categories (classify.py) from its name, type and a bounded sample.
 
 Read with SQLAlchemy's inspector, with its multi-table calls (a fixed number of catalog queries
-whatever the number of tables, on PostgreSQL and MariaDB), from the URL's default schema. The
+whatever the number of tables, on PostgreSQL and MariaDB), from the URL's default schema. A
+SQLite file is opened read-only and must exist: reading never creates or changes a database. The
 sample is at most `sample_rows` rows per table, read a few tables at a time; the values go to
 the classifier and no further: they are not kept, logged or returned.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import column as column_clause
 from sqlalchemy import inspect, select
 from sqlalchemy import table as table_clause
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.engine.interfaces import (
     ReflectedColumn,
     ReflectedForeignKeyConstraint,
@@ -30,6 +33,10 @@ from datapolicy.engine.sources import sqltypes
 
 DEFAULT_SAMPLE_ROWS = 1000
 SAMPLING_THREADS = 4  # connections reading samples at once
+
+
+class DatabaseNotFound(Exception):
+    """The SQLite file a URL names does not exist (a typo, most often): said, not created."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +82,11 @@ class TableInfo:
 
 @dataclass(slots=True)
 class Schema:
-    """Every table of the database's default schema, by name, and where each is referred to."""
+    """Every table of the database's default schema, by name, and where each is referred to;
+    `where` names that schema for a person (`schema 'public' of database 'shop'`)."""
 
     tables: dict[str, TableInfo]
+    where: str = "the database"
     referring: dict[str, list[ForeignKey]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -139,7 +148,17 @@ def read_schema(engine: Engine, sample_rows: int = DEFAULT_SAMPLE_ROWS) -> Schem
             ],
             sample_error=error,
         )
-    return Schema(tables)
+    return Schema(tables, where=_where(engine, inspector.default_schema_name))
+
+
+def _where(engine: Engine, schema: str | None) -> str:
+    """The schema read, as the messages name it."""
+    database = engine.url.database
+    if engine.dialect.name == "sqlite":
+        return f"the SQLite database {database}"
+    if engine.dialect.name == "postgresql":
+        return f"schema '{schema}' of database '{database}'"
+    return f"database '{schema or database}'"
 
 
 def _type_name(sql_type: Any, engine: Engine) -> str:
@@ -166,5 +185,21 @@ def _sample(
 
 def open_engine(url: str) -> Engine:
     """An engine that reads values as the exports do (sqltypes.py): what is sampled is what
-    would be exported."""
-    return sqltypes.exporting_engine(url)
+    would be exported. A SQLite file is opened read-only (`mode=ro`), after checking it exists:
+    SQLite would otherwise create an empty database at a mistyped path, which then has no
+    tables to find."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return sqltypes.exporting_engine(url)
+    if database.startswith("file:"):  # a URI: its own mode, as written
+        return sqltypes.exporting_engine(url)
+    path = Path(database)
+    if not path.exists():
+        raise DatabaseNotFound(
+            f"no SQLite database at {path}: the file does not exist (nothing was created)"
+        )
+    uri = f"{path.absolute().as_uri()}?mode=ro"
+    return sqltypes.exporting_engine(
+        url, creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False)
+    )

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from datapolicy.discovery.coverage import Gap
 from datapolicy.discovery.paths import DataMap, Entry
-from datapolicy.discovery.schema import Schema
+from datapolicy.discovery.schema import ColumnInfo, Schema, TableInfo
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME_NOT_ALLOWED = re.compile(r"[^A-Za-z0-9_.-]")
@@ -42,12 +42,7 @@ def write_configuration(
     ]
     if person.email_column is not None and _IDENTIFIER.match(person.email_column):
         lines.append(f"mail_column = {_string(person.email_column)}")
-    names = [c for c in people.columns if any(_is_name(k) for k in c.classified.categories)]
-    # A whole name (`user.name`) before a part of one (`user.name.first`).
-    names.sort(key=lambda c: "user.name" not in c.classified.categories)
-    name = names[0].name if names else None
-    if name is not None and _IDENTIFIER.match(name):
-        lines.append(f"display_name_column = {_string(name)}")
+    lines += _display_name(people)
     lines += [
         "",
         "[[sources.sql]]",
@@ -159,6 +154,40 @@ _REPORT_TEMPLATE = [
     '#   description = "Delivering and invoicing your orders"',
     '#   legal_basis = "Art. 6(1)(b) GDPR: our contract with you"',
 ]
+
+
+def _display_name(people: TableInfo) -> list[str]:
+    """`display_name_column`, with a comment saying which column and why: a whole name, else
+    a first name (a directory shows one column: a first and a last name together need a
+    `query`), else a last name."""
+    names = [
+        column
+        for column in people.columns
+        if any(_is_name(k) for k in column.classified.categories) and _IDENTIFIER.match(column.name)
+    ]
+    if not names:
+        return []
+    chosen = min(names, key=_name_rank)
+    why = {0: "a whole name", 1: "a first name", 2: "a last name"}.get(_name_rank(chosen), "a name")
+    comment = [f"display_name_column: '{chosen.name}', {why}"]
+    if _name_rank(chosen) > 0:
+        parts = ", ".join(f"'{c.name}'" for c in names)
+        comment = [
+            f"display_name_column: '{chosen.name}', {why}: no column holds a whole name, and",
+            f"the directory shows one column. To show {parts} together, give the",
+            "directory a `query` that joins them (docs/configuration.md, [directory]).",
+        ]
+    return [*(_comment(line) for line in comment), f"display_name_column = {_string(chosen.name)}"]
+
+
+def _name_rank(column: ColumnInfo) -> int:
+    """0 a whole name (`full_name`, `name`; not a middle name), 1 a first, 2 a last, 3 else."""
+    categories = column.classified.categories
+    if "user.name" in categories and "middle" not in column.name.lower():
+        return 0
+    if "user.name.first" in categories:
+        return 1
+    return 2 if "user.name.last" in categories else 3
 
 
 def _is_name(category: str) -> bool:

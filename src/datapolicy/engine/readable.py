@@ -3,9 +3,10 @@
 A value leaves the JSON Lines as JSON; the report shows it as words: dates and times spelled
 out (`29 February 2024`), `yes`/`no` for booleans, binary data as its size, a missing value as
 `no value`. Text is shown as it is, except characters that would not be seen or would change
-what the page shows: control characters become their visible symbols (U+0001 is `␁`), lone
-surrogates U+FFFD, and text longer than `MAX_VALUE_CHARS` is cut there (the JSON Lines file
-has all of it). The HTML escaping is the template's (autoescape), never done here.
+what the page shows: control characters become their visible symbols (U+0001 is `␁`), C1
+controls and bidirectional controls their code in brackets (`[U+202E]`), lone surrogates
+U+FFFD, and text longer than `MAX_VALUE_CHARS` is cut there (the JSON Lines file has all of
+it). The HTML escaping is the template's (autoescape), never done here.
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ MONTHS = (
 _DATE = r"(\d{4})-(\d{2})-(\d{2})"
 _DATE_ONLY = re.compile(_DATE)
 _DATETIME = re.compile(_DATE + r"[T ](\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?(Z|[+-]\d{2}(?::\d{2})?)?")
-_UNSEEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # not \t, \n
+# Characters that reorder the text around them: a value holding a right-to-left override
+# (U+202E) would show `Evil\u202etown` as "Evilnwot", not the value stored. Isolating the cell
+# (bdi, unicode-bidi) only keeps the reordering inside it, so they are shown as codes instead.
+# Right-to-left scripts need none of them: the page lays out Arabic and Hebrew by itself
+# (unicode-bidi: plaintext). U+061C, U+200E-F, U+202A-E, U+2066-9.
+_BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSEEN = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff{_BIDI_CONTROLS}]")  # not \t, \n
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +140,9 @@ def _visible(match: re.Match[str]) -> str:
         return chr(0x2400 + code)  # the Control Pictures block: U+0001 is shown as ␁
     if code == 0x7F:
         return "\u2421"  # ␡
-    if code <= 0x9F:
-        return f"[U+{code:04X}]"
-    return "\ufffd"  # a lone surrogate
+    if 0xD800 <= code <= 0xDFFF:
+        return "\ufffd"  # a lone surrogate
+    return f"[U+{code:04X}]"  # a C1 or bidirectional control
 
 
 def _cut(text: str, kind: str) -> Cell:

@@ -2,7 +2,9 @@
 
 It says who the package is for and when it was made; what the configuration's `[report]`
 section states (GDPR Art. 15(1): controller, purposes and their legal basis, recipients,
-retention, source), or that the operator has not stated it; the data grouped by the categories
+retention, source), or, to the person, that the package does not say it; what the person may
+ask the controller (their rights; only as questions to ask, never a statement the `[report]`
+section does not make); the data grouped by the categories
 the configuration gives tables and columns; each table's first `REPORT_ROWS` rows with
 readable values (readable.py); and the package's files with their sizes, linked by relative
 paths. docs/package-format.md describes the page.
@@ -163,18 +165,22 @@ def _source(summary: Mapping[str, Any], samples: list[TableSample]) -> dict[str,
 
 
 def _categories(samples: list[TableSample], labels: ReportLabels) -> list[dict[str, Any]]:
-    """Each category the configuration gives an exported table or column: where it is."""
+    """Each category the configuration gives an exported table or column: where it is. A
+    table's category that some of its columns also carry is where those columns are: shown as
+    the whole table as well, it would say both "city" and "every column" (discover gives a
+    table every category of its columns)."""
     places: dict[str, list[dict[str, Any]]] = {}
     for sample in samples:
         table = labels.tables.get((sample.source, sample.name))
         if table is None:
             continue
-        for category in table.categories:
-            places.setdefault(category, []).append({"sample": sample, "columns": None})
         by_column: dict[str, list[str]] = {}
         for column, described in table.columns.items():
             for category in described.categories:
                 by_column.setdefault(category, []).append(column)
+        for category in table.categories:
+            if category not in by_column:
+                places.setdefault(category, []).append({"sample": sample, "columns": None})
         for category, columns in by_column.items():
             places.setdefault(category, []).append({"sample": sample, "columns": columns})
     return [
