@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from conftest import TEST_STORE
 from databases import MARIADB, POSTGRESQL, SQLITE, scratch_database
 from datapolicy.config import QueryConfig, SqlSourceConfig, TableConfig
-from datapolicy.engine.sources.base import RecordStream
+from datapolicy.engine.sources.base import RecordStream, SourceError
 from datapolicy.engine.sources.sql import SqlSource
 
 pytestmark = pytest.mark.skipif(
@@ -278,3 +278,23 @@ def test_stored_json_that_cannot_be_respelled_is_written_as_its_text(export):
     )["t"]
     assert lines[0] == b'{"id":1,"owner":"p","doc":"[\\"\\\\ud800\\"]"}'
     assert orjson.loads(lines[1])["doc"] == deep
+
+
+@pytest.mark.parametrize("mistake", ["missing.db", "missing-directory/store.db"])
+def test_a_mistyped_sqlite_source_path_is_an_error_and_creates_nothing(
+    tmp_path: Path, mistake: str
+):
+    """A SQLite source whose file does not exist fails its check, and no empty database is
+    left at the mistyped path (in which every export and coverage check would find nothing)."""
+    path = tmp_path / mistake
+    source = SqlSource(
+        SqlSourceConfig(
+            name="shop", url=f"sqlite:///{path}", tables=[TableConfig(table="t", user_key="u")]
+        )
+    )
+    try:
+        with pytest.raises(SourceError, match="unable to open database file"):
+            source.check()
+    finally:
+        source.close()
+    assert not path.exists()

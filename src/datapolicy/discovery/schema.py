@@ -10,17 +10,15 @@ the classifier and no further: they are not kept, logged or returned.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import column as column_clause
 from sqlalchemy import inspect, select
 from sqlalchemy import table as table_clause
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.engine.interfaces import (
     ReflectedColumn,
     ReflectedForeignKeyConstraint,
@@ -185,21 +183,11 @@ def _sample(
 
 def open_engine(url: str) -> Engine:
     """An engine that reads values as the exports do (sqltypes.py): what is sampled is what
-    would be exported. A SQLite file is opened read-only (`mode=ro`), after checking it exists:
-    SQLite would otherwise create an empty database at a mistyped path, which then has no
-    tables to find."""
-    parsed = make_url(url)
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
-        return sqltypes.exporting_engine(url)
-    if database.startswith("file:"):  # a URI: its own mode, as written
-        return sqltypes.exporting_engine(url)
-    path = Path(database)
-    if not path.exists():
+    would be exported. A SQLite file is opened read-only, after checking it exists, so that a
+    mistyped path is named as such."""
+    path = sqltypes.sqlite_file(url)
+    if path is not None and not path.exists():
         raise DatabaseNotFound(
             f"no SQLite database at {path}: the file does not exist (nothing was created)"
         )
-    uri = f"{path.absolute().as_uri()}?mode=ro"
-    return sqltypes.exporting_engine(
-        url, creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False)
-    )
+    return sqltypes.exporting_engine(url, sqlite_mode="ro")

@@ -22,8 +22,11 @@ that is that person's, byte for byte, on MySQL/MariaDB as on SQLite and PostgreS
 from __future__ import annotations
 
 import re
+import sqlite3
 from datetime import UTC, date, datetime, time
 from decimal import Context, Decimal
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -51,7 +54,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import Connection, Dialect, Engine, Inspector
+from sqlalchemy.engine import Connection, Dialect, Engine, Inspector, make_url
 from sqlalchemy.engine.interfaces import ReflectedColumn
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
@@ -81,14 +84,23 @@ def reflecting_metadata() -> MetaData:
     return metadata
 
 
-def exporting_engine(url: str, **options: Any) -> Engine:
+def exporting_engine(url: str, *, sqlite_mode: str = "rw", **options: Any) -> Engine:
     """An engine for `url` whose JSON columns (PostgreSQL json/jsonb, MySQL/MariaDB and SQLite
     JSON) are read into `jsonlines.json_document`'s one spelling, and whose every new
     connection is set up so that a value is read the same whatever the server's defaults:
     times with zones in UTC (PostgreSQL `TimeZone`, MariaDB `time_zone`); on PostgreSQL,
     intervals as ISO 8601 text (`P1Y2M3DT4H`: psycopg would read a month as 30 days, and the
     COPY path would follow the server's `IntervalStyle`), times of day as text and dates Python
-    cannot hold as PostgreSQL's text (`_LOADERS`)."""
+    cannot hold as PostgreSQL's text (`_LOADERS`). A SQLite file is opened in `sqlite_mode`
+    (`rw`, or `ro` to only read), never created: SQLite would otherwise make an empty database
+    at a mistyped path, in which every export then finds nothing. A `file:` URI keeps its own
+    mode, as written."""
+    path = sqlite_file(url)
+    if path is not None:
+        uri = f"{path.absolute().as_uri()}?mode={sqlite_mode}"
+        options.setdefault(
+            "creator", partial(sqlite3.connect, uri, uri=True, check_same_thread=False)
+        )
     engine = create_engine(url, json_deserializer=json_document, **options)
     name = engine.dialect.name
     if name == "postgresql":
@@ -96,6 +108,16 @@ def exporting_engine(url: str, **options: Any) -> Engine:
     elif name in ("mysql", "mariadb"):
         event.listen(engine, "connect", _set_up_mysql)
     return engine
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for other databases, for memory and for a `file:`
+    URI (which keeps its own mode)."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    return None if database.startswith("file:") else Path(database)
 
 
 def _set_up_postgresql(dbapi_connection: Any, _record: Any) -> None:
