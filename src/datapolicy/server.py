@@ -272,6 +272,7 @@ def _start(
         scenarios=scenarios,
         profile=settings.profile,
         trusted_proxies=[*config.server.trusted_proxies, *config.audit.trusted_proxies],
+        cors_origins=settings.cors_origins,
         draining=draining,
         readiness_min_free_bytes=config.server.readiness_min_free_bytes,
     )
