@@ -24,6 +24,11 @@ class Settings:
     profile: str = "datapolicy"  # `serve --profile graph`: answer as Microsoft Graph does
     # `serve --shutdown-drain-seconds`; None: DEFAULT_DRAIN_SECONDS, or none under --demo.
     shutdown_drain_seconds: float | None = None
+    # `serve --tls-cert/--tls-key`: https with the operator's certificate chain and key;
+    # `--tls-self-signed`: with one made in the data directory (tls.py).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_self_signed: bool = False
     # The store's URL (--database), over [store] url; repr=False: it may hold a password.
     database: str | None = field(default=None, repr=False)
     config: Config = field(default_factory=Config)

@@ -82,21 +82,29 @@ def signing_key(data_dir: Path, name: str = SIGNING_KEY_FILE) -> ECKey:
         key = ECKey.generate_key(
             "P-256", parameters={"alg": SIGNING_ALGORITHM, "use": "sig"}, auto_kid=True
         )
-        temporary = data_dir / f".{name}.{uuid.uuid4().hex}"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(descriptor, 0o600)  # whatever the umask
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                json.dump(key.as_dict(private=True), file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.link(temporary, path)
+        if create_owner_only(path, json.dumps(key.as_dict(private=True)).encode()):
             logger.info("created the signing key %s", path)
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
     return _read_signing_key(path)
+
+
+def create_owner_only(path: Path, content: bytes) -> bool:
+    """Write `content` to a new file at `path`, mode 0600 whatever the umask; False (and
+    nothing written) if another process made `path` first. The content is written to a private
+    temporary file and linked into place, so no one reads a half-written file."""
+    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)  # whatever the umask
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.link(temporary, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        temporary.unlink()
 
 
 def _read_signing_key(path: Path) -> ECKey:
