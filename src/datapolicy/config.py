@@ -62,6 +62,8 @@ from sqlalchemy.exc import ArgumentError
 from datapolicy.durations import parse_duration
 from datapolicy.errors import StartupError
 
+ANY_ORIGIN = "*"  # `[server] cors_origins`: any origin
+
 if TYPE_CHECKING:
     from datapolicy.store.database import Timeouts
 
@@ -101,12 +103,56 @@ class ServerConfig(_Strict):
     # `/readyz` is 503 while a local storage root has less free (web/server_root/health.py);
     # 0: not checked
     readiness_min_free_bytes: int = Field(default=1 << 20, ge=0)
+    # Origins whose pages may call the API (web/middleware/cors.py): `["*"]` for any, `[]` for
+    # none; not set: none, or any under --demo and --scenarios (Settings.cors_origins).
+    cors_origins: list[str] | None = None
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _serialized_origins(cls, origins: list[str] | None) -> list[str] | None:
+        """Each origin as a browser sends it in `Origin`, so that comparing is exact."""
+        if origins is None:
+            return None
+        if ANY_ORIGIN in origins and len(origins) > 1:
+            raise ValueError('"*" allows any origin: give it alone')
+        return [origin if origin == ANY_ORIGIN else _origin(origin) for origin in origins]
 
     @property
     def options(self) -> dict[str, Any]:
         """The values that stand for `serve`'s command-line options, where set."""
-        values = self.model_dump(exclude={"trusted_proxies", "readiness_min_free_bytes"})
+        values = self.model_dump(
+            exclude={"trusted_proxies", "readiness_min_free_bytes", "cors_origins"}
+        )
         return {name: value for name, value in values.items() if value is not None}
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(text: str) -> str:
+    """`text` (`https://App.example:443`) serialized as an origin (`https://app.example`)."""
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an origin: {exc}") from None
+    if (
+        parts.scheme not in _DEFAULT_PORTS
+        or not parts.hostname
+        or parts.username is not None
+        or parts.password is not None
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or text != text.strip()
+    ):
+        raise ValueError(
+            f"{text!r} is not an origin: give scheme://host[:port] "
+            "(http or https, no path, no trailing slash)"
+        )
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    suffix = "" if port is None or port == _DEFAULT_PORTS[parts.scheme] else f":{port}"
+    return f"{parts.scheme}://{host}{suffix}"
 
 
 class DirectoryConfig(_Strict):

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
@@ -50,6 +51,7 @@ from datapolicy.store import Database, OperationStore
 from datapolicy.store.audit import AuditLog, open_audit_log
 from datapolicy.store.database import open_database as store_database
 from datapolicy.store.queue import OperationQueue
+from datapolicy.tls import TLS_CERTIFICATE_FILE, serving_files
 from datapolicy.tracing import configure_tracing
 from datapolicy.web.app import create_app
 from datapolicy.web.middleware.audit import AuditBuffer, RequestAudit
@@ -276,6 +278,7 @@ def _start(
         scenarios=scenarios,
         profile=settings.profile,
         trusted_proxies=[*config.server.trusted_proxies, *config.audit.trusted_proxies],
+        cors_origins=settings.cors_origins,
         draining=draining,
         readiness_min_free_bytes=config.server.readiness_min_free_bytes,
     )
@@ -364,12 +367,13 @@ def _connection_dropper(server: uvicorn.Server) -> ConnectionDropper:
     return drop
 
 
-def http_server(app: ASGIApp) -> uvicorn.Server:
+def http_server(app: ASGIApp, tls: ssl.SSLContext | None = None) -> uvicorn.Server:
     """uvicorn as `serve` runs it (bench/bare_server.py runs its floor on the same), for
-    sockets bound by the caller and signals handled by the caller."""
+    sockets bound by the caller and signals handled by the caller; https with `tls`."""
     return _Uvicorn(
         uvicorn.Config(
             app,
+            ssl_context_factory=None if tls is None else (lambda _config, _default: tls),
             interface="asgi3",
             http="httptools",
             ws="none",
@@ -394,6 +398,13 @@ def serve(settings: Settings) -> None:
 
 
 async def _serve(settings: Settings) -> None:
+    tls = serving_files(settings)  # a file that cannot be used fails here, before the bind
+    context = None if tls is None else tls.context()
+    if settings.tls_self_signed:
+        logger.warning(
+            "serving https with a self-signed certificate: clients must trust %s",
+            settings.data_dir / TLS_CERTIFICATE_FILE,
+        )
     # Bound here, not by uvicorn (which logs and exits on an error): OSError reaches the CLI.
     listener = socket.create_server(
         (settings.host, settings.port),
@@ -401,7 +412,7 @@ async def _serve(settings: Settings) -> None:
         backlog=2048,
     )
     service = build_app(settings)
-    server = http_server(service)
+    server = http_server(service, context)
     service.drop_connection = _connection_dropper(server)
     try:
         async with service.lifespan() as running:
@@ -422,7 +433,8 @@ async def _serve(settings: Settings) -> None:
 
             _OnSignal(begin_stopping, stop_now).install(asyncio.get_running_loop())
             logger.info(
-                "datapolicy serving on http://%s:%d/v1.0 (data in %s, %d export workers)",
+                "datapolicy serving on %s://%s:%d/v1.0 (data in %s, %d export workers)",
+                "http" if context is None else "https",
                 settings.host,
                 settings.port,
                 settings.data_dir,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from datapolicy.config import Config, load_config
+from datapolicy.config import ANY_ORIGIN, Config, load_config
 
 DEFAULT_DATA_DIR = Path("datapolicy-data")
 DATABASE_FILE = "datapolicy.sqlite3"
@@ -24,6 +24,11 @@ class Settings:
     profile: str = "datapolicy"  # `serve --profile graph`: answer as Microsoft Graph does
     # `serve --shutdown-drain-seconds`; None: DEFAULT_DRAIN_SECONDS, or none under --demo.
     shutdown_drain_seconds: float | None = None
+    # `serve --tls-cert/--tls-key`: https with the operator's certificate chain and key;
+    # `--tls-self-signed`: with one made in the data directory (tls.py).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_self_signed: bool = False
     # The store's URL (--database), over [store] url; repr=False: it may hold a password.
     database: str | None = field(default=None, repr=False)
     config: Config = field(default_factory=Config)
@@ -36,6 +41,16 @@ class Settings:
         if self.shutdown_drain_seconds is not None:
             return self.shutdown_drain_seconds
         return 0.0 if self.demo else DEFAULT_DRAIN_SECONDS
+
+    @property
+    def cors_origins(self) -> list[str]:
+        """The origins whose pages may call the API: `[server] cors_origins`, else any under
+        --demo and --scenarios (a laptop's or a test suite's service, which a page on another
+        port calls), else none."""
+        origins = self.config.server.cors_origins
+        if origins is not None:
+            return origins
+        return [ANY_ORIGIN] if self.demo or self.scenarios else []
 
     @property
     def database_path(self) -> Path:

@@ -69,7 +69,7 @@ def audit_key(data_dir: Path) -> ECKey:
 
 def signing_key(data_dir: Path, name: str = SIGNING_KEY_FILE) -> ECKey:
     """The service's signing key in `data_dir` (or the key in file `name` there), made (P-256,
-    mode 0600) if there is none yet (`_create_once`). A key file that cannot be used (readable
+    mode 0600) if there is none yet (`create_owner_only`). A key file that cannot be used (readable
     by others, not a P-256 private key) is a SigningKeyError.
     """
     path = data_dir / name
@@ -77,7 +77,7 @@ def signing_key(data_dir: Path, name: str = SIGNING_KEY_FILE) -> ECKey:
         key = ECKey.generate_key(
             "P-256", parameters={"alg": SIGNING_ALGORITHM, "use": "sig"}, auto_kid=True
         )
-        if _create_once(path, json.dumps(key.as_dict(private=True)).encode()):
+        if create_owner_only(path, json.dumps(key.as_dict(private=True)).encode()):
             logger.info("created the signing key %s", path)
     return _read_signing_key(path)
 
@@ -87,7 +87,7 @@ def erasure_secret(path: Path) -> bytes:
     mode 0600) if there is none yet. Kept apart from the signing key: masked values must stay
     comparable when the token keys are rotated. A file readable by others, or holding fewer
     than 16 bytes, is a SigningKeyError."""
-    if not path.exists() and _create_once(path, os.urandom(32).hex().encode()):
+    if not path.exists() and create_owner_only(path, os.urandom(32).hex().encode()):
         logger.info("created the erasure hash secret %s", path)
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -101,11 +101,12 @@ def erasure_secret(path: Path) -> bytes:
     return secret
 
 
-def _create_once(path: Path, content: bytes) -> bool:
-    """Write `content` to a new owner-only file at `path`; False if another process made it
-    first. Several processes may start on one data directory at once: the content is written
-    to a private temporary file and linked into place, which fails if the file exists, so every
-    process ends up reading the same content and no one reads a half-written file."""
+def create_owner_only(path: Path, content: bytes) -> bool:
+    """Write `content` to a new file at `path`, mode 0600 whatever the umask; False (and
+    nothing written) if another process made `path` first. Several processes may start on one
+    data directory at once: the content is written to a private temporary file and linked into
+    place, which fails if the file exists, so every process ends up reading the same content
+    and no one reads a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}"
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

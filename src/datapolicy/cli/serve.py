@@ -40,6 +40,27 @@ from datapolicy.cli.options import load_settings, process_options
     help="On SIGTERM, answer /readyz with 503 and keep serving this long before closing the "
     "listener, so that a load balancer stops routing here first.  [default: 5; 0 with --demo]",
 )
+@click.option(
+    "--tls-cert",
+    envvar="DATAPOLICY_TLS_CERT",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Serve https with this certificate chain (PEM); with --tls-key, unless the file "
+    "holds the key too.",
+)
+@click.option(
+    "--tls-key",
+    envvar="DATAPOLICY_TLS_KEY",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The private key (PEM) of --tls-cert.",
+)
+@click.option(
+    "--tls-self-signed",
+    envvar="DATAPOLICY_TLS_SELF_SIGNED",
+    is_flag=True,
+    default=None,
+    help="Serve https with a self-signed certificate for local use, made in the data "
+    "directory (its path is printed: give it to clients to trust).",
+)
 @process_options
 def serve(
     host: str | None,
@@ -47,6 +68,9 @@ def serve(
     scenarios: bool | None,
     profile: str | None,
     shutdown_drain_seconds: float | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_self_signed: bool | None,
     data_dir: Path | None,
     config_file: Path | None,
     database: str | None,
@@ -63,7 +87,13 @@ def serve(
       DATAPOLICY_PORT=9000 datapolicy serve --config datapolicy.toml
       datapolicy serve --database postgresql://datapolicy@db.internal/datapolicy
       datapolicy serve --demo --scenarios   # a test double with scenario controls
+      datapolicy serve --demo --tls-self-signed   # https://127.0.0.1:8080/v1.0
+      datapolicy serve --tls-cert chain.pem --tls-key key.pem --host 0.0.0.0
     """
+    if tls_self_signed and (tls_cert or tls_key):
+        raise click.UsageError("--tls-self-signed makes its own certificate: no --tls-cert/-key")
+    if tls_key is not None and tls_cert is None:
+        raise click.UsageError("--tls-key needs --tls-cert")
     settings = load_settings(
         config_file,
         host=host,
@@ -71,6 +101,9 @@ def serve(
         scenarios=scenarios,
         profile=profile,
         shutdown_drain_seconds=shutdown_drain_seconds,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_self_signed=tls_self_signed,
         data_dir=data_dir,
         database=database,
         demo=demo,

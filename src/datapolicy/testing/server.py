@@ -81,9 +81,11 @@ def start_serve(
     ready_path: str = "/readyz",
     port: int | None = None,
     log: Path | None = None,
+    scheme: str = "http",
 ) -> tuple[subprocess.Popen[bytes], int, Path]:
     """`datapolicy serve` with `args` on `port` (default: a free loopback port), its output in
-    `log` (default `data_dir/serve.log`), once `ready_path` answers 2xx: the process, the port
+    `log` (default `data_dir/serve.log`), once `ready_path` answers 2xx over `scheme` ("https"
+    for a server given `--tls-*`; its certificate is not checked here): the process, the port
     and the log. Raises RuntimeError with the log if it exits or is not ready within
     STARTUP_TIMEOUT_S. No load balancer routes to a test's server, so it stops without a
     drain: DATAPOLICY_SHUTDOWN_DRAIN_SECONDS is 0 (over a configuration file's
@@ -110,7 +112,8 @@ def start_serve(
         if process.poll() is not None:
             raise RuntimeError(f"datapolicy serve exited early:\n{log.read_text()}")
         try:
-            httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1).raise_for_status()
+            url = f"{scheme}://127.0.0.1:{port}{ready_path}"
+            httpx.get(url, timeout=1, verify=False).raise_for_status()
             return process, port, log
         except httpx.HTTPError:
             time.sleep(0.1)

@@ -27,6 +27,7 @@ from datapolicy.web.errors import on_datapolicy_error, on_http_exception
 from datapolicy.web.hot_path.fastpath import EntityReadPath
 from datapolicy.web.middleware.audit import RequestAudit
 from datapolicy.web.middleware.auth import Authentication
+from datapolicy.web.middleware.cors import CrossOrigin
 from datapolicy.web.middleware.limits import RequestLimits
 from datapolicy.web.middleware.metrics import RequestMetrics
 from datapolicy.web.middleware.pipeline import RequestPipeline
@@ -71,6 +72,7 @@ def create_app(
     scenarios: Scenarios | None = None,
     profile: str = "datapolicy",
     trusted_proxies: Sequence[IPv4Network | IPv6Network] = (),
+    cors_origins: Sequence[str] = (),
     draining: threading.Event | None = None,
     readiness_min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
 ) -> Starlette:
@@ -78,7 +80,8 @@ def create_app(
     admin routes and the scenario middleware that injects faults. With `profile` "graph",
     Graph's answers where they differ from datapolicy's (web/test_double/profile.py). `draining`,
     once set, turns `/readyz` to 503 (server.py sets it on SIGTERM); below
-    `readiness_min_free_bytes` free in a storage root it is 503 too (web/server_root/health.py)."""
+    `readiness_min_free_bytes` free in a storage root it is 503 too (web/server_root/health.py).
+    Pages from `cors_origins` (`*`: any) may call the API cross-origin (web/middleware/cors.py)."""
     health = HealthChecks(
         Readiness(
             store,
@@ -102,6 +105,7 @@ def create_app(
         proxies=ProxyHeaders(trusted_proxies) if trusted_proxies else None,
         # With metrics off, requests are not timed at all, unless for the access log.
         metrics=RequestMetrics(access_log) if metrics.enabled or access_log else None,
+        cors=CrossOrigin(cors_origins) if cors_origins else None,  # web/middleware/cors.py
         tracing=RequestTracing() if tracing.enabled() else None,  # nothing when tracing is off
         scenarios=(
             functools.partial(ScenarioMiddleware, scenarios=scenarios)

@@ -10,27 +10,30 @@ cross-cutting work in one place, in this order (docs/architecture.md, "The reque
 4. request ids: a `request-id` for every request, and the caller's `client-request-id` echoed
    (or the request id repeated when none was sent), in the response headers, in
    `scope["state"]` for error bodies, and on every log line of the request (logs.py);
-5. observation: the request's metrics (web/middleware/metrics.py) and its span when tracing is
+5. cross-origin headers, when CORS is on (web/middleware/cors.py): decided here for a request
+   from an allowed origin, and added to its response whoever writes it (errors included);
+6. observation: the request's metrics (web/middleware/metrics.py) and its span when tracing is
    on (web/middleware/tracing.py), around everything below, so that a 500 counts as one;
-6. [`serve --scenarios`: `ScenarioMiddleware`, web/test_double/faultinjection.py]
-7. server-root routes (probes, `/metrics`, the console's files): answered here, before
-   anything asks for a token;
-8. size limits: path, query and body (web/middleware/limits.py);
-9. authentication and the route's permission (web/middleware/auth.py), which names the caller
-   on the log;
-10. [`--profile graph`: `GraphProfileMiddleware`, web/test_double/profile.py]
-11. the client's rate limit (web/middleware/ratelimit.py), for API routes and unknown paths;
-12. the read fast path for a plain GET by id (web/hot_path/fastpath.py), else Starlette's routing
+7. [`serve --scenarios`: `ScenarioMiddleware`, web/test_double/faultinjection.py]
+8. server-root routes (probes, `/metrics`, the console's files) and CORS preflights: answered
+   here, before anything asks for a token (a browser's preflight carries none);
+9. size limits: path, query and body (web/middleware/limits.py);
+10. authentication and the route's permission (web/middleware/auth.py), which names the caller
+    on the log;
+11. [`--profile graph`: `GraphProfileMiddleware`, web/test_double/profile.py]
+12. the client's rate limit (web/middleware/ratelimit.py), for API routes and unknown paths;
+13. the read fast path for a plain GET by id (web/hot_path/fastpath.py), else Starlette's routing
     and the route's handler, whose reads and changes are audited (web/middleware/audit.py).
 
 `send` is wrapped once, here (only the span, when tracing is on, and the test doubles' layers wrap
-it again, for what they note): the ids go into the response headers, the status is noted for the
-metrics, and what is left of a request body the app answered without reading (a 401, a 415, a
-413) is read before the response goes out, so that the connection can carry the client's next
-request. An HTTP/1.1 server closes a connection whose request body was not read, without saying
-so, and a client that sends its next request on it in that moment sees the connection drop with
-no answer. A body too large or too slow to read is not waited for: the response then says
-`Connection: close`. Any exception that escapes the app becomes Graph's 500 body, with the ids.
+it again, for what they note): the ids and the CORS headers go into the response headers, the
+status is noted for the metrics, and what is left of a request body the app answered without
+reading (a 401, a 415, a 413) is read before the response goes out, so that the connection can
+carry the client's next request. An HTTP/1.1 server closes a connection whose request body was
+not read, without saying so, and a client that sends its next request on it in that moment sees
+the connection drop with no answer. A body too large or too slow to read is not waited for: the
+response then says `Connection: close`. Any exception that escapes the app becomes Graph's 500
+body, with the ids.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from datapolicy import logs
 from datapolicy.web.errors import error_response
 from datapolicy.web.hot_path.fastpath import EntityReadPath
 from datapolicy.web.middleware.auth import Authentication
+from datapolicy.web.middleware.cors import CrossOrigin
 from datapolicy.web.middleware.limits import RequestLimits
 from datapolicy.web.middleware.metrics import RequestMetrics
 from datapolicy.web.middleware.proxy import ProxyHeaders
@@ -80,6 +84,7 @@ class RequestPipeline:
         *,
         proxies: ProxyHeaders | None = None,
         metrics: RequestMetrics | None = None,
+        cors: CrossOrigin | None = None,
         tracing: RequestTracing | None = None,
         scenarios: Layer | None = None,
         limits: RequestLimits | None = None,
@@ -92,6 +97,7 @@ class RequestPipeline:
         self.table = table
         self.proxies = proxies
         self.metrics = metrics
+        self.cors = cors
         self.tracing = tracing
         self.limits = limits
         self.authentication = authentication
@@ -121,10 +127,12 @@ class RequestPipeline:
             state = scope["state"] = {}
         state["request_id"] = request_id
         state["client_request_id"] = client_request_id
-        ids = (
+        ids = [
             (b"request-id", request_id.encode()),
             (b"client-request-id", client_request_id.encode()),
-        )
+        ]
+        if self.cors is not None:
+            ids += self.cors.headers_for(scope)
 
         status = 0
         body_read = True
@@ -174,11 +182,14 @@ class RequestPipeline:
                 metrics.record(scope, status, time.perf_counter() - started)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Server-root routes, then the limits and the token."""
+        """Server-root routes and CORS preflights, then the limits and the token."""
         match = scope[ROUTE]
         route = match.route
         if route is not None and route.root and route.app is not None:
             await route.app(scope, receive, send)
+            return
+        if self.cors is not None and (preflight := self.cors.preflight(scope)) is not None:
+            await preflight(scope, receive, send)
             return
         if self.limits is not None:
             refusal = self.limits.refusal(scope)

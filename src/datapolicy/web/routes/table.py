@@ -104,6 +104,15 @@ class Route:
         """The name of the route's requests in the metrics (kept: read by every request)."""
         return self.metrics_name or self.template + ("/{path}" if self.prefix else "")
 
+    @cached_property
+    def methods(self) -> frozenset[str]:
+        """The methods the route answers: its endpoints' (HEAD with GET), or GET and HEAD for
+        an app of static files under the API root; none for a route declared for the pipeline
+        only (CORS preflights offer these: web/middleware/cors.py)."""
+        if self.app is not None:
+            return frozenset({"GET", "HEAD"})
+        return frozenset({*self.endpoints, *(("HEAD",) if "GET" in self.endpoints else ())})
+
     @property
     def rate_limited(self) -> bool:
         """Whether requests spend their client's rate budget: the API's (public routes by the
