@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
@@ -146,6 +146,9 @@ def leaves(value: Any) -> list[Any]:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(person=PEOPLE)
+@example(
+    person={"id": 10**6, "email": "é@x", "born": date(1950, 1, 1), "city": "Zürich", "orders": []}
+)
 def test_the_receipt_names_no_erased_value_and_its_hashes_verify_for_the_known_keys(person):
     with tempfile.TemporaryDirectory() as directory:
         source = shop(Path(directory), person)
@@ -186,7 +189,8 @@ def test_the_receipt_names_no_erased_value_and_its_hashes_verify_for_the_known_k
         for line in range(1, len(skus) + 1)
     )
     assert tables["orders"]["rows"] == len(person["orders"])
-    assert tables["customers"]["cells"] == 3
+    # email and city change; born unless it is already the first of January (masks are no-ops)
+    assert tables["customers"]["cells"] == 2 + (person["born"].strftime("%m-%d") != "01-01")
     assert tables["invoices"]["keys"] == []
     assert tables["invoices"]["rows"] == 1
     assert receipt["approvedBy"] == {"application": "app", "subject": "dpo"}
