@@ -35,9 +35,11 @@ def test_a_dry_run_then_the_erasure_of_a_demo_user(fresh_service: Service):
         str(fresh_service.data_dir),
         *store_args(fresh_service.data_dir),
     )
-    actions = [
-        entry["action"] for entry in json_output(trail) if entry["action"].startswith("erasure.")
-    ]
+    entries = [entry for entry in json_output(trail) if entry["action"].startswith("erasure.")]
+    actions = [entry["action"] for entry in entries]
+    # The worker's entries carry the id of the request that started the erasure.
+    assert entries[0]["requestId"]
+    assert {entry["requestId"] for entry in entries} == {entries[0]["requestId"]}
     assert actions == [
         "erasure.requested",
         "erasure.sourceCommitted",  # shop

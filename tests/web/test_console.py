@@ -165,6 +165,7 @@ def test_an_export_started_watched_downloaded_cancelled_and_deleted_in_a_browser
         second = _start_export(page, service, demo_user_id(1))
         row = _row(page, second)
         expect(row.locator(".status")).to_have_text("notStarted")
+        expect(row.locator(".type")).to_have_text("Export")
         config = tmp_path / "worker.toml"
         config.write_text("")
         worker = start_worker(tmp_path, service.data_dir, config, "--demo")
@@ -182,6 +183,9 @@ def test_an_export_started_watched_downloaded_cancelled_and_deleted_in_a_browser
         expect(page.locator("th", has_text="User").first).to_have_attribute(
             "aria-sort", "ascending"
         )
+        expect(row).to_have_count(1)
+        page.get_by_role("button", name="Type", exact=True).click()  # operationType orders
+        expect(page.locator("th", has_text="Type")).to_have_attribute("aria-sort", "ascending")
         expect(row).to_have_count(1)
 
         ARTIFACTS.mkdir(exist_ok=True)

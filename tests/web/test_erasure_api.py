@@ -163,6 +163,19 @@ def test_a_dry_run_then_the_erasure(running: Service):
             "records/erasure/summary.jsonl"
         ]
         assert b"ada@example.com" not in archive.read("records/erasure/summary.jsonl")
+        receipt_json = orjson.loads(archive.read("receipt.json"))
+        page = archive.read("receipt.html")
+    assert {(t["table"], t["rule"], len(t["keys"])) for t in receipt_json["tables"]} == {
+        ("users", "mask", 1),
+        ("orders", "delete", 2),
+        ("invoices", "retain", 0),
+    }
+    assert receipt_json["operationId"] == done["id"]
+    for personal in (b"ada@example.com", b"Ada", b'"ada"', b">ada<"):  # hashes are hex: a, d
+        assert personal not in page
+        assert personal not in orjson.dumps(receipt_json)
+    with zipfile.ZipFile(package) as archive:
+        assert "receipt.json" not in archive.namelist()  # a dry run's package is no receipt
 
     with running.client() as client:
         listed = client.get(
@@ -243,6 +256,9 @@ def test_a_required_approval_holds_the_erasure_until_another_principal_gives_it(
     assert _rows(approving)["orders"] == [(3, "bob", 30)]
     with zipfile.ZipFile(Path(done["storageLocation"]) / f"{done['id']}.zip") as archive:
         manifest = orjson.loads(archive.read("manifest.json"))
+        receipt = orjson.loads(archive.read("receipt.json"))
     assert orjson.loads(manifest["requestedBy"])[1] == "tests"
     assert orjson.loads(manifest["approvedBy"])[1] == "dpo"
     assert manifest["approvedAt"].endswith("Z")
+    assert receipt["approvedBy"]["subject"] == "dpo"
+    assert receipt["approvedAt"] == manifest["approvedAt"]

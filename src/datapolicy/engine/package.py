@@ -9,6 +9,8 @@ Layout::
     records/<source>/<name>.jsonl   one JSON object per line, per table or query
     files/<source>/<path>      files copied whole (stored, not deflated, when their start
                                does not compress: photos, video, archives)
+    receipt.json, receipt.html an erasure's receipt, only in the package of a complete erasure
+                               (engine/erasure/receipt.py; added by `add_document`)
 
 Entry names are safe and unique whatever the sources' names (entrynames.py); a copied file's
 manifest entry keeps its original path in the source as `sourcePath`.
@@ -39,6 +41,7 @@ from datapolicy.engine.sources.jsonlines import JsonLines
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 INDEX = "index.html"
+DOCUMENTS = ("receipt.json", "receipt.html")  # top-level entries beside the index (add_document)
 COPY_CHUNK = 1024 * 1024
 SAMPLE_SLICES = 16  # a file's first chunk is sampled in this many slices ...
 SAMPLE_SLICE = 4096  # ... of this many bytes, to decide whether to deflate it
@@ -100,7 +103,7 @@ class PackageWriter:
 
     def __post_init__(self) -> None:
         self._zip = zipfile.ZipFile(self.stream, "w", compression=zipfile.ZIP_DEFLATED)
-        self._names = EntryNames(reserved=(MANIFEST, INDEX))
+        self._names = EntryNames(reserved=(MANIFEST, INDEX, *DOCUMENTS))
 
     def source(self, name: str, kind: str) -> SourceSummary:
         return self.sources.setdefault(name, SourceSummary(name, kind))
@@ -146,6 +149,15 @@ class PackageWriter:
         self.entries.append(EntryInfo(path, size, digest.hexdigest(), source_path=relative_path))
         source.files += 1
         source.bytes += size
+
+    def add_document(self, name: str, data: bytes) -> None:
+        """Write a whole entry at the package's top level under `name`, one of the names the
+        format reserves there (`DOCUMENTS`), listed in the manifest like every entry."""
+        assert name in DOCUMENTS
+        assert all(entry.path != name for entry in self.entries)
+        with self._open(name) as entry:
+            entry.write(data)
+        self.entries.append(EntryInfo(name, len(data), hashlib.sha256(data).hexdigest()))
 
     def close(self, trailer: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write the summary and the manifest and finish the ZIP; returns the manifest.

@@ -38,7 +38,7 @@ LISTED_FILES = 1000  # files listed by name; manifest.json lists every one
 UNSHOWN = "(record)"  # the column of a record shown as its JSON text, when it is not an object
 
 _FRACTION = re.compile(r"\.\d+(?=Z|[+-]|$)")
-_TEMPLATES = Environment(
+TEMPLATES = Environment(
     loader=PackageLoader("datapolicy.engine", "templates"),
     autoescape=True,
     undefined=StrictUndefined,
@@ -46,7 +46,7 @@ _TEMPLATES = Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
-_TEMPLATES.filters["visible"] = visible
+TEMPLATES.filters["visible"] = visible
 
 
 @dataclass(frozen=True)
@@ -117,11 +117,11 @@ def render_report(
     lists them, the tables' samples and what the configuration says about them."""
     samples = list(samples)
     files = [_file(entry) for entry in entries]
-    return _TEMPLATES.get_template("report.html").render(
+    return TEMPLATES.get_template("report.html").render(
         user=manifest.get("user", {}),
         operation_id=str(manifest.get("operationId", "")),
-        created=_moment(manifest.get("createdDateTime")),
-        submitted=_moment(manifest.get("submittedDateTime")),
+        created=moment(manifest.get("createdDateTime")),
+        submitted=moment(manifest.get("submittedDateTime")),
         sources=[_source(summary, samples) for summary in manifest.get("sources", ())],
         statement=labels.statement,
         categories=_categories(samples, labels),
@@ -135,7 +135,7 @@ def render_report(
     )
 
 
-def _moment(timestamp: Any) -> Cell:
+def moment(timestamp: Any) -> Cell:
     """When something happened, to the second (a person needs no microseconds)."""
     return readable(_FRACTION.sub("", str(timestamp or "")))
 

@@ -102,8 +102,9 @@ operations = Table(
     ),
 )
 
-# The entries the partial index below holds; a query must repeat it literally to use it.
-AUDIT_STARTED = text("action = 'operation.started'")
+# The entries the partial index below holds (an export's and an erasure's starts; migration
+# 0011); a query must repeat it literally to use it.
+AUDIT_STARTED = text("action IN ('operation.started', 'erasure.requested')")
 
 # The audit trail (migration 0004; store/audit/): append-only, hash-chained entries. On SQLite
 # it lives in a database file of its own beside the store's (see store/audit/log.py for why).

@@ -7,11 +7,16 @@ writer and manifest, so `datapolicy verify` checks it), with:
   reasons, and the counts (rows deleted, rows and cells masked, rows or files retained): no
   personal data;
 - for a dry run only, `records/<source>/<table>.jsonl`: each row that would be deleted and each
-  cell that would be masked, before and after (this is the person's data, as an export is).
+  cell that would be masked, before and after (this is the person's data, as an export is);
+- for a complete erasure only, the receipt: `receipt.json` and `receipt.html` (receipt.py),
+  listed in the manifest like every entry. A dry run's package has none, and its manifest says
+  `"dryRun": true`: it is not a receipt.
+
+Progress moves per table (and per file source): `run.steps` of them.
 
 A retried erasure resumes: `state` holds the sources committed by earlier attempts with their
-summaries (the worker stores it with the operation after each commit), and those sources are
-not erased again; their summary lines are the first attempt's.
+summaries, the receipt's key hashes included (the worker stores it with the operation after
+each commit), and those sources are not erased again; their lines are the first attempt's.
 """
 
 from __future__ import annotations
@@ -20,9 +25,19 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import IO, Any
 
+import orjson
+
 from datapolicy.engine.directory import User
 from datapolicy.engine.erasure.masks import Masker
-from datapolicy.engine.erasure.run import ErasureResult, erase_person
+from datapolicy.engine.erasure.receipt import (
+    RECEIPT_HTML,
+    RECEIPT_JSON,
+    build_receipt,
+    key_hash,
+    receipt_key,
+    render_receipt,
+)
+from datapolicy.engine.erasure.run import ErasureResult, erase_person, steps
 from datapolicy.engine.exporter import Progress
 from datapolicy.engine.package import PackageWriter
 from datapolicy.engine.sources.base import Estimate, Source
@@ -31,6 +46,7 @@ from datapolicy.model import Operation, format_datetime
 
 SUMMARY_SOURCE = "erasure"
 SUMMARY = "summary"
+_RECEIPT_ONLY = ("keyColumns", "keys")  # in the receipt, not in summary.jsonl
 
 
 def erase_into_package(
@@ -53,7 +69,8 @@ def erase_into_package(
     who requested and who approved, and when (`requestedBy`, `approvedBy`, `approvedAt`, as
     stored with the operation), copied into the manifest."""
     started = clock()
-    progress.start(Estimate(records=len(sources)))
+    progress.start(Estimate(records=steps(sources, done=state)))
+    key = receipt_key(masker.secret, operation.id)
     changes: dict[tuple[str, str], list[dict[str, Any]]] = {}
     source_of_table = {
         config.table: source.name
@@ -65,9 +82,7 @@ def erase_into_package(
         changes.setdefault((source_of_table.get(table, table), table), []).append(detail)
 
     def on_commit(source: str, result: ErasureResult) -> None:
-        lines = _summary_of(result, source)
-        committed(source, lines)
-        progress.advance(records=1)
+        committed(source, _summary_of(result, source, key))
 
     result = erase_person(
         user.id,
@@ -77,28 +92,33 @@ def erase_into_package(
         done=set(state),
         change=change if dry_run else None,
         committed=on_commit,
+        advanced=lambda: progress.advance(records=1),
     )
-    writer = PackageWriter(
-        stream,
-        {
-            "operationId": operation.id,
-            "operationType": operation.operation_type.value,
-            "dryRun": dry_run,
-            **(approval or {}),
-            "user": user.as_json(),
-            "submittedDateTime": format_datetime(operation.submitted_at),
-            "startedDateTime": format_datetime(started),
-        },
-    )
+    header = {
+        "operationId": operation.id,
+        "operationType": operation.operation_type.value,
+        "dryRun": dry_run,
+        **(approval or {}),
+        "submittedDateTime": format_datetime(operation.submitted_at),
+        "startedDateTime": format_datetime(started),
+    }
+    writer = PackageWriter(stream, {**header, "user": user.as_json()})
     try:
-        summary = [line for lines in state.values() for line in lines]
-        summary += [line for source in result.committed for line in _summary_of(result, source)]
+        lines = [line for lines in state.values() for line in lines]
+        lines += [line for source in result.committed for line in _summary_of(result, source, key)]
         if dry_run:
-            summary = [_line(table.as_json()) for table in result.tables]
-            summary += [_line(files.as_json()) for files in result.files]
+            lines = [_line(table.as_json()) for table in result.tables]
+            lines += [_line(files.as_json()) for files in result.files]
+        summary = [{k: v for k, v in line.items() if k not in _RECEIPT_ONLY} for line in lines]
         writer_source = writer.source(SUMMARY_SOURCE, "erasure")
         for _ in writer.add_records(writer_source, SUMMARY, [encode_rows(summary)]):
             pass
+        if not dry_run:
+            header.pop("dryRun")
+            header["createdDateTime"] = format_datetime(clock())
+            receipt = build_receipt(header, key_hash(key, user.id), lines)
+            writer.add_document(RECEIPT_JSON, orjson.dumps(receipt, option=orjson.OPT_INDENT_2))
+            writer.add_document(RECEIPT_HTML, render_receipt(receipt).encode())
         for (source, table), details in changes.items():
             for _ in writer.add_records(
                 writer.source(source, "erasure"), table, [encode_rows(details)]
@@ -110,9 +130,25 @@ def erase_into_package(
     return writer.close({"createdDateTime": format_datetime(clock())})
 
 
-def _summary_of(result: ErasureResult, source: str) -> list[dict[str, Any]]:
-    lines = [_line(t.as_json()) for t in result.tables if t.source == source]
-    return lines + [_line(f.as_json()) for f in result.files if f.source == source]
+def _summary_of(result: ErasureResult, source: str, key: bytes) -> list[dict[str, Any]]:
+    """The source's summary lines, each with the receipt's hashes of the keys of the rows (or
+    the paths of the files) it changed."""
+    lines = [
+        _line(
+            {
+                **t.as_json(),
+                "keyColumns": list(t.key) if t.rule != "retain" else None,
+                "keys": [key_hash(key, source, t.table, *k) for k in t.keys],
+            }
+        )
+        for t in result.tables
+        if t.source == source
+    ]
+    return lines + [
+        _line({**f.as_json(), "keys": [key_hash(key, source, path) for path in f.paths]})
+        for f in result.files
+        if f.source == source
+    ]
 
 
 def _line(values: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ class FilesResult:
     rule: str  # delete or retain
     reason: str | None
     files: int = 0  # files deleted (or, in a dry run, that would be), or retained
+    paths: list[str] = field(default_factory=list, repr=False)  # the files deleted
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -58,10 +59,12 @@ def erase_person(
     done: Collection[str] = (),
     change: Change | None = None,
     committed: Callable[[str, ErasureResult], None] | None = None,
+    advanced: Callable[[], None] = lambda: None,
 ) -> ErasureResult:
     """Erase (or, with `dry_run`, show what would be erased of) the person in every source not
     in `done`; `committed(source, result so far)` after each source commits (never in a dry
-    run); `change` receives each row deleted and each cell masked (SqlEraser.erase)."""
+    run); `change` receives each row deleted and each cell masked (SqlEraser.erase);
+    `advanced()` after each table (`steps` counts them) and each file source."""
     result = ErasureResult()
     ordered = [s for s in sources if isinstance(s, SqlSource)] + [
         s for s in sources if isinstance(s, FileSource)
@@ -72,9 +75,12 @@ def erase_person(
         try:
             if isinstance(source, SqlSource):
                 eraser = SqlEraser(source)
-                result.tables += eraser.erase(user_id, masker, dry_run=dry_run, change=change)
+                result.tables += eraser.erase(
+                    user_id, masker, dry_run=dry_run, change=change, advanced=advanced
+                )
             else:
                 result.files.append(_erase_files(source, user_id, dry_run, change))
+                advanced()
         except SourceError as exc:
             already = ", ".join(f"'{name}'" for name in (*done, *result.committed)) or "none"
             raise ErasureFailed(
@@ -102,4 +108,17 @@ def _erase_files(
             change(source.name, {"deleteFile": {"path": relative, "size": size}})
         if not dry_run:
             source.delete(user_id, relative)
+            result.paths.append(relative)
     return result
+
+
+def steps(sources: Sequence[Source], done: Collection[str] = ()) -> int:
+    """How many times `erase_person` calls `advanced`: once per table of each SQL source (each
+    physical table once) and once per file source, of the sources not in `done`."""
+    return sum(
+        len({config.table for config in source.config.tables})
+        if isinstance(source, SqlSource)
+        else 1
+        for source in sources
+        if source.name not in done and isinstance(source, SqlSource | FileSource)
+    )

@@ -19,7 +19,9 @@ change which of a child's rows are selected; so, inside the source's one transac
    other person's row is ever touched. (One COUNT per key, in the database; by the planned
    keys where the paths bind differently typed user ids.)
 4. Apply: masks (UPDATE of the cells whose value changes, by primary key), then deletes in the
-   order of 1, set-based or by primary key in batches of `KEY_BATCH`. On MySQL/MariaDB, which
+   order of 1, set-based (`DELETE ... RETURNING` the keys) or by primary key in batches of
+   `KEY_BATCH`; the keys of the rows deleted and masked are the result's, for the receipt
+   (engine/erasure/receipt.py hashes them). On MySQL/MariaDB, which
    checks a foreign key row by row, the rows of a table that refers to itself have their
    self-references set to NULL first (where the columns allow it).
 5. Commit; or, for a dry run, roll back: a dry run runs the same statements and shows what
@@ -28,8 +30,9 @@ change which of a child's rows are selected; so, inside the source's one transac
 A table with rule `delete` or `mask` needs a primary key (how else to name the rows it
 changes); a mask on a key column (primary key, `user_key`, a link's columns, a foreign key's
 columns on either side) is refused: it would change which rows are whose. Retained tables are
-counted and left alone. Keys read in step 2 are held in memory for the transaction (a tuple per
-row); values, never more than one row's masked cells.
+counted and left alone. Keys are held in memory (a tuple per row changed); values, never more
+than one row's masked cells. The caller's `advanced` is called as each table is done (applied,
+or counted for a retained one): progress moves per table.
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ class TableResult:
     reason: str | None = None  # retain's stated reason
     rows: int = 0  # rows deleted, masked (at least one cell changed) or retained
     cells: int = 0  # masked cells whose value changed
+    key: tuple[str, ...] = ()  # the primary key's columns
+    keys: list[tuple[Any, ...]] = field(default_factory=list, repr=False)  # rows changed
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -220,11 +225,18 @@ class SqlEraser:
     # --- the erasure ---------------------------------------------------------------------------
 
     def erase(
-        self, user_id: str, masker: Masker, *, dry_run: bool, change: Change | None = None
+        self,
+        user_id: str,
+        masker: Masker,
+        *,
+        dry_run: bool,
+        change: Change | None = None,
+        advanced: Callable[[], None] = lambda: None,
     ) -> list[TableResult]:
         """Erase the person from this source, in one transaction (rolled back for a dry run);
         the result per table. `change` receives, table by table, each row that is deleted and
-        each cell that is masked (before and after): what a dry run's package shows."""
+        each cell that is masked (before and after): what a dry run's package shows.
+        `advanced()` after each table is done; what it raises (a cancellation) rolls back."""
         schema = self.source.reflect()
         referring = self._referring() if self._deletes() else {}
         problems = self._problems(schema, referring)
@@ -237,7 +249,9 @@ class SqlEraser:
             with self.source.engine.connect() as connection:
                 transaction = connection.begin()
                 try:
-                    results = self._erase(connection, schema, referring, user_id, masker, change)
+                    results = self._erase(
+                        connection, schema, referring, user_id, masker, change, advanced
+                    )
                 except BaseException:
                     transaction.rollback()
                     raise
@@ -260,6 +274,7 @@ class SqlEraser:
         user_id: str,
         masker: Masker,
         change: Change | None,
+        advanced: Callable[[], None],
     ) -> list[TableResult]:
         plans: dict[str, _Plan] = {}
         results: dict[str, TableResult] = {}
@@ -268,7 +283,7 @@ class SqlEraser:
             key = tuple(str(c.name) for c in physical.primary_key.columns)
             rule = config.erase or "retain"
             results.setdefault(
-                config.table, TableResult(self.name, config.table, rule, config.reason)
+                config.table, TableResult(self.name, config.table, rule, config.reason, key=key)
             )
             plans.setdefault(config.table, _Plan(config, physical, key))
         deleting = [name for name, plan in plans.items() if plan.config.erase == "delete"]
@@ -276,8 +291,11 @@ class SqlEraser:
         parameters = self._uniform_parameters(schema, user_id)
         # Set-based deletes (one DELETE ... WHERE <the selection>) where that is exact: not in a
         # dry run (which shows the rows), with one user-id parameter for every path, and only
-        # for tables whose selection reads no table deleted from before them (nor themselves).
-        fast = set() if change is not None or parameters is None else self._set_based(order)
+        # for tables whose selection reads no table deleted from before them (nor themselves),
+        # where the database returns the deleted rows' keys (the receipt's).
+        returning = connection.dialect.delete_returning
+        exact = change is None and parameters is not None and returning
+        fast = self._set_based(order) if exact else set()
         for config in self.source.config.tables:
             plan = plans[config.table]
             if config.erase == "mask" or (config.erase == "delete" and config.table not in fast):
@@ -286,6 +304,7 @@ class SqlEraser:
         for name, plan in plans.items():
             if plan.config.erase not in ("delete", "mask"):
                 results[name].rows = self._count_retained(connection, schema, name, user_id)
+                advanced()
         for name in deleting:
             if parameters is not None:
                 self._refuse_referred(connection, schema, name, referring, parameters)
@@ -294,13 +313,21 @@ class SqlEraser:
         for name, plan in plans.items():
             if plan.config.erase == "mask":
                 self._mask(connection, plan, masker, results[name], change)
+                advanced()
         for name in order:
             if name in fast:
                 assert parameters is not None
-                statement = plans[name].table.delete().where(self._selected(schema, name))
-                results[name].rows = connection.execute(statement, parameters).rowcount
+                plan = plans[name]
+                statement = (
+                    plan.table.delete()
+                    .where(self._selected(schema, name))
+                    .returning(*(plan.table.c[k] for k in plan.key))
+                )
+                keys = [tuple(row) for row in connection.execute(statement, parameters)]
+                results[name].keys, results[name].rows = keys, len(keys)
             else:
                 self._delete(connection, plans[name], referring, results[name])
+            advanced()
         return list(results.values())
 
     def _entries(self, name: str) -> list[TableConfig]:
@@ -469,6 +496,7 @@ class SqlEraser:
                 continue
             result.rows += 1
             result.cells += len(after)
+            result.keys.append(key)
             parameters = {f"key_{k}": v for k, v in zip(plan.key, key, strict=True)}
             for name, value in _bindable(after, connection.dialect.name).items():
                 parameters[f"value_{name}"] = value
@@ -554,7 +582,7 @@ class SqlEraser:
         result: TableResult,
     ) -> None:
         keys = list(plan.rows)
-        result.rows = len(keys)
+        result.rows, result.keys = len(keys), keys
         if connection.dialect.name in ("mysql", "mariadb"):
             for key in referring.get(plan.config.table, []):
                 itself = key.table == plan.config.table

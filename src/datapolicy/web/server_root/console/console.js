@@ -4,6 +4,7 @@
 import * as api from "./api.js";
 
 const ACTIVE = new Set(["notStarted", "running"]);
+const TYPES = { exportPersonalData: "Export", erasePersonalData: "Erasure" }; // operationType
 const FAST_POLL_MS = 1500; // while something moves
 const IDLE_POLL_MS = 15000; // to notice operations other clients start
 const $ = (id) => document.getElementById(id);
@@ -30,6 +31,12 @@ function element(tag, properties = {}, ...children) {
 function time(value) {
   if (!value) return element("span", { className: "muted", textContent: "—" });
   return element("time", { dateTime: value, textContent: dates.format(new Date(value)) });
+}
+
+// What the operation is, as a word ("Export"); an operation without the property is an export.
+function typeName(operation) {
+  const type = operation.operationType ?? "exportPersonalData";
+  return TYPES[type] ?? type;
 }
 
 function userName(userId) {
@@ -122,7 +129,7 @@ function render(operations, count) {
     seen.add(operation.id);
     const before = state.operations.get(operation.id);
     if (before && before.status !== operation.status) {
-      announce(`Export for ${userName(operation.userId)}: ${operation.status}.`);
+      announce(`${typeName(operation)} for ${userName(operation.userId)}: ${operation.status}.`);
     }
     state.operations.set(operation.id, operation);
     let row = state.rows.get(operation.id);
@@ -153,6 +160,7 @@ function newRow(operation) {
     "tr",
     {},
     element("td", { className: "user" }),
+    element("td", { className: "type" }),
     element("td", {}, element("span", { className: "status" })),
     element("td", { className: "progress" }, bar, element("span", { className: "percent" })),
     element("td", { className: "submitted" }),
@@ -164,21 +172,23 @@ function newRow(operation) {
 }
 
 function updateRow(row, operation) {
-  const [user, status, progress, submitted, completed, actions] = row.cells;
+  const [user, type, status, progress, submitted, completed, actions] = row.cells;
   const name = userName(operation.userId);
+  const what = typeName(operation);
   if (user.textContent !== name) user.textContent = name;
   user.title = operation.userId;
+  if (type.textContent !== what) type.textContent = what;
   const badge = status.firstChild;
   badge.textContent = operation.status;
   badge.dataset.status = operation.status;
   const percent = Math.round(operation.progress ?? 0);
   const bar = progress.querySelector("progress");
   bar.value = percent;
-  bar.setAttribute("aria-label", `Progress of the export for ${name}`);
+  bar.setAttribute("aria-label", `Progress of the ${what.toLowerCase()} for ${name}`);
   progress.querySelector(".percent").textContent = `${percent}%`;
   submitted.replaceChildren(time(operation.submittedDateTime));
   completed.replaceChildren(time(operation.completedDateTime));
-  actions.firstChild.setAttribute("aria-label", `Details of the export for ${name}`);
+  actions.firstChild.setAttribute("aria-label", `Details of the ${what.toLowerCase()} for ${name}`);
 }
 
 function sortBy(key) {
