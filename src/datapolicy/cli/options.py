@@ -76,11 +76,18 @@ def process_options(command):  # type: ignore[no-untyped-def]
     return command
 
 
-def load_settings(config_file: Path | None, **overrides: object) -> Settings:
+def settings_from(config_file: Path | None, **overrides: object) -> Settings:
+    """The settings a command runs with: defaults, the configuration file, then `overrides`
+    (its options). Nothing else: the in-process tests build a service's settings with it."""
     settings = Settings()
     if config_file is not None:
         settings = settings.with_file(config_file)  # ConfigError (cli/__init__.py prints it)
-    settings = settings.with_overrides(**overrides)  # type: ignore[arg-type]
+    return settings.with_overrides(**overrides)  # type: ignore[arg-type]
+
+
+def load_settings(config_file: Path | None, **overrides: object) -> Settings:
+    """`settings_from`, with this process's logging set up for them."""
+    settings = settings_from(config_file, **overrides)
     redact.install()  # no SAS, signature, token or password reaches the log (docs/security.md)
     configure_logging(settings.config.logging)  # text on a terminal, else JSON lines
     return settings
