@@ -38,10 +38,11 @@ from datapolicy.auth.keys import signing_key
 from datapolicy.auth.permissions import PERMISSIONS
 from datapolicy.auth.tokens import issue_token
 from datapolicy.config import AuthConfig
+from datapolicy.server import RunningService
 from datapolicy.settings import DATABASE_FILE
 from datapolicy.store import Database, open_database
 from datapolicy.testing.server import start_serve, stop_process
-from inprocess import ORIGIN, serve_in_process
+from inprocess import ORIGIN, PortalTransport, serve_in_process
 
 # Fixtures defined beside the helpers they use: `s3`/`own_s3` (SeaweedFS), and `store_kind`/
 # `database` (the operation store on SQLite and PostgreSQL).
@@ -124,12 +125,19 @@ class ProcessService(Service):
 class AppService(Service):
     """The service in the test process (tests/inprocess.py); `stop` ends its lifespan."""
 
-    requests: httpx.BaseTransport  # to the app, on its event loop
+    requests: PortalTransport  # to the app, on its event loop
     lifespan: ExitStack
 
     @property
     def transport(self) -> httpx.BaseTransport:
         return self.requests
+
+    @property
+    def running(self) -> RunningService:
+        """What the app's lifespan opened (its store, export threads, audit buffer)."""
+        running = self.requests.app.running
+        assert running is not None, "the service has stopped"
+        return running
 
     def stop(self) -> None:
         self.lifespan.close()

@@ -40,9 +40,10 @@ class PortalTransport(httpx.BaseTransport):
     """A synchronous transport to an ASGI app running on `portal`'s event loop. Bodies are read
     whole both ways (a stalled or endless body needs a real connection)."""
 
-    def __init__(self, portal: BlockingPortal, app: object):
+    def __init__(self, portal: BlockingPortal, app: Service):
+        self.app = app
         self._portal = portal
-        self._asgi = httpx.ASGITransport(app=app, client=CLIENT)  # type: ignore[arg-type]
+        self._asgi = httpx.ASGITransport(app=app, client=CLIENT)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()  # a ByteStream now, which the ASGI transport reads asynchronously
@@ -58,7 +59,7 @@ class PortalTransport(httpx.BaseTransport):
 
 
 @contextmanager
-def running(settings: Settings) -> Iterator[httpx.BaseTransport]:
+def running(settings: Settings) -> Iterator[PortalTransport]:
     """The service for these settings, started (its lifespan) for the block: a transport to it.
     A failure to start raises here, as `serve` would exit with it."""
     app = build_app(settings)
@@ -75,7 +76,7 @@ async def lifespan(app: Service) -> AsyncIterator[None]:
         yield
 
 
-def serve_in_process(data_dir: Path, *args: str) -> AbstractContextManager[httpx.BaseTransport]:
+def serve_in_process(data_dir: Path, *args: str) -> AbstractContextManager[PortalTransport]:
     """`running` for `datapolicy serve --data-dir DATA_DIR ARGS`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     return running(serve_settings("--data-dir", str(data_dir), *args))
