@@ -6,6 +6,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import pytest
 from commands import against, datapolicy, json_output
 
 from conftest import start_service, store_args
@@ -62,6 +63,7 @@ def test_a_person_table_that_cannot_be_one_is_refused(tmp_path: Path) -> None:
     assert not missing.stdout
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_serve_runs_the_written_file_as_it_is(tmp_path: Path) -> None:
     """The file discover writes, unedited, is a service's configuration: Ada's export completes
     with a record file per configured path (24), and her password hash is not in it."""
