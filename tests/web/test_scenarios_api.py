@@ -62,7 +62,8 @@ def test_scenarios_are_off_by_default(service: Service):
     """Without --scenarios the admin API does not exist (404 even with the permission) and
     responses carry no scenario mark."""
     token = token_for(service.data_dir, SCENARIOS)
-    answer = httpx.get(f"{service.url}{ADMIN}", headers={"Authorization": f"Bearer {token}"})
+    with service.client(headers={"Authorization": f"Bearer {token}"}) as http:
+        answer = http.get(ADMIN)
     assert answer.status_code == 404
     assert "datapolicy-scenarios" not in answer.headers
 
