@@ -224,8 +224,12 @@ def start_app(data_dir: Path, *args: str) -> AppService:
     with ExitStack() as lifespan:
         requests = lifespan.enter_context(serve_in_process(data_dir, *store_args(data_dir), *args))
         service = AppService(f"{ORIGIN}/v1.0", data_dir, requests, lifespan.pop_all())
-    with service.client(headers={}) as http:  # a token would make the service's key
-        http.get("/openapi.json").raise_for_status()
+    try:
+        with service.client(headers={}) as http:  # a token would make the service's key
+            http.get("/openapi.json").raise_for_status()
+    except BaseException:
+        service.stop()
+        raise
     return service
 
 
