@@ -1,10 +1,14 @@
-"""Shared fixtures: a real `datapolicy serve` process on a free loopback port.
+"""Shared fixtures: the service in the test process, or a real `datapolicy serve` process on a
+free loopback port.
 
 Tests drive the service over HTTP exactly as clients do, with tokens signed by the service's
-own key in its data directory (`token_for`, `Service.headers`). One server is shared by the
-session; tests keep out of each other's way by creating operations for a user id of their own
-(`user_id` fixture) and filtering on it. Tests that need an empty store start their own server
-with `start_service`.
+own key in its data directory (`token_for`, `Service.headers`). The HTTP contract tests run it
+in process (`start_app`, tests/inprocess.py): the app `serve` runs, without a process or a
+port. Tests that need a process (signals, logs, a port for the CLI, the Graph SDK or a browser,
+several processes on one store) start one (`start_service`) and are marked `e2e`. One service
+of each kind is shared by the session; tests keep out of each other's way by creating
+operations for a user id of their own (`user_id` fixture) and filtering on it. Tests that need
+an empty store start their own.
 
 `DATAPOLICY_TEST_STORE=postgresql` runs every service (and every `datapolicy worker` a test
 starts with `store_args`) on PostgreSQL: a scratch schema per data directory, passed as
@@ -20,7 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -34,9 +38,11 @@ from datapolicy.auth.keys import signing_key
 from datapolicy.auth.permissions import PERMISSIONS
 from datapolicy.auth.tokens import issue_token
 from datapolicy.config import AuthConfig
+from datapolicy.server import RunningService
 from datapolicy.settings import DATABASE_FILE
 from datapolicy.store import Database, open_database
 from datapolicy.testing.server import start_serve, stop_process
+from inprocess import ORIGIN, PortalTransport, serve_in_process
 
 # Fixtures defined beside the helpers they use: `s3`/`own_s3` (SeaweedFS), and `store_kind`/
 # `database` (the operation store on SQLite and PostgreSQL).
@@ -66,10 +72,15 @@ def token_for(data_dir: Path, *permissions: str, **claims: Any) -> str:
 
 @dataclass
 class Service:
+    """A running service, in process (`AppService`) or not (`ProcessService`)."""
+
     url: str  # the API root, e.g. http://127.0.0.1:PORT/v1.0
     data_dir: Path
-    process: subprocess.Popen[bytes]
-    log: Path
+
+    @property
+    def root(self) -> str:
+        """The server root, where the probes and /metrics are."""
+        return self.url.removesuffix("/v1.0")
 
     @cached_property
     def token(self) -> str:
@@ -80,12 +91,56 @@ class Service:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def client(self, timeout: float = 30) -> httpx.Client:
-        """An HTTP client for the API root that sends `headers`."""
-        return httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
+    def client(self, timeout: float = 30, headers: dict[str, str] | None = None) -> httpx.Client:
+        """An HTTP client for the API root that sends `headers` (default: the service's, with
+        every permission; `{}` for none). Absolute URLs reach the same server (`root`)."""
+        return httpx.Client(
+            base_url=self.url,
+            headers=self.headers if headers is None else headers,
+            timeout=timeout,
+            transport=self.transport,
+        )
+
+    @property
+    def transport(self) -> httpx.BaseTransport | None:
+        """How requests reach it: None for a real connection."""
+        return None
+
+    def stop(self) -> int | None:
+        raise NotImplementedError
+
+
+@dataclass
+class ProcessService(Service):
+    """`datapolicy serve` in a process of its own, on a loopback port."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
 
     def stop(self) -> int:
         return stop_process(self.process)
+
+
+@dataclass
+class AppService(Service):
+    """The service in the test process (tests/inprocess.py); `stop` ends its lifespan."""
+
+    requests: PortalTransport  # to the app, on its event loop
+    lifespan: ExitStack
+
+    @property
+    def transport(self) -> httpx.BaseTransport:
+        return self.requests
+
+    @property
+    def running(self) -> RunningService:
+        """What the app's lifespan opened (its store, export threads, audit buffer)."""
+        running = self.requests.app.running
+        assert running is not None, "the service has stopped"
+        return running
+
+    def stop(self) -> None:
+        self.lifespan.close()
 
 
 def start_worker(root: Path, data_dir: Path, config: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -155,41 +210,74 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     close_session()  # drop the scratch databases the session made
 
 
-def start_service(data_dir: Path, *args: str) -> Service:
+def start_service(data_dir: Path, *args: str) -> ProcessService:
     """Start `datapolicy serve` (on the test store) and wait until it answers."""
     process, port, log = start_serve(
         data_dir, *store_args(data_dir), *args, ready_path="/v1.0/openapi.json"
     )
-    return Service(f"http://127.0.0.1:{port}/v1.0", data_dir, process, log)
+    return ProcessService(f"http://127.0.0.1:{port}/v1.0", data_dir, process, log)
 
 
-def start_configured(root: Path, config: str, *args: str) -> Service:
-    """`start_service` on `root/data` with `config` (TOML) written to `root/datapolicy.toml`."""
+def start_app(data_dir: Path, *args: str) -> AppService:
+    """What `datapolicy serve ARGS` (on the test store) serves, in this process, once it
+    answers as `start_service` waits for it to."""
+    with ExitStack() as lifespan:
+        requests = lifespan.enter_context(serve_in_process(data_dir, *store_args(data_dir), *args))
+        service = AppService(f"{ORIGIN}/v1.0", data_dir, requests, lifespan.pop_all())
+    try:
+        with service.client(headers={}) as http:  # a token would make the service's key
+            http.get("/openapi.json").raise_for_status()
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
+def write_config(root: Path, config: str) -> Path:
+    """`config` (TOML) written to `root/datapolicy.toml`."""
     path = root / "datapolicy.toml"
     path.write_text(config)
-    return start_service(root / "data", "--config", str(path), *args)
+    return path
+
+
+def start_configured(root: Path, config: str, *args: str) -> ProcessService:
+    """`start_service` on `root/data` with `config` (TOML) written to `root/datapolicy.toml`."""
+    return start_service(root / "data", "--config", str(write_config(root, config)), *args)
+
+
+def configured_app(root: Path, config: str, *args: str) -> AppService:
+    """`start_app` on `root/data` with `config` (TOML) written to `root/datapolicy.toml`."""
+    return start_app(root / "data", "--config", str(write_config(root, config)), *args)
 
 
 @pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppService]:
     """The API alone (no export workers), so operations stay as the tests left them."""
-    running = start_service(tmp_path_factory.mktemp("service"), "--workers", "0")
+    running = start_app(tmp_path_factory.mktemp("service"), "--workers", "0")
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="session")
-def demo_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def demo_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppService]:
     """A service with export workers, exporting from the bundled demo shop."""
-    running = start_service(tmp_path_factory.mktemp("demo"), "--demo")
+    running = start_app(tmp_path_factory.mktemp("demo"), "--demo")
     yield running
     running.stop()
 
 
-@pytest.fixture
-def fresh_service(tmp_path: Path) -> Iterator[Service]:
-    """A server of the test's own, on an empty store, exporting from the demo shop."""
-    running = start_service(tmp_path / "data", "--demo")
+@pytest.fixture(scope="session")
+def service_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessService]:
+    """`service` in a process of its own, for a program that needs its port."""
+    running = start_service(tmp_path_factory.mktemp("service-process"), "--workers", "0")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessService]:
+    """`demo_service` in a process of its own, for a program that needs its port."""
+    running = start_service(tmp_path_factory.mktemp("demo-process"), "--demo")
     yield running
     running.stop()
 

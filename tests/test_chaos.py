@@ -56,7 +56,11 @@ from datapolicy.store.tables import operations
 
 EXPORTS = int(os.environ.get("DATAPOLICY_CHAOS_EXPORTS", "200"))
 COMPLETION_TIMEOUT_S = max(120, EXPORTS)  # after the last start; generous for a loaded machine
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(COMPLETION_TIMEOUT_S + 180)]
+pytestmark = [
+    pytest.mark.e2e,  # API and worker processes, killed and paused
+    pytest.mark.chaos,
+    pytest.mark.timeout(COMPLETION_TIMEOUT_S + 180),
+]
 SEED = int(os.environ.get("DATAPOLICY_CHAOS_SEED") or random.SystemRandom().randrange(2**32))
 WORKER_PROCESSES = 3
 SLOW_SOURCE_S = 0.15  # each export waits this long in a source: exports are quick, not instant

@@ -36,6 +36,7 @@ def log_lines(service: Service) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in service.log.read_text().splitlines() if line]
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_json_lines_name_the_request_the_operation_and_the_user(
     logged_service: Service, user_id: str
 ):
@@ -82,6 +83,7 @@ def test_json_lines_name_the_request_the_operation_and_the_user(
     assert access[0]["user_id"] == "tests"
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_no_token_signature_or_query_reaches_the_log(logged_service: Service):
     """Requests carrying a bearer token, a SAS URL with its signature and personal data in
     $filter leave none of them in the log: the access log writes the path alone, and nothing

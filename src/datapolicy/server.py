@@ -206,11 +206,13 @@ class RunningService:
 
     def close(self) -> None:
         """Stop the export threads (in-progress exports get [engine] shutdown_grace_seconds),
-        append the buffered audit entries, and close the store: blocking, so from a thread."""
+        append the buffered audit entries, and close the store and the sources' connections:
+        blocking, so from a thread."""
         try:
             self.worker.stop()
             self.audit.buffer.close()
         finally:
+            self.worker.context.close()
             self.audit_log.close()
             self.database.close()
 
@@ -485,6 +487,7 @@ def run_worker(settings: Settings, metrics_address: tuple[str, int] | None = Non
         asyncio.run(run())
     finally:
         worker.stop(grace=0)  # a no-op after a graceful stop; after a failure, at once
+        worker.context.close()
         audit_log.close()
         database.close()
         logger.info("datapolicy worker stopped")

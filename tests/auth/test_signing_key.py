@@ -30,6 +30,7 @@ def test_the_key_is_made_once_p256_and_owner_only(tmp_path: Path):
     assert [p.name for p in (tmp_path / "data").iterdir()] == [SIGNING_KEY_FILE]
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_processes_starting_together_agree_on_one_key(tmp_path: Path):
     script = (
         "import sys; from pathlib import Path; from datapolicy.auth.keys import signing_key; "

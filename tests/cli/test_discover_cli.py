@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 from urllib.parse import unquote
 
+import pytest
 from commands import against, datapolicy, json_output
 
 from conftest import start_service, store_args
@@ -100,6 +101,7 @@ def test_a_database_without_tables_says_so(tmp_path: Path) -> None:
     assert "primary key" not in result.stderr
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_serve_runs_the_written_file_as_it_is(tmp_path: Path) -> None:
     """The file discover writes, unedited, is a service's configuration: Ada's export completes
     with a record file per configured path (24), and her password hash is not in it."""

@@ -5,15 +5,27 @@ holds no orders and only masked account values."""
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+import pytest
 from commands import against, datapolicy, json_output
 
-from conftest import Service, store_args
+from conftest import ProcessService, start_service, store_args
+
+pytestmark = pytest.mark.e2e  # the CLI talks to a `serve` process on its port
 
 
-def test_a_dry_run_then_the_erasure_of_a_demo_user(fresh_service: Service):
+@pytest.fixture
+def fresh_service(tmp_path: Path) -> Iterator[ProcessService]:
+    """A server of the test's own, on an empty store, exporting from the demo shop."""
+    running = start_service(tmp_path / "data", "--demo")
+    yield running
+    running.stop()
+
+
+def test_a_dry_run_then_the_erasure_of_a_demo_user(fresh_service: ProcessService):
     with fresh_service.client() as http:
         person = http.get("/users", params={"$top": "1"}).json()["value"][0]
     dry = datapolicy("erase", person["id"], "--dry-run", "--wait", *against(fresh_service))

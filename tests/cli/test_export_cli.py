@@ -11,7 +11,21 @@ from pathlib import Path
 import pytest
 from commands import against, datapolicy, json_output, one_line_error
 
-from conftest import Service, start_service, wait_for
+from conftest import ProcessService, Service, start_service, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def service(service_process: ProcessService) -> ProcessService:
+    """The session's service in a process: the CLI reaches it over its port."""
+    return service_process
+
+
+@pytest.fixture(scope="module")
+def demo_service(demo_process: ProcessService) -> ProcessService:
+    """The session's demo service in a process: the CLI reaches it over its port."""
+    return demo_process
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from commands import against, datapolicy, json_output, one_line_error
 
-from conftest import Service
+from conftest import ProcessService, Service
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def service(service_process: ProcessService) -> ProcessService:
+    """The session's service in a process: the CLI reaches it over its port."""
+    return service_process
+
+
+@pytest.fixture(scope="module")
+def demo_service(demo_process: ProcessService) -> ProcessService:
+    """The session's demo service in a process: the CLI reaches it over its port."""
+    return demo_process
 
 
 def _start(client: httpx.Client, user_id: str, count: int) -> list[str]:

@@ -18,6 +18,7 @@ from datapolicy.demo import demo_user_id
 from datapolicy.testing.server import start_serve, stop_process
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 @pytest.mark.skipif(TEST_STORE != "sqlite", reason="the store's files are SQLite's")
 @pytest.mark.parametrize("umask", [0o022, 0o000], ids=["umask 022", "umask 000"])
 def test_the_data_directory_and_every_file_in_it_are_owner_only(tmp_path: Path, umask: int):

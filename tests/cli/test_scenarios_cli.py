@@ -21,6 +21,7 @@ def scenario_service(tmp_path_factory: pytest.TempPathFactory):
     running.stop()
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_the_scenario_commands_steer_the_service(scenario_service: Service):
     """fault, time, advance, fail-export, requests, snapshot, reset and restore each do what the
     admin API does; an error is one line."""

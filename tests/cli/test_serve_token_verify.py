@@ -22,6 +22,7 @@ from datapolicy.auth.permissions import EXPORT
 from datapolicy.config import AuthConfig
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_serve_help_lists_every_option():
     result = run("serve", "--help")
     assert result.returncode == 0
@@ -36,6 +37,7 @@ def test_serve_help_lists_every_option():
         assert option in result.stdout
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_demo_exports_a_person_and_ctrl_c_stops_cleanly(tmp_path: Path):
     """The README's quick start: serve the demo, get a token with `datapolicy token`, export."""
     service = start_service(tmp_path / "data", "--demo")
@@ -88,6 +90,7 @@ def test_verify_reports_a_tampered_package(tmp_path: Path):
     assert "extra.txt: in the ZIP but not in the manifest" in result.stderr
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_options_come_from_the_environment(tmp_path: Path):
     port = free_port()
     # Made before the server starts, which then uses the key it finds in its data directory.
@@ -122,6 +125,7 @@ def test_options_come_from_the_environment(tmp_path: Path):
         assert process.wait(timeout=15) == 0
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_configuration_file_sets_the_data_directory(tmp_path: Path):
     config = tmp_path / "datapolicy.toml"
     config.write_text(f'[server]\ndata_dir = "{tmp_path / "from-config"}"\n')
@@ -133,6 +137,7 @@ def test_a_configuration_file_sets_the_data_directory(tmp_path: Path):
     assert not (tmp_path / "from-config").exists()
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_configuration_errors_are_one_clear_line(tmp_path: Path):
     config = tmp_path / "bad.toml"
     config.write_text("[server]\nprot = 80\n")

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 from commands import against, datapolicy, json_output, one_line_error
 
-from conftest import Service
+from conftest import ProcessService, Service
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def demo_service(demo_process: ProcessService) -> ProcessService:
+    """The session's demo service in a process: the CLI reaches it over its port."""
+    return demo_process
 
 
 def test_list_pages_through_the_directory_and_show_finds_one(demo_service: Service):

@@ -350,6 +350,7 @@ def export(api: httpx.Client, location: str, user: str = ADA) -> httpx.Response:
     return api.post(f"/users/{user}/exportPersonalData", json={"storageLocation": location})
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 @pytest.mark.asyncio(loop_scope="session")
 async def test_an_export_to_azurite_completes_through_the_graph_sdk(
     graph, azure_service, azurite, tmp_path
@@ -449,6 +450,7 @@ GRAPH_ERRORS = {
 }
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 @pytest.mark.parametrize("case", list(GRAPH_ERRORS))
 def test_graph_sas_validation_errors_are_400_with_graph_s_codes(api, azurite, case):
     """Each SAS Graph refuses is a 400 with Graph's code and message (ours for the cases
@@ -470,6 +472,7 @@ def test_graph_sas_validation_errors_are_400_with_graph_s_codes(api, azurite, ca
     assert blob_names(container) == []
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 @pytest.mark.parametrize(
     ("permission", "code"),
     [
@@ -496,6 +499,7 @@ def test_permissions_from_a_stored_access_policy_are_probed_as_graph_does(
         assert response.json()["error"]["code"] == code
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_reused_container_is_storage_location_already_used(api, azurite):
     container = azurite.new_container()
     url = azurite.container_sas_url(container.container_name, "w")
@@ -509,6 +513,7 @@ def test_a_reused_container_is_storage_location_already_used(api, azurite):
     assert export(api, azurite.container_sas_url(other.container_name, "w")).status_code == 202
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_repeated_start_with_the_same_request_id_is_one_export(api, azurite):
     """The idempotency key is looked up before the location is checked: the first start's
     RequestInfo.json must not turn a retried start into StorageLocationAlreadyUsed."""
@@ -526,6 +531,7 @@ def test_a_repeated_start_with_the_same_request_id_is_one_export(api, azurite):
     assert again.headers["location"] == first.headers["location"]
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_refused_patch_writes_nothing_into_the_container_it_names(api, azurite):
     """A check changes nothing: a PATCH refused by its precondition (412) leaves the new
     container without RequestInfo.json, so it can still be used."""
@@ -567,6 +573,7 @@ def test_a_patch_marks_the_new_container_and_keeps_the_old_one_if_that_is_used(t
 # --- failures during an export --------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_revoked_credentials_fail_the_export_clearly_without_the_sas(tmp_path, azurite):
     """The SAS passes the check at request time, its stored access policy is revoked before a
     worker takes the export: the operation fails at its first attempt (no retry can help),
@@ -615,6 +622,7 @@ def test_revoked_credentials_fail_the_export_clearly_without_the_sas(tmp_path, a
         api_service.stop()
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_azurite_stopping_mid_upload_the_export_retries_and_nothing_partial_remains(
     tmp_path, own_azurite
 ):

@@ -78,6 +78,7 @@ while True:
 """
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_no_package_holds_the_other_persons_file_while_links_are_swapped_in(tmp_path: Path):
     """Another process flips alice's file between a regular file and a link to bob's, as fast
     as it can, while alice is exported again and again. An export may fail (the file changed

@@ -599,6 +599,7 @@ def spooled(service: Service) -> list[str]:
     return sorted(p.name for p in spool.iterdir()) if spool.exists() else []
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_an_export_to_a_presigned_url_completes_and_delete_leaves_the_object(
     api, s3_service, s3, buckets, tmp_path
 ):
@@ -625,6 +626,7 @@ def test_an_export_to_a_presigned_url_completes_and_delete_leaves_the_object(
     assert signature_of(url) not in s3_service.log.read_text()
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 @pytest.mark.parametrize(
     ("case", "reason"),
     [
@@ -667,6 +669,7 @@ def test_unusable_presigned_urls_are_400_with_a_reason_and_write_nothing(
     assert key not in s3.keys(listed) + s3.keys(unlisted)
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_tampered_signature_fails_the_operation_with_status_and_code(
     api, s3_service, s3, buckets
 ):

@@ -379,6 +379,7 @@ def export(api: httpx.Client, location: str, user: str = ADA) -> httpx.Response:
     return api.post(f"/users/{user}/exportPersonalData", json={"storageLocation": location})
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 @pytest.mark.asyncio(loop_scope="session")
 async def test_an_export_to_s3_completes_through_the_graph_sdk(
     graph, s3_service, s3, buckets, tmp_path
@@ -430,6 +431,7 @@ async def test_an_export_to_s3_completes_through_the_graph_sdk(
     )
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 @pytest.mark.parametrize(
     ("location", "code", "reason"),
     [
@@ -456,6 +458,7 @@ def test_unusable_s3_locations_are_400_with_a_reason(api, s3, buckets, location,
     assert ADMIN[1] not in response.text
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_wrong_secret_in_the_configuration_is_a_clear_400_without_the_secret(tmp_path, s3):
     bucket = s3.new_bucket()
     config = write_config(tmp_path / "datapolicy.toml", s3, bucket, secret=WRONG_SECRET)
@@ -473,6 +476,7 @@ def test_a_wrong_secret_in_the_configuration_is_a_clear_400_without_the_secret(t
         service.stop()
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_revoked_credentials_fail_the_export_clearly_without_the_secret(tmp_path, s3):
     """The location passes the check at request time; the worker's secret is wrong (revoked):
     the operation fails at once with a clear reason, and neither the operation nor the logs
@@ -519,6 +523,7 @@ def bulky_files(tmp_path: Path, count: int = 4) -> str:
     return f"\n[[sources.files]]\nname = 'documents'\npath = {_toml(str(people) + '/{userId}')}\n"
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_cancelled_export_leaves_no_object_and_no_multipart_upload(tmp_path, s3):
     bucket = s3.new_bucket()
     extra = bulky_files(tmp_path, 6)
@@ -557,6 +562,7 @@ def test_a_cancelled_export_leaves_no_object_and_no_multipart_upload(tmp_path, s
         shutil.rmtree(tmp_path / "people", ignore_errors=True)
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_the_server_killed_mid_upload_the_export_retries_and_nothing_partial_remains(
     tmp_path, own_s3
 ):
@@ -628,6 +634,7 @@ def test_describe_gives_status_and_code_and_strips_queries():
     assert "http://h/b/k.zip" in describe(leaked)
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 @pytest.mark.slow
 def test_the_server_down_until_the_export_fails_leaves_nothing_visible(tmp_path, own_s3):
     """SeaweedFS is killed mid-upload and stays down past the retries: the operation fails with

@@ -156,6 +156,7 @@ def _write_config(path: Path, azurite: Azurite, s3: SeaweedS3, bucket: str) -> P
     return path
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_service_and_its_worker_never_print_a_secret(azurite, s3, tmp_path):
     """Through `datapolicy serve` and `datapolicy worker`: a SAS refused at request time, a
     container that disappears before the worker writes, an S3 entry with a wrong secret, a

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Service, start_service
+from conftest import Service, start_app
 from databases import SQLITE, store_database
 from datapolicy.config import (
     AzureStorageConfig,
@@ -192,7 +192,7 @@ def api(layout: dict[str, Path]) -> Iterator[Service]:
         f"[storage.azure]\nallowed_hosts = {toml_list(ALLOWED_AZURE)}\n"
         f"[storage.s3_presigned]\nallowed_hosts = {toml_list(ALLOWED_PRESIGNED)}\n"
     )
-    running = start_service(layout["base"] / "data", "--workers", "0", "--config", str(config))
+    running = start_app(layout["base"] / "data", "--workers", "0", "--config", str(config))
     yield running
     running.stop()
 

@@ -12,9 +12,12 @@ from conftest import TEST_STORE
 from datapolicy.store import SQLiteDatabase
 from datapolicy.store.audit import open_audit_log
 
-pytestmark = pytest.mark.skipif(
-    TEST_STORE != "sqlite", reason="SQLite files only: runs in the SQLite-store pass"
-)
+pytestmark = [
+    pytest.mark.e2e,  # processes starting on one new store at once
+    pytest.mark.skipif(
+        TEST_STORE != "sqlite", reason="SQLite files only: runs in the SQLite-store pass"
+    ),
+]
 PROCESSES = 4
 ROUNDS = 2
 

@@ -113,6 +113,7 @@ def _write(path: Path, content: bytes) -> Path:
     return path
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_api_processes_and_a_worker_share_one_postgresql_store(tmp_path: Path):
     """Two API processes and a worker process on one PostgreSQL database (with a password in
     its URL, which no log shows): an export started through one API is run by the worker and
@@ -169,6 +170,7 @@ def test_api_processes_and_a_worker_share_one_postgresql_store(tmp_path: Path):
     assert SECRET not in logs
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_the_store_option_is_in_the_help():
     for command in ("serve", "worker"):
         assert "--database" in run(command, "--help").stdout

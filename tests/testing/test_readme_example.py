@@ -23,6 +23,7 @@ def readme_example() -> str:
     return found.group(1) + "\n"
 
 
+@pytest.mark.e2e  # pytest in a subprocess, whose plugin starts `datapolicy serve`
 def test_the_readme_example_passes_as_written(pytester: pytest.Pytester):
     pytester.makepyfile(test_export=readme_example())
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=180)

@@ -24,7 +24,8 @@ from msgraph.generated.users.item.export_personal_data.export_personal_data_post
 from datapolicy.demo import demo_user_id
 from datapolicy.testing import DatapolicyServer
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+# e2e: the testing plugin's `serve --scenarios` process, reached by the Graph SDK
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 Status = DataPolicyOperationStatus
 
 

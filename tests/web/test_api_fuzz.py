@@ -46,7 +46,10 @@ SCHEMATHESIS_EXAMPLES = int(os.environ.get("DATAPOLICY_FUZZ_SCHEMATHESIS_EXAMPLE
 HANG_S = 15.0  # an answer slower than this is a hang
 BODY_TIMEOUT_S = 0.5  # the service's [limits] body_timeout_seconds: stalled uploads end soon
 
-pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
+pytestmark = [
+    pytest.mark.e2e,  # raw connections and Schemathesis reach the service over its port
+    pytest.mark.filterwarnings("ignore:Generating overly large repr"),
+]
 
 
 @pytest.fixture(scope="module")

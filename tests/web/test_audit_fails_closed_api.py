@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from conftest import TEST_STORE, Service, service_database, start_configured
+from conftest import TEST_STORE, Service, configured_app, service_database
 from databases import holding_audit_lock, store_url
 from datapolicy.auth.keys import audit_key
 from datapolicy.demo import demo_user_id
@@ -31,7 +31,7 @@ PROMPTLY = LOCK_TIMEOUT + 4  # the lock timeout, and room for a shared, busy mac
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """A service without export workers (operations stay as the tests leave them)."""
     config = f"[store]\nlock_timeout = {LOCK_TIMEOUT}\n[audit]\nflush_seconds = 0.05\n"
-    running = start_configured(
+    running = configured_app(
         tmp_path_factory.mktemp("fails-closed"), config, "--demo", "--workers", "0"
     )
     yield running
@@ -113,11 +113,12 @@ def test_a_delete_the_trail_cannot_record_is_refused_and_deletes_nothing(api, gu
 
 
 def test_readyz_says_the_trail_cannot_take_entries(guarded):
-    ready = f"{guarded.url.removesuffix('/v1.0')}/readyz"
-    assert httpx.get(ready, timeout=30).status_code == 200
-    with holding_the_audit_lock(guarded):
-        response = httpx.get(ready, timeout=30)
-        assert response.status_code == 503, response.text
-        targets = [detail["target"] for detail in response.json()["error"]["details"]]
-        assert targets == ["audit"]
-    assert httpx.get(ready, timeout=30).status_code == 200
+    ready = f"{guarded.root}/readyz"
+    with guarded.client(headers={}) as probe:
+        assert probe.get(ready).status_code == 200
+        with holding_the_audit_lock(guarded):
+            response = probe.get(ready)
+            assert response.status_code == 503, response.text
+            targets = [detail["target"] for detail in response.json()["error"]["details"]]
+            assert targets == ["audit"]
+        assert probe.get(ready).status_code == 200

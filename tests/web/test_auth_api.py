@@ -20,7 +20,7 @@ import pytest
 from joserfc.jwk import RSAKey
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
-from conftest import Service, start_service, token_for
+from conftest import Service, start_app, token_for
 from datapolicy.auth.keys import signing_key
 from datapolicy.auth.permissions import EXPORT, READ_USERS, SCENARIOS
 from datapolicy.demo import demo_user_id
@@ -102,9 +102,7 @@ KINDS = ("missing", "not bearer", *REFUSED_KINDS, "no permission", "other permis
 @pytest.fixture(scope="module")
 def scenario_service(tmp_path_factory: pytest.TempPathFactory):
     """An API-only service with the scenario admin API (`serve --scenarios`)."""
-    running = start_service(
-        tmp_path_factory.mktemp("auth-scenarios"), "--workers", "0", "--scenarios"
-    )
+    running = start_app(tmp_path_factory.mktemp("auth-scenarios"), "--workers", "0", "--scenarios")
     yield running
     running.stop()
 
@@ -142,9 +140,8 @@ def call(service: Service, route: Route, headers: dict[str, str]) -> httpx.Respo
     body = route.body
     if body is not None and body.get("storageLocation") == "{exports}":
         body = {"storageLocation": str(service.data_dir / "exports" / uuid.uuid4().hex)}
-    return httpx.request(
-        route.method, f"{service.url}{path}", json=body, headers=headers, timeout=30
-    )
+    with service.client(headers=headers) as http:
+        return http.request(route.method, f"{service.url}{path}", json=body)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -192,14 +189,13 @@ def test_head_unknown_routes_and_methods_need_a_token_but_no_permission(service:
         ("GET", "/nothing-here", 404),
         ("PUT", "/dataPolicyOperations", 405),
     ]:
-        assert httpx.request(method, f"{service.url}{path}").status_code == 401
-        answer = httpx.request(
-            method, f"{service.url}{path}", headers={"Authorization": f"Bearer {bare}"}
-        )
-        assert answer.status_code == status, (method, path)
-    root = service.url.removesuffix("/v1.0")
-    assert httpx.get(f"{root}/").status_code == 401
-    assert httpx.get(f"{service.url}/docs/assets/swagger-ui.css").status_code == 200
+        with service.client(headers={}) as anonymous:
+            assert anonymous.request(method, path).status_code == 401
+        with service.client(headers={"Authorization": f"Bearer {bare}"}) as http:
+            assert http.request(method, path).status_code == status, (method, path)
+    with service.client(headers={}) as anonymous:
+        assert anonymous.get(f"{service.root}/").status_code == 401
+        assert anonymous.get("/docs/assets/swagger-ui.css").status_code == 200
 
 
 def test_a_configured_jwks_url_is_used_instead_of_the_local_key(tmp_path: Path):
@@ -212,16 +208,17 @@ def test_a_configured_jwks_url_is_used_instead_of_the_local_key(tmp_path: Path):
         config.write_text(
             f'[auth]\njwks_url = "{jwks.url}"\nissuer = "{issuer}"\naudience = "{audience}"\n'
         )
-        service = start_service(tmp_path / "data", "--config", str(config), "--workers", "0")
+        service = start_app(tmp_path / "data", "--config", str(config), "--workers", "0")
         try:
-            url = f"{service.url}/dataPolicyOperations"
+            url = "/dataPolicyOperations"
+            http = service.client(headers={})
             good = sign(provider, claims(iss=issuer, aud=audience, scp=EXPORT))
-            assert httpx.get(url, headers={"Authorization": f"Bearer {good}"}).status_code == 200
+            assert http.get(url, headers={"Authorization": f"Bearer {good}"}).status_code == 200
             for bad, message in [
                 (sign(provider, claims(aud=audience, scp=EXPORT)), "issuer"),
                 (sign(provider, claims(iss=issuer, scp=EXPORT)), "audience"),
             ]:
-                answer = httpx.get(url, headers={"Authorization": f"Bearer {bad}"})
+                answer = http.get(url, headers={"Authorization": f"Bearer {bad}"})
                 assert answer.status_code == 401
                 assert message in answer.json()["error"]["message"]
             assert jwks.fetches == 1
@@ -230,14 +227,15 @@ def test_a_configured_jwks_url_is_used_instead_of_the_local_key(tmp_path: Path):
             service.stop()
 
 
+@pytest.mark.e2e  # the SDK reaches the service over a port
 @pytest.mark.asyncio(loop_scope="session")
-async def test_the_graph_sdk_reads_the_refusals_as_odata_errors(service: Service):
+async def test_the_graph_sdk_reads_the_refusals_as_odata_errors(service_process: Service):
     """The SDK raises ODataError with Graph's codes for a bad token and a missing permission."""
     for token, status, code in [
         ("not-a-jwt", 401, "InvalidAuthenticationToken"),
-        (token_for(service.data_dir, READ_USERS), 403, "Authorization_RequestDenied"),
+        (token_for(service_process.data_dir, READ_USERS), 403, "Authorization_RequestDenied"),
     ]:
-        async with graph_client(service, token=token) as graph:
+        async with graph_client(service_process, token=token) as graph:
             with pytest.raises(ODataError) as raised:
                 await graph.data_policy_operations.get()
         assert raised.value.response_status_code == status

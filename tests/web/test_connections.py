@@ -10,7 +10,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from conftest import ProcessService
 from datapolicy.web.middleware.pipeline import DRAIN_LIMIT
+
+pytestmark = pytest.mark.e2e  # a connection's bytes: the server's, not the app's
+
+
+@pytest.fixture(scope="module")
+def service(service_process: ProcessService) -> ProcessService:
+    """The session's service in a process: the tests speak HTTP on its port."""
+    return service_process
 
 
 def exchange(service, raw: bytes, responses: int) -> list[bytes]:

@@ -19,7 +19,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from chromium import ARTIFACTS, chromium
@@ -59,13 +58,13 @@ class _Scripts(HTMLParser):
 
 
 def test_the_console_is_public_static_content_under_a_strict_policy(service: Service):
-    root = _server_root(service)
-    with httpx.Client(base_url=root, timeout=30) as http:  # no token
-        redirect = http.get("/console")
-        page = http.get("/console/")
-        script = http.get("/console/console.js")
-        missing = http.get("/console/no-such-file.js")
-        escape = http.get("/console/../v1.0/dataPolicyOperations")
+    root = service.root
+    with service.client(headers={}) as http:  # no token
+        redirect = http.get(f"{root}/console")
+        page = http.get(f"{root}/console/")
+        script = http.get(f"{root}/console/console.js")
+        missing = http.get(f"{root}/console/no-such-file.js")
+        escape = http.get(f"{root}/console/../v1.0/dataPolicyOperations")
     assert redirect.status_code == 307
     assert redirect.headers["location"].endswith("/console/")
     assert page.status_code == 200
@@ -104,6 +103,7 @@ def _row(page: Any, user_name: str) -> Any:
     return page.locator("#operations tbody tr", has_text=user_name)
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_an_export_started_watched_downloaded_cancelled_and_deleted_in_a_browser(
     tmp_path: Path, browser: Any
 ):

@@ -250,6 +250,7 @@ def jsonl(content: bytes) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in content.splitlines()]
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 @pytest.mark.timeout(60)
 async def test_an_export_through_the_graph_sdk_holds_exactly_the_persons_data(world):
     """exportPersonalData through the Graph SDK answers with a Location naming the operation;
@@ -368,6 +369,7 @@ def api(world: World) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_an_unknown_user_is_a_404_request_resource_not_found(api):
     """A user id that the directory does not hold is Graph's 404 Request_ResourceNotFound,
     both for GET /users/{id} and for exportPersonalData (which then starts nothing)."""
@@ -384,6 +386,7 @@ def test_an_unknown_user_is_a_404_request_resource_not_found(api):
     assert listed.json()["value"] == []
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_location_outside_the_roots_is_a_400_with_the_reason(api, world):
     """A storageLocation outside the configured [storage.local] roots is a 400 with code
     StorageLocationInvalid and a message saying why; nothing is written there."""
@@ -398,6 +401,7 @@ def test_a_location_outside_the_roots_is_a_400_with_the_reason(api, world):
     assert not world.outside.exists()
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_users_are_answered_from_the_configured_directory(api, world):
     """GET /users lists the directory's people in id order, and GET /users/{id} reads one, in
     Graph's shape: @odata.context, @odata.type and the mapped id, displayName, mail and

@@ -26,6 +26,7 @@ from msgraph.generated.models.data_policy_operation_status import DataPolicyOper
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph_core.tasks.page_iterator import PageIterator
 
+from conftest import ProcessService
 from graphclient import graph_client
 
 # Importing the request builders imports kiota_abstractions.default_query_parameters, whose class
@@ -43,7 +44,15 @@ with warnings.catch_warnings():
     )
 
 # Fixtures are session-loop (pyproject.toml); the tests must share that loop with the SDK client.
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+# The SDK reaches the service over its port.
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+
+
+@pytest.fixture(scope="module")
+def service(service_process: ProcessService) -> ProcessService:
+    """The session's service in a process: the Graph SDK reaches it over its port."""
+    return service_process
+
 
 ListQuery = DataPolicyOperationsRequestBuilder.DataPolicyOperationsRequestBuilderGetQueryParameters
 ItemQuery = (

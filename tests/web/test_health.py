@@ -5,6 +5,7 @@ the process drains after SIGTERM (every other route still served until the drain
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ import httpx
 import pytest
 from starlette.responses import PlainTextResponse
 
-from conftest import TEST_STORE, Service, start_service, wait_for
+from conftest import TEST_STORE, Service, start_app, start_service, wait_for
 from datapolicy.settings import DATABASE_FILE
 from datapolicy.store import OperationStore, SQLiteDatabase
 from datapolicy.web.middleware.pipeline import RequestPipeline
@@ -28,40 +29,41 @@ from datapolicy.web.server_root.health import HealthChecks, Readiness
 @pytest.fixture
 def own_service(tmp_path: Path) -> Iterator[Service]:
     """A service of the test's own: the test breaks its store or its exports directory."""
-    running = start_service(tmp_path / "data", "--workers", "0")
+    running = start_app(tmp_path / "data", "--workers", "0")
     yield running
     running.stop()
 
 
-def root_of(service: Service) -> str:
-    return service.url.removesuffix("/v1.0")
-
-
 def test_both_answer_without_a_token_at_the_root_only(service: Service):
-    root = root_of(service)
-    live = httpx.get(f"{root}/healthz")
+    root = service.root
+    http = service.client(headers={})
+    live = http.get(f"{root}/healthz")
     assert (live.status_code, live.json()) == (200, {"status": "ok"})
     assert live.headers["cache-control"] == "no-store"
-    ready = httpx.get(f"{root}/readyz")
+    ready = http.get(f"{root}/readyz")
     assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
     assert ready.headers["request-id"]
-    assert httpx.head(f"{root}/readyz").status_code == 200
-    post = httpx.post(f"{root}/healthz")
+    assert http.head(f"{root}/readyz").status_code == 200
+    post = http.post(f"{root}/healthz")
     assert (post.status_code, post.headers["allow"]) == (405, "GET, HEAD")
     assert post.json()["error"]["code"] == "MethodNotAllowed"
     # Not part of the Graph API: under the API root they are unknown paths, behind the token.
-    assert httpx.get(f"{service.url}/healthz").status_code == 401
-    assert "/healthz" not in httpx.get(f"{service.url}/openapi.json").text
+    assert http.get(f"{service.url}/healthz").status_code == 401
+    assert "/healthz" not in http.get(f"{service.url}/openapi.json").text
 
 
-def test_readyz_is_503_while_the_exports_directory_cannot_take_a_file(own_service: Service):
-    root = root_of(own_service)
+def test_readyz_is_503_while_the_exports_directory_cannot_take_a_file(
+    own_service: Service, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO)
+    root = own_service.root
+    http = own_service.client(headers={})
     exports = own_service.data_dir / "exports"
-    assert httpx.get(f"{root}/readyz").status_code == 200
+    assert http.get(f"{root}/readyz").status_code == 200
     shutil.rmtree(exports)
     exports.write_text("a file where the directory should be")
     try:
-        ready = httpx.get(f"{root}/readyz")
+        ready = http.get(f"{root}/readyz")
         assert ready.status_code == 503
         error = ready.json()["error"]
         assert error["code"] == "serviceNotAvailable"
@@ -75,36 +77,41 @@ def test_readyz_is_503_while_the_exports_directory_cannot_take_a_file(own_servic
         ]
         assert str(own_service.data_dir) not in ready.text
         assert error["innerError"]["request-id"] == ready.headers["request-id"]
-        assert httpx.get(f"{root}/healthz").status_code == 200
+        assert http.get(f"{root}/healthz").status_code == 200
     finally:
         exports.unlink()
-    assert httpx.get(f"{root}/readyz").status_code == 200  # the directory is made again
-    assert "not ready: exports" in own_service.log.read_text()
+    assert http.get(f"{root}/readyz").status_code == 200  # the directory is made again
+    assert "not ready: exports" in caplog.text
 
 
 @pytest.mark.skipif(TEST_STORE != "sqlite", reason="breaks the SQLite file in the data directory")
-def test_readyz_is_503_while_the_store_is_gone_and_healthz_stays_200(own_service: Service):
-    root = root_of(own_service)
+def test_readyz_is_503_while_the_store_is_gone_and_healthz_stays_200(
+    own_service: Service, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO)
+    root = own_service.root
+    http = own_service.client(headers={})
     store = own_service.data_dir / DATABASE_FILE
     moved = store.with_name("moved-away.sqlite3")
     store.rename(moved)
     try:
-        ready = httpx.get(f"{root}/readyz")
+        ready = http.get(f"{root}/readyz")
         assert ready.status_code == 503
         error = ready.json()["error"]
         assert error["message"] == "The service is not ready: store."
         assert [detail["target"] for detail in error["details"]] == ["store"]
         assert DATABASE_FILE not in ready.text
-        live = httpx.get(f"{root}/healthz")  # liveness touches no dependency
+        live = http.get(f"{root}/healthz")  # liveness touches no dependency
         assert (live.status_code, live.json()) == (200, {"status": "ok"})
     finally:
         moved.rename(store)
-    assert httpx.get(f"{root}/readyz").status_code == 200
-    log = own_service.log.read_text()
+    assert http.get(f"{root}/readyz").status_code == 200
+    log = caplog.text
     assert "not ready: store: OperationalError: unable to open database file" in log
     assert "ready again" in log
 
 
+@pytest.mark.e2e  # signals to a `serve` process
 def test_sigterm_turns_readyz_503_at_once_while_every_route_is_still_served(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -115,7 +122,7 @@ def test_sigterm_turns_readyz_503_at_once_while_every_route_is_still_served(
     monkeypatch.setenv("DATAPOLICY_SHUTDOWN_DRAIN_SECONDS", "300")
     running = start_service(tmp_path / "data", "--workers", "0")
     try:
-        root = root_of(running)
+        root = running.root
         assert httpx.get(f"{root}/readyz").status_code == 200
         running.process.send_signal(signal.SIGTERM)
         wait_for("the drain", lambda: "draining for 300s" in running.log.read_text(), 15, str)
@@ -144,6 +151,7 @@ def test_sigterm_turns_readyz_503_at_once_while_every_route_is_still_served(
         running.stop()
 
 
+@pytest.mark.e2e  # signals to a `serve` process
 def test_after_the_drain_the_process_stops_by_itself(tmp_path: Path):
     """The drain's end (from --shutdown-drain-seconds): `/readyz` is 503 meanwhile, then the
     listener closes and the process exits 0, no sooner than the drain."""
@@ -152,7 +160,7 @@ def test_after_the_drain_the_process_stops_by_itself(tmp_path: Path):
         signalled = time.monotonic()
         running.process.send_signal(signal.SIGTERM)
         wait_for("the drain", lambda: "draining for 1s" in running.log.read_text(), 15, str)
-        assert httpx.get(f"{root_of(running)}/readyz").status_code == 503
+        assert httpx.get(f"{running.root}/readyz").status_code == 503
         assert running.process.wait(timeout=15) == 0
         assert time.monotonic() - signalled >= 1
     finally:

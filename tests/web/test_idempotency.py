@@ -116,7 +116,7 @@ def test_starts_answer_as_the_reference_model_says(service: Service, sequence: l
     for name in ("a", "b"):
         (service.data_dir / EXPORTS_DIR / name).mkdir(parents=True, exist_ok=True)
     model = Reference()
-    with httpx.Client(base_url=service.url, timeout=30) as http:
+    with service.client(headers={}) as http:
         for start in sequence:
             request = resolved(service, run, start)
             outcome, known_id = model.expect(start, request)
@@ -166,7 +166,7 @@ def test_another_callers_key_starts_an_export_of_its_own(service: Service, route
     key = f"shared-{uuid.uuid4()}"
     first = Start("mallory", "u1", None, key, route, "client-request-id")
     second = Start("victim", "u1", None, key, route, "client-request-id")
-    with httpx.Client(base_url=service.url, timeout=30) as http:
+    with service.client(headers={}) as http:
         a = send(http, service, "same", first)
         b = send(http, service, "same", second)
     assert a.status_code in (201, 202)

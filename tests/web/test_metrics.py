@@ -16,6 +16,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import Service, free_port, start_service, start_worker, stop_process, wait_for
 from datapolicy.demo import demo_user_id
 
+# Scraped from processes: a process's metrics are its own (prometheus_client's registry is one
+# per process, shared by every service started in it).
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def demo_service(demo_process: Service) -> Service:
+    """The session's demo service in a process of its own."""
+    return demo_process
+
+
 EXPORT_TIMEOUT_S = 30
 SCRAPE_TOKEN = "scrape-token-0123456789"
 BY_ID = "/v1.0/dataPolicyOperations/{operation_id}"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from conftest import Service, start_configured
+from conftest import Service, configured_app
 from databases import POSTGRESQL, scratch_database
 
 USER = "nul-test-user"
@@ -28,7 +28,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             connection.execute(text(f"INSERT INTO people VALUES ('{USER}')"))
         engine.dispose()
         config = f'[directory]\nurl = "{url}"\ntable = "people"\n'
-        running = start_configured(base, config, "--workers", "0")
+        running = configured_app(base, config, "--workers", "0")
         yield running
         running.stop()
 

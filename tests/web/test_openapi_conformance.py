@@ -27,6 +27,17 @@ import schemathesis
 from schemathesis import Case, Config, Response
 from schemathesis.checks import positive_data_acceptance
 
+from conftest import ProcessService
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def service(service_process: ProcessService) -> ProcessService:
+    """The session's service in a process: Schemathesis calls it over its port."""
+    return service_process
+
+
 SEED = 20250101
 MAX_EXAMPLES = 50  # per operation, in the fuzzing phase; examples and coverage add their own
 STATEFUL_SCENARIOS = 25

@@ -216,20 +216,16 @@ def test_list_has_context_count_and_absolute_next_links(client, service, user_id
     seen = [item["id"] for item in body["value"]]
     while "@odata.nextLink" in body:
         assert body["@odata.nextLink"].startswith(f"{service.url}/dataPolicyOperations?")
-        body = httpx.get(body["@odata.nextLink"], headers=service.headers).json()
+        body = client.get(body["@odata.nextLink"]).json()
         seen += [item["id"] for item in body["value"]]
     assert seen == ids
 
 
 def test_the_sdk_style_double_slash_and_encoded_dollar_are_accepted(service, user_id):
     root = service.url
-    headers = service.headers
-    created = httpx.post(
-        f"{root}//dataPolicyOperations", json={"userId": user_id}, headers=headers
-    ).json()
-    response = httpx.get(
-        f"{root}//dataPolicyOperations?%24filter=userId%20eq%20%27{user_id}%27", headers=headers
-    )
+    with service.client() as http:
+        created = http.post(f"{root}//dataPolicyOperations", json={"userId": user_id}).json()
+        response = http.get(f"{root}//dataPolicyOperations?%24filter=userId%20eq%20%27{user_id}%27")
     assert [item["id"] for item in response.json()["value"]] == [created["id"]]
 
 
@@ -276,8 +272,8 @@ def test_count_is_not_an_id_other_methods_are_405(service, method, path, permiss
     """`$count` only counts: other methods never reach the by-id handlers (which a token without
     User.Export.All reached before), with or without the permission."""
     token = token_for(service.data_dir, *permissions)
-    with httpx.Client(base_url=service.url, timeout=30) as http:
-        response = http.request(method, path, json={}, headers={"Authorization": f"Bearer {token}"})
+    with service.client(headers={"Authorization": f"Bearer {token}"}) as http:
+        response = http.request(method, path, json={})
     assert_graph_error(response, 405, "MethodNotAllowed")
     assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD"}
 

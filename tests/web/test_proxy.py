@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from conftest import Service, start_configured
+from conftest import Service, configured_app
 from datapolicy.web.middleware.proxy import ProxyHeaders
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -72,7 +72,7 @@ async def test_forwarded_headers_count_only_from_trusted_proxies(case: str):
 def behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """A service that trusts this machine as its load balancer."""
     config = '[server]\ntrusted_proxies = ["127.0.0.1/32", "::1"]\n'
-    running = start_configured(tmp_path_factory.mktemp("proxy"), config, "--workers", "0")
+    running = configured_app(tmp_path_factory.mktemp("proxy"), config, "--workers", "0")
     yield running
     running.stop()
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from conftest import Service, start_configured, token_for
+from conftest import Service, configured_app, token_for
 from datapolicy.auth.permissions import PERMISSIONS
 from datapolicy.config import LimitsConfig
 from datapolicy.errors import THROTTLED
@@ -35,7 +35,7 @@ read_burst = {READ_BURST}
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    running = start_configured(tmp_path_factory.mktemp("rate-limits"), LIMITS, "--workers", "0")
+    running = configured_app(tmp_path_factory.mktemp("rate-limits"), LIMITS, "--workers", "0")
     yield running
     running.stop()
 
@@ -43,9 +43,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 def client_of(service: Service, subject: str | None = None) -> httpx.Client:
     """An HTTP client calling as a client of its own (a fresh token subject)."""
     token = token_for(service.data_dir, *PERMISSIONS, subject=subject or str(uuid.uuid4()))
-    return httpx.Client(
-        base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
+    return service.client(headers={"Authorization": f"Bearer {token}"})
 
 
 def create(client: httpx.Client) -> httpx.Response:
@@ -132,16 +130,17 @@ def test_reads_and_writes_have_separate_budgets(service: Service):
 
 
 def test_health_checks_are_never_throttled(service: Service):
-    root = service.url.removesuffix("/v1.0")
-    for _ in range(READ_BURST * 3):
-        assert httpx.get(f"{root}/healthz").status_code == 200
-    assert httpx.get(f"{root}/readyz").status_code == 200
+    with service.client(headers={}) as http:
+        for _ in range(READ_BURST * 3):
+            assert http.get(f"{service.root}/healthz").status_code == 200
+        assert http.get(f"{service.root}/readyz").status_code == 200
 
 
 def test_public_routes_are_budgeted_by_address(service: Service):
     """`$metadata` needs no token, so its callers are told apart by address (the service's
     start-up probe of the OpenAPI description spent one of this address's reads)."""
-    assert_throttled(spend(lambda: httpx.get(f"{service.url}/$metadata"), READ_BURST - 1))
+    with service.client(headers={}) as http:
+        assert_throttled(spend(lambda: http.get("/$metadata"), READ_BURST - 1))
 
 
 # --- the budget itself ---------------------------------------------------------------------------
@@ -159,7 +158,7 @@ class Clock:
 def failure_limited(tmp_path) -> Iterator[Service]:
     """A service of the test's own: refused tokens exhaust this address's budget for it."""
     config = f"[limits]\nauth_failure_rate = 0.2\nauth_failure_burst = {FAILURE_BURST}\n"
-    running = start_configured(tmp_path, config, "--workers", "0")
+    running = configured_app(tmp_path, config, "--workers", "0")
     yield running
     running.stop()
 
@@ -173,7 +172,7 @@ def test_an_address_that_sent_too_many_bad_tokens_gets_429_before_any_check(
     good = client_of(service)
     assert read(good).status_code == 404  # verified now, cached from here on
     bad = {"Authorization": f"Bearer {token_for(service.data_dir, *PERMISSIONS)}x"}
-    with httpx.Client(base_url=service.url, timeout=30) as anonymous:
+    with service.client(headers={}) as anonymous:
         for _ in range(FAILURE_BURST):
             assert anonymous.get("/dataPolicyOperations", headers=bad).status_code == 401
         assert_throttled(anonymous.get("/dataPolicyOperations", headers=bad))
@@ -234,7 +233,7 @@ def test_refused_permissions_spend_the_clients_budget(service: Service):
     like any other request: past it they are 429s, not more 403s."""
     token = token_for(service.data_dir, "User.Read.All", subject=str(uuid.uuid4()))
     headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=service.url, headers=headers, timeout=30) as client:
+    with service.client(headers=headers) as client:
         statuses = [client.get("/dataPolicyOperations").status_code for _ in range(READ_BURST + 2)]
     assert statuses[:READ_BURST] == [403] * READ_BURST
     assert 429 in statuses[READ_BURST:]

@@ -12,8 +12,9 @@ from contextlib import ExitStack
 from datetime import timedelta
 
 import httpx
+import pytest
 
-from conftest import Service, service_database, start_service
+from conftest import Service, service_database, start_app, start_service
 from datapolicy.store.queue import OperationQueue
 from datapolicy.store.tables import operations
 from datapolicy.web.hot_path.readcache import ReadCache
@@ -110,7 +111,7 @@ def test_another_process_s_writes_are_seen_by_the_next_read(client, service, use
 
 def test_a_worker_s_progress_is_seen_by_the_next_read(tmp_path):
     """A `datapolicy worker`'s queue calls, made from this process: claim, heartbeat, complete."""
-    service = start_service(tmp_path / "data", "--workers", "0")
+    service = start_app(tmp_path / "data", "--workers", "0")
     try:
         with service.client() as client, ExitStack() as stack:
             operation = create(client, "a-user")
@@ -132,6 +133,7 @@ def test_a_worker_s_progress_is_seen_by_the_next_read(tmp_path):
         service.stop()
 
 
+@pytest.mark.e2e  # two `serve` processes on one store
 def test_another_api_process_s_delete_is_seen_by_the_next_read(tmp_path):
     first = start_service(tmp_path / "data", "--workers", "0")
     try:

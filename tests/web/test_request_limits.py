@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from conftest import Service, start_configured
+from conftest import Service, configured_app, start_configured
 
 MAX_BODY = 2048
 MAX_PATH = 512
@@ -34,7 +34,16 @@ max_page_size = {MAX_PAGE}
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    running = start_configured(tmp_path_factory.mktemp("request-limits"), LIMITS, "--workers", "0")
+    running = configured_app(tmp_path_factory.mktemp("request-limits"), LIMITS, "--workers", "0")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The service in a process: what a request's bytes do on a connection (a declared length
+    with no body behind it, a body that stalls) needs one."""
+    running = start_configured(tmp_path_factory.mktemp("served"), LIMITS, "--workers", "0")
     yield running
     running.stop()
 
@@ -69,14 +78,15 @@ def test_a_body_at_the_limit_is_accepted(client: httpx.Client):
     assert response.status_code == 201, response.text
 
 
-def test_a_body_declared_too_large_is_refused_before_it_is_sent(service: Service):
+@pytest.mark.e2e
+def test_a_body_declared_too_large_is_refused_before_it_is_sent(served: Service):
     """A Content-Length over the limit gets 413 at once, before any of the body arrives, and
     the connection is closed rather than read: a client cannot make the server take in a
     gigabyte, nor make it wait for one."""
-    address = urlsplit(service.url)
+    address = urlsplit(served.url)
     head = (
         "POST /v1.0/dataPolicyOperations HTTP/1.1\r\nHost: test\r\n"
-        f"Authorization: Bearer {service.token}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {served.token}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {10**9}\r\n\r\n"
     ).encode()
     started = time.monotonic()
@@ -92,15 +102,16 @@ def test_a_body_declared_too_large_is_refused_before_it_is_sent(service: Service
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("sent", [b"", b'{"userId": "sl'])
-def test_a_body_that_stalls_is_a_408_and_the_connection_closed(service: Service, sent: bytes):
+def test_a_body_that_stalls_is_a_408_and_the_connection_closed(served: Service, sent: bytes):
     """Headers, then none or part of the body, then nothing: a 408 once `body_timeout_seconds`
     have passed (plus the second the server gives an unread body), not a connection held open
     for as long as the client likes."""
-    address = urlsplit(service.url)
+    address = urlsplit(served.url)
     head = (
         "POST /v1.0/dataPolicyOperations HTTP/1.1\r\nHost: test\r\n"
-        f"Authorization: Bearer {service.token}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {served.token}\r\nContent-Type: application/json\r\n"
         "Content-Length: 100\r\n\r\n"
     ).encode()
     started = time.monotonic()
@@ -148,11 +159,12 @@ def test_a_chunked_body_is_counted_as_it_arrives(client: httpx.Client):
 
 def test_a_huge_body_is_refused_before_the_token_is_looked_at(service: Service):
     """Size limits come first: an anonymous upload is not worth a token check."""
-    response = httpx.post(
-        f"{service.url}/dataPolicyOperations",
-        content=b"x" * (MAX_BODY + 1),
-        headers={"Content-Type": "application/json"},
-    )
+    with service.client(headers={}) as anonymous:
+        response = anonymous.post(
+            "/dataPolicyOperations",
+            content=b"x" * (MAX_BODY + 1),
+            headers={"Content-Type": "application/json"},
+        )
     assert_error(response, 413, "RequestEntityTooLarge")
 
 

@@ -62,11 +62,13 @@ def test_scenarios_are_off_by_default(service: Service):
     """Without --scenarios the admin API does not exist (404 even with the permission) and
     responses carry no scenario mark."""
     token = token_for(service.data_dir, SCENARIOS)
-    answer = httpx.get(f"{service.url}{ADMIN}", headers={"Authorization": f"Bearer {token}"})
+    with service.client(headers={"Authorization": f"Bearer {token}"}) as http:
+        answer = http.get(ADMIN)
     assert answer.status_code == 404
     assert "datapolicy-scenarios" not in answer.headers
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_every_response_is_marked_and_the_start_warns(scenario_service: Service, scenarios):
     """With --scenarios every response, errors and probes included, says so in a header, and the
     log has a WARNING line at start."""
@@ -78,6 +80,7 @@ def test_every_response_is_marked_and_the_start_warns(scenario_service: Service,
     assert "SCENARIO CONTROLS ARE ON" in log
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_the_admin_api_needs_its_own_permission(scenario_service: Service, scenarios):
     """A token with the Graph permissions but not DataPolicy.Scenarios.ReadWrite.All is refused
     with 403 naming the permission."""
@@ -92,6 +95,7 @@ def test_the_admin_api_needs_its_own_permission(scenario_service: Service, scena
 # --- faults ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_sequence_of_errors_comes_back_in_order_then_normal_answers(scenarios, http):
     """A 429 with the chosen Retry-After, then a 503 with a chosen code and message, each a Graph
     error body with request ids; then the route answers normally again."""
@@ -115,6 +119,7 @@ def test_a_sequence_of_errors_comes_back_in_order_then_normal_answers(scenarios,
     assert http.get("/dataPolicyOperations").status_code == 200
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_dropped_connection_sends_no_response_and_the_server_goes_on(scenarios, http):
     """`drop` closes the connection before any answer: the client sees the server disconnect;
     the next request is answered."""
@@ -126,6 +131,7 @@ def test_a_dropped_connection_sends_no_response_and_the_server_goes_on(scenarios
     assert (logged["fault"], logged["status"]) == ("drop", None)
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_latency_delays_and_a_timeout_outlasts_the_client(scenarios, scenario_service, http):
     """`latency` answers normally after the delay; `timeout` answers 504 only after its
     seconds, so a client with a shorter timeout gives up."""
@@ -145,6 +151,7 @@ def test_latency_delays_and_a_timeout_outlasts_the_client(scenarios, scenario_se
         impatient.get("/users")
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_fault_can_target_one_operation(scenarios, http):
     """With operationId, reads of that operation fail and reads of another do not."""
     one = http.post("/dataPolicyOperations", json={"userId": ADA}).json()["id"]
@@ -158,6 +165,7 @@ def test_a_fault_can_target_one_operation(scenarios, http):
 # --- the request log ------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_the_request_log_records_what_clients_sent(scenarios, scenario_service, http):
     """Method, path, query, headers with the token redacted, body size and status, oldest
     first; filtered by method, path prefix and sequence; the admin API is not logged."""
@@ -182,6 +190,7 @@ def test_the_request_log_records_what_clients_sent(scenarios, scenario_service, 
 # --- time control and forced failures -------------------------------------------------------------
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_stepped_export_moves_one_state_per_advance(scenarios, scenario_service, http):
     """In step mode an export stays notStarted until advanced, then running until advanced
     again, then it completes; a third advance is a 409."""
@@ -199,6 +208,7 @@ def test_a_stepped_export_moves_one_state_per_advance(scenarios, scenario_servic
         scenarios.advance(operation_id)
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_stepped_export_on_poll_moves_one_state_per_read(scenarios, scenario_service, http):
     """With stepOnPoll each GET of the operation after the first advances it first."""
     scenarios.step(on_poll=True)
@@ -207,6 +217,7 @@ def test_a_stepped_export_on_poll_moves_one_state_per_read(scenarios, scenario_s
     assert seen == ["notStarted", "running", "complete", "complete"]
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_slow_motion_makes_each_export_last_the_set_time(scenarios, scenario_service, http):
     scenarios.slow(1.5)
     began = time.monotonic()
@@ -217,6 +228,7 @@ def test_slow_motion_makes_each_export_last_the_set_time(scenarios, scenario_ser
     assert time.monotonic() - began >= 1.5
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_forced_failure_fails_the_export_with_the_chosen_error(scenarios, scenario_service, http):
     scenarios.fail_next_export("quotaExceeded", "No room left.")
     operation_id = start_export(scenario_service, http)
@@ -233,6 +245,7 @@ def test_a_forced_failure_fails_the_export_with_the_chosen_error(scenarios, scen
 # --- data -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_reset_empties_the_store_and_the_exports_directory(scenarios, scenario_service, http):
     made = http.post("/dataPolicyOperations", json={"userId": ADA}).json()["id"]
     (scenario_service.data_dir / "exports" / "left-over.zip").write_bytes(b"zip")
@@ -242,6 +255,7 @@ def test_reset_empties_the_store_and_the_exports_directory(scenarios, scenario_s
     assert list((scenario_service.data_dir / "exports").iterdir()) == []
 
 
+@pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_a_snapshot_restores_what_a_reset_removed(scenarios, scenario_service, http):
     """A snapshot keeps the operations and packages; restore brings them back after a reset and
     removes what came after (on either store); unknown and malformed names are 404 and 400."""

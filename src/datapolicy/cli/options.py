@@ -81,11 +81,18 @@ def process_options(command: Command) -> Command:
     return command
 
 
-def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
+def settings_from(config_file: Path | None, **overrides: Any) -> Settings:
+    """The settings a command runs with: defaults, the configuration file, then `overrides`
+    (its options). Nothing else: the in-process tests build a service's settings with it."""
     settings = Settings()
     if config_file is not None:
         settings = settings.with_file(config_file)  # ConfigError (cli/__init__.py prints it)
-    settings = settings.with_overrides(**overrides)
+    return settings.with_overrides(**overrides)
+
+
+def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
+    """`settings_from`, with this process's logging set up for them."""
+    settings = settings_from(config_file, **overrides)
     redact.install()  # no SAS, signature, token or password reaches the log (docs/security.md)
     configure_logging(settings.config.logging)  # text on a terminal, else JSON lines
     return settings

@@ -107,6 +107,13 @@ class ExportContext:
             )
         return user
 
+    def close(self) -> None:
+        """Release the sources' and the directory's connections (when the service stops)."""
+        for source in self.sources:
+            source.close()
+        if self.directory is not None:
+            self.directory.close()
+
 
 class Worker:
     def __init__(
