@@ -14,17 +14,19 @@ import pytest
 from click.testing import CliRunner
 from cryptography import x509
 
-from conftest import Service, store_args
+from conftest import ProcessService, store_args
 from datapolicy.cli import main
 from datapolicy.testing.server import start_serve
 from datapolicy.tls import TLS_CERTIFICATE_FILE, TLS_FILE, self_signed
 
+pytestmark = pytest.mark.e2e  # `serve` in a process, over https on its port
 
-def _start_https(data_dir: Path, *args: str) -> Service:
+
+def _start_https(data_dir: Path, *args: str) -> ProcessService:
     process, port, log = start_serve(
         data_dir, *store_args(data_dir), "--workers", "0", *args, scheme="https"
     )
-    return Service(f"https://127.0.0.1:{port}/v1.0", data_dir, process, log)
+    return ProcessService(f"https://127.0.0.1:{port}/v1.0", data_dir, process, log)
 
 
 def _trusting(certificate: Path) -> ssl.SSLContext:
@@ -32,7 +34,7 @@ def _trusting(certificate: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(certificate))
 
 
-def _urls_say_https(service: Service, verify: ssl.SSLContext, user_id: str) -> None:
+def _urls_say_https(service: ProcessService, verify: ssl.SSLContext, user_id: str) -> None:
     with httpx.Client(
         base_url=service.url, headers=service.headers, verify=verify, timeout=30
     ) as http:

@@ -28,7 +28,8 @@ module is named). The tree::
     │   │   └── DatabaseURLError        store/database.py: a store URL it cannot use
     │   ├── SigningKeyError             a key file in the data directory cannot be used
     │   ├── StoreUnreachable            the operation store cannot be reached to open it
-    │   └── MigrationFailed             the store answered, but its schema cannot be migrated
+    │   ├── MigrationFailed             the store answered, but its schema cannot be migrated
+    │   └── TlsError                    tls.py: a certificate or key `serve` was given
     ├── ExportError                   an export attempt cannot go on: the worker records the
     │   │                             message on the operation, and retries the export after
     │   │                             backoff unless `permanent` (engine/retrypolicy.py)
@@ -40,6 +41,8 @@ module is named). The tree::
     │                                 export must stop (deleted, lease lost, shutting down)
     ├── PersonTableError              discovery/person.py: `discover` finds no table that can
     │                                 be the person table, or the one named cannot be
+    ├── DatabaseNotFound              discovery/schema.py: the SQLite file `discover` is given
+    │                                 does not exist (and is not created)
     └── outside the service, for its clients:
         ├── click.ClickException
         │   └── ApiError                cli/client.py: the API answered the CLI with an error
