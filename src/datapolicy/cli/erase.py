@@ -10,10 +10,8 @@ import click
 
 from datapolicy.auth.permissions import ERASE, EXPORT
 from datapolicy.cli.client import api_options, connect
-from datapolicy.cli.export import EXIT_FAILED, follow, package_location
-from datapolicy.cli.ops import without_annotations
+from datapolicy.cli.export import start_and_follow
 from datapolicy.cli.options import json_option
-from datapolicy.cli.output import print_json
 
 
 @click.command()
@@ -64,23 +62,5 @@ def erase(
     if location is not None:
         body["storageLocation"] = location
     with connect(url, token, data_dir, config_file, ERASE, EXPORT) as api:
-        started = api.request(
-            "POST", f"/users/{quote(user_id, safe='')}/erasePersonalData", json=body
-        )
-        operation_url = started.headers["location"]
-        if not wait:
-            if as_json:
-                print_json(without_annotations(api.get(operation_url)))
-            else:
-                click.echo(operation_url.rsplit("/", 1)[-1])
-            return
-        operation = follow(api, operation_url, timeout, show=not as_json)
-    if as_json:
-        print_json(without_annotations(operation))
-    if operation["status"] == "complete":
-        if not as_json:
-            click.echo(f"complete: {package_location(operation)}")
-        return
-    error = operation.get("error") or {}
-    click.echo(f"failed: {error.get('code')}: {error.get('message')}", err=True)
-    raise SystemExit(EXIT_FAILED)
+        action = f"/users/{quote(user_id, safe='')}/erasePersonalData"
+        start_and_follow(api, action, body, wait, timeout, as_json)

@@ -71,19 +71,30 @@ def export(
       DATAPOLICY_URL=https://dp.internal/v1.0 DATAPOLICY_TOKEN=... datapolicy export ID --to ...
     """
     with connect(url, token, data_dir, config_file, EXPORT) as api:
-        started = api.request(
-            "POST",
-            f"/users/{quote(user_id, safe='')}/exportPersonalData",
-            json={"storageLocation": location},
-        )
-        operation_url = started.headers["location"]
-        if not wait:
-            if as_json:
-                print_json(without_annotations(api.get(operation_url)))
-            else:
-                click.echo(operation_url.rsplit("/", 1)[-1])
-            return
-        operation = follow(api, operation_url, timeout, show=not as_json)
+        action = f"/users/{quote(user_id, safe='')}/exportPersonalData"
+        start_and_follow(api, action, {"storageLocation": location}, wait, timeout, as_json)
+
+
+def start_and_follow(
+    api: Api,
+    action: str,
+    body: dict[str, object],
+    wait: bool,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """POST `body` to the `action` that starts an operation, then print its id (or, with
+    `as_json`, the operation); with `wait`, follow it to its end and print where its package
+    is, exiting with export's statuses."""
+    started = api.request("POST", action, json=body)
+    operation_url = started.headers["location"]
+    if not wait:
+        if as_json:
+            print_json(without_annotations(api.get(operation_url)))
+        else:
+            click.echo(operation_url.rsplit("/", 1)[-1])
+        return
+    operation = follow(api, operation_url, timeout, show=not as_json)
     if as_json:
         print_json(without_annotations(operation))
     if operation["status"] == "complete":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -14,7 +15,7 @@ from datapolicy.engine import ExportService, User
 from datapolicy.engine.service import UnknownUser
 from datapolicy.engine.targets import StorageLocationError
 from datapolicy.errors import InvalidRequest, QueryOptionError
-from datapolicy.model import ENTITY_SET
+from datapolicy.model import ENTITY_SET, Operation
 from datapolicy.odata.options import DEFAULT_PAGE_SIZE
 from datapolicy.store.audit import AuditAction
 from datapolicy.web.middleware.audit import audit_of
@@ -135,14 +136,7 @@ async def get_user(request: Request) -> Response:
 async def export_personal_data(request: Request) -> Response:
     """Graph's action: 202 with no body, `Location` (and `Operation-Location`) naming the new
     dataPolicyOperation, and `Retry-After`."""
-    _user_options(request, set())
-    document = await read_json_object(request)
-    unknown = set(document) - {"storageLocation"}
-    if unknown:
-        raise InvalidRequest(
-            f"The parameter '{sorted(unknown)[0][:60]}' is not a parameter of the action "
-            "exportPersonalData; it takes storageLocation."
-        )
+    document = await _action_parameters(request, "exportPersonalData", ("storageLocation",))
     location = document.get("storageLocation")
     if not isinstance(location, str) or not location.strip():
         raise StorageLocationError("Storage Location is not valid.")
@@ -157,30 +151,16 @@ async def export_personal_data(request: Request) -> Response:
             caller=caller_of(request),
         )
     )
-    audit.started(request.scope, operation, created)
-    url = f"{service_root(request)}/{ENTITY_SET}/{operation.id}"
-    return Response(
-        status_code=202,
-        headers={
-            "Location": url,
-            "Operation-Location": url,
-            "Retry-After": str(RETRY_AFTER_SECONDS),
-        },
-    )
+    return _accepted(request, operation, created)
 
 
 async def erase_personal_data(request: Request) -> Response:
     """datapolicy's action (docs/erasure.md): answered as exportPersonalData is, 202 with the
     new dataPolicyOperation's URL; body `{"dryRun": bool, "storageLocation": str}`, both
     optional."""
-    _user_options(request, set())
-    document = await read_json_object(request) if (await request.body()).strip() else {}
-    unknown = set(document) - {"dryRun", "storageLocation"}
-    if unknown:
-        raise InvalidRequest(
-            f"The parameter '{sorted(unknown)[0][:60]}' is not a parameter of the action "
-            "erasePersonalData; it takes dryRun and storageLocation."
-        )
+    document = await _action_parameters(
+        request, "erasePersonalData", ("dryRun", "storageLocation"), body_optional=True
+    )
     dry_run = document.get("dryRun", False)
     if not isinstance(dry_run, bool):
         raise InvalidRequest("The parameter 'dryRun' must be true or false.")
@@ -199,7 +179,31 @@ async def erase_personal_data(request: Request) -> Response:
             caller=caller_of(request),
         )
     )
-    audit.started(request.scope, operation, created)
+    return _accepted(request, operation, created)
+
+
+async def _action_parameters(
+    request: Request, action: str, accepted: tuple[str, ...], *, body_optional: bool = False
+) -> dict[str, Any]:
+    """An action's body (a JSON object; with `body_optional`, none is `{}`), once the request
+    is known to have no query option and the body only the action's parameters."""
+    _user_options(request, set())
+    if body_optional and not (await request.body()).strip():
+        return {}
+    document = await read_json_object(request)
+    unknown = set(document) - set(accepted)
+    if unknown:
+        raise InvalidRequest(
+            f"The parameter '{sorted(unknown)[0][:60]}' is not a parameter of the action "
+            f"{action}; it takes {' and '.join(accepted)}."
+        )
+    return document
+
+
+def _accepted(request: Request, operation: Operation, created: bool) -> Response:
+    """Graph's answer to an action that starts an operation: 202 with no body, `Location`
+    (and `Operation-Location`) naming the new dataPolicyOperation, and `Retry-After`."""
+    audit_of(request).started(request.scope, operation, created)
     url = f"{service_root(request)}/{ENTITY_SET}/{operation.id}"
     return Response(
         status_code=202,
