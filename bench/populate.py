@@ -162,6 +162,9 @@ def generate(count: int, seed: int, columns: list[str]):
             "idempotency_request": None,
             "worker_losses": 0,
             "attempt_history": None,
+            "operation_type": "exportPersonalData",
+            "erasure_state": None,
+            "approval_pending": 0,
         }
         if rng.random() < 0.9:  # most clients send a client-request-id
             row["idempotency_key"] = f"client-request-id:{uuid.UUID(int=rng.getrandbits(128))}"
