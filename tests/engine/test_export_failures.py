@@ -645,8 +645,12 @@ def test_serve_stops_on_sigterm_handing_back_its_in_process_export(deploy, peopl
 
 
 def _refused(url: str) -> bool:
+    """Whether the server refuses connections now. A connection reset while the listener
+    closes (one already in its backlog) decides nothing: the next try is refused or served."""
     try:
         httpx.get(url, timeout=1)
     except httpx.ConnectError:
         return True
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        pass  # not an answer: the next try is refused or served
     return False
