@@ -89,12 +89,7 @@ def erasure_secret(path: Path) -> bytes:
     than 16 bytes, is a SigningKeyError."""
     if not path.exists() and create_owner_only(path, os.urandom(32).hex().encode()):
         logger.info("created the erasure hash secret %s", path)
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise SigningKeyError(
-            f"{path}: the erasure hash secret must be readable by its owner only "
-            f"(mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}"
-        )
+    _require_owner_only(path, "the erasure hash secret")
     secret = path.read_bytes().strip()
     if len(secret) < 16:
         raise SigningKeyError(f"{path}: the erasure hash secret is shorter than 16 bytes")
@@ -124,13 +119,18 @@ def create_owner_only(path: Path, content: bytes) -> bool:
         temporary.unlink()
 
 
-def _read_signing_key(path: Path) -> ECKey:
+def _require_owner_only(path: Path, what: str) -> None:
+    """A SigningKeyError unless the key file at `path` is readable by its owner alone."""
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise SigningKeyError(
-            f"{path}: the token signing key must be readable by its owner only "
+            f"{path}: {what} must be readable by its owner only "
             f"(mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}"
         )
+
+
+def _read_signing_key(path: Path) -> ECKey:
+    _require_owner_only(path, "the token signing key")
     try:
         key = ECKey.import_key(json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, JoseError) as exc:
