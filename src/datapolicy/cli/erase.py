@@ -10,7 +10,7 @@ import click
 
 from datapolicy.auth.permissions import ERASE, EXPORT
 from datapolicy.cli.client import api_options, connect
-from datapolicy.cli.export import start_and_follow
+from datapolicy.cli.export import follow_options, start_and_follow
 from datapolicy.cli.options import json_option
 
 
@@ -24,13 +24,7 @@ from datapolicy.cli.options import json_option
     help="Where the dry run's package or the receipt goes.  [default: the data directory's "
     "exports/]",
 )
-@click.option("--wait", is_flag=True, help="Follow the erasure until it ends.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="SECONDS",
-    help="With --wait: give up waiting after this long (the erasure goes on).",
-)
+@follow_options("erasure")
 @api_options
 @json_option
 def erase(

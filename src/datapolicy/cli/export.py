@@ -5,6 +5,7 @@ With --wait the exit status tells a script how the export ended (docs/cli.md lis
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -14,7 +15,7 @@ import click
 from datapolicy.auth.permissions import EXPORT
 from datapolicy.cli.client import Api, ApiError, api_options, connect
 from datapolicy.cli.ops import FINAL_STATUSES, without_annotations
-from datapolicy.cli.options import json_option
+from datapolicy.cli.options import Command, json_option
 from datapolicy.cli.output import console, print_json
 
 POLL_INTERVAL_S = 0.5
@@ -27,6 +28,24 @@ EXIT_CANCELLED = 4  # deleted while we waited: cancelled, or removed by someone 
 EXIT_TIMED_OUT = 5
 
 
+def follow_options(operation: str) -> Callable[[Command], Command]:
+    """`--wait` and `--timeout` of a command that starts an `operation` (an export, an
+    erasure), for `start_and_follow`."""
+
+    def decorate(command: Command) -> Command:
+        command = click.option(
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="SECONDS",
+            help=f"With --wait: give up waiting after this long (the {operation} goes on).",
+        )(command)
+        return click.option("--wait", is_flag=True, help=f"Follow the {operation} until it ends.")(
+            command
+        )
+
+    return decorate
+
+
 @click.command()
 @click.argument("user_id")
 @click.option(
@@ -37,13 +56,7 @@ EXIT_TIMED_OUT = 5
     help="The storageLocation: a directory, file:// URL, Azure SAS URL, s3://BUCKET/PREFIX or "
     "presigned S3 PUT URL the service permits.",
 )
-@click.option("--wait", is_flag=True, help="Follow the export until it ends.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="SECONDS",
-    help="With --wait: give up waiting after this long (the export goes on).",
-)
+@follow_options("export")
 @api_options
 @json_option
 def export(
