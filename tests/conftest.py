@@ -44,8 +44,9 @@ from datapolicy.store import Database, open_database
 from datapolicy.testing.server import start_serve, stop_process
 from inprocess import ORIGIN, PortalTransport, serve_in_process
 
-# Fixtures defined beside the helpers they use: `s3`/`own_s3` (SeaweedFS), and `store_kind`/
-# `database` (the operation store on SQLite and PostgreSQL).
+# Fixtures defined beside the helpers they use: `s3`/`own_s3` (SeaweedFS), `store_kind`/
+# `database` (the operation store on SQLite and PostgreSQL) and `namespace` (a scratch namespace
+# of each source database).
 pytest_plugins = ("s3server", "databases")
 
 T = TypeVar("T")

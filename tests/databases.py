@@ -33,7 +33,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -257,6 +257,20 @@ def holding_audit_lock(trail: Path | str) -> Iterator[None]:
 
 
 # Fixtures (registered for every test by `pytest_plugins` in tests/conftest.py).
+
+
+@pytest.fixture(params=KINDS, scope="module")
+def namespace(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Engine]]:
+    """A scratch namespace of each source database and an engine on it, for a whole module
+    (the generated-schema tests: selection and erasure)."""
+    with scratch_database(request.param, tmp_path_factory.mktemp("namespace")) as url:
+        engine = create_engine(url)
+        try:
+            yield url, engine
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(params=STORE_KINDS)

@@ -31,11 +31,10 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import MetaData, create_engine, select
+from sqlalchemy import MetaData, select
 from sqlalchemy.engine import Engine
 
 from conftest import TEST_STORE
-from databases import KINDS, scratch_database
 from datapolicy.config import MaskValue, SqlSourceConfig, TableConfig
 from datapolicy.engine.erasure import ErasureFailed, Masker, erase_person
 from datapolicy.engine.sources.base import RecordStream
@@ -99,16 +98,6 @@ def erasures(draw: st.DrawFn) -> tuple[Scenario, dict[int, TableConfig], int]:
         else:
             rules[entry.table] = TableConfig(table="t", user_key="k", erase="delete")
     return scenario, rules, draw(st.sampled_from(PEOPLE))
-
-
-@pytest.fixture(params=KINDS, scope="module")
-def namespace(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    with scratch_database(request.param, tmp_path_factory.mktemp("erasure")) as url:
-        engine = create_engine(url)
-        try:
-            yield url, engine
-        finally:
-            engine.dispose()
 
 
 def dump(engine: Engine, names: dict[int, str]) -> dict[int, dict[tuple[Any, ...], str]]:

@@ -38,12 +38,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    create_engine,
 )
 from sqlalchemy.engine import Engine
 
 from conftest import TEST_STORE
-from databases import KINDS, scratch_database
 from datapolicy.config import DirectoryConfig, SqlSourceConfig, TableConfig
 from datapolicy.engine.directory import UserDirectory
 from datapolicy.engine.sources.base import RecordStream
@@ -75,17 +73,6 @@ PHASES = (Phase.explicit, Phase.generate) + (
 
 
 # --- the databases -----------------------------------------------------------------------------
-
-
-@pytest.fixture(params=KINDS, scope="module")
-def namespace(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """An engine on a scratch namespace of each database, for the whole module."""
-    with scratch_database(request.param, tmp_path_factory.mktemp("selection")) as url:
-        engine = create_engine(url)
-        try:
-            yield url, engine
-        finally:
-            engine.dispose()
 
 
 def exported(source: SqlSource, person: int) -> dict[str, list[dict[str, Any]]]:
