@@ -46,6 +46,7 @@ def test_the_compose_file_has_the_store_storage_two_apis_and_three_workers():
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert service["environment"]["DATAPOLICY_DATABASE"].startswith("postgresql://")
         assert "data:/var/lib/datapolicy" in service["volumes"]
+        assert "healthcheck" not in service  # the image's: /healthz, for the API and workers
         grace = int(service["stop_grace_period"].removesuffix("s"))
         settings = Settings().with_file(ROOT / "deploy" / "datapolicy.toml")
         # SIGTERM: the drain, then exports get their grace period; both before the SIGKILL.
@@ -94,10 +95,15 @@ def test_the_image_runs_the_console_script_as_a_non_root_user_with_a_health_chec
     assert "pip install" in text
     scripts = (ROOT / "pyproject.toml").read_text()
     assert 'datapolicy = "datapolicy.cli:main"' in scripts
-    # What the image sets is what the settings read.
-    for variable in re.findall(r"(DATAPOLICY_[A-Z_]+)=", text):
-        assert variable in {"DATAPOLICY_DATA_DIR", "DATAPOLICY_HOST", "DATAPOLICY_PORT"}
-    serve = main.get_command(click.Context(main), "serve")
-    assert serve is not None
-    envvars = {getattr(param, "envvar", None) for param in serve.params}
-    assert {"DATAPOLICY_DATA_DIR", "DATAPOLICY_HOST", "DATAPOLICY_PORT"} <= envvars
+    # What the image sets is what `serve` and `worker` read; a worker's metrics port (and its
+    # /healthz) is the port the health check asks.
+    read: dict[str, set[str]] = {}
+    for name in ("serve", "worker"):
+        command = main.get_command(click.Context(main), name)
+        assert command is not None
+        read[name] = {getattr(param, "envvar", None) for param in command.params} - {None}
+    image = dict(re.findall(r"(DATAPOLICY_[A-Z_]+)=(\S+)", text))
+    assert set(image) <= read["serve"] | read["worker"]
+    assert {"DATAPOLICY_DATA_DIR", "DATAPOLICY_HOST", "DATAPOLICY_PORT"} <= read["serve"]
+    assert {"DATAPOLICY_METRICS_HOST", "DATAPOLICY_METRICS_PORT"} <= read["worker"]
+    assert image["DATAPOLICY_METRICS_PORT"] == image["DATAPOLICY_PORT"]

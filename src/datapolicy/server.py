@@ -28,7 +28,6 @@ from pathlib import Path
 
 import uvicorn
 import uvloop
-from prometheus_client import start_http_server
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -55,6 +54,7 @@ from datapolicy.tls import TLS_CERTIFICATE_FILE, serving_files
 from datapolicy.tracing import configure_tracing
 from datapolicy.web.app import create_app
 from datapolicy.web.middleware.audit import AuditBuffer, RequestAudit
+from datapolicy.web.server_root.worker_port import WorkerPort
 
 logger = logging.getLogger(__name__)
 
@@ -459,16 +459,17 @@ def _exit_later(server: uvicorn.Server) -> Callable[[], None]:
 def run_worker(settings: Settings, metrics_address: tuple[str, int] | None = None) -> None:
     """`datapolicy worker`: export workers without the API, until SIGINT or SIGTERM. With
     `metrics_address` (host, port), its export counters are served there for Prometheus
-    (`GET /metrics`; the store's gauges come from `datapolicy serve`)."""
+    (`GET /metrics`; the store's gauges come from `datapolicy serve`) and its liveness at
+    `GET /healthz` (web/server_root/worker_port.py)."""
     config = effective_config(settings)
     configure_tracing(config.tracing)
     database = open_database(settings)
-    if metrics_address is not None:
-        host, port = metrics_address
-        start_http_server(port, addr=host)
-        logger.info("metrics on http://%s:%d/metrics", host, port)
+    port = None if metrics_address is None else WorkerPort(*metrics_address)
     audit_log = open_audit_log(database, signing_key=audit_key(settings.data_dir))
     worker = start_worker(settings, database, config, audit_log)
+    if port is not None:
+        port.serve(worker.ended_threads)
+        logger.info("metrics and /healthz on http://%s:%d/", *metrics_address or ())
 
     async def run() -> None:
         """Until a signal, then the graceful stop, with the handlers still installed so that a

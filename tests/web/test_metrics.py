@@ -135,6 +135,8 @@ def test_the_queue_and_a_separate_workers_export_counters(
             wait_complete(http, operation["id"], tmp_path / "worker.log")
             done = scrape(metrics_url(service), SCRAPE_TOKEN)
             exported = scrape(worker_metrics)
+            health = httpx.get(worker_metrics.replace("/metrics", "/healthz"), timeout=10)
+            assert (health.status_code, health.json()) == (200, {"status": "ok"})
         finally:
             stop_process(worker)
 

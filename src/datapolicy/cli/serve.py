@@ -127,7 +127,7 @@ def serve(
     "--metrics-port",
     envvar="DATAPOLICY_METRICS_PORT",
     type=click.IntRange(1, 65535),
-    help="Serve this worker's export metrics for Prometheus on this port (GET /metrics).",
+    help="Serve this worker's export metrics (GET /metrics) and liveness (GET /healthz) here.",
 )
 @click.option(
     "--metrics-host",

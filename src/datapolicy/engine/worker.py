@@ -173,6 +173,15 @@ class Worker:
         _join_all(self._threads, time.monotonic() + timeout)
         self._threads.clear()
 
+    def ended_threads(self) -> list[str]:
+        """The export threads that have ended while the worker runs: none in a live worker
+        (each thread's loop survives every error it can catch), so any is a reason to restart
+        the process (the liveness probe of `datapolicy worker --metrics-port`). Threads ending
+        after `stop()` began are expected and not listed."""
+        if self._stopping.is_set():
+            return []
+        return [thread.name for thread in self._threads if not thread.is_alive()]
+
     def stop_claiming(self) -> None:
         """Take no more work; exports in progress go on. `stop()` then waits for them."""
         self._stopping.set()
