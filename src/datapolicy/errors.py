@@ -25,7 +25,8 @@ module is named). The tree::
     │   │                             needs): `datapolicy` prints the message and exits 1, in
     │   │                             one place (cli/__init__.py)
     │   ├── ConfigError                 config.py: the configuration cannot be used
-    │   │   └── DatabaseURLError        store/database.py: a store URL it cannot use
+    │   │   ├── DatabaseURLError        store/database.py: a store URL it cannot use
+    │   │   └── ScenarioFileError       scenarios/preset.py: a `serve --scenarios-file`
     │   ├── SigningKeyError             a key file in the data directory cannot be used
     │   ├── StoreUnreachable            the operation store cannot be reached to open it
     │   ├── MigrationFailed             the store answered, but its schema cannot be migrated

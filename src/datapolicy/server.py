@@ -45,6 +45,7 @@ from datapolicy.errors import MigrationFailed, StoreUnreachable
 from datapolicy.metrics import watch_store
 from datapolicy.scenarios import ConnectionDropper, Scenarios
 from datapolicy.scenarios.datadir import DataDirectory
+from datapolicy.scenarios.preset import ScenarioPreset, load_preset
 from datapolicy.settings import Settings
 from datapolicy.store import Database, OperationStore
 from datapolicy.store.audit import AuditLog, open_audit_log
@@ -220,6 +221,8 @@ class RunningService:
 def open_service(settings: Settings, drop_connection: ConnectionDropper | None) -> RunningService:
     """Open the store, start the export threads and the audit flush, and build the app."""
     config = effective_config(settings)
+    # A scenarios file that cannot be used fails here, before a key or a store is made.
+    preset = None if settings.scenarios_file is None else load_preset(settings.scenarios_file)
     configure_tracing(config.tracing)
     validator = validator_for(config.auth, settings.data_dir)
     with ExitStack() as opened:  # what is open so far is closed again if a later step fails
@@ -227,7 +230,7 @@ def open_service(settings: Settings, drop_connection: ConnectionDropper | None) 
         opened.callback(database.close)
         audit_log = open_audit_log(database, signing_key=audit_key(settings.data_dir))
         opened.callback(audit_log.close)
-        running = _start(settings, config, validator, database, audit_log, drop_connection)
+        running = _start(settings, config, validator, database, audit_log, drop_connection, preset)
         opened.pop_all()
     return running
 
@@ -239,6 +242,7 @@ def _start(
     database: Database,
     audit_log: AuditLog,
     drop_connection: ConnectionDropper | None,
+    preset: ScenarioPreset | None,
 ) -> RunningService:
     store = OperationStore(database)
     default_location = str((settings.data_dir / EXPORTS_DIR).absolute())
@@ -250,6 +254,8 @@ def _start(
         if settings.scenarios
         else None
     )
+    if scenarios is not None and preset is not None:
+        preset.apply(scenarios)  # before a worker claims
     worker = start_worker(
         settings,
         database,

@@ -21,6 +21,8 @@ class Settings:
     data_dir: Path = DEFAULT_DATA_DIR
     demo: bool = False
     scenarios: bool = False  # `serve --scenarios`: the test-double controls
+    # `serve --scenarios-file`: the rules and modes they start with (scenarios/preset.py)
+    scenarios_file: Path | None = None
     profile: str = "datapolicy"  # `serve --profile graph`: answer as Microsoft Graph does
     # `serve --shutdown-drain-seconds`; None: DEFAULT_DRAIN_SECONDS, or none under --demo.
     shutdown_drain_seconds: float | None = None
@@ -32,6 +34,10 @@ class Settings:
     # The store's URL (--database), over [store] url; repr=False: it may hold a password.
     database: str | None = field(default=None, repr=False)
     config: Config = field(default_factory=Config)
+
+    def __post_init__(self) -> None:
+        if self.scenarios_file is not None:  # it sets up the scenario controls: they are on
+            object.__setattr__(self, "scenarios", True)
 
     @property
     def drain_seconds(self) -> float:

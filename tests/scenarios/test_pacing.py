@@ -88,3 +88,34 @@ def test_time_modes_are_checked():
         TimeMode(mode="fast")
     with pytest.raises(InvalidRequest):
         TimeMode(mode="slow", seconds_per_export=-1)
+
+
+def test_slow_motion_spreads_the_wait_over_the_export():
+    """A share of the work done early waits until that share of the set time has passed, so the
+    progress clients poll rises evenly; outside slow motion there is no pacer."""
+    control = ScenarioControl()
+    assert control.pacer("op", threading.Event()) is None
+    control.set_time(TimeMode(mode="slow", seconds_per_export=0.6))
+    pacer = control.pacer("op", threading.Event())
+    assert pacer is not None
+    began = time.monotonic()
+    pacer(0.5)
+    assert time.monotonic() - began >= 0.3  # half the work: half the time
+
+    control.set_time(TimeMode(mode="slow", seconds_per_export=600))
+    behind = control.pacer("op", threading.Event())
+    assert behind is not None
+    began = time.monotonic()
+    behind(0.0)  # no share of the time is owed yet: no wait (else ten minutes would pass)
+    assert time.monotonic() - began < 60
+
+
+def test_a_paced_export_stops_when_asked():
+    control = ScenarioControl()
+    control.set_time(TimeMode(mode="slow", seconds_per_export=600))
+    stop = threading.Event()
+    pacer = control.pacer("op", stop)
+    assert pacer is not None
+    threading.Timer(0.05, stop.set).start()
+    with pytest.raises(Cancelled):
+        pacer(0.5)  # would wait five minutes

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from conftest import Service, start_service, token_for
+from conftest import Service, start_app, start_service, token_for, write_config
 from datapolicy.auth.permissions import EXPORT, READ_USERS, SCENARIOS
 from datapolicy.demo import demo_user_id
 from datapolicy.testing import ScenarioError, Scenarios
@@ -272,3 +272,41 @@ def test_a_snapshot_restores_what_a_reset_removed(scenarios, scenario_service, h
         scenarios.restore("never-taken")
     with pytest.raises(ScenarioError, match="400"):
         scenarios.snapshot(".hidden")
+
+
+# --- a scenarios file -------------------------------------------------------------------------
+
+
+def test_a_scenarios_file_sets_up_slow_motion_whose_progress_rises(tmp_path):
+    """`serve --scenarios-file` starts with the file's rules and time mode (no request needed),
+    and a slowed export's progress, polled while it runs, rises through many values: the
+    pacing spreads its work over the set time instead of waiting at the end."""
+    setup = tmp_path / "setup.yaml"
+    setup.write_text(
+        "time: {mode: slow, secondsPerExport: 4}\n"
+        "faults: [{route: /users, sequence: [{status: 429, retryAfter: 1}]}]\n"
+    )
+    config = write_config(
+        tmp_path, "[engine]\nheartbeat_seconds = 0.05\nlease_seconds = 1\npoll_seconds = 0.05\n"
+    )
+    service = start_app(
+        tmp_path / "data", "--demo", "--scenarios-file", str(setup), "--config", str(config)
+    )
+    try:
+        with service.client() as http:
+            assert http.get("/users").status_code == 429  # the file's rule, used up
+            assert http.get("/users").status_code == 200
+            operation_id = start_export(service, http)
+            seen: list[float] = []
+            deadline = time.monotonic() + 60
+            while (operation := http.get(f"/dataPolicyOperations/{operation_id}").json())[
+                "status"
+            ] != "complete":
+                assert time.monotonic() < deadline, operation
+                if operation["status"] == "running" and operation["progress"] not in seen:
+                    seen.append(operation["progress"])
+                time.sleep(0.05)
+    finally:
+        service.stop()
+    assert seen == sorted(seen)
+    assert len(seen) >= 5, seen

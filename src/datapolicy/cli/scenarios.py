@@ -12,10 +12,12 @@ import click
 from datapolicy.auth.permissions import SCENARIOS
 from datapolicy.cli.client import Api, api_options, connect
 from datapolicy.cli.options import json_option
-from datapolicy.cli.output import print_json, print_records
+from datapolicy.cli.output import print_json, print_records, print_table
 
 ADMIN = "/admin/datapolicy/scenarios"
 REQUEST_COLUMNS = ("sequence", "time", "method", "path", "query", "status", "fault", "durationMs")
+RULE_COLUMNS = ("id", "method", "route", "operationId", "faults", "matched")
+FAILURE_COLUMNS = ("code", "message", "operationId")
 
 
 def _admin(url: str, token: str | None, data_dir: Path | None, config_file: Path | None) -> Api:
@@ -30,7 +32,67 @@ def _call(api: Api, method: str, path: str, **arguments: Any) -> Any:
 @click.group()
 def scenarios() -> None:
     """Steer a test double started with `datapolicy serve --scenarios`: faults, time, failures,
-    the request log, reset and snapshots."""
+    the request log, reset and snapshots (`show`: all of it at once)."""
+
+
+@scenarios.command()
+@api_options
+@json_option
+def show(
+    url: str, token: str | None, data_dir: Path | None, config_file: Path | None, as_json: bool
+) -> None:
+    """The current time mode, fault rules, queued export failures and snapshots.
+
+    \b
+    Examples:
+      datapolicy scenarios show
+      datapolicy scenarios show --json > setup.json   # serve --scenarios-file setup.json
+    """
+    with _admin(url, token, data_dir, config_file) as api:
+        state = _call(api, "GET", "")
+    if as_json:
+        print_json(state)
+        return
+    click.echo(f"time: {describe_time(state['time'])}")
+    rules = state["faults"]
+    click.echo(f"fault rules: {len(rules) or 'none'}")
+    if rules:
+        print_table(RULE_COLUMNS, ([_rule_cell(rule, c) for c in RULE_COLUMNS] for rule in rules))
+    failures = state["exportFailures"]
+    click.echo(f"queued export failures: {len(failures) or 'none'}")
+    if failures:
+        print_records(failures, FAILURE_COLUMNS, as_json=False)
+    click.echo(f"snapshots: {', '.join(state['snapshots']) or 'none'}")
+
+
+def describe_time(mode: dict[str, Any]) -> str:
+    """A time mode as a phrase: "slow: each export lasts at least 30 s"."""
+    if mode["mode"] == "slow":
+        return f"slow: each export lasts at least {mode['secondsPerExport']:g} s"
+    if mode["mode"] == "step":
+        return "step: exports move on `advance`" + (
+            " and on each poll after the first" if mode["stepOnPoll"] else ""
+        )
+    return str(mode["mode"])
+
+
+def _rule_cell(rule: dict[str, Any], column: str) -> Any:
+    if column == "faults":
+        if "sequence" in rule:
+            return ", ".join(_fault_text(fault) for fault in rule["sequence"])
+        return f"{_fault_text(rule['fault'])} at rate {rule['rate']:g}"
+    if column == "route":
+        return rule.get("route") or "(every route)"
+    return rule.get(column)
+
+
+def _fault_text(fault: dict[str, Any]) -> str:
+    kind = fault.get("kind", "status")
+    if kind == "status":
+        return str(fault.get("status", 503))
+    if kind == "drop":
+        return "drop"
+    return f"{kind} {fault.get('seconds', 0):g} s"
 
 
 @scenarios.command()
@@ -112,6 +174,7 @@ def clear_faults(
     """Remove every fault rule."""
     with _admin(url, token, data_dir, config_file) as api:
         _call(api, "DELETE", "/faults")
+    click.echo("fault rules cleared")
 
 
 @scenarios.command(name="time")
@@ -176,6 +239,8 @@ def fail_export(
     body = {"code": code, "message": message, "operationId": operation_id}
     with _admin(url, token, data_dir, config_file) as api:
         _call(api, "POST", "/exportFailures", json=body)
+    which = "the next export" if operation_id is None else f"the export of {operation_id}"
+    click.echo(f"{which} will fail with {code}")
 
 
 @scenarios.command()
@@ -223,6 +288,7 @@ def snapshot(
     """Save the operations and packages as NAME (SQLite store only)."""
     with _admin(url, token, data_dir, config_file) as api:
         _call(api, "PUT", f"/snapshots/{name}")
+    click.echo(f"snapshot '{name}' saved")
 
 
 @scenarios.command()
@@ -234,3 +300,4 @@ def restore(
     """Bring back the operations and packages saved as NAME."""
     with _admin(url, token, data_dir, config_file) as api:
         _call(api, "POST", f"/snapshots/{name}/restore")
+    click.echo(f"snapshot '{name}' restored")

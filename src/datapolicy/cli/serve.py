@@ -27,6 +27,14 @@ from datapolicy.cli.options import load_settings, process_options
     "(docs/testing-with-datapolicy.md). Never in production.",
 )
 @click.option(
+    "--scenarios-file",
+    envvar="DATAPOLICY_SCENARIOS_FILE",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Start the scenario controls with the fault rules, time mode and export failures in "
+    "this JSON or YAML file (the shape `datapolicy scenarios show --json` prints); implies "
+    "--scenarios.",
+)
+@click.option(
     "--profile",
     envvar="DATAPOLICY_PROFILE",
     type=click.Choice(["datapolicy", "graph"]),
@@ -66,6 +74,7 @@ def serve(
     host: str | None,
     port: int | None,
     scenarios: bool | None,
+    scenarios_file: Path | None,
     profile: str | None,
     shutdown_drain_seconds: float | None,
     tls_cert: Path | None,
@@ -87,6 +96,7 @@ def serve(
       DATAPOLICY_PORT=9000 datapolicy serve --config datapolicy.toml
       datapolicy serve --database postgresql://datapolicy@db.internal/datapolicy
       datapolicy serve --demo --scenarios   # a test double with scenario controls
+      datapolicy serve --demo --scenarios-file faults.yaml   # ... starting with these rules
       datapolicy serve --demo --tls-self-signed   # https://127.0.0.1:8080/v1.0
       datapolicy serve --tls-cert chain.pem --tls-key key.pem --host 0.0.0.0
     """
@@ -94,11 +104,14 @@ def serve(
         raise click.UsageError("--tls-self-signed makes its own certificate: no --tls-cert/-key")
     if tls_key is not None and tls_cert is None:
         raise click.UsageError("--tls-key needs --tls-cert")
+    if scenarios_file is not None and scenarios is False:
+        raise click.UsageError("--scenarios-file sets up the scenario controls: no --no-scenarios")
     settings = load_settings(
         config_file,
         host=host,
         port=port,
         scenarios=scenarios,
+        scenarios_file=scenarios_file,
         profile=profile,
         shutdown_drain_seconds=shutdown_drain_seconds,
         tls_cert=tls_cert,

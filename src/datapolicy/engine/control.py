@@ -9,7 +9,7 @@ set through the scenario admin API), so the engine stays ignorant of HTTP and of
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 
 class ExportControl:
@@ -26,6 +26,13 @@ class ExportControl:
     def hold(self, operation_id: str, stop: threading.Event) -> None:
         """Called once the export is claimed (status running), before any data is read; may
         block until the export is let go on. Raises `Cancelled` if `stop` is set meanwhile."""
+
+    def pacer(self, operation_id: str, stop: threading.Event) -> Callable[[float], None] | None:
+        """Called once `hold` has returned: a function the export calls with the share of its
+        work done (0..1) as it goes, which may block so that a slowed export moves (and its
+        progress rises) evenly over its duration instead of waiting at the end; None: no
+        pacing. It raises `Cancelled` if `stop` is set meanwhile."""
+        return None
 
     def pace(self, operation_id: str, elapsed: float, stop: threading.Event) -> None:
         """Called when the package is written, `elapsed` seconds after `hold` returned; may

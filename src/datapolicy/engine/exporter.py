@@ -46,6 +46,9 @@ class Progress:
         self.done = 0
         self.stop = threading.Event()
         self._on_first_write = on_first_write  # called once, when the first data is written
+        # Called with the share of the work done (0..1) after each advance; may block: the
+        # control's pacing of a slowed export (engine/control.py).
+        self.pacer: Callable[[float], None] | None = None
 
     def start(self, estimate: Estimate) -> None:
         with self._lock:
@@ -59,8 +62,11 @@ class Progress:
             first_write = self._on_first_write if records or nbytes else None
             if first_write is not None:
                 self._on_first_write = None
+            share = min(1.0, self.done / self.total) if self.total > 0 else 0.0
         if first_write is not None:
             first_write()
+        if self.pacer is not None and share:
+            self.pacer(share)
 
     @property
     def percent(self) -> float:

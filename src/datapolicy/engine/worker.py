@@ -254,6 +254,7 @@ class Worker:
                 raise PermanentError(*forced)
             self.control.hold(operation.id, progress.stop)
             began = time.monotonic()
+            progress.pacer = self.control.pacer(operation.id, progress.stop)
             user = self.context.user(operation.user_id)
             if operation.operation_type is OperationType.ERASE:
                 self._refuse_together(operation)

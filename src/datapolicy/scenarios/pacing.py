@@ -3,7 +3,8 @@ set through the scenario admin API.
 
 Modes:
 - `normal`: exports run as fast as they can.
-- `slow`: every export lasts at least `seconds_per_export` (slow motion).
+- `slow`: every export lasts at least `seconds_per_export` (slow motion), its work spread
+  evenly over that time so that its progress rises as it goes.
 - `step`: an export stays `notStarted` until advanced once (then a worker claims it and holds
   it, `running`, before reading any data) and `running` until advanced again (then it runs and
   completes). With `step_on_poll`, every GET of the operation after the first advances it.
@@ -14,9 +15,11 @@ Modes:
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
 from datapolicy.engine.control import ExportControl
 from datapolicy.engine.exporter import Cancelled
@@ -39,6 +42,16 @@ class TimeMode:
         if not 0 <= self.seconds_per_export <= 3600:
             raise InvalidRequest("secondsPerExport must be between 0 and 3600.")
 
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> TimeMode:
+        """The mode a client sends (`PUT .../time`, a scenarios file's `time`)."""
+        _known(document, {"mode", "secondsPerExport", "stepOnPoll"})
+        return cls(
+            mode=typed(document, "mode", str, "normal"),
+            seconds_per_export=float(typed(document, "secondsPerExport", (int, float), 0.0)),
+            step_on_poll=typed(document, "stepOnPoll", bool, False),
+        )
+
     def as_json(self) -> dict[str, object]:
         return {
             "mode": self.mode,
@@ -53,8 +66,35 @@ class ForcedFailure:
     message: str
     operation_id: str | None = None  # None: the next export of any operation
 
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> ForcedFailure:
+        """The failure a client asks for (`POST .../exportFailures`, a scenarios file's
+        `exportFailures`)."""
+        _known(document, {"code", "message", "operationId"})
+        return cls(
+            code=typed(document, "code", str, "injectedFailure")[:200],
+            message=typed(document, "message", str, "The export failed (injected).")[:2000],
+            operation_id=typed(document, "operationId", str, None),
+        )
+
     def as_json(self) -> dict[str, object]:
         return {"code": self.code, "message": self.message, "operationId": self.operation_id}
+
+
+def typed(document: dict[str, Any], name: str, kind: Any, default: Any) -> Any:
+    """`document[name]` if it is of `kind` (a bool is not a number), else a 400."""
+    if name not in document or (document[name] is None and default is None):
+        return default
+    value = document[name]
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+        raise InvalidRequest(f"The property '{name}' has the wrong type.", target=name)
+    return value
+
+
+def _known(document: dict[str, Any], names: set[str]) -> None:
+    unknown = set(document) - names
+    if unknown:
+        raise InvalidRequest(f"Unknown property '{sorted(unknown)[0][:60]}'.")
 
 
 class ScenarioControl(ExportControl):
@@ -150,6 +190,22 @@ class ScenarioControl(ExportControl):
                 if stop.is_set():
                     raise Cancelled
                 self._changed.wait(_WAKE_S)
+
+    def pacer(self, operation_id: str, stop: threading.Event) -> Callable[[float], None] | None:
+        """Slow motion spread over the export: when a share of the work is done before that
+        share of `seconds_per_export` has passed, wait until it has (`pace` waits out the rest
+        at the end), so the progress a client polls rises steadily."""
+        if self.time.mode != "slow":
+            return None
+        seconds = self.time.seconds_per_export
+        began = time.monotonic()
+
+        def wait_for_share(share: float) -> None:
+            ahead = share * seconds - (time.monotonic() - began)
+            if ahead > 0 and stop.wait(ahead):
+                raise Cancelled
+
+        return wait_for_share
 
     def pace(self, operation_id: str, elapsed: float, stop: threading.Event) -> None:
         remaining = self.time.seconds_per_export - elapsed if self.time.mode == "slow" else 0

@@ -7,8 +7,6 @@ Reference: docs/testing-with-datapolicy.md.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -77,15 +75,7 @@ async def get_time(request: Request) -> Response:
 
 
 async def set_time(request: Request) -> Response:
-    document = await read_json_object(request)
-    unknown = set(document) - {"mode", "secondsPerExport", "stepOnPoll"}
-    if unknown:
-        raise InvalidRequest(f"Unknown property '{sorted(unknown)[0][:60]}'.")
-    mode = TimeMode(
-        mode=_typed(document, "mode", str, "normal"),
-        seconds_per_export=float(_typed(document, "secondsPerExport", (int, float), 0.0)),
-        step_on_poll=_typed(document, "stepOnPoll", bool, False),
-    )
+    mode = TimeMode.from_json(await read_json_object(request))
     _scenarios(request).control.set_time(mode)
     return json_response(mode.as_json())
 
@@ -96,15 +86,7 @@ async def list_failures(request: Request) -> Response:
 
 
 async def add_failure(request: Request) -> Response:
-    document = await read_json_object(request)
-    unknown = set(document) - {"code", "message", "operationId"}
-    if unknown:
-        raise InvalidRequest(f"Unknown property '{sorted(unknown)[0][:60]}'.")
-    failure = ForcedFailure(
-        code=_typed(document, "code", str, "injectedFailure")[:200],
-        message=_typed(document, "message", str, "The export failed (injected).")[:2000],
-        operation_id=_typed(document, "operationId", str, None),
-    )
+    failure = ForcedFailure.from_json(await read_json_object(request))
     _scenarios(request).control.fail_next(failure)
     return json_response(failure.as_json(), status=201)
 
@@ -158,13 +140,3 @@ async def restore_snapshot(request: Request) -> Response:
     _scenarios(request).control.reset()
     await run_in_threadpool(_data(request).restore, name)
     return json_response({"name": name})
-
-
-def _typed(document: dict[str, Any], name: str, kind: Any, default: Any) -> Any:
-    """`document[name]` if it is of `kind` (a bool is not a number), else a 400."""
-    if name not in document or (document[name] is None and default is None):
-        return default
-    value = document[name]
-    if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
-        raise InvalidRequest(f"The property '{name}' has the wrong type.", target=name)
-    return value
