@@ -113,26 +113,27 @@ async def post_batch(request: Request) -> Response:
         failed = next((d for d in item.depends_on if captured[d].status >= FAILED), None)
         if failed is not None:
             message = f"The request depends on request '{requests[failed].id}', which failed."
-            answer = error_response(request, 424, "FailedDependency", message)
-            result = await call(answer, request.scope, None, budget)
+            captured[index] = await _error(request, 424, "FailedDependency", message)
+            continue
+        result = await call(app, scope_for(request.scope, item.target), item.target.body, budget)
+        if result.overflowed:
+            message = (
+                f"The response to request '{item.id}' is larger than a batch can hold "
+                f"({RESPONSE_BYTES} bytes for all its responses): send it alone."
+            )
+            result = await _error(request, 400, "BadRequest", message)
         else:
-            scope = scope_for(request.scope, item.target)
-            result = await call(app, scope, item.target.body, budget)
-            if result.overflowed:
-                message = (
-                    f"The response to request '{item.id}' is larger than a batch can hold "
-                    f"({RESPONSE_BYTES} bytes for all its responses): send it alone."
-                )
-                result = await call(
-                    error_response(request, 400, "BadRequest", message),
-                    request.scope,
-                    None,
-                    budget,
-                )
-        budget -= len(result.body)
+            budget -= len(result.body)
         captured[index] = result
     responses = [response_item(item.id, captured[i]) for i, item in enumerate(requests)]
     return json_response({"responses": responses})
+
+
+async def _error(request: Request, status: int, code: str, message: str) -> Captured:
+    """Graph's error body for a request of the batch that the batch answers itself (small: not
+    counted in the budget), with the batch's request ids."""
+    response = error_response(request, status, code, message)
+    return await call(response, request.scope, None, len(response.body))
 
 
 def response_item(request_id: str, captured: Captured) -> dict[str, Any]:
