@@ -108,6 +108,8 @@ async def call(app: ASGIApp, scope: Scope, body: bytes | None, budget: int) -> C
     (its request id on every log line) stays its own and the batch's lines keep the batch's."""
     captured = Captured()
     sent = False
+    # An HTTP server sends no body for a HEAD, whatever the app writes (Starlette writes one).
+    keep_body = scope["method"] != "HEAD"
 
     async def receive() -> Message:
         nonlocal sent
@@ -123,7 +125,7 @@ async def call(app: ASGIApp, scope: Scope, body: bytes | None, budget: int) -> C
         if message["type"] == "http.response.start":
             captured.status = message["status"]
             captured.headers = list(message.get("headers", ()))
-        elif message["type"] == "http.response.body" and not captured.overflowed:
+        elif message["type"] == "http.response.body" and keep_body and not captured.overflowed:
             chunk = message.get("body", b"")
             if len(captured.body) + len(chunk) > budget:
                 captured.overflowed = True
