@@ -9,8 +9,10 @@ with the same requests sent one by one.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import json
 import time
 import uuid
 import zipfile
@@ -19,6 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope, Send
 
 from conftest import AppService, Service, configured_app, token_for
 from datapolicy.auth.permissions import EXPORT, PERMISSIONS, READ_USERS
@@ -456,3 +460,60 @@ def test_each_change_is_audited_with_its_own_request_id(service: AppService, cli
     )
     assert entry.record.request_id == created["headers"]["request-id"]
     assert entry.record.client == "127.0.0.1"
+
+
+# --- a request that breaks off ------------------------------------------------------------------
+
+
+async def misbehaving(scope: Scope, receive: Receive, send: Send) -> None:
+    """An app whose `/v1.0/broken` starts its answer and then raises, whose `/v1.0/dropped`
+    waits for the connection to go and answers nothing (a dropped connection, as the scenarios
+    drop one), and whose `/v1.0/ok` answers."""
+    await receive()  # the body
+    if scope["path"] == "/v1.0/broken":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("the package went away halfway")
+    if scope["path"] == "/v1.0/dropped":
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_a_request_that_breaks_off_or_drops_is_a_500_in_its_place_and_the_batch_goes_on():
+    """The handler over an app that misbehaves: an answer that breaks off and one that never
+    starts (a dropped connection: the batch's connection's disconnect reaches it, so nothing
+    hangs) are Graph's 500 in their place; the next request runs; the batch is a 200."""
+    document = {
+        "requests": [
+            {"id": "broken", "method": "GET", "url": "/broken"},
+            {"id": "dropped", "method": "GET", "url": "/dropped"},
+            {"id": "ok", "method": "GET", "url": "/ok"},
+        ]
+    }
+    messages: list[Message] = [
+        {"type": "http.request", "body": json.dumps(document).encode(), "more_body": False}
+    ]
+
+    async def receive() -> Message:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1.0/$batch",
+        "headers": [(b"content-type", b"application/json")],
+        "query_string": b"",
+        "app": misbehaving,
+        "state": {"request_id": "batch-id"},
+    }
+    response = asyncio.run(asyncio.wait_for(batch.post_batch(Request(scope, receive)), 10))
+    assert response.status_code == 200
+    items = {item["id"]: item for item in json.loads(bytes(response.body))["responses"]}
+    for request_id in ("broken", "dropped"):
+        assert items[request_id]["status"] == 500
+        assert items[request_id]["body"]["error"]["code"] == "generalException"
+        assert items[request_id]["body"]["error"]["innerError"]["request-id"] == "batch-id"
+    assert items["ok"]["status"] == 200
+    assert base64.b64decode(items["ok"]["body"]) == b"ok"

@@ -45,6 +45,7 @@ from __future__ import annotations
 import base64
 import binascii
 import heapq
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ from datapolicy.web.responses import json_response
 from datapolicy.web.routes.operations import API_ROOT
 from datapolicy.web.routes.payloads import read_json_object
 from datapolicy.web.routes.subrequests import IN_BATCH, Captured, Target, call, scope_for
+
+logger = logging.getLogger(__name__)
 
 MAX_REQUESTS = 20
 TOO_MANY = "JSON batch requests are currently limited to 20 individual requests."
@@ -115,8 +118,16 @@ async def post_batch(request: Request) -> Response:
             message = f"The request depends on request '{requests[failed].id}', which failed."
             captured[index] = await _error(request, 424, "FailedDependency", message)
             continue
-        result = await call(app, scope_for(request.scope, item.target), item.target.body, budget)
-        if result.overflowed:
+        try:
+            scope = scope_for(request.scope, item.target)
+            result = await call(app, scope, item.target.body, budget, request.receive)
+        except Exception:  # after its response started (else the pipeline answered a 500)
+            logger.exception("batch request %r broke off its response", item.id)
+            result = Captured()
+        if not result.status:  # broken off, or ended without an answer (a dropped connection)
+            message = "An internal server error occurred; it has been logged."
+            result = await _error(request, 500, "generalException", message)
+        elif result.overflowed:
             message = (
                 f"The response to request '{item.id}' is larger than a batch can hold "
                 f"({RESPONSE_BYTES} bytes for all its responses): send it alone."
@@ -133,7 +144,7 @@ async def _error(request: Request, status: int, code: str, message: str) -> Capt
     """Graph's error body for a request of the batch that the batch answers itself (small: not
     counted in the budget), with the batch's request ids."""
     response = error_response(request, status, code, message)
-    return await call(response, request.scope, None, len(response.body))
+    return await call(response, request.scope, None, len(response.body), request.receive)
 
 
 def response_item(request_id: str, captured: Captured) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Scope
+from starlette.types import ASGIApp, Message, Receive, Scope
 
 #: The scope key marking a request sent by a batch (web/routes/batch.py refuses a nested batch).
 IN_BATCH = "datapolicy.in_batch"
@@ -101,8 +101,12 @@ def scope_for(batch: Scope, target: Target) -> Scope:
     return scope
 
 
-async def call(app: ASGIApp, scope: Scope, body: bytes | None, budget: int) -> Captured:
-    """`scope` answered by `app`, keeping at most `budget` bytes of its body.
+async def call(
+    app: ASGIApp, scope: Scope, body: bytes | None, budget: int, connection: Receive
+) -> Captured:
+    """`scope` answered by `app`, keeping at most `budget` bytes of its body; `connection` is
+    the batch's `receive`, for what follows the body (a response that ends without starting, as
+    a dropped connection's does, is captured with status 0).
 
     It runs in a task of its own, so that what the pipeline sets in context variables for it
     (its request id on every log line) stays its own and the batch's lines keep the batch's."""
@@ -116,10 +120,9 @@ async def call(app: ASGIApp, scope: Scope, body: bytes | None, budget: int) -> C
         if not sent:
             sent = True
             return {"type": "http.request", "body": body or b"", "more_body": False}
-        # The body is whole and the client is still there: a streaming response listening for
-        # a disconnect waits here until it ends (its task is then cancelled).
-        await asyncio.get_running_loop().create_future()
-        raise AssertionError("unreachable")  # pragma: no cover
+        # The body is whole: what comes next is the batch's connection's, whose body has been
+        # read: its `http.disconnect` when the client goes (or the scenarios drop it).
+        return await connection()
 
     async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
