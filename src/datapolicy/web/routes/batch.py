@@ -37,7 +37,9 @@ when it has one, `body`:
 - the responses' bodies share a budget of `RESPONSE_BYTES`: a response past it (a large
   package) is answered in the batch with 400 `BadRequest` saying to send it alone.
 
-A `$batch` inside a batch is refused in its place, with 400.
+A `$batch` inside a batch is refused in its place, with 400. A request whose answer breaks off
+after it started, or that ends without one (its connection dropped), is Graph's 500 in its
+place.
 """
 
 from __future__ import annotations
