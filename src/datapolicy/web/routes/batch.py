@@ -109,7 +109,10 @@ async def post_batch(request: Request) -> Response:
     """Graph's `POST /$batch`: each request run through the app, 200 with their responses."""
     if request.scope.get(IN_BATCH):
         raise InvalidRequest("A batch's request cannot be another $batch request.")
-    requests = parse_batch(await read_json_object(request))
+    # The API root the batch was sent to (its path less `/$batch`): its requests' URLs are
+    # relative to it.
+    root = request.scope["path"].rsplit("/", 1)[0] or API_ROOT
+    requests = parse_batch(await read_json_object(request), root)
     app = request.scope["app"]
     captured: dict[int, Captured] = {}
     budget = RESPONSE_BYTES
@@ -183,8 +186,9 @@ def _json(body: bytes) -> Any:
 # --- the batch's body ---------------------------------------------------------------------------
 
 
-def parse_batch(document: Mapping[str, Any]) -> list[BatchRequest]:
-    """The requests of a batch's body, checked (InvalidRequest naming the first problem)."""
+def parse_batch(document: Mapping[str, Any], root: str = API_ROOT) -> list[BatchRequest]:
+    """The requests of a batch's body, checked (InvalidRequest naming the first problem); their
+    URLs are relative to `root`, the API root the batch was sent to."""
     items = document.get("requests")
     if not isinstance(items, list):
         raise InvalidRequest("The batch must have a 'requests' array.")
@@ -202,10 +206,10 @@ def parse_batch(document: Mapping[str, Any]) -> list[BatchRequest]:
         if request_id.casefold() in positions:
             raise InvalidRequest(f"Request id : {request_id} is used more than once.")
         positions[request_id.casefold()] = position
-    return [_request(item, positions) for item in items]
+    return [_request(item, positions, root) for item in items]
 
 
-def _request(item: dict[str, Any], positions: Mapping[str, int]) -> BatchRequest:
+def _request(item: dict[str, Any], positions: Mapping[str, int], root: str) -> BatchRequest:
     request_id: str = item["id"]
 
     def invalid(problem: str) -> InvalidRequest:
@@ -235,7 +239,7 @@ def _request(item: dict[str, Any], positions: Mapping[str, int]) -> BatchRequest
             raise invalid(f"depends on '{dependency}', which is not a request of the batch.")
         dependencies.append(positions[dependency.casefold()])
     body_bytes = _body(body, content_type, invalid)
-    target = _target(method, item.get("url"), tuple(headers), body_bytes, invalid)
+    target = _target(method, root, item.get("url"), tuple(headers), body_bytes, invalid)
     return BatchRequest(request_id, target, tuple(dict.fromkeys(dependencies)))
 
 
@@ -272,12 +276,14 @@ def _body(body: object, content_type: bytes | None, invalid: Invalid) -> bytes |
 
 def _target(
     method: str,
+    root: str,
     url: object,
     headers: tuple[tuple[bytes, bytes], ...],
     body: bytes | None,
     invalid: Invalid,
 ) -> Target:
-    """A request's URL, relative to the API root, percent-encoded as a client would send it."""
+    """A request's URL, relative to the API root `root`, percent-encoded as a client would send
+    it."""
     if not isinstance(url, str):
         raise invalid("has no 'url' string.")
     if _ABSOLUTE.match(url):
@@ -286,7 +292,7 @@ def _target(
     path, _, query = url.partition("?")
     if not path.startswith("/"):
         path = "/" + path
-    raw_path = quote(API_ROOT + path, safe=_URL_SAFE)
+    raw_path = quote(root + path, safe=_URL_SAFE)
     return Target(
         method=method,
         path=unquote(raw_path),
