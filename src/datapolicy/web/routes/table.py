@@ -56,7 +56,7 @@ from datapolicy.auth.permissions import (
     Requirement,
 )
 from datapolicy.model import ENTITY_SET
-from datapolicy.web.routes import metadata, openapi, operations, packages, users
+from datapolicy.web.routes import batch, metadata, openapi, operations, packages, users
 from datapolicy.web.routes.operations import API_ROOT
 from datapolicy.web.routes.routing import Endpoint, KeyRoute, by_method
 from datapolicy.web.test_double import scenarios
@@ -232,6 +232,8 @@ API_ROUTES: tuple[Route, ...] = (
     USER_EXPORT,
     USER_ERASE,
     ME_EXPORT,
+    # Graph's JSON batching: any valid token; each of its requests is checked as if sent alone.
+    Route("/$batch", {"POST": batch.post_batch}),
     # The description of the API is public, as Graph's `$metadata` is.
     Route("/$metadata", {"GET": metadata.metadata}, public=True),
     Route("/openapi.yaml", {"GET": openapi.openapi_yaml}, public=True),
