@@ -30,6 +30,14 @@ class OperationStatus(enum.StrEnum):
         return self in (OperationStatus.COMPLETE, OperationStatus.FAILED)
 
 
+#: Each status's value in Graph's `dataPolicyOperationStatus` enum (its declaration order, as
+#: `$metadata` declares it): what `status` is ordered and compared by (`gt`, `$orderby`), as
+#: ASP.NET OData compares enum members, so that notStarted < running < complete < failed.
+STATUS_VALUES: dict[OperationStatus, int] = {
+    status: value for value, status in enumerate(OperationStatus)
+}
+
+
 class OperationType(enum.StrEnum):
     """What an operation does (datapolicy's extension property `operationType`)."""
 

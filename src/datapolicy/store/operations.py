@@ -230,7 +230,9 @@ class OperationStore:
             rows = self.database.fetch_rows(sql, {**constants, **params})
         next_token = None
         if len(rows) > size:
-            next_token = SkipToken.for_row(to_operation(rows[size - 1]), options.orderby)
+            next_token = SkipToken.for_row(
+                to_operation(rows[size - 1]), options.orderby, options.maxpagesize
+            )
         total = self.count(options) if options.count else None
         return Page(rows[:size], next_token, total)
 
