@@ -499,3 +499,34 @@ def test_a_preferred_page_size_over_the_maximum_is_the_maximum(database):
     pages = asyncio.run(every_page(app, [], {"Prefer": "odata.maxpagesize=40"}))
     assert [len(response.json()["value"]) for _, response in pages] == [25, 25, 10]
     assert pages[0][1].headers["Preference-Applied"] == "odata.maxpagesize=25"
+
+
+def test_a_prefer_on_a_next_request_wins_over_the_carried_size(app):
+    """The next link carries the first page's size; a `Prefer` sent with the next request
+    sets that page's size instead (and is answered)."""
+    transport = httpx.ASGITransport(app=app)
+
+    async def pages() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            first = await client.get(
+                "/v1.0/dataPolicyOperations", headers={"Prefer": "odata.maxpagesize=4"}
+            )
+            link = first.json()["@odata.nextLink"]
+            second = await client.get(link, headers={"Prefer": "odata.maxpagesize=10"})
+            third = await client.get(second.json()["@odata.nextLink"])
+            return first, second, third
+
+    first, second, third = asyncio.run(pages())
+    assert [len(r.json()["value"]) for r in (first, second, third)] == [4, 10, 10]
+    assert second.headers["Preference-Applied"] == "odata.maxpagesize=10"
+    assert "Preference-Applied" not in third.headers  # carried on, not asked for again
+
+
+@pytest.mark.parametrize(
+    "prefer", ["odata.maxpagesize=0", "odata.maxpagesize=ten", "return=minimal", "maxpagesize"]
+)
+def test_an_invalid_or_other_preference_is_ignored(app, prefer):
+    """RFC 7240: a preference not understood changes nothing; the default page size holds."""
+    pages = asyncio.run(every_page(app, [], {"Prefer": prefer}))
+    assert len(pages[0][1].json()["value"]) == 60  # every row: the default page is 100
+    assert "Preference-Applied" not in pages[0][1].headers

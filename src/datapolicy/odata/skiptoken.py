@@ -97,7 +97,7 @@ class SkipToken:
         ):
             raise _invalid()
         maxpagesize = payload[3] if len(payload) == 4 else None
-        if maxpagesize is not None and (
+        if len(payload) == 4 and (
             type(maxpagesize) is not int or not 0 < maxpagesize <= MAX_TOKEN_PAGE_SIZE
         ):
             raise _invalid()
