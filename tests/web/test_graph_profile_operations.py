@@ -197,3 +197,13 @@ def test_search_finds_the_status_the_profile_shows(http, made):
     assert found.json()["value"] == []
     running = http.get("/dataPolicyOperations", params={"$search": '"status:running"'})
     assert {made[0], made[1], made[2]} <= {item["id"] for item in running.json()["value"]}
+
+
+def test_head_answers_as_get_without_a_body(http, made):
+    """HEAD of the list and of an operation: GET's status and headers, no body, under the
+    profile's rewriting too."""
+    for path in ("/dataPolicyOperations", f"/dataPolicyOperations/{made[0]}"):
+        got, head = http.get(path), http.head(path)
+        assert head.status_code == 200, head.text
+        assert head.content == b""
+        assert head.headers["content-type"] == got.headers["content-type"]
