@@ -8,7 +8,7 @@ serialises with it, so the three can never disagree about what a property is cal
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 ENTITY_SET = "dataPolicyOperations"
@@ -28,6 +28,26 @@ class OperationStatus(enum.StrEnum):
     @property
     def is_final(self) -> bool:
         return self in (OperationStatus.COMPLETE, OperationStatus.FAILED)
+
+
+#: Each status's value in Graph's `dataPolicyOperationStatus` enum (its declaration order, as
+#: `$metadata` declares it): what `status` is ordered and compared by (`gt`, `$orderby`), as
+#: ASP.NET OData compares enum members, so that notStarted < running < complete < failed.
+STATUS_VALUES: dict[OperationStatus, int] = {
+    status: value for value, status in enumerate(OperationStatus)
+}
+
+
+#: `progress` runs from 0 to this (100); the Graph profile (`serve --profile graph`) shows it
+#: divided by it, from 0 to 1, the scale Graph's backend appears to use
+#: (docs/graph-compatibility.md, "The Graph profile").
+PROGRESS_SCALE = 100.0
+
+
+def graph_profile_status(status: str) -> str:
+    """A status as the Graph profile shows it: Graph's backend never reports `notStarted`, an
+    operation is `running` from the start."""
+    return OperationStatus.RUNNING.value if status == OperationStatus.NOT_STARTED else status
 
 
 class OperationType(enum.StrEnum):
@@ -128,3 +148,13 @@ def format_datetime(value: datetime) -> str:
         value = value.astimezone(UTC)
     # isoformat is several times faster than strftime, and this runs for every date served.
     return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def graph_profile_operation(operation: Operation) -> Operation:
+    """An operation as the Graph profile shows it: `graph_profile_status`, and `progress`
+    from 0 to 1."""
+    return replace(
+        operation,
+        status=OperationStatus(graph_profile_status(operation.status)),
+        progress=operation.progress / PROGRESS_SCALE,
+    )

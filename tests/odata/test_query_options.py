@@ -96,12 +96,22 @@ def test_select_keeps_order_removes_duplicates_and_knows_star():
     [
         ("userId", "not a navigation property"),
         ("owner", "Could not find a property named 'owner'"),
-        ("*", "no navigation properties"),
+        ("*($levels=2)", "no navigation properties"),
+        ("*/$ref", "no navigation properties"),
+        ("*,owner", "Could not find a property named 'owner'"),
+        (" , *", "empty property name"),
     ],
 )
-def test_every_expand_is_a_400_naming_the_property(value, message):
+def test_expand_naming_a_property_is_a_400_naming_it(value, message):
     with pytest.raises(QueryOptionError, match=message):
         parse(("$expand", value))
+
+
+@pytest.mark.parametrize("value", ["*", " * ", "*,*"])
+def test_expand_star_expands_nothing_and_is_accepted(value):
+    """Graph's clients send `$expand=*`; this entity has no navigation property to expand, so
+    the answer is the same as without it."""
+    assert parse(("$expand", value)).select is None
 
 
 def test_count_takes_true_or_false():

@@ -39,6 +39,7 @@ EXPOSED = {
     "etag",
     "retry-after",
     "operation-location",
+    "preference-applied",
 }
 
 
@@ -191,7 +192,10 @@ def reference(request: Request) -> tuple[str, int | None, dict[str, str]]:
         return "preflight", 204, headers
     if not allow_origin:
         return "simple", None, {}
-    expose = "Location, request-id, client-request-id, ETag, Retry-After, Operation-Location"
+    expose = (
+        "Location, request-id, client-request-id, ETag, Retry-After, Operation-Location, "
+        "Preference-Applied"
+    )
     return "simple", None, {**allow_origin, "access-control-expose-headers": expose}
 
 

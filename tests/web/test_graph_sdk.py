@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_http.middleware.options import HeadersInspectionHandlerOption
 from msgraph import GraphServiceClient
 from msgraph.generated.models.data_policy_operation import DataPolicyOperation
 from msgraph.generated.models.data_policy_operation_collection_response import (
@@ -290,11 +291,68 @@ async def test_list_with_search(graph, service, user_id):
     assert by_user.odata_count == 2
 
 
-async def test_list_with_expand_is_a_400(graph):
-    """`$expand` is not supported (the entity has no navigation properties): ODataError 400."""
+async def test_list_with_expand_of_a_property_is_a_400(graph):
+    """`$expand` of a property is not supported (the entity has no navigation properties):
+    ODataError 400."""
     error = await odata_error(graph.data_policy_operations.get(list_config(expand=["anything"])))
     assert error.response_status_code == 400
     assert error.error.code == "BadRequest"
+
+
+async def test_expand_star_is_accepted_and_expands_nothing(graph, user_id):
+    """`$expand=*` through the SDK's query parameters answers as without it."""
+    created = await create(graph, user_id)
+    page = await graph.data_policy_operations.get(
+        list_config(filter=f"userId eq '{user_id}'", expand=["*"])
+    )
+    assert [op.id for op in page.value] == [created.id]
+    item = graph.data_policy_operations.by_data_policy_operation_id(created.id)
+    fetched = await item.get(RequestConfiguration(query_parameters=ItemQuery(expand=["*"])))
+    assert fetched.id == created.id
+
+
+async def test_graphs_filter_forms(graph, user_id):
+    """The forms Graph's documentation writes: `startsWith` in camel case, the qualified enum
+    literal, `status` compared by the enum's value."""
+    created = await create(graph, user_id)
+    status = "microsoft.graph.dataPolicyOperationStatus'notStarted'"
+    for condition, expected in [
+        (f"startsWith(userId, '{user_id[:8]}') and status eq {status}", [created.id]),
+        (f"STARTSWITH(userId, '{user_id[:8]}') and status in ({status})", [created.id]),
+        (f"userId eq '{user_id}' and status lt 'running'", [created.id]),
+        (f"userId eq '{user_id}' and status gt {status}", []),
+    ]:
+        page = await graph.data_policy_operations.get(list_config(filter=condition))
+        assert [op.id for op in page.value] == expected, condition
+
+
+async def test_prefer_maxpagesize_sets_the_page_size_and_next_links_keep_it(graph, user_id):
+    """`Prefer: odata.maxpagesize=2` in the SDK's request configuration gives pages of 2, with
+    `Preference-Applied`; the next links, followed without the header (`with_url`, and
+    msgraph_core's PageIterator), still give pages of 2, and every operation once."""
+    ids = [(await create(graph, user_id)).id for _ in range(5)]
+    inspect = HeadersInspectionHandlerOption(inspect_response_headers=True)
+    config = RequestConfiguration(
+        query_parameters=ListQuery(filter=f"userId eq '{user_id}'"), options=[inspect]
+    )
+    config.headers.add("Prefer", "odata.maxpagesize=2")
+    first = await graph.data_policy_operations.get(config)
+    assert [op.id for op in first.value] == ids[:2]
+    assert inspect.response_headers.get("preference-applied") == {"odata.maxpagesize=2"}
+    sizes, link = [len(first.value)], first.odata_next_link
+    while link:  # the SDK's own way to a next link: `with_url`, without the Prefer header
+        page = await graph.data_policy_operations.with_url(link).get()
+        sizes.append(len(page.value))
+        link = page.odata_next_link
+    assert sizes == [2, 2, 1]
+    seen: list[str] = []
+
+    def collect(operation: DataPolicyOperation) -> bool:
+        seen.append(operation.id)
+        return True
+
+    await PageIterator(first, graph.request_adapter).iterate(collect)
+    assert seen == ids
 
 
 async def test_count_with_filter(graph, user_id):

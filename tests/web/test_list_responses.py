@@ -6,6 +6,13 @@ store whose statement cache is warm from earlier queries must answer as one that
 query afresh. Paging must neither skip nor repeat: the pages together are the query's rows in
 one page.
 
+A second generated test compares the pages against a reference written here in Python: each
+generated `$filter` comes with its own predicate over the rows, in the forms Graph accepts too
+(function names in any case, namespace-qualified enum literals, one-value `in` lists), and the
+order is worked out by OData's rules (nulls first ascending, `status` by its enum value,
+notStarted < running < complete < failed, ties broken by `id`), cut into pages by `$top` or by
+a `Prefer: odata.maxpagesize`.
+
 The rows are chosen where a fast path could differ: date-times with and without a fraction of a
 second (orjson and `format_datetime` write them), far past and future dates, failed operations
 with and without an error code, errors kept by operations that are not failed, nulls, numbers
@@ -16,7 +23,8 @@ in-process (Starlette's test client over the list route alone), on the pass's st
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -24,7 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import HealthCheck, example, given, reject, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -118,15 +126,20 @@ def entity_path_body(store: OperationStore, pairs: list[tuple[str, str]]) -> byt
 
 
 async def every_page(
-    app: Starlette, pairs: list[tuple[str, str]]
+    app: Starlette,
+    pairs: list[tuple[str, str]],
+    first_headers: dict[str, str] | None = None,
+    next_headers: dict[str, str] | None = None,
 ) -> list[tuple[list[tuple[str, str]], httpx.Response]]:
-    """Each page's query and response, following `@odata.nextLink` from the first page."""
+    """Each page's query and response, following `@odata.nextLink` from the first page; the
+    first request sends `first_headers`, the next ones `next_headers`."""
     pages = []
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         path, query = "/v1.0/dataPolicyOperations", pairs
         while len(pages) < 100:
-            response = await client.get(path, params=query)
+            headers = first_headers if not pages else next_headers
+            response = await client.get(path, params=query, headers=headers)
             pages.append((query, response))
             link = response.json().get("@odata.nextLink") if response.status_code == 200 else None
             if link is None:
@@ -245,3 +258,275 @@ def test_a_warm_statement_cache_binds_each_requests_values(app):
         expected = [r["id"] for r in rows() if r["user_id"] == user]
         assert sorted(op.id for op in store.list(options).items) == sorted(expected)
         assert store.count(options) == len(expected)
+
+
+# --- a reference evaluation ---------------------------------------------------------------------
+
+Row = dict[str, object]
+Predicate = Callable[[Row], bool]
+STATUS_TYPE = "microsoft.graph.dataPolicyOperationStatus"
+MEMBERS = (*STATUSES, "unknownFutureValue")  # in the enum's declared order: its values
+COLUMN = {
+    "id": "id",
+    "userId": "user_id",
+    "status": "status",
+    "progress": "progress",
+    "storageLocation": "storage_location",
+    "submittedDateTime": "submitted_at",
+    "completedDateTime": "completed_at",
+}
+DATES = {"2026-01-01T00:00:00Z": TIMES[0], "1970-01-01T00:00:00.5Z": 500_000}
+
+
+def sort_value(row: Row, name: str) -> object:
+    """What the reference orders and compares `name` by: the enum's value for `status`."""
+    value = row[COLUMN[name]]
+    return MEMBERS.index(value) if name == "status" else value
+
+
+def compared(op: str, value: object, literal: object) -> bool:
+    """OData's comparison of a row's value with a literal: null equals only null, and is
+    neither greater nor less than anything."""
+    if op in ("eq", "ne"):
+        return (value == literal) == (op == "eq")
+    if value is None or literal is None:
+        return False
+    return {
+        "gt": value > literal,  # type: ignore[operator]
+        "ge": value >= literal,  # type: ignore[operator]
+        "lt": value < literal,  # type: ignore[operator]
+        "le": value <= literal,  # type: ignore[operator]
+    }[op]
+
+
+def any_case(name: str) -> st.SearchStrategy[str]:
+    return st.tuples(*(st.sampled_from(sorted({c.lower(), c.upper()})) for c in name)).map("".join)
+
+
+def member_literal(member: str) -> st.SearchStrategy[str]:
+    return st.sampled_from([quoted(member), f"{STATUS_TYPE}{quoted(member)}"])
+
+
+def text_comparison(prop: str, op: str, text: str) -> tuple[str, Predicate]:
+    return f"{prop} {op} {quoted(text)}", lambda r: compared(op, r[COLUMN[prop]], text)
+
+
+def status_comparison(op: str, member: str, literal: str) -> tuple[str, Predicate]:
+    rank = MEMBERS.index(member)
+    return f"status {op} {literal}", lambda r: compared(op, sort_value(r, "status"), rank)
+
+
+def string_function(function: str, written: str, prop: str, text: str) -> tuple[str, Predicate]:
+    def matches(row: Row) -> bool:
+        value = row[COLUMN[prop]]
+        if value is None:
+            return False
+        assert isinstance(value, str)
+        return {"startswith": value.startswith, "endswith": value.endswith}.get(
+            function, value.__contains__
+        )(text)
+
+    return f"{written}({prop}, {quoted(text)})", matches
+
+
+def membership(members: list[str], written: list[str]) -> tuple[str, Predicate]:
+    return f"status in ({', '.join(written)})", lambda r: r["status"] in members
+
+
+def null_comparison(prop: str, op: str) -> tuple[str, Predicate]:
+    return f"{prop} {op} null", lambda r: compared(op, r[COLUMN[prop]], None)
+
+
+def number_comparison(op: str, number: str) -> tuple[str, Predicate]:
+    return f"progress {op} {number}", lambda r: compared(op, r["progress"], float(number))
+
+
+def date_comparison(prop: str, op: str, literal: str) -> tuple[str, Predicate]:
+    return f"{prop} {op} {literal}", lambda r: compared(op, r[COLUMN[prop]], DATES[literal])
+
+
+@st.composite
+def status_leaf(draw: st.DrawFn) -> tuple[str, Predicate]:
+    member = draw(st.sampled_from(MEMBERS))
+    return status_comparison(draw(comparison), member, draw(member_literal(member)))
+
+
+@st.composite
+def membership_leaf(draw: st.DrawFn) -> tuple[str, Predicate]:
+    members = draw(st.lists(st.sampled_from(STATUSES), min_size=1, max_size=3))
+    return membership(members, [draw(member_literal(m)) for m in members])
+
+
+@st.composite
+def function_leaf(draw: st.DrawFn) -> tuple[str, Predicate]:
+    function = draw(st.sampled_from(["startswith", "endswith", "contains"]))
+    prop = draw(st.sampled_from(["userId", "storageLocation", "status"]))
+    text = draw(st.one_of(TEXTS, st.sampled_from(["run", "ed", "n", "notStarted"])))
+    return string_function(function, draw(any_case(function)), prop, text)
+
+
+reference_leaf = st.one_of(
+    st.builds(
+        text_comparison, st.sampled_from(["userId", "storageLocation", "id"]), comparison, TEXTS
+    ),
+    function_leaf(),
+    status_leaf(),
+    membership_leaf(),
+    st.builds(
+        null_comparison,
+        st.sampled_from(["storageLocation", "completedDateTime"]),
+        st.sampled_from(["eq", "ne"]),
+    ),
+    st.builds(number_comparison, comparison, st.sampled_from(["0", "12.5", "0.3"])),
+    st.builds(
+        date_comparison,
+        st.sampled_from(["submittedDateTime", "completedDateTime"]),
+        comparison,
+        st.sampled_from(sorted(DATES)),
+    ),
+)
+
+
+def junction(a: tuple[str, Predicate], op: str, b: tuple[str, Predicate]) -> tuple[str, Predicate]:
+    if op == "and":
+        return f"({a[0]}) and ({b[0]})", lambda r: a[1](r) and b[1](r)
+    return f"({a[0]}) or ({b[0]})", lambda r: a[1](r) or b[1](r)
+
+
+def negation(a: tuple[str, Predicate]) -> tuple[str, Predicate]:
+    return f"not ({a[0]})", lambda r: not a[1](r)
+
+
+reference_condition = st.recursive(
+    reference_leaf,
+    lambda inner: st.one_of(
+        st.builds(junction, inner, st.sampled_from(["and", "or"]), inner),
+        st.builds(negation, inner),
+    ),
+    max_leaves=3,
+)
+reference_order = st.lists(
+    st.tuples(st.sampled_from(sorted(COLUMN)), st.booleans()),
+    max_size=3,
+    unique_by=lambda item: item[0],
+)
+
+
+def reference_ids(predicate: Predicate | None, order: list[tuple[str, bool]]) -> list[str]:
+    """The ids of the rows `predicate` keeps, in OData's order for `order` (the default:
+    submission order), ties broken by `id` in the direction of the last key."""
+    keys = list(order) or [("submittedDateTime", False)]
+    if "id" in (name for name, _ in keys):
+        keys = keys[: [name for name, _ in keys].index("id") + 1]
+    else:
+        keys.append(("id", keys[-1][1]))
+
+    def compare(a: Row, b: Row) -> int:
+        for name, descending in keys:
+            x, y = sort_value(a, name), sort_value(b, name)
+            if x == y:
+                continue
+            # null first ascending: below any value
+            result = -1 if x is None else 1 if y is None else -1 if x < y else 1  # type: ignore[operator]
+            return -result if descending else result
+        return 0
+
+    kept = [row for row in rows() if predicate is None or predicate(row)]
+    return [str(row["id"]) for row in sorted(kept, key=functools.cmp_to_key(compare))]
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    case=st.one_of(st.none(), reference_condition),
+    order=reference_order,
+    paging=st.sampled_from([("$top", 7), ("prefer", 4), ("prefer", 11), ("prefer", 5000), None]),
+    resend=st.booleans(),
+)
+@example(
+    case=status_comparison("gt", "running", f"{STATUS_TYPE}'running'"),
+    order=[("status", True)],
+    paging=("prefer", 4),
+    resend=False,
+)
+@example(case=None, order=[("status", False)], paging=("prefer", 4), resend=True)
+def test_pages_are_a_reference_evaluation_of_the_filter_in_its_order(
+    app, case, order, paging, resend
+):
+    """Following every next link yields exactly the rows the Python reference keeps, in its
+    order, each page as long as `$top` or the preferred page size says (bounded by the server's
+    maximum), whether or not the client sends `Prefer` again on the next pages."""
+    pairs = [] if case is None else [("$filter", case[0])]
+    if order:
+        pairs.append(("$orderby", ",".join(f"{n} {'desc' if d else 'asc'}" for n, d in order)))
+    headers: dict[str, str] = {}
+    size = 100
+    if paging is not None and paging[0] == "$top":
+        pairs.append(("$top", str(paging[1])))
+        headers["Prefer"] = "odata.maxpagesize=3"  # $top wins
+        size = paging[1]
+    elif paging is not None:
+        headers["Prefer"] = f"return=minimal, odata.maxpagesize={paging[1]}"
+        size = min(paging[1], app.state.limits.max_page_size)
+    pages = asyncio.run(every_page(app, pairs, headers, headers if resend else None))
+    served: list[str] = []
+    for number, (query, response) in enumerate(pages):
+        assert response.status_code == 200, response.text
+        values = response.json()["value"]
+        last = number == len(pages) - 1
+        assert len(values) == size if not last else len(values) <= size, (query, len(values))
+        applied = response.headers.get("Preference-Applied")
+        if paging is not None and paging[0] == "prefer" and (number == 0 or resend):
+            assert applied == f"odata.maxpagesize={size}"
+        else:
+            assert applied is None
+        served.extend(item["id"] for item in values)
+    assert served == reference_ids(None if case is None else case[1], order), pairs
+
+
+def test_a_preferred_page_size_over_the_maximum_is_the_maximum(database):
+    """`Prefer: odata.maxpagesize` beyond `[limits] max_page_size` gets pages of the maximum,
+    and `Preference-Applied` says so."""
+    app = Starlette(routes=[Route("/v1.0/dataPolicyOperations", list_operations)])
+    app.state.store = OperationStore(database)
+    app.state.limits = LimitsConfig(max_page_size=25)
+    app.state.audit = AuditedReads()
+    pages = asyncio.run(every_page(app, [], {"Prefer": "odata.maxpagesize=40"}))
+    assert [len(response.json()["value"]) for _, response in pages] == [25, 25, 10]
+    assert pages[0][1].headers["Preference-Applied"] == "odata.maxpagesize=25"
+
+
+def test_a_prefer_on_a_next_request_wins_over_the_carried_size(app):
+    """The next link carries the first page's size; a `Prefer` sent with the next request
+    sets that page's size instead (and is answered)."""
+    transport = httpx.ASGITransport(app=app)
+
+    async def pages() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            first = await client.get(
+                "/v1.0/dataPolicyOperations", headers={"Prefer": "odata.maxpagesize=4"}
+            )
+            link = first.json()["@odata.nextLink"]
+            second = await client.get(link, headers={"Prefer": "odata.maxpagesize=10"})
+            third = await client.get(second.json()["@odata.nextLink"])
+            return first, second, third
+
+    first, second, third = asyncio.run(pages())
+    assert [len(r.json()["value"]) for r in (first, second, third)] == [4, 10, 10]
+    assert second.headers["Preference-Applied"] == "odata.maxpagesize=10"
+    assert "Preference-Applied" not in third.headers  # carried on, not asked for again
+
+
+@pytest.mark.parametrize(
+    "prefer", ["odata.maxpagesize=0", "odata.maxpagesize=ten", "return=minimal", "maxpagesize"]
+)
+def test_an_invalid_or_other_preference_is_ignored(app, prefer):
+    """RFC 7240: a preference not understood changes nothing; the default page size holds."""
+    pages = asyncio.run(every_page(app, [], {"Prefer": prefer}))
+    assert len(pages[0][1].json()["value"]) == 60  # every row: the default page is 100
+    assert "Preference-Applied" not in pages[0][1].headers

@@ -720,7 +720,7 @@ def skip_token_requests(
 ) -> list[tuple[str, str]]:
     orderby, payload = draw(st.sampled_from(real))
     version, fingerprint, values = payload
-    kind = draw(st.sampled_from([0, 1, 1, 1, 2, 3, 4, 5]))
+    kind = draw(st.sampled_from([0, 1, 1, 1, 2, 3, 4, 5, 6]))
     if kind == 0:  # the real token, or one for another order
         token = encode_token(payload)
         orderby = draw(st.sampled_from(TOKEN_ORDERS))
@@ -735,6 +735,9 @@ def skip_token_requests(
                 draw(st.lists(key_values, max_size=4)),
             ]
         )
+    elif kind == 6:  # a page size carried on (odata.maxpagesize): any JSON, or out of range
+        carried = draw(st.sampled_from([0, -1, 1, 2**31, 2**31 - 1, 1.5, True]) | json_values)
+        token = encode_token([version, fingerprint, values, carried])
     elif kind == 3:  # any JSON at all
         token = encode_token(draw(json_values))
     elif kind == 4:  # any bytes

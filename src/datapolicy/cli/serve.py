@@ -38,7 +38,8 @@ from datapolicy.cli.options import load_settings, process_options
     "--profile",
     envvar="DATAPOLICY_PROFILE",
     type=click.Choice(["datapolicy", "graph"]),
-    help="graph: answer errors exactly as Microsoft Graph does where datapolicy is kinder "
+    help="graph: answer errors exactly as Microsoft Graph does where datapolicy is kinder, "
+    "operations running from the start with progress from 0 to 1 "
     "(docs/graph-compatibility.md).  [default: datapolicy]",
 )
 @click.option(

@@ -4,17 +4,26 @@ odata-query's grammar is sound, but its stock SQL visitors trust the input (any 
 any literal type, unescaped LIKE patterns). So we only take its syntax tree and translate it into
 a small typed tree of our own, rejecting anything we do not support with a message that names the
 problem. The store turns that tree into SQL (`datapolicy.odata.sql`); nothing here knows SQL.
+
+Three forms Graph (ASP.NET OData) accepts are brought to the grammar's terms on the token stream
+(`_graph_forms`) before odata-query parses it: function names in any case (`startsWith`); the
+namespace-qualified enum literal (`microsoft.graph.dataPolicyOperationStatus'complete'`), which
+becomes an `EnumLiteral` the checker matches against the property's enum type; and the
+one-value list `in ('x')`, which odata-query only reads written as `('x',)`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from dateutil.parser import isoparse
 from odata_query import ast
 from odata_query.exceptions import ODataException, ParsingException, TokenizingException
-from odata_query.grammar import ODataLexer, ODataParser
+from odata_query.grammar import ODATA_FUNCTIONS, ODataLexer, ODataParser
+from sly.lex import Token
 
 from datapolicy.errors import QueryOptionError
 from datapolicy.model import ENTITY_TYPE, EdmType, OperationStatus, Property
@@ -57,6 +66,72 @@ _MIRRORED: dict[ComparisonOperator, ComparisonOperator] = {
 _STRING_FUNCTIONS: tuple[StringFunction, ...] = ("startswith", "endswith", "contains")
 
 
+@dataclass(frozen=True)
+class EnumLiteral(ast.String):
+    """`Namespace.EnumType'member'`: a string literal that names its enum type."""
+
+    type_name: str = ""
+
+
+def _graph_forms(tokens: Iterator[Token]) -> Iterator[Token]:
+    """The lexer's tokens, with a function name in any case lower-cased (the name that
+    odata-query knows), and a qualified type name directly followed by a string (no space
+    between) merged into one STRING token holding an `EnumLiteral`."""
+    previous: Token | None = None
+    for token in tokens:
+        if previous is not None:
+            if token.type == "(" and previous.type == "ODATA_IDENTIFIER":
+                name: ast.Identifier = previous.value
+                if not name.namespace and name.name.lower() in ODATA_FUNCTIONS:
+                    previous.value = ast.Identifier(name.name.lower())
+            elif (
+                token.type == "STRING"
+                and previous.type == "ODATA_IDENTIFIER"
+                and previous.value.namespace
+                and previous.index + len(previous.value.full_name()) == token.index
+            ):
+                token.value = EnumLiteral(token.value.val, previous.value.full_name())
+                token.index = previous.index
+                previous = token
+                continue
+            yield previous
+        previous = token
+    if previous is not None:
+        yield previous
+
+
+_LITERALS = frozenset(
+    {"STRING", "INTEGER", "DECIMAL", "GUID", "DATE", "DATETIME", "TIME", "BOOLEAN", "NULL"}
+)
+#: `in ( value )`, one token each, spaces (WS) aside: the pattern `_single_item_lists` completes.
+_SINGLE_ITEM_LIST = ("IN", "(", _LITERALS, ")")
+
+
+def _single_item_lists(tokens: Iterator[Token]) -> Iterator[Token]:
+    """The tokens, with a comma added to a one-value `in` list: `in ('x')` -> `in ('x',)`."""
+    held: list[Token] = []  # tokens matching the start of the pattern, spaces included
+    for token in tokens:
+        if held and token.type == "WS":
+            held.append(token)
+            continue
+        matched = sum(1 for t in held if t.type != "WS")
+        expected = _SINGLE_ITEM_LIST[matched]
+        if token.type == expected or (isinstance(expected, frozenset) and token.type in expected):
+            if expected == ")":
+                comma = Token()
+                comma.type = comma.value = ","
+                comma.lineno, comma.index = token.lineno, token.index
+                held.append(comma)
+            held.append(token)
+            if matched + 1 < len(_SINGLE_ITEM_LIST):
+                continue
+        else:
+            held.append(token)
+        yield from held
+        held.clear()
+    yield from held
+
+
 def parse_filter(text: str, properties: dict[str, Property]) -> FilterNode:
     """Parse and type-check a `$filter` expression."""
     text = text.strip()
@@ -69,7 +144,7 @@ def parse_filter(text: str, properties: dict[str, Property]) -> FilterNode:
         )
     try:
         # A parser per call: sly parsers keep state and are not safe to share between threads.
-        tree = ODataParser().parse(ODataLexer().tokenize(text))
+        tree = ODataParser().parse(_single_item_lists(_graph_forms(ODataLexer().tokenize(text))))
     except TokenizingException as exc:
         raise QueryOptionError(
             f"Syntax error in $filter at position {exc.token.index}: "
@@ -80,7 +155,7 @@ def parse_filter(text: str, properties: dict[str, Property]) -> FilterNode:
     except RecursionError:
         raise _too_complex() from None
     except ODataException as exc:
-        raise QueryOptionError(f"Invalid $filter expression: {exc}.") from None
+        raise QueryOptionError(f"Invalid $filter expression: {str(exc).rstrip('.')}.") from None
     if tree is None:
         raise QueryOptionError("The query specified in the URI is not valid: $filter is empty.")
     try:
@@ -213,7 +288,7 @@ class _Checker:
                 f"The function '{name}' needs a string property; '{prop.name}' is {prop.edm_type}."
             )
         arg = node.args[1]
-        if not isinstance(arg, ast.String):
+        if not isinstance(arg, ast.String) or isinstance(arg, EnumLiteral):
             raise QueryOptionError(
                 f"The second argument of '{name}' must be a string literal, found {_describe(arg)}."
             )
@@ -229,6 +304,11 @@ class _Checker:
                 return -value
             raise QueryOptionError(f"Cannot negate {_describe(node.operand)}.")
         match prop.edm_type, node:
+            case _, EnumLiteral(type_name=type_name) if type_name != prop.edm_type:
+                raise QueryOptionError(
+                    f"A value of type {prop.edm_type} is needed for '{prop.name}', found a "
+                    f"value of the type '{type_name}'."
+                )
             case EdmType.STRING, ast.String(val=val) | ast.GUID(val=val):
                 return val
             case EdmType.ENUM, ast.String(val=val):
@@ -283,6 +363,7 @@ def _path(node: ast._Node) -> str:
 
 _NODE_NAMES: dict[type[ast._Node], str] = {
     ast.String: "a string",
+    EnumLiteral: "an enum value",
     ast.Integer: "a number",
     ast.Float: "a number",
     ast.Boolean: "a Boolean",

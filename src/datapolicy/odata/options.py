@@ -94,10 +94,16 @@ class QueryOptions:
     count: bool = False
     skiptoken: SkipToken | None = None
     raw: dict[str, str] = field(default_factory=dict)  # the options as given, by canonical name
+    # The page size from an `odata.maxpagesize` preference (the request's `Prefer` header, or
+    # the one its `$skiptoken` carries on), once the route has applied it; never with `$top`.
+    maxpagesize: int | None = None
 
     @property
     def page_size(self) -> int:
-        return DEFAULT_PAGE_SIZE if self.top is None else self.top
+        """`$top` (Graph's page size), else the preferred page size, else the default."""
+        if self.top is not None:
+            return self.top
+        return DEFAULT_PAGE_SIZE if self.maxpagesize is None else self.maxpagesize
 
 
 def parse_query_options(
@@ -109,7 +115,7 @@ def parse_query_options(
     raw = _collect(params, allowed)
     orderby = _parse_orderby(raw["orderby"]) if "orderby" in raw else ()
     if "expand" in raw:
-        _reject_expand(raw["expand"])
+        _check_expand(raw["expand"])
     if "format" in raw and raw["format"].strip().lower() not in ("json", "application/json"):
         raise QueryOptionError(f"$format '{raw['format']}' is not supported; use 'json'.")
     return QueryOptions(
@@ -239,18 +245,25 @@ def _parse_select(value: str) -> tuple[Property, ...]:
     return tuple(selected)
 
 
-def _reject_expand(value: str) -> None:
-    """This entity has no navigation properties, so every `$expand` is an error."""
-    name = value.split(",")[0].split("(")[0].split("/")[0].strip()
-    if not name:
-        raise QueryOptionError("$expand contains an empty property name.")
-    if name == "*":
-        raise QueryOptionError(f"The type '{ENTITY_TYPE}' has no navigation properties to expand.")
-    if name in PROPERTIES:
+def _check_expand(value: str) -> None:
+    """This entity has no navigation properties: `$expand=*` (expand all of them, which Graph's
+    clients send) expands nothing and is accepted; naming any property is an error."""
+    for item in value.split(","):
+        name = item.split("(")[0].split("/")[0].strip()
+        if name == "*" and item.strip() == "*":
+            continue
+        if not name:
+            raise QueryOptionError("$expand contains an empty property name.")
+        if name == "*":
+            raise QueryOptionError(
+                f"The type '{ENTITY_TYPE}' has no navigation properties: '{item.strip()[:60]}' "
+                "expands nothing; $expand=* alone is accepted."
+            )
+        if name in PROPERTIES:
+            raise QueryOptionError(
+                f"Property '{name}' on type '{ENTITY_TYPE}' is not a navigation property or "
+                "complex property. Only navigation properties can be expanded."
+            )
         raise QueryOptionError(
-            f"Property '{name}' on type '{ENTITY_TYPE}' is not a navigation property or "
-            "complex property. Only navigation properties can be expanded."
+            f"Could not find a property named '{name}' on type '{ENTITY_TYPE}' (in $expand)."
         )
-    raise QueryOptionError(
-        f"Could not find a property named '{name}' on type '{ENTITY_TYPE}' (in $expand)."
-    )

@@ -5,7 +5,9 @@ pages. Instead the token records the sort-key values of the last row served (the
 properties plus `id`, which makes the key unique); the next page starts strictly after that key.
 The token is opaque to clients (URL-safe base64 of JSON) but not secret: it holds nothing the
 client could not read from the page itself. It also carries a fingerprint of `$orderby`, so a
-token replayed with a different sort order is refused instead of silently misapplied.
+token replayed with a different sort order is refused instead of silently misapplied, and the
+page size of an `odata.maxpagesize` preference, so a next link keeps the size the first page
+was asked with even when the client does not send the preference again.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 _FORMAT = 1
 MAX_TOKEN_LENGTH = 4096
+MAX_TOKEN_PAGE_SIZE = 2**31 - 1  # a carried page size is bounded again by the server's maximum
 
 KeyValue = str | float | datetime | OperationStatus | None
 
@@ -60,15 +63,20 @@ class SkipToken:
 
     values: tuple[KeyValue, ...]
     fingerprint: str
+    maxpagesize: int | None = None  # the preferred page size the pages are cut by, if any
 
     @staticmethod
-    def for_row(operation: Operation, orderby: tuple[OrderBy, ...]) -> SkipToken:
+    def for_row(
+        operation: Operation, orderby: tuple[OrderBy, ...], maxpagesize: int | None = None
+    ) -> SkipToken:
         keys = effective_order(orderby)
         values = tuple(getattr(operation, PROPERTIES[key.name].attribute) for key in keys)
-        return SkipToken(values, _fingerprint(keys))
+        return SkipToken(values, _fingerprint(keys), maxpagesize)
 
     def encode(self) -> str:
-        payload = [_FORMAT, self.fingerprint, [_dump(v) for v in self.values]]
+        payload: list[object] = [_FORMAT, self.fingerprint, [_dump(v) for v in self.values]]
+        if self.maxpagesize is not None:
+            payload.append(self.maxpagesize)
         return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
 
     @staticmethod
@@ -82,10 +90,15 @@ class SkipToken:
             raise _invalid() from None
         if (
             not isinstance(payload, list)
-            or len(payload) != 3
+            or len(payload) not in (3, 4)
             or payload[0] != _FORMAT
             or not isinstance(payload[2], list)
             or len(payload[2]) != len(keys)
+        ):
+            raise _invalid()
+        maxpagesize = payload[3] if len(payload) == 4 else None
+        if len(payload) == 4 and (
+            type(maxpagesize) is not int or not 0 < maxpagesize <= MAX_TOKEN_PAGE_SIZE
         ):
             raise _invalid()
         if payload[1] != _fingerprint(keys):
@@ -94,7 +107,7 @@ class SkipToken:
                 "follow @odata.nextLink as given."
             )
         values = tuple(_load(key, raw) for key, raw in zip(keys, payload[2], strict=True))
-        return SkipToken(values, payload[1])
+        return SkipToken(values, payload[1], maxpagesize)
 
 
 def _fingerprint(keys: tuple[OrderKey, ...]) -> str:

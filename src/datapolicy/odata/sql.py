@@ -17,6 +17,11 @@ compiles each shape once (SQLAlchemy's compiler costs more than the rest of a li
 values are converted to what the SQL compares (the stored form, escaped and folded LIKE text)
 while parameterizing.
 
+`status` is ordered, and compared with `gt`/`ge`/`lt`/`le`, by its member's value in the enum
+(`sort_key`: a CASE over the stored name), as ASP.NET OData compares enum members; `eq`, `ne` and
+`in` compare the stored name itself, which the status index serves. A `$skiptoken`'s position
+is compared by the same key as the ORDER BY, so keyset pages follow the order they are cut from.
+
 The store supplies `columns` (OData name -> column) and `encode` (a Python value -> the column's
 stored form), so this module knows nothing about how the store lays out its tables.
 """
@@ -35,6 +40,7 @@ from sqlalchemy import (
     ColumnElement,
     and_,
     bindparam,
+    case,
     false,
     func,
     not_,
@@ -43,7 +49,7 @@ from sqlalchemy import (
     tuple_,
 )
 
-from datapolicy.model import PROPERTIES, Property
+from datapolicy.model import PROPERTIES, STATUS_VALUES, EdmType, Property
 from datapolicy.odata.expressions import (
     Comparison,
     Constant,
@@ -71,6 +77,7 @@ _OPERATORS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     "lt": operator.lt,
     "le": operator.le,
 }
+_STATUS_VALUES = {status.value: value for status, value in STATUS_VALUES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +167,11 @@ def where_clause(node: FilterNode, columns: Columns) -> ColumnElement[bool]:
             return column.is_(None) if op == "eq" else column.is_not(None)
         case Comparison(prop=prop, op=op, value=value):
             column = columns[prop.name]
-            condition = _OPERATORS[op](column, _bound(value, column))
+            if op in ("eq", "ne"):
+                condition = _OPERATORS[op](column, _bound(value, column))
+            else:
+                bound = _bound(value, column)
+                condition = _OPERATORS[op](sort_key(prop, column), sort_key(prop, bound))
             if not prop.nullable:
                 return condition
             return (
@@ -239,12 +250,22 @@ def _compare_columns(
     return and_(lcol.is_not(None), rcol.is_not(None), _OPERATORS[op](lcol, rcol))
 
 
+def sort_key(prop: Property, value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """What `value` (a column or a bound value of `prop`) is ordered by: itself, or for the
+    enum its member's value (`STATUS_VALUES`). An unknown name has none (NULL): no row holds
+    one, since the store writes members only."""
+    if prop.edm_type is not EdmType.ENUM:
+        return value
+    return case(_STATUS_VALUES, value=value)
+
+
 def order_clauses(keys: tuple[OrderKey, ...], columns: Columns) -> list[ColumnElement[Any]]:
     """ORDER BY terms. OData sorts null before any value in ascending order, after in descending."""
-    return [
-        columns[k.name].desc().nulls_last() if k.descending else columns[k.name].asc().nulls_first()
-        for k in keys
-    ]
+    terms: list[ColumnElement[Any]] = []
+    for key in keys:
+        term = sort_key(PROPERTIES[key.name], columns[key.name])
+        terms.append(term.desc().nulls_last() if key.descending else term.asc().nulls_first())
+    return terms
 
 
 def after_clause(
@@ -254,21 +275,23 @@ def after_clause(
     value is a `Parameter`, or None for a null key value."""
     props = [PROPERTIES[k.name] for k in keys]
     bound = [
-        None if v is None else _bound(v, columns[k.name]) for k, v in zip(keys, values, strict=True)
+        None if v is None else sort_key(p, _bound(v, columns[p.name]))
+        for p, v in zip(props, values, strict=True)
     ]
+    keyed = {p.name: sort_key(p, columns[p.name]) for p in props}
     same_direction = len({k.descending for k in keys}) == 1
     if same_direction and None not in values and not any(p.nullable for p in props):
         # A row-value comparison lets SQLite and PostgreSQL seek straight to the position.
-        row = tuple_(*(columns[k.name] for k in keys))
+        row = tuple_(*(keyed[k.name] for k in keys))
         bound_row = tuple_(*bound)
         return row < bound_row if keys[0].descending else row > bound_row
-    return _expanded_after(keys, props, bound, columns)
+    return _expanded_after(keys, props, bound, keyed)
 
 
 def _expanded_after(
     keys: tuple[OrderKey, ...],
     props: list[Property],
-    bound: list[BindParameter[Any] | None],
+    bound: list[ColumnElement[Any] | None],
     columns: Columns,
 ) -> ColumnElement[bool]:
     """(k1 after v1) or (k1 = v1 and ((k2 after v2) or (k2 = v2 and ...))).

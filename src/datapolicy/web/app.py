@@ -23,6 +23,7 @@ from datapolicy.engine import ExportService
 from datapolicy.errors import DatapolicyError
 from datapolicy.scenarios import Scenarios
 from datapolicy.store import OperationStore
+from datapolicy.store.operations import GRAPH_PROFILE
 from datapolicy.web.errors import on_datapolicy_error, on_http_exception
 from datapolicy.web.hot_path.fastpath import EntityReadPath
 from datapolicy.web.middleware.audit import RequestAudit
@@ -82,6 +83,8 @@ def create_app(
     once set, turns `/readyz` to 503 (server.py sets it on SIGTERM); below
     `readiness_min_free_bytes` free in a storage root it is 503 too (web/server_root/health.py).
     Pages from `cors_origins` (`*`: any) may call the API cross-origin (web/middleware/cors.py)."""
+    if profile == "graph":  # its queries compare what its answers show (store/operations.py)
+        store = OperationStore(store.database, store.clock, view=GRAPH_PROFILE)
     health = HealthChecks(
         Readiness(
             store,

@@ -39,6 +39,7 @@ EXPOSED_HEADERS = (
     "ETag",
     "Retry-After",
     "Operation-Location",
+    "Preference-Applied",  # the page size a list applied (`Prefer: odata.maxpagesize`)
 )
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _EXPOSE = (b"access-control-expose-headers", ", ".join(EXPOSED_HEADERS).encode())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from urllib.parse import quote, urlencode
 
 import orjson
@@ -22,6 +23,7 @@ from datapolicy.odata.options import (
     QueryOptions,
     parse_query_options,
 )
+from datapolicy.odata.preferences import preferred_page_size
 from datapolicy.odata.skiptoken import SkipToken
 from datapolicy.store import OperationStore
 from datapolicy.store.audit import AuditAction
@@ -84,7 +86,7 @@ def _parsed_options(query_string: bytes, allowed: frozenset[str], max_top: int) 
 
 
 async def list_operations(request: Request) -> Response:
-    options = _options(request, LIST_OPTIONS)
+    options, applied = _with_maxpagesize(request, _options(request, LIST_OPTIONS))
     page = await run_in_threadpool(_store(request).list, options)
     audit_of(request).later(request.scope, AuditAction.OPERATION_LISTED)
     root = service_root(request)
@@ -94,7 +96,27 @@ async def list_operations(request: Request) -> Response:
     body["value"] = entity_rows(page.rows, options.select)
     if page.next is not None:
         body["@odata.nextLink"] = _next_link(root, options, page.next)
-    return json_response(body, option=JSON_OPTIONS)
+    headers = None if applied is None else {"Preference-Applied": applied}
+    return json_response(body, headers=headers, option=JSON_OPTIONS)
+
+
+def _with_maxpagesize(request: Request, options: QueryOptions) -> tuple[QueryOptions, str | None]:
+    """The options with the page size of an `odata.maxpagesize` preference, bounded by the
+    server's maximum page size, and the `Preference-Applied` value to answer with: from the
+    `Prefer` header, else the one the `$skiptoken` carries on from the first page (applied, but
+    not asked for by this request, so not answered). `$top` wins over both, as OData says: the
+    client asked for that many."""
+    if options.top is not None:
+        return options, None
+    prefer = [value for name, value in request.scope["headers"] if name == b"prefer"]
+    preferred = preferred_page_size(value.decode("latin-1") for value in prefer)
+    limit: int = request.app.state.limits.max_page_size
+    if preferred is not None:
+        name, size = preferred[0], min(preferred[1], limit)
+        return replace(options, maxpagesize=size), f"{name}={size}"
+    if options.skiptoken is not None and options.skiptoken.maxpagesize is not None:
+        return replace(options, maxpagesize=min(options.skiptoken.maxpagesize, limit)), None
+    return options, None
 
 
 def _next_link(root: str, options: QueryOptions, token: SkipToken) -> str:

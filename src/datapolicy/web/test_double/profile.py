@@ -7,7 +7,11 @@ profile"), so that a client is tested against Graph's behaviour:
 - `exportPersonalData` for a user id that is not a GUID: 400 `InvalidInput`;
 - a `storageLocation` that is not an Azure Blob container URL: 400 `StorageLocationNotAzureBlob`
   (the other SAS checks are the Azure target's own, already Graph's);
-- `POST /me/exportPersonalData`: the export of the caller (the token's subject).
+- `POST /me/exportPersonalData`: the export of the caller (the token's subject);
+- an operation's `status` is never `notStarted` (Graph's backend reports `running` from the
+  start) and its `progress` runs from 0 to 1 (`graph_profile_status`, `PROGRESS_SCALE`): the
+  entities of the `/dataPolicyOperations` answers are rewritten so, and their `$filter` and
+  `$search` compare the same values (the app's store filters `GRAPH_PROFILE_COLUMNS`).
 
 An ASGI layer the request pipeline (web/middleware/pipeline.py) puts right after authentication
 (Graph checks the token first) and before the read fast path, whose 404 it turns into Graph's 400.
@@ -17,8 +21,10 @@ It knows the routes it changes by the route table's match (web/routes/table.py).
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import orjson
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,11 +32,13 @@ from datapolicy.auth.permissions import EXPORT
 from datapolicy.auth.tokens import Principal
 from datapolicy.config import StorageConfig
 from datapolicy.engine.targets.azure import azure_target
+from datapolicy.model import ENTITY_SET, PROGRESS_SCALE, graph_profile_status
 from datapolicy.web.errors import error_response
 from datapolicy.web.routes.operations import API_ROOT
 from datapolicy.web.routes.table import COUNT, ENTITY, ME_EXPORT, ROUTE, USER_EXPORT, RouteMatch
 
 PROFILES = ("datapolicy", "graph")
+COLLECTION_PATH = f"/{ENTITY_SET}"
 MAX_BODY = 64 * 1024  # an exportPersonalData body is one URL
 
 
@@ -58,11 +66,13 @@ class GraphProfileMiddleware:
             scope[ROUTE] = match = RouteMatch(USER_EXPORT, subject, served=True)
             route = USER_EXPORT
         if route is ENTITY and match.key is not None:
-            await self._operation(scope, receive, send, match.key)
+            await self._operation(scope, receive, _operations_as_graph(send), match.key)
         elif route is COUNT:  # `$count` is no GUID to Graph either
             await self._operation(scope, receive, send, "$count")
         elif route is USER_EXPORT and match.key is not None:
             await self._export(scope, receive, send, match.key)
+        elif route is not None and route.path == COLLECTION_PATH:
+            await self.app(scope, receive, _operations_as_graph(send))
         else:
             await self.app(scope, receive, send)
 
@@ -106,6 +116,44 @@ _FORBIDDEN = (
 )
 _NOT_FOUND = "Cannot find any operations with the input Id."
 _NOT_BLOB = "Storage destination must be an azure blob container."
+
+
+def _operations_as_graph(send: Send) -> Send:
+    """`send` for an answer of operations (an entity or a page of them): a successful JSON body
+    is sent with each entity's `status` and `progress` as Graph shows them."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def as_graph(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(raw=list(message.get("headers", [])))
+            json = headers.get("content-type", "").startswith("application/json")
+            if message["status"] in (200, 201) and json:
+                start = message
+                return
+        elif message["type"] == "http.response.body" and start is not None:
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = orjson.dumps(_as_graph(orjson.loads(b"".join(chunks))))
+            headers = MutableHeaders(raw=list(start.get("headers", [])))
+            headers["content-length"] = str(len(body))
+            await send({**start, "headers": headers.raw})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send(message)
+
+    return as_graph
+
+
+def _as_graph(body: dict[str, Any]) -> dict[str, Any]:
+    for item in body["value"] if isinstance(body.get("value"), list) else [body]:
+        if isinstance(item.get("status"), str):
+            item["status"] = graph_profile_status(item["status"])
+        if isinstance(item.get("progress"), int | float):
+            item["progress"] = item["progress"] / PROGRESS_SCALE
+    return body
 
 
 def _is_guid(text: str) -> bool:
