@@ -209,6 +209,8 @@ def test_users_are_ordered_by_display_name_across_pages(api):
         ("$skip=1", "Query option '$skip' is not allowed on this request"),
         ("$skiptoken=abc", "The $skiptoken is not valid"),
         ("$top=0x10", "expected a non-negative integer"),
+        ("$top=0", "$top must be an integer from 1 to 999."),
+        ("$top=1000", "the maximum is 999"),
     ],
 )
 def test_bad_directory_queries_are_graph_400s_that_say_why(api, query, message):

@@ -114,6 +114,10 @@ async def list_users(request: Request) -> Response:
     """Graph's `GET /users`: `$filter`, `$search`, `$orderby`, `$select`, `$top`, `$count`,
     pages continued by `@odata.nextLink` (a keyset `$skiptoken`, as operations' lists)."""
     options = _options(request, USER_LIST_OPTIONS)
+    if options.top == 0:  # Graph's users take 1 to 999
+        raise QueryOptionError(
+            f"$top must be an integer from 1 to {request.app.state.limits.max_page_size}."
+        )
     if _graph_profile(request):
         options = check_list(options, request.headers.get(HEADER))
     size = options.page_size
