@@ -35,3 +35,45 @@ def test_list_pages_through_the_directory_and_show_finds_one(demo_service: Servi
 def test_an_unknown_user_is_one_line(demo_service: Service):
     result = datapolicy("users", "show", "nobody", *against(demo_service))
     assert one_line_error(result).startswith("Error: 404 Request_ResourceNotFound: ")
+
+
+def test_list_finds_people_by_filter_and_by_search(demo_service: Service):
+    by_mail = json_output(
+        datapolicy(
+            "users",
+            "list",
+            "--filter",
+            "mail eq 'ADA.LOVELACE@example.com'",
+            "--json",
+            *against(demo_service),
+        )
+    )
+    assert [user["displayName"] for user in by_mail] == ["Ada Lovelace"]
+    by_word = json_output(
+        datapolicy("users", "list", "--search", "LOVE", "--json", *against(demo_service))
+    )
+    assert [user["displayName"] for user in by_word] == ["Ada Lovelace"]
+    graph_syntax = json_output(
+        datapolicy(
+            "users",
+            "list",
+            "--search",
+            '"displayName:a" AND "mail:a"',
+            "--orderby",
+            "displayName",
+            "--top",
+            "2",
+            "--all",
+            "--json",
+            *against(demo_service),
+        )
+    )
+    names = [user["displayName"] for user in graph_syntax]
+    assert names
+    assert names == sorted(names, key=str.lower)
+    assert all(user["mail"].startswith("a") for user in graph_syntax)
+
+
+def test_a_bad_filter_is_one_line(demo_service: Service):
+    result = datapolicy("users", "list", "--filter", "manager eq 'x'", *against(demo_service))
+    assert one_line_error(result).startswith("Error: 400 BadRequest: Could not find a property")

@@ -47,7 +47,7 @@ from datapolicy.store import OperationStore
 from datapolicy.store.audit import AuditAction
 from datapolicy.store.operations import to_micros
 from datapolicy.store.tables import operations
-from datapolicy.web.routes.operations import _next_link, list_operations
+from datapolicy.web.routes.operations import list_operations, next_link
 from datapolicy.web.routes.serialize import context_url, entity
 
 ROOT = "http://testserver/v1.0"
@@ -121,7 +121,7 @@ def entity_path_body(store: OperationStore, pairs: list[tuple[str, str]]) -> byt
         body["@odata.count"] = page.count
     body["value"] = [entity(operation, options.select) for operation in page.items]
     if page.next is not None:
-        body["@odata.nextLink"] = _next_link(ROOT, options, page.next)
+        body["@odata.nextLink"] = next_link(ROOT, options, page.next)
     return orjson.dumps(body)
 
 

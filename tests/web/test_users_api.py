@@ -153,3 +153,77 @@ def test_a_repeated_start_with_the_same_request_id_is_one_export(api, demo_servi
 )
 def test_bad_action_bodies_are_400(api, body, status):
     assert api.post(f"/users/{ADA}/exportPersonalData", json=body).status_code == status
+
+
+def test_a_user_is_read_by_user_principal_name_ignoring_case(api, demo_service):
+    body = api.get("/users/Ada.Lovelace@CONTOSO.example").json()
+    assert body["id"] == ADA
+    assert body["@odata.context"] == f"{demo_service.url}/$metadata#users/$entity"
+    assert api.get("/users/ada.lovelace@contoso.example.org").status_code == 404
+
+
+def test_a_data_subject_is_found_by_mail_and_counted(api, demo_service):
+    """The data-subject request arrives as an e-mail address: `$filter=mail eq` finds the
+    person whatever the case of the address, `$count=true` and `/users/$count` count."""
+    body = api.get(
+        "/users", params={"$filter": "mail eq 'ADA.Lovelace@example.com'", "$count": "true"}
+    ).json()
+    assert [user["id"] for user in body["value"]] == [ADA]
+    assert body["@odata.count"] == 1
+    assert api.get("/users/$count").text == "16"
+    response = api.get("/users/$count", params={"$filter": "startswith(mail, 'a')"})
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text == str(
+        len(api.get("/users", params={"$filter": "startswith(mail, 'a')"}).json()["value"])
+    )
+
+
+def test_users_are_ordered_by_display_name_across_pages(api):
+    names = []
+    page = api.get("/users", params={"$orderby": "displayName", "$top": "5"}).json()
+    names += [user["displayName"] for user in page["value"]]
+    while "@odata.nextLink" in page:
+        page = api.get(page["@odata.nextLink"]).json()
+        names += [user["displayName"] for user in page["value"]]
+    assert len(names) == 16
+    assert names == sorted(names, key=str.lower)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (
+            "$filter=manager eq 'x'",
+            "Could not find a property named 'manager' on type 'microsoft.graph.user'.",
+        ),
+        ("$filter=mail eq", "Syntax error in $filter"),
+        ("$filter=mail eq 1", "A value of type Edm.String is needed for 'mail'"),
+        ("$orderby=jobTitle", "Could not find a property named 'jobTitle'"),
+        ("$select=id,jobTitle", "Could not find a property named 'jobTitle'"),
+        ("$search=ada", "$search on users must name the property to search"),
+        (
+            '$search="userPrincipalName:ada"',
+            "The property 'userPrincipalName' of type 'microsoft.graph.user' cannot be searched",
+        ),
+        ('$search="displayName:ada', "unbalanced quotes"),
+        ("$skip=1", "Query option '$skip' is not allowed on this request"),
+        ("$skiptoken=abc", "The $skiptoken is not valid"),
+        ("$top=0x10", "expected a non-negative integer"),
+        ("$top=0", "$top must be an integer from 1 to 999."),
+        ("$top=1000", "the maximum is 999"),
+    ],
+)
+def test_bad_directory_queries_are_graph_400s_that_say_why(api, query, message):
+    response = api.get(f"/users?{query}")
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "BadRequest"
+    assert message in error["message"]
+
+
+def test_a_skiptoken_of_another_order_is_refused(api):
+    page = api.get("/users", params={"$top": "2", "$orderby": "displayName"}).json()
+    token = page["@odata.nextLink"].split("$skiptoken=")[1]
+    response = api.get(f"/users?$top=2&$orderby=displayName desc&$skiptoken={token}")
+    assert response.status_code == 400
+    assert "different $orderby" in response.json()["error"]["message"]

@@ -99,18 +99,31 @@ class Api:
             raise ApiError(response)
         return response
 
-    def get(self, path_or_url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = self.request("GET", path_or_url, params=params).json()
+    def get(
+        self,
+        path_or_url: str,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = self.request(
+            "GET", path_or_url, params=params, headers=headers
+        ).json()
         return body
 
     def values(
-        self, path: str, params: dict[str, str], *, follow: bool
+        self,
+        path: str,
+        params: dict[str, str],
+        *,
+        follow: bool,
+        headers: dict[str, str] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """The items of a collection: its first page, or every page when `follow`."""
-        page = self.get(path, params)
+        """The items of a collection: its first page, or every page when `follow` (each
+        request with `headers`)."""
+        page = self.get(path, params, headers)
         yield from page["value"]
         while follow and "@odata.nextLink" in page:
-            page = self.get(page["@odata.nextLink"])
+            page = self.get(page["@odata.nextLink"], headers=headers)
             yield from page["value"]
 
 

@@ -212,7 +212,9 @@ def _directory(directory: UserDirectory, user_id: str | None) -> str:
 
 
 def _first_user(directory: UserDirectory) -> str | None:
-    first = directory.page(1, None)
+    from datapolicy.odata.options import QueryOptions
+
+    first = directory.query(QueryOptions(), 1).users
     return first[0].id if first else None
 
 

@@ -14,7 +14,7 @@ one-value list `in ('x')`, which odata-query only reads written as `('x',)`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -132,8 +132,10 @@ def _single_item_lists(tokens: Iterator[Token]) -> Iterator[Token]:
     yield from held
 
 
-def parse_filter(text: str, properties: dict[str, Property]) -> FilterNode:
-    """Parse and type-check a `$filter` expression."""
+def parse_filter(
+    text: str, properties: Mapping[str, Property], entity_type: str = ENTITY_TYPE
+) -> FilterNode:
+    """Parse and type-check a `$filter` expression on the properties of `entity_type`."""
     text = text.strip()
     if not text:
         raise QueryOptionError("The query specified in the URI is not valid: $filter is empty.")
@@ -159,7 +161,7 @@ def parse_filter(text: str, properties: dict[str, Property]) -> FilterNode:
     if tree is None:
         raise QueryOptionError("The query specified in the URI is not valid: $filter is empty.")
     try:
-        return _Checker(properties).boolean(tree)
+        return _Checker(properties, entity_type).boolean(tree)
     except RecursionError:
         raise _too_complex() from None
 
@@ -186,8 +188,9 @@ def _describe_parse_error(text: str, exc: ParsingException) -> str:
 class _Checker:
     """Walks odata-query's tree and builds the typed one, or explains why it cannot."""
 
-    def __init__(self, properties: dict[str, Property]):
+    def __init__(self, properties: Mapping[str, Property], entity_type: str):
         self.properties = properties
+        self.entity_type = entity_type
 
     def boolean(self, node: ast._Node, depth: int = 0) -> FilterNode:
         if depth > MAX_DEPTH:
@@ -224,7 +227,7 @@ class _Checker:
         if isinstance(node, ast.Attribute):
             raise QueryOptionError(
                 f"Property paths are not supported: '{_path(node)}'. "
-                f"The type '{ENTITY_TYPE}' has no structured or navigation properties."
+                f"The type '{self.entity_type}' has no structured or navigation properties."
             )
         if isinstance(node, ast.Call):
             name = node.func.full_name()
@@ -238,7 +241,8 @@ class _Checker:
         prop = self.properties.get(node.full_name())
         if prop is None:
             raise QueryOptionError(
-                f"Could not find a property named '{node.full_name()}' on type '{ENTITY_TYPE}'."
+                f"Could not find a property named '{node.full_name()}' on type "
+                f"'{self.entity_type}'."
             )
         if prop.edm_type.is_complex:
             raise QueryOptionError(

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from datapolicy.errors import QueryOptionError
-from datapolicy.model import ENTITY_TYPE, PROPERTIES, Property
+from datapolicy.model import Property
+from datapolicy.odata.entity import OPERATIONS, Entity
 from datapolicy.odata.expressions import FilterNode
 from datapolicy.odata.filter import parse_filter
 from datapolicy.odata.search import parse_search
@@ -27,12 +28,8 @@ MAX_SKIP = 2**31 - 1
 MAX_ORDERBY_ITEMS = 8
 MAX_OPTION_LENGTH = 8192  # characters in any one option's value
 
-#: The properties `$search` looks in, and that `"property:text"` may name.
-SEARCHABLE: tuple[Property, ...] = (
-    PROPERTIES["userId"],
-    PROPERTIES["storageLocation"],
-    PROPERTIES["status"],
-)
+#: The properties of an operation `$search` looks in, and that `"property:text"` may name.
+SEARCHABLE: tuple[Property, ...] = OPERATIONS.searchable
 
 LIST_OPTIONS = frozenset(
     {
@@ -107,26 +104,32 @@ class QueryOptions:
 
 
 def parse_query_options(
-    params: Iterable[tuple[str, str]], allowed: frozenset[str], max_top: int = MAX_PAGE_SIZE
+    params: Iterable[tuple[str, str]],
+    allowed: frozenset[str],
+    max_top: int = MAX_PAGE_SIZE,
+    entity: Entity = OPERATIONS,
 ) -> QueryOptions:
-    """Check the options against what the request kind allows and parse each one; a `$top`
-    over `max_top` is a 400 naming the maximum (Graph lets each API either clamp or refuse;
-    refusing tells the client why it got fewer rows than it asked for)."""
+    """Check the options against what the request kind allows and parse each one against the
+    `entity`'s properties; a `$top` over `max_top` is a 400 naming the maximum (Graph lets
+    each API either clamp or refuse; refusing tells the client why it got fewer rows than it
+    asked for)."""
     raw = _collect(params, allowed)
-    orderby = _parse_orderby(raw["orderby"]) if "orderby" in raw else ()
+    orderby = _parse_orderby(raw["orderby"], entity) if "orderby" in raw else ()
     if "expand" in raw:
-        _check_expand(raw["expand"])
+        _check_expand(raw["expand"], entity)
     if "format" in raw and raw["format"].strip().lower() not in ("json", "application/json"):
         raise QueryOptionError(f"$format '{raw['format']}' is not supported; use 'json'.")
     return QueryOptions(
-        filter=_parsed_filter(raw["filter"]) if "filter" in raw else None,
-        search=_parsed_search(raw["search"]) if "search" in raw else None,
+        filter=_parsed_filter(raw["filter"], entity) if "filter" in raw else None,
+        search=_parsed_search(raw["search"], entity) if "search" in raw else None,
         orderby=orderby,
-        select=_parse_select(raw["select"]) if "select" in raw else None,
+        select=_parse_select(raw["select"], entity) if "select" in raw else None,
         top=_parse_integer("top", raw["top"], max_top) if "top" in raw else None,
         skip=_parse_integer("skip", raw["skip"], MAX_SKIP) if "skip" in raw else 0,
         count=_parse_boolean("count", raw["count"]) if "count" in raw else False,
-        skiptoken=SkipToken.decode(raw["skiptoken"], orderby) if "skiptoken" in raw else None,
+        skiptoken=(
+            SkipToken.decode(raw["skiptoken"], orderby, entity) if "skiptoken" in raw else None
+        ),
         raw=raw,
     )
 
@@ -138,13 +141,13 @@ PARSED_TEXTS_CACHED = 256
 
 
 @functools.lru_cache(maxsize=PARSED_TEXTS_CACHED)
-def _parsed_filter(text: str) -> FilterNode:
-    return parse_filter(text, PROPERTIES)
+def _parsed_filter(text: str, entity: Entity) -> FilterNode:
+    return parse_filter(text, entity.properties, entity.type_name)
 
 
 @functools.lru_cache(maxsize=PARSED_TEXTS_CACHED)
-def _parsed_search(text: str) -> FilterNode:
-    return parse_search(text, SEARCHABLE)
+def _parsed_search(text: str, entity: Entity) -> FilterNode:
+    return parse_search(text, entity.searchable, entity.properties, entity.type_name)
 
 
 def _collect(params: Iterable[tuple[str, str]], allowed: frozenset[str]) -> dict[str, str]:
@@ -200,16 +203,16 @@ def _parse_boolean(name: str, value: str) -> bool:
     return lowered == "true"
 
 
-def _property(name: str, option: str) -> Property:
-    prop = PROPERTIES.get(name)
+def _property(name: str, option: str, entity: Entity) -> Property:
+    prop = entity.properties.get(name)
     if prop is None:
         raise QueryOptionError(
-            f"Could not find a property named '{name}' on type '{ENTITY_TYPE}' (in ${option})."
+            f"Could not find a property named '{name}' on type '{entity.type_name}' (in ${option})."
         )
     return prop
 
 
-def _parse_orderby(value: str) -> tuple[OrderBy, ...]:
+def _parse_orderby(value: str, entity: Entity) -> tuple[OrderBy, ...]:
     items = value.split(",")
     if len(items) > MAX_ORDERBY_ITEMS:
         raise QueryOptionError(f"$orderby takes at most {MAX_ORDERBY_ITEMS} properties.")
@@ -221,7 +224,7 @@ def _parse_orderby(value: str) -> tuple[OrderBy, ...]:
                 f"Invalid $orderby item '{item.strip()[:60]}': "
                 "expected a property name optionally followed by 'asc' or 'desc'."
             )
-        prop = _property(match.group(1), "orderby")
+        prop = _property(match.group(1), "orderby", entity)
         if prop.edm_type.is_complex:
             raise QueryOptionError(
                 f"The property '{prop.name}' is of a complex type and cannot be used in $orderby."
@@ -232,22 +235,23 @@ def _parse_orderby(value: str) -> tuple[OrderBy, ...]:
     return tuple(result)
 
 
-def _parse_select(value: str) -> tuple[Property, ...]:
+def _parse_select(value: str, entity: Entity) -> tuple[Property, ...]:
     selected: list[Property] = []
     for item in (part.strip() for part in value.split(",")):
         if item == "*":
-            return tuple(PROPERTIES.values())
+            return tuple(entity.properties.values())
         if not item:
             raise QueryOptionError("$select contains an empty property name.")
-        prop = _property(item, "select")
+        prop = _property(item, "select", entity)
         if prop not in selected:
             selected.append(prop)
     return tuple(selected)
 
 
-def _check_expand(value: str) -> None:
-    """This entity has no navigation properties: `$expand=*` (expand all of them, which Graph's
-    clients send) expands nothing and is accepted; naming any property is an error."""
+def _check_expand(value: str, entity: Entity) -> None:
+    """The entities served have no navigation properties: `$expand=*` (expand all of them,
+    which Graph's clients send) expands nothing and is accepted; naming any property is an
+    error."""
     for item in value.split(","):
         name = item.split("(")[0].split("/")[0].strip()
         if name == "*" and item.strip() == "*":
@@ -256,14 +260,14 @@ def _check_expand(value: str) -> None:
             raise QueryOptionError("$expand contains an empty property name.")
         if name == "*":
             raise QueryOptionError(
-                f"The type '{ENTITY_TYPE}' has no navigation properties: '{item.strip()[:60]}' "
-                "expands nothing; $expand=* alone is accepted."
+                f"The type '{entity.type_name}' has no navigation properties: "
+                f"'{item.strip()[:60]}' expands nothing; $expand=* alone is accepted."
             )
-        if name in PROPERTIES:
+        if name in entity.properties:
             raise QueryOptionError(
-                f"Property '{name}' on type '{ENTITY_TYPE}' is not a navigation property or "
+                f"Property '{name}' on type '{entity.type_name}' is not a navigation property or "
                 "complex property. Only navigation properties can be expanded."
             )
         raise QueryOptionError(
-            f"Could not find a property named '{name}' on type '{ENTITY_TYPE}' (in $expand)."
+            f"Could not find a property named '{name}' on type '{entity.type_name}' (in $expand)."
         )

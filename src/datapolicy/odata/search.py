@@ -16,6 +16,7 @@ one it names. The searchable properties are passed in by the caller.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from datapolicy.errors import QueryOptionError
 from datapolicy.model import ENTITY_TYPE, PROPERTIES, Property
@@ -27,7 +28,14 @@ MAX_SEARCH_TERMS = 32
 _TOKEN = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([^\s"]+))')
 
 
-def parse_search(text: str, searchable: tuple[Property, ...]) -> FilterNode:
+def parse_search(
+    text: str,
+    searchable: tuple[Property, ...],
+    properties: Mapping[str, Property] = PROPERTIES,
+    entity_type: str = ENTITY_TYPE,
+) -> FilterNode:
+    """The condition tree of `$search` on an entity of `entity_type` with `properties`, of
+    which `searchable` may be searched."""
     if len(text) > MAX_SEARCH_LENGTH:
         raise QueryOptionError(f"$search is longer than {MAX_SEARCH_LENGTH} characters.")
     tokens = _tokenize(text)
@@ -35,7 +43,7 @@ def parse_search(text: str, searchable: tuple[Property, ...]) -> FilterNode:
         raise QueryOptionError('$search is empty; use $search="text".')
     if sum(1 for kind, _ in tokens if kind == "term") > MAX_SEARCH_TERMS:
         raise QueryOptionError(f"$search has more than {MAX_SEARCH_TERMS} terms.")
-    parser = _Parser(tokens, searchable)
+    parser = _Parser(tokens, searchable, properties, entity_type)
     node = parser.parse_or()
     if parser.position != len(tokens):
         raise QueryOptionError(
@@ -66,10 +74,18 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
 
 
 class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]], searchable: tuple[Property, ...]):
+    def __init__(
+        self,
+        tokens: list[tuple[str, str]],
+        searchable: tuple[Property, ...],
+        properties: Mapping[str, Property],
+        entity_type: str,
+    ):
         self.tokens = tokens
         self.position = 0
         self.searchable = {p.name: p for p in searchable}
+        self.properties = properties
+        self.entity_type = entity_type
 
     def _peek(self) -> str | None:
         return self.tokens[self.position][0] if self.position < len(self.tokens) else None
@@ -108,10 +124,10 @@ class _Parser:
         props: tuple[Property, ...]
         if sep and name in self.searchable:
             props, value = (self.searchable[name],), rest
-        elif sep and name in PROPERTIES:
+        elif sep and name in self.properties:
             allowed = ", ".join(self.searchable)
             raise QueryOptionError(
-                f"The property '{name}' of type '{ENTITY_TYPE}' cannot be searched; "
+                f"The property '{name}' of type '{self.entity_type}' cannot be searched; "
                 f"searchable properties: {allowed}."
             )
         else:

@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING
 import orjson
 
 from datapolicy.errors import QueryOptionError
-from datapolicy.model import PROPERTIES, EdmType, Operation, OperationStatus, format_datetime
+from datapolicy.model import (
+    PROPERTIES,
+    EdmType,
+    Operation,
+    OperationStatus,
+    Property,
+    format_datetime,
+)
+from datapolicy.odata.entity import OPERATIONS, Entity
 
 if TYPE_CHECKING:
     from datapolicy.odata.options import OrderBy
@@ -42,14 +50,17 @@ class OrderKey:
     descending: bool
 
 
-def effective_order(orderby: tuple[OrderBy, ...]) -> tuple[OrderKey, ...]:
-    """The client's `$orderby` (or the default: submission order), then `id` as tie-break.
+def effective_order(
+    orderby: tuple[OrderBy, ...], default: str = OPERATIONS.default_order
+) -> tuple[OrderKey, ...]:
+    """The client's `$orderby` (or the entity's `default`, for operations submission order),
+    then `id` as tie-break.
 
     The tie-break runs in the direction of the last ordered property, so that the whole order
     is one index (property, id) read forwards or backwards, and a keyset page can seek to its
     start with a single row-value comparison."""
     keys = [OrderKey(item.prop.name, item.descending) for item in orderby] or [
-        OrderKey("submittedDateTime", False)
+        OrderKey(default, False)
     ]
     for index, key in enumerate(keys):
         if key.name == "id":
@@ -73,6 +84,11 @@ class SkipToken:
         values = tuple(getattr(operation, PROPERTIES[key.name].attribute) for key in keys)
         return SkipToken(values, _fingerprint(keys), maxpagesize)
 
+    @staticmethod
+    def for_values(values: tuple[KeyValue, ...], keys: tuple[OrderKey, ...]) -> SkipToken:
+        """The token after a row whose values of `keys` are `values`."""
+        return SkipToken(values, _fingerprint(keys))
+
     def encode(self) -> str:
         payload: list[object] = [_FORMAT, self.fingerprint, [_dump(v) for v in self.values]]
         if self.maxpagesize is not None:
@@ -80,8 +96,8 @@ class SkipToken:
         return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
 
     @staticmethod
-    def decode(token: str, orderby: tuple[OrderBy, ...]) -> SkipToken:
-        keys = effective_order(orderby)
+    def decode(token: str, orderby: tuple[OrderBy, ...], entity: Entity = OPERATIONS) -> SkipToken:
+        keys = effective_order(orderby, entity.default_order)
         if len(token) > MAX_TOKEN_LENGTH:
             raise _invalid()
         try:
@@ -106,7 +122,10 @@ class SkipToken:
                 "The $skiptoken was issued for a different $orderby; "
                 "follow @odata.nextLink as given."
             )
-        values = tuple(_load(key, raw) for key, raw in zip(keys, payload[2], strict=True))
+        values = tuple(
+            _load(entity.properties[key.name], raw)
+            for key, raw in zip(keys, payload[2], strict=True)
+        )
         return SkipToken(values, payload[1], maxpagesize)
 
 
@@ -123,8 +142,7 @@ def _dump(value: KeyValue) -> object:
     return value
 
 
-def _load(key: OrderKey, raw: object) -> KeyValue:
-    prop = PROPERTIES[key.name]
+def _load(prop: Property, raw: object) -> KeyValue:
     if raw is None:
         if prop.nullable:
             return None

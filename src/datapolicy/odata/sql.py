@@ -7,7 +7,7 @@ nullable columns state their NULL case explicitly. LIKE patterns are always esca
 
 The clauses mean the same on SQLite and PostgreSQL: LIKE is case-sensitive on both (the SQLite
 connection sets `case_sensitive_like`), `$search` folds case alike (ASCII only, see
-`_ascii_lower`), NULL's place in an order is stated (`NULLS FIRST`/`LAST`) rather than left to
+`ascii_lower`), NULL's place in an order is stated (`NULLS FIRST`/`LAST`) rather than left to
 each database's default, and strings compare by bytes (the store's columns are in the "C"
 collation on PostgreSQL).
 
@@ -138,7 +138,7 @@ def parameterize(
             case StringMatch(function=function, prop=prop, value=value):
                 node = StringMatch(function, prop, bind(_like_text(value)))  # type: ignore[arg-type]
             case TextSearch(props=props, text=text):
-                node = TextSearch(props, bind(_like_text(_ascii_lower(text))))  # type: ignore[arg-type]
+                node = TextSearch(props, bind(_like_text(ascii_lower(text))))  # type: ignore[arg-type]
         # A leaf: Constant, PropertyComparison and a comparison with null have no literal.
         shape.append(node)
         return node
@@ -223,7 +223,7 @@ def _like_text(text: str) -> str:
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
-def _ascii_lower(text: str) -> str:
+def ascii_lower(text: str) -> str:
     """`text` with A-Z folded to a-z, as SQL's lower() does with SQLite's built-in function and
     with PostgreSQL's in the "C" collation of the store's columns (neither folds other
     letters). The search text is folded here, not by lower() in SQL, where PostgreSQL would
@@ -269,11 +269,14 @@ def order_clauses(keys: tuple[OrderKey, ...], columns: Columns) -> list[ColumnEl
 
 
 def after_clause(
-    keys: tuple[OrderKey, ...], values: tuple[Parameter | None, ...], columns: Columns
+    keys: tuple[OrderKey, ...],
+    values: tuple[Parameter | None, ...],
+    columns: Columns,
+    properties: Mapping[str, Property] = PROPERTIES,
 ) -> ColumnElement[bool]:
     """Rows strictly after the key `values` in the order `keys` (a keyset page boundary); each
-    value is a `Parameter`, or None for a null key value."""
-    props = [PROPERTIES[k.name] for k in keys]
+    value is a `Parameter`, or None for a null key value. `properties`: the entity's."""
+    props = [properties[k.name] for k in keys]
     bound = [
         None if v is None else sort_key(p, _bound(v, columns[p.name]))
         for p, v in zip(props, values, strict=True)

@@ -143,5 +143,6 @@ def create_app(
     app.state.exports = exports
     app.state.audit = audit  # web/middleware/audit.py: the routes' audit entries
     app.state.limits = limits
+    app.state.profile = profile  # `/users` applies Graph's advanced-query rule under "graph"
     app.state.scenarios = scenarios
     return app

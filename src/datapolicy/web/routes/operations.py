@@ -95,7 +95,7 @@ async def list_operations(request: Request) -> Response:
         body["@odata.count"] = page.count
     body["value"] = entity_rows(page.rows, options.select)
     if page.next is not None:
-        body["@odata.nextLink"] = _next_link(root, options, page.next)
+        body["@odata.nextLink"] = next_link(root, options, page.next)
     headers = None if applied is None else {"Preference-Applied": applied}
     return json_response(body, headers=headers, option=JSON_OPTIONS)
 
@@ -119,20 +119,23 @@ def _with_maxpagesize(request: Request, options: QueryOptions) -> tuple[QueryOpt
     return options, None
 
 
-def _next_link(root: str, options: QueryOptions, token: SkipToken) -> str:
-    """The same query, continued after the last row served (`$skip` is already applied)."""
-    return _next_link_before_token(root, tuple(options.raw.items())) + quote(
+def next_link(
+    root: str, options: QueryOptions, token: SkipToken, entity_set: str = ENTITY_SET
+) -> str:
+    """The same query on `entity_set`, continued after the last row served (`$skip` is
+    already applied)."""
+    return _next_link_before_token(root, entity_set, tuple(options.raw.items())) + quote(
         token.encode(), safe=_QUERY_SAFE
     )
 
 
 @functools.lru_cache(maxsize=OPTIONS_CACHED)
-def _next_link_before_token(root: str, raw: tuple[tuple[str, str], ...]) -> str:
+def _next_link_before_token(root: str, entity_set: str, raw: tuple[tuple[str, str], ...]) -> str:
     """A next link up to its `$skiptoken` value, which is all that changes from page to page
     of a query: quoting the rest again for every page costs more than the token does."""
     pairs = [(f"${name}", value) for name, value in raw if name not in ("skip", "skiptoken")]
     pairs.append(("$skiptoken", ""))
-    return f"{root}/{ENTITY_SET}?" + urlencode(pairs, quote_via=quote, safe=_QUERY_SAFE)
+    return f"{root}/{entity_set}?" + urlencode(pairs, quote_via=quote, safe=_QUERY_SAFE)
 
 
 async def count_operations(request: Request) -> Response:

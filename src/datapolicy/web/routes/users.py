@@ -2,29 +2,52 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
-from datapolicy.engine import ExportService, User
+from datapolicy.engine import ExportService, User, UserDirectory
+from datapolicy.engine.directory import UserPage
 from datapolicy.engine.service import UnknownUser
+from datapolicy.engine.sources.base import SourceError
 from datapolicy.engine.targets import StorageLocationError
-from datapolicy.errors import InvalidRequest, QueryOptionError
+from datapolicy.errors import InvalidRequest, QueryOptionError, Unavailable
 from datapolicy.model import ENTITY_SET, Operation
-from datapolicy.odata.options import DEFAULT_PAGE_SIZE
+from datapolicy.odata.entity import USER_PROPERTIES, USERS
+from datapolicy.odata.options import (
+    COUNT_OPTIONS,
+    ENTITY_OPTIONS,
+    LIST_OPTIONS,
+    QueryOptions,
+    parse_query_options,
+)
 from datapolicy.store.audit import AuditAction
 from datapolicy.web.middleware.audit import audit_of
 from datapolicy.web.responses import json_response
-from datapolicy.web.routes.operations import caller_of, idempotency_key, service_root
+from datapolicy.web.routes.advanced_queries import (
+    HEADER,
+    check_count_segment,
+    check_list,
+)
+from datapolicy.web.routes.operations import caller_of, idempotency_key, next_link, service_root
 from datapolicy.web.routes.payloads import read_json_object
 
+T = TypeVar("T")
+
 RETRY_AFTER_SECONDS = 60  # what Graph sends with the 202
-USER_FIELDS = ("id", "displayName", "mail", "userPrincipalName")
+USERS_SET = "users"
+USER_FIELDS = tuple(USER_PROPERTIES)
+# Graph's users take no $skip: pages continue by @odata.nextLink only.
+USER_LIST_OPTIONS = LIST_OPTIONS - {"skip"}
+USER_COUNT_OPTIONS = COUNT_OPTIONS
+USER_ENTITY_OPTIONS = ENTITY_OPTIONS
+
+log = logging.getLogger(__name__)
 
 
 def _exports(request: Request) -> ExportService:
@@ -33,6 +56,7 @@ def _exports(request: Request) -> ExportService:
 
 
 def _user_options(request: Request, allowed: set[str]) -> dict[str, str]:
+    """The actions' check that no `$` option is given (custom options are ignored)."""
     options: dict[str, str] = {}
     for name, value in request.query_params.multi_items():
         canonical = name.lower().removeprefix("$")
@@ -46,16 +70,21 @@ def _user_options(request: Request, allowed: set[str]) -> dict[str, str]:
     return options
 
 
-def _select(options: dict[str, str]) -> tuple[str, ...]:
-    if "select" not in options:
-        return USER_FIELDS
-    chosen = tuple(dict.fromkeys(part.strip() for part in options["select"].split(",")))
-    for name in chosen:
-        if name not in USER_FIELDS:
-            raise QueryOptionError(
-                f"Could not find a property named '{name[:60]}' on type 'microsoft.graph.user'."
-            )
-    return chosen
+def _options(request: Request, allowed: frozenset[str]) -> QueryOptions:
+    return parse_query_options(
+        request.query_params.multi_items(),
+        allowed,
+        request.app.state.limits.max_page_size,
+        USERS,
+    )
+
+
+def _graph_profile(request: Request) -> bool:
+    return bool(getattr(request.app.state, "profile", None) == "graph")
+
+
+def _fields(options: QueryOptions) -> tuple[str, ...]:
+    return USER_FIELDS if options.select is None else tuple(p.name for p in options.select)
 
 
 def _user_json(user: User, fields: tuple[str, ...]) -> dict[str, object]:
@@ -68,66 +97,69 @@ def _context(request: Request, fields: tuple[str, ...], entity: bool) -> str:
     return f"{service_root(request)}/$metadata#users{selection}" + ("/$entity" if entity else "")
 
 
-def _directory_user(request: Request, user_id: str) -> User:
+async def _ask(request: Request, call: Callable[[UserDirectory], T], empty: T) -> T:
+    """`call` on the configured directory in a thread (`empty` without a directory); a
+    directory that cannot be read is a 503, its cause logged, not shown to the client."""
     directory = _exports(request).context.directory
-    user = directory.get(user_id) if directory is not None else None
-    if user is None:
-        raise UnknownUser(
-            f"Resource '{user_id[:100]}' does not exist or one of its queried "
-            "reference-property objects are not present."
-        )
-    return user
+    if directory is None:
+        return empty
+    try:
+        return await run_in_threadpool(call, directory)
+    except SourceError as exc:
+        log.warning("the user directory cannot be read: %s", exc)
+        raise Unavailable("The user directory cannot be read now; try again later.") from None
 
 
 async def list_users(request: Request) -> Response:
-    options = _user_options(request, {"top", "skiptoken", "select"})
-    fields = _select(options)
-    size = DEFAULT_PAGE_SIZE
-    if "top" in options:
-        top = options["top"]
-        # ASCII digits, and few: isdigit() alone admits "²", and int() refuses it and any
-        # number of over 4300 digits with a ValueError (a 500).
-        valid = top.isascii() and top.isdigit() and len(top) <= 12
-        max_top = request.app.state.limits.max_page_size
-        if not valid or not 1 <= int(top) <= max_top:
-            raise QueryOptionError(f"$top must be an integer from 1 to {max_top}.")
-        size = int(top)
-    after = _decode_user_token(options["skiptoken"]) if "skiptoken" in options else None
-    directory = _exports(request).context.directory
-    users = (
-        await run_in_threadpool(directory.page, size + 1, after) if directory is not None else []
+    """Graph's `GET /users`: `$filter`, `$search`, `$orderby`, `$select`, `$top`, `$count`,
+    pages continued by `@odata.nextLink` (a keyset `$skiptoken`, as operations' lists)."""
+    options = _options(request, USER_LIST_OPTIONS)
+    if options.top == 0:  # Graph's users take 1 to 999
+        raise QueryOptionError(
+            f"$top must be an integer from 1 to {request.app.state.limits.max_page_size}."
+        )
+    if _graph_profile(request):
+        options = check_list(options, request.headers.get(HEADER))
+    size = options.page_size
+    page = await _ask(
+        request, lambda directory: directory.query(options, size), UserPage([], None, 0)
     )
     audit_of(request).later(request.scope, AuditAction.USER_READ)
-    body: dict[str, object] = {
-        "@odata.context": _context(request, fields, entity=False),
-        "value": [_user_json(user, fields) for user in users[:size]],
-    }
-    if len(users) > size:
-        token = base64.urlsafe_b64encode(users[size - 1].id.encode()).decode().rstrip("=")
-        query = "&".join(f"${k}={v}" for k, v in options.items() if k != "skiptoken")
-        body["@odata.nextLink"] = (
-            f"{service_root(request)}/users?"
-            + (query + "&" if query else "")
-            + f"$skiptoken={token}"
-        )
+    fields = _fields(options)
+    root = service_root(request)
+    body: dict[str, object] = {"@odata.context": _context(request, fields, entity=False)}
+    if options.count:
+        body["@odata.count"] = page.count
+    body["value"] = [_user_json(user, fields) for user in page.users]
+    if page.next is not None:
+        body["@odata.nextLink"] = next_link(root, options, page.next, USERS_SET)
     return json_response(body)
 
 
-def _decode_user_token(token: str) -> str:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        after = "\x00"
-    if "\x00" in after:  # never made by a nextLink (and PostgreSQL's text cannot hold it)
-        raise QueryOptionError("The $skiptoken is not valid; follow @odata.nextLink.")
-    return after
+async def count_users(request: Request) -> Response:
+    """Graph's `GET /users/$count`: how many users match `$filter` and `$search`, as text."""
+    if _graph_profile(request):
+        check_count_segment(request.headers.get(HEADER))
+    options = _options(request, USER_COUNT_OPTIONS)
+    if _graph_profile(request):
+        options = check_list(options, request.headers.get(HEADER))
+    total = await _ask(request, lambda directory: directory.count(options), 0)
+    audit_of(request).later(request.scope, AuditAction.USER_READ)
+    return PlainTextResponse(str(total), headers={"OData-Version": "4.0"})
 
 
 async def get_user(request: Request) -> Response:
-    fields = _select(_user_options(request, {"select"}))
-    user = await run_in_threadpool(_directory_user, request, request.path_params["user_id"])
+    """Graph's `GET /users/{id | userPrincipalName}`."""
+    options = _options(request, USER_ENTITY_OPTIONS)
+    key: str = request.path_params["user_id"]
+    user = await _ask(request, lambda directory: directory.find(key), None)
+    if user is None:
+        raise UnknownUser(
+            f"Resource '{key[:100]}' does not exist or one of its queried "
+            "reference-property objects are not present."
+        )
     audit_of(request).later(request.scope, AuditAction.USER_READ, user_id=user.id)
+    fields = _fields(options)
     return json_response(
         {"@odata.context": _context(request, fields, entity=True), **_user_json(user, fields)}
     )
