@@ -47,6 +47,7 @@ from datapolicy.engine.report import TEMPLATES, moment
 RECEIPT_JSON = "receipt.json"
 RECEIPT_HTML = "receipt.html"
 RECEIPT_VERSION = 1
+_BLOCK = 64  # SHA-256's block: HMAC's key is padded to it
 _LINE = 65  # a hash's line in a spill: 64 hex digits and a newline
 KEY_CONTEXT = b"datapolicy erasure receipt\x00"
 HASHES = (
@@ -79,7 +80,8 @@ def _text(part: Any) -> bytes:
 
 @dataclass(slots=True)
 class _Spill:
-    prefix: Any  # the HMAC of the array's first texts, `[source, table,` (copied per key)
+    inner: Any  # HMAC's inner SHA-256, fed its pad and the array's start `[source, table,`
+    outer: Any  # HMAC's outer SHA-256, fed its pad
     file: IO[bytes] = field(default_factory=lambda: tempfile.TemporaryFile())  # noqa: SIM115
     digest: Any = field(default_factory=hashlib.sha256)
     count: int = 0
@@ -95,21 +97,35 @@ class KeyHashes:
 
     def add(self, source: str, table: str | None, keys: Iterable[Sequence[Any]]) -> None:
         """Hash a batch of keys, each `key_hash(key, source, table, *values)` (or, for a
-        file, `key_hash(key, source, path)`): the HMAC of the common start is computed once."""
+        file, `key_hash(key, source, path)`), as HMAC is defined (RFC 2104) with its two
+        SHA-256 states fed the pads and the common start once, then copied per key: a third of
+        `hmac.new`'s time per key, which is most of what a large erasure spends in Python."""
         spill = self._spills.get((source, table))
         if spill is None:
             first = [source] if table is None else [source, table]
             start = json.dumps(first, ensure_ascii=False, separators=(",", ":"))[:-1] + ","
-            prefix = hmac.new(self._key, start.encode("utf-8", "surrogatepass"), hashlib.sha256)
-            spill = self._spills[(source, table)] = _Spill(prefix)
-        lines = bytearray()
+            padded = self._key.ljust(_BLOCK, b"\0")  # the key is a digest: shorter than a block
+            inner = hashlib.sha256(padded.translate(hmac.trans_36))
+            inner.update(start.encode("utf-8", "surrogatepass"))
+            outer = hashlib.sha256(padded.translate(hmac.trans_5C))
+            spill = self._spills[(source, table)] = _Spill(inner, outer)
+        hashes: list[str] = []
+        inner, outer = spill.inner.copy, spill.outer.copy
         for values in keys:
-            message = spill.prefix.copy()
-            message.update(b",".join(map(_text, values)) + b"]")
-            lines += message.hexdigest().encode() + b"\n"
-            spill.count += 1
-        spill.file.write(lines)
-        spill.digest.update(lines)
+            if len(values) == 1 and type(values[0]) is int:
+                rest = b'"%d"]' % values[0]
+            else:
+                rest = b",".join(map(_text, values)) + b"]"
+            message = inner()
+            message.update(rest)
+            result = outer()
+            result.update(message.digest())
+            hashes.append(result.hexdigest())
+        if hashes:
+            lines = ("\n".join(hashes) + "\n").encode()
+            spill.count += len(hashes)
+            spill.file.write(lines)
+            spill.digest.update(lines)
 
     def __contains__(self, where: tuple[str, str | None]) -> bool:
         return where in self._spills
