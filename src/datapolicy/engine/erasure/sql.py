@@ -7,21 +7,26 @@ change which of a child's rows are selected; so, inside the source's one transac
 
 1. Order: the tables to delete from, children before parents (by the database's foreign keys
    and by the configuration's `parent` links).
-2. Plan: a table whose selection reads no table deleted from before it (nor itself) is deleted
-   set-based later, `DELETE ... WHERE <its selection>`, which is then exact; every other one
-   (self-references, a table reached by paths through tables deleted first), every masked table
-   and every table of a dry run has its selection read now, by primary key, before anything
-   changes. A table reached by several paths is the union of its paths' rows.
+2. Plan: where every path binds the same user-id parameter, a table whose selection reads no
+   table deleted from before it (nor itself) is deleted set-based later, `DELETE ... WHERE <its
+   selection>`, which is then exact, and masked tables are read a page at a time when masked
+   (masks change no column a selection reads); every other table to delete (self-references,
+   a table reached by paths through tables deleted first) has its selection read now, by
+   primary key, before anything changes, and kept. A table reached by several paths is the
+   union of its paths' rows.
 3. Check: every foreign key that refers to a table whose rows are to be deleted (read from the
    whole database: `discovery.schema.read_schema`) is followed back; a referring row that is
    not itself to be deleted would block the delete, or be deleted or changed by it (ON DELETE
    CASCADE / SET NULL): the erasure is refused, naming the key, and nothing changes. So no
-   other person's row is ever touched. (One COUNT per key, in the database; by the planned
-   keys where the paths bind differently typed user ids.)
-4. Apply: masks (UPDATE of the cells whose value changes, by primary key), then deletes in the
-   order of 1, set-based (`DELETE ... RETURNING` the keys) or by primary key in batches of
-   `KEY_BATCH`; the keys of the rows deleted and masked are the result's, for the receipt
-   (engine/erasure/receipt.py hashes them). On MySQL/MariaDB, which
+   other person's row is ever touched. (One COUNT per key, in the database, none for a key
+   the configuration follows from every path to the table, whose referring rows are then
+   selected and deleted too; by the planned keys where the paths bind differently typed user
+   ids.)
+4. Apply: masks (UPDATE of the cells whose value changes, by primary key, a page of rows at a
+   time), then deletes in the order of 1, set-based (the selection's keys streamed first by a
+   server-side cursor, then one DELETE, whose count must match) or by primary key in batches
+   of `KEY_BATCH`. The keys of the rows deleted and masked go to the caller's `keys`, a batch
+   at a time, for the receipt (engine/erasure/receipt.py hashes them). On MySQL/MariaDB, which
    checks a foreign key row by row, the rows of a table that refers to itself have their
    self-references set to NULL first (where the columns allow it).
 5. Commit; or, for a dry run, roll back: a dry run runs the same statements and shows what
@@ -30,8 +35,8 @@ change which of a child's rows are selected; so, inside the source's one transac
 A table with rule `delete` or `mask` needs a primary key (how else to name the rows it
 changes); a mask on a key column (primary key, `user_key`, a link's columns, a foreign key's
 columns on either side) is refused: it would change which rows are whose. Retained tables are
-counted and left alone. Keys are held in memory (a tuple per row changed); values, never more
-than one row's masked cells. The caller's `advanced` is called as each table is done (applied,
+counted and left alone. Memory is a page of rows, but for the tables whose keys are planned
+(2.), a key per row. The caller's `advanced` is called as each table is done (applied,
 or counted for a retained one): progress moves per table.
 """
 
