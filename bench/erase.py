@@ -266,8 +266,9 @@ def main() -> None:
             "rounds_s": [[round(t, 3) for t in round_] for round_ in times],
             "target": "ratio <= 2",
         }
+        print(json.dumps(report, indent=2), flush=True)
         if not arguments.no_memory:
-            report["memory"] = memory(url, arguments.rows, arguments.others)
+            report = {"memory": memory(url, arguments.rows, arguments.others)}
         for prefix in PREFIXES:
             drop(url, prefix)
     print(json.dumps(report, indent=2))

@@ -171,6 +171,8 @@ def check(
             )
             assert [t.as_json() for t in done.tables] == [t.as_json() for t in dry.tables]
         except ErasureFailed as refused:
+            if "does not configure" not in str(refused) and "refer to them" not in str(refused):
+                pytest.fail(f"refused for no reason the rules give: {refused}")
             event(
                 "refused: "
                 + (

@@ -732,8 +732,12 @@ def _pages(
     elif dialect.name in ("mysql", "mariadb") and dialect.driver in ("pymysql", "mysqldb"):
         server_side = lambda: driver.cursor(dialect.dbapi.cursors.SSCursor)  # type: ignore[union-attr]  # noqa: E731
     if not direct or server_side is None:
-        streamed = connection.execution_options(stream_results=True, yield_per=PAGE)
-        yield from streamed.execute(statement, parameters).partitions(PAGE)
+        # This statement's options, not the connection's (whose next statement, the DELETE,
+        # would be declared a server-side cursor too: PostgreSQL refuses that).
+        streamed = {"stream_results": True, "yield_per": PAGE}
+        yield from connection.execute(statement, parameters, execution_options=streamed).partitions(
+            PAGE
+        )
         return
     compiled = statement.compile(dialect=dialect)
     values: Any = compiled.construct_params(parameters)
