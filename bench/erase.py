@@ -50,10 +50,13 @@ from datapolicy.engine.erasure import Masker, SqlEraser
 from datapolicy.engine.erasure.package import erase_into_package
 from datapolicy.engine.erasure.receipt import KeyHashes
 from datapolicy.engine.exporter import Progress
+from datapolicy.engine.report import TEMPLATES
 from datapolicy.engine.sources.sql import SqlSource
 from datapolicy.model import Operation, OperationStatus, OperationType
 
 PERSON = 1
+for _template in ("report.html", "receipt.html"):
+    TEMPLATES.get_template(_template)  # compiled once per process (a worker's): not timed
 
 
 def make(url: str, prefix: str, rows: int, others: int) -> None:
