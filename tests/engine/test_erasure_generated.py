@@ -15,6 +15,8 @@ before and after the erasure; then:
   tables;
 - a dry run first changes nothing and counts what the erasure then does (the dry run reads
   each row by its key, the erasure deletes set-based where it can: two ways, one answer);
+- the keys the erasure reports (the receipt's) are exactly those of the rows it deleted or
+  changed, each once;
 - erasing again changes nothing;
 - or the erasure was refused (a row that is not P's refers to one of P's rows to delete, or a
   table no entry configures does), and then nothing at all changed.
@@ -159,9 +161,18 @@ def check(
             # set-based where that is exact: their counts must agree.
             dry = erase_person(str(person), [source], MASKER, dry_run=True, change=ignore)
             assert dump(engine, names) == before  # a dry run changes nothing
-            done = erase_person(str(person), [source], MASKER, dry_run=False)
+            reported: list[tuple[str | None, tuple[Any, ...]]] = []
+            done = erase_person(
+                str(person),
+                [source],
+                MASKER,
+                dry_run=False,
+                keys=lambda _, table, batch: reported.extend((table, tuple(k)) for k in batch),
+            )
             assert [t.as_json() for t in done.tables] == [t.as_json() for t in dry.tables]
         except ErasureFailed as refused:
+            if "does not configure" not in str(refused) and "refer to them" not in str(refused):
+                pytest.fail(f"refused for no reason the rules give: {refused}")
             event(
                 "refused: "
                 + (
@@ -173,6 +184,14 @@ def check(
             assert dump(engine, names) == before
             return
         after = dump(engine, names)
+        assert len(reported) == len(set(reported))
+        changed = {
+            (names[index], key)
+            for index, rows in before.items()
+            for key, row in rows.items()
+            if after[index].get(key) != row
+        }
+        assert set(reported) == changed
         for index, rows in before.items():
             mine = theirs.get(index, set())
             rule = rules.get(index)

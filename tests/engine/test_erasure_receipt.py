@@ -5,6 +5,7 @@ run's package holds no receipt. Also: progress moves per table."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import io
 import tempfile
@@ -22,7 +23,7 @@ from datapolicy.config import FileSourceConfig, MaskValue, SqlSourceConfig, Tabl
 from datapolicy.engine.directory import User
 from datapolicy.engine.erasure import Masker
 from datapolicy.engine.erasure.package import erase_into_package
-from datapolicy.engine.erasure.receipt import key_hash, receipt_key
+from datapolicy.engine.erasure.receipt import KeyHashes, key_hash, receipt_json, receipt_key
 from datapolicy.engine.exporter import RECORD_WORK, Progress
 from datapolicy.engine.sources.base import Source
 from datapolicy.engine.sources.files import FileSource
@@ -257,3 +258,106 @@ def test_a_dry_run_package_is_no_receipt_and_progress_moves_per_table(tmp_path: 
     assert "photo" not in page
     assert "photo" not in str(receipt)
     assert "not required" in page  # no approval was recorded: the page says so
+
+
+KEY_PARTS = st.one_of(
+    st.integers(),
+    st.booleans(),
+    st.text(),
+    st.dates(),
+    st.datetimes(),
+    st.decimals(allow_nan=False),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    source=st.text(),
+    table=st.one_of(st.none(), st.text()),
+    keys=st.lists(st.lists(KEY_PARTS, min_size=1, max_size=3), max_size=20),
+)
+@example(source="s", table="t", keys=[["\ud800", '\u2028\x00"\\']])  # surrogate, escapes
+def test_key_hashes_are_key_hash_of_each_key_and_the_receipt_lists_them(
+    source: str, table: str | None, keys: list[list[Any]]
+):
+    """`KeyHashes` (hashing a batch with the HMAC of the common start computed once, spilled to
+    a file) gives each key exactly `key_hash`'s hash, the reference; `keysSha256` is the SHA-256
+    of their lines; `receipt_json` streams them back as the line's `keys`, in order."""
+    key = receipt_key(SECRET, "op-1")
+    hashes = KeyHashes(key)
+    try:
+        for start in range(0, len(keys) or 1, 7):  # at least once: the table is taken
+            hashes.add(source, table, keys[start : start + 7])
+        start_parts = [source] if table is None else [source, table]
+        expected = [key_hash(key, *start_parts, *values) for values in keys]
+        assert hashes.count(source, table) == len(keys)
+        lines = "".join(f"{h}\n" for h in expected).encode()
+        assert hashes.sha256(source, table) == hashlib.sha256(lines).hexdigest()
+        line = {"source": source, "rule": "delete"} | ({} if table is None else {"table": table})
+        receipt = {"receiptFormatVersion": 1, "tables": [], "fileSources": []}
+        receipt["tables" if table is not None else "fileSources"] = [line]
+        written = orjson.loads(b"".join(receipt_json(receipt, hashes)))
+        listed = (written["tables"] or written["fileSources"])[0]
+        assert listed == {**line, "keys": expected}
+    finally:
+        hashes.close()
+
+
+def test_a_source_committed_by_an_earlier_attempt_is_quoted_by_its_hashes_count_and_sha256(
+    tmp_path: Path,
+):
+    """A retry does not erase a source an earlier attempt committed, and cannot hash its rows
+    again (they are gone): the receipt quotes that attempt's `keyCount` and `keysSha256`, stored
+    with the operation, and lists no `keys` for it; the other sources' keys are listed."""
+    person = {"id": 1000000, "email": "é@x", "born": None, "city": "Zürich", "orders": []}
+    person["orders"] = [(1000001, "nöte", ["skü", "sků"])]
+    source = shop(tmp_path, person)
+    uploads = tmp_path / "uploads" / "1000000"
+    uploads.mkdir(parents=True)
+    (uploads / "photo.jpg").write_bytes(b"...")
+    files = FileSource(
+        FileSourceConfig(name="uploads", path=f"{tmp_path}/uploads/{{userId}}", erase="delete")
+    )
+    stored: dict[str, list[dict[str, Any]]] = {}
+    try:
+        erase_into_package(
+            operation(),
+            User("1000000"),
+            [source],
+            io.BytesIO(),
+            Progress(),
+            lambda: NOW,
+            Masker(SECRET),
+            dry_run=False,
+            state={},
+            committed=lambda name, lines: stored.__setitem__(name, lines),
+        )
+        stream = io.BytesIO()
+        erase_into_package(
+            operation(),
+            User("1000000"),
+            [source, files],
+            stream,
+            Progress(),
+            lambda: NOW,
+            Masker(SECRET),
+            dry_run=False,
+            state=orjson.loads(orjson.dumps(stored)),  # as the worker stores and reads it
+            committed=lambda name, lines: None,
+        )
+    finally:
+        source.close()
+    with zipfile.ZipFile(stream) as archive:
+        receipt = orjson.loads(archive.read("receipt.json"))
+    key = receipt_key(SECRET, "op-1")
+    tables = {line["table"]: line for line in receipt["tables"]}
+    items = sorted(key_hash(key, "shop", "items", 1000001, n) for n in (1, 2))
+    assert "keys" not in tables["items"]
+    assert tables["items"]["keyCount"] == 2
+    assert tables["items"]["keysSha256"] in {
+        hashlib.sha256("".join(f"{h}\n" for h in order).encode()).hexdigest()
+        for order in (items, items[::-1])
+    }
+    (deleted,) = receipt["fileSources"]
+    assert deleted["keys"] == [key_hash(key, "uploads", "photo.jpg")]
+    assert deleted["keyCount"] == 1

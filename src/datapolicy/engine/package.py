@@ -150,14 +150,19 @@ class PackageWriter:
         source.files += 1
         source.bytes += size
 
-    def add_document(self, name: str, data: bytes) -> None:
-        """Write a whole entry at the package's top level under `name`, one of the names the
-        format reserves there (`DOCUMENTS`), listed in the manifest like every entry."""
+    def add_document(self, name: str, data: bytes | Iterable[bytes]) -> None:
+        """Write an entry at the package's top level under `name`, one of the names the format
+        reserves there (`DOCUMENTS`), listed in the manifest like every entry: whole, or
+        streamed in chunks."""
         assert name in DOCUMENTS
         assert all(entry.path != name for entry in self.entries)
+        digest, size = hashlib.sha256(), 0
         with self._open(name) as entry:
-            entry.write(data)
-        self.entries.append(EntryInfo(name, len(data), hashlib.sha256(data).hexdigest()))
+            for chunk in [data] if isinstance(data, bytes) else data:
+                entry.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+        self.entries.append(EntryInfo(name, size, digest.hexdigest()))
 
     def close(self, trailer: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write the summary and the manifest and finish the ZIP; returns the manifest.

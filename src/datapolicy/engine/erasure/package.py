@@ -15,25 +15,31 @@ writer and manifest, so `datapolicy verify` checks it), with:
 Progress moves per table (and per file source): `run.steps` of them.
 
 A retried erasure resumes: `state` holds the sources committed by earlier attempts with their
-summaries, the receipt's key hashes included (the worker stores it with the operation after
-each commit), and those sources are not erased again; their lines are the first attempt's.
+summaries, each table's count of key hashes and their SHA-256 (`keysSha256`) included (the
+worker stores it with the operation after each commit), and those sources are not erased
+again; their lines are the first attempt's.
+
+Memory stays flat in the number of rows: the receipt's key hashes go to temporary files as
+the rows go (receipt.py `KeyHashes`), and so do a dry run's rows and cells (`_Changes`), each
+table's then copied into the package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import IO, Any
-
-import orjson
 
 from datapolicy.engine.directory import User
 from datapolicy.engine.erasure.masks import Masker
 from datapolicy.engine.erasure.receipt import (
     RECEIPT_HTML,
     RECEIPT_JSON,
+    KeyHashes,
     build_receipt,
     key_hash,
+    receipt_json,
     receipt_key,
     render_receipt,
 )
@@ -41,12 +47,14 @@ from datapolicy.engine.erasure.run import ErasureResult, erase_person, steps
 from datapolicy.engine.exporter import Progress
 from datapolicy.engine.package import PackageWriter
 from datapolicy.engine.sources.base import Estimate, Source
-from datapolicy.engine.sources.jsonlines import encode_rows
+from datapolicy.engine.sources.jsonlines import JsonLines, encode_rows
 from datapolicy.model import Operation, format_datetime
 
 SUMMARY_SOURCE = "erasure"
 SUMMARY = "summary"
-_RECEIPT_ONLY = ("keyColumns", "keys")  # in the receipt, not in summary.jsonl
+_RECEIPT_ONLY = ("keyColumns", "keyCount", "keysSha256")  # in the receipt, not in summary.jsonl
+CHANGES_BATCH = 1000  # a dry run's details encoded (and spilled) at a time, per table
+READ_BYTES = 1024 * 1024  # spilled details copied into the package at a time
 
 
 def erase_into_package(
@@ -71,81 +79,138 @@ def erase_into_package(
     started = clock()
     progress.start(Estimate(records=steps(sources, done=state)))
     key = receipt_key(masker.secret, operation.id)
-    changes: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    source_of_table = {
-        config.table: source.name
-        for source in sources
-        for config in getattr(getattr(source, "config", None), "tables", ())
-    }
-
-    def change(table: str, detail: dict[str, Any]) -> None:
-        changes.setdefault((source_of_table.get(table, table), table), []).append(detail)
+    hashes = KeyHashes(key)
+    changes = _Changes(
+        {
+            config.table: source.name
+            for source in sources
+            for config in getattr(getattr(source, "config", None), "tables", ())
+        }
+    )
 
     def on_commit(source: str, result: ErasureResult) -> None:
-        committed(source, _summary_of(result, source, key))
+        committed(source, _summary_of(result, source, hashes))
 
-    result = erase_person(
-        user.id,
-        sources,
-        masker,
-        dry_run=dry_run,
-        done=set(state),
-        change=change if dry_run else None,
-        committed=on_commit,
-        advanced=lambda: progress.advance(records=1),
-    )
-    header = {
-        "operationId": operation.id,
-        "operationType": operation.operation_type.value,
-        "dryRun": dry_run,
-        **(approval or {}),
-        "submittedDateTime": format_datetime(operation.submitted_at),
-        "startedDateTime": format_datetime(started),
-    }
-    writer = PackageWriter(stream, {**header, "user": user.as_json()})
     try:
-        lines = [line for lines in state.values() for line in lines]
-        lines += [line for source in result.committed for line in _summary_of(result, source, key)]
-        if dry_run:
-            lines = [_line(table.as_json()) for table in result.tables]
-            lines += [_line(files.as_json()) for files in result.files]
-        summary = [{k: v for k, v in line.items() if k not in _RECEIPT_ONLY} for line in lines]
-        writer_source = writer.source(SUMMARY_SOURCE, "erasure")
-        for _ in writer.add_records(writer_source, SUMMARY, [encode_rows(summary)]):
-            pass
-        if not dry_run:
-            header.pop("dryRun")
-            header["createdDateTime"] = format_datetime(clock())
-            receipt = build_receipt(header, key_hash(key, user.id), lines)
-            writer.add_document(RECEIPT_JSON, orjson.dumps(receipt, option=orjson.OPT_INDENT_2))
-            writer.add_document(RECEIPT_HTML, render_receipt(receipt).encode())
-        for (source, table), details in changes.items():
-            for _ in writer.add_records(
-                writer.source(source, "erasure"), table, [encode_rows(details)]
-            ):
+        result = erase_person(
+            user.id,
+            sources,
+            masker,
+            dry_run=dry_run,
+            done=set(state),
+            change=changes.add if dry_run else None,
+            committed=on_commit,
+            advanced=lambda: progress.advance(records=1),
+            keys=hashes.add,
+        )
+        header = {
+            "operationId": operation.id,
+            "operationType": operation.operation_type.value,
+            "dryRun": dry_run,
+            **(approval or {}),
+            "submittedDateTime": format_datetime(operation.submitted_at),
+            "startedDateTime": format_datetime(started),
+        }
+        writer = PackageWriter(stream, {**header, "user": user.as_json()})
+        try:
+            lines = [line for lines in state.values() for line in lines]
+            lines += [
+                line for name in result.committed for line in _summary_of(result, name, hashes)
+            ]
+            if dry_run:
+                lines = [_line(table.as_json()) for table in result.tables]
+                lines += [_line(files.as_json()) for files in result.files]
+            summary = [{k: v for k, v in line.items() if k not in _RECEIPT_ONLY} for line in lines]
+            writer_source = writer.source(SUMMARY_SOURCE, "erasure")
+            for _ in writer.add_records(writer_source, SUMMARY, [encode_rows(summary)]):
                 pass
-    except BaseException:
-        writer.abandon()
-        raise
-    return writer.close({"createdDateTime": format_datetime(clock())})
+            if not dry_run:
+                header.pop("dryRun")
+                header["createdDateTime"] = format_datetime(clock())
+                receipt = build_receipt(header, key_hash(key, user.id), lines)
+                writer.add_document(RECEIPT_JSON, receipt_json(receipt, hashes))
+                writer.add_document(RECEIPT_HTML, render_receipt(receipt).encode())
+            for (source, table), batches in changes.tables():
+                for _ in writer.add_records(writer.source(source, "erasure"), table, batches):
+                    pass
+        except BaseException:
+            writer.abandon()
+            raise
+        return writer.close({"createdDateTime": format_datetime(clock())})
+    finally:
+        hashes.close()
+        changes.close()
 
 
-def _summary_of(result: ErasureResult, source: str, key: bytes) -> list[dict[str, Any]]:
-    """The source's summary lines, each with the receipt's hashes of the keys of the rows (or
-    the paths of the files) it changed."""
+class _Changes:
+    """A dry run's details (each row that would be deleted, each cell that would be masked),
+    per (source, table), encoded a batch at a time into a temporary file of JSON lines."""
+
+    def __init__(self, source_of_table: dict[str, str]):
+        self._source_of_table = source_of_table
+        self._pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._files: dict[tuple[str, str], IO[bytes]] = {}
+
+    def add(self, table: str, detail: dict[str, Any]) -> None:
+        where = (self._source_of_table.get(table, table), table)
+        pending = self._pending.setdefault(where, [])
+        pending.append(detail)
+        if len(pending) >= CHANGES_BATCH:
+            self._flush(where)
+
+    def _flush(self, where: tuple[str, str]) -> None:
+        pending = self._pending.pop(where, [])
+        if pending:
+            if where not in self._files:
+                self._files[where] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close)
+            self._files[where].write(encode_rows(pending).data)
+
+    def tables(self) -> Iterator[tuple[tuple[str, str], Iterator[JsonLines]]]:
+        """Each table's details, as batches of whole lines read back from its file."""
+        for where in list(self._pending):
+            self._flush(where)
+        for where, spilled in self._files.items():
+            yield where, _read_lines(spilled)
+
+    def close(self) -> None:
+        for spilled in self._files.values():
+            spilled.close()
+
+
+def _read_lines(spilled: IO[bytes]) -> Iterator[JsonLines]:
+    spilled.seek(0)
+    while chunk := spilled.read(READ_BYTES):
+        chunk += spilled.readline()  # to the end of the line the read stopped in
+        yield JsonLines(chunk, chunk.count(b"\n"))
+
+
+def _summary_of(result: ErasureResult, source: str, hashes: KeyHashes) -> list[dict[str, Any]]:
+    """The source's summary lines, each with the count and the SHA-256 of the receipt's hashes
+    of the keys of the rows (or the paths of the files) it changed: this attempt's, so each
+    table's and file source's hashes (maybe none) go into the receipt."""
+    tables: list[str | None] = [t.table for t in result.tables if t.source == source]
+    for table in tables + [None for f in result.files if f.source == source]:
+        hashes.add(source, table, [])
     lines = [
         _line(
             {
                 **t.as_json(),
                 "keyColumns": list(t.key) if t.rule != "retain" else None,
-                "keys": [key_hash(key, source, t.table, *k) for k in t.keys],
+                "keyCount": hashes.count(source, t.table),
+                "keysSha256": hashes.sha256(source, t.table),
             }
         )
         for t in result.tables
         if t.source == source
     ]
     return lines + [
-        _line({**f.as_json(), "keys": [key_hash(key, source, path) for path in f.paths]})
+        _line(
+            {
+                **f.as_json(),
+                "keyCount": hashes.count(source, None),
+                "keysSha256": hashes.sha256(source, None),
+            }
+        )
         for f in result.files
         if f.source == source
     ]

@@ -21,6 +21,9 @@ from datapolicy.engine.sources.base import Source, SourceError
 from datapolicy.engine.sources.files import FileSource
 from datapolicy.engine.sources.sql import SqlSource
 
+# (source, table, keys of a batch of rows changed) or (source, None, [(path,)]) for a file deleted
+SourceKeys = Callable[[str, str | None, Sequence[Sequence[Any]]], None]
+
 
 class ErasureFailed(SourceError):
     """A source failed mid-erasure: the message names it and what was already committed."""
@@ -32,7 +35,6 @@ class FilesResult:
     rule: str  # delete or retain
     reason: str | None
     files: int = 0  # files deleted (or, in a dry run, that would be), or retained
-    paths: list[str] = field(default_factory=list, repr=False)  # the files deleted
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -60,11 +62,14 @@ def erase_person(
     change: Change | None = None,
     committed: Callable[[str, ErasureResult], None] | None = None,
     advanced: Callable[[], None] = lambda: None,
+    keys: SourceKeys | None = None,
 ) -> ErasureResult:
     """Erase (or, with `dry_run`, show what would be erased of) the person in every source not
     in `done`; `committed(source, result so far)` after each source commits (never in a dry
     run); `change` receives each row deleted and each cell masked (SqlEraser.erase);
-    `advanced()` after each table (`steps` counts them) and each file source."""
+    `advanced()` after each table (`steps` counts them) and each file source; `keys` receives
+    the keys of the rows (and the paths of the files) erased, in batches, as they go (never in
+    a dry run): the receipt's, not held here."""
     result = ErasureResult()
     ordered = [s for s in sources if isinstance(s, SqlSource)] + [
         s for s in sources if isinstance(s, FileSource)
@@ -72,14 +77,21 @@ def erase_person(
     for source in ordered:
         if source.name in done:
             continue
+
+        def sink(
+            table: str | None, batch: Sequence[Sequence[Any]], name: str = source.name
+        ) -> None:
+            if keys is not None and not dry_run:
+                keys(name, table, batch)
+
         try:
             if isinstance(source, SqlSource):
                 eraser = SqlEraser(source)
                 result.tables += eraser.erase(
-                    user_id, masker, dry_run=dry_run, change=change, advanced=advanced
+                    user_id, masker, dry_run=dry_run, change=change, advanced=advanced, keys=sink
                 )
             else:
-                result.files.append(_erase_files(source, user_id, dry_run, change))
+                result.files.append(_erase_files(source, user_id, dry_run, change, sink))
                 advanced()
         except SourceError as exc:
             already = ", ".join(f"'{name}'" for name in (*done, *result.committed)) or "none"
@@ -96,7 +108,11 @@ def erase_person(
 
 
 def _erase_files(
-    source: FileSource, user_id: str, dry_run: bool, change: Change | None
+    source: FileSource,
+    user_id: str,
+    dry_run: bool,
+    change: Change | None,
+    keys: Callable[[str | None, Sequence[Sequence[Any]]], None],
 ) -> FilesResult:
     rule = source.config.erase or "retain"
     result = FilesResult(source.name, rule, source.config.reason)
@@ -108,7 +124,7 @@ def _erase_files(
             change(source.name, {"deleteFile": {"path": relative, "size": size}})
         if not dry_run:
             source.delete(user_id, relative)
-            result.paths.append(relative)
+            keys(None, [(relative,)])
     return result
 
 

@@ -7,21 +7,26 @@ change which of a child's rows are selected; so, inside the source's one transac
 
 1. Order: the tables to delete from, children before parents (by the database's foreign keys
    and by the configuration's `parent` links).
-2. Plan: a table whose selection reads no table deleted from before it (nor itself) is deleted
-   set-based later, `DELETE ... WHERE <its selection>`, which is then exact; every other one
-   (self-references, a table reached by paths through tables deleted first), every masked table
-   and every table of a dry run has its selection read now, by primary key, before anything
-   changes. A table reached by several paths is the union of its paths' rows.
+2. Plan: where every path binds the same user-id parameter, a table whose selection reads no
+   table deleted from before it (nor itself) is deleted set-based later, `DELETE ... WHERE <its
+   selection>`, which is then exact, and masked tables are read a page at a time when masked
+   (masks change no column a selection reads); every other table to delete (self-references,
+   a table reached by paths through tables deleted first) has its selection read now, by
+   primary key, before anything changes, and kept. A table reached by several paths is the
+   union of its paths' rows.
 3. Check: every foreign key that refers to a table whose rows are to be deleted (read from the
    whole database: `discovery.schema.read_schema`) is followed back; a referring row that is
    not itself to be deleted would block the delete, or be deleted or changed by it (ON DELETE
    CASCADE / SET NULL): the erasure is refused, naming the key, and nothing changes. So no
-   other person's row is ever touched. (One COUNT per key, in the database; by the planned
-   keys where the paths bind differently typed user ids.)
-4. Apply: masks (UPDATE of the cells whose value changes, by primary key), then deletes in the
-   order of 1, set-based (`DELETE ... RETURNING` the keys) or by primary key in batches of
-   `KEY_BATCH`; the keys of the rows deleted and masked are the result's, for the receipt
-   (engine/erasure/receipt.py hashes them). On MySQL/MariaDB, which
+   other person's row is ever touched. (One COUNT per key, in the database, none for a key
+   the configuration follows from every path to the table, whose referring rows are then
+   selected and deleted too; by the planned keys where the paths bind differently typed user
+   ids.)
+4. Apply: masks (UPDATE of the cells whose value changes, by primary key, a page of rows at a
+   time), then deletes in the order of 1, set-based (the selection's keys streamed first by a
+   server-side cursor, then one DELETE, whose count must match) or by primary key in batches
+   of `KEY_BATCH`. The keys of the rows deleted and masked go to the caller's `keys`, a batch
+   at a time, for the receipt (engine/erasure/receipt.py hashes them). On MySQL/MariaDB, which
    checks a foreign key row by row, the rows of a table that refers to itself have their
    self-references set to NULL first (where the columns allow it).
 5. Commit; or, for a dry run, roll back: a dry run runs the same statements and shows what
@@ -30,8 +35,8 @@ change which of a child's rows are selected; so, inside the source's one transac
 A table with rule `delete` or `mask` needs a primary key (how else to name the rows it
 changes); a mask on a key column (primary key, `user_key`, a link's columns, a foreign key's
 columns on either side) is refused: it would change which rows are whose. Retained tables are
-counted and left alone. Keys are held in memory (a tuple per row changed); values, never more
-than one row's masked cells. The caller's `advanced` is called as each table is done (applied,
+counted and left alone. Memory is a page of rows, but for the tables whose keys are planned
+(2.), a key per row. The caller's `advanced` is called as each table is done (applied,
 or counted for a retained one): progress moves per table.
 """
 
@@ -43,6 +48,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    Select,
     Table,
     and_,
     bindparam,
@@ -63,14 +69,16 @@ from sqlalchemy.sql.expression import BindParameter, ColumnElement
 from datapolicy.config import MaskStrategy, MaskValue, TableConfig
 from datapolicy.engine.erasure.masks import HASH_LENGTH, Masker
 from datapolicy.engine.sources.base import SourceError
-from datapolicy.engine.sources.sql import Schema, SqlSource
+from datapolicy.engine.sources.sql import Link, Schema, SqlSource
 
 if TYPE_CHECKING:
     from datapolicy.discovery.schema import ForeignKey
 
 KEY_BATCH = 500  # rows per DELETE/UPDATE statement (bound parameters stay under every limit)
+PAGE = 5000  # rows read at a time where rows go through Python (masks, the keys for the receipt)
 
 Change = Callable[[str, dict[str, Any]], None]  # (table, what would change): a dry run's detail
+Keys = Callable[[str, Sequence[Sequence[Any]]], None]  # (table, keys of rows changed): a batch
 
 
 @dataclass(slots=True)
@@ -84,7 +92,6 @@ class TableResult:
     rows: int = 0  # rows deleted, masked (at least one cell changed) or retained
     cells: int = 0  # masked cells whose value changed
     key: tuple[str, ...] = ()  # the primary key's columns
-    keys: list[tuple[Any, ...]] = field(default_factory=list, repr=False)  # rows changed
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -232,10 +239,13 @@ class SqlEraser:
         dry_run: bool,
         change: Change | None = None,
         advanced: Callable[[], None] = lambda: None,
+        keys: Keys | None = None,
     ) -> list[TableResult]:
         """Erase the person from this source, in one transaction (rolled back for a dry run);
         the result per table. `change` receives, table by table, each row that is deleted and
-        each cell that is masked (before and after): what a dry run's package shows.
+        each cell that is masked (before and after): what a dry run's package shows. `keys`
+        receives, in batches, the primary keys of the rows deleted and masked (the receipt's),
+        before the transaction commits: a failure after that rolls them back too.
         `advanced()` after each table is done; what it raises (a cancellation) rolls back."""
         schema = self.source.reflect()
         referring = self._referring() if self._deletes() else {}
@@ -245,12 +255,13 @@ class SqlEraser:
                 f"source '{self.name}': the erasure rules cannot be applied: {problems[0]}",
                 permanent=True,
             )
+        sink: Keys = keys or (lambda table, batch: None)
         try:
             with self.source.engine.connect() as connection:
                 transaction = connection.begin()
                 try:
                     results = self._erase(
-                        connection, schema, referring, user_id, masker, change, advanced
+                        connection, schema, referring, user_id, masker, change, advanced, sink
                     )
                 except BaseException:
                     transaction.rollback()
@@ -275,6 +286,7 @@ class SqlEraser:
         masker: Masker,
         change: Change | None,
         advanced: Callable[[], None],
+        keys: Keys,
     ) -> list[TableResult]:
         plans: dict[str, _Plan] = {}
         results: dict[str, TableResult] = {}
@@ -289,16 +301,16 @@ class SqlEraser:
         deleting = [name for name, plan in plans.items() if plan.config.erase == "delete"]
         order = _children_first(deleting, referring, self._descendants())
         parameters = self._uniform_parameters(schema, user_id)
-        # Set-based deletes (one DELETE ... WHERE <the selection>) where that is exact: not in a
-        # dry run (which shows the rows), with one user-id parameter for every path, and only
-        # for tables whose selection reads no table deleted from before them (nor themselves),
-        # where the database returns the deleted rows' keys (the receipt's).
-        returning = connection.dialect.delete_returning
-        exact = change is None and parameters is not None and returning
-        fast = self._set_based(order) if exact else set()
+        # Set-based (the selection in the statement, nothing held per row) where that is
+        # exact: with one user-id parameter for every path, masks always (they change no
+        # column any selection reads), and deletes of the tables whose selection reads no
+        # table deleted from before them (nor themselves).
+        fast = self._set_based(order) if parameters is not None else set()
         for config in self.source.config.tables:
             plan = plans[config.table]
-            if config.erase == "mask" or (config.erase == "delete" and config.table not in fast):
+            if (config.erase == "mask" and parameters is None) or (
+                config.erase == "delete" and config.table not in fast
+            ):
                 shown = change if config.erase == "delete" else None
                 self._select(connection, schema, config, plan, user_id, shown)
         for name, plan in plans.items():
@@ -312,23 +324,94 @@ class SqlEraser:
                 self._refuse_others(connection, plans, name, referring)
         for name, plan in plans.items():
             if plan.config.erase == "mask":
-                self._mask(connection, plan, masker, results[name], change)
+                if parameters is not None:
+                    self._mask_pages(
+                        connection, schema, plan, parameters, masker, results[name], change, keys
+                    )
+                else:
+                    self._mask(connection, plan, masker, results[name], change, keys)
                 advanced()
         for name in order:
             if name in fast:
                 assert parameters is not None
-                plan = plans[name]
-                statement = (
-                    plan.table.delete()
-                    .where(self._selected(schema, name))
-                    .returning(*(plan.table.c[k] for k in plan.key))
+                self._delete_selected(
+                    connection, schema, plans[name], parameters, results[name], change, keys
                 )
-                keys = [tuple(row) for row in connection.execute(statement, parameters)]
-                results[name].keys, results[name].rows = keys, len(keys)
             else:
-                self._delete(connection, plans[name], referring, results[name])
+                self._delete(connection, plans[name], referring, results[name], keys)
             advanced()
         return list(results.values())
+
+    def _delete_selected(
+        self,
+        connection: Connection,
+        schema: Schema,
+        plan: _Plan,
+        parameters: dict[str, Any],
+        result: TableResult,
+        change: Change | None,
+        keys: Keys,
+    ) -> None:
+        """DELETE ... WHERE <the selection>, one statement; before it, the same selection's
+        keys (and, for a dry run, whole rows) are streamed, a page at a time, to `keys` (and
+        `change`). The two must agree: a row that another transaction made the person's in
+        between would be deleted without its key in the receipt, so a difference rolls back
+        (a transient failure: the retry erases it)."""
+        name = plan.config.table
+        selected = self._selected(schema, name)
+        shown = self._shown(plan.config, plan.table) if change is not None else []
+        columns = [plan.table.c[k] for k in plan.key]
+        labelled = [c.label(f"shown_{i}") for i, c in enumerate(shown)]
+        width, names = len(plan.key), [str(c.name) for c in shown]
+        statement = select(*columns, *labelled).where(selected)
+        count = 0
+        for page in _pages(connection, statement, parameters, raw=change is None):
+            count += len(page)
+            keys(name, [row[:width] for row in page] if change is not None else page)
+            if change is not None:
+                for row in page:
+                    change(name, {"delete": dict(zip(names, row[width:], strict=True))})
+        deleted = connection.execute(plan.table.delete().where(selected), parameters).rowcount
+        if deleted != count:
+            raise SourceError(
+                f"source '{self.name}': table '{name}': {deleted} rows were deleted where "
+                f"{count} were read just before (another transaction changed the person's "
+                "rows meanwhile); rolled back, to be retried"
+            )
+        result.rows = deleted
+
+    def _mask_pages(
+        self,
+        connection: Connection,
+        schema: Schema,
+        plan: _Plan,
+        parameters: dict[str, Any],
+        masker: Masker,
+        result: TableResult,
+        change: Change | None,
+        keys: Keys,
+    ) -> None:
+        """Mask the selection's rows a page at a time, in primary-key order (each page read
+        whole, then its changed cells updated by key): nothing is held beyond one page."""
+        columns = [plan.table.c[k] for k in plan.key]
+        masked = [plan.table.c[name] for name in plan.config.mask]
+        after = (
+            tuple_(*columns) > tuple_(*(bindparam(f"after_{k}") for k in plan.key))
+            if len(columns) > 1
+            else columns[0] > bindparam(f"after_{plan.key[0]}")
+        )
+        first = select(*columns, *masked).where(self._selected(schema, plan.config.table))
+        first = first.order_by(*columns).limit(PAGE)
+        statement, bound, width = first, dict(parameters), len(columns)
+        while page := connection.execute(statement, bound).all():
+            plan.rows = {tuple(row[:width]): tuple(row[width:]) for row in page}
+            self._mask(connection, plan, masker, result, change, keys)
+            if len(page) < PAGE:
+                break
+            last = page[-1][:width]
+            statement = first.where(after)
+            bound = {**parameters, **{f"after_{k}": v for k, v in zip(plan.key, last, strict=True)}}
+        plan.rows = {}
 
     def _entries(self, name: str) -> list[TableConfig]:
         return [config for config in self.source.config.tables if config.table == name]
@@ -391,9 +474,12 @@ class SqlEraser:
     ) -> None:
         """Refuse, before anything changes, if a row that is not deleted refers to one of the
         person's rows of `name` that is: deleting it would be blocked, or change that row
-        (CASCADE, SET NULL). One COUNT per foreign key, in the database."""
+        (CASCADE, SET NULL). One COUNT per foreign key, in the database, but for a key that
+        the configuration follows from every path to `name` (`_follows`)."""
         referred = schema.tables[self._entries(name)[0].output_name].alias()
         for key in referring.get(name, []):
+            if self._follows(schema, name, key):
+                continue
             inner = select(*(referred.c[c] for c in key.referred_columns)).where(
                 self._selected(schema, name, referred)
             )
@@ -414,6 +500,19 @@ class SqlEraser:
             count = select(func.count()).select_from(referrer).where(*where)
             if connection.execute(count, parameters).scalar_one():
                 raise self._refused_delete(name, key)
+
+    def _follows(self, schema: Schema, name: str, key: ForeignKey) -> bool:
+        """Whether every row that refers to one of the person's rows of `name` by `key` is
+        deleted with it by construction: the referring table is deleted, and each path to
+        `name` has a path below it to the referring table linked by exactly that key (whose
+        selection is then every row that refers to the path's rows). Its COUNT would be 0."""
+        link = Link(tuple(key.columns), tuple(key.referred_columns))
+        below = {
+            (config.parent, schema.links[config.output_name])
+            for config in self._entries(key.table)
+            if config.erase == "delete" and config.parent is not None
+        }
+        return all((entry.output_name, link) in below for entry in self._entries(name))
 
     def _refused_delete(self, name: str, key: ForeignKey) -> SourceError:
         return SourceError(
@@ -438,7 +537,7 @@ class SqlEraser:
         """Add the rows this configured path selects to the table's plan."""
         physical = schema.tables[config.output_name]
         masked = tuple(config.mask)
-        shown = [c for c in physical.c if c.name not in config.exclude] if change else []
+        shown = self._shown(config, physical) if change else []
         columns = [physical.c[name] for name in (*plan.key, *masked)]
         # Labelled: a column selected twice (a key that is also shown) would be one column.
         labelled = [c.label(f"shown_{i}") for i, c in enumerate(shown)]
@@ -456,6 +555,10 @@ class SqlEraser:
                 values = row[width + masked_width :]
                 names = (str(c.name) for c in shown)  # plain str: orjson takes no subclass
                 change(config.table, {"delete": dict(zip(names, values, strict=True))})
+
+    def _shown(self, config: TableConfig, physical: Table) -> list[Any]:
+        """The columns a dry run shows of a row it would delete: an export's."""
+        return [c for c in physical.c if c.name not in config.exclude]
 
     def _count_retained(
         self, connection: Connection, schema: Schema, name: str, user_id: str
@@ -485,18 +588,20 @@ class SqlEraser:
         masker: Masker,
         result: TableResult,
         change: Change | None,
+        keys: Keys,
     ) -> None:
-        """UPDATE the cells whose masked value differs (none, when already masked), by
-        primary key; rows that change the same columns go in one executemany."""
+        """UPDATE the cells of the plan's rows whose masked value differs (none, when already
+        masked), by primary key; rows that change the same columns go in one executemany."""
         masked = list(plan.config.mask.items())
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        changed: list[tuple[Any, ...]] = []
         for key, values in plan.rows.items():
             after = self._masked(plan, masker, key, masked, values, change)
             if not after:
                 continue
             result.rows += 1
             result.cells += len(after)
-            result.keys.append(key)
+            changed.append(key)
             parameters = {f"key_{k}": v for k, v in zip(plan.key, key, strict=True)}
             for name, value in _bindable(after, connection.dialect.name).items():
                 parameters[f"value_{name}"] = value
@@ -509,6 +614,8 @@ class SqlEraser:
             statement = plan.table.update().where(where).values(assignments)
             for batch in _batches(rows):
                 connection.execute(statement, batch)
+        for batch in _batches(changed):
+            keys(plan.config.table, batch)
 
     def _masked(
         self,
@@ -580,9 +687,11 @@ class SqlEraser:
         plan: _Plan,
         referring: dict[str, list[ForeignKey]],
         result: TableResult,
+        sink: Keys,
     ) -> None:
+        """Delete the plan's rows by primary key, in batches."""
         keys = list(plan.rows)
-        result.rows, result.keys = len(keys), keys
+        result.rows = len(keys)
         if connection.dialect.name in ("mysql", "mariadb"):
             for key in referring.get(plan.config.table, []):
                 itself = key.table == plan.config.table
@@ -595,6 +704,52 @@ class SqlEraser:
                         )
         for batch in _batches(keys):
             connection.execute(plan.table.delete().where(_in(plan.table, plan.key, batch)))
+            sink(plan.config.table, batch)
+
+
+def _pages(
+    connection: Connection, statement: Select[Any], parameters: dict[str, Any], *, raw: bool
+) -> Iterator[Sequence[Sequence[Any]]]:
+    """The statement's rows, PAGE at a time, read by a server-side cursor (SQLite's reads as it
+    goes), so that memory is one page whatever the count.
+
+    With `raw`, where the driver's own values are what SQLAlchemy would give (no result
+    processing for the columns read, parameters of plain ints and texts), straight from the
+    driver's cursor: SQLAlchemy's rows cost about ten times the driver's tuples, more than
+    the DELETE they go with (docs/benchmarks.md)."""
+    dialect = connection.dialect
+    direct = (
+        raw
+        and all(type(v) in (int, str) or v is None for v in parameters.values())
+        and all(c.type.result_processor(dialect, None) is None for c in statement.selected_columns)
+    )
+    driver: Any = connection.connection.driver_connection
+    server_side: Callable[[], Any] | None = None
+    if dialect.name == "sqlite":
+        server_side = driver.cursor
+    elif dialect.name == "postgresql" and dialect.driver == "psycopg":
+        server_side = lambda: driver.cursor(name="datapolicy_erasure_keys")  # noqa: E731
+    elif dialect.name in ("mysql", "mariadb") and dialect.driver in ("pymysql", "mysqldb"):
+        server_side = lambda: driver.cursor(dialect.dbapi.cursors.SSCursor)  # type: ignore[union-attr]  # noqa: E731
+    if not direct or server_side is None:
+        # This statement's options, not the connection's (whose next statement, the DELETE,
+        # would be declared a server-side cursor too: PostgreSQL refuses that).
+        streamed = {"stream_results": True, "yield_per": PAGE}
+        yield from connection.execute(statement, parameters, execution_options=streamed).partitions(
+            PAGE
+        )
+        return
+    compiled = statement.compile(dialect=dialect)
+    values: Any = compiled.construct_params(parameters)
+    if compiled.positional:
+        values = tuple(values[name] for name in compiled.positiontup or ())
+    cursor = server_side()
+    try:
+        cursor.execute(str(compiled), values)
+        while page := cursor.fetchmany(PAGE):
+            yield page
+    finally:
+        cursor.close()
 
 
 def _children_first(
