@@ -377,7 +377,7 @@ def test_every_answer_to_an_allowed_origin_carries_the_headers(origins: Origins)
         no_origin = http.get("/dataPolicyOperations", headers=service.headers)
         server_root = http.get(service.url.removesuffix("/v1.0") + "/healthz", headers=page)
     answers = [unauthenticated, created, read, missing, forbidden, throttled]
-    assert [a.status_code for a in answers] == [401, 201, 200, 404, 403, 429]
+    assert [a.status_code for a in answers] == [401, 201, 200, 400, 403, 429]
     assert "etag" in read.headers
     for answer in answers:
         assert answer.headers["access-control-allow-origin"] == origins.allowed

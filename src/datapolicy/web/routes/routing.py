@@ -1,17 +1,44 @@
-"""One route per path, dispatching on the method, so that a 405 lists every allowed method; and
-routes whose path parameters are entity keys, which an OData system segment (`$count`) never is.
+"""One route per path, dispatching on the method, so that a 405 lists every allowed method;
+routes whose path parameters are entity keys, which an OData system segment (`$count`) never is;
+and the `odatakey` path convertor, for a key written in parentheses as an OData string literal
+(`dataPolicyOperations('id')`; OData URL conventions: a quote inside is doubled).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+#: The name of the convertor of a key in parentheses, in route templates (`{id:odatakey}`).
+KEY_CONVERTOR = "odatakey"
+
+
+def unquote_key(literal: str) -> str:
+    """The key an OData string literal's content (between its quotes) stands for."""
+    return literal.replace("''", "'")
+
+
+class _KeyLiteral(Convertor[str]):
+    """A non-empty OData string literal, quotes included, as the key it stands for. Within one
+    segment, as a key written as a segment is (`[^/]`)."""
+
+    regex = "'(?:[^'/]|'')+'"
+
+    def convert(self, value: str) -> str:
+        return unquote_key(value[1:-1])
+
+    def to_string(self, value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+
+register_url_convertor(KEY_CONVERTOR, _KeyLiteral())
 
 
 class KeyRoute(Route):
@@ -30,11 +57,13 @@ class KeyRoute(Route):
         return match, child
 
 
-def by_method(path: str, route_class: type[Route] = Route, **endpoints: Endpoint) -> Route:
+def by_method(
+    path: str, route_class: type[Route] = Route, *, name: str | None = None, **endpoints: Endpoint
+) -> Route:
     async def dispatch(request: Request) -> Response:
         # Starlette answers HEAD wherever GET is allowed.
         method = "GET" if request.method == "HEAD" else request.method
         return await endpoints[method](request)
 
     dispatch.__name__ = "_".join(e.__name__ for e in endpoints.values())
-    return route_class(path, dispatch, methods=list(endpoints))
+    return route_class(path, dispatch, methods=list(endpoints), name=name)

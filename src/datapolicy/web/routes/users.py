@@ -20,8 +20,9 @@ from datapolicy.odata.options import DEFAULT_PAGE_SIZE
 from datapolicy.store.audit import AuditAction
 from datapolicy.web.middleware.audit import audit_of
 from datapolicy.web.responses import json_response
-from datapolicy.web.routes.operations import caller_of, idempotency_key, service_root
+from datapolicy.web.routes.operations import caller_of, idempotency_key
 from datapolicy.web.routes.payloads import read_json_object
+from datapolicy.web.routes.roots import service_root
 
 RETRY_AFTER_SECONDS = 60  # what Graph sends with the 202
 USER_FIELDS = ("id", "displayName", "mail", "userPrincipalName")

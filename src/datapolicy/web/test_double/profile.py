@@ -27,7 +27,6 @@ from datapolicy.auth.tokens import Principal
 from datapolicy.config import StorageConfig
 from datapolicy.engine.targets.azure import azure_target
 from datapolicy.web.errors import error_response
-from datapolicy.web.routes.operations import API_ROOT
 from datapolicy.web.routes.table import COUNT, ENTITY, ME_EXPORT, ROUTE, USER_EXPORT, RouteMatch
 
 PROFILES = ("datapolicy", "graph")
@@ -52,10 +51,10 @@ class GraphProfileMiddleware:
                 await _error(scope, receive, send, 403, "Forbidden", _FORBIDDEN)
                 return
             subject = principal.subject
-            path = f"{API_ROOT}{USER_EXPORT.path.replace('{user_id}', subject)}"
+            path = match.api_root + USER_EXPORT.path.replace("{user_id}", subject)
             scope["path"] = path
             scope["raw_path"] = path.encode()
-            scope[ROUTE] = match = RouteMatch(USER_EXPORT, subject, served=True)
+            scope[ROUTE] = match = RouteMatch(USER_EXPORT, subject, True, False, match.api_root)
             route = USER_EXPORT
         if route is ENTITY and match.key is not None:
             await self._operation(scope, receive, send, match.key)
