@@ -68,7 +68,8 @@ from datapolicy.auth.permissions import (
 from datapolicy.model import ENTITY_SET
 from datapolicy.web.errors import HTTPError
 from datapolicy.web.routes import metadata, openapi, operations, packages, users
-from datapolicy.web.routes.roots import API_ROOT, API_ROOTS, ROUTE
+from datapolicy.web.routes.roots import API_ROOT, API_ROOTS
+from datapolicy.web.routes.roots import ROUTE as ROUTE  # where the pipeline's steps take it
 from datapolicy.web.routes.routing import KEY_CONVERTOR, Endpoint, KeyRoute, by_method, unquote_key
 from datapolicy.web.test_double import scenarios
 from datapolicy.web.test_double.scenarios import ADMIN_ROOT
