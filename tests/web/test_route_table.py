@@ -157,7 +157,11 @@ def decoded(raw: str) -> str:
 # assets", which are public, while Starlette's router answered 404).
 @example(raw="/v1.0/docs/assets")
 @example(raw="/v1.0/docs/assets/")
-# A line feed: Starlette's Mount of the API root matches none (the table took `x\n` for a user id).
+# A line feed: Starlette's Mount of the API root matched none, while the table took `x\n` for a
+# user id; now both do (a key may hold one), and one after a route's path is another path.
+@example(raw="/v1.0/dataPolicyOperations/a%0Ab")
+@example(raw="/beta/dataPolicyOperations%0A")
+@example(raw="/v1.0/docs/assets/a%0A")
 @example(raw="/v1.0/users/x%0A/exportPersonalData")
 @example(raw="/v1.0/dataPolicyOperations%0A")
 @example(raw="/v1.0/dataPolicyOperations/$count")

@@ -6,12 +6,14 @@ and the `odatakey` path convertor, for a key written in parentheses as an OData 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import Match, Mount, Route
 from starlette.types import Scope
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -41,7 +43,31 @@ class _KeyLiteral(Convertor[str]):
 register_url_convertor(KEY_CONVERTOR, _KeyLiteral())
 
 
-class KeyRoute(Route):
+def _whole_path(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """`pattern` (Starlette's, anchored with `^...$`) matching whole paths, line feeds
+    included: `$` also matches before a final line feed, and a `Mount`'s `.*` stops at one, so
+    Starlette would route `/v1.0/dataPolicyOperations` plus a line feed to the list, and no key
+    holding one at all (a key with a line feed is a key, looked up and not found)."""
+    return re.compile(pattern.pattern.removesuffix("$") + r"\Z", pattern.flags | re.DOTALL)
+
+
+class WholePathRoute(Route):
+    """A route that matches the whole path, line feeds included (`_whole_path`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.path_regex = _whole_path(self.path_regex)
+
+
+class WholePathMount(Mount):
+    """A mount that matches the whole path, line feeds included (`_whole_path`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.path_regex = _whole_path(self.path_regex)
+
+
+class KeyRoute(WholePathRoute):
     """A route whose path parameters are keys: a segment that starts with `$` is an OData
     system resource (`$count`, `$value`, `$ref`), not a key, so it does not match here. Without
     this, `PATCH /dataPolicyOperations/$count` reached the by-id handler, past the permission
@@ -58,7 +84,11 @@ class KeyRoute(Route):
 
 
 def by_method(
-    path: str, route_class: type[Route] = Route, *, name: str | None = None, **endpoints: Endpoint
+    path: str,
+    route_class: type[Route] = WholePathRoute,
+    *,
+    name: str | None = None,
+    **endpoints: Endpoint,
 ) -> Route:
     async def dispatch(request: Request) -> Response:
         # Starlette answers HEAD wherever GET is allowed.

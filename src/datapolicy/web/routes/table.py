@@ -37,8 +37,8 @@ its app answers (the console redirects `/console` to `/console/`).
 A look-up agrees with Starlette's router built from the same entries (tests/web/test_route_table.py
 compares the two on generated paths): a route's path parameter is one whole, non-empty segment
 (or a non-empty quoted literal in parentheses: the `odatakey` convertor, web/routes/routing.py),
-and a path under an API root with a line feed matches nothing, because Starlette's `Mount` of the
-API root does not match one (its pattern's `.` stops at a line feed).
+which may hold a line feed, and a line feed after a route's path makes another path (Starlette's
+patterns are made to match whole paths: routing.py `WholePathRoute`, `WholePathMount`).
 """
 
 from __future__ import annotations
@@ -50,8 +50,7 @@ from functools import cached_property
 from typing import NamedTuple
 
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Mount, Router
-from starlette.routing import Route as StarletteRoute
+from starlette.routing import BaseRoute, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
@@ -70,14 +69,21 @@ from datapolicy.web.errors import HTTPError
 from datapolicy.web.routes import metadata, openapi, operations, packages, users
 from datapolicy.web.routes.roots import API_ROOT, API_ROOTS
 from datapolicy.web.routes.roots import ROUTE as ROUTE  # where the pipeline's steps take it
-from datapolicy.web.routes.routing import KEY_CONVERTOR, Endpoint, KeyRoute, by_method, unquote_key
+from datapolicy.web.routes.routing import (
+    KEY_CONVERTOR,
+    Endpoint,
+    KeyRoute,
+    WholePathMount,
+    WholePathRoute,
+    by_method,
+    unquote_key,
+)
 from datapolicy.web.test_double import scenarios
 from datapolicy.web.test_double.scenarios import ADMIN_ROOT
 
 #: The metrics name of a request no served route matches: labels stay bounded.
 OTHER = "other"
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-_UNDER_API_ROOTS = tuple(root + "/" for root in API_ROOTS)
 #: Graph's namespace, which qualifies its actions' names in their aliases.
 NAMESPACE = "microsoft.graph"
 #: A segment that holds a key in parentheses: the entity set's name, the literal's content.
@@ -397,8 +403,6 @@ class RouteTable:
         found = self._exact.get(path)
         if found is not None:
             return found
-        if "\n" in path and path.startswith(_UNDER_API_ROOTS):
-            return self._unknown(path)  # what Starlette's Mount of the API root does (above)
         segments = path.split("/")
         for position in self._positions:
             if position < len(segments) and (key := segments[position]):
@@ -478,10 +482,10 @@ class RouteTable:
                 continue
             for path in route.paths:
                 if route.app is not None:
-                    built.append(Mount(path, app=route.app, name=route.path))
+                    built.append(WholePathMount(path, app=route.app, name=route.path))
                 else:
-                    route_class = KeyRoute if route.keys else StarletteRoute
+                    route_class = KeyRoute if route.keys else WholePathRoute
                     built.append(by_method(path, route_class, name=route.path, **route.endpoints))
         # Graph answers a trailing slash as an unknown resource; it does not redirect.
         router = Router(routes=built, redirect_slashes=False, default=self.answer_unknown_path)
-        return [Mount(root, app=router, name=root) for root in API_ROOTS]
+        return [WholePathMount(root, app=router, name=root) for root in API_ROOTS]
