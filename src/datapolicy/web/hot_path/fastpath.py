@@ -1,4 +1,5 @@
-"""The hot read, served below Starlette: `GET /v1.0/dataPolicyOperations/{id}`.
+"""The hot read, served below Starlette: `GET /v1.0/dataPolicyOperations/{id}` (under `/beta`
+too, and with the key in parentheses: whatever the route table matches as the entity route).
 
 Clients poll this route while their export runs, so it carries most of the traffic. Measured at
 a million operations, Starlette's request, routing and response objects cost more than the

@@ -69,7 +69,8 @@ class WholePathMount(Mount):
 
 class KeyRoute(WholePathRoute):
     """A route whose path parameters are keys: a segment that starts with `$` is an OData
-    system resource (`$count`, `$value`, `$ref`), not a key, so it does not match here. Without
+    system resource (`$count`, `$value`, `$ref`), not a key, so it does not match here (nor
+    does a key in parentheses that would start with one, as the route table decides). Without
     this, `PATCH /dataPolicyOperations/$count` reached the by-id handler, past the permission
     that `$count`'s route asks for, instead of the 405 that `$count`'s own route answers."""
 

@@ -7,7 +7,8 @@ profile"), so that a client is tested against Graph's behaviour:
 - `exportPersonalData` for a user id that is not a GUID: 400 `InvalidInput`;
 - a `storageLocation` that is not an Azure Blob container URL: 400 `StorageLocationNotAzureBlob`
   (the other SAS checks are the Azure target's own, already Graph's);
-- `POST /me/exportPersonalData`: the export of the caller (the token's subject).
+- `POST /me/exportPersonalData` (and `/me/microsoft.graph.exportPersonalData`): the export of
+  the caller (the token's subject), under the API root the request came in on.
 
 An ASGI layer the request pipeline (web/middleware/pipeline.py) puts right after authentication
 (Graph checks the token first) and before the read fast path, whose 404 it turns into Graph's 400.
