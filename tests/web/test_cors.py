@@ -103,6 +103,12 @@ PATHS: dict[str, frozenset[str] | None] = {
     "/v1.0/openapi.json": frozenset({"GET", "HEAD"}),
     "/v1.0/docs/assets/swagger-ui.css": frozenset({"GET", "HEAD"}),
     "/v1.0/no/such/path": frozenset(),
+    # The same API under /beta, and the other spellings of its paths (docs/graph-compatibility.md).
+    "/beta/dataPolicyOperations('op-1')": frozenset({"GET", "HEAD", "PATCH", "DELETE"}),
+    "/beta/users/u-1/microsoft.graph.exportPersonalData": frozenset({"POST"}),
+    "/v1.0/users('u-1')/erasePersonalData": frozenset({"POST"}),
+    "/v1.0/": frozenset({"GET", "HEAD"}),
+    "/beta/no/such/path": frozenset(),
     "/v1.0/scenarios/reset": frozenset(),  # a test double's, not served without --scenarios
     "/healthz": None,
     "/console/": None,
