@@ -118,6 +118,10 @@ class Route:
     test_double: bool = False
     metrics_name: str | None = None  # default: the full template
 
+    def __post_init__(self) -> None:
+        if self.public + self.any_token + (self.permission is not None) > 1:
+            raise ValueError(f"{self.path}: public, any token or one permission, not several")
+
     @property
     def template(self) -> str:
         """The path template from the server root (under the default API root)."""
@@ -136,11 +140,11 @@ class Route:
         """The name of the route's requests in the metrics, by the API root they came in on
         (kept: read by every request): its template under that root, one name for all its
         paths, so that labels stay bounded."""
-        if self.metrics_name is not None or self.root:
-            name = self.metrics_name or self.path + ("/{path}" if self.prefix else "")
-            return dict.fromkeys(API_ROOTS, name)
         suffix = "/{path}" if self.prefix else ""
-        return {root: root + self.path + suffix for root in API_ROOTS}
+        return {
+            root: self.metrics_name or ("" if self.root else root) + self.path + suffix
+            for root in API_ROOTS
+        }
 
     @cached_property
     def methods(self) -> frozenset[str]:
@@ -159,7 +163,9 @@ class Route:
 
     @cached_property
     def _needed(self) -> Requirement:
-        return PUBLIC if self.public else Requirement(permission=self.permission)
+        if self.public:
+            return PUBLIC
+        return ANY_TOKEN if self.any_token else Requirement(permission=self.permission)
 
     def requirement(self, method: str) -> Requirement:
         """What `method` on this route must show."""
