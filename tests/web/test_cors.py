@@ -108,6 +108,7 @@ PATHS: dict[str, frozenset[str] | None] = {
     "/beta/users/u-1/microsoft.graph.exportPersonalData": frozenset({"POST"}),
     "/v1.0/users('u-1')/erasePersonalData": frozenset({"POST"}),
     "/v1.0/": frozenset({"GET", "HEAD"}),
+    "/beta": frozenset({"GET", "HEAD"}),
     "/beta/no/such/path": frozenset(),
     "/v1.0/scenarios/reset": frozenset(),  # a test double's, not served without --scenarios
     "/healthz": None,

@@ -156,10 +156,12 @@ def test_every_action_the_api_has_is_declared_bound_to_its_entity(csdl):
         assert any(path.endswith(f"/{NAMESPACE}.{name}") for path in served), name
 
 
+@pytest.mark.parametrize("slash", ["/", ""])
 @pytest.mark.parametrize("root", API_ROOTS)
-def test_the_service_document_lists_the_entity_sets(service: Service, root: str):
+def test_the_service_document_lists_the_entity_sets(service: Service, root: str, slash: str):
+    """At the API root, with or without the final slash, as Graph serves it."""
     with httpx.Client(transport=service.transport, headers=service.headers) as http:
-        response = http.get(f"{service.root}{root}/")
+        response = http.get(f"{service.root}{root}{slash}")
         sets = http.get(f"{service.root}{root}/$metadata").content
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")

@@ -298,7 +298,7 @@ API_ROUTES: tuple[Route, ...] = (
     ME_EXPORT,
     # The service document (the API root's own path) needs a token, as Graph's does; the
     # description of the API is public, as Graph's `$metadata` is.
-    Route("/", {"GET": metadata.service_document}, any_token=True),
+    Route("/", {"GET": metadata.service_document}, aliases=("",), any_token=True),
     Route("/$metadata", {"GET": metadata.metadata}, public=True),
     Route("/openapi.yaml", {"GET": openapi.openapi_yaml}, public=True),
     Route("/openapi.json", {"GET": openapi.openapi_json}, public=True),
@@ -481,17 +481,24 @@ class RouteTable:
         )
 
     def api_routes(self) -> list[BaseRoute]:
-        """Starlette's routes of the API routes this app serves, mounted at each API root."""
+        """Starlette's routes of the API routes this app serves, mounted at each API root; a
+        route of the API root's own path (the service document at `/v1.0`) beside each mount,
+        which serves only what is below the root."""
         built: list[BaseRoute] = []
+        at_roots: list[BaseRoute] = []
         for route in self.routes:
             if route.root or not self._served(route) or not (route.endpoints or route.app):
                 continue
             for path in route.paths:
                 if route.app is not None:
                     built.append(WholePathMount(path, app=route.app, name=route.path))
+                elif path == "":
+                    at_roots += [
+                        by_method(root, name=route.path, **route.endpoints) for root in API_ROOTS
+                    ]
                 else:
                     route_class = KeyRoute if route.keys else WholePathRoute
                     built.append(by_method(path, route_class, name=route.path, **route.endpoints))
         # Graph answers a trailing slash as an unknown resource; it does not redirect.
         router = Router(routes=built, redirect_slashes=False, default=self.answer_unknown_path)
-        return [WholePathMount(root, app=router, name=root) for root in API_ROOTS]
+        return [*at_roots, *(WholePathMount(root, app=router, name=root) for root in API_ROOTS)]
