@@ -494,7 +494,8 @@ class RouteTable:
                     built.append(WholePathMount(path, app=route.app, name=route.path))
                 elif path == "":
                     at_roots += [
-                        by_method(root, name=route.path, **route.endpoints) for root in API_ROOTS
+                        by_method(root, WholePathRoute, name=route.path, **route.endpoints)
+                        for root in API_ROOTS
                     ]
                 else:
                     route_class = KeyRoute if route.keys else WholePathRoute
