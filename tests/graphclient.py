@@ -1,7 +1,7 @@
 """The official Microsoft Graph Python SDK pointed at a running `datapolicy serve`, changed only
 in its base URL and its token, as docs/graph-compatibility.md, "Pointing the Graph SDK at
 datapolicy", says: a static bearer token (the service's own, with every permission) for
-loopback URLs."""
+loopback URLs. The beta SDK (`msgraph-beta-sdk`) the same way, at the service's `/beta`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from kiota_abstractions.authentication import (
 )
 from kiota_http.kiota_client_factory import KiotaClientFactory
 from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph_beta import GraphRequestAdapter as BetaGraphRequestAdapter
+from msgraph_beta import GraphServiceClient as BetaGraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from conftest import Service
@@ -58,6 +60,23 @@ async def graph_client(
         adapter.base_url = service.url  # no trailing slash: docs/graph-compatibility.md
     try:
         yield GraphServiceClient(request_adapter=adapter)
+    finally:
+        await http.aclose()
+        await pooled.aclose()
+
+
+@asynccontextmanager
+async def beta_graph_client(service: Service) -> AsyncIterator[BetaGraphServiceClient]:
+    """A beta Graph SDK client for `service`'s `/beta` root, with the service's token."""
+    http = KiotaClientFactory.get_default_client()
+    pooled = http._transport
+    http = GraphClientFactory.create_with_default_middleware(client=http)
+    adapter = BetaGraphRequestAdapter(
+        BaseBearerTokenAuthenticationProvider(StaticToken(service.token)), http
+    )
+    adapter.base_url = f"{service.root}/beta"
+    try:
+        yield BetaGraphServiceClient(request_adapter=adapter)
     finally:
         await http.aclose()
         await pooled.aclose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from datapolicy.auth.permissions import ANY_TOKEN, EXPORT, PUBLIC, READ_USERS, Requirement
+from datapolicy.auth.permissions import ANY_TOKEN, ERASE, EXPORT, PUBLIC, READ_USERS, Requirement
 from datapolicy.web.routes.table import API_ROUTES, RouteTable
 
 TABLE = RouteTable(API_ROUTES)
@@ -28,7 +28,11 @@ TABLE = RouteTable(API_ROUTES)
         ("GET", "/v1.0/docs/assets/swagger-ui.css", PUBLIC),
         ("GET", "/v1.0/docs/other", ANY_TOKEN),
         ("GET", "/v1.0/docs/assets", ANY_TOKEN),  # no asset: Starlette's Mount serves none
-        ("POST", "/v1.0/users/x\n/exportPersonalData", ANY_TOKEN),  # Starlette: no route
+        ("POST", "/v1.0/users/x\n/exportPersonalData", Requirement(permission=EXPORT)),
+        ("GET", "/v1.0/dataPolicyOperations\n", ANY_TOKEN),  # not the list: another path
+        ("GET", "/beta/dataPolicyOperations('a''b')", Requirement(permission=EXPORT)),
+        ("POST", "/beta/users/x/microsoft.graph.erasePersonalData", Requirement(permission=ERASE)),
+        ("GET", "/beta/", ANY_TOKEN),  # the service document: any valid token
         ("GET", "/v1.0/openapi.yaml", PUBLIC),
     ],
 )

@@ -8,6 +8,7 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 from msgraph import GraphServiceClient
 from msgraph.generated.models.data_policy_operation import DataPolicyOperation
@@ -149,3 +150,24 @@ async def test_me_export_is_the_callers_own(graph_service):
     graph = sdk_client(graph_service.url, token_for(graph_service.data_dir))
     error = await odata_error(graph.me.export_personal_data.post(body))
     assert (error.response_status_code, error.error.code) == (403, "Forbidden")
+
+
+async def test_me_export_by_its_qualified_name_is_the_same(graph_service):
+    """`/me/microsoft.graph.exportPersonalData` (an alias in the route table) is answered as
+    `/me/exportPersonalData`, under `/v1.0` and `/beta`: the caller's export, then Graph's
+    checks; without User.Export.All, 403."""
+    body = {"storageLocation": str(graph_service.data_dir / "exports")}
+    mine = {"Authorization": f"Bearer {token_for(graph_service.data_dir, EXPORT, subject=ADA)}"}
+    bare = {"Authorization": f"Bearer {token_for(graph_service.data_dir)}"}
+    async with httpx.AsyncClient(base_url=graph_service.root) as http:
+        for root in ("/v1.0", "/beta"):
+            for headers, status, code in [
+                (mine, 400, "StorageLocationNotAzureBlob"),
+                (bare, 403, "Forbidden"),
+            ]:
+                answers = [
+                    await http.post(f"{root}/me/{name}", json=body, headers=headers)
+                    for name in ("exportPersonalData", "microsoft.graph.exportPersonalData")
+                ]
+                for answer in answers:
+                    assert (answer.status_code, answer.json()["error"]["code"]) == (status, code)

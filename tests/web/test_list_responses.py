@@ -35,8 +35,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, reject, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conftest import TEST_STORE
 from databases import store_database
@@ -49,6 +50,7 @@ from datapolicy.store.operations import to_micros
 from datapolicy.store.tables import operations
 from datapolicy.web.routes.operations import list_operations, next_link
 from datapolicy.web.routes.serialize import context_url, entity
+from datapolicy.web.routes.table import API_ROUTES, ROUTE, RouteTable
 
 ROOT = "http://testserver/v1.0"
 USERS = ("alice", "Alice", "a_b", "a%b", 'quote"back\\slash', "ünï©ødé", "tab\there")
@@ -102,9 +104,27 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield database
 
 
+class Routed:
+    """What the request pipeline does before any handler: the path's match in the scope (the
+    handler's links start with its API root)."""
+
+    table = RouteTable(API_ROUTES)
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[ROUTE] = self.table.match(scope["path"])
+        await self.app(scope, receive, send)
+
+
 @pytest.fixture(scope="module")
 def app(database: Any) -> Starlette:
-    app = Starlette(routes=[Route("/v1.0/dataPolicyOperations", list_operations)])
+    app = Starlette(
+        routes=[Route("/v1.0/dataPolicyOperations", list_operations)],
+        middleware=[Middleware(Routed)],
+    )
     app.state.store = OperationStore(database)  # its statement cache stays warm for the module
     app.state.limits = LimitsConfig()
     app.state.audit = AuditedReads()

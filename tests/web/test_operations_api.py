@@ -10,6 +10,7 @@ import pytest
 
 from conftest import token_for
 from datapolicy.auth.permissions import EXPORT
+from datapolicy.web.routes.roots import API_ROOTS
 
 ODATA_TYPE = "#microsoft.graph.dataPolicyOperation"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -279,13 +280,42 @@ def test_count_is_not_an_id_other_methods_are_405(service, method, path, permiss
 
 
 def test_a_dollar_segment_is_never_an_id(client):
-    for path in ("/dataPolicyOperations/$value", "/dataPolicyOperations/$count/package"):
-        assert_graph_error(client.get(path), 404, "ResourceNotFound")
-        assert_graph_error(client.delete(path), 404, "ResourceNotFound")
+    """`$value` is no key: Graph's 400 names it; after `$count`, `package` is what no route has."""
+    for path, segment in (
+        ("/dataPolicyOperations/$value", "$value"),
+        ("/dataPolicyOperations/$count/package", "package"),
+    ):
+        for response in (client.get(path), client.delete(path)):
+            error = assert_graph_error(response, 400, "BadRequest")
+            assert error["message"] == f"Resource not found for the segment '{segment}'."
 
 
-def test_unknown_routes_are_404_in_graphs_shape(client):
-    assert_graph_error(client.get("/nothingHere"), 404, "ResourceNotFound")
+def test_unknown_routes_are_graphs_400_naming_the_first_unknown_segment(client, service):
+    """As Graph answers: 400 BadRequest "Resource not found for the segment 'x'.", naming the
+    first segment no route has there (not the whole path), on any method, under either root."""
+    for method, path, segment in [
+        ("GET", "/nothingHere", "nothingHere"),
+        ("GET", "/nothingHere/dataPolicyOperations", "nothingHere"),
+        ("POST", "/dataPolicyOperations/some-id/cancel", "cancel"),
+        ("GET", "/users/someone/manager", "manager"),
+        ("POST", "/users('someone')/microsoft.graph.unknown", "microsoft.graph.unknown"),
+        ("GET", "/dataPolicyOperations(some-id)", "dataPolicyOperations(some-id)"),
+        ("GET", "/users/someone/exportPersonalData/x", "x"),
+    ]:
+        for root in API_ROOTS:
+            response = client.request(method, f"{service.root}{root}{path}", json={})
+            error = assert_graph_error(response, 400, "BadRequest")
+            assert error["message"] == f"Resource not found for the segment '{segment}'."
+
+
+def test_a_known_path_with_a_wrong_method_is_still_405(client, service):
+    """Only unknown paths became Graph's 400: a route's path with a method it lacks is a 405
+    with `Allow`, under either root and for an alias."""
+    for path in ("/dataPolicyOperations", "/users/x/microsoft.graph.exportPersonalData"):
+        for root in API_ROOTS:
+            response = client.put(f"{service.root}{root}{path}", json={})
+            assert_graph_error(response, 405, "MethodNotAllowed")
+            assert response.headers["allow"]
 
 
 def test_head_works_wherever_get_does(client, user_id):
@@ -312,6 +342,9 @@ def test_metadata_describes_the_entity_the_context_urls_point_to(client):
         "error",
         "code",  # of the publicError complex type
         "message",
+        "displayName",  # of the user entity type
+        "mail",
+        "userPrincipalName",
     }
 
 
@@ -333,4 +366,5 @@ def test_the_fast_read_path_answers_exactly_as_the_routed_one(client, user_id):
 def test_a_trailing_slash_is_an_unknown_resource_not_a_redirect(client, user_id):
     created = create(client, user_id)
     response = client.get(f"/dataPolicyOperations/{created['id']}/")
-    assert_graph_error(response, 404, "ResourceNotFound")
+    error = assert_graph_error(response, 400, "BadRequest")
+    assert error["message"] == "Resource not found for the segment ''."

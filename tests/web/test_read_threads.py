@@ -10,6 +10,7 @@ from typing import Any
 from datapolicy.store import Database, OperationStore
 from datapolicy.web.hot_path.fastpath import EntityReadPath
 from datapolicy.web.routes.operations import read_operation
+from datapolicy.web.routes.table import API_ROUTES, ROUTE, RouteTable
 
 
 class RecordingStore(OperationStore):
@@ -55,6 +56,7 @@ async def test_reads_by_id_leave_the_event_loop_on_postgresql_only(database: Dat
         "scheme": "http",
         "server": ("example.test", 80),
     }
+    scope[ROUTE] = RouteTable(API_ROUTES).match(scope["path"])  # as the pipeline puts it
     assert await fast_path.serve(scope, None, send, operation.id)  # type: ignore[arg-type]
     assert sent[0]["status"] == 200
     assert operation.id.encode() in sent[1]["body"]

@@ -108,15 +108,23 @@ def test_export_personal_data_is_202_with_location_and_completes(api, demo_servi
         ("", "Storage Location is not valid"),
     ],
 )
+@pytest.mark.parametrize("action", ["exportPersonalData", "erasePersonalData"])
 def test_storage_locations_that_cannot_be_used_are_400_with_the_reason(
-    api, demo_service, location, reason
+    api, demo_service, location, reason, action
 ):
+    """Refused by the checks in the route (an empty location) or in the targets
+    (engine/targets/), either way with `target` `storageLocation` (docs/security.md)."""
     location = location.replace("{data}", str(demo_service.data_dir))
-    response = api.post(f"/users/{ADA}/exportPersonalData", json={"storageLocation": location})
+    body = {
+        "storageLocation": location,
+        **({"dryRun": True} if action == "erasePersonalData" else {}),
+    }
+    response = api.post(f"/users/{ADA}/{action}", json=body)
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["code"] == "StorageLocationInvalid" or error["code"].startswith("StorageLocation")
     assert reason in error["message"]
+    assert error["target"] == "storageLocation"
 
 
 def test_a_symlink_out_of_the_root_is_refused(api, demo_service, tmp_path):

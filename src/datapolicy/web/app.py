@@ -132,13 +132,14 @@ def create_app(
     )
     app = ServiceApp(
         pipeline,
-        routes=[table.api_router()],
+        routes=table.api_routes(),
         exception_handlers={
             DatapolicyError: on_datapolicy_error,
             HTTPException: on_http_exception,
         },
     )
     app.router.redirect_slashes = False
+    app.router.default = table.answer_unknown_path  # a path under no API root: 404
     app.state.store = store
     app.state.exports = exports
     app.state.audit = audit  # web/middleware/audit.py: the routes' audit entries

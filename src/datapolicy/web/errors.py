@@ -5,6 +5,9 @@ Every error the service returns has this shape, which the Graph SDKs parse into 
     {"error": {"code": "...", "message": "...",
                "innerError": {"date": "...", "request-id": "...", "client-request-id": "..."}}}
 
+plus `target`, the request's property or parameter at fault, for an error that names one
+(`storageLocation` for a location refused: engine/targets/base.py `StorageLocationError`).
+
 `innerError` must be spelled in camel case: the Python SDK ignores `innererror`.
 """
 
@@ -100,7 +103,9 @@ def render(
     implied = headers_of(error)
     if headers:
         implied = {**(implied or {}), **headers}
-    return error_response(request, status_of(error), error.code, error.message, implied)
+    return error_response(
+        request, status_of(error), error.code, error.message, implied, target=error.target
+    )
 
 
 def method_not_allowed(request: Request, allow: str = "GET, HEAD") -> Response:
@@ -116,12 +121,16 @@ def error_response(
     message: str,
     headers: Mapping[str, str] | None = None,
     details: list[dict[str, str]] | None = None,
+    *,
+    target: str | None = None,
 ) -> Response:
-    """Graph's error body; `details` is its list of `{code, message, target}` for errors with
-    several causes."""
+    """Graph's error body; `target` names what is at fault, `details` is its list of
+    `{code, message, target}` for errors with several causes."""
     state = request.scope.get("state", {})
     request_id = state.get("request_id", "")
     error: dict[str, object] = {"code": code, "message": message}
+    if target is not None:
+        error["target"] = target
     if details:
         error["details"] = details
     error["innerError"] = {
@@ -140,6 +149,6 @@ async def on_datapolicy_error(request: Request, exc: Exception) -> Response:
 async def on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code, message = _HTTP_CODES.get(exc.status_code, ("BadRequest", str(exc.detail)))
-    if exc.status_code == 404:
+    if exc.status_code == 404:  # a path outside the API roots (web/routes/table.py)
         message = f"Resource not found for the segment '{request.url.path}'."
     return error_response(request, exc.status_code, code, message, exc.headers)

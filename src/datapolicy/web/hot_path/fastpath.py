@@ -1,4 +1,5 @@
-"""The hot read, served below Starlette: `GET /v1.0/dataPolicyOperations/{id}`.
+"""The hot read, served below Starlette: `GET /v1.0/dataPolicyOperations/{id}` (under `/beta`
+too, and with the key in parentheses: whatever the route table matches as the entity route).
 
 Clients poll this route while their export runs, so it carries most of the traffic. Measured at
 a million operations, Starlette's request, routing and response objects cost more than the
@@ -31,7 +32,7 @@ from datapolicy.web.errors import on_datapolicy_error
 from datapolicy.web.hot_path.readcache import ReadCache, read_cache_for
 from datapolicy.web.middleware.audit import RequestAudit
 from datapolicy.web.responses import ODATA_JSON
-from datapolicy.web.routes.operations import service_root_of
+from datapolicy.web.routes.roots import ROUTE, origin_of
 from datapolicy.web.routes.serialize import JSON_OPTIONS, context_url, entity_row
 
 _CONDITIONAL = (b"if-none-match", b"if-match", b"if-modified-since")
@@ -92,7 +93,10 @@ class EntityReadPath:
         )
         server = scope.get("server")
         body = (
-            _context_member(scope.get("scheme", "http"), host, server and tuple(server)) + cached[0]
+            _context_member(
+                scope.get("scheme", "http"), host, server and tuple(server), scope[ROUTE].api_root
+            )
+            + cached[0]
         )
         await send(
             {
@@ -111,9 +115,10 @@ class EntityReadPath:
 
 
 @functools.lru_cache(maxsize=256)
-def _context_member(scheme: str, host: bytes | None, server: tuple[str, int] | None) -> bytes:
+def _context_member(
+    scheme: str, host: bytes | None, server: tuple[str, int] | None, api_root: str
+) -> bytes:
     """`{"@odata.context":"...",`: how an entity body starts for a request with this scheme,
-    Host header and server address (the service root is the URL the client used)."""
-    headers = [] if host is None else [(b"host", host)]
-    root = service_root_of({"scheme": scheme, "headers": headers, "server": server})
+    Host header, server address and API root (the service root is the URL the client used)."""
+    root = origin_of(scheme, host, server) + api_root
     return orjson.dumps({"@odata.context": context_url(root, None, entity=True)})[:-1] + b","

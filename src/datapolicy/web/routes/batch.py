@@ -61,8 +61,8 @@ from starlette.responses import Response
 from datapolicy.errors import InvalidRequest
 from datapolicy.web.errors import error_response
 from datapolicy.web.responses import json_response
-from datapolicy.web.routes.operations import API_ROOT
 from datapolicy.web.routes.payloads import read_json_object
+from datapolicy.web.routes.roots import API_ROOT, ROUTE
 from datapolicy.web.routes.subrequests import IN_BATCH, Captured, Target, call, scope_for
 
 logger = logging.getLogger(__name__)
@@ -109,9 +109,8 @@ async def post_batch(request: Request) -> Response:
     """Graph's `POST /$batch`: each request run through the app, 200 with their responses."""
     if request.scope.get(IN_BATCH):
         raise InvalidRequest("A batch's request cannot be another $batch request.")
-    # The API root the batch was sent to (its path less `/$batch`): its requests' URLs are
-    # relative to it.
-    root = request.scope["path"].rsplit("/", 1)[0] or API_ROOT
+    # The API root the batch was sent to: its requests' URLs are relative to it.
+    root = request.scope[ROUTE].api_root
     requests = parse_batch(await read_json_object(request), root)
     app = request.scope["app"]
     captured: dict[int, Captured] = {}

@@ -8,10 +8,9 @@ from urllib.parse import quote, urlencode
 
 import orjson
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import URL, QueryParams
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.types import Scope
 
 from datapolicy.engine import ExportService
 from datapolicy.model import ENTITY_SET, Operation
@@ -31,33 +30,10 @@ from datapolicy.store.operations import Precondition
 from datapolicy.web.middleware.audit import audit_of
 from datapolicy.web.responses import json_response
 from datapolicy.web.routes.payloads import parse_new_operation, parse_update, read_json_object
+from datapolicy.web.routes.roots import service_root
 from datapolicy.web.routes.serialize import JSON_OPTIONS, context_url, entity, entity_rows
 
-API_ROOT = "/v1.0"
 _QUERY_SAFE = "$,'()*:"  # left unquoted in next links' query strings
-
-
-def service_root(request: Request) -> str:
-    """The absolute URL of the API root, as the client addressed it."""
-    return service_root_of(request.scope)
-
-
-def service_root_of(scope: Scope) -> str:
-    host = next((value for name, value in scope["headers"] if name == b"host"), None)
-    server = scope.get("server")
-    return _service_root(
-        scope.get("scheme", "http"), host, None if server is None else tuple(server)
-    )
-
-
-@functools.lru_cache(maxsize=256)
-def _service_root(scheme: str, host: bytes | None, server: tuple[str, int] | None) -> str:
-    """What `request.url` gives (Starlette checks the Host header and drops a default port),
-    worked out once per distinct scheme, Host and server address instead of by building and
-    parsing the whole request URL on every request (see docs/benchmarks.md)."""
-    headers = [] if host is None else [(b"host", host)]
-    url = URL(scope={"scheme": scheme, "server": server, "path": "/", "headers": headers})
-    return f"{url.scheme}://{url.netloc}{API_ROOT}"
 
 
 def _store(request: Request) -> OperationStore:

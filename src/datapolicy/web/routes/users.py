@@ -34,8 +34,9 @@ from datapolicy.web.routes.advanced_queries import (
     check_count_segment,
     check_list,
 )
-from datapolicy.web.routes.operations import caller_of, idempotency_key, next_link, service_root
+from datapolicy.web.routes.operations import caller_of, idempotency_key, next_link
 from datapolicy.web.routes.payloads import read_json_object
+from datapolicy.web.routes.roots import service_root
 
 T = TypeVar("T")
 

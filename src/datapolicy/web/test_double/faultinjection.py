@@ -30,7 +30,6 @@ from datapolicy.scenarios import HEADER, Scenarios
 from datapolicy.scenarios.faults import Fault
 from datapolicy.scenarios.requestlog import LoggedRequest, redacted
 from datapolicy.web.errors import error_response
-from datapolicy.web.routes.operations import API_ROOT
 from datapolicy.web.routes.table import ENTITY, ROUTE, RouteMatch
 
 logger = logging.getLogger(__name__)
@@ -81,7 +80,7 @@ class ScenarioMiddleware:
         try:
             operation_id = match.key if match.route is ENTITY else None
             fault = self.scenarios.faults.fault_for(
-                scope["method"], path[len(API_ROOT) :], operation_id
+                scope["method"], path[len(match.api_root) :], operation_id
             )
             if fault is not None:
                 entry.fault = fault.kind

@@ -7,7 +7,8 @@ profile"), so that a client is tested against Graph's behaviour:
 - `exportPersonalData` for a user id that is not a GUID: 400 `InvalidInput`;
 - a `storageLocation` that is not an Azure Blob container URL: 400 `StorageLocationNotAzureBlob`
   (the other SAS checks are the Azure target's own, already Graph's);
-- `POST /me/exportPersonalData`: the export of the caller (the token's subject);
+- `POST /me/exportPersonalData` (and `/me/microsoft.graph.exportPersonalData`): the export of
+  the caller (the token's subject), under the API root the request came in on;
 - an operation's `status` is never `notStarted` (Graph's backend reports `running` from the
   start) and its `progress` runs from 0 to 1 (`graph_profile_status`, `PROGRESS_SCALE`): the
   entities of the `/dataPolicyOperations` answers are rewritten so, and their `$filter` and
@@ -34,7 +35,6 @@ from datapolicy.config import StorageConfig
 from datapolicy.engine.targets.azure import azure_target
 from datapolicy.model import ENTITY_SET, PROGRESS_SCALE, graph_profile_status
 from datapolicy.web.errors import error_response
-from datapolicy.web.routes.operations import API_ROOT
 from datapolicy.web.routes.table import COUNT, ENTITY, ME_EXPORT, ROUTE, USER_EXPORT, RouteMatch
 
 PROFILES = ("datapolicy", "graph")
@@ -60,10 +60,10 @@ class GraphProfileMiddleware:
                 await _error(scope, receive, send, 403, "Forbidden", _FORBIDDEN)
                 return
             subject = principal.subject
-            path = f"{API_ROOT}{USER_EXPORT.path.replace('{user_id}', subject)}"
+            path = match.api_root + USER_EXPORT.path.replace("{user_id}", subject)
             scope["path"] = path
             scope["raw_path"] = path.encode()
-            scope[ROUTE] = match = RouteMatch(USER_EXPORT, subject, served=True)
+            scope[ROUTE] = match = RouteMatch(USER_EXPORT, subject, True, False, match.api_root)
             route = USER_EXPORT
         if route is ENTITY and match.key is not None:
             await self._operation(scope, receive, _operations_as_graph(send), match.key)
