@@ -56,8 +56,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from datapolicy.durations import parse_duration
 from datapolicy.errors import StartupError
@@ -729,6 +727,10 @@ def parse_config(text: str, path: Path) -> Config:
         line = locate(text, location)
         where = f"{path}, line {line}" if line else str(path)
         raise ConfigError(f"{where}: {key}: {_message(error)}") from None
+    # Imported here: the CLI's client commands read [server] without loading SQLAlchemy.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     for url in _urls(config):
         try:
             make_url(url)

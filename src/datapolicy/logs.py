@@ -21,10 +21,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import orjson
 
-from datapolicy.config import LoggingConfig
+if TYPE_CHECKING:
+    from datapolicy.config import LoggingConfig
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 operation_id: ContextVar[str | None] = ContextVar("operation_id", default=None)
