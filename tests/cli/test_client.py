@@ -90,3 +90,22 @@ def test_a_listening_address_becomes_the_address_to_reach(tmp_path: Path, host: 
     )
     assert api_url("http://x/v1.0", _config(tmp_path, host, 9000))[0] == "http://x/v1.0"
     assert api_url(None, None) == (DEFAULT_URL, "the default")
+
+
+@pytest.mark.e2e
+def test_a_client_command_prints_no_log_lines(service: Service):
+    """With JSON logging asked for, a client command that mints its token (reading the
+    configuration and the signing key) prints its output and nothing on stderr: log lines are
+    the service's, not a command's output (docs/observability.md)."""
+    result = datapolicy(
+        "ops",
+        "list",
+        "--url",
+        service.url,
+        "--data-dir",
+        str(service.data_dir),
+        "--json",
+        env={"DATAPOLICY_LOG_FORMAT": "json"},
+    )
+    assert json_output(result) is not None
+    assert result.stderr == ""

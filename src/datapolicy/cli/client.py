@@ -20,7 +20,6 @@ cli/__init__.py).
 from __future__ import annotations
 
 import ipaddress
-import logging
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,8 +93,6 @@ class Api:
     def __init__(self, url: str, token: str, origin: str = "--url"):
         import httpx
 
-        # httpx logs every request at INFO, which `load_settings` enables: not a command's output.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
         self.url = url.rstrip("/")
         self.origin = origin  # where the URL came from, for the hint when it cannot be reached
         self.http = httpx.Client(

@@ -96,6 +96,7 @@ def serve(
         raise click.UsageError("--tls-key needs --tls-cert")
     settings = load_settings(
         config_file,
+        long_running=True,
         host=host,
         port=port,
         scenarios=scenarios,
@@ -155,7 +156,12 @@ def worker(
       datapolicy worker --metrics-port 9464   # Prometheus scrapes http://127.0.0.1:9464/
     """
     settings = load_settings(
-        config_file, data_dir=data_dir, database=database, demo=demo, workers=workers
+        config_file,
+        long_running=True,
+        data_dir=data_dir,
+        database=database,
+        demo=demo,
+        workers=workers,
     )
     from datapolicy.server import run_worker
 
