@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
 
-from datapolicy.config import ConfigError, parse_config
+from datapolicy import config as config_module
+from datapolicy.config import Config, ConfigError, parse_config
 
 GOOD = """
 [server]
@@ -57,7 +63,7 @@ def test_a_good_file_loads_with_paths_relative_to_it(tmp_path: Path):
     [
         (
             ('  user_key = "customer_id"', '  user_key = "customer_id"\n  colour = 1'),
-            "line 17: sources.sql.tables.colour: unknown key",
+            "line 17: unknown key `sources.sql.tables.colour`",
         ),
         (
             ('  parent = "orders"', '  parent = "nowhere"'),
@@ -73,7 +79,7 @@ def test_a_good_file_loads_with_paths_relative_to_it(tmp_path: Path):
         (('path = "uploads/{userId}"', 'path = "uploads"'), "must contain {userId}"),
         (("port = 9000", "port = 99999"), "line 3: server.port:"),
         (('table = "users"', 'table = "users; drop table x"'), "directory.table"),
-        (("[server]", "[sever]"), "sever: unknown key"),
+        (("[server]", "[sever]"), "unknown key `sever` (did you mean `server`?)"),
         (("port = 9000", "port = 9000\nport = 1"), "not valid TOML"),
     ],
 )
@@ -123,7 +129,7 @@ def test_auth_defaults_and_a_jwks_file_relative_to_the_file(tmp_path: Path):
         ('[auth]\njwks_url = "ftp://idp/keys"\n', "line 2: auth.jwks_url:"),
         ("[auth]\nclock_skew = 3600\n", "line 2: auth.clock_skew:"),
         ('[auth]\nissuer = ""\n', "line 2: auth.issuer:"),
-        ("[auth]\nenabled = false\n", "line 2: auth.enabled: unknown key"),
+        ("[auth]\nenabled = false\n", "line 2: unknown key `auth.enabled`"),
     ],
 )
 def test_auth_mistakes_are_named(tmp_path: Path, text: str, expected: str):
@@ -237,7 +243,11 @@ def test_tables_and_columns_carry_categories_and_purposes_of_the_report(tmp_path
         (LABELLED, "", "purpose 'orders' is not one of the [[report.purposes]] names"),
         (LABELLED.replace("user.financial", "User Financial"), REPORT, "categories"),
         (LABELLED.replace('purpose = "orders" }', "colour = 1 }"), REPORT, "unknown key"),
-        ("", REPORT.replace('controller = "Example', 'controler = "Example'), "report.controller"),
+        (
+            "",
+            REPORT.replace('controller = "Example', 'controler = "Example'),
+            "unknown key `report.controler` (did you mean `controller`?)",
+        ),
         (
             "",
             REPORT + '\n  [[report.purposes]]\n  name = "orders"\n  description = "again"\n',
@@ -325,3 +335,80 @@ def test_a_table_on_two_paths_has_one_erase_rule(tmp_path: Path):
     )
     with pytest.raises(ConfigError, match=r"configured twice .* with different erase rules"):
         parse_config(text, tmp_path / "datapolicy.toml")
+
+
+# --- misspelt keys ---------------------------------------------------------------------------
+
+_BARE_KEY_CHARS = "abcdefghijklmnopqrstuvwxyz_"
+_VALID_FILES = {
+    "good": GOOD,
+    "labelled": GOOD.replace('  user_key = "customer_id"', '  user_key = "customer_id"' + LABELLED)
+    + REPORT,
+    "deployment": (Path(__file__).parents[1] / "deploy" / "datapolicy.toml").read_text(),
+}
+_EVERY_KEY = {
+    name
+    for model in (Config, *(m for m in vars(config_module).values() if isinstance(m, type)))
+    if isinstance(model, type) and issubclass(model, BaseModel)
+    for name in model.model_fields
+}
+
+
+@st.composite
+def _misspelt(draw: st.DrawFn) -> tuple[str, str, str]:
+    """A valid file with one key (or table name) misspelt by one edit: the text, the key as
+    written, and the misspelling."""
+    text = _VALID_FILES[draw(st.sampled_from(sorted(_VALID_FILES)))]
+    lines = text.splitlines()
+    keyed = [
+        (number, match)
+        for number, line in enumerate(lines)
+        for match in [re.match(r"^(\s*\[{0,2}\s*(?:[a-z_]+\.)*)([a-z_]+)(\s*(=|\]))", line)]
+        if match
+    ]
+    number, match = draw(st.sampled_from(keyed))
+    key = match.group(2)
+    assume(key in _EVERY_KEY)  # not a column's name, a key of `columns` the operator chooses
+    at = draw(st.integers(0, len(key) - 1))
+    letter = draw(st.sampled_from(_BARE_KEY_CHARS))
+    edit = draw(st.sampled_from(["insert", "delete", "replace", "swap"]))
+    if edit == "insert":
+        wrong = key[:at] + letter + key[at:]
+    elif edit == "delete":
+        wrong = key[:at] + key[at + 1 :]
+    elif edit == "replace":
+        wrong = key[:at] + letter + key[at + 1 :]
+    else:
+        wrong = key[:at] + key[at + 1 : at + 2] + key[at : at + 1] + key[at + 2 :]
+    assume(wrong and wrong not in _EVERY_KEY)
+    lines[number] = match.group(1) + wrong + lines[number][match.end(2) :]
+    misspelt = "\n".join(lines)
+    # A misspelt table a later header extends ([a.tabels], then [a.tables.columns]) is no
+    # longer TOML: that error is tomllib's.
+    assume(_is_toml(misspelt))
+    return misspelt, key, wrong
+
+
+def _is_toml(text: str) -> bool:
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return False
+    return True
+
+
+@given(_misspelt())
+@settings(max_examples=300, deadline=None)
+@example((GOOD.replace('name = "shop"', 'nmae = "shop"'), "name", "nmae"))
+def test_a_misspelt_key_is_named_and_the_right_one_suggested(case: tuple[str, str, str]):
+    """Whichever key or table name of a valid file is misspelt by one edit (a letter added,
+    dropped, changed, two swapped), the error names the unknown key (not the "Field required"
+    of the key it was meant to be) and suggests the key as it was."""
+    text, key, wrong = case
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, Path("/etc/datapolicy.toml"))
+    message = str(raised.value)
+    assert re.search(rf"unknown key `([a-z_.]+\.)?{wrong}`", message), message
+    suggestion = re.search(r"\(did you mean (.+)\?\)", message)
+    assert suggestion is not None, message
+    assert f"`{key}`" in suggestion.group(1).split(" or "), message

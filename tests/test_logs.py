@@ -37,13 +37,14 @@ def log_lines(service: Service) -> list[dict[str, Any]]:
 
 
 @pytest.mark.e2e  # a `serve` process, a worker or another program on its port
-def test_json_lines_name_the_request_the_operation_and_the_user(
+def test_json_lines_name_the_request_the_operation_the_caller_and_the_subject(
     logged_service: Service, user_id: str
 ):
     """Not on a terminal, every line is a JSON object. Queuing an export logs a line with the
-    request's id (the response's request-id), the new operation's id and the caller (the token's
-    subject); the export thread's lines name the operation and the person exported; the access
-    log's line names the request and the caller."""
+    request's id (the response's request-id), the new operation's id and the `caller` (the
+    token's subject); the export thread's lines name the operation and its `subject` (the person
+    exported), never as the caller; the access log's line names the request and the caller, and
+    has method, path, status and duration as fields of their own."""
     with logged_service.client() as http:
         response = http.post("/dataPolicyOperations", json={"userId": user_id})
         assert response.status_code == 201, response.text
@@ -66,21 +67,31 @@ def test_json_lines_name_the_request_the_operation_and_the_user(
 
     queued = next(line for line in lines if line["message"] == "export queued")
     assert queued["request_id"] == request_id
-    assert queued["user_id"] == "tests"  # the caller, conftest's token subject
+    assert queued["caller"] == "tests"  # conftest's token subject
     assert queued["level"] == "INFO"
     assert queued["logger"] == "datapolicy.engine.service"
     assert queued["time"].endswith("+00:00")
     exported = next(line for line in lines if line["message"] == f"export {operation_id} complete")
-    assert exported["user_id"] == user_id  # the person whose data was exported
+    assert exported["subject"] == user_id  # the person whose data was exported
     assert "request_id" not in exported  # an export thread serves no request
+    assert "caller" not in exported
+    assert "user_id" not in exported
     access = [
         line
         for line in log_lines(logged_service)
         if line["logger"] == "datapolicy.access" and line.get("request_id") == request_id
     ]
     assert access, "no access log line for the request"
-    assert access[0]["message"].startswith("POST /v1.0/dataPolicyOperations 201 ")
-    assert access[0]["user_id"] == "tests"
+    line = access[0]
+    assert line["message"].startswith("POST /v1.0/dataPolicyOperations 201 ")  # for people
+    assert (line["method"], line["path"], line["status"]) == (
+        "POST",
+        "/v1.0/dataPolicyOperations",
+        201,
+    )
+    assert isinstance(line["duration_ms"], float)
+    assert line["message"].endswith(f" {line['duration_ms']:.2f}ms")
+    assert line["caller"] == "tests"
 
 
 @pytest.mark.e2e  # a `serve` process, a worker or another program on its port
@@ -132,5 +143,5 @@ def test_text_on_a_terminal_json_elsewhere_and_the_environment_decides_first(
     with logs.operation_context("op-1", "user-1"):
         logs.ContextFilter().filter(record)
     line = logs.TextFormatter().format(record)
-    assert line.endswith("INFO datapolicy.x hello a [operation_id=op-1 user_id=user-1]")
+    assert line.endswith("INFO datapolicy.x hello a [operation_id=op-1 subject=user-1]")
     assert time.strftime("%Y") in line

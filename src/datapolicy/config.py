@@ -39,10 +39,11 @@ Relative paths (and `sqlite:///relative.db` URLs) are resolved against the file'
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -56,8 +57,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from datapolicy.durations import parse_duration
 from datapolicy.errors import StartupError
@@ -723,12 +722,20 @@ def parse_config(text: str, path: Path) -> Config:
     try:
         config = Config.model_validate(_resolve_paths(document, path.parent.resolve()))
     except ValidationError as exc:
-        error = exc.errors()[0]
+        errors = exc.errors()
+        # A misspelt key is the cause of the "Field required" of the key it was meant to be.
+        error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         location = tuple(error["loc"])
         key = ".".join(str(part) for part in location if not isinstance(part, int)) or "(top)"
         line = locate(text, location)
         where = f"{path}, line {line}" if line else str(path)
+        if error["type"] == "extra_forbidden":
+            raise ConfigError(f"{where}: {_unknown_key(key, location)}") from None
         raise ConfigError(f"{where}: {key}: {_message(error)}") from None
+    # Imported here: the CLI's client commands read [server] without loading SQLAlchemy.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     for url in _urls(config):
         try:
             make_url(url)
@@ -738,9 +745,38 @@ def parse_config(text: str, path: Path) -> Config:
 
 
 def _message(error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown key"
     return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _unknown_key(key: str, location: tuple[Any, ...]) -> str:
+    """`unknown key `server.prot` (did you mean `port`?)`: the keys of the table it is in
+    that it is closest to (difflib), if any is close."""
+    known = _keys_at(location[:-1])
+    close = difflib.get_close_matches(str(location[-1]), known, n=3, cutoff=0.6)
+    if not close:
+        return f"unknown key `{key}`" + (f" (known: {', '.join(known)})" if known else "")
+    best = difflib.SequenceMatcher(None, str(location[-1]), close[0]).ratio()
+    tied = [c for c in close if difflib.SequenceMatcher(None, str(location[-1]), c).ratio() == best]
+    return f"unknown key `{key}` (did you mean {' or '.join(f'`{c}`' for c in tied)}?)"
+
+
+def _keys_at(location: tuple[Any, ...]) -> list[str]:
+    """The keys the table at `location` (a pydantic error's, array indexes and all) takes."""
+    models: list[type[BaseModel]] = [Config]
+    for part in location:
+        if isinstance(part, int):
+            continue  # an entry of an array of tables: the array's model
+        fields = [model.model_fields[part] for model in models if part in model.model_fields]
+        if fields:  # else a key of a table of tables (a column's name): its entries' model
+            models = [model for field in fields for model in _models_in(field.annotation)]
+    return sorted({name for model in models for name in model.model_fields})
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models a field's type holds: itself, or inside `X | None`, `tuple[X, ...]`, ..."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for argument in get_args(annotation) for model in _models_in(argument)]
 
 
 def _urls(config: Config) -> list[str]:

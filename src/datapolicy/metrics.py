@@ -177,7 +177,8 @@ class StoreCollector(Collector):
             logger.warning("metrics: the operation store did not answer: %s", type(exc).__name__)
             return
         for status in OperationStatus:
-            by_status.add_metric([status.value], summary.get(status, (0, None))[0])
+            if status is not OperationStatus.UNKNOWN_FUTURE_VALUE:  # Graph's sentinel, no state
+                by_status.add_metric([status.value], summary.get(status, (0, None))[0])
         waiting, oldest_submitted = summary.get(OperationStatus.NOT_STARTED, (0, None))
         depth.add_metric([], waiting)
         age = 0.0

@@ -5,13 +5,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from datapolicy.config import ANY_ORIGIN, Config, load_config
+if TYPE_CHECKING:
+    from datapolicy.config import Config
 
 DEFAULT_DATA_DIR = Path("datapolicy-data")
 DATABASE_FILE = "datapolicy.sqlite3"
 DEFAULT_DRAIN_SECONDS = 5.0  # a few probes of a load balancer checking every second or two
+
+
+def _default_config() -> Config:
+    """An empty configuration. datapolicy.config (pydantic) is imported when one is first
+    made, not with this module: the CLI's `--help` and client commands import this module for
+    `DEFAULT_DATA_DIR` alone (cli/options.py)."""
+    from datapolicy.config import Config
+
+    return Config()
 
 
 @dataclass(frozen=True)
@@ -33,7 +43,7 @@ class Settings:
     tls_self_signed: bool = False
     # The store's URL (--database), over [store] url; repr=False: it may hold a password.
     database: str | None = field(default=None, repr=False)
-    config: Config = field(default_factory=Config)
+    config: Config = field(default_factory=_default_config)
 
     def __post_init__(self) -> None:
         if self.scenarios_file is not None:  # it sets up the scenario controls: they are on
@@ -56,6 +66,8 @@ class Settings:
         origins = self.config.server.cors_origins
         if origins is not None:
             return origins
+        from datapolicy.config import ANY_ORIGIN
+
         return [ANY_ORIGIN] if self.demo or self.scenarios else []
 
     @property
@@ -69,6 +81,8 @@ class Settings:
 
     def with_file(self, path: Path) -> Settings:
         """These settings, with what the configuration file at `path` sets."""
+        from datapolicy.config import load_config
+
         config = load_config(path)
         return replace(self, config=config, **config.server.options)
 

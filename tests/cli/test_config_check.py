@@ -214,3 +214,18 @@ def test_erasure_rules_are_checked_against_the_database(tmp_path: Path):
     assert findings[("erasure", "shop")]["result"] == "ok"
     assert findings[("erasure", "shop")]["detail"] == "orders: delete"
     assert findings[("erasure", "uploads")]["detail"] == "files: delete"
+
+
+def test_a_file_source_without_its_directory_is_a_warning(tmp_path: Path):
+    """A file source whose directory above {userId} is missing would let every export hold no
+    files, silently: a `warning` row naming it (exit 0), a failure with --strict."""
+    config = _config(tmp_path)
+    config.write_text(config.read_text().replace("/files/{userId}", "/nowhere/{userId}"))
+    result = _check(tmp_path, config, "--json")
+    findings = {(f["kind"], f["name"]): f for f in json_output(result)}
+    uploads = findings["source:files", "uploads"]
+    assert uploads["result"] == "warning"
+    assert uploads["detail"].startswith(f"{tmp_path}/nowhere is not a directory: every export")
+    strict = _check(tmp_path, config, "--strict")
+    assert strict.returncode == 1
+    assert "1 warning(s), failures with --strict" in strict.stderr.splitlines()[-1]

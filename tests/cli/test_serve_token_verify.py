@@ -15,7 +15,7 @@ import httpx
 import pytest
 from commands import datapolicy as run
 
-from conftest import TEST_STORE, free_port, start_service, token_for
+from conftest import TEST_STORE, free_port, start_service, store_args, token_for
 from datapolicy.auth.configure import validator_for
 from datapolicy.auth.keys import SIGNING_KEY_FILE
 from datapolicy.auth.permissions import EXPORT
@@ -143,7 +143,7 @@ def test_configuration_errors_are_one_clear_line(tmp_path: Path):
     config.write_text("[server]\nprot = 80\n")
     result = run("serve", "--config", str(config))
     assert result.returncode != 0
-    assert "line 2: server.prot: unknown key" in result.stderr
+    assert "line 2: unknown key `server.prot` (did you mean `port`?)" in result.stderr
     assert str(config) in result.stderr
     assert "Traceback" not in result.stderr
     config.write_text("[server\n")
@@ -167,6 +167,21 @@ def test_token_prints_a_token_for_the_services_own_key(tmp_path: Path):
     # A second token comes from the same key.
     again = run("token", "--data-dir", str(data_dir), "--permission", "User.Read.All")
     assert validator.validate(again.stdout.strip()).permissions == {"User.Read.All"}
+
+
+def test_one_shot_commands_print_no_info_log_lines(tmp_path: Path):
+    """With JSON logging, `token` (which creates the signing key, an INFO line) and `db
+    upgrade` (which opens the store) print their output alone: INFO lines are a service's log
+    (`serve`, `worker`), not a command's (docs/observability.md)."""
+    json_logs = {"DATAPOLICY_LOG_FORMAT": "json"}
+    data_dir = str(tmp_path / "data")
+    token = run("token", "--data-dir", data_dir, "--permission", EXPORT, env=json_logs)
+    assert token.returncode == 0, token.stderr
+    assert (token.stdout.count("\n"), token.stderr) == (1, "")
+    upgraded = run(
+        "db", "upgrade", "--data-dir", data_dir, *store_args(Path(data_dir)), env=json_logs
+    )
+    assert (upgraded.returncode, upgraded.stderr) == (0, "")
 
 
 def test_token_takes_issuer_and_audience_from_the_configuration(tmp_path: Path):

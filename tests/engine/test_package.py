@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+from datetime import UTC, datetime
 
 import orjson
 from isal import isal_zlib
@@ -40,3 +41,31 @@ def test_entries_are_deflated_by_isal_and_read_back_by_any_unzip(tmp_path):
         assert archive.getinfo("files/shop/photo.jpg").compress_type == zipfile.ZIP_STORED
         assert archive.read("files/shop/photo.jpg") == photo
     assert manifest["sources"][0]["records"] == 2000
+
+
+def test_entries_carry_the_export_time_and_files_their_own(tmp_path):
+    """Entries are dated with the package's time (the export's start, in UTC), not ZIP's
+    1980-01-01; a copied file with its own modification time; a time ZIP cannot hold is
+    clamped to its range."""
+    started = datetime(2026, 12, 6, 19, 30, 15, tzinfo=UTC)
+    note = tmp_path / "note.txt"
+    note.write_bytes(b"hello")
+    os.utime(note, (0, datetime(2024, 2, 29, 12, 0, 2, tzinfo=UTC).timestamp()))
+    ancient = tmp_path / "ancient.txt"
+    ancient.write_bytes(b"old")
+    os.utime(ancient, (0, 0))  # 1970: before ZIP's first day
+    stream = io.BytesIO()
+    writer = PackageWriter(stream, {"operationId": "op", "user": {"id": "u"}}, modified=started)
+    summary = writer.source("shop", "sql")
+    list(writer.add_records(summary, "rows", [encode_rows([{"id": 1}])]))
+    with note.open("rb") as content:
+        list(writer.add_file(summary, "note.txt", content))
+    with ancient.open("rb") as content:
+        list(writer.add_file(summary, "ancient.txt", content))
+    list(writer.add_file(summary, "memory.bin", io.BytesIO(b"no file behind it")))
+    writer.close()
+    with zipfile.ZipFile(io.BytesIO(stream.getvalue())) as archive:
+        times = {info.filename: info.date_time for info in archive.infolist()}
+    assert times.pop("files/shop/note.txt") == (2024, 2, 29, 12, 0, 2)
+    assert times.pop("files/shop/ancient.txt") == (1980, 1, 1, 0, 0, 0)
+    assert set(times.values()) == {(2026, 12, 6, 19, 30, 14)}  # ZIP counts in two seconds

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import stat
 import tracemalloc
 import warnings
@@ -197,3 +198,32 @@ def test_entries_that_overlap_are_refused():
         assert check.read("files/s/b") == b"b" * 100  # a valid entry, as zipfile reads it
     found = problems(stream.getvalue())
     assert found == ["files/s/a: overlaps the next entry in the ZIP (a ZIP bomb's trick)"]
+
+
+def test_a_package_extracted_and_zipped_again_verifies(tmp_path):
+    """`zip -r` (here shutil.make_archive) adds an entry per directory: each holds listed
+    entries, so each is accepted; a directory that holds nothing listed, or that carries data
+    or a link's mode, is still a problem."""
+    package = zipped([("files/s/a.txt", b"a"), ("records/s/t.jsonl", b"{}\n")])
+    extracted = tmp_path / "extracted"
+    with zipfile.ZipFile(io.BytesIO(package)) as archive:
+        archive.extractall(extracted)
+    rezipped = shutil.make_archive(str(tmp_path / "again"), "zip", extracted)
+    with zipfile.ZipFile(rezipped) as archive:
+        assert {"files/", "files/s/", "records/", "records/s/"} <= set(archive.namelist())
+    assert verify_package(rezipped) == []
+
+    def with_directory(info: zipfile.ZipInfo, data: bytes = b"") -> list[str]:
+        entries: list[tuple[str | zipfile.ZipInfo, bytes]] = [("files/s/a.txt", b"a")]
+        manifest = {"formatVersion": 1, "files": [listed(*entries[0])]}
+        return problems(zipped([*entries, (info, data)], manifest=manifest))
+
+    assert with_directory(zipfile.ZipInfo("files/")) == []
+    assert with_directory(zipfile.ZipInfo("empty/")) == [
+        "empty/: a directory in the ZIP that holds nothing the manifest lists"
+    ]
+    assert with_directory(zipfile.ZipInfo("files/"), b"data") == [
+        "files/: a directory entry with 4 bytes of data"
+    ]
+    assert "a directory's name on what is not one" in with_directory(link("files/"))[0]
+    assert "'..'" in with_directory(zipfile.ZipInfo("files/../"))[0]

@@ -15,6 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import Service, free_port, start_service, start_worker, stop_process, wait_for
 from datapolicy.demo import demo_user_id
+from datapolicy.metrics import StoreCollector
+from datapolicy.model import OperationStatus
 
 # Scraped from processes: a process's metrics are its own (prometheus_client's registry is one
 # per process, shared by every service started in it).
@@ -149,3 +151,21 @@ def test_the_queue_and_a_separate_workers_export_counters(
     assert value(exported, "datapolicy_export_rows_total") > 0
     assert value(exported, "datapolicy_export_bytes_total") > 0
     assert value(exported, "datapolicy_lease_expiries_total") == 0
+
+
+def test_operations_by_status_has_one_series_per_real_status():
+    """`datapolicy_operations` has a series for each status an operation can be in, at 0 when
+    none is: Graph's `unknownFutureValue` enum sentinel is no state and no series."""
+
+    class Store:
+        def status_summary(self) -> dict[OperationStatus, tuple[int, None]]:
+            return {OperationStatus.RUNNING: (3, None)}
+
+    families = {family.name: family for family in StoreCollector(Store()).collect()}  # type: ignore[arg-type]
+    series = {s.labels["status"]: s.value for s in families["datapolicy_operations"].samples}
+    assert series == {
+        status.value: (3 if status is OperationStatus.RUNNING else 0)
+        for status in OperationStatus
+        if status is not OperationStatus.UNKNOWN_FUTURE_VALUE
+    }
+    assert "unknownFutureValue" not in series

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,7 +18,23 @@ from datapolicy.cli.options import (
     load_settings,
 )
 from datapolicy.cli.output import print_records
-from datapolicy.store.audit import AuditAction, AuditFilter, AuditLog
+
+if TYPE_CHECKING:  # the store loads SQLAlchemy: imported when a subcommand runs
+    from datapolicy.store.audit import AuditLog
+
+
+class _Actions(click.Choice[str]):
+    """The audit actions' names (`AuditAction`), read when `audit list` checks `--action` or
+    shows its help, not when `datapolicy --help` imports this module (cli/__init__.py)."""
+
+    def __init__(self) -> None:
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        from datapolicy.store.audit import AuditAction
+
+        return tuple(action.value for action in AuditAction)
 
 
 @click.group()
@@ -93,9 +110,7 @@ def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> date
 @database_option
 @click.option("--user", "user_id", help="Entries about this user id.")
 @click.option("--subject", help="Entries by this caller (the token's subject).")
-@click.option(
-    "--action", type=click.Choice([action.value for action in AuditAction]), help="This action."
-)
+@click.option("--action", type=_Actions(), help="This action.")
 @click.option("--operation", "operation_id", help="Entries about this dataPolicyOperation id.")
 @click.option("--since", callback=_time, help="At or after this time (ISO 8601; UTC if no zone).")
 @click.option("--until", callback=_time, help="Before this time (ISO 8601; UTC if no zone).")
@@ -128,6 +143,8 @@ def list_entries(
       datapolicy audit list --action operation.deleted --since 2026-11-01
       datapolicy audit list --operation 0b1c... --json | jq '.[].action'
     """
+    from datapolicy.store.audit import AuditAction, AuditFilter
+
     filters = AuditFilter(
         user_id=user_id,
         subject=subject,

@@ -8,19 +8,36 @@ The token is `--token` (or `DATAPOLICY_TOKEN`); without one, and when the servic
 tokens (no JWKS configured) and its signing key is in the local data directory, a short-lived
 token holding only the permission the command needs is minted with that key, as `datapolicy
 token` would. An error answer becomes one line: `404 ResourceNotFound: ...`.
+
+The service is `--url` (or `DATAPOLICY_URL`); without one, the `[server]` host and port of the
+`--config` file, the service's own; else `DEFAULT_URL`. A service that cannot be reached is one
+line naming the URL tried, where it came from, and how to give another.
+
+httpx is imported when a command connects (about 0.1 s of CPU that `--help` need not pay: see
+cli/__init__.py).
 """
 
 from __future__ import annotations
 
-import logging
+import ipaddress
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
 
-from datapolicy.cli.options import Command, config_option, data_dir_option, load_settings
+from datapolicy.cli.options import (
+    Command,
+    config_option,
+    data_dir_option,
+    load_settings,
+    settings_from,
+)
+from datapolicy.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8080/v1.0"
 MINTED_TOKEN_LIFETIME_S = 3600  # outlasts most `--wait`s; the token never leaves the process
@@ -53,9 +70,8 @@ def api_options(command: Command) -> Command:
             click.option(
                 "--url",
                 envvar="DATAPOLICY_URL",
-                default=DEFAULT_URL,
-                show_default=True,
-                help="The API root of the service to talk to.",
+                help="The API root of the service to talk to.  [default: the --config file's "
+                f"[server] host and port, else {DEFAULT_URL}]",
             ),
             click.option(
                 "--token",
@@ -74,10 +90,11 @@ def api_options(command: Command) -> Command:
 class Api:
     """The service's API root, with a bearer token; every error answer raises `ApiError`."""
 
-    def __init__(self, url: str, token: str):
-        # httpx logs every request at INFO, which `load_settings` enables: not a command's output.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    def __init__(self, url: str, token: str, origin: str = "--url"):
+        import httpx
+
         self.url = url.rstrip("/")
+        self.origin = origin  # where the URL came from, for the hint when it cannot be reached
         self.http = httpx.Client(
             headers={"Authorization": f"Bearer {token}", "User-Agent": "datapolicy-cli"},
             timeout=TIMEOUT_S,
@@ -90,11 +107,15 @@ class Api:
         self.http.close()
 
     def request(self, method: str, path_or_url: str, **arguments: Any) -> httpx.Response:
+        import httpx
+
         url = path_or_url if "://" in path_or_url else self.url + path_or_url
         try:
             response = self.http.request(method, url, **arguments)
         except httpx.TransportError as exc:
-            raise click.ClickException(f"cannot reach {self.url}: {exc}") from None
+            raise click.ClickException(
+                f"cannot reach {self.url} ({self.origin}; {URL_HINT}): {exc}"
+            ) from None
         if response.is_error:
             raise ApiError(response)
         return response
@@ -128,14 +149,62 @@ class Api:
 
 
 def connect(
-    url: str,
+    url: str | None,
     token: str | None,
     data_dir: Path | None,
     config_file: Path | None,
     *permissions: str,
 ) -> Api:
-    """The API at `url` with `token`, or with a token minted for `permissions` (see above)."""
-    return Api(url, token or _minted_token(data_dir, config_file, permissions))
+    """The API at `url` (or the one `config_file` serves, see above) with `token`, or with a
+    token minted for `permissions`."""
+    root, origin = api_url(url, config_file)
+    return Api(root, token or _minted_token(data_dir, config_file, permissions), origin)
+
+
+URL_HINT = "give the service's API root with --url or DATAPOLICY_URL, or its --config"
+
+
+def api_url(url: str | None, config_file: Path | None) -> tuple[str, str]:
+    """The API root a client command talks to, and where it came from: `url` (the option or
+    DATAPOLICY_URL), else the `[server]` host and port of `config_file` (a wildcard address
+    is reached on the loopback interface), else `DEFAULT_URL`."""
+    if url is not None:
+        return url, "from --url or DATAPOLICY_URL"
+    if config_file is None:
+        return DEFAULT_URL, "the default"
+    host, port = _server_address(config_file)
+    return f"http://{_connectable(host)}:{port}/v1.0", f"[server] of {config_file}"
+
+
+def _server_address(config_file: Path) -> tuple[str, int]:
+    """The host and port `serve` listens on by `config_file`. Its [server] host and port are
+    read as TOML when they are plainly valid: validating the whole file loads pydantic's models
+    (half a second of CPU, bench/cli_startup.py) that a client command does not otherwise need.
+    Anything else (an unreadable file, a port out of range) is validated, so the error is the
+    one `serve` would give."""
+    try:
+        server = tomllib.loads(config_file.read_text(encoding="utf-8")).get("server", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        server = None
+    if isinstance(server, dict):
+        # The dataclass's defaults: an instance would build the (pydantic) default config.
+        host, port = server.get("host", Settings.host), server.get("port", Settings.port)
+        if isinstance(host, str) and type(port) is int and 1 <= port <= 65535:
+            return host, port
+    settings = settings_from(config_file)  # raises the file's ConfigError
+    return settings.host, settings.port
+
+
+def _connectable(host: str) -> str:
+    """`host` as a URL's host: a wildcard address (`0.0.0.0`, `::`) is the loopback one, and
+    an IPv6 address is bracketed."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # a name
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    return f"[{address}]" if address.version == 6 else str(address)
 
 
 def _minted_token(

@@ -8,6 +8,8 @@ and it shows how each SQL table reached from a parent is linked to it. Coverage:
 the SQL sources name is read whole (schema, and a bounded sample per table, never shown) for
 tables that look personal and that no configured table or query reaches, nor `ignore_tables`
 lists (discovery/coverage.py); each is a `gap` row, a warning that `--strict` makes a failure.
+A file source whose directory above `{userId}` does not exist is a `warning` row (every export
+would hold no files from it; also a failure with `--strict`).
 With `[erasure]`, each source's erase rules are checked against its database (an `erasure`
 row: a mask on a key column, a delete that an unlisted table's foreign key would block or
 cascade into, a table without a primary key; each explained).
@@ -41,7 +43,7 @@ if TYPE_CHECKING:  # the engine is imported when a check runs: `--help` stays fa
     from datapolicy.engine.sources.base import Source
     from datapolicy.settings import Settings
 
-OK, FAILED, SKIPPED, GAP = "ok", "FAILED", "skipped", "gap"
+OK, FAILED, SKIPPED, GAP, WARNING = "ok", "FAILED", "skipped", "gap", "warning"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,7 @@ class Finding:
 
     kind: str  # store, directory, source:sql, source:files, target:local, target:s3, ...
     name: str
-    result: str  # OK, FAILED, SKIPPED or GAP
+    result: str  # OK, FAILED, SKIPPED, GAP or WARNING
     detail: str
 
 
@@ -73,7 +75,8 @@ def config_group() -> None:
 @click.option(
     "--strict",
     is_flag=True,
-    help="Exit 1 on coverage gaps too (personal-looking tables no configured path reaches).",
+    help="Exit 1 on warnings too: coverage gaps (personal-looking tables no configured path "
+    "reaches), a file source's missing directory.",
 )
 def check(
     data_dir: Path | None,
@@ -86,7 +89,8 @@ def check(
     """Validate the configuration and connect to every source and storage target.
 
     Prints a table of what it found, one row per item, and exits 1 if anything failed (with
-    --strict, also if a personal-looking table is reached by no configured path: a `gap`).
+    --strict, also on a `gap`, a personal-looking table reached by no configured path, and on
+    a `warning`, such as a file source whose directory does not exist).
 
     \b
     Examples:
@@ -100,19 +104,26 @@ def check(
     print_records([asdict(f) for f in findings], ("kind", "name", "result", "detail"), as_json)
     failed = sum(finding.result == FAILED for finding in findings)
     gaps = sum(finding.result == GAP for finding in findings) if strict else 0
-    if failed or gaps:
+    warnings = sum(finding.result == WARNING for finding in findings) if strict else 0
+    if failed or gaps or warnings:
         why = [f"{failed} check(s) failed"] if failed else []
         if gaps:
             why.append(
                 f"{gaps} coverage gap(s), failures with --strict: reach each table or list it "
                 "in ignore_tables (docs/map-your-data.md)"
             )
+        if warnings:
+            why.append(f"{warnings} warning(s), failures with --strict")
         click.echo(f"config check: exit 1: {'; '.join(why)}", err=True)
         raise SystemExit(1)
 
 
 class CheckFailed(Exception):
     """A check found something wrong that is not an error of the component it checked."""
+
+
+class CheckWarning(Exception):
+    """A check found something that works but is likely not what the operator meant."""
 
 
 def run_checks(settings: Settings, user_id: str | None) -> list[Finding]:
@@ -133,7 +144,7 @@ def run_checks(settings: Settings, user_id: str | None) -> list[Finding]:
         findings.append(
             _attempt(f"source:{source.kind}", source.name, partial(_source, source, user_id))
         )
-        if settings.config.erasure is not None and findings[-1].result == OK:
+        if settings.config.erasure is not None and findings[-1].result in (OK, WARNING):
             findings.append(_attempt("erasure", source.name, partial(_erasure, source)))
         source.close()
     if directory is not None:
@@ -182,6 +193,8 @@ def _attempt(kind: str, name: str, check: Callable[[], str]) -> Finding:
         return Finding(kind, name, FAILED, exc.message)
     except CheckFailed as exc:
         return Finding(kind, name, FAILED, str(exc))
+    except CheckWarning as exc:
+        return Finding(kind, name, WARNING, str(exc))
     except (SourceError, StorageError, SQLAlchemyError, OSError) as exc:
         lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         return Finding(kind, name, FAILED, lines[0] if lines else type(exc).__name__)
@@ -221,9 +234,16 @@ def _first_user(directory: UserDirectory) -> str | None:
 def _source(source: Source, user_id: str | None) -> str:
     """What the source holds for the sample user; for a SQL source, also how each table reached
     from a parent is linked to it (a composite key as one link), for the reader to confirm."""
+    from datapolicy.engine.sources.files import FileSource
     from datapolicy.engine.sources.sql import SqlSource
 
     source.check()
+    if isinstance(source, FileSource) and not source.base.is_dir():
+        raise CheckWarning(
+            f"{source.base} is not a directory: every export would hold no files from this "
+            "source (the path's directories above {userId} are the operator's: create them, "
+            "or correct the path)"
+        )
     links = "".join(f"; {link}" for link in source.links()) if isinstance(source, SqlSource) else ""
     if user_id is None:
         return f"connects; no sample user to count for{links}"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from datapolicy.discovery.schema import DEFAULT_SAMPLE_ROWS
+from datapolicy.discovery import DEFAULT_SAMPLE_ROWS
 
 
 @click.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,9 +91,15 @@ def settings_from(config_file: Path | None, **overrides: Any) -> Settings:
     return settings.with_overrides(**overrides)
 
 
-def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
-    """`settings_from`, with this process's logging set up for them."""
+def load_settings(
+    config_file: Path | None, *, long_running: bool = False, **overrides: Any
+) -> Settings:
+    """`settings_from`, with this process's logging set up for them: at `[logging] level` for
+    the `long_running` processes (`serve`, `worker`), else at WARNING at least, so that a
+    command's output is not interleaved with the INFO lines of what it opens (a key it creates,
+    the store it migrates): those are a service's log, not a command's (docs/observability.md)."""
     settings = settings_from(config_file, **overrides)
     redact.install()  # no SAS, signature, token or password reaches the log (docs/security.md)
-    configure_logging(settings.config.logging)  # text on a terminal, else JSON lines
+    minimum = logging.NOTSET if long_running else logging.WARNING
+    configure_logging(settings.config.logging, minimum)  # text on a terminal, else JSON lines
     return settings

@@ -1,21 +1,24 @@
-"""How commands print: tables for people (rich), JSON for scripts (`--json`)."""
+"""How commands print: tables for people (rich), JSON for scripts (`--json`). rich is imported
+when a table is printed, not when a command module is (cli/__init__.py)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 NOT_A_TERMINAL_WIDTH = 1000  # piped output: rows are never wrapped, so lines stay greppable
 
 
 def console() -> Console:
     """Standard output; plain text (no colours, no live widgets) when it is not a terminal."""
+    from rich.console import Console
+
     output = Console(highlight=False)
     if not output.is_terminal:
         output.width = NOT_A_TERMINAL_WIDTH
@@ -27,6 +30,9 @@ def print_json(value: Any) -> None:
 
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(*columns)
     for row in rows:
         table.add_row(*(Text(cell_text(cell)) for cell in row))  # Text: values are not markup

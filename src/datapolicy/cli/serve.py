@@ -109,6 +109,7 @@ def serve(
         raise click.UsageError("--scenarios-file sets up the scenario controls: no --no-scenarios")
     settings = load_settings(
         config_file,
+        long_running=True,
         host=host,
         port=port,
         scenarios=scenarios,
@@ -169,7 +170,12 @@ def worker(
       datapolicy worker --metrics-port 9464   # Prometheus scrapes http://127.0.0.1:9464/
     """
     settings = load_settings(
-        config_file, data_dir=data_dir, database=database, demo=demo, workers=workers
+        config_file,
+        long_running=True,
+        data_dir=data_dir,
+        database=database,
+        demo=demo,
+        workers=workers,
     )
     from datapolicy.server import run_worker
 

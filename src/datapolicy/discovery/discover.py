@@ -13,11 +13,11 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from datapolicy.config import ConfigError, SqlSourceConfig, parse_config
+from datapolicy.discovery import DEFAULT_SAMPLE_ROWS
 from datapolicy.discovery.coverage import Gap, find_gaps, tables_named_in
 from datapolicy.discovery.paths import DataMap, map_person_data
 from datapolicy.discovery.person import choose_person_table
 from datapolicy.discovery.schema import (
-    DEFAULT_SAMPLE_ROWS,
     ForeignKey,
     Schema,
     open_engine,

@@ -26,10 +26,10 @@ from sqlalchemy.engine.interfaces import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from datapolicy.discovery import DEFAULT_SAMPLE_ROWS
 from datapolicy.discovery.classify import ColumnClass, classify_column
 from datapolicy.engine.sources import sqltypes
 
-DEFAULT_SAMPLE_ROWS = 1000
 SAMPLING_THREADS = 4  # connections reading samples at once
 
 

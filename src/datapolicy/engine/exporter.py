@@ -99,6 +99,7 @@ def export(
             "startedDateTime": format_datetime(started),
         },
         labels=labels or ReportLabels(),
+        modified=started,
     )
     summaries = {source.name: writer.source(source.name, source.kind) for source in sources}
     parts = _parts(sources, user.id)

@@ -29,6 +29,7 @@ import os
 import zipfile
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import orjson
@@ -100,6 +101,9 @@ class PackageWriter:
     sources: dict[str, SourceSummary] = field(default_factory=dict)
     labels: ReportLabels = field(default_factory=ReportLabels)  # what the report says of the data
     samples: list[TableSample] = field(default_factory=list)  # each table's rows for the report
+    # The time its entries carry (UTC: ZIP times have no zone), the export's start; a copied
+    # file carries its own modification time instead.
+    modified: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
         self._zip = zipfile.ZipFile(self.stream, "w", compression=zipfile.ZIP_DEFLATED)
@@ -115,7 +119,7 @@ class PackageWriter:
         path = self._names.allocate(("records", _safe(source.name), f"{_safe(name)}.jsonl"))
         digest, size, count = hashlib.sha256(), 0, 0
         sample = TableSample(source.name, name)
-        with self._open(path) as entry:
+        with self._open(self._entry(path)) as entry:
             for batch in batches:
                 entry.write(batch.data)
                 sample.take(batch.data)
@@ -139,7 +143,8 @@ class PackageWriter:
         path = self._names.allocate(parts)
         digest, size = hashlib.sha256(), 0
         chunk = content.read(COPY_CHUNK)
-        with self._open(_file_entry(path, chunk)) as entry:
+        stored = len(chunk) >= SAMPLE_MIN and not _deflates(chunk)
+        with self._open(self._entry(path, _modified(content, self.modified), stored)) as entry:
             while chunk:
                 entry.write(chunk)
                 digest.update(chunk)
@@ -157,7 +162,7 @@ class PackageWriter:
         assert name in DOCUMENTS
         assert all(entry.path != name for entry in self.entries)
         digest, size = hashlib.sha256(), 0
-        with self._open(name) as entry:
+        with self._open(self._entry(name)) as entry:
             for chunk in [data] if isinstance(data, bytes) else data:
                 entry.write(chunk)
                 digest.update(chunk)
@@ -176,11 +181,11 @@ class PackageWriter:
         }
         entries = [entry.as_json() for entry in self.entries]
         index = render_report(manifest, entries, self.samples, self.labels).encode()
-        with self._open(INDEX) as entry:
+        with self._open(self._entry(INDEX)) as entry:
             entry.write(index)
         self.entries.append(EntryInfo(INDEX, len(index), hashlib.sha256(index).hexdigest()))
         manifest["files"] = [e.as_json() for e in self.entries]
-        with self._open(MANIFEST) as entry:
+        with self._open(self._entry(MANIFEST)) as entry:
             entry.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         self._zip.close()
         return manifest
@@ -192,7 +197,18 @@ class PackageWriter:
         with contextlib.suppress(Exception):
             self._zip.close()
 
-    def _open(self, entry: str | zipfile.ZipInfo) -> IO[bytes]:
+    def _entry(
+        self, path: str, modified: datetime | None = None, stored: bool = False
+    ) -> zipfile.ZipInfo:
+        """A new entry's header: its time (`modified`, else the package's), and deflated
+        unless `stored` (a file that does not compress: photos, video, archives, judged by its
+        first chunk, since deflating such a file costs more than the rest of the copy and saves
+        nothing). Permissions are zipfile's default for a new entry (0600)."""
+        info = zipfile.ZipInfo(path, _zip_time(modified or self.modified))
+        info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+        return info
+
+    def _open(self, entry: zipfile.ZipInfo) -> IO[bytes]:
         """A new entry, open for writing. A deflated entry is deflated by ISA-L rather than
         zlib: deflating is the largest part of an export's CPU time, and zipfile offers no way
         to choose the compressor, so the entry's (private) compressor is replaced before the
@@ -213,15 +229,24 @@ def _safe(name: str) -> str:
     return cleaned or "_"
 
 
-def _file_entry(path: str, head: bytes) -> str | zipfile.ZipInfo:
-    """How to store a file, judged by its first chunk: deflated, unless that does not compress
-    (photos, video, archives), in which case stored as it is: deflating such a file costs more
-    than the rest of the copy and saves nothing."""
-    if len(head) < SAMPLE_MIN or _deflates(head):
-        return path  # the archive's default: deflated
-    info = zipfile.ZipInfo(path)  # the same name, time and permissions as the default
-    info.compress_type = zipfile.ZIP_STORED
-    return info
+_ZIP_FIRST, _ZIP_LAST = (
+    datetime(1980, 1, 1, tzinfo=UTC),
+    datetime(2107, 12, 31, 23, 59, 58, tzinfo=UTC),
+)
+
+
+def _zip_time(when: datetime) -> tuple[int, int, int, int, int, int]:
+    """`when` in UTC as a ZIP entry's time, within what the format holds (1980 to 2107)."""
+    when = min(max(when.astimezone(UTC), _ZIP_FIRST), _ZIP_LAST)
+    return (when.year, when.month, when.day, when.hour, when.minute, when.second)
+
+
+def _modified(content: IO[bytes], otherwise: datetime) -> datetime:
+    """When the open file `content` was last modified; `otherwise` if it is no file."""
+    try:
+        return datetime.fromtimestamp(os.fstat(content.fileno()).st_mtime, UTC)
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return otherwise
 
 
 def _deflates(head: bytes) -> bool:

@@ -6,8 +6,11 @@ treated as hostile, and an OK must mean it is safe to extract:
 
 - every entry name is safe (entrynames.py: nothing absolute or escaping, no `\\`, control or
   bidi characters), no name is there twice (also after NFKC and case folding), and no entry is
-  a symlink, a directory or a device (the Unix mode bits of its external attributes), is
-  encrypted, uses a method other than stored or deflated, or overlaps another entry;
+  a symlink or a device (the Unix mode bits of its external attributes), is encrypted, uses a
+  method other than stored or deflated, or overlaps another entry;
+- a directory entry (`records/`, as `zip -r` adds when a package is extracted and zipped again)
+  is accepted if it is empty and holds an entry the manifest lists: extracting it makes a
+  directory that is made anyway; any other is a problem;
 - manifest.json is read only up to what its entries can need (`_manifest_limit`), and parsed
   only if the values it can hold are bounded too: a small ZIP whose manifest inflates to
   gigabytes, or to millions of empty objects, is refused before it is held in memory;
@@ -104,7 +107,17 @@ def _verify(archive: zipfile.ZipFile) -> list[str]:
     problems += [
         f"{_printable(p)}: listed {n} times in the manifest" for p, n in listed.items() if n > 1
     ]
-    present = {info.filename: info for info in infos if info.filename != MANIFEST}
+    directories = {info.filename for info in infos if _is_directory(info)}
+    present = {
+        info.filename: info
+        for info in infos
+        if info.filename != MANIFEST and info.filename not in directories
+    }
+    parents = {path[: i + 1] for path in listed for i, c in enumerate(path) if c == "/"}
+    problems += [
+        f"{_printable(d)}: a directory in the ZIP that holds nothing the manifest lists"
+        for d in sorted(directories - parents)
+    ]
     problems += [
         f"{_printable(p)}: in the ZIP but not in the manifest"
         for p in sorted(present.keys() - listed.keys())
@@ -124,10 +137,15 @@ def _entry_problems(info: zipfile.ZipInfo) -> list[str]:
         problems.append(
             f"{_printable(info.orig_filename)}: not a safe entry name (a NUL character)"
         )
-    elif reason := unsafe(info.filename):
+    elif reason := unsafe(info.filename.removesuffix("/")):  # a directory's name ends in "/"
         problems.append(f"{name}: not a safe entry name ({reason})")
     kind = stat.S_IFMT(info.external_attr >> 16)
-    if kind and kind != stat.S_IFREG:
+    if _is_directory(info):
+        if kind not in (0, stat.S_IFDIR):
+            problems.append(f"{name}: a directory's name on what is not one (mode {oct(kind)})")
+        if info.file_size:
+            problems.append(f"{name}: a directory entry with {info.file_size} bytes of data")
+    elif kind and kind != stat.S_IFREG:
         what = "a symbolic link" if kind == stat.S_IFLNK else "not a regular file"
         problems.append(f"{name}: {what} (mode {oct(info.external_attr >> 16)})")
     if info.flag_bits & 0x1:
@@ -135,6 +153,11 @@ def _entry_problems(info: zipfile.ZipInfo) -> list[str]:
     if info.compress_type not in _METHODS:
         problems.append(f"{name}: compression method {info.compress_type}, not stored or deflated")
     return problems
+
+
+def _is_directory(info: zipfile.ZipInfo) -> bool:
+    """ZipInfo.is_dir, which raises on an empty name (a hostile package may hold one)."""
+    return info.filename.endswith("/")
 
 
 def _duplicates(infos: list[zipfile.ZipInfo]) -> list[str]:

@@ -111,7 +111,7 @@ def erase_into_package(
             "submittedDateTime": format_datetime(operation.submitted_at),
             "startedDateTime": format_datetime(started),
         }
-        writer = PackageWriter(stream, {**header, "user": user.as_json()})
+        writer = PackageWriter(stream, {**header, "user": user.as_json()}, modified=started)
         try:
             lines = [line for lines in state.values() for line in lines]
             lines += [

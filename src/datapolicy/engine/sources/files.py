@@ -44,6 +44,14 @@ class FileSource(Source):
         self.config = config
         self.template = config.path
 
+    @property
+    def base(self) -> Path:
+        """The operator's directory: the template's directories above the first naming
+        {userId}. If it does not exist, no person has files here (`config check` warns)."""
+        parts = Path(self.template).parts
+        first = next(i for i, part in enumerate(parts) if _USER in part)
+        return Path(*parts[:first]) if first else Path(".")
+
     def _split(self, user_id: str) -> tuple[Path, tuple[str, ...]]:
         """The operator's directory, and the person's components below it."""
         if not _SEGMENT.match(user_id) or user_id in (".", ".."):
@@ -53,7 +61,7 @@ class FileSource(Source):
         person = tuple(part.replace(_USER, user_id) for part in parts[first:])
         if any(part in (".", "..") for part in person):
             raise SourceError(f"source '{self.name}': '..' below {{userId}} in the path template")
-        return Path(*parts[:first]) if first else Path("."), person
+        return self.base, person
 
     def _open_person(self, user_id: str) -> int | None:
         """A descriptor for the person's directory; None if there is none."""

@@ -82,7 +82,7 @@ class Authentication:
             await _refuse(scope, receive, send, exc, needed.permission)
             return False
         scope["state"]["principal"] = principal
-        logs.user_id.set(principal.subject)  # the caller, on every log line below (logs.py)
+        logs.caller.set(principal.subject)  # the caller, on every log line below (logs.py)
         return True
 
     def _deny(self, scope: Scope, principal: Principal) -> None:

@@ -40,4 +40,8 @@ class RequestMetrics:
         REQUEST_DURATION.series(method, name, status).observe(elapsed)
         if self.access_log:
             # The path without its query string: $filter and $search may hold personal data.
-            logger.info("%s %s %d %.2fms", method, scope["path"], status, elapsed * 1000)
+            path, milliseconds = scope["path"], round(elapsed * 1000, 2)
+            fields = {"method": method, "path": path, "status": status, "duration_ms": milliseconds}
+            logger.info(
+                "%s %s %d %.2fms", method, path, status, milliseconds, extra={"fields": fields}
+            )
