@@ -73,7 +73,7 @@ def export(
     """Export USER_ID's personal data to LOCATION (Graph's exportPersonalData).
 
     Prints the new operation's id (or, with --json, the operation). With --wait it shows the
-    progress (a bar on a terminal, a line per change of status otherwise) and then where the
+    progress (a bar on a terminal, lines as it moves otherwise: docs/cli.md) and then where the
     package is; the exit status is 0 when the export completed, 3 when it failed, 4 when it was
     cancelled (deleted) meanwhile and 5 when --timeout ran out first.
 
