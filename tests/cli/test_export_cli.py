@@ -6,12 +6,14 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from commands import against, datapolicy, json_output, one_line_error
 
 from conftest import ProcessService, Service, start_service, wait_for
+from datapolicy.demo import DEMO_DIR, demo_user_id, prepare_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -150,3 +152,35 @@ def test_wait_exits_3_and_names_the_error_when_the_export_fails(tmp_path: Path):
     assert result.returncode == 3, result.stderr
     assert result.stderr.splitlines()[-1].startswith("failed: sourceError: ")
     assert "orders" in result.stderr.splitlines()[-1]
+
+
+def test_wait_prints_progress_lines_that_rise_through_a_slowed_export(tmp_path: Path):
+    """Not on a terminal, --wait prints a line as the percentage moves (at most one a second),
+    with the rate and the time left: over an 8-second slowed export, on the engine's default
+    2-second heartbeat, at least five distinct percentages between 0 and 100, rising. (Progress
+    recorded only at each lease renewal gave four at most: 0% for a short export until done.)"""
+    setup = tmp_path / "setup.yaml"
+    setup.write_text("time: {mode: slow, secondsPerExport: 8}\n")
+    person = demo_user_id(0)
+    prepare_demo(tmp_path / "data")  # then given 20,000 orders: 20 batches of rows to spread
+    with closing(sqlite3.connect(tmp_path / "data" / DEMO_DIR / "shop.sqlite3")) as shop, shop:
+        shop.executemany(
+            "INSERT INTO orders (customer_id, placed_at, total_cents) VALUES (?, ?, ?)",
+            ((person, "2026-01-01T00:00:00+00:00", cents) for cents in range(20_000)),
+        )
+    slowed = start_service(tmp_path / "data", "--demo", "--scenarios-file", str(setup))
+    try:
+        destination = slowed.data_dir / "exports"
+        result = datapolicy("export", person, "--to", str(destination), "--wait", *against(slowed))
+    finally:
+        slowed.stop()
+    assert result.returncode == 0, result.stderr
+    running = [line for line in result.stderr.splitlines() if line.startswith("running ")]
+    percents = [float(line.split()[1].removesuffix("%")) for line in running]
+    assert percents == sorted(percents)
+    moving = sorted({p for p in percents if 0 < p < 100})
+    assert len(moving) >= 5, result.stderr
+    # The rate needs two rises: every line after the first that moved gives it and the time left.
+    rated = [line for line, percent in zip(running, percents, strict=True) if percent > 0][1:]
+    assert rated, result.stderr
+    assert all("%/s, ETA 0:00:" in line for line in rated), result.stderr

@@ -73,7 +73,7 @@ def export(
     """Export USER_ID's personal data to LOCATION (Graph's exportPersonalData).
 
     Prints the new operation's id (or, with --json, the operation). With --wait it shows the
-    progress (a bar on a terminal, a line per change of status otherwise) and then where the
+    progress (a bar on a terminal, lines as it moves otherwise: docs/cli.md) and then where the
     package is; the exit status is 0 when the export completed, 3 when it failed, 4 when it was
     cancelled (deleted) meanwhile and 5 when --timeout ran out first.
 
@@ -120,30 +120,13 @@ def start_and_follow(
 
 
 def follow(api: Api, operation_url: str, timeout: float | None, *, show: bool) -> dict[str, Any]:
-    """Poll the operation until it is final; exits 4 if it is deleted, 5 on the timeout."""
-    from rich.progress import (  # only here: rich's progress costs every command's start
-        BarColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    """Poll the operation until it is final, showing its progress (cli/progress.py); exits 4 if
+    it is deleted, 5 on the timeout."""
+    from datapolicy.cli.progress import ProgressView  # only here: rich costs every start
 
     deadline = None if timeout is None else time.monotonic() + timeout
-    output = console()
-    bar = show and output.is_terminal
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=output,
-        disable=not bar,
-    )
-    with progress:
-        task = progress.add_task("notStarted", total=100)
+    with ProgressView(console(), show=show) as view:
         status = "notStarted"  # as last seen
-        shown: str | None = None  # the status last printed
         while True:
             wait_s = POLL_INTERVAL_S
             try:
@@ -152,20 +135,17 @@ def follow(api: Api, operation_url: str, timeout: float | None, *, show: bool) -
                 if exc.retry_after is None or exc.status_code not in RETRYABLE_STATUSES:
                     if exc.status_code != 404:
                         raise
-                    progress.stop()
+                    view.stop()
                     click.echo("cancelled: the operation was deleted", err=True)
                     raise SystemExit(EXIT_CANCELLED) from None
                 wait_s = min(exc.retry_after, MAX_RETRY_WAIT_S)
             else:
                 status = operation["status"]
-                progress.update(task, completed=operation["progress"], description=status)
-                if show and not bar and status != shown:
-                    click.echo(f"{status} {operation['progress']}%", err=True)
-                    shown = status
+                view.update(status, operation["progress"])
                 if status in FINAL_STATUSES:
                     return operation
             if deadline is not None and time.monotonic() > deadline:
-                progress.stop()
+                view.stop()
                 click.echo(f"timed out: the operation is still {status}", err=True)
                 raise SystemExit(EXIT_TIMED_OUT)
             time.sleep(wait_s)

@@ -74,6 +74,9 @@ from datapolicy.store.queue import ExpiredPackage, Job, JobKind, OperationQueue
 logger = logging.getLogger(__name__)
 # A package whose deletion failed for a reason that may pass (an outage) is tried again after:
 PACKAGE_DELETION_RETRY = timedelta(minutes=5)
+# How often a running export's progress is recorded when it rose (at most; the lease is renewed
+# every [engine] heartbeat_seconds). Each record is a small write; clients poll about as often.
+PROGRESS_SECONDS = 0.5
 
 
 class PermanentError(ExportError):
@@ -632,7 +635,11 @@ _PACKAGE_ACTIONS = {
 class _Heartbeat:
     """Renews a job's lease and records its progress until stopped (through a shutdown's grace
     period too); tells the export to stop when the lease is lost or deletion is requested. The
-    worker's hand-back stops the export itself, without waiting for the next beat."""
+    worker's hand-back stops the export itself, without waiting for the next beat.
+
+    Progress is recorded every `PROGRESS_SECONDS` when it rose, not only at the lease's
+    `heartbeat_seconds` (2 s by default): an export of a few seconds would otherwise show 0%
+    until it completed (`_Beats`)."""
 
     def __init__(self, worker: Worker, operation_id: str, owner: str, progress: Progress):
         self.worker = worker
@@ -654,26 +661,47 @@ class _Heartbeat:
 
     def _run(self) -> None:
         worker = self.worker
-        reported = 0.0
-        while not self._done.wait(worker.config.heartbeat_seconds):
+        beats = _Beats(worker.config.heartbeat_seconds)
+        while not self._done.wait(beats.tick_seconds):
             if worker._handing_back.is_set():
                 self.progress.stop.set()
                 return
             percent = self.progress.percent
+            write, recorded = beats.tick(percent)
+            if not write:
+                continue
             try:
-                held = worker.queue.heartbeat(
-                    self.operation_id,
-                    self.owner,
-                    worker.lease,
-                    percent if percent > reported else None,
-                )
+                held = worker.queue.heartbeat(self.operation_id, self.owner, worker.lease, recorded)
             except Exception:
                 logger.exception("heartbeat for %s failed", self.operation_id)
                 continue
             if not held:
                 self.progress.stop.set()
                 return
-            reported = max(reported, percent)
+            beats.written(percent)
+
+
+class _Beats:
+    """When a heartbeat thread writes: at each tick (every `tick_seconds`) the progress if it
+    rose since it was last recorded, and in any case the lease once every `heartbeat_seconds`
+    (every write renews it). Counted in ticks, so that it needs no clock."""
+
+    def __init__(self, heartbeat_seconds: float):
+        self.tick_seconds = min(PROGRESS_SECONDS, heartbeat_seconds)
+        self._ticks_per_renewal = max(1, round(heartbeat_seconds / self.tick_seconds))
+        self._ticks = 0  # since the last write
+        self._recorded = 0.0
+
+    def tick(self, percent: float) -> tuple[bool, float | None]:
+        """Whether to write now, and the progress to record (None: only renew the lease)."""
+        self._ticks += 1
+        rose = percent > self._recorded
+        return rose or self._ticks >= self._ticks_per_renewal, percent if rose else None
+
+    def written(self, percent: float) -> None:
+        """The write was accepted: its lease renewed and its progress (if any) recorded."""
+        self._ticks = 0
+        self._recorded = max(self._recorded, percent)
 
 
 def _join_all(threads: Sequence[threading.Thread], deadline: float) -> None:
