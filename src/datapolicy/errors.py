@@ -48,6 +48,7 @@ module is named). The tree::
         ├── click.ClickException
         │   └── ApiError                cli/client.py: the API answered the CLI with an error
         ├── CheckFailed                 cli/config.py: `config check` found something wrong
+        ├── CheckWarning                cli/config.py: `config check` found something likely unmeant
         └── ScenarioError               testing/scenarios.py: the scenario admin API refused
 
 A startup error is not a Graph error: no client ever sees it, so it has no status and no code.

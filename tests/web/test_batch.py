@@ -31,6 +31,8 @@ from datapolicy.metrics import REQUEST_DURATION
 from datapolicy.store.audit import AuditAction, AuditFilter
 from datapolicy.web.routes import batch
 from datapolicy.web.routes.batch import TOO_MANY
+from datapolicy.web.routes.roots import API_ROOT, ROUTE
+from datapolicy.web.routes.table import RouteMatch
 
 JSON = {"Content-Type": "application/json"}
 WRITE_BURST = 4
@@ -508,6 +510,7 @@ def test_a_request_that_breaks_off_or_drops_is_a_500_in_its_place_and_the_batch_
         "query_string": b"",
         "app": misbehaving,
         "state": {"request_id": "batch-id"},
+        ROUTE: RouteMatch(None, api_root=API_ROOT),  # the pipeline's look-up: the batch's root
     }
     response = asyncio.run(asyncio.wait_for(batch.post_batch(Request(scope, receive)), 10))
     assert response.status_code == 200

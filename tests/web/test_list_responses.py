@@ -512,7 +512,10 @@ def test_pages_are_a_reference_evaluation_of_the_filter_in_its_order(
 def test_a_preferred_page_size_over_the_maximum_is_the_maximum(database):
     """`Prefer: odata.maxpagesize` beyond `[limits] max_page_size` gets pages of the maximum,
     and `Preference-Applied` says so."""
-    app = Starlette(routes=[Route("/v1.0/dataPolicyOperations", list_operations)])
+    app = Starlette(
+        routes=[Route("/v1.0/dataPolicyOperations", list_operations)],
+        middleware=[Middleware(Routed)],
+    )
     app.state.store = OperationStore(database)
     app.state.limits = LimitsConfig(max_page_size=25)
     app.state.audit = AuditedReads()

@@ -222,7 +222,7 @@ class UserDirectory:
         statement: Select[Any] = (
             select(self._users())
             .where(*self._conditions(options, params))
-            .order_by(*order_clauses(keys, columns))
+            .order_by(*order_clauses(keys, columns, USER_PROPERTIES))
             .limit(size + 1)
         )
         if options.skiptoken is not None:

@@ -259,11 +259,16 @@ def sort_key(prop: Property, value: ColumnElement[Any]) -> ColumnElement[Any]:
     return case(_STATUS_VALUES, value=value)
 
 
-def order_clauses(keys: tuple[OrderKey, ...], columns: Columns) -> list[ColumnElement[Any]]:
-    """ORDER BY terms. OData sorts null before any value in ascending order, after in descending."""
+def order_clauses(
+    keys: tuple[OrderKey, ...],
+    columns: Columns,
+    properties: Mapping[str, Property] = PROPERTIES,
+) -> list[ColumnElement[Any]]:
+    """ORDER BY terms. OData sorts null before any value in ascending order, after in descending.
+    `properties`: the entity's."""
     terms: list[ColumnElement[Any]] = []
     for key in keys:
-        term = sort_key(PROPERTIES[key.name], columns[key.name])
+        term = sort_key(properties[key.name], columns[key.name])
         terms.append(term.desc().nulls_last() if key.descending else term.asc().nulls_first())
     return terms
 
