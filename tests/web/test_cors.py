@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from starlette.types import Receive, Scope, Send
 
 from chromium import chromium
-from conftest import Service, start_configured, token_for
+from conftest import Service, start_app, start_configured, token_for
 from datapolicy.auth.permissions import EXPORT, READ_USERS
 from datapolicy.config import ConfigError, parse_config
 from datapolicy.settings import Settings
@@ -462,3 +462,29 @@ def test_a_page_on_another_origin_calls_the_api_through_fetch(origins: Origins, 
     with service.client() as http:
         listed = http.get("/dataPolicyOperations", params={"$filter": "userId eq 'cors-blocked'"})
     assert listed.json()["value"] == []
+
+
+@pytest.mark.parametrize(("profile", "status"), [("graph", 204), ("datapolicy", 400)])
+def test_a_preflight_for_the_callers_export_follows_the_graph_profile(
+    tmp_path: Path, profile: str, status: int
+):
+    """`/me/exportPersonalData` is answered by the Graph profile's layer, not by a route of the
+    app: its preflight offers POST under `--profile graph` (a browser app exporting its user's
+    data), and is refused where the path is unknown."""
+    service = start_app(tmp_path / "data", "--demo", "--profile", profile)
+    try:
+        with service.client(headers={}) as http:
+            for path in ("/me/exportPersonalData", "/me/microsoft.graph.exportPersonalData"):
+                preflight = http.options(
+                    path,
+                    headers={
+                        "Origin": "https://spa.example",
+                        "Access-Control-Request-Method": "POST",
+                        "Access-Control-Request-Headers": "authorization, content-type",
+                    },
+                )
+                assert preflight.status_code == status, preflight.text
+                if status == 204:
+                    assert preflight.headers["access-control-allow-methods"] == "POST"
+    finally:
+        service.stop()

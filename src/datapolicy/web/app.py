@@ -44,7 +44,7 @@ from datapolicy.web.server_root.health import (
 )
 from datapolicy.web.server_root.metrics import MetricsEndpoint
 from datapolicy.web.test_double.faultinjection import ScenarioMiddleware
-from datapolicy.web.test_double.profile import GraphProfileMiddleware
+from datapolicy.web.test_double.profile import ANSWERED_HERE, GraphProfileMiddleware
 
 
 class ServiceApp(Starlette):
@@ -108,7 +108,11 @@ def create_app(
         proxies=ProxyHeaders(trusted_proxies) if trusted_proxies else None,
         # With metrics off, requests are not timed at all, unless for the access log.
         metrics=RequestMetrics(access_log) if metrics.enabled or access_log else None,
-        cors=CrossOrigin(cors_origins) if cors_origins else None,  # web/middleware/cors.py
+        cors=(  # web/middleware/cors.py
+            CrossOrigin(cors_origins, ANSWERED_HERE if profile == "graph" else {})
+            if cors_origins
+            else None
+        ),
         tracing=RequestTracing() if tracing.enabled() else None,  # nothing when tracing is off
         scenarios=(
             functools.partial(ScenarioMiddleware, scenarios=scenarios)

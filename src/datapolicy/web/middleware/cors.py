@@ -20,7 +20,7 @@ refuses the call.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,7 +28,7 @@ from starlette.types import Scope
 
 from datapolicy.config import ANY_ORIGIN
 from datapolicy.web.errors import error_response
-from datapolicy.web.routes.table import ROUTE
+from datapolicy.web.routes.table import ROUTE, Route
 
 MAX_AGE_S = 3600  # how long a browser may reuse a preflight's answer (Chromium caps it at 7200)
 #: The response headers a page may read beyond the CORS-safelisted ones.
@@ -51,10 +51,14 @@ class CrossOrigin:
     """The CORS answers for `origins`: serialized origins (`https://app.example:8443`, as
     config.py normalizes them), or `*` for any origin."""
 
-    def __init__(self, origins: Iterable[str]):
+    def __init__(self, origins: Iterable[str], layered: Mapping[Route, frozenset[str]] = {}):
+        """`layered`: the methods of routes declared for the pipeline only, answered by a layer
+        of this app (the Graph profile's `/me/exportPersonalData`), which a preflight offers as
+        it offers a served route's."""
         allowed = frozenset(origins)
         self.any_origin = ANY_ORIGIN in allowed
         self.origins = frozenset(origin.encode() for origin in allowed - {ANY_ORIGIN})
+        self.layered = dict(layered)
 
     def _allow_origin(self, origin: bytes) -> list[tuple[bytes, bytes]]:
         """The headers that allow `origin`; empty when it is not allowed."""
@@ -99,7 +103,10 @@ class CrossOrigin:
         match = scope[ROUTE]
         allowed = self._allow_origin(origin) if match.under_api_root else []
         headers = requested_headers(requested)
-        methods = match.route.methods if match.route is not None and match.served else ()
+        route = match.route
+        methods = (
+            () if route is None else route.methods if match.served else self.layered.get(route, ())
+        )
         if not allowed:
             refusal = f"Cross-origin requests from {origin.decode('latin-1')!r} are not allowed."
         elif method not in methods:

@@ -38,6 +38,8 @@ from datapolicy.web.errors import error_response
 from datapolicy.web.routes.table import COUNT, ENTITY, ME_EXPORT, ROUTE, USER_EXPORT, RouteMatch
 
 PROFILES = ("datapolicy", "graph")
+#: The routes this layer answers itself, by method (CORS preflights offer them: web/app.py).
+ANSWERED_HERE = {ME_EXPORT: frozenset({"POST"})}
 COLLECTION_PATH = f"/{ENTITY_SET}"
 MAX_BODY = 64 * 1024  # an exportPersonalData body is one URL
 
