@@ -187,7 +187,7 @@ def test_killed_and_paused_workers_never_lose_or_double_an_export(cluster: Clust
 
 STEPS = ("claim", "begin", "write", "finish", "publish")
 STEPPED_WORKER = Path(__file__).with_name("steppedworker.py")
-STEP_TIMEOUT_S = 120  # one PostgreSQL takeover came 60 s after the others (stop note, 2026-12-06)
+STEP_TIMEOUT_S = 60
 LEASE_LOST = "stopped: its lease expired and another worker took it over"
 
 
