@@ -57,6 +57,7 @@ from datapolicy.store.tables import operations
 EXPORTS = int(os.environ.get("DATAPOLICY_CHAOS_EXPORTS", "200"))
 COMPLETION_TIMEOUT_S = max(120, EXPORTS)  # after the last start; generous for a loaded machine
 pytestmark = [
+    pytest.mark.operation_store,  # starts services or workers on the test store
     pytest.mark.e2e,  # API and worker processes, killed and paused
     pytest.mark.chaos,
     pytest.mark.timeout(COMPLETION_TIMEOUT_S + 180),

@@ -40,7 +40,11 @@ from conftest import (
 from datapolicy.engine.verify import verify_package
 from datapolicy.store.tables import operations
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]  # worker and API processes, signalled and killed
+pytestmark = [
+    pytest.mark.operation_store,
+    pytest.mark.slow,
+    pytest.mark.e2e,
+]  # worker and API processes, signalled and killed
 
 T = TypeVar("T")
 

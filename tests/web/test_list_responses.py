@@ -42,6 +42,8 @@ from datapolicy.store.tables import operations
 from datapolicy.web.routes.operations import _next_link, list_operations
 from datapolicy.web.routes.serialize import context_url, entity
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 ROOT = "http://testserver/v1.0"
 USERS = ("alice", "Alice", "a_b", "a%b", 'quote"back\\slash', "ünï©ødé", "tab\there")
 LOCATIONS = (None, "/exports/a", "/exports/100%_done", "s3://bucket/x/", "/é")

@@ -18,7 +18,7 @@ from datapolicy.demo import demo_user_id
 
 # Scraped from processes: a process's metrics are its own (prometheus_client's registry is one
 # per process, shared by every service started in it).
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.operation_store]
 
 
 @pytest.fixture(scope="module")
