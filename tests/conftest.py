@@ -98,8 +98,16 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         _running = None
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In a pass on another store than SQLite, deselect the tests that do not depend on it."""
+    """Group the tests for pytest-xdist's `--dist loadgroup` (scripts/test): a module's tests
+    run in one process, where they share its fixtures, except in a module marked `spread`
+    (long tests that share nothing costly), whose tests each go where a process is free. In a
+    pass on another store than SQLite, deselect the tests that do not depend on it."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            spread = item.get_closest_marker("spread") is not None
+            item.add_marker(pytest.mark.xdist_group(item.nodeid if spread else str(item.path)))
     if TEST_STORE == "sqlite":
         return
     kept = [item for item in items if on_test_store(item)]
