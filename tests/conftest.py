@@ -115,10 +115,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         kept_ids = {id(item) for item in kept}
         config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept_ids])
         config.stash[_LEFT_OUT] = len(items) - len(kept)
+        if hasattr(config, "workeroutput"):  # a pytest-xdist worker: its controller prints it
+            config.workeroutput["left_out"] = len(items) - len(kept)
         items[:] = kept
 
 
 _LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """(pytest-xdist, in the controlling process) The count a worker's collection left out:
+    every worker collects the whole selection, so they all report the same."""
+    left_out = getattr(node, "workeroutput", {}).get("left_out", 0)
+    node.config.stash[_LEFT_OUT] = max(node.config.stash.get(_LEFT_OUT, 0), left_out)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
