@@ -13,6 +13,13 @@ an empty store start their own.
 `DATAPOLICY_TEST_STORE=postgresql` runs every service (and every `datapolicy worker` a test
 starts with `store_args`) on PostgreSQL: a scratch schema per data directory, passed as
 `--database` (tests/databases.py). The default is SQLite in the data directory.
+
+That pass runs only the tests whose outcome can depend on the test store (`on_test_store`):
+those that use a service fixture of this file, and those marked `operation_store` (a module
+whose tests or fixtures start services or workers themselves). The others would run exactly as
+in the SQLite pass; they are deselected, counted in the summary. The selection fails safe: a
+test that reaches the test store (`store_args`, `service_database`, `current_store_url`) without
+being selected fails, in every pass, naming the mark it needs.
 """
 
 from __future__ import annotations
@@ -54,6 +61,82 @@ TEST_STORE = os.environ.get("DATAPOLICY_TEST_STORE", "").strip().lower() or "sql
 if TEST_STORE not in STORE_KINDS:
     raise pytest.UsageError(f"DATAPOLICY_TEST_STORE must be one of {', '.join(STORE_KINDS)}")
 TOKEN_LIFETIME_S = 86400  # longer than any test session
+# The fixtures below that start a service on the test store; a test using any of them (or
+# marked `operation_store`) is on the test store.
+STORE_FIXTURES = frozenset({"service", "demo_service", "service_process", "demo_process"})
+STORE_MARK = "operation_store"
+_running: pytest.Item | None = None  # the test running now, in this process
+
+
+def on_test_store(item: pytest.Item) -> bool:
+    """Whether the test's outcome can depend on the test store (DATAPOLICY_TEST_STORE), so the
+    PostgreSQL pass runs it."""
+    fixtures = getattr(item, "fixturenames", ())
+    return item.get_closest_marker(STORE_MARK) is not None or not STORE_FIXTURES.isdisjoint(
+        fixtures
+    )
+
+
+def _reached_the_test_store(how: str) -> None:
+    """Fail the running test if it reaches the test store while the PostgreSQL pass would leave
+    it out: the selection must never silently drop a test that starts a service."""
+    if _running is not None and not on_test_store(_running):
+        pytest.fail(
+            f"{_running.nodeid} uses the test store ({how}) but the PostgreSQL pass would "
+            f"deselect it: mark it (or its module) @pytest.mark.{STORE_MARK}",
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    global _running
+    _running = item
+    try:
+        return (yield)
+    finally:
+        _running = None
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the tests for pytest-xdist's `--dist loadgroup` (scripts/test): a module's tests
+    run in one process, where they share its fixtures, except in a module marked `spread`
+    (long tests that share nothing costly), whose tests each go where a process is free. In a
+    pass on another store than SQLite, deselect the tests that do not depend on it."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            spread = item.get_closest_marker("spread") is not None
+            item.add_marker(pytest.mark.xdist_group(item.nodeid if spread else str(item.path)))
+    if TEST_STORE == "sqlite":
+        return
+    kept = [item for item in items if on_test_store(item)]
+    if len(kept) < len(items):
+        kept_ids = {id(item) for item in kept}
+        config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept_ids])
+        config.stash[_LEFT_OUT] = len(items) - len(kept)
+        if hasattr(config, "workeroutput"):  # a pytest-xdist worker: its controller prints it
+            config.workeroutput["left_out"] = len(items) - len(kept)
+        items[:] = kept
+
+
+_LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """(pytest-xdist, in the controlling process) The count a worker's collection left out:
+    every worker collects the whole selection, so they all report the same."""
+    left_out = getattr(node, "workeroutput", {}).get("left_out", 0)
+    node.config.stash[_LEFT_OUT] = max(node.config.stash.get(_LEFT_OUT, 0), left_out)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    left_out = config.stash.get(_LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"DATAPOLICY_TEST_STORE={TEST_STORE}: {left_out} tests deselected: they use no "
+            f"service fixture and are not marked {STORE_MARK} (the SQLite pass runs them)"
+        )
 
 
 def token_for(data_dir: Path, *permissions: str, **claims: Any) -> str:
@@ -192,7 +275,7 @@ def service_database(data_dir: Path) -> Iterator[Database]:
     """The store of the processes on `data_dir`, opened in this process (another process than
     theirs, as a worker or another API process is): their PostgreSQL schema when the tests run
     on PostgreSQL, else the SQLite file in the data directory."""
-    url = store_url(TEST_STORE, data_dir) or f"sqlite:///{data_dir / DATABASE_FILE}"
+    url = current_store_url(data_dir, "service_database") or f"sqlite:///{data_dir / DATABASE_FILE}"
     database = open_database(url, pool_min_size=0, pool_max_size=1)
     try:
         yield database
@@ -203,8 +286,15 @@ def service_database(data_dir: Path) -> Iterator[Database]:
 def store_args(data_dir: Path) -> list[str]:
     """`--database URL` for a process on `data_dir` when the tests run on PostgreSQL (the same
     scratch schema for every process on that data directory), else nothing."""
-    url = store_url(TEST_STORE, data_dir)
+    url = current_store_url(data_dir, "store_args")
     return [] if url is None else ["--database", url]
+
+
+def current_store_url(data_dir: Path, how: str = "current_store_url") -> str | None:
+    """The URL of the test store for the processes on `data_dir` (None: SQLite in it), for a
+    test selected for every pass (`on_test_store`)."""
+    _reached_the_test_store(how)
+    return store_url(TEST_STORE, data_dir)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

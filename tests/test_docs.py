@@ -23,14 +23,6 @@ import tokenize
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from conftest import TEST_STORE
-
-pytestmark = pytest.mark.skipif(
-    TEST_STORE != "sqlite", reason="reads no operation store: once per CI run is enough"
-)
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "datapolicy"
 ROOTED = ("docs/", "bench/", "tests/", "scripts/", "deploy/", "src/")

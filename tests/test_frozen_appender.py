@@ -35,6 +35,7 @@ from databases import POSTGRESQL
 from datapolicy.testing.server import stop_process
 
 pytestmark = [
+    pytest.mark.operation_store,  # starts services or workers on the test store
     pytest.mark.e2e,  # a `serve` process frozen with SIGSTOP
     pytest.mark.skipif(TEST_STORE != POSTGRESQL, reason="the PostgreSQL pass runs it"),
     pytest.mark.timeout(180),

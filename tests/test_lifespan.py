@@ -15,8 +15,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from conftest import TEST_STORE, token_for
-from databases import store_url
+from conftest import current_store_url, token_for
 from datapolicy.auth.keys import audit_key
 from datapolicy.auth.permissions import EXPORT
 from datapolicy.demo import demo_user_id
@@ -25,6 +24,8 @@ from datapolicy.settings import Settings
 from datapolicy.store import open_database
 from datapolicy.store.audit import AuditAction, AuditFilter, open_audit_log
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 ADA = demo_user_id(0)
 
 
@@ -32,7 +33,7 @@ def settings_for(data_dir: Path) -> Settings:
     """The demo on the test store, one export thread, and an audit flush that never comes on
     its own during a test."""
     settings = Settings(
-        data_dir=data_dir, demo=True, database=store_url(TEST_STORE, data_dir)
+        data_dir=data_dir, demo=True, database=current_store_url(data_dir)
     ).with_overrides(workers=1)
     audit = settings.config.audit.model_copy(update={"flush_seconds": 60})
     return replace(settings, config=settings.config.model_copy(update={"audit": audit}))

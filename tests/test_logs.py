@@ -16,6 +16,8 @@ from conftest import Service, start_service, wait_for
 from datapolicy import logs
 from datapolicy.config import LoggingConfig
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 SAS_SIGNATURE = "c2VjcmV0LXNpZ25hdHVyZQ"
 PERSONAL = "ada.lovelace@example.com"
 

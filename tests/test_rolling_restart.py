@@ -45,7 +45,12 @@ SEED_OPERATIONS = 20
 LOAD_BETWEEN = 50  # requests each backend is sent before a restart and after the last
 DEMO_USERS = 8
 # e2e: API processes restarted behind a load balancer; the timeout is a hang guard (~35 s unloaded)
-pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(240)]
+pytestmark = [
+    pytest.mark.operation_store,
+    pytest.mark.e2e,
+    pytest.mark.chaos,
+    pytest.mark.timeout(240),
+]
 
 CONFIG = """
 [limits]

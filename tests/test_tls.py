@@ -19,7 +19,10 @@ from datapolicy.cli import main
 from datapolicy.testing.server import start_serve
 from datapolicy.tls import TLS_CERTIFICATE_FILE, TLS_FILE, self_signed
 
-pytestmark = pytest.mark.e2e  # `serve` in a process, over https on its port
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.operation_store,
+]  # `serve` in a process, over https on its port
 
 
 def _start_https(data_dir: Path, *args: str) -> ProcessService:

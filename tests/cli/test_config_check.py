@@ -6,10 +6,13 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from commands import datapolicy, json_output, one_line_error
 
 from conftest import store_args
 from databases import MARIADB, server_url
+
+pytestmark = pytest.mark.operation_store  # starts services on the test store
 
 
 def _people(tmp_path: Path) -> Path:

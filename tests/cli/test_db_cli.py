@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from commands import datapolicy, json_output
 
 from conftest import store_args
 from datapolicy.store.database import head_revision
+
+pytestmark = pytest.mark.operation_store  # starts services on the test store
 
 
 def test_current_then_upgrade_then_current(tmp_path: Path):

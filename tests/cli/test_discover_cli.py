@@ -13,6 +13,8 @@ from commands import against, datapolicy, json_output
 from conftest import start_service, store_args
 from databases import POSTGRESQL, SQLITE, run_script, scratch_database
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 SHOP = Path(__file__).parent.parent / "discovery" / "shop.sql"
 NOT_ADAS = {"staff", "stores", "newsletter_signups", "audit_entries"}  # personal, not reached
 SAMPLED_VALUES = ("ada@example.com", "DE89370400440532013000", "secret-token-of-ada", "Lovelace")

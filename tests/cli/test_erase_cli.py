@@ -14,7 +14,10 @@ from commands import against, datapolicy, json_output
 
 from conftest import ProcessService, start_service, store_args
 
-pytestmark = pytest.mark.e2e  # the CLI talks to a `serve` process on its port
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.operation_store,
+]  # the CLI talks to a `serve` process on its port
 
 
 @pytest.fixture

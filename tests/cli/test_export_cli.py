@@ -15,7 +15,7 @@ from commands import against, datapolicy, json_output, one_line_error
 from conftest import ProcessService, Service, start_service, wait_for
 from datapolicy.demo import DEMO_DIR, demo_user_id, prepare_demo
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.operation_store]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ from commands import against, datapolicy, json_output, one_line_error
 from conftest import TEST_STORE, Service, free_port, start_service
 from datapolicy.demo import demo_user_id
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 
 @pytest.fixture(scope="module")
 def scenario_service(tmp_path_factory: pytest.TempPathFactory):

@@ -21,6 +21,8 @@ from datapolicy.auth.keys import SIGNING_KEY_FILE
 from datapolicy.auth.permissions import EXPORT
 from datapolicy.config import AuthConfig
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 
 @pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_serve_help_lists_every_option():

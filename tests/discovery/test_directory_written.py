@@ -6,15 +6,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
-
-from conftest import TEST_STORE
 from datapolicy.config import parse_config
 from datapolicy.discovery.discover import discover
 
-pytestmark = pytest.mark.skipif(
-    TEST_STORE != "sqlite", reason="reads no operation store: once per CI run is enough"
-)
 ORDERS = "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users (id));"
 
 

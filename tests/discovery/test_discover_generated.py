@@ -33,7 +33,6 @@ from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine
 
-from conftest import TEST_STORE
 from databases import KINDS, scratch_database
 from datapolicy.config import parse_config
 from datapolicy.discovery.discover import discover
@@ -41,10 +40,6 @@ from datapolicy.engine.directory import UserDirectory
 from datapolicy.engine.sources.base import RecordStream
 from datapolicy.engine.sources.sql import SqlSource
 from generated_schemas import PEOPLE, GeneratedSchema, Link, TableSpec, create, schemas
-
-pytestmark = pytest.mark.skipif(
-    TEST_STORE != "sqlite", reason="reads no operation store: once per CI run is enough"
-)
 
 EXAMPLES = int(os.environ.get("DATAPOLICY_DISCOVER_EXAMPLES", "15"))
 SIZES = st.integers(3, 5)  # at most 8 paths to a table: under discover's cap

@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_STORE
 from datapolicy.discovery.person import PersonTableError, choose_person_table
 from datapolicy.discovery.schema import open_engine, read_schema
-
-pytestmark = pytest.mark.skipif(
-    TEST_STORE != "sqlite", reason="reads no operation store: once per CI run is enough"
-)
 
 
 def schema_of(tmp_path: Path, script: str):  # type: ignore[no-untyped-def]

@@ -48,6 +48,8 @@ from datapolicy.engine.worker import ExportContext
 from datapolicy.store import OperationStore
 from graphclient import graph_client
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 ADA = demo_user_id(0)
 MIB = 1024 * 1024
 ALREADY_USED = (

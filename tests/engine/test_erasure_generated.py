@@ -30,22 +30,16 @@ import os
 from typing import Any
 
 import orjson
-import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import MetaData, select
 from sqlalchemy.engine import Engine
 
-from conftest import TEST_STORE
 from datapolicy.config import MaskValue, SqlSourceConfig, TableConfig
 from datapolicy.engine.erasure import ErasureFailed, Masker, erase_person
 from datapolicy.engine.sources.base import RecordStream
 from datapolicy.engine.sources.sql import SqlSource
 from generated_schemas import PEOPLE, GeneratedSchema, Scenario, create, reachable, scenarios
-
-pytestmark = pytest.mark.skipif(
-    TEST_STORE != "sqlite", reason="reads no operation store: once per CI run is enough"
-)
 
 EXAMPLES = int(os.environ.get("DATAPOLICY_ERASURE_EXAMPLES", "20"))
 MASKER = Masker(b"the generated tests' secret")

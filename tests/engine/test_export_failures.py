@@ -40,7 +40,12 @@ from conftest import (
 from datapolicy.engine.verify import verify_package
 from datapolicy.store.tables import operations
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]  # worker and API processes, signalled and killed
+pytestmark = [
+    pytest.mark.operation_store,  # worker and API processes, signalled and killed
+    pytest.mark.slow,
+    pytest.mark.e2e,
+    pytest.mark.spread,  # each test deploys its own: they need not share a process
+]
 
 T = TypeVar("T")
 

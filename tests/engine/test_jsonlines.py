@@ -11,17 +11,10 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from conftest import TEST_STORE
-from databases import SQLITE
 from datapolicy.engine.sources.jsonlines import json_document
-
-pytestmark = pytest.mark.skipif(
-    TEST_STORE != SQLITE, reason="reads no operation store: runs in the SQLite-store pass only"
-)
 
 NUMBERS = (
     st.integers(-(2**80), 2**80)

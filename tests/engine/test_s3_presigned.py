@@ -47,6 +47,8 @@ from packages import package_bytes
 from presigned import SIGNATURE, sigv4
 from s3server import ADMIN, REGION, SeaweedS3
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 ADA = demo_user_id(0)
 QUICK = {"max_attempts": 3, "connect_timeout": 2, "read_timeout": 10}
 

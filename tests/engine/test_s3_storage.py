@@ -41,6 +41,8 @@ from datapolicy.engine.verify import verify_package
 from graphclient import graph_client
 from s3server import ADMIN, READER, WRITER, SeaweedS3
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 ADA = demo_user_id(0)
 MIB = 1024 * 1024
 PART = 5 * MIB  # S3's smallest part

@@ -30,6 +30,8 @@ from datapolicy.engine.targets import StorageError, StorageLocationError, Target
 from packages import package_bytes
 from s3server import ADMIN, REGION, SeaweedS3
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 WRONG_SECRET = "wrong-secret-0123456789-must-never-be-shown"
 SIGNER_SECRET = "signer-secret-9876543210-must-never-be-shown"
 

@@ -29,7 +29,6 @@ import os
 from typing import Any
 
 import orjson
-import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import (
@@ -41,7 +40,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-from conftest import TEST_STORE
 from datapolicy.config import DirectoryConfig, SqlSourceConfig, TableConfig
 from datapolicy.engine.directory import UserDirectory
 from datapolicy.engine.sources.base import RecordStream
@@ -57,10 +55,6 @@ from generated_schemas import (
     create,
     reachable,
     scenarios,
-)
-
-pytestmark = pytest.mark.skipif(
-    TEST_STORE != "sqlite", reason="reads no operation store: once per CI run is enough"
 )
 
 EXAMPLES = int(os.environ.get("DATAPOLICY_SELECTION_EXAMPLES", "25"))

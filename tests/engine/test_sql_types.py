@@ -15,15 +15,10 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
-from conftest import TEST_STORE
 from databases import MARIADB, POSTGRESQL, SQLITE, scratch_database
 from datapolicy.config import QueryConfig, SqlSourceConfig, TableConfig
 from datapolicy.engine.sources.base import RecordStream, SourceError
 from datapolicy.engine.sources.sql import SqlSource
-
-pytestmark = pytest.mark.skipif(
-    TEST_STORE != SQLITE, reason="reads no operation store: runs in the SQLite-store pass only"
-)
 
 Export = Callable[..., dict[str, list[bytes]]]
 

@@ -31,6 +31,8 @@ from datapolicy.store.tables import operations
 from listeners import Listener, running_listener
 from packages import package_bytes
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 SAS = "?sv=2023-01-03&sr=c&sp=cw&sig=c2VjcmV0"
 PRESIGNED = (
     "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20990101%2Fus-east-1%2Fs3"

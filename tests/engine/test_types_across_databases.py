@@ -31,15 +31,10 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from conftest import TEST_STORE
 from databases import KINDS, MARIADB, POSTGRESQL, SQLITE, scratch_database
 from datapolicy.config import SqlSourceConfig, TableConfig
 from datapolicy.engine.sources.base import RecordStream
 from datapolicy.engine.sources.sql import SqlSource
-
-pytestmark = pytest.mark.skipif(
-    TEST_STORE != SQLITE, reason="reads no operation store: runs in the SQLite-store pass only"
-)
 
 OWNER = "p"
 SCALE = 30  # NUMERIC(65, 30): the widest DECIMAL MariaDB has

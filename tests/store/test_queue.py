@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from databases import POSTGRESQL
-from datapolicy.errors import PreconditionFailed
+from datapolicy.errors import PreconditionFailed, Unavailable
 from datapolicy.model import Operation, OperationError, OperationStatus
 from datapolicy.store import Database, OperationStore, PostgreSQLDatabase, SQLiteDatabase
 from datapolicy.store.queue import Job, JobKind, OperationQueue
@@ -353,3 +354,53 @@ def test_on_postgresql_a_claim_skips_a_locked_row_instead_of_waiting(store, queu
     assert job is not None
     assert job.operation.id == free.id
     assert waited < 2
+
+
+class FrozenAfterWriting(OperationQueue):
+    """A worker's queue that freezes (as a SIGSTOP'd process does) inside its transactions,
+    right after each write and before the commit, until `thaw` is set."""
+
+    def __init__(self, database: Database, clock: Clock) -> None:
+        super().__init__(database, clock)
+        self.frozen, self.thaw = threading.Event(), threading.Event()
+
+    def _write(self, transaction: Any, condition: Any, **values: Any) -> int:
+        written = super()._write(transaction, condition, **values)
+        self.frozen.set()
+        self.thaw.wait(30)
+        return written
+
+
+@pytest.mark.parametrize("store_kind", [POSTGRESQL], indirect=True)
+@pytest.mark.parametrize("step", ["claim", "heartbeat"])
+def test_on_postgresql_a_worker_frozen_mid_transaction_is_taken_over_soon_after_its_lease(
+    store, database, clock, other_connections, step
+):
+    """A worker frozen between a write and its commit (in a claim, or a heartbeat) holds the
+    row's lock; a successor's claim skips locked rows. The server must end that frozen session
+    after the short idle bound of the queue's transactions (`[store] audit_idle_timeout`, 2 s),
+    not after `idle_in_transaction_timeout` (60 s): the chaos test once saw one takeover come a
+    minute after the others (tests/test_chaos.py, the frozen victim)."""
+    operation = create(store)
+    victim = FrozenAfterWriting(other_connections(), clock)
+    successor = OperationQueue(database, clock)
+    with ThreadPoolExecutor(1) as pool:
+        if step == "claim":
+            frozen = pool.submit(victim.claim, "victim", LEASE)
+        else:
+            victim.thaw.set()
+            assert victim.claim("victim", LEASE) is not None
+            victim.thaw.clear()
+            victim.frozen.clear()
+            frozen = pool.submit(victim.heartbeat, operation.id, "victim", LEASE, 50.0)
+        assert victim.frozen.wait(10)
+        clock.advance(LEASE + timedelta(seconds=1))
+        began = time.monotonic()
+        while (job := successor.claim("successor", LEASE)) is None:
+            assert time.monotonic() - began < 15, "the frozen worker's lock was never released"
+            time.sleep(0.1)
+        victim.thaw.set()
+        with pytest.raises(Unavailable):  # its session was ended: its write is rolled back
+            frozen.result()
+    assert job.operation.id == operation.id
+    assert job.attempt == 1 if step == "claim" else 2

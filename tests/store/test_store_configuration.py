@@ -19,6 +19,8 @@ from datapolicy.config import ConfigError, parse_config
 from datapolicy.demo import demo_user_id
 from datapolicy.settings import Settings
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 SECRET = "s3cret-Pa55"
 
 

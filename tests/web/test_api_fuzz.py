@@ -47,6 +47,7 @@ HANG_S = 15.0  # an answer slower than this is a hang
 BODY_TIMEOUT_S = 0.5  # the service's [limits] body_timeout_seconds: stalled uploads end soon
 
 pytestmark = [
+    pytest.mark.operation_store,  # starts services or workers on the test store
     pytest.mark.e2e,  # raw connections and Schemathesis reach the service over its port
     pytest.mark.filterwarnings("ignore:Generating overly large repr"),
 ]

@@ -26,6 +26,8 @@ from datapolicy.store.audit import (
     open_audit_log,
 )
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 ADA = demo_user_id(0)
 # The service's [audit] flush_seconds: longer than the tests, so that buffered read entries are
 # appended when a test flushes them (`of_request`), not on a clock.

@@ -14,13 +14,15 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from conftest import TEST_STORE, Service, configured_app, service_database
-from databases import holding_audit_lock, store_url
+from conftest import Service, configured_app, current_store_url, service_database
+from databases import holding_audit_lock
 from datapolicy.auth.keys import audit_key
 from datapolicy.demo import demo_user_id
 from datapolicy.engine import EXPORTS_DIR
 from datapolicy.settings import DATABASE_FILE
 from datapolicy.store.audit import AuditAction, AuditFilter, open_audit_log
+
+pytestmark = pytest.mark.operation_store  # starts services on the test store
 
 ADA = demo_user_id(0)
 LOCK_TIMEOUT = 1.0  # the service's [store] lock_timeout
@@ -48,7 +50,7 @@ def api(guarded: Service) -> Iterator[httpx.Client]:
 def holding_the_audit_lock(service: Service) -> Iterator[None]:
     """Another session holds what every audit append of `service` must lock, until the block
     ends."""
-    url = store_url(TEST_STORE, service.data_dir)
+    url = current_store_url(service.data_dir)
     audit_file = service.data_dir / DATABASE_FILE.replace(".sqlite3", "-audit.sqlite3")
     with holding_audit_lock(audit_file if url is None else url):
         yield

@@ -28,6 +28,8 @@ from graphclient import graph_client
 from jwksserver import serve_jwks
 from jwtkinds import REFUSED_KINDS, claims, refused, sign
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 ADA = demo_user_id(0)
 FORBIDDEN = "Insufficient privileges to complete the operation."
 

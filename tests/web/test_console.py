@@ -26,6 +26,8 @@ from conftest import Service, start_service, start_worker, stop_process
 from datapolicy.demo import demo_user_id
 from datapolicy.engine.verify import verify_package
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 EXPORT_TIMEOUT_MS = 30_000
 
 

@@ -32,6 +32,8 @@ from datapolicy.web.middleware.cors import CrossOrigin
 from datapolicy.web.middleware.pipeline import RequestPipeline
 from datapolicy.web.routes.table import API_ROUTES, ROUTE, RouteTable, server_root_routes
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 EXPOSED = {
     "location",
     "request-id",

@@ -23,6 +23,8 @@ import pytest
 from conftest import Service, start_configured, token_for
 from datapolicy.auth.permissions import ERASE, EXPORT
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 TIMEOUT_S = 30
 
 

@@ -33,6 +33,8 @@ from databases import MARIADB, POSTGRESQL, scratch_database
 from datapolicy.engine.verify import verify_package
 from graphclient import graph_client
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 with warnings.catch_warnings():  # see tests/web/test_graph_sdk.py
     warnings.simplefilter("ignore", DeprecationWarning)
     from msgraph.generated.users.item.export_personal_data.export_personal_data_post_request_body import (  # noqa: E501

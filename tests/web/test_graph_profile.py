@@ -27,7 +27,11 @@ with warnings.catch_warnings():
     )
 
 # e2e: the Graph SDK reaches a `serve --profile graph` process over its port
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [
+    pytest.mark.operation_store,
+    pytest.mark.e2e,
+    pytest.mark.asyncio(loop_scope="session"),
+]
 ADA = demo_user_id(0)
 INVALID_GUID = "The specified object-id: {} in the request uri is an invalid Guid."
 

@@ -25,6 +25,8 @@ from datapolicy.web.middleware.pipeline import RequestPipeline
 from datapolicy.web.routes.table import HEALTHZ, READYZ, Route, RouteTable
 from datapolicy.web.server_root.health import HealthChecks, Readiness
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 
 @pytest.fixture
 def own_service(tmp_path: Path) -> Iterator[Service]:

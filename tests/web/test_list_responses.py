@@ -52,6 +52,8 @@ from datapolicy.web.routes.operations import list_operations, next_link
 from datapolicy.web.routes.serialize import context_url, entity
 from datapolicy.web.routes.table import API_ROUTES, ROUTE, RouteTable
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 ROOT = "http://testserver/v1.0"
 USERS = ("alice", "Alice", "a_b", "a%b", 'quote"back\\slash', "ünï©ødé", "tab\there")
 LOCATIONS = (None, "/exports/a", "/exports/100%_done", "s3://bucket/x/", "/é")

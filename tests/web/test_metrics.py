@@ -20,7 +20,7 @@ from datapolicy.model import OperationStatus
 
 # Scraped from processes: a process's metrics are its own (prometheus_client's registry is one
 # per process, shared by every service started in it).
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.operation_store]
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from sqlalchemy import create_engine, text
 from conftest import Service, configured_app
 from databases import POSTGRESQL, scratch_database
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 USER = "nul-test-user"
 
 

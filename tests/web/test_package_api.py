@@ -8,11 +8,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from conftest import Service, service_database
 from datapolicy.demo import demo_user_id
 from datapolicy.engine.verify import verify_package
 from datapolicy.store.audit import AuditAction, AuditFilter, open_audit_log
+
+pytestmark = pytest.mark.operation_store  # starts services on the test store
 
 EXPORT_TIMEOUT_S = 30
 

@@ -13,6 +13,8 @@ import pytest
 from conftest import Service, configured_app
 from datapolicy.web.middleware.proxy import ProxyHeaders
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
 CASES = {
     # name: (peer, [(header, value)], the client and scheme the app sees)

@@ -21,6 +21,8 @@ from datapolicy.config import LimitsConfig
 from datapolicy.errors import THROTTLED
 from datapolicy.web.middleware.ratelimit import ClientLimits, RateBudget
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 WRITE_BURST = 3
 READ_BURST = 5
 FAILURE_BURST = 3

@@ -19,6 +19,8 @@ from datapolicy.store.queue import OperationQueue
 from datapolicy.store.tables import operations
 from datapolicy.web.hot_path.readcache import ReadCache
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 NO_MATCH = {"if-none-match": 'W/"no-such-etag"'}  # a conditional GET: the routed endpoint
 IGNORED = {"request-id", "client-request-id", "date"}
 

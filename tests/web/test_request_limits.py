@@ -17,6 +17,8 @@ import pytest
 
 from conftest import Service, configured_app, start_configured
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 MAX_BODY = 2048
 MAX_PATH = 512
 MAX_QUERY = 8192

@@ -19,6 +19,8 @@ from datapolicy.auth.permissions import EXPORT, READ_USERS, SCENARIOS
 from datapolicy.demo import demo_user_id
 from datapolicy.testing import ScenarioError, Scenarios
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 ADA = demo_user_id(0)
 ADMIN = "/admin/datapolicy/scenarios"
 

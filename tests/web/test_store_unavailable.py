@@ -22,6 +22,8 @@ from databases import POSTGRESQL, scratch_database, store_server
 from datapolicy.web.errors import RETRY_AFTER_S
 from forwarder import TcpForwarder
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 # How long a request waits for a pooled connection before answering 503 (`[store]
 # pool_timeout`): short, so the test is too.
 POOL_TIMEOUT_S = 1

@@ -114,8 +114,9 @@ class Timeouts:
     transaction locks the audit trail's head (`Database.limit_idle`), which every change in
     every process needs: an appending transaction only runs a few statements and commits, so
     it is never legitimately idle for long, and a frozen appender must release the head before
-    its waiters' `lock` runs out (they then wait and succeed instead of failing). None: half
-    of `lock`, at most 2 s."""
+    its waiters' `lock` runs out (they then wait and succeed instead of failing). The work
+    queue's short transactions (claims, heartbeats) use it too: a successor's claim skips the
+    row a frozen worker locked until its session ends. None: half of `lock`, at most 2 s."""
 
     lock: float = 5.0
     statement: float = 30.0
@@ -266,9 +267,10 @@ class Database(ABC):
     def limit_idle(self, transaction: Transaction) -> None:
         """For the rest of `transaction`, end it (and the session) if it sits idle longer than
         `timeouts.audit_idle_seconds`: called before taking a lock that every writer needs (the
-        audit trail's head), so that a process frozen while holding it holds up the others for
-        that long at most. PostgreSQL only: SQLite's locks are the file's, held by the process
-        until it resumes or exits, and nothing can take them away (docs/security.md)."""
+        audit trail's head) or that other workers skip (a work queue row, store/queue.py), so
+        that a process frozen while holding it holds up the others for that long at most.
+        PostgreSQL only: SQLite's locks are the file's, held by the process until it resumes or
+        exits, and nothing can take them away (docs/security.md)."""
 
     @abstractmethod
     def ping(self, timeout: float) -> None:

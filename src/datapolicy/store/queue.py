@@ -18,6 +18,9 @@ it locks the row (`FOR UPDATE`: a claim, `complete`, and `fail` when it quotes t
 history); single-statement writes (heartbeat, retry, release, purge, a plain `fail`) need no lock
 of their own: PostgreSQL re-checks an UPDATE's or DELETE's WHERE clause, the lease owner
 included, against the newest version of a row once a concurrent writer of that row commits.
+Every transaction but `complete`'s bounds its idle time (`_transaction`): a worker frozen
+between a write and its commit would otherwise keep its row locked, and skipped by every
+successor's claim, for `idle_in_transaction_timeout` (60 s) instead of its lease.
 
 Worker losses are counted apart from export failures (migration 0007): a claim that takes over
 an expired lease counts a loss in `worker_losses`, and fails the operation (`workerLost`) once
@@ -36,7 +39,8 @@ was dealt with (`package_deleted_at`, `package_deletion`; migration 0005).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -82,6 +86,17 @@ class OperationQueue:
         self.database = database
         self.clock = clock
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        """A transaction of a few statements, with its idle time bounded
+        (`Database.limit_idle`): it may lock a row that other workers claim, and a worker
+        frozen inside it (between a write and the commit) must let a successor take its
+        operation over soon after its lease expires, not hold the row for
+        `idle_in_transaction_timeout`. (`complete` is not one: it publishes inside.)"""
+        with self.database.transaction() as transaction:
+            self.database.limit_idle(transaction)
+            yield transaction
+
     def claim(
         self,
         owner: str,
@@ -110,7 +125,7 @@ class OperationQueue:
         """
         while True:
             now = self.clock()
-            with self.database.transaction() as transaction:
+            with self._transaction() as transaction:
                 row = transaction.fetch_one(self._claimable(to_micros(now), only))
                 if row is None:
                     return None
@@ -207,7 +222,7 @@ class OperationQueue:
             rises = c.progress < progress
             values["progress"] = case((rises, progress), else_=c.progress)
             values["version"] = case((rises, c.version + 1), else_=c.version)
-        with self.database.transaction() as transaction:
+        with self._transaction() as transaction:
             return self._write(transaction, self._held(operation_id, owner), **values) == 1
 
     def complete(self, operation_id: str, owner: str, publish: Callable[[], str]) -> bool:
@@ -256,7 +271,7 @@ class OperationQueue:
         if attempt is not None:
             line = _line(f"attempt {attempt}: {error.code}: {error.message}")
             values["attempt_history"] = func.coalesce(c.attempt_history, "") + line
-        with self.database.transaction() as transaction:
+        with self._transaction() as transaction:
             self._write(
                 transaction,
                 self._held(operation_id, owner),
@@ -280,7 +295,7 @@ class OperationQueue:
         """Fail the operation with `error`; `with_history` (the attempts ran out) appends why
         each earlier attempt ended, from `attempt_history`."""
         now = self.clock()
-        with self.database.transaction() as transaction:
+        with self._transaction() as transaction:
             held = self._held(operation_id, owner)
             message = error.message
             if with_history:
@@ -294,7 +309,7 @@ class OperationQueue:
 
     def release(self, operation_id: str, owner: str) -> None:
         """Hand an operation back unfinished (on shutdown); this does not count as an attempt."""
-        with self.database.transaction() as transaction:
+        with self._transaction() as transaction:
             self._write(
                 transaction,
                 self._held(operation_id, owner, deleted_ok=True),
@@ -309,7 +324,7 @@ class OperationQueue:
         """Remove the row of an operation whose deletion is done; `record` (what became of its
         package, on the audit trail) runs in the same transaction if the row was removed, and
         if it raises, the row stays."""
-        with self.database.transaction() as transaction:
+        with self._transaction() as transaction:
             removed = transaction.execute(
                 operations.delete().where(
                     c.id == operation_id, c.lease_owner == owner, c.deleted_at.is_not(None)
@@ -326,7 +341,7 @@ class OperationQueue:
     def save_erasure_state(self, operation_id: str, owner: str, state: str) -> bool:
         """Store an erasure's state after a source committed, if the lease is still held (False:
         it is not; the source stays committed, and a successor erases it again, a no-op)."""
-        with self.database.transaction() as transaction:
+        with self._transaction() as transaction:
             held = self._held(operation_id, owner, deleted_ok=True)
             return self._write(transaction, held, erasure_state=state) == 1
 
@@ -363,7 +378,7 @@ class OperationQueue:
         cleanup, which removes the package anyway."""
         now = self.clock()
         lease_free = or_(c.lease_owner.is_(None), c.lease_expires_at < to_micros(now))
-        with self.database.transaction() as transaction:
+        with self._transaction() as transaction:
             row = transaction.fetch_one(
                 select(*ROW, c.package_location)
                 .where(
@@ -399,7 +414,7 @@ class OperationQueue:
         """Record when (now) and how retention dealt with the package, and release the lease;
         False if the lease was lost meanwhile (another worker records it). `record` (the
         audit entry) runs in the same transaction; if it raises, nothing is written."""
-        with self.database.transaction() as transaction:
+        with self._transaction() as transaction:
             written = self._write(
                 transaction,
                 self._held(operation_id, owner, deleted_ok=True),
@@ -429,7 +444,7 @@ class OperationQueue:
         """Release the lease after the package was dealt with (`outcome`) but its audit entry
         could not be written: the outcome is kept for the next attempt, after `delay` (a
         deleted operation's cleanup is claimed again at once)."""
-        with self.database.transaction() as transaction:
+        with self._transaction() as transaction:
             self._write(
                 transaction,
                 self._held(operation_id, owner, deleted_ok=True),
@@ -441,7 +456,7 @@ class OperationQueue:
 
     def retry_package_deletion(self, operation_id: str, owner: str, delay: timedelta) -> None:
         """Release the lease after a failed deletion; the sweep tries again after `delay`."""
-        with self.database.transaction() as transaction:
+        with self._transaction() as transaction:
             self._write(
                 transaction,
                 self._held(operation_id, owner, deleted_ok=True),

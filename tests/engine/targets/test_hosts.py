@@ -25,16 +25,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from urllib3.util import parse_url
 
-from conftest import TEST_STORE
 from datapolicy.config import AzureStorageConfig, S3PresignedStorageConfig, StorageConfig
 from datapolicy.engine.targets import StorageLocationError, resolve_target
 from datapolicy.engine.targets.azure import AzureTarget
 from datapolicy.engine.targets.hosts import host_allowed, http_url
 from datapolicy.engine.targets.s3 import UPLOAD_OPTIONS
 from datapolicy.engine.targets.s3_presigned import PresignedS3Target, _PresignedPut
-
-# No operation store is involved: one pass of the suite is enough.
-pytestmark = pytest.mark.skipif(TEST_STORE != "sqlite", reason="does not use the store")
 
 SAS = "?sv=2023-01-03&sr=c&sp=cw&sig=c2VjcmV0"
 PRESIGNED = (

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_STORE
 from datapolicy.config import (
     AzureStorageConfig,
     S3PresignedStorageConfig,
@@ -28,9 +27,6 @@ from datapolicy.engine.targets.azure import AzureTarget
 from listeners import Listener, running_listener
 from packages import package_bytes
 from presigned import sigv4
-
-# No operation store is involved: one pass of the suite is enough.
-pytestmark = pytest.mark.skipif(TEST_STORE != "sqlite", reason="does not use the store")
 
 REDIRECTS = (301, 302, 303, 307, 308)
 SAS = "sv=2023-01-03&sr=c&si=policy&sig=c2VjcmV0"  # permissions from a stored policy: probed

@@ -17,16 +17,12 @@ from typing import Any
 
 import pytest
 
-from conftest import TEST_STORE
 from datapolicy.config import S3PresignedStorageConfig, S3StorageConfig, StorageConfig
 from datapolicy.engine.targets import StorageError, StorageLocationError, resolve_target
 from datapolicy.engine.targets.s3 import S3Target
 from datapolicy.engine.targets.s3_presigned import PresignedS3Target
 from packages import package_bytes
 from presigned import sigv4
-
-# No operation store is involved: one pass of the suite is enough.
-pytestmark = pytest.mark.skipif(TEST_STORE != "sqlite", reason="does not use the store")
 
 INITIATED = (
     b"<InitiateMultipartUploadResult><Bucket>exports</Bucket><Key>k</Key>"
