@@ -30,6 +30,7 @@ import os
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import MetaData, select
