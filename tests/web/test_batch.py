@@ -34,6 +34,8 @@ from datapolicy.web.routes.batch import TOO_MANY
 from datapolicy.web.routes.roots import API_ROOT, ROUTE
 from datapolicy.web.routes.table import RouteMatch
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 JSON = {"Content-Type": "application/json"}
 WRITE_BURST = 4
 LIMITS = f"""

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from conftest import AppService, service_database, start_app
 from datapolicy.store.tables import operations
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 STATUS_TYPE = "microsoft.graph.dataPolicyOperationStatus"
 MEMBERS = ("notStarted", "running", "complete", "failed", "unknownFutureValue")
 # (stored status, stored progress 0-100) of the operations made: every status, with progress

@@ -14,6 +14,8 @@ import pytest
 from conftest import Service, start_app
 from datapolicy.demo import demo_user_id
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 ADA = demo_user_id(0)
 EVENTUAL = {"ConsistencyLevel": "eventual"}
 HINT = (

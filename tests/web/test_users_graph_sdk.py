@@ -24,7 +24,11 @@ with warnings.catch_warnings():  # the request builders' module warns on import
     from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
 # e2e: the SDK reaches a `serve --demo --profile graph` process over its port
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.operation_store,  # starts a service on the test store
+    pytest.mark.asyncio(loop_scope="session"),
+]
 ADA = demo_user_id(0)
 Query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters
 CountQuery = CountRequestBuilder.CountRequestBuilderGetQueryParameters

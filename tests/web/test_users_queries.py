@@ -25,6 +25,8 @@ from sqlalchemy.engine import Engine
 from conftest import Service, configured_app
 from databases import POSTGRESQL, SQLITE, scratch_database, store_server
 
+pytestmark = pytest.mark.operation_store  # starts services on the test store
+
 FIELDS = ("id", "displayName", "mail", "userPrincipalName")
 FOLDED = ("displayName", "mail", "userPrincipalName")
 SEPARATORS = (" ", "-", "_", ".", ",", "'", "(", "/")
