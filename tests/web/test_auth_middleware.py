@@ -4,9 +4,8 @@ turns keys that cannot be fetched into a 503."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -14,6 +13,7 @@ import pytest
 from joserfc.jwk import ECKey
 from starlette.types import Receive, Scope, Send
 
+from datapolicy.auth.cache import TokenCache
 from datapolicy.auth.keys import LocalKeys
 from datapolicy.auth.permissions import EXPORT
 from datapolicy.auth.tokens import Principal, TokenValidator
@@ -32,8 +32,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 class CountingValidator(TokenValidator):
-    def __init__(self, key: ECKey) -> None:
-        super().__init__(LocalKeys(key), issuer=ISSUER, audience=AUDIENCE, clock_skew=0)
+    def __init__(self, key: ECKey, now: Callable[[], float] = time.time) -> None:
+        super().__init__(LocalKeys(key), issuer=ISSUER, audience=AUDIENCE, clock_skew=0, now=now)
         self.calls = 0
 
     def validate(self, token: str) -> Principal:
@@ -99,11 +99,16 @@ async def test_the_principal_is_handed_on_and_a_token_verified_once(
 
 
 async def test_a_cached_token_is_verified_again_once_it_expires(key: ECKey, audit: RequestAudit):
-    validator = CountingValidator(key)
-    token = sign(key, claims(exp=int(time.time()) + 1, roles=[EXPORT]))
-    app = app_for(validator, audit)
+    """The cache keeps a verified token only until it expires, by the clock the validator
+    reads too (injected: the token's minute passes at once)."""
+    now = [time.time()]
+    validator = CountingValidator(key, now=lambda: now[0])
+    token = sign(key, claims(exp=int(now[0]) + 60, roles=[EXPORT]))
+    authentication = Authentication(validator, audit)
+    authentication.cache = TokenCache(clock=lambda: now[0])
+    app = RequestPipeline(echo_principal, RouteTable(API_ROUTES), authentication=authentication)
     assert (await get(app, token))[0].status_code == 200
-    await asyncio.sleep(1.1)
+    now[0] += 61
     answer = (await get(app, token))[0]
     assert (answer.status_code, validator.calls) == (401, 2)
     assert answer.json()["error"]["message"] == "Access token has expired."
