@@ -223,13 +223,17 @@ selection = st.lists(
 )
 
 
-@settings(
+# Both generated page tests: repeatable (derandomized), each example a whole paged walk.
+GENERATED_PAGES = settings(
     max_examples=80,
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+@GENERATED_PAGES
 @given(
     filter_=st.one_of(st.none(), condition),
     search_=st.one_of(st.none(), st.sampled_from(['"alice"', '"A_B" OR "bucket"', '"%"'])),
@@ -457,13 +461,7 @@ def reference_ids(predicate: Predicate | None, order: list[tuple[str, bool]]) ->
     return [str(row["id"]) for row in sorted(kept, key=functools.cmp_to_key(compare))]
 
 
-@settings(
-    max_examples=80,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@GENERATED_PAGES
 @given(
     case=st.one_of(st.none(), reference_condition),
     order=reference_order,
