@@ -673,6 +673,15 @@ def test_the_server_down_until_the_export_fails_leaves_nothing_visible(tmp_path,
                 120,
                 service.log.read_text,
             )
+            # The operation fails before its partial uploads are looked for: restarting the server
+            # before that search has given up would let it abort the upload after all.
+            wait_for(
+                "the search for partial uploads to give up",
+                lambda: f"could not remove the partial packages of {final['id']}"
+                in service.log.read_text(),
+                120,
+                service.log.read_text,
+            )
             own_s3.start()
             assert own_s3.multipart_uploads(bucket) != []  # the abort could not reach it
             assert own_s3.keys(bucket) == []
