@@ -1,19 +1,26 @@
 """The web console at `/console`: its files are public and locked down by headers, and a real
 browser (Debian's headless Chromium, driven by Playwright) can sign in, start exports, watch
-one complete, download and verify its package, and cancel and delete with confirmation.
+one complete, download and verify its package, and cancel and delete with confirmation; find
+anyone in a 3,600-person directory (searched by the server, paged, a cut list said so), sort
+by the names shown, sign in by a `#token=` link in an open tab, fit a phone's width; and erase
+a person: a dry run first, approved by another principal, then the erasure and its receipt.
 
 The browser is the system's `/usr/bin/chromium` (scripts/install-test-services installs it;
 Playwright's own browser download is never used) with a fresh profile, its background
 networking off, and every request that is not to the service under test aborted. Under CI=true
 a missing browser or Playwright fails the test rather than skipping it. Screenshots are kept
-in `test-artifacts/`: console.png (the table with the finished export) and console-detail.png
-(its detail view).
+in `test-artifacts/`: console.png (the table with the finished export), console-detail.png
+(its detail view), console-desktop.png and console-phone.png (the directory test's page at
+1280 and 390 px wide), console-erasure.png (an erasure's dry-run summary).
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
+import struct
+import uuid
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,7 +29,15 @@ from typing import Any
 import pytest
 
 from chromium import ARTIFACTS, chromium
-from conftest import Service, start_service, start_worker, stop_process
+from conftest import (
+    Service,
+    start_configured,
+    start_service,
+    start_worker,
+    stop_process,
+    token_for,
+)
+from datapolicy.auth.permissions import ERASE, EXPORT, PERMISSIONS, READ_USERS
 from datapolicy.demo import demo_user_id
 from datapolicy.engine.verify import verify_package
 
@@ -236,3 +251,164 @@ def _start_export(page: Any, service: Service, user_id: str) -> str:
     page.get_by_role("button", name="Start export").click()
     expect(_row(page, name)).to_have_count(1)
     return name
+
+
+# --- a large directory, sorting by name, `#token=` links, a phone's width ---------------------
+
+CUSTOMERS = 3600
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+def _customer_id(index: int) -> str:
+    """Ids in no relation to the names' order (as a directory's object ids are)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"customer-{index}"))
+
+
+def _customers_config(root: Path) -> str:
+    """A shop whose directory holds CUSTOMERS people, `Customer 0001 <customer1@shop.example>`."""
+    shop = root / "shop.sqlite3"
+    with sqlite3.connect(shop) as connection:
+        connection.executescript(
+            """
+            CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, email TEXT);
+            CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT, total INTEGER);
+            """
+        )
+        connection.executemany(
+            "INSERT INTO users VALUES (?, ?, ?)",
+            [
+                (_customer_id(i), f"Customer {i:04d}", f"customer{i}@shop.example")
+                for i in range(1, CUSTOMERS + 1)
+            ],
+        )
+    return f"""
+[directory]
+url = "sqlite:///{shop}"
+table = "users"
+display_name_column = "name"
+mail_column = "email"
+
+[[sources.sql]]
+name = "shop"
+url = "sqlite:///{shop}"
+
+  [[sources.sql.tables]]
+  table = "orders"
+  user_key = "customer"
+"""
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    """A PNG's width and height, from its IHDR chunk."""
+    width, height = struct.unpack(">II", path.read_bytes()[16:24])
+    return width, height
+
+
+def _route_to(context: Any, root: str) -> None:
+    context.route(
+        "**/*",
+        lambda route: route.continue_() if route.request.url.startswith(root) else route.abort(),
+    )
+
+
+def _fits(page: Any, size: dict[str, int], name: str) -> None:
+    """At `size`, nothing is wider than the viewport, and the screenshot is the viewport's."""
+    page.set_viewport_size(size)
+    assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    viewport = ARTIFACTS / f"console-{name}.png"
+    page.screenshot(path=str(viewport))
+    assert _png_size(viewport) == (size["width"], size["height"])
+    whole = ARTIFACTS / f"console-{name}-full.png"
+    page.screenshot(path=str(whole), full_page=True)
+    width, height = _png_size(whole)
+    assert width == size["width"]
+    assert height >= size["height"]
+
+
+@pytest.mark.e2e  # a `serve` process
+def test_a_large_directory_is_searched_on_the_server_and_the_page_fits_a_phone(tmp_path: Path):
+    from playwright.sync_api import expect
+
+    service = start_configured(tmp_path, _customers_config(tmp_path), "--workers", "0")
+    try:
+        root = _server_root(service)
+        with chromium(tmp_path / "profile", viewport=DESKTOP) as browser:
+            _route_to(browser, root)
+            page = browser.pages[0] if browser.pages else browser.new_page()
+            directory_requests: list[Any] = []
+            page.on(
+                "request",
+                lambda request: directory_requests.append(request)
+                if "/v1.0/users?" in request.url
+                else None,
+            )
+            page.goto(f"{root}/console/")
+
+            # A malformed token signs out with the server's message; a good one clears it.
+            page.get_by_label("Access token").fill("not-a-token")
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("alert")).to_be_visible()
+            expect(page.get_by_label("Access token")).to_be_visible()
+            page.get_by_label("Access token").fill(service.token)
+            page.get_by_role("button", name="Sign in").click()
+            users = page.get_by_label("User", exact=True)
+            count = page.locator("#user-count")
+            expect(count).to_have_text("Showing 50 of 3,600: refine the search, or show more.")
+            expect(page.get_by_role("alert")).to_be_hidden()
+            expect(users.locator("option")).to_have_count(50)
+            page.get_by_role("button", name="Show more").click()
+            expect(count).to_have_text("Showing 100 of 3,600: refine the search, or show more.")
+            expect(users.locator("option")).to_have_count(100)
+
+            # Anyone in the directory is found, by the server, not only a first page.
+            page.get_by_label("Find a user").fill("customer999@")
+            expect(users.locator("option")).to_have_count(1)
+            expect(users.locator("option")).to_have_text(
+                "Customer 0999 <customer999@shop.example>"
+            )
+            expect(count).to_have_text("1 user.")
+            page.get_by_label("Find a user").fill("0999")  # a word of the name
+            expect(users.locator("option")).to_have_text(
+                "Customer 0999 <customer999@shop.example>"
+            )
+            page.get_by_label("Find a user").fill("customer35")  # mails: 35, 350-359, 3500-3599
+            expect(count).to_have_text("Showing 50 of 111: refine the search, or show more.")
+            assert directory_requests
+            for request in directory_requests:  # Graph's advanced queries need the header
+                assert request.headers.get("consistencylevel") == "eventual", request.url
+
+            # Sorted by "User": by the names shown, not the ids.
+            chosen = [7, 3, 12]
+            by_name = [f"Customer {i:04d}" for i in sorted(chosen)]
+            by_id = [f"Customer {i:04d}" for i in sorted(chosen, key=_customer_id)]
+            assert by_id != by_name and by_id != by_name[::-1]  # the test can tell them apart
+            with service.client() as http:
+                for index in chosen:
+                    answer = http.post(
+                        "/dataPolicyOperations", json={"userId": _customer_id(index)}
+                    )
+                    assert answer.status_code == 201, answer.text
+            page.get_by_label("Status").select_option("")  # a refresh, without waiting a poll
+            cells = page.locator("#operations tbody td.user")
+            expect(cells).to_have_count(3)
+            sort = page.locator("#operations th button[data-sort=user]")  # named "User ▲" once
+            sort.click()
+            expect(cells).to_have_text(by_name)
+            sort.click()
+            expect(cells).to_have_text(by_name[::-1])
+
+            _fits(page, DESKTOP, "desktop")
+            _fits(page, PHONE, "phone")
+            page.set_viewport_size(DESKTOP)
+
+            # Signed out, a `#token=` link opened in the same tab signs in, and leaves the
+            # address bar.
+            page.get_by_role("button", name="Sign out").click()
+            expect(page.get_by_label("Access token")).to_be_visible()
+            page.goto(f"{root}/console/#token={service.token}")
+            expect(count).to_contain_text("Showing 50 of 3,600")
+            assert "#" not in page.url and "token" not in page.url
+    finally:
+        service.stop()
