@@ -21,7 +21,9 @@ const state = {
   users: new Map(), // id -> directory user, from searches and name look-ups
   unknownUsers: new Set(), // ids the directory was asked for and does not hold
   userSearch: { generation: 0, next: null, count: undefined, shown: 0 },
-  erasure: null, // the erasure panel's: { userId, dryRun, real, shown } (operation ids)
+  // The erasure panel's: the user and location, the ids of its dry run and real erasure, the
+  // id whose result is shown, and that one's package (blob, blobId) for its downloads.
+  erasure: null,
   detail: null, // the operation shown in the detail dialog
   timer: null,
   generation: 0, // of the latest refresh: an answer to an older one is stale
@@ -372,11 +374,13 @@ async function startOperation(event) {
   }
 }
 
-// A 403 on an erasure names the permission the token lacks.
+// A 403 on starting an erasure: the token lacks the permission; what to do about it.
 function erasureError(error) {
   if (error.status !== 403) return error;
   return {
-    message: `Erasing needs a token with PersonalData.Erase.All: ${error.message}`,
+    message:
+      `${error.message} Erasing needs a token with PersonalData.Erase.All: sign out, and ` +
+      "sign in with one.",
     code: error.code,
   };
 }
@@ -423,11 +427,11 @@ async function followErasure() {
   const percent = Math.round(operation.progress ?? 0);
   const step = $("erasure-step");
   if (operation.status === "notStarted") {
-    step.textContent = erasure.real
-      ? "Erasure: not started. It waits for a worker, or, where the server requires " +
-        "approval ([erasure] approval = \"required\"), for another person holding " +
-        "PersonalData.Erase.All to approve it (Details, then Approve erasure)."
-      : "Dry run: not started yet.";
+    // The API does not say whether an operation waits for approval: both reasons are named.
+    step.textContent =
+      `${what}: not started. It waits for a worker or, where the server requires approval ` +
+      '([erasure] approval = "required"), for another person holding PersonalData.Erase.All ' +
+      "to approve it (Details, then Approve erasure).";
   } else if (operation.status === "running") {
     step.textContent = `${what}: running, ${percent}%.`;
   } else if (operation.status === "failed") {
@@ -451,6 +455,7 @@ async function showErasureResult(operation) {
   }
   const blob = await api.downloadPackage(operation.id);
   const lines = (await readEntry(blob, SUMMARY)) ?? "";
+  if (state.erasure !== erasure) return; // closed meanwhile
   const summary = lines.split("\n").filter(Boolean).map((line) => JSON.parse(line));
   erasure.blob = blob;
   erasure.blobId = operation.id;
@@ -615,7 +620,7 @@ async function approve() {
     await refresh();
   } catch (error) {
     if (error.status === 401) return signOut(error);
-    showProblem(erasureError(error));
+    showProblem(error); // a 403 says why: the requester's own approval, or no permission
   } finally {
     button.disabled = false;
   }
