@@ -112,12 +112,29 @@ export function moreUsers(nextLink) {
   return getJson(nextLink, EVENTUAL);
 }
 
-// The directory entries of `ids` (for the names the operations table shows), in one request.
+// The server refuses a $filter longer than 4,096 characters (odata/filter.py).
+const MAX_FILTER_LENGTH = 4000;
+
+// The directory entries of `ids` (for the names the operations table shows): one request per
+// `id in (...)` list that fits in a $filter, one for a page of 100 uuids.
 export async function usersById(ids) {
-  const values = ids.map(literal);
-  const filter = values.length === 1 ? `id eq ${values[0]}` : `id in (${values.join(",")})`;
-  const query = new URLSearchParams({ $select: USER_FIELDS, $top: "999", $filter: filter });
-  return (await getJson(`/users?${query}`, EVENTUAL)).body.value;
+  const batches = [[]];
+  let length = 0;
+  for (const value of ids.map(literal)) {
+    if (length + value.length + 1 > MAX_FILTER_LENGTH - 10 && batches.at(-1).length) {
+      batches.push([]);
+      length = 0;
+    }
+    batches.at(-1).push(value);
+    length += value.length + 1;
+  }
+  const users = [];
+  for (const values of batches) {
+    const filter = values.length === 1 ? `id eq ${values[0]}` : `id in (${values.join(",")})`;
+    const query = new URLSearchParams({ $select: USER_FIELDS, $top: "999", $filter: filter });
+    users.push(...(await getJson(`/users?${query}`, EVENTUAL)).body.value);
+  }
+  return users;
 }
 
 // Graph's action when a location is given; without one, datapolicy's POST, which takes the
