@@ -369,6 +369,11 @@ def test_a_large_directory_is_searched_on_the_server_and_the_page_fits_a_phone(t
             expect(count).to_have_text("1 user.")
             page.get_by_label("Find a user").fill("0999")  # a word of the name
             expect(users.locator("option")).to_have_text("Customer 0999 <customer999@shop.example>")
+            page.get_by_label("Find a user").fill(_customer_id(42))  # an id
+            expect(users.locator("option")).to_have_text(
+                ["Customer 0042 <customer42@shop.example>"]
+            )
+            expect(count).to_have_text("1 user.")
             page.get_by_label("Find a user").fill("customer35")  # mails: 35, 350-359, 3500-3599
             expect(count).to_have_text("Showing 50 of 111: refine the search, or show more.")
             assert directory_requests

@@ -281,17 +281,27 @@ function userLabel(user) {
 }
 
 // The first page of the users the search text finds, searched by the server in the whole
-// directory (a list cut at a page says so, and "Show more" fetches the next).
+// directory (a list cut at a page says so, and "Show more" fetches the next); a user whose id
+// is the text comes first.
 async function searchUsers() {
   const search = state.userSearch;
   const generation = ++search.generation;
+  const text = $("user-filter").value.trim();
   $("user-count").textContent = "Searching…";
   try {
-    const { body } = await api.searchUsers($("user-filter").value.trim(), USERS_PER_PAGE);
+    const [{ body }, byId] = await Promise.all([
+      api.searchUsers(text, USERS_PER_PAGE),
+      text ? api.usersById([text]) : [],
+    ]);
     if (generation !== search.generation) return;
     $("user").replaceChildren();
     search.shown = 0;
-    showUsers(body);
+    search.count = undefined;
+    const found = new Set(body.value.map((user) => user.id));
+    const extra = byId.filter((user) => !found.has(user.id));
+    showUsers({ ...body, value: [...extra, ...body.value] });
+    if (search.count !== undefined) search.count += extra.length;
+    $("user-count").textContent = foundText(search);
   } catch (error) {
     if (generation !== search.generation) return;
     if (error.status === 401) return signOut(error);
