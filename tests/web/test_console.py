@@ -11,7 +11,8 @@ networking off, and every request that is not to the service under test aborted.
 a missing browser or Playwright fails the test rather than skipping it. Screenshots are kept
 in `test-artifacts/`: console.png (the table with the finished export), console-detail.png
 (its detail view), console-desktop.png and console-phone.png (the directory test's page at
-1280 and 390 px wide), console-erasure.png (an erasure's dry-run summary).
+1280 and 390 px wide; -full.png the whole page), console-phone-sign-in.png, console-erasure.png
+(an erasure's dry-run summary).
 """
 
 from __future__ import annotations
@@ -409,6 +410,8 @@ def test_a_large_directory_is_searched_on_the_server_and_the_page_fits_a_phone(t
             # address bar.
             page.get_by_role("button", name="Sign out").click()
             expect(page.get_by_label("Access token")).to_be_visible()
+            _fits(page, PHONE, "phone-sign-in")
+            page.set_viewport_size(DESKTOP)
             page.goto(f"{root}/console/#token={service.token}")
             expect(count).to_contain_text("Showing 50 of 3,600")
             assert "#" not in page.url
