@@ -60,8 +60,8 @@ export async function request(path, { method = "GET", body, headers = {} } = {})
   throw new ApiError(response.status, code, message, retryAfter(response));
 }
 
-export async function getJson(path) {
-  const response = await request(path);
+export async function getJson(path, headers = {}) {
+  const response = await request(path, { headers });
   return { body: await response.json(), retryAfter: retryAfter(response) };
 }
 
@@ -80,14 +80,59 @@ export function listOperations({ status, userIdPrefix, orderBy, top = 100 }) {
   return getJson(`/dataPolicyOperations?${query}`);
 }
 
-// The whole directory, page by page (up to `limit` users): the picker filters it locally.
-export async function listUsers(limit = 2000) {
+// Graph answers $search, and $count on a filtered list, only to clients that ask for eventual
+// consistency (a service under `--profile graph` too); it changes nothing otherwise.
+const EVENTUAL = { ConsistencyLevel: "eventual" };
+const USER_FIELDS = "id,displayName,mail,userPrincipalName";
+
+// What the user typed as Graph's $search on the directory: a word of the name or the start of
+// the mail (as `datapolicy users list --search`); text with a double quote is Graph's own
+// syntax, passed as it is.
+export function searchExpression(text) {
+  if (text.includes('"')) return text;
+  const escaped = text.replaceAll("\\", "\\\\");
+  return `"displayName:${escaped}" OR "mail:${escaped}"`;
+}
+
+// The first page of the users whose name or mail `text` starts (all users without it), in
+// name order, searched on the server, with the total in @odata.count; the next page is
+// @odata.nextLink's, for `moreUsers`.
+export function searchUsers(text, top = 50) {
+  const query = new URLSearchParams({
+    $select: USER_FIELDS,
+    $top: String(top),
+    $count: "true",
+    $orderby: "displayName",
+  });
+  if (text) query.set("$search", searchExpression(text));
+  return getJson(`/users?${query}`, EVENTUAL);
+}
+
+export function moreUsers(nextLink) {
+  return getJson(nextLink, EVENTUAL);
+}
+
+// The server refuses a $filter longer than 4,096 characters (odata/filter.py).
+const MAX_FILTER_LENGTH = 4000;
+
+// The directory entries of `ids` (for the names the operations table shows): one request per
+// `id in (...)` list that fits in a $filter, one for a page of 100 uuids.
+export async function usersById(ids) {
+  const batches = [[]];
+  let length = 0;
+  for (const value of ids.map(literal)) {
+    if (length + value.length + 1 > MAX_FILTER_LENGTH - 10 && batches.at(-1).length) {
+      batches.push([]);
+      length = 0;
+    }
+    batches.at(-1).push(value);
+    length += value.length + 1;
+  }
   const users = [];
-  let next = "/users?$top=999&$select=id,displayName,mail,userPrincipalName";
-  while (next && users.length < limit) {
-    const { body } = await getJson(next);
-    users.push(...body.value);
-    next = body["@odata.nextLink"] ?? null;
+  for (const values of batches) {
+    const filter = values.length === 1 ? `id eq ${values[0]}` : `id in (${values.join(",")})`;
+    const query = new URLSearchParams({ $select: USER_FIELDS, $top: "999", $filter: filter });
+    users.push(...(await getJson(`/users?${query}`, EVENTUAL)).body.value);
   }
   return users;
 }
@@ -103,6 +148,24 @@ export async function startExport(userId, location) {
   } else {
     await request("/dataPolicyOperations", { method: "POST", body: { userId } });
   }
+}
+
+// datapolicy's action: a dry run publishes what the erasure would change and changes nothing.
+// Without a location the package (and a real erasure's receipt) goes to the server's default.
+// Resolves to the new operation's id, the last segment of the 202's Location.
+export async function startErasure(userId, { dryRun, location }) {
+  const body = { dryRun };
+  if (location) body.storageLocation = location;
+  const response = await request(`/users/${encodeURIComponent(userId)}/erasePersonalData`, {
+    method: "POST",
+    body,
+  });
+  return decodeURIComponent(new URL(response.headers.get("Location")).pathname.split("/").pop());
+}
+
+// An erasure waiting for approval, approved by this token's principal (not its requester's).
+export async function approve(id) {
+  await request(`/dataPolicyOperations/${encodeURIComponent(id)}/approve`, { method: "POST" });
 }
 
 export function getOperation(id) {

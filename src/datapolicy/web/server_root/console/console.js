@@ -2,18 +2,28 @@
 // with textContent, never parsed as HTML, so no value from the server can become markup.
 
 import * as api from "./api.js";
+import { readEntry } from "./zip.js";
 
 const ACTIVE = new Set(["notStarted", "running"]);
 const TYPES = { exportPersonalData: "Export", erasePersonalData: "Erasure" }; // operationType
 const FAST_POLL_MS = 1500; // while something moves
 const IDLE_POLL_MS = 15000; // to notice operations other clients start
+const USERS_PER_PAGE = 50;
+const SUMMARY = "records/erasure/summary.jsonl";
+const RECEIPT = "receipt.html";
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  orderBy: "submittedDateTime desc",
+  sort: { key: "submittedDateTime", direction: "desc" },
+  listed: { operations: [], count: undefined }, // the last page listed, in the server's order
   operations: new Map(), // id -> the operation as last listed
   rows: new Map(), // id -> its <tr>
-  users: new Map(), // id -> directory user
+  users: new Map(), // id -> directory user, from searches and name look-ups
+  unknownUsers: new Set(), // ids the directory was asked for and does not hold
+  userSearch: { generation: 0, next: null, count: undefined, shown: 0 },
+  // The erasure panel's: the user and location, the ids of its dry run and real erasure, the
+  // id whose result is shown, and that one's package (blob, blobId) for its downloads.
+  erasure: null,
   detail: null, // the operation shown in the detail dialog
   timer: null,
   generation: 0, // of the latest refresh: an answer to an older one is stale
@@ -56,14 +66,15 @@ function showProblem(error) {
 
 // --- signing in -------------------------------------------------------------------------
 
+// `/console#token=...`, on load or when a link changes the fragment of an open tab (after
+// signing out, say): the fragment never reaches the server; it is dropped from the address
+// bar (and history) at once. True when it held a token.
 function takeTokenFromFragment() {
-  // `/console#token=...`: the fragment never reaches the server; it is dropped from the
-  // address bar (and history) at once.
   const match = location.hash.match(/^#token=(.+)$/);
-  if (match) {
-    api.signIn(decodeURIComponent(match[1]));
-    history.replaceState(null, "", location.pathname);
-  }
+  if (!match) return false;
+  api.signIn(decodeURIComponent(match[1]));
+  history.replaceState(null, "", location.pathname + location.search);
+  return true;
 }
 
 function showSignedIn(signedIn) {
@@ -76,18 +87,29 @@ function signOut(reason) {
   api.signOut();
   clearTimeout(state.timer);
   state.generation++; // answers still in flight are dropped
+  state.userSearch.generation++;
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+  state.listed = { operations: [], count: undefined };
   state.operations.clear();
   state.rows.clear();
+  state.users.clear();
+  state.unknownUsers.clear();
+  state.erasure = null;
+  $("erasure").hidden = true;
   $("operations").tBodies[0].replaceChildren();
+  $("user").replaceChildren();
+  $("user-filter").value = "";
   showSignedIn(false);
   showProblem(reason ?? null);
   $("token").focus();
 }
 
+// A new token: the problem shown was the last one's (a malformed token, say), not this one's.
 async function start() {
+  showProblem(null);
+  state.pollFailed = false;
   showSignedIn(true);
-  await Promise.all([refresh(), loadUsers()]);
+  await Promise.all([refresh(), searchUsers()]);
 }
 
 // --- the operations table ---------------------------------------------------------------
@@ -100,14 +122,18 @@ async function refresh() {
     const { body, retryAfter } = await api.listOperations({
       status: $("filter-status").value,
       userIdPrefix: $("filter-user").value.trim(),
-      orderBy: state.orderBy,
+      orderBy: serverOrder(),
     });
     // A newer refresh started meanwhile (a sort, a filter, a start): it renders and schedules.
     if (generation !== state.generation) return;
-    render(body.value, body["@odata.count"]);
+    state.listed = { operations: body.value, count: body["@odata.count"] };
+    showList();
+    lookUpNames(body.value.map((operation) => operation.userId));
     if (state.detail) await refreshDetail();
+    if (state.erasure) await followErasure();
     const moving = body.value.some((o) => ACTIVE.has(o.status));
-    const watching = state.detail && ACTIVE.has(state.detail.status);
+    const watching =
+      (state.detail && ACTIVE.has(state.detail.status)) || erasureActive();
     if (moving || watching) delay = FAST_POLL_MS;
     if (retryAfter !== null) delay = Math.max(delay, retryAfter * 1000);
     if (state.pollFailed) showProblem(null); // an action's message stays until the next action
@@ -120,6 +146,28 @@ async function refresh() {
     delay = Math.max(5000, (error.retryAfter ?? 0) * 1000);
   }
   if (generation === state.generation) state.timer = setTimeout(refresh, delay);
+}
+
+// The server orders by every column but the user's name, which the directory holds, not the
+// operations' store: sorted by "User", the newest page is listed and sorted here.
+function serverOrder() {
+  const { key, direction } = state.sort;
+  return key === "user" ? "submittedDateTime desc" : `${key} ${direction}`;
+}
+
+function showList() {
+  const { operations, count } = state.listed;
+  const { key, direction } = state.sort;
+  let shown = operations;
+  if (key === "user") {
+    const names = new Intl.Collator(undefined, { sensitivity: "base", numeric: true });
+    const sign = direction === "asc" ? 1 : -1;
+    // Array.prototype.sort is stable: equal names keep the server's newest-first order.
+    shown = [...operations].sort(
+      (a, b) => sign * names.compare(userName(a.userId), userName(b.userId)),
+    );
+  }
+  render(shown, count);
 }
 
 function render(operations, count) {
@@ -165,8 +213,13 @@ function newRow(operation) {
     element("td", { className: "progress" }, bar, element("span", { className: "percent" })),
     element("td", { className: "submitted" }),
     element("td", { className: "completed" }),
-    element("td", {}, details),
+    element("td", { className: "actions-cell" }, details),
   );
+  // The column's name, which a phone-width layout shows beside each value (console.css).
+  const headers = $("operations").tHead.rows[0].cells;
+  for (const [index, cell] of [...row.cells].entries()) {
+    cell.dataset.label = headers[index].textContent.trim();
+  }
   row.dataset.id = operation.id;
   return row;
 }
@@ -192,9 +245,9 @@ function updateRow(row, operation) {
 }
 
 function sortBy(key) {
-  const [current, direction] = state.orderBy.split(" ");
+  const { key: current, direction } = state.sort;
   const next = current === key && direction === "asc" ? "desc" : "asc";
-  state.orderBy = `${key} ${next}`;
+  state.sort = { key, direction: next };
   for (const header of $("operations").tHead.rows[0].cells) {
     const button = header.querySelector("button[data-sort]");
     if (button) {
@@ -205,48 +258,275 @@ function sortBy(key) {
   refresh();
 }
 
-// --- the user directory and starting exports ---------------------------------------------
+// --- the user directory ------------------------------------------------------------------
 
-async function loadUsers() {
+// The names of the operations' users that no search has brought yet, in one request; the
+// table is shown again (and re-sorted by name) when they come.
+async function lookUpNames(ids) {
+  const wanted = [...new Set(ids)].filter((id) => !state.users.has(id) && !state.unknownUsers.has(id));
+  if (!wanted.length) return;
   try {
-    for (const user of await api.listUsers()) state.users.set(user.id, user);
+    const found = await api.usersById(wanted);
+    for (const user of found) state.users.set(user.id, user);
+    for (const id of wanted) if (!state.users.has(id)) state.unknownUsers.add(id);
+  } catch (error) {
+    if (error.status === 401) return signOut(error);
+    return; // the ids stay shown in place of names; the next refresh asks again
+  }
+  if (api.token()) showList();
+}
+
+function userLabel(user) {
+  return `${user.displayName ?? user.id} <${user.mail ?? user.userPrincipalName ?? user.id}>`;
+}
+
+// The first page of the users the search text finds, searched by the server in the whole
+// directory (a list cut at a page says so, and "Show more" fetches the next); a user whose id
+// is the text comes first.
+async function searchUsers() {
+  const search = state.userSearch;
+  const generation = ++search.generation;
+  const text = $("user-filter").value.trim();
+  $("user-count").textContent = "Searching…";
+  try {
+    const [{ body }, byId] = await Promise.all([
+      api.searchUsers(text, USERS_PER_PAGE),
+      text ? api.usersById([text]) : [],
+    ]);
+    if (generation !== search.generation) return;
+    $("user").replaceChildren();
+    search.shown = 0;
+    search.count = undefined;
+    const found = new Set(body.value.map((user) => user.id));
+    const extra = byId.filter((user) => !found.has(user.id));
+    showUsers({ ...body, value: [...extra, ...body.value] });
+    if (search.count !== undefined) search.count += extra.length;
+    $("user-count").textContent = foundText(search);
+  } catch (error) {
+    if (generation !== search.generation) return;
+    if (error.status === 401) return signOut(error);
+    $("user-count").textContent = "";
+    showProblem(error);
+  }
+}
+
+async function moreUsers() {
+  const search = state.userSearch;
+  const generation = search.generation;
+  const button = $("more-users");
+  button.disabled = true;
+  try {
+    const { body } = await api.moreUsers(search.next);
+    if (generation === search.generation) showUsers(body);
   } catch (error) {
     if (error.status === 401) return signOut(error);
     showProblem(error);
+  } finally {
+    button.disabled = false;
   }
-  showUsers();
-  for (const [id, row] of state.rows) updateRow(row, state.operations.get(id));
 }
 
-function showUsers() {
-  const text = $("user-filter").value.trim().toLowerCase();
+// A page of users appended to the picker, and what share of the matches it now shows.
+function showUsers(page) {
+  const search = state.userSearch;
   const select = $("user");
-  const chosen = select.value;
-  const options = [];
-  for (const user of state.users.values()) {
-    const label = `${user.displayName ?? user.id} <${user.mail ?? user.userPrincipalName ?? user.id}>`;
-    if (text && !`${label} ${user.id}`.toLowerCase().includes(text)) continue;
-    options.push(element("option", { value: user.id, textContent: label }));
-    if (options.length >= 200) break;
+  for (const user of page.value) {
+    state.users.set(user.id, user);
+    select.append(element("option", { value: user.id, textContent: userLabel(user) }));
   }
-  select.replaceChildren(...options);
-  if (chosen) select.value = chosen;
+  if (select.selectedIndex < 0 && select.options.length === 1) select.selectedIndex = 0;
+  search.shown += page.value.length;
+  search.next = page["@odata.nextLink"] ?? null;
+  search.count = page["@odata.count"] ?? search.count;
+  $("more-users").hidden = !search.next;
+  $("user-count").textContent = foundText(search);
 }
 
-async function startExport(event) {
+function foundText({ shown, count, next }) {
+  const numbers = new Intl.NumberFormat();
+  if (!next) {
+    if (shown === 0) return "No user matches.";
+    return shown === 1 ? "1 user." : `All ${numbers.format(shown)} users shown.`;
+  }
+  const total = count === undefined ? "more" : numbers.format(count);
+  return `Showing ${numbers.format(shown)} of ${total}: refine the search, or show more.`;
+}
+
+// --- starting exports and erasures -------------------------------------------------------
+
+async function startOperation(event) {
   event.preventDefault();
   const userId = $("user").value;
-  if (!userId) return;
   const button = event.submitter;
+  if (!userId) {
+    showProblem({ message: "Choose a user first." });
+    return;
+  }
+  const location = $("location").value.trim();
   button.disabled = true;
   try {
-    await api.startExport(userId, $("location").value.trim());
-    announce(`Export for ${userName(userId)} started.`);
+    if (button.value === "dry-run") {
+      const dryRun = await api.startErasure(userId, { dryRun: true, location });
+      state.erasure = { userId, location, dryRun, real: null, shown: null, blob: null };
+      showErasure();
+      announce(`Dry run of the erasure for ${userName(userId)} started.`);
+    } else {
+      await api.startExport(userId, location);
+      announce(`Export for ${userName(userId)} started.`);
+    }
     showProblem(null);
     await refresh();
   } catch (error) {
     if (error.status === 401) return signOut(error);
-    showProblem(error);
+    showProblem(erasureError(error));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// A 403 on starting an erasure: the token lacks the permission; what to do about it.
+function erasureError(error) {
+  if (error.status !== 403) return error;
+  return {
+    message:
+      `${error.message} Erasing needs a token with PersonalData.Erase.All: sign out, and ` +
+      "sign in with one.",
+    code: error.code,
+  };
+}
+
+// --- the erasure panel: dry run, then the erasure, then its receipt -----------------------
+
+function erasureActive() {
+  const erasure = state.erasure;
+  if (!erasure) return false;
+  const operation = state.operations.get(erasure.real ?? erasure.dryRun);
+  return !operation || ACTIVE.has(operation.status);
+}
+
+function showErasure() {
+  const erasure = state.erasure;
+  $("erasure").hidden = !erasure;
+  if (!erasure) return;
+  $("erasure-user").textContent = userName(erasure.userId);
+  $("erasure-summary").hidden = true;
+  $("erasure-package").hidden = true;
+  $("erasure-receipt").hidden = true;
+  $("erase").hidden = true;
+  $("erase").textContent = `Erase ${userName(erasure.userId)}`;
+  $("erasure-step").textContent = "Dry run: starting…";
+}
+
+// The panel's operation, fetched; its result (the summary, and a complete erasure's receipt)
+// read from its package once.
+async function followErasure() {
+  const erasure = state.erasure;
+  const id = erasure.real ?? erasure.dryRun;
+  if (!id) return;
+  let operation;
+  try {
+    operation = (await api.getOperation(id)).body;
+  } catch (error) {
+    if (error.status !== 404) throw error;
+    $("erasure-step").textContent = "The operation was deleted.";
+    return;
+  }
+  if (state.erasure !== erasure) return;
+  state.operations.set(operation.id, { ...state.operations.get(operation.id), ...operation });
+  const what = erasure.real ? "Erasure" : "Dry run";
+  const percent = Math.round(operation.progress ?? 0);
+  const step = $("erasure-step");
+  if (operation.status === "notStarted") {
+    // The API does not say whether an operation waits for approval: both reasons are named.
+    step.textContent =
+      `${what}: not started. It waits for a worker or, where the server requires approval ` +
+      '([erasure] approval = "required"), for another person holding PersonalData.Erase.All ' +
+      "to approve it (Details, then Approve erasure).";
+  } else if (operation.status === "running") {
+    step.textContent = `${what}: running, ${percent}%.`;
+  } else if (operation.status === "failed") {
+    step.textContent = `${what} failed: ${operation.error?.message ?? "no reason given"}.`;
+  } else if (operation.status === "complete" && erasure.shown !== operation.id) {
+    await showErasureResult(operation);
+    erasure.shown = operation.id; // a failed read is tried again at the next refresh
+  }
+}
+
+async function showErasureResult(operation) {
+  const erasure = state.erasure;
+  const name = userName(erasure.userId);
+  const step = $("erasure-step");
+  if (!isLocal(operation.storageLocation)) {
+    step.textContent =
+      `${erasure.real ? "Erasure" : "Dry run"} complete; its package is at ` +
+      `${operation.storageLocation}, which the console cannot read.`;
+    $("erase").hidden = Boolean(erasure.real);
+    return;
+  }
+  const blob = await api.downloadPackage(operation.id);
+  const lines = (await readEntry(blob, SUMMARY)) ?? "";
+  if (state.erasure !== erasure) return; // closed meanwhile
+  const summary = lines.split("\n").filter(Boolean).map((line) => JSON.parse(line));
+  erasure.blob = blob;
+  erasure.blobId = operation.id;
+  if (erasure.real) {
+    step.textContent = `Erasure of ${name} complete: below, what was done; the receipt records it.`;
+    $("erasure-receipt").hidden = false;
+  } else {
+    step.textContent =
+      `Dry run complete: nothing has changed. Below, what erasing ${name} would do, per ` +
+      "table and file source; the dry-run package shows each row and cell.";
+    $("erasure-package").hidden = false;
+    $("erase").hidden = false;
+  }
+  const body = $("erasure-summary").tBodies[0];
+  body.replaceChildren(
+    ...summary.map((line) =>
+      element(
+        "tr",
+        {},
+        element("td", { textContent: line.source }),
+        element("td", { textContent: line.table ?? "files" }),
+        element("td", { textContent: line.rule }),
+        element("td", { textContent: String(line.rows ?? line.files ?? 0) }),
+        element("td", { textContent: String(line.cells ?? 0) }),
+        element("td", { textContent: line.reason ?? "" }),
+      ),
+    ),
+  );
+  const headers = $("erasure-summary").tHead.rows[0].cells;
+  for (const row of body.rows) {
+    for (const [index, cell] of [...row.cells].entries()) {
+      cell.dataset.label = headers[index].textContent;
+    }
+  }
+  $("erasure-summary").hidden = summary.length === 0;
+}
+
+async function erase() {
+  const erasure = state.erasure;
+  const name = userName(erasure.userId);
+  const question =
+    `Erase ${name}? The rows the dry run listed are deleted or masked in the databases, ` +
+    "and the files deleted. This cannot be undone.";
+  if (!(await confirm(question, `Erase ${name}`))) return;
+  const button = $("erase");
+  button.disabled = true;
+  try {
+    erasure.real = await api.startErasure(erasure.userId, {
+      dryRun: false,
+      location: erasure.location,
+    });
+    button.hidden = true;
+    $("erasure-package").hidden = true;
+    $("erasure-summary").hidden = true;
+    $("erasure-step").textContent = "Erasure: starting…";
+    announce(`Erasure of ${name} started.`);
+    showProblem(null);
+    await refresh();
+  } catch (error) {
+    if (error.status === 401) return signOut(error);
+    showProblem(erasureError(error));
   } finally {
     button.disabled = false;
   }
@@ -296,26 +576,71 @@ function showDetail() {
       element("dd", {}, value),
     ]),
   );
-  $("download").hidden = !(operation.status === "complete" && isLocal(operation.storageLocation));
-  $("remove").textContent = ACTIVE.has(operation.status) ? "Cancel export" : "Delete";
+  const erasure = operation.operationType === "erasePersonalData";
+  const readable = operation.status === "complete" && isLocal(operation.storageLocation);
+  $("download").hidden = !readable;
+  $("receipt").hidden = !(readable && erasure);
+  $("approve").hidden = !(erasure && operation.status === "notStarted");
+  const word = erasure ? "erasure" : "export";
+  $("remove").textContent = ACTIVE.has(operation.status) ? `Cancel ${word}` : "Delete";
 }
 
-async function download() {
+// A plain link cannot carry the bearer token: the browser is handed the bytes instead.
+function save(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = element("a", { href: url, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  announce(`${name} downloaded.`);
+}
+
+// receipt.html of a complete erasure's package, saved as receipt-<id>.html; a dry run's
+// package holds none, and says so.
+async function saveReceipt(blob, id) {
+  const receipt = await readEntry(blob, RECEIPT);
+  if (receipt === null) {
+    showProblem({ message: "This erasure was a dry run: its package holds no receipt." });
+    return;
+  }
+  save(new Blob([receipt], { type: "text/html" }), `receipt-${id}.html`);
+}
+
+async function download(receipt) {
   const { id } = state.detail;
   try {
     const blob = await api.downloadPackage(id);
-    // A plain link cannot carry the bearer token: hand the browser the bytes instead.
-    const url = URL.createObjectURL(blob);
-    const link = element("a", { href: url, download: `${id}.zip`, hidden: true });
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60000);
-    announce(`Package ${id}.zip downloaded.`);
+    if (receipt) await saveReceipt(blob, id);
+    else save(blob, `${id}.zip`);
   } catch (error) {
     if (error.status === 401) return signOut(error);
     showProblem(error);
   }
+}
+
+async function approve() {
+  const operation = state.detail;
+  const button = $("approve");
+  button.disabled = true;
+  try {
+    await api.approve(operation.id);
+    announce(`Erasure for ${userName(operation.userId)} approved.`);
+    showProblem(null);
+    await refresh();
+  } catch (error) {
+    if (error.status === 401) return signOut(error);
+    showProblem(error); // a 403 says why: the requester's own approval, or no permission
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// The erasure panel's downloads: the package the panel read its summary from.
+function saveFromPanel(receipt) {
+  const { blob, blobId } = state.erasure;
+  const saving = receipt ? saveReceipt(blob, blobId) : save(blob, `${blobId}.zip`);
+  Promise.resolve(saving).catch(showProblem);
 }
 
 function confirm(text, action) {
@@ -335,14 +660,15 @@ async function remove() {
   const operation = state.detail;
   const name = userName(operation.userId);
   const cancelling = ACTIVE.has(operation.status);
+  const what = typeName(operation);
   const question = cancelling
-    ? `Cancel the export for ${name}? It stops, and what it wrote so far is removed.`
+    ? `Cancel the ${what.toLowerCase()} for ${name}? It stops, and what it wrote so far is removed.`
     : `Delete the operation for ${name}? Its package is removed too.`;
-  if (!(await confirm(question, cancelling ? "Cancel export" : "Delete"))) return;
+  if (!(await confirm(question, cancelling ? `Cancel ${what.toLowerCase()}` : "Delete"))) return;
   try {
     await api.deleteOperation(operation);
     $("detail").close();
-    announce(`Export for ${name} ${cancelling ? "cancelled" : "deleted"}.`);
+    announce(`${what} for ${name} ${cancelling ? "cancelled" : "deleted"}.`);
     await refresh();
   } catch (error) {
     if (error.status === 401) return signOut(error);
@@ -367,9 +693,20 @@ function wire() {
     $("token").value = "";
     start();
   });
+  window.addEventListener("hashchange", () => {
+    if (takeTokenFromFragment()) start();
+  });
   $("sign-out").addEventListener("click", () => signOut());
-  $("start-form").addEventListener("submit", startExport);
-  $("user-filter").addEventListener("input", showUsers);
+  $("start-form").addEventListener("submit", startOperation);
+  $("user-filter").addEventListener("input", debounce(searchUsers, 300));
+  $("more-users").addEventListener("click", moreUsers);
+  $("erase").addEventListener("click", erase);
+  $("erasure-package").addEventListener("click", () => saveFromPanel(false));
+  $("erasure-receipt").addEventListener("click", () => saveFromPanel(true));
+  $("erasure-close").addEventListener("click", () => {
+    state.erasure = null;
+    showErasure();
+  });
   $("filter-form").addEventListener("submit", (event) => event.preventDefault());
   $("filter-status").addEventListener("change", refresh);
   $("filter-user").addEventListener("input", debounce(refresh, 300));
@@ -380,7 +717,9 @@ function wire() {
   $("detail").addEventListener("close", () => {
     state.detail = null;
   });
-  $("download").addEventListener("click", download);
+  $("download").addEventListener("click", () => download(false));
+  $("receipt").addEventListener("click", () => download(true));
+  $("approve").addEventListener("click", approve);
   $("remove").addEventListener("click", remove);
 }
 
