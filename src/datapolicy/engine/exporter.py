@@ -93,10 +93,6 @@ class Progress:
             self.pacer(share)
 
     @property
-    def percent(self) -> float:
-        return self.snapshot()[0]
-
-    @property
     def detail(self) -> ProgressDetail | None:
         return self.snapshot()[1]
 
