@@ -209,7 +209,7 @@ def progress_detail(
     part: str | None, records: int | None, nbytes: int | None
 ) -> ProgressDetail | None:
     """The `progressDetail` of a row's columns: None until the worker recorded one (the three
-    are written together)."""
+    are written together: store/queue.py `_detail_columns`)."""
     if part is None or records is None or nbytes is None:
         return None
     return ProgressDetail(part, records, nbytes)

@@ -107,7 +107,10 @@ def entity_row(row: Row) -> dict[str, Any]:
         "completedDateTime": _date_time(completed),
         "error": _error_value(status, code, message),
         "operationType": kind,
-        "progressDetail": _detail_value(part, records, nbytes),
+        # Inline (a page makes a hundred): the three columns are written together.
+        "progressDetail": None
+        if part is None
+        else {"part": part, "records": records, "bytes": nbytes},
     }
 
 
@@ -159,16 +162,10 @@ def _detail(
     records: int = _COLUMN["records_written"],
     nbytes: int = _COLUMN["bytes_written"],
 ) -> dict[str, str | int] | None:
-    return _detail_value(row[part], row[records], row[nbytes])
-
-
-def _detail_value(
-    part: str | None, records: int | None, nbytes: int | None
-) -> dict[str, str | int] | None:
     """As store/operations.py `progress_detail`, without making a `ProgressDetail`."""
-    if part is None or records is None or nbytes is None:
+    if row[part] is None:
         return None
-    return {"part": part, "records": records, "bytes": nbytes}
+    return {"part": row[part], "records": row[records], "bytes": row[nbytes]}
 
 
 def _json_value(value: Any) -> Any:
