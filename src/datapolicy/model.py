@@ -64,11 +64,13 @@ class EdmType(enum.StrEnum):
     DOUBLE = "Edm.Double"
     DATE_TIME_OFFSET = "Edm.DateTimeOffset"
     ENUM = STATUS_TYPE
-    PUBLIC_ERROR = "microsoft.graph.publicError"  # complex: selectable, not filterable
+    # Complex: selectable, neither filterable nor orderable.
+    PUBLIC_ERROR = "microsoft.graph.publicError"
+    PROGRESS_DETAIL = "microsoft.graph.dataPolicyOperationProgressDetail"
 
     @property
     def is_complex(self) -> bool:
-        return self is EdmType.PUBLIC_ERROR
+        return self in (EdmType.PUBLIC_ERROR, EdmType.PROGRESS_DETAIL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +91,11 @@ PROPERTIES: dict[str, Property] = {
         Property("storageLocation", EdmType.STRING, True, "storage_location"),
         Property("submittedDateTime", EdmType.DATE_TIME_OFFSET, False, "submitted_at"),
         Property("completedDateTime", EdmType.DATE_TIME_OFFSET, True, "completed_at"),
-        # datapolicy's additions: why a failed operation failed; what the operation does.
+        # datapolicy's additions: why a failed operation failed; what the operation does; what
+        # a running export is writing and how much it has written.
         Property("error", EdmType.PUBLIC_ERROR, True, "error"),
         Property("operationType", EdmType.STRING, False, "operation_type"),
+        Property("progressDetail", EdmType.PROGRESS_DETAIL, True, "progress_detail"),
     )
 }
 
@@ -107,6 +111,22 @@ class OperationError:
 
     code: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressDetail:
+    """What an export has written, as its worker last recorded it with `progress`
+    (datapolicy's extension property `progressDetail`): the `part` it is writing (a table or
+    query as `source/name`, a file as `source/path`), and the `records` and file `bytes`
+    written so far, over all parts. Clients show the current table and rows per second
+    from it (cli/progress.py)."""
+
+    part: str
+    records: int
+    bytes: int
+
+    def as_json(self) -> dict[str, str | int]:
+        return {"part": self.part, "records": self.records, "bytes": self.bytes}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +146,7 @@ class Operation:
     version: int
     error: OperationError | None = None
     operation_type: OperationType = OperationType.EXPORT
+    progress_detail: ProgressDetail | None = None  # None until an export wrote its first part
 
     @property
     def etag(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -156,9 +157,10 @@ def test_wait_exits_3_and_names_the_error_when_the_export_fails(tmp_path: Path):
 
 def test_wait_prints_progress_lines_that_rise_through_a_slowed_export(tmp_path: Path):
     """Not on a terminal, --wait prints a line as the percentage moves (at most one a second),
-    with the rate and the time left: over an 8-second slowed export, on the engine's default
-    2-second heartbeat, at least five distinct percentages between 0 and 100, rising. (Progress
-    recorded only at each lease renewal gave four at most: 0% for a short export until done.)"""
+    with the table being written, the rows per second, the rate and the time left: over an
+    8-second slowed export, on the engine's default 2-second heartbeat, at least five distinct
+    percentages between 0 and 100, rising. (Progress recorded only at each lease renewal gave
+    four at most: 0% for a short export until done.)"""
     setup = tmp_path / "setup.yaml"
     setup.write_text("time: {mode: slow, secondsPerExport: 8}\n")
     person = demo_user_id(0)
@@ -184,3 +186,10 @@ def test_wait_prints_progress_lines_that_rise_through_a_slowed_export(tmp_path: 
     rated = [line for line, percent in zip(running, percents, strict=True) if percent > 0][1:]
     assert rated, result.stderr
     assert all("%/s, ETA 0:00:" in line for line in rated), result.stderr
+    # The 20,000 orders take most of the time: their lines name the table and its rows/s,
+    # counted from the records the service recorded as written (`progressDetail`).
+    orders = [line for line in rated if line.split()[2] == "shop/orders"]
+    assert len(orders) >= 3, result.stderr
+    assert all(re.search(r" \(\d[\d,]* rows/s, [\d.]+%/s, ETA", line) for line in orders), (
+        result.stderr
+    )

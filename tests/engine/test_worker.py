@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 
+from conftest import wait_for
 from databases import STORE_KINDS, store_database
 from datapolicy.config import (
     EngineConfig,
@@ -29,7 +31,7 @@ from datapolicy.engine.control import ExportControl
 from datapolicy.engine.sources.sql import SqlSource
 from datapolicy.engine.verify import verify_package
 from datapolicy.engine.worker import ExportContext, Worker
-from datapolicy.model import OperationStatus
+from datapolicy.model import OperationStatus, ProgressDetail
 from datapolicy.store import Database, OperationStore
 from datapolicy.store.queue import OperationQueue
 
@@ -110,6 +112,61 @@ def test_an_export_completes_with_exactly_the_users_data(tmp_path, database, sto
     assert "files/uploads/avatar.txt" in names
     assert "index.html" in names
     assert not list((exports_dir(tmp_path) / "ada").glob(".*partial"))
+
+
+class PausedAtFirstWrite(ExportControl):
+    """Holds the export at its first advance that wrote something (the pacer's first call)
+    until `resume` is set: the test reads what the heartbeat recorded by then."""
+
+    def __init__(self) -> None:
+        self.paused = threading.Event()
+        self.resume = threading.Event()
+
+    def pacer(self, operation_id: str, stop: threading.Event) -> Callable[[float], None]:
+        def pause(share: float) -> None:
+            if not self.paused.is_set():
+                self.paused.set()
+                self.resume.wait(30)
+
+        return pause
+
+
+def test_the_heartbeat_records_the_table_and_the_records_written_with_the_progress(
+    tmp_path, database, store, demo_context
+):
+    """While the export runs, `progressDetail` says which table it is on and how much it wrote,
+    recorded in the heartbeat's write of `progress` (so never newer or older than it); once
+    complete, what it wrote in all: every record, and every file byte, as the manifest
+    counts them."""
+    operation, _ = store.create(demo_user_id(0), str(exports_dir(tmp_path)))
+    control = PausedAtFirstWrite()
+    worker = Worker(OperationQueue(database), demo_context, FAST, control=control)
+    thread = threading.Thread(target=worker.run_once)
+    thread.start()
+    try:
+        assert control.paused.wait(30)
+        running = wait_for(
+            "the progress detail",
+            lambda: store.get(operation.id).progress_detail and store.get(operation.id),
+            10,
+            lambda: "",
+        )
+    finally:
+        control.resume.set()
+        thread.join(30)
+    # The first table of the demo shop holds the person's one user record.
+    assert running.progress_detail == ProgressDetail("shop/users", 1, 0)
+    assert running.status is OperationStatus.RUNNING
+    assert 0 < running.progress < 100
+    done = store.get(operation.id)
+    assert done.status is OperationStatus.COMPLETE
+    with zipfile.ZipFile(exports_dir(tmp_path) / f"{operation.id}.zip") as archive:
+        manifest = orjson.loads(archive.read("manifest.json"))
+    assert done.progress_detail == ProgressDetail(
+        "uploads/documents/notes.md",
+        sum(source["records"] for source in manifest["sources"]),
+        sum(source["bytes"] for source in manifest["sources"] if source["kind"] == "files"),
+    )
 
 
 def test_a_location_outside_the_roots_fails_at_once(tmp_path, database, store, demo_context):

@@ -99,8 +99,9 @@ def test_on_postgresql_every_string_column_compares_bytes(engine: Engine):
                 "AND data_type = 'character varying'"
             )
         ).all()
-    # attempt_history (0007), idempotency_request (0009), operation_type and erasure_state (0010)
-    assert len(columns) == 14
+    # attempt_history (0007), idempotency_request (0009), operation_type and erasure_state
+    # (0010), progress_part (0012)
+    assert len(columns) == 15
     assert {collation for _, collation in columns} == {"C"}
 
 

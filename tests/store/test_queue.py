@@ -16,7 +16,7 @@ import pytest
 
 from databases import POSTGRESQL
 from datapolicy.errors import PreconditionFailed, Unavailable
-from datapolicy.model import Operation, OperationError, OperationStatus
+from datapolicy.model import Operation, OperationError, OperationStatus, ProgressDetail
 from datapolicy.store import Database, OperationStore, PostgreSQLDatabase, SQLiteDatabase
 from datapolicy.store.queue import Job, JobKind, OperationQueue
 from datapolicy.store.tables import operations
@@ -96,6 +96,26 @@ def test_a_claim_takes_the_oldest_and_starts_it(store, queue, clock):
     assert (job.kind, job.operation.id, job.attempt) == (JobKind.EXPORT, first.id, 1)
     running = store.get(first.id)
     assert (running.status, running.version) == (OperationStatus.RUNNING, 2)
+
+
+def test_the_progress_detail_changes_only_with_the_progress_and_its_version(store, queue):
+    """What was written is recorded in the heartbeat that records a rise, never in one that
+    does not (a lower percentage, a renewal only): a reader sees the two from one moment, and
+    a new version whenever either changed. Completion records what was written in all."""
+    operation = create(store)
+    queue.claim("w1", LEASE)
+    assert store.get(operation.id).progress_detail is None
+    first = ProgressDetail("shop/orders", 1200, 0)
+    assert queue.heartbeat(operation.id, "w1", LEASE, 40.0, first)
+    recorded = store.get(operation.id)
+    assert (recorded.progress, recorded.progress_detail) == (40.0, first)
+    assert queue.heartbeat(operation.id, "w1", LEASE, 30.0, ProgressDetail("shop/x", 1, 0))
+    assert queue.heartbeat(operation.id, "w1", LEASE, None, ProgressDetail("shop/y", 2, 0))
+    unchanged = store.get(operation.id)
+    assert (unchanged.progress_detail, unchanged.version) == (first, recorded.version)
+    final = ProgressDetail("files/a.pdf", 2500, 123_456)
+    assert queue.complete(operation.id, "w1", published(), final)
+    assert store.get(operation.id).progress_detail == final
 
 
 def test_completion_publishes_and_records_the_outcome(store, queue):

@@ -342,6 +342,10 @@ def test_metadata_describes_the_entity_the_context_urls_point_to(client):
         "error",
         "code",  # of the publicError complex type
         "message",
+        "progressDetail",
+        "part",  # of the dataPolicyOperationProgressDetail complex type
+        "records",
+        "bytes",
         "displayName",  # of the user entity type
         "mail",
         "userPrincipalName",

@@ -141,7 +141,7 @@ def follow(api: Api, operation_url: str, timeout: float | None, *, show: bool) -
                 wait_s = min(exc.retry_after, MAX_RETRY_WAIT_S)
             else:
                 status = operation["status"]
-                view.update(status, operation["progress"])
+                view.update(status, operation["progress"], operation.get("progressDetail"))
                 if status in FINAL_STATUSES:
                     return operation
             if deadline is not None and time.monotonic() > deadline:

@@ -3,7 +3,9 @@
 This is the whole export, minus the queue: it knows nothing of leases, HTTP or where the stream
 goes. Progress is measured in *work units* against the sources' estimate: a record counts as
 `RECORD_WORK` bytes (roughly a record's JSON size), a file byte as one, so that a person with a
-few huge files and one with many small rows both see progress that tracks real work.
+few huge files and one with many small rows both see progress that tracks real work. Beside the
+share, `Progress` keeps what was written (`detail`: the current table or file, the records and
+bytes so far), which the worker records with it as the operation's `progressDetail`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from datapolicy.engine.sources.base import (
     Source,
     SourceError,
 )
-from datapolicy.model import Operation, format_datetime
+from datapolicy.model import Operation, ProgressDetail, format_datetime
 
 RECORD_WORK = 200  # work units per record
 MAX_RUNNING_PROGRESS = 99.0  # 100 is reported only once the package is published
@@ -38,12 +40,19 @@ class Cancelled(Exception):
 
 
 class Progress:
-    """Thread-safe work counter; the worker's heartbeat reads `percent` and sets `stop`."""
+    """Thread-safe work counter; the worker's heartbeat reads `snapshot()` and sets `stop`.
+
+    `advance` counts records and file bytes written, both as work and as what was written (the
+    detail, once `begin` named a part); `advance_steps` counts work that writes nothing (an
+    erasure's tables, whose operations carry no detail)."""
 
     def __init__(self, on_first_write: Callable[[], None] | None = None) -> None:
         self._lock = threading.Lock()
         self.total = 0
         self.done = 0
+        self._part: str | None = None  # the table or file being written
+        self._records = 0
+        self._bytes = 0
         self.stop = threading.Event()
         self._on_first_write = on_first_write  # called once, when the first data is written
         # Called with the share of the work done (0..1) after each advance; may block: the
@@ -54,11 +63,26 @@ class Progress:
         with self._lock:
             self.total = estimate.records * RECORD_WORK + estimate.bytes
 
+    def begin(self, part: str) -> None:
+        """The export starts writing `part` (`source/table`, `source/path`)."""
+        with self._lock:
+            self._part = part
+
+    def advance_steps(self, steps: int) -> None:
+        """`steps` units of the estimate's records done, with nothing written."""
+        self._advance(steps, 0, 0)
+
     def advance(self, records: int = 0, nbytes: int = 0) -> None:
+        """`records` records and `nbytes` file bytes written (both 0: a cancellation point)."""
+        self._advance(records, records, nbytes)
+
+    def _advance(self, steps: int, records: int, nbytes: int) -> None:
         if self.stop.is_set():
             raise Cancelled
         with self._lock:
-            self.done += records * RECORD_WORK + nbytes
+            self.done += steps * RECORD_WORK + nbytes
+            self._records += records
+            self._bytes += nbytes
             first_write = self._on_first_write if records or nbytes else None
             if first_write is not None:
                 self._on_first_write = None
@@ -69,11 +93,21 @@ class Progress:
             self.pacer(share)
 
     @property
-    def percent(self) -> float:
+    def detail(self) -> ProgressDetail | None:
+        return self.snapshot()[1]
+
+    def snapshot(self) -> tuple[float, ProgressDetail | None]:
+        """The percentage done (at most MAX_RUNNING_PROGRESS) and what was written by then
+        (None before the first part began), read together."""
         with self._lock:
-            if self.total <= 0:
-                return 0.0
-            return round(min(MAX_RUNNING_PROGRESS, 100.0 * self.done / self.total), 1)
+            percent = (
+                0.0
+                if self.total <= 0
+                else round(min(MAX_RUNNING_PROGRESS, 100.0 * self.done / self.total), 1)
+            )
+            if self._part is None:
+                return percent, None
+            return percent, ProgressDetail(self._part, self._records, self._bytes)
 
 
 def export(
@@ -111,6 +145,7 @@ def export(
             following = _started(parts)
             source, part, reading = current
             progress.advance()  # a cancellation point even between empty parts
+            progress.begin(f"{source.name}/{_part_name(part)}")
             if reading is not None:
                 assert isinstance(part, RecordStream)
                 summary = summaries[source.name]
@@ -129,6 +164,10 @@ def export(
         writer.abandon()
         raise
     return writer.close({"createdDateTime": format_datetime(clock())})
+
+
+def _part_name(part: Part) -> str:
+    return part.name if isinstance(part, RecordStream) else part.relative_path
 
 
 def _parts(sources: Sequence[Source], user_id: str) -> Generator[tuple[Source, Part], None, None]:

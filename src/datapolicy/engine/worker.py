@@ -280,7 +280,7 @@ class Worker:
             upload.finish(manifest)  # checks the package against its manifest
             heartbeat.stop()
             reached(operation.id, "publish")
-            if not self.queue.complete(operation.id, owner, upload.publish):
+            if not self.queue.complete(operation.id, owner, upload.publish, progress.detail):
                 upload.discard()
                 self._after_stop(operation, owner)
             else:
@@ -639,7 +639,9 @@ class _Heartbeat:
 
     Progress is recorded every `PROGRESS_SECONDS` when it rose, not only at the lease's
     `heartbeat_seconds` (2 s by default): an export of a few seconds would otherwise show 0%
-    until it completed (`_Beats`)."""
+    until it completed (`_Beats`). What was written by then (the current table or file, the
+    records and bytes: `progressDetail`) is recorded in the same write, never in one of its
+    own."""
 
     def __init__(self, worker: Worker, operation_id: str, owner: str, progress: Progress):
         self.worker = worker
@@ -666,12 +668,14 @@ class _Heartbeat:
             if worker._handing_back.is_set():
                 self.progress.stop.set()
                 return
-            percent = self.progress.percent
+            percent, detail = self.progress.snapshot()
             write, recorded = beats.tick(percent)
             if not write:
                 continue
             try:
-                held = worker.queue.heartbeat(self.operation_id, self.owner, worker.lease, recorded)
+                held = worker.queue.heartbeat(
+                    self.operation_id, self.owner, worker.lease, recorded, detail
+                )
             except Exception:
                 logger.exception("heartbeat for %s failed", self.operation_id)
                 continue

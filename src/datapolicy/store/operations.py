@@ -48,6 +48,7 @@ from datapolicy.model import (
     OperationError,
     OperationStatus,
     OperationType,
+    ProgressDetail,
     Property,
     format_datetime,
     graph_profile_operation,
@@ -80,6 +81,9 @@ ROW = (
     operations.c.error_code,
     operations.c.error_message,
     operations.c.operation_type,
+    operations.c.progress_part,
+    operations.c.records_written,
+    operations.c.bytes_written,
 )
 COLUMNS: dict[str, ColumnElement[Any]] = {
     name: operations.c[prop.attribute]
@@ -182,6 +186,9 @@ def to_operation(row: tuple[Any, ...]) -> Operation:
         error_code,
         error_message,
         operation_type,
+        part,
+        records,
+        nbytes,
     ) = row
     return Operation(
         id=id_,
@@ -194,7 +201,18 @@ def to_operation(row: tuple[Any, ...]) -> Operation:
         version=version,
         error=public_error(status, error_code, error_message),
         operation_type=OperationType(operation_type),
+        progress_detail=progress_detail(part, records, nbytes),
     )
+
+
+def progress_detail(
+    part: str | None, records: int | None, nbytes: int | None
+) -> ProgressDetail | None:
+    """The `progressDetail` of a row's columns: None until the worker recorded one (the three
+    are written together: store/queue.py `_detail_columns`)."""
+    if part is None or records is None or nbytes is None:
+        return None
+    return ProgressDetail(part, records, nbytes)
 
 
 def public_error(

@@ -47,7 +47,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 
-from datapolicy.model import Operation, OperationError, OperationStatus, utc_now
+from datapolicy.model import Operation, OperationError, OperationStatus, ProgressDetail, utc_now
 from datapolicy.store.database import Database, Transaction
 from datapolicy.store.operations import ROW, to_operation
 from datapolicy.store.tables import operations
@@ -211,9 +211,16 @@ class OperationQueue:
         )
 
     def heartbeat(
-        self, operation_id: str, owner: str, lease: timedelta, progress: float | None
+        self,
+        operation_id: str,
+        owner: str,
+        lease: timedelta,
+        progress: float | None,
+        detail: ProgressDetail | None = None,
     ) -> bool:
-        """Renew the lease and record progress (which never goes down).
+        """Renew the lease and record progress (which never goes down), with its `detail` (what
+        was written by then) when given: both change only together, and with the version, so
+        that no reader (or cached read) sees one without the other.
 
         False means stop: the lease is lost or the operation's deletion was requested."""
         now = self.clock()
@@ -222,11 +229,21 @@ class OperationQueue:
             rises = c.progress < progress
             values["progress"] = case((rises, progress), else_=c.progress)
             values["version"] = case((rises, c.version + 1), else_=c.version)
+            if detail is not None:
+                for column, value in _detail_columns(detail).items():
+                    values[column] = case((rises, value), else_=c[column])
         with self._transaction() as transaction:
             return self._write(transaction, self._held(operation_id, owner), **values) == 1
 
-    def complete(self, operation_id: str, owner: str, publish: Callable[[], str]) -> bool:
-        """Publish the package and mark the operation complete, if the lease is still held.
+    def complete(
+        self,
+        operation_id: str,
+        owner: str,
+        publish: Callable[[], str],
+        detail: ProgressDetail | None = None,
+    ) -> bool:
+        """Publish the package and mark the operation complete, if the lease is still held;
+        `detail`: what the export wrote in all (its last part, every record and byte).
 
         `publish` runs inside the transaction; if the lease was lost (or deletion requested)
         it is not called and False is returned, and the caller discards its upload.
@@ -253,6 +270,7 @@ class OperationQueue:
                 error_code=None,
                 error_message=None,
                 version=row[0] + 1,
+                **({} if detail is None else _detail_columns(detail)),
             )
         return True
 
@@ -511,3 +529,13 @@ def gave_up(message: str, attempts: int, history: str | None) -> str:
     while lines and len(head) + sum(len(line) + 2 for line in lines) + 2 > 2000:
         lines.pop(0)
     return f"{head}: {'; '.join(lines)})" if lines else f"{head})"
+
+
+def _detail_columns(detail: ProgressDetail) -> dict[str, Any]:
+    """The columns that hold an operation's `progressDetail` (store/operations.py
+    `progress_detail` reads them back)."""
+    return {
+        "progress_part": detail.part,
+        "records_written": detail.records,
+        "bytes_written": detail.bytes,
+    }

@@ -76,6 +76,11 @@ operations = Table(
     Column("erasure_state", text_column(None), nullable=True),
     # 1 while an erasure waits for another principal's approval: not claimable until then.
     Column("approval_pending", Integer, nullable=False, server_default="0"),
+    # What a running export writes (migration 0012; `progressDetail`), recorded with `progress`:
+    # the part it is on and the records and file bytes written so far. Null until the first.
+    Column("progress_part", text_column(None), nullable=True),
+    Column("records_written", BigInteger, nullable=True),
+    Column("bytes_written", BigInteger, nullable=True),
     # Each index ends in the tie-break key `id`, so that a keyset page (`$skiptoken`) under the
     # default order, or filtered by user or status, is an index range scan.
     Index("ix_operations_submitted", "submitted_at", "id"),

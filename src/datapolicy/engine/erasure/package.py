@@ -100,7 +100,7 @@ def erase_into_package(
             done=set(state),
             change=changes.add if dry_run else None,
             committed=on_commit,
-            advanced=lambda: progress.advance(records=1),
+            advanced=lambda: progress.advance_steps(1),
             keys=hashes.add,
         )
         header = {

@@ -16,7 +16,14 @@ from xml.sax.saxutils import quoteattr
 from starlette.requests import Request
 from starlette.responses import Response
 
-from datapolicy.model import ENTITY_SET, ENTITY_TYPE, PROPERTIES, STATUS_TYPE, OperationStatus
+from datapolicy.model import (
+    ENTITY_SET,
+    ENTITY_TYPE,
+    PROPERTIES,
+    STATUS_TYPE,
+    EdmType,
+    OperationStatus,
+)
 from datapolicy.web.responses import json_response
 from datapolicy.web.routes.roots import service_root
 from datapolicy.web.routes.users import USER_FIELDS
@@ -89,6 +96,11 @@ def csdl() -> bytes:
       <ComplexType Name="publicError">
         <Property Name="code" Type="Edm.String"/>
         <Property Name="message" Type="Edm.String"/>
+      </ComplexType>
+      <ComplexType Name="{_name(EdmType.PROGRESS_DETAIL)}">
+        <Property Name="part" Type="Edm.String" Nullable="false"/>
+        <Property Name="records" Type="Edm.Int64" Nullable="false"/>
+        <Property Name="bytes" Type="Edm.Int64" Nullable="false"/>
       </ComplexType>
       <EntityType Name="entity" Abstract="true">
         <Key><PropertyRef Name="id"/></Key>

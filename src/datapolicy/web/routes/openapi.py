@@ -24,14 +24,14 @@ _FILES = resources.files("datapolicy.web.routes") / "openapi"
 def description() -> dict[str, Any]:
     seed = yaml.safe_load((_FILES / "seed.yml").read_text())
     additions = yaml.safe_load((_FILES / "additions.yml").read_text())
-    document: dict[str, Any] = _with_3_1_nullability(_with_error_property(_merge(seed, additions)))
+    document: dict[str, Any] = _with_3_1_nullability(_with_own_properties(_merge(seed, additions)))
     return document
 
 
-def _with_error_property(document: dict[str, Any]) -> dict[str, Any]:
-    """datapolicy's `error` and `operationType` properties on dataPolicyOperation. Added here
-    rather than in additions.yml because the seed's schema is an `allOf` list, which a merge
-    would replace."""
+def _with_own_properties(document: dict[str, Any]) -> dict[str, Any]:
+    """datapolicy's `error`, `operationType` and `progressDetail` properties on
+    dataPolicyOperation. Added here rather than in additions.yml because the seed's schema is
+    an `allOf` list, which a merge would replace."""
     own = document["components"]["schemas"]["microsoft.graph.dataPolicyOperation"]["allOf"][1]
     own["properties"]["error"] = {
         "anyOf": [{"$ref": "#/components/schemas/microsoft.graph.publicError"}],
@@ -43,6 +43,14 @@ def _with_error_property(document: dict[str, Any]) -> dict[str, Any]:
         "enum": ["exportPersonalData", "erasePersonalData"],
         "description": "datapolicy: what the operation does (docs/erasure.md); filterable "
         "and orderable.",
+    }
+    own["properties"]["progressDetail"] = {
+        "anyOf": [
+            {"$ref": "#/components/schemas/microsoft.graph.dataPolicyOperationProgressDetail"}
+        ],
+        "nullable": True,
+        "description": "datapolicy: what the export has written, recorded with progress; null "
+        "until it began writing, and for erasures.",
     }
     return document
 

@@ -1,9 +1,10 @@
 """What a client may send in POST and PATCH bodies, and the 400s for everything else.
 
-The server owns an operation's lifecycle: `id`, `submittedDateTime`, `status`, `progress` and
-`completedDateTime` are never taken from a client. A client that echoes one of them back (a GET,
-modify, PATCH round trip, or an SDK model with defaults filled in) is not wrong as long as the
-value is the one the server would hold anyway; any other value is refused, naming the property.
+The server owns an operation's lifecycle: `id`, `submittedDateTime`, `status`, `progress`,
+`progressDetail` and `completedDateTime` are never taken from a client. A client that echoes one
+of them back (a GET, modify, PATCH round trip, or an SDK model with defaults filled in) is not
+wrong as long as the value is the one the server would hold anyway; any other value is refused,
+naming the property.
 
 - POST accepts `userId` (required) and `storageLocation` (optional: the default location).
 - PATCH accepts `storageLocation` (a string), while the operation is `notStarted`.
@@ -29,6 +30,7 @@ from datapolicy.model import (
     PROPERTIES,
     Operation,
     OperationStatus,
+    ProgressDetail,
 )
 from datapolicy.web.errors import HTTPError
 
@@ -74,6 +76,7 @@ def parse_new_operation(document: dict[str, Any]) -> NewOperation:
         raise _read_only(name, "it is assigned by the server")
     _require_initial(document, "status", OperationStatus.NOT_STARTED.value)
     _require_initial(document, "completedDateTime", None)
+    _require_initial(document, "progressDetail", None)
     if "progress" in document and _number(document["progress"], "progress") != 0:
         raise _read_only("progress", "a new operation starts at 0")
     if "userId" not in document:
@@ -170,6 +173,9 @@ def _same(sent: Any, held: Any) -> bool:
         return sent is None and held is None
     if isinstance(held, OperationStatus):
         same: bool = sent == held.value
+        return same
+    if isinstance(held, ProgressDetail):
+        same = sent == held.as_json()
         return same
     if isinstance(held, datetime):
         if not isinstance(sent, str):

@@ -25,6 +25,7 @@ from datapolicy.model import (
     Operation,
     OperationError,
     OperationStatus,
+    ProgressDetail,
     Property,
     etag_of,
     format_datetime,
@@ -90,6 +91,9 @@ def entity_row(row: Row) -> dict[str, Any]:
         code,
         message,
         kind,
+        part,
+        records,
+        nbytes,
     ) = row
     return {
         "@odata.type": ODATA_TYPE,
@@ -103,6 +107,10 @@ def entity_row(row: Row) -> dict[str, Any]:
         "completedDateTime": _date_time(completed),
         "error": _error_value(status, code, message),
         "operationType": kind,
+        # Inline (a page makes a hundred): the three columns are written together.
+        "progressDetail": None
+        if part is None
+        else {"part": part, "records": records, "bytes": nbytes},
     }
 
 
@@ -115,6 +123,8 @@ def _reader(prop: Property) -> Callable[[Row], Any]:
     """How a row gives the property's JSON value (as `_json_value` of the operation's)."""
     if prop.edm_type is EdmType.PUBLIC_ERROR:
         return _error
+    if prop.edm_type is EdmType.PROGRESS_DETAIL:
+        return _detail
     index = _COLUMN[prop.attribute]
     if prop.edm_type is EdmType.DATE_TIME_OFFSET:
         return lambda row: _date_time(row[index])
@@ -146,9 +156,23 @@ def _error_value(status: str, code: str | None, message: str | None) -> dict[str
     return None if fields is None else {"code": fields[0], "message": fields[1]}
 
 
+def _detail(
+    row: Row,
+    part: int = _COLUMN["progress_part"],
+    records: int = _COLUMN["records_written"],
+    nbytes: int = _COLUMN["bytes_written"],
+) -> dict[str, str | int] | None:
+    """As store/operations.py `progress_detail`, without making a `ProgressDetail`."""
+    if row[part] is None:
+        return None
+    return {"part": row[part], "records": row[records], "bytes": row[nbytes]}
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, OperationError):
         return {"code": value.code, "message": value.message}
+    if isinstance(value, ProgressDetail):
+        return value.as_json()
     if isinstance(value, datetime):
         return format_datetime(value)
     if isinstance(value, OperationStatus):
