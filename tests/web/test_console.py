@@ -17,11 +17,13 @@ in `test-artifacts/`: console.png (the table with the finished export), console-
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sqlite3
 import struct
 import uuid
+import zipfile
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -222,6 +224,12 @@ def test_an_export_started_watched_downloaded_cancelled_and_deleted_in_a_browser
         package = tmp_path / download.suggested_filename
         download.save_as(package)
         assert verify_package(package) == []
+        # The totals the worker recorded (progressDetail) are the package's.
+        with zipfile.ZipFile(package) as opened:
+            manifest = json.loads(opened.read("manifest.json"))
+        records = sum(source["records"] for source in manifest["sources"])
+        nbytes = sum(s["bytes"] for s in manifest["sources"] if s["kind"] == "files")
+        expect(detail).to_contain_text(f"{records:,} rows, {nbytes:,} bytes of files")
 
         # Delete it, with confirmation: the row and the package go.
         detail.get_by_role("button", name="Delete").click()

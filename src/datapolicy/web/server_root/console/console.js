@@ -567,6 +567,11 @@ function showDetail() {
     ["Submitted", time(operation.submittedDateTime)],
     ["Completed", time(operation.completedDateTime)],
   ];
+  const written = operation.progressDetail;
+  if (written) {
+    const amount = `${written.records.toLocaleString("en")} rows, ${written.bytes.toLocaleString("en")} bytes of files`;
+    fields.push(["Written", operation.status === "running" ? `${amount}; now ${written.part}` : amount]);
+  }
   if (operation.error) {
     fields.push(["Error", `${operation.error.message} (${operation.error.code})`]);
   }
