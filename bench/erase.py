@@ -161,7 +161,7 @@ def by_engine(url: str, prefix: str) -> tuple[float, float, int]:
         hashing += time.perf_counter() - began
 
     began = time.perf_counter()
-    results = SqlEraser(source).erase(str(PERSON), MASKER, dry_run=False, keys=take)
+    results = SqlEraser(source).erase(str(PERSON), MASKER, dry_run=False, keys=take, hashed=hashes)
     elapsed = time.perf_counter() - began
     hashes.close()
     source.close()
