@@ -22,7 +22,8 @@ written anywhere. Why so, rather than a salt:
 
 `key_hash` checks a key: `key_hash(receipt_key(secret, operation id), source, table, value)`.
 
-An erasure of many rows has many hashes: `KeyHashes` takes them as the erasure goes, writes
+An erasure of many rows has many hashes: `KeyHashes` takes them as the erasure goes (hashing
+the keys itself, or, on MySQL/MariaDB, taking the hashes the database computed: `in_sql`), writes
 them to a temporary file (one hex hash a line) and keeps only their count and the SHA-256 of
 those lines (`keysSha256`), which is what the operation stores after each source commits;
 `receipt.json` is streamed (`receipt_json`), its `keys` read back from the file. So memory

@@ -26,7 +26,9 @@ change which of a child's rows are selected; so, inside the source's one transac
    time), then deletes in the order of 1, set-based (the selection's keys streamed first by a
    server-side cursor, then one DELETE, whose count must match) or by primary key in batches
    of `KEY_BATCH`. The keys of the rows deleted and masked go to the caller's `keys`, a batch
-   at a time, for the receipt (engine/erasure/receipt.py hashes them). On MySQL/MariaDB, which
+   at a time, for the receipt (engine/erasure/receipt.py hashes them); for a set-based delete
+   on MySQL/MariaDB of a table keyed by integers, their hashes instead, computed by the
+   database (`HashedKeys`), so that no key is hashed in Python. On MySQL/MariaDB, which
    checks a foreign key row by row, the rows of a table that refers to itself have their
    self-references set to NULL first (where the columns allow it).
 5. Commit; or, for a dry run, roll back: a dry run runs the same statements and shows what
