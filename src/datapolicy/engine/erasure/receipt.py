@@ -155,8 +155,8 @@ class KeyHashes:
         None: on another database (SQLite has no SHA-256; PostgreSQL's `sha256()` costs more
         per row than `add` does: docs/benchmarks.md), or for a key column that is not an
         integer (whose text the database would not spell as Python's `str` and JSON do). On
-        MySQL/MariaDB, PyMySQL reads a hash row no slower than a key row, and no key is
-        hashed in Python."""
+        MariaDB, reading the hashes costs less than reading the keys and hashing them here
+        (docs/benchmarks.md)."""
         if dialect not in ("mysql", "mariadb") or not all(_is_integer(c) for c in key):
             return None
         inner, outer = self._pad(hmac.trans_36) + _start(source, table), self._pad(hmac.trans_5C)
