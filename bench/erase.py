@@ -7,13 +7,14 @@ database at `--url` (default: a SQLite file in a temporary directory), under thr
 prefixes. On the first copy, the statements a person would write by hand (DELETE the items of
 the person's orders, DELETE the orders, UPDATE the customer row's e-mail to NULL) run in one
 transaction. On the second, datapolicy's engine erases the person with the same rules (delete,
-delete, mask: `SqlEraser`), its receipt's key hashes taken as it goes (`KeyHashes`): `engine`.
+delete, mask: `SqlEraser`), its receipt's key hashes taken as it goes (`KeyHashes`, which hashes
+the keys in Python, or, on MySQL/MariaDB, takes the hashes the database computed): `engine`.
 On the third, the whole of an erasure operation but its queue: `erase_into_package`, which
 also writes the package with its receipt (to a temporary file): `operation`. Each is timed
 once per round (`--rounds`, the copies made afresh each round); the ratios are of the best
 times of the same run, against the hand-written statements (and each round's are listed, as
-[hand-written, engine, operation, the engine's key hashing]: on a shared machine, the best is
-the least disturbed).
+[hand-written, engine, operation, the engine's key hashing in Python]: on a shared machine,
+the best is the least disturbed).
 
 Then memory: for `--rows` / 10 and `--rows` rows, a fresh process (`--measure erase` or
 `--measure dry-run`) runs `erase_into_package` (a real erasure, or a dry run, whose package
@@ -161,7 +162,7 @@ def by_engine(url: str, prefix: str) -> tuple[float, float, int]:
         hashing += time.perf_counter() - began
 
     began = time.perf_counter()
-    results = SqlEraser(source).erase(str(PERSON), MASKER, dry_run=False, keys=take)
+    results = SqlEraser(source).erase(str(PERSON), MASKER, dry_run=False, keys=take, hashed=hashes)
     elapsed = time.perf_counter() - began
     hashes.close()
     source.close()

@@ -10,10 +10,12 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import create_engine
 
 from databases import KINDS, run_script, scratch_database
 from datapolicy.config import parse_config
 from datapolicy.discovery.discover import Discovery, discover
+from datapolicy.discovery.schema import read_referring
 from datapolicy.engine.sources.base import RecordStream
 from datapolicy.engine.sources.sql import SqlSource
 
@@ -69,12 +71,20 @@ def test_discover_maps_the_shop(kind: str, tmp_path: Path) -> None:
     """Customers is the person table, each of Ada's tables is one path (24 of 34 tables), the
     links to other customers and the self-references are not followed, lookups are not
     exported, the personal tables nothing reaches are gaps, and Ada's export holds exactly her
-    rows, without her password hash or token."""
+    rows, without her password hash or token. The foreign keys alone, as an erasure's checks
+    read them (`read_referring`), are those of the whole schema discover read."""
     with scratch_database(kind, tmp_path) as url:
         run_script(url, SHOP)
         found = discover(url, output=tmp_path / "datapolicy.toml")
         rows = exported(found, tmp_path, "1")
         bob = exported(found, tmp_path, "2")
+        engine = create_engine(url)
+        try:
+            referring = read_referring(engine)
+        finally:
+            engine.dispose()
+    assert referring == found.schema.referring
+    assert "customers" in referring  # the shop's keys: not two empty readings
     data = found.data
     assert data.person.chosen.table == "customers"
     assert not data.person.unsure

@@ -16,7 +16,8 @@ before and after the erasure; then:
 - a dry run first changes nothing and counts what the erasure then does (the dry run reads
   each row by its key, the erasure deletes set-based where it can: two ways, one answer);
 - the keys the erasure reports (the receipt's) are exactly those of the rows it deleted or
-  changed, each once;
+  changed, each once: as keys, or as the hashes the database computed (MariaDB: receipt.py
+  `KeyHashes.in_sql`), each `key_hash`'s;
 - erasing again changes nothing;
 - or the erasure was refused (a row that is not P's refers to one of P's rows to delete, or a
   table no entry configures does), and then nothing at all changed.
@@ -38,12 +39,14 @@ from sqlalchemy.engine import Engine
 
 from datapolicy.config import MaskValue, SqlSourceConfig, TableConfig
 from datapolicy.engine.erasure import ErasureFailed, Masker, erase_person
+from datapolicy.engine.erasure.receipt import KeyHashes, key_hash
 from datapolicy.engine.sources.base import RecordStream
 from datapolicy.engine.sources.sql import SqlSource
 from generated_schemas import PEOPLE, GeneratedSchema, Scenario, create, reachable, scenarios
 
 EXAMPLES = int(os.environ.get("DATAPOLICY_ERASURE_EXAMPLES", "20"))
 MASKER = Masker(b"the generated tests' secret")
+RECEIPT_KEY = b"the generated tests' receipt key"
 INTEGER_MASKS = st.sampled_from(("null", MaskValue(value=7)))
 TEXT_MASKS = st.sampled_from(("null", "hash", MaskValue(value="(erased)")))
 
@@ -150,6 +153,7 @@ def check(
         key = scenario.tables[entry.table].key
         theirs.setdefault(entry.table, set()).update(tuple(r[c] for c in key) for r in rows)
     before = dump(engine, names)
+    hashes = KeyHashes(RECEIPT_KEY)
     try:
         try:
             # With `change`, the dry run reads every row by its key; the erasure then deletes
@@ -163,6 +167,7 @@ def check(
                 MASKER,
                 dry_run=False,
                 keys=lambda _, table, batch: reported.extend((table, tuple(k)) for k in batch),
+                hashed=hashes,
             )
             assert [t.as_json() for t in done.tables] == [t.as_json() for t in dry.tables]
         except ErasureFailed as refused:
@@ -179,14 +184,17 @@ def check(
             assert dump(engine, names) == before
             return
         after = dump(engine, names)
-        assert len(reported) == len(set(reported))
+        listed = [key_hash(RECEIPT_KEY, "generated", table, *key) for table, key in reported]
+        for table in set(names.values()):
+            listed += orjson.loads(b"[" + b"".join(hashes.json_items("generated", table)) + b"]")
+        assert len(listed) == len(set(listed))
         changed = {
-            (names[index], key)
+            key_hash(RECEIPT_KEY, "generated", names[index], *key)
             for index, rows in before.items()
             for key, row in rows.items()
             if after[index].get(key) != row
         }
-        assert set(reported) == changed
+        assert set(listed) == changed
         for index, rows in before.items():
             mine = theirs.get(index, set())
             rule = rules.get(index)
@@ -215,6 +223,7 @@ def check(
         assert dump(engine, names) == after
         assert all(t.cells == 0 and (t.rule == "retain" or t.rows == 0) for t in again.tables)
     finally:
+        hashes.close()
         source.close()
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, text
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, create_engine, select, text
+from sqlalchemy.engine import Engine
 
 from datapolicy.config import FileSourceConfig, MaskValue, SqlSourceConfig, TableConfig
 from datapolicy.engine.directory import User
@@ -301,6 +302,45 @@ def test_key_hashes_are_key_hash_of_each_key_and_the_receipt_lists_them(
         assert listed == {**line, "keys": expected}
     finally:
         hashes.close()
+
+
+def test_a_database_computes_exactly_key_hash_where_it_can(namespace: tuple[str, Engine]):
+    """`KeyHashes.in_sql` (MariaDB computing the receipt's hashes, so that no key is hashed in
+    Python) gives each row `key_hash`'s hash of its integer key, composite, negative or past 32
+    bits, under a table and source name that JSON escapes; where the database cannot (SQLite,
+    PostgreSQL: engine/erasure/receipt.py says why, or a key that is not an integer), None,
+    and the keys are hashed in Python."""
+    _, engine = namespace
+    name = 'ré"ceipt'
+    rows = [{"a": 0, "b": -1, "c": "x"}, {"a": 2**40, "b": 7, "c": "y"}]
+    table = Table(
+        name,
+        MetaData(),
+        Column("a", BigInteger, primary_key=True),
+        Column("b", BigInteger, primary_key=True),
+        Column("c", String(10)),
+    )
+    key = receipt_key(SECRET, "op-1")
+    hashes = KeyHashes(key)
+    table.create(engine)
+    try:
+        with engine.begin() as connection:
+            connection.execute(table.insert(), rows)
+        dialect = engine.dialect.name
+        assert hashes.in_sql("sourcé", name, [table.c.a, table.c.c], dialect) is None
+        in_sql = hashes.in_sql("sourcé", name, [table.c.a, table.c.b], dialect)
+        if dialect in ("sqlite", "postgresql"):
+            assert in_sql is None
+            return
+        assert in_sql is not None
+        with engine.connect() as connection:
+            found = dict(connection.execute(select(table.c.a, in_sql).order_by(table.c.a)).all())
+        assert found == {r["a"]: key_hash(key, "sourcé", name, r["a"], r["b"]) for r in rows}
+        hashes.add_lines("sourcé", name, "".join(f"{h}\n" for h in found.values()).encode())
+        assert hashes.count("sourcé", name) == 2
+    finally:
+        hashes.close()
+        table.drop(engine)
 
 
 def test_a_source_committed_by_an_earlier_attempt_is_quoted_by_its_hashes_count_and_sha256(

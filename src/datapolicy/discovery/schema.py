@@ -133,20 +133,51 @@ def read_schema(engine: Engine, sample_rows: int = DEFAULT_SAMPLE_ROWS) -> Schem
                 for c in columns.get(name, [])
             ],
             primary_key=tuple(primary[name]["constrained_columns"] if name in primary else ()),
-            foreign_keys=[
-                ForeignKey(
-                    name,
-                    tuple(key["constrained_columns"]),
-                    key["referred_table"],
-                    tuple(key["referred_columns"]),
-                )
-                for key in foreign.get(name, [])
-                if key.get("referred_schema") in (None, inspector.default_schema_name)
-                and key["constrained_columns"]
-            ],
+            foreign_keys=_foreign_keys(name, foreign.get(name, []), inspector.default_schema_name),
             sample_error=error,
         )
     return Schema(tables, where=_where(engine, inspector.default_schema_name))
+
+
+def read_referring(engine: Engine) -> dict[str, list[ForeignKey]]:
+    """Every foreign key of the schema behind `engine`, by the table it refers to: what
+    `read_schema(...).referring` holds, read without the columns, primary keys and their
+    classification, which an erasure's checks do not need (one catalog query on PostgreSQL and
+    MariaDB, however many tables the database has)."""
+    inspector = inspect(engine)
+    names = inspector.get_table_names()
+    if engine.dialect.name == "sqlite":
+        foreign = {n: inspector.get_foreign_keys(n) for n in names}
+    else:
+        foreign = {key[1]: value for key, value in inspector.get_multi_foreign_keys().items()}
+    return Schema(
+        {
+            name: TableInfo(
+                name,
+                [],
+                (),
+                _foreign_keys(name, foreign.get(name, []), inspector.default_schema_name),
+            )
+            for name in names
+        }
+    ).referring
+
+
+def _foreign_keys(
+    name: str, reflected: list[ReflectedForeignKeyConstraint], default_schema: str | None
+) -> list[ForeignKey]:
+    """Table `name`'s foreign keys into its own schema (a key to another schema refers to no
+    table discovery reads)."""
+    return [
+        ForeignKey(
+            name,
+            tuple(key["constrained_columns"]),
+            key["referred_table"],
+            tuple(key["referred_columns"]),
+        )
+        for key in reflected
+        if key.get("referred_schema") in (None, default_schema) and key["constrained_columns"]
+    ]
 
 
 def _where(engine: Engine, schema: str | None) -> str:

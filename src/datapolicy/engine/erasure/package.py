@@ -102,6 +102,7 @@ def erase_into_package(
             committed=on_commit,
             advanced=lambda: progress.advance_steps(1),
             keys=hashes.add,
+            hashed=hashes,
         )
         header = {
             "operationId": operation.id,

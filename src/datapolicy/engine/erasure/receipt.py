@@ -22,7 +22,8 @@ written anywhere. Why so, rather than a salt:
 
 `key_hash` checks a key: `key_hash(receipt_key(secret, operation id), source, table, value)`.
 
-An erasure of many rows has many hashes: `KeyHashes` takes them as the erasure goes, writes
+An erasure of many rows has many hashes: `KeyHashes` takes them as the erasure goes (hashing
+the keys itself, or, on MySQL/MariaDB, taking the hashes the database computed: `in_sql`), writes
 them to a temporary file (one hex hash a line) and keeps only their count and the SHA-256 of
 those lines (`keysSha256`), which is what the operation stores after each source commits;
 `receipt.json` is streamed (`receipt_json`), its `keys` read back from the file. So memory
@@ -41,6 +42,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 import orjson
+from sqlalchemy import LargeBinary, func, literal
+from sqlalchemy.sql.expression import ColumnElement
 
 from datapolicy.engine.report import TEMPLATES, moment
 
@@ -70,6 +73,21 @@ def key_hash(key: bytes, *parts: Any) -> str:
     return hmac.new(key, message.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
+def _start(source: str, table: str | None) -> bytes:
+    """The start common to every hashed array of a table (or a file source): `["source",`
+    (`["source","table",`), as `key_hash` spells it."""
+    first = [source] if table is None else [source, table]
+    start = json.dumps(first, ensure_ascii=False, separators=(",", ":"))[:-1] + ","
+    return start.encode("utf-8", "surrogatepass")
+
+
+def _is_integer(column: ColumnElement[Any]) -> bool:
+    try:
+        return column.type.python_type is int
+    except NotImplementedError:
+        return False
+
+
 def _text(part: Any) -> bytes:
     """One part of a hashed array, as `key_hash` spells it."""
     if type(part) is int:
@@ -95,20 +113,25 @@ class KeyHashes:
         self._key = key
         self._spills: dict[tuple[str, str | None], _Spill] = {}
 
+    def _spill(self, source: str, table: str | None) -> _Spill:
+        spill = self._spills.get((source, table))
+        if spill is None:
+            inner = hashlib.sha256(self._pad(hmac.trans_36) + _start(source, table))
+            outer = hashlib.sha256(self._pad(hmac.trans_5C))
+            spill = self._spills[(source, table)] = _Spill(inner, outer)
+        return spill
+
+    def _pad(self, translation: bytes) -> bytes:
+        """HMAC's key padded to a block (the key is a digest: shorter than one), XORed with one
+        of its pads."""
+        return self._key.ljust(_BLOCK, b"\0").translate(translation)
+
     def add(self, source: str, table: str | None, keys: Iterable[Sequence[Any]]) -> None:
         """Hash a batch of keys, each `key_hash(key, source, table, *values)` (or, for a
         file, `key_hash(key, source, path)`), as HMAC is defined (RFC 2104) with its two
         SHA-256 states fed the pads and the common start once, then copied per key: a third of
         `hmac.new`'s time per key, which is most of what a large erasure spends in Python."""
-        spill = self._spills.get((source, table))
-        if spill is None:
-            first = [source] if table is None else [source, table]
-            start = json.dumps(first, ensure_ascii=False, separators=(",", ":"))[:-1] + ","
-            padded = self._key.ljust(_BLOCK, b"\0")  # the key is a digest: shorter than a block
-            inner = hashlib.sha256(padded.translate(hmac.trans_36))
-            inner.update(start.encode("utf-8", "surrogatepass"))
-            outer = hashlib.sha256(padded.translate(hmac.trans_5C))
-            spill = self._spills[(source, table)] = _Spill(inner, outer)
+        spill = self._spill(source, table)
         hashes: list[str] = []
         inner, outer = spill.inner.copy, spill.outer.copy
         for values in keys:
@@ -122,10 +145,36 @@ class KeyHashes:
             result.update(message.digest())
             hashes.append(result.hexdigest())
         if hashes:
-            lines = ("\n".join(hashes) + "\n").encode()
-            spill.count += len(hashes)
-            spill.file.write(lines)
-            spill.digest.update(lines)
+            self._write(spill, ("\n".join(hashes) + "\n").encode(), len(hashes))
+
+    def in_sql(
+        self, source: str, table: str, key: Sequence[ColumnElement[Any]], dialect: str
+    ) -> ColumnElement[str] | None:
+        """The SQL of a row's hash, `key_hash(key, source, table, *its key's values)`, for
+        MySQL/MariaDB to compute (HMAC as defined: two SHA2 of the pads and the message), or
+        None: on another database (SQLite has no SHA-256; PostgreSQL's `sha256()` costs more
+        per row than `add` does: docs/benchmarks.md), or for a key column that is not an
+        integer (whose text the database would not spell as Python's `str` and JSON do). On
+        MariaDB, reading the hashes costs less than reading the keys and hashing them here
+        (docs/benchmarks.md)."""
+        if dialect not in ("mysql", "mariadb") or not all(_is_integer(c) for c in key):
+            return None
+        inner, outer = self._pad(hmac.trans_36) + _start(source, table), self._pad(hmac.trans_5C)
+        parts: list[Any] = []
+        for index, column in enumerate(key):
+            parts += ['"' if index == 0 else '","', column]
+        values = func.concat(*parts, '"]')  # the digits of each integer, as `str` spells them
+        digest = func.unhex(func.sha2(func.concat(literal(inner, LargeBinary), values), 256))
+        return func.sha2(func.concat(literal(outer, LargeBinary), digest), 256)
+
+    def add_lines(self, source: str, table: str, lines: bytes) -> None:
+        """Take hashes a database computed (`in_sql`), one hex hash and a newline each."""
+        self._write(self._spill(source, table), lines, lines.count(b"\n"))
+
+    def _write(self, spill: _Spill, lines: bytes, count: int) -> None:
+        spill.count += count
+        spill.file.write(lines)
+        spill.digest.update(lines)
 
     def __contains__(self, where: tuple[str, str | None]) -> bool:
         return where in self._spills

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datapolicy.engine.erasure.masks import Masker
-from datapolicy.engine.erasure.sql import Change, SqlEraser, TableResult
+from datapolicy.engine.erasure.sql import Change, HashedKeys, SqlEraser, TableResult
 from datapolicy.engine.sources.base import Source, SourceError
 from datapolicy.engine.sources.files import FileSource
 from datapolicy.engine.sources.sql import SqlSource
@@ -63,13 +63,15 @@ def erase_person(
     committed: Callable[[str, ErasureResult], None] | None = None,
     advanced: Callable[[], None] = lambda: None,
     keys: SourceKeys | None = None,
+    hashed: HashedKeys | None = None,
 ) -> ErasureResult:
     """Erase (or, with `dry_run`, show what would be erased of) the person in every source not
     in `done`; `committed(source, result so far)` after each source commits (never in a dry
     run); `change` receives each row deleted and each cell masked (SqlEraser.erase);
     `advanced()` after each table (`steps` counts them) and each file source; `keys` receives
     the keys of the rows (and the paths of the files) erased, in batches, as they go (never in
-    a dry run): the receipt's, not held here."""
+    a dry run): the receipt's, not held here; or, where a database computes their hashes, to
+    `hashed` as hashes (SqlEraser.erase)."""
     result = ErasureResult()
     ordered = [s for s in sources if isinstance(s, SqlSource)] + [
         s for s in sources if isinstance(s, FileSource)
@@ -88,7 +90,13 @@ def erase_person(
             if isinstance(source, SqlSource):
                 eraser = SqlEraser(source)
                 result.tables += eraser.erase(
-                    user_id, masker, dry_run=dry_run, change=change, advanced=advanced, keys=sink
+                    user_id,
+                    masker,
+                    dry_run=dry_run,
+                    change=change,
+                    advanced=advanced,
+                    keys=sink,
+                    hashed=None if dry_run else hashed,
                 )
             else:
                 result.files.append(_erase_files(source, user_id, dry_run, change, sink))

@@ -15,7 +15,7 @@ change which of a child's rows are selected; so, inside the source's one transac
    primary key, before anything changes, and kept. A table reached by several paths is the
    union of its paths' rows.
 3. Check: every foreign key that refers to a table whose rows are to be deleted (read from the
-   whole database: `discovery.schema.read_schema`) is followed back; a referring row that is
+   whole database: `discovery.schema.read_referring`) is followed back; a referring row that is
    not itself to be deleted would block the delete, or be deleted or changed by it (ON DELETE
    CASCADE / SET NULL): the erasure is refused, naming the key, and nothing changes. So no
    other person's row is ever touched. (One COUNT per key, in the database, none for a key
@@ -26,7 +26,9 @@ change which of a child's rows are selected; so, inside the source's one transac
    time), then deletes in the order of 1, set-based (the selection's keys streamed first by a
    server-side cursor, then one DELETE, whose count must match) or by primary key in batches
    of `KEY_BATCH`. The keys of the rows deleted and masked go to the caller's `keys`, a batch
-   at a time, for the receipt (engine/erasure/receipt.py hashes them). On MySQL/MariaDB, which
+   at a time, for the receipt (engine/erasure/receipt.py hashes them); for a set-based delete
+   on MySQL/MariaDB of a table keyed by integers, their hashes instead, computed by the
+   database (`HashedKeys`), so that no key is hashed in Python. On MySQL/MariaDB, which
    checks a foreign key row by row, the rows of a table that refers to itself have their
    self-references set to NULL first (where the columns allow it).
 5. Commit; or, for a dry run, roll back: a dry run runs the same statements and shows what
@@ -45,7 +47,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
     Select,
@@ -79,6 +81,20 @@ PAGE = 5000  # rows read at a time where rows go through Python (masks, the keys
 
 Change = Callable[[str, dict[str, Any]], None]  # (table, what would change): a dry run's detail
 Keys = Callable[[str, Sequence[Sequence[Any]]], None]  # (table, keys of rows changed): a batch
+
+
+class HashedKeys(Protocol):
+    """The receipt's key hashes where the database computes them (receipt.py `KeyHashes`)."""
+
+    def in_sql(
+        self, source: str, table: str, key: Sequence[ColumnElement[Any]], dialect: str
+    ) -> ColumnElement[str] | None:
+        """A row's hash in SQL, from its key's columns; None where the database cannot."""
+        ...
+
+    def add_lines(self, source: str, table: str, lines: bytes) -> None:
+        """Take hashes the database computed, a hex hash and a newline each."""
+        ...
 
 
 @dataclass(slots=True)
@@ -189,12 +205,12 @@ class SqlEraser:
 
     def _referring(self) -> dict[str, list[ForeignKey]]:
         """Every foreign key of the database, by the table it refers to (discovery's reading
-        of the schema, without samples; imported here, as discovery imports the engine's
+        of the foreign keys alone; imported here, as discovery imports the engine's
         sqltypes)."""
-        from datapolicy.discovery.schema import read_schema
+        from datapolicy.discovery.schema import read_referring
 
         try:
-            return read_schema(self.source.engine, sample_rows=0).referring
+            return read_referring(self.source.engine)
         except SQLAlchemyError as exc:
             raise SourceError(
                 f"source '{self.name}': cannot read the database's foreign keys: "
@@ -240,12 +256,15 @@ class SqlEraser:
         change: Change | None = None,
         advanced: Callable[[], None] = lambda: None,
         keys: Keys | None = None,
+        hashed: HashedKeys | None = None,
     ) -> list[TableResult]:
         """Erase the person from this source, in one transaction (rolled back for a dry run);
         the result per table. `change` receives, table by table, each row that is deleted and
         each cell that is masked (before and after): what a dry run's package shows. `keys`
         receives, in batches, the primary keys of the rows deleted and masked (the receipt's),
-        before the transaction commits: a failure after that rolls them back too.
+        before the transaction commits: a failure after that rolls them back too. With
+        `hashed` (and no `change`), the rows deleted set-based whose hashes the database can
+        compute (`hashed.in_sql`) go to `hashed` as hashes, a page at a time, not to `keys`.
         `advanced()` after each table is done; what it raises (a cancellation) rolls back."""
         schema = self.source.reflect()
         referring = self._referring() if self._deletes() else {}
@@ -261,7 +280,15 @@ class SqlEraser:
                 transaction = connection.begin()
                 try:
                     results = self._erase(
-                        connection, schema, referring, user_id, masker, change, advanced, sink
+                        connection,
+                        schema,
+                        referring,
+                        user_id,
+                        masker,
+                        change,
+                        advanced,
+                        sink,
+                        hashed,
                     )
                 except BaseException:
                     transaction.rollback()
@@ -287,6 +314,7 @@ class SqlEraser:
         change: Change | None,
         advanced: Callable[[], None],
         keys: Keys,
+        hashed: HashedKeys | None,
     ) -> list[TableResult]:
         plans: dict[str, _Plan] = {}
         results: dict[str, TableResult] = {}
@@ -335,7 +363,14 @@ class SqlEraser:
             if name in fast:
                 assert parameters is not None
                 self._delete_selected(
-                    connection, schema, plans[name], parameters, results[name], change, keys
+                    connection,
+                    schema,
+                    plans[name],
+                    parameters,
+                    results[name],
+                    change,
+                    keys,
+                    hashed if change is None else None,
                 )
             else:
                 self._delete(connection, plans[name], referring, results[name], keys)
@@ -351,26 +386,36 @@ class SqlEraser:
         result: TableResult,
         change: Change | None,
         keys: Keys,
+        hashed: HashedKeys | None,
     ) -> None:
         """DELETE ... WHERE <the selection>, one statement; before it, the same selection's
         keys (and, for a dry run, whole rows) are streamed, a page at a time, to `keys` (and
-        `change`). The two must agree: a row that another transaction made the person's in
+        `change`), or, where the database computes them (`hashed`), their hashes (no key is
+        hashed in Python). The two must agree: a row that another transaction made the person's in
         between would be deleted without its key in the receipt, so a difference rolls back
         (a transient failure: the retry erases it)."""
         name = plan.config.table
         selected = self._selected(schema, name)
         shown = self._shown(plan.config, plan.table) if change is not None else []
         columns = [plan.table.c[k] for k in plan.key]
-        labelled = [c.label(f"shown_{i}") for i, c in enumerate(shown)]
-        width, names = len(plan.key), [str(c.name) for c in shown]
-        statement = select(*columns, *labelled).where(selected)
+        dialect = connection.dialect.name
+        in_sql = hashed.in_sql(self.name, name, columns, dialect) if hashed is not None else None
         count = 0
-        for page in _pages(connection, statement, parameters, raw=change is None):
-            count += len(page)
-            keys(name, [row[:width] for row in page] if change is not None else page)
-            if change is not None:
-                for row in page:
-                    change(name, {"delete": dict(zip(names, row[width:], strict=True))})
+        if in_sql is not None:
+            assert hashed is not None
+            for page in _pages(connection, select(in_sql).where(selected), parameters):
+                count += len(page)
+                hashed.add_lines(self.name, name, ("\n".join(r[0] for r in page) + "\n").encode())
+        else:
+            labelled = [c.label(f"shown_{i}") for i, c in enumerate(shown)]
+            width, names = len(plan.key), [str(c.name) for c in shown]
+            statement = select(*columns, *labelled).where(selected)
+            for page in _pages(connection, statement, parameters, raw=change is None):
+                count += len(page)
+                keys(name, [row[:width] for row in page] if change is not None else page)
+                if change is not None:
+                    for row in page:
+                        change(name, {"delete": dict(zip(names, row[width:], strict=True))})
         deleted = connection.execute(plan.table.delete().where(selected), parameters).rowcount
         if deleted != count:
             raise SourceError(
@@ -708,7 +753,11 @@ class SqlEraser:
 
 
 def _pages(
-    connection: Connection, statement: Select[Any], parameters: dict[str, Any], *, raw: bool
+    connection: Connection,
+    statement: Select[*tuple[Any, ...]],
+    parameters: dict[str, Any],
+    *,
+    raw: bool = True,
 ) -> Iterator[Sequence[Sequence[Any]]]:
     """The statement's rows, PAGE at a time, read by a server-side cursor (SQLite's reads as it
     goes), so that memory is one page whatever the count.
