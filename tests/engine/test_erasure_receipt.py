@@ -226,13 +226,13 @@ def test_a_dry_run_package_is_no_receipt_and_progress_moves_per_table(tmp_path: 
             assert orjson.loads(archive.read("manifest.json"))["dryRun"] is True
 
         stream, progress = io.BytesIO(), Progress()
-        original = progress.advance
+        original = progress.advance_steps
 
-        def advance(records: int = 0, nbytes: int = 0) -> None:
-            original(records, nbytes)
+        def advance_steps(steps_done: int) -> None:
+            original(steps_done)
             steps.append(progress.done)
 
-        progress.advance = advance  # type: ignore[method-assign]
+        progress.advance_steps = advance_steps  # type: ignore[method-assign]
         erase_into_package(
             operation(),
             User("1000000"),
