@@ -677,8 +677,10 @@ def test_the_server_down_until_the_export_fails_leaves_nothing_visible(tmp_path,
             # before that search has given up would let it abort the upload after all.
             wait_for(
                 "the search for partial uploads to give up",
-                lambda: f"could not remove the partial packages of {final['id']}"
-                in service.log.read_text(),
+                lambda: (
+                    f"could not remove the partial packages of {final['id']}"
+                    in service.log.read_text()
+                ),
                 120,
                 service.log.read_text,
             )
