@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from datapolicy.errors import NotFound, Unavailable
+from datapolicy.model import etag_of
 from datapolicy.store import OperationStore
 from datapolicy.store.audit import AuditAction
 from datapolicy.web.errors import on_datapolicy_error
@@ -33,10 +34,11 @@ from datapolicy.web.hot_path.readcache import ReadCache, read_cache_for
 from datapolicy.web.middleware.audit import RequestAudit
 from datapolicy.web.responses import ODATA_JSON
 from datapolicy.web.routes.roots import ROUTE, origin_of
-from datapolicy.web.routes.serialize import JSON_OPTIONS, context_url, entity_row
+from datapolicy.web.routes.serialize import COLUMN, context_url, entity_json
 
 _CONDITIONAL = (b"if-none-match", b"if-match", b"if-modified-since")
 _CONTENT_TYPE = ODATA_JSON.encode()
+_VERSION, _USER_ID = COLUMN["version"], COLUMN["user_id"]
 
 
 class EntityReadPath:
@@ -80,12 +82,7 @@ class EntityReadPath:
             # The body without its first member, `@odata.context`, which depends on the URL
             # the client used: orjson writes members in order and without spaces. Written
             # from the row, as a list page's entities are: no `Operation` is made.
-            properties = entity_row(row)
-            cached = (
-                orjson.dumps(properties, option=JSON_OPTIONS)[1:],
-                properties["@odata.etag"].encode(),
-                properties["userId"],
-            )
+            cached = (entity_json(row)[1:], etag_of(row[_VERSION]).encode(), row[_USER_ID])
             if cache is not None:
                 cache.put(operation_id, cached)
         self.audit.later(

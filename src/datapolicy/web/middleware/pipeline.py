@@ -226,12 +226,34 @@ class RequestPipeline:
 
 
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+_IDS_A_READ = 256  # request ids made from one read of the OS's random source
+
+
+class _RandomHex:
+    """Random hex digits from the OS's source (`os.urandom`, as `uuid.uuid4` uses), read
+    `_IDS_A_READ` ids at a time: a read is a system call, which would otherwise be one more for
+    every request. Used on the event loop's thread only."""
+
+    def __init__(self) -> None:
+        self._digits = ""
+        self._offset = 0
+
+    def take32(self) -> str:
+        offset = self._offset
+        if offset == len(self._digits):
+            self._digits, offset = os.urandom(16 * _IDS_A_READ).hex(), 0
+        self._offset = offset + 32
+        return self._digits[offset : offset + 32]
+
+
+_random_hex = _RandomHex()
 
 
 def new_request_id() -> str:
-    """A random UUID (version 4) as text: what `str(uuid.uuid4())` gives, at a third of its
-    cost, as it builds no `UUID` (every request has one)."""
-    digits = os.urandom(16).hex()
+    """A random UUID (version 4) as text: what `str(uuid.uuid4())` gives, at a fraction of its
+    cost, as it builds no `UUID` (every request has one) and reads the random source once
+    every `_IDS_A_READ` ids."""
+    digits = _random_hex.take32()
     return (
         f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-"
         f"{_VARIANT[digits[16]]}{digits[17:20]}-{digits[20:]}"

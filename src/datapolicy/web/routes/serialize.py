@@ -1,10 +1,11 @@
 """Operation -> Graph JSON, honouring `$select`.
 
 An entity is written from an `Operation` (`entity`) or, for a list page and the read fast path
-(web/hot_path/fastpath.py), straight from the rows the store read (`entity_rows`, `entity_row`):
+(web/hot_path/fastpath.py), straight from the rows the store read (`entity_rows`, `entity_json`):
 a page of 100 made into operations and then into dictionaries cost more CPU than everything else
-in a list request. Both give the same JSON, property by property; the rows' date-times are left
-to orjson, which writes them much faster than Python, given `JSON_OPTIONS`.
+in a list request, and the JSON written from a row is kept by the row (`entity_json`). Both give
+the same JSON, property by property; the rows' date-times are left to orjson, which writes them
+much faster than Python, given `JSON_OPTIONS`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ ALL_PROPERTIES: tuple[Property, ...] = tuple(PROPERTIES.values())
 JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 _EPOCH = datetime(1970, 1, 1)  # naive: UTC
-_COLUMN = {column.name: index for index, column in enumerate(ROW)}
+_MICROSECOND = timedelta(microseconds=1)
+COLUMN = {column.name: index for index, column in enumerate(ROW)}  # a row's index of each
 
 Row = tuple[Any, ...]
 
@@ -58,13 +60,16 @@ def entity(operation: Operation, select: Sequence[Property] | None) -> dict[str,
     return body
 
 
-def entity_rows(rows: Sequence[Row], select: tuple[Property, ...] | None) -> list[dict[str, Any]]:
+def entity_rows(
+    rows: Sequence[Row], select: tuple[Property, ...] | None
+) -> orjson.Fragment | list[dict[str, Any]]:
     """`entity` of each row the store read (`store.operations.ROW`'s columns), for orjson with
-    `JSON_OPTIONS`."""
+    `JSON_OPTIONS`: the JSON array already written (`entity_json`) when every property is
+    selected, as on a list page without `$select`."""
     if select is None or select == ALL_PROPERTIES:
-        return [entity_row(row) for row in rows]
+        return orjson.Fragment(b"[" + b",".join([entity_json(row) for row in rows]) + b"]")
     readers = _readers(select)
-    version = _COLUMN["version"]
+    version = COLUMN["version"]
     bodies = []
     for row in rows:
         body: dict[str, Any] = {"@odata.type": ODATA_TYPE, "@odata.etag": etag_of(row[version])}
@@ -74,11 +79,36 @@ def entity_rows(rows: Sequence[Row], select: tuple[Property, ...] | None) -> lis
     return bodies
 
 
+# Entities kept written by `entity_json`: ~1 KB each (the row and its JSON), so ~10 MB; a
+# hundred list pages of a hundred. Emptied when full (simpler than evicting, and safe from any
+# thread: each step is one dictionary operation).
+ENTITIES_KEPT = 10_000
+_written: dict[object, bytes] = {}
+_PROGRESS = COLUMN["progress"]
+
+
+def entity_json(row: Row) -> bytes:
+    """`orjson.dumps(entity_row(row), option=JSON_OPTIONS)`, kept by the row it was written
+    from. Writing an entity costs more than anything else in a list page; the same rows are
+    served again and again (clients poll their lists, and most operations are finished and no
+    longer change). The row is all its JSON depends on, so a kept entry can never be out of
+    date: a changed operation is another row. Equal rows give the same bytes, but for a zero
+    progress (0.0 equals -0.0, which orjson writes apart): its text is in the key."""
+    progress = row[_PROGRESS]
+    key: object = row if progress else (row, repr(progress))
+    written = _written.get(key)
+    if written is None:
+        written = orjson.dumps(entity_row(row), option=JSON_OPTIONS)
+        if len(_written) >= ENTITIES_KEPT:
+            _written.clear()
+        _written[key] = written
+    return written
+
+
 def entity_row(row: Row) -> dict[str, Any]:
     """`entity(operation, None)` of the operation in `row`, for orjson with `JSON_OPTIONS`:
-    every property, in `PROPERTIES`' order. Written out, as one dictionary display: a list page
-    without `$select` (the usual one) makes a hundred of them, and this costs half of what the
-    readers' loop does."""
+    every property, in `PROPERTIES`' order. Written out, as one dictionary display: it is what
+    `entity_json` writes for every row it has not kept."""
     (
         id_,
         user_id,
@@ -125,7 +155,7 @@ def _reader(prop: Property) -> Callable[[Row], Any]:
         return _error
     if prop.edm_type is EdmType.PROGRESS_DETAIL:
         return _detail
-    index = _COLUMN[prop.attribute]
+    index = COLUMN[prop.attribute]
     if prop.edm_type is EdmType.DATE_TIME_OFFSET:
         return lambda row: _date_time(row[index])
     return operator.itemgetter(index)  # strings, numbers and the status are stored as written
@@ -138,15 +168,15 @@ def _date_time(micros: int | None) -> datetime | str | None:
     written here."""
     if micros is None:
         return None
-    value = _EPOCH + timedelta(0, 0, micros)
+    value = _EPOCH + _MICROSECOND * micros  # cheaper than making a timedelta of micros
     return value if micros % 1_000_000 else format_datetime(value.replace(tzinfo=UTC))
 
 
 def _error(
     row: Row,
-    status: int = _COLUMN["status"],
-    code: int = _COLUMN["error_code"],
-    message: int = _COLUMN["error_message"],
+    status: int = COLUMN["status"],
+    code: int = COLUMN["error_code"],
+    message: int = COLUMN["error_message"],
 ) -> dict[str, str] | None:
     return _error_value(row[status], row[code], row[message])
 
@@ -158,9 +188,9 @@ def _error_value(status: str, code: str | None, message: str | None) -> dict[str
 
 def _detail(
     row: Row,
-    part: int = _COLUMN["progress_part"],
-    records: int = _COLUMN["records_written"],
-    nbytes: int = _COLUMN["bytes_written"],
+    part: int = COLUMN["progress_part"],
+    records: int = COLUMN["records_written"],
+    nbytes: int = COLUMN["bytes_written"],
 ) -> dict[str, str | int] | None:
     """As store/operations.py `progress_detail`, without making a `ProgressDetail`."""
     if row[part] is None:
