@@ -20,6 +20,9 @@ ROW = (
     "storageUnavailable",
     "No space left on device.",
     "exportPersonalData",
+    "shop/orders",
+    1_250,
+    4_096,
 )
 
 
