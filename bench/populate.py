@@ -61,6 +61,7 @@ ERRORS = (
     ("workerLost", "The export was interrupted: its worker stopped responding."),
     ("userNotFound", "The user no longer exists in the directory."),
 )
+PARTS = ("shop/users", "shop/orders", "shop/order_items", "support/tickets", "uploads/avatar.png")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -165,6 +166,9 @@ def generate(count: int, seed: int, columns: list[str]):
             "operation_type": "exportPersonalData",
             "erasure_state": None,
             "approval_pending": 0,
+            "progress_part": None,  # progressDetail: what a worker last recorded writing
+            "records_written": None,
+            "bytes_written": None,
         }
         if rng.random() < 0.9:  # most clients send a client-request-id
             row["idempotency_key"] = f"client-request-id:{uuid.UUID(int=rng.getrandbits(128))}"
@@ -174,6 +178,10 @@ def generate(count: int, seed: int, columns: list[str]):
             row["started_at"] = started
             row["attempts"] = 1 if rng.random() < 0.95 else rng.randint(2, 3)
             heartbeats = rng.randint(1, 20)
+            if status in ("running", "complete"):
+                row["progress_part"] = rng.choice(PARTS)
+                row["records_written"] = rng.randrange(1, 200_000)
+                row["bytes_written"] = rng.randrange(0, 50_000_000)
             if status == "running":
                 row["progress"] = round(rng.uniform(0, 99), 1)
                 row["version"] = 2 + heartbeats
