@@ -251,6 +251,23 @@ def start_worker(root: Path, data_dir: Path, config: Path, *extra: str) -> subpr
         )
 
 
+STEPPED_WORKER = Path(__file__).with_name("steppedworker.py")
+
+
+def stepped_command(root: Path, *arguments: str, **steps: str) -> tuple[list[str], dict[str, str]]:
+    """`datapolicy ARGUMENTS` steered by files in `root` (tests/steppedworker.py; `steps` are its
+    DATAPOLICY_STEP_* settings, e.g. `pause="1"`) and named after it: the command and its
+    environment."""
+    environment = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "DATAPOLICY_STEP_DIR": str(root),
+        "DATAPOLICY_STEP_NAME": root.name,
+        **{f"DATAPOLICY_STEP_{key.upper()}": value for key, value in steps.items()},
+    }
+    return [sys.executable, str(STEPPED_WORKER), *arguments], environment
+
+
 def wait_for(what: str, condition: Callable[[], T], timeout: float, logs: Callable[[], str]) -> T:
     """Poll `condition` until it returns something true, or fail after `timeout` seconds showing
     the end of `logs()`."""

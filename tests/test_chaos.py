@@ -25,7 +25,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -48,7 +47,14 @@ from cluster import (
     running_cluster,
     shop_config,
 )
-from conftest import service_database, start_service, stop_process, store_args, wait_for
+from conftest import (
+    service_database,
+    start_service,
+    stepped_command,
+    stop_process,
+    store_args,
+    wait_for,
+)
 from databases import POSTGRESQL, store_url
 from datapolicy.demo import demo_user_id, prepare_demo
 from datapolicy.engine.verify import verify_package
@@ -187,7 +193,6 @@ def test_killed_and_paused_workers_never_lose_or_double_an_export(cluster: Clust
 
 
 STEPS = ("claim", "begin", "write", "finish", "publish")
-STEPPED_WORKER = Path(__file__).with_name("steppedworker.py")
 STEP_TIMEOUT_S = 60
 LEASE_LOST = "stopped: its lease expired and another worker took it over"
 
@@ -196,20 +201,15 @@ def stepped_worker(root: Path, data_dir: Path, config: Path, **steps: str) -> su
     """A `datapolicy worker` on the test store steered by files in `root`
     (tests/steppedworker.py), named after `root`, logging to `root/worker.log`."""
     root.mkdir()
-    environment = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "DATAPOLICY_STEP_DIR": str(root),
-        "DATAPOLICY_STEP_NAME": root.name,
-        **{f"DATAPOLICY_STEP_{key.upper()}": value for key, value in steps.items()},
-    }
+    command, environment = stepped_command(
+        root,
+        *("worker", "--data-dir", str(data_dir), "--config", str(config)),
+        *store_args(data_dir),
+        **steps,
+    )
     with (root / "worker.log").open("ab") as output:
         return subprocess.Popen(
-            [
-                *(sys.executable, str(STEPPED_WORKER), "worker"),
-                *("--data-dir", str(data_dir), "--config", str(config)),
-                *store_args(data_dir),
-            ],
+            command,
             stdout=output,
             stderr=subprocess.STDOUT,
             env=environment,

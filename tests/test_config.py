@@ -138,6 +138,44 @@ def test_auth_mistakes_are_named(tmp_path: Path, text: str, expected: str):
     assert expected in str(raised.value)
 
 
+S3_ENTRY = """
+[[storage.s3]]
+name = "archive"
+endpoint_url = "https://s3.eu-west-1.amazonaws.com"
+access_key_id = "AKIA"
+secret_access_key = "secret"
+buckets = ["exports"]
+"""
+
+
+def test_an_s3_entry_s_request_tries_and_timeouts_default_and_may_be_set(tmp_path: Path):
+    (default,) = parse_config(S3_ENTRY, tmp_path / "c.toml").storage.s3
+    assert (default.max_attempts, default.connect_timeout, default.read_timeout) == (12, 10, 120)
+    text = S3_ENTRY + "max_attempts = 3\nconnect_timeout = 1.5\nread_timeout = 30\n"
+    (configured,) = parse_config(text, tmp_path / "c.toml").storage.s3
+    assert (configured.max_attempts, configured.connect_timeout, configured.read_timeout) == (
+        3,
+        1.5,
+        30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("max_attempts = 0", "line 8: storage.s3.max_attempts:"),
+        ("max_attempts = 1000", "line 8: storage.s3.max_attempts:"),
+        ("connect_timeout = 0", "line 8: storage.s3.connect_timeout:"),
+        ("read_timeout = -1", "line 8: storage.s3.read_timeout:"),
+        ("retries = 3", "line 8: unknown key `storage.s3.retries`"),
+    ],
+)
+def test_s3_request_setting_mistakes_are_named(tmp_path: Path, line: str, expected: str):
+    with pytest.raises(ConfigError) as raised:
+        parse_config(f"{S3_ENTRY}{line}\n", tmp_path / "c.toml")
+    assert expected in str(raised.value)
+
+
 def test_a_composite_link_is_given_as_lists(tmp_path: Path):
     """foreign_key and parent_key take a list for a composite key (kept as tuples, in order); a
     single name is a one-column key."""

@@ -395,6 +395,13 @@ class S3StorageConfig(_Strict):
     access_key_id: str
     secret_access_key: str
     buckets: tuple[str, ...]  # the buckets that s3://BUCKET/PREFIX locations may name
+    # Each request of an export (a part, a completion, an abort, a listing, a deletion): tries,
+    # the first included, under botocore's `standard` retry mode, and its timeouts in seconds
+    # (engine/targets/s3.py). The check at request time tries at most 2 times, in at most 5 s
+    # to connect and 20 s to read.
+    max_attempts: int = Field(default=12, ge=1, le=100)
+    connect_timeout: float = Field(default=10, gt=0, le=600)
+    read_timeout: float = Field(default=120, gt=0, le=3600)
 
     def __repr__(self) -> str:  # never print the secret
         return f"S3StorageConfig(name={self.name!r}, endpoint_url={self.endpoint_url!r})"

@@ -3,8 +3,12 @@ real files, a real SQLite store, and signals, driven over HTTP as clients drive 
 
 Each test runs the API alone (`serve --workers 0`) and its export workers as separate
 `datapolicy worker` processes on the same data directory and configuration, so a test can kill,
-stop and restart workers while the API keeps answering. One person ("bulky") has about two
-hundred megabytes of files, enough for an export to take seconds; another ("slim") has one small
+stop and restart workers while the API keeps answering. A test that signals, kills or cancels
+an export in progress starts its worker paused (tests/steppedworker.py): each export it runs
+waits once its first data is written, until the test lets it go on, or until it is told to stop
+as any export in progress is (a hand-back, a cancellation), so the signal surely arrives mid-export
+however fast the machine, and the next worker's export takes a moment. One person ("bulky") has
+16 MiB of files in four, more than one test's file size limit; another ("slim") has one small
 file.
 The store is read directly (read-only) only for what the API does not show: attempts, leases and
 whether a deleted operation's row has been purged.
@@ -34,6 +38,7 @@ from conftest import (
     free_port,
     service_database,
     start_service,
+    stepped_command,
     stop_process,
     store_args,
 )
@@ -49,11 +54,10 @@ pytestmark = [
 
 T = TypeVar("T")
 
-BULKY = "bulky"  # a person whose export takes seconds
-SLIM = "slim"  # a person whose export takes a moment
+BULKY = "bulky"  # a person with several files
+SLIM = "slim"  # a person with one small file
 BULKY_FILES = 4
-BULKY_FILE_MIB = 1024  # each: a hole (zeros that take no disk), then 8 MiB of random bytes
-BULKY_RANDOM_MIB = 8
+BULKY_FILE_MIB = 4  # random bytes: the package is as large as the files
 
 LEASE_S = 2.0
 HEARTBEAT_S = 0.5
@@ -63,7 +67,7 @@ START_TIMEOUT_S = 20  # a worker process starting and its export getting under w
 EXPORT_TIMEOUT_S = 60  # one whole export of the bulky person, with room for a slow machine
 PASSWORD = "Sup3r-Secret-Pw0rd"
 LONG_LEASE_S = 120.0  # far longer than a test waits: a takeover before it is a hand-back
-SHORT_GRACE_S = 0.5  # far shorter than the bulky export, even on a fast machine
+SHORT_GRACE_S = 0.5  # shorter than a paused export: it ends only once it is let go on
 
 
 # --- the deployment under test ------------------------------------------------------------------
@@ -71,19 +75,12 @@ SHORT_GRACE_S = 0.5  # far shorter than the bulky export, even on a fast machine
 
 @pytest.fixture(scope="module")
 def people(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The file source's directory: `<people>/<userId>/...`; removed afterwards (it is big)."""
+    """The file source's directory: `<people>/<userId>/...`; removed afterwards."""
     root = tmp_path_factory.mktemp("people")
-    # Each file is a hole that ends in random bytes: 4 GiB of zeros in all that costs no disk
-    # and no time to make, but must still be read, hashed and deflated, so exporting it takes
-    # a few seconds even on a fast machine; the random end (deflate cannot shrink it) gives the
-    # package real size, ~32 MiB. Zeros first: the writer judges a file by its first chunk, and
-    # one that starts random would be stored, not deflated, making a 4 GiB package.
     bulky = root / BULKY
     bulky.mkdir()
     for index in range(BULKY_FILES):
-        with (bulky / f"scan-{index}.bin").open("wb") as output:
-            output.seek((BULKY_FILE_MIB - BULKY_RANDOM_MIB) * 1024 * 1024)
-            output.write(os.urandom(BULKY_RANDOM_MIB * 1024 * 1024))
+        (bulky / f"scan-{index}.bin").write_bytes(os.urandom(BULKY_FILE_MIB * 1024 * 1024))
     slim = root / SLIM
     slim.mkdir()
     (slim / "note.txt").write_text("a short note\n" * 100)
@@ -106,9 +103,13 @@ class Deployment:
 
     # --- processes ---
 
-    def start_worker(self, *, file_size_limit: int | None = None) -> subprocess.Popen[bytes]:
-        """Start `datapolicy worker`; with `file_size_limit`, no file it writes may grow past
-        that many bytes (RLIMIT_FSIZE: writes beyond it fail with EFBIG, as on a full disk)."""
+    def start_worker(
+        self, *, paused: bool = False, file_size_limit: int | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start `datapolicy worker`. `paused`: each export it runs waits once its first data
+        is written (`steps(number)`, `release(number)`). With `file_size_limit`, no file it
+        writes may grow past that many bytes (RLIMIT_FSIZE: writes beyond it fail with EFBIG,
+        as on a full disk)."""
         arguments = [
             "worker",
             "--data-dir",
@@ -117,7 +118,12 @@ class Deployment:
             str(self.config),
             *store_args(self.data_dir),
         ]
-        if file_size_limit is None:
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if paused:
+            steps = self.steps(len(self.workers) + 1)
+            steps.mkdir()
+            command, environment = stepped_command(steps, *arguments, pause="1")
+        elif file_size_limit is None:
             command = [sys.executable, "-m", "datapolicy", *arguments]
         else:
             command = [
@@ -136,10 +142,19 @@ class Deployment:
                 command,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=environment,
             )
         self.workers.append(process)
         return process
+
+    def steps(self, number: int) -> Path:
+        """The directory through which the test steers paused worker `number`
+        (tests/steppedworker.py)."""
+        return self.root / f"steps-{number}"
+
+    def release(self, number: int) -> None:
+        """Let paused worker `number`'s exports go on, and its later ones run without a pause."""
+        (self.steps(number) / "go").touch()
 
     def stop(self) -> None:
         for process in self.workers:
@@ -186,12 +201,17 @@ class Deployment:
             timeout,
         )
 
-    def wait_until_exporting(self, operation_id: str, location: Path) -> dict[str, Any]:
-        """Until the operation is running with progress recorded and a partial file exists."""
+    def wait_until_exporting(
+        self, operation_id: str, location: Path, paused_in: Path | None = None
+    ) -> dict[str, Any]:
+        """Until the operation is running with progress recorded and a partial file exists
+        (and, with `paused_in`, the steps directory of a paused process, the export waits
+        there)."""
         return self.wait(
             f"operation {operation_id} to be running with progress > 0 and a partial file",
             lambda: (
-                (body := self.operation(operation_id))["status"] == "running"
+                (paused_in is None or (paused_in / f"paused-{operation_id}").exists())
+                and (body := self.operation(operation_id))["status"] == "running"
                 and body["progress"] > 0
                 and partials_of(location, operation_id)
                 and body
@@ -338,9 +358,9 @@ def test_a_killed_worker_s_export_is_finished_by_the_next_worker(deploy, people)
     completes (it is counted as a worker loss)."""
     deployment = deploy(max_attempts=1)
     location = deployment.exports / "after-a-kill"
-    first = deployment.start_worker()
+    first = deployment.start_worker(paused=True)
     operation_id = deployment.start_export(BULKY, location)
-    deployment.wait_until_exporting(operation_id, location)
+    deployment.wait_until_exporting(operation_id, location, deployment.steps(1))
     row = deployment.row(operation_id)
     assert row is not None
     assert row["attempts"] == 1
@@ -376,9 +396,9 @@ def test_deleting_a_running_export_cancels_it_and_leaves_nothing(deploy, people)
     heartbeats, and then goes on serving other exports."""
     deployment = deploy()
     location = deployment.exports / "cancelled"
-    worker = deployment.start_worker()
+    worker = deployment.start_worker(paused=True)
     operation_id = deployment.start_export(BULKY, location)
-    deployment.wait_until_exporting(operation_id, location)
+    deployment.wait_until_exporting(operation_id, location, deployment.steps(1))
 
     deleted = deployment.http.delete(f"/dataPolicyOperations/{operation_id}")
     assert deleted.status_code == 204, deleted.text
@@ -397,6 +417,7 @@ def test_deleting_a_running_export_cancels_it_and_leaves_nothing(deploy, people)
     assert deployment.http.get(f"/dataPolicyOperations/{operation_id}").status_code == 404
 
     assert worker.poll() is None
+    deployment.release(1)
     later = deployment.start_export(SLIM, location)
     done = deployment.wait_for_status(later, ("complete", "failed"), EXPORT_TIMEOUT_S)
     assert done["status"] == "complete", done
@@ -543,9 +564,9 @@ def test_sigterm_hands_the_export_back_and_the_next_worker_completes_it(deploy, 
     once (the lease is long: it does not wait for it to expire) and completes it as attempt 1."""
     deployment = deploy(lease_seconds=LONG_LEASE_S, shutdown_grace_seconds=SHORT_GRACE_S)
     location = deployment.exports / "handed-back"
-    first = deployment.start_worker()
+    first = deployment.start_worker(paused=True)
     operation_id = deployment.start_export(BULKY, location)
-    deployment.wait_until_exporting(operation_id, location)
+    deployment.wait_until_exporting(operation_id, location, deployment.steps(1))
 
     signalled = time.monotonic()
     first.send_signal(signal.SIGTERM)
@@ -575,16 +596,24 @@ def test_sigterm_hands_the_export_back_and_the_next_worker_completes_it(deploy, 
 def test_sigterm_lets_an_export_finish_within_the_grace_period_and_claims_nothing_more(
     deploy, people
 ):
-    """SIGTERM with a grace period long enough: the export in progress completes and is
-    published, the export queued behind it is left for another worker, and the worker exits 0."""
+    """SIGTERM with a grace period long enough: the export in progress (let go on only once the
+    worker has stopped claiming) completes and is published, the export queued behind it is
+    left for another worker, and the worker exits 0."""
     deployment = deploy(shutdown_grace_seconds=EXPORT_TIMEOUT_S)
     location = deployment.exports / "finished-on-the-way-out"
-    first = deployment.start_worker()
+    first = deployment.start_worker(paused=True)
     running = deployment.start_export(BULKY, location)
-    deployment.wait_until_exporting(running, location)
+    deployment.wait_until_exporting(running, location, deployment.steps(1))
     queued = deployment.start_export(SLIM, location)
 
     first.send_signal(signal.SIGTERM)
+    deployment.wait(
+        "the worker to stop claiming",
+        lambda: (deployment.steps(1) / "stopped-claiming").exists(),
+        10,
+    )
+    assert deployment.operation(running)["status"] == "running"  # still paused
+    deployment.release(1)
     assert first.wait(timeout=EXPORT_TIMEOUT_S + 10) == 0, deployment.logs()
     assert deployment.operation(running)["status"] == "complete"
     assert_whole_package(location / f"{running}.zip", running, people, BULKY)
@@ -604,21 +633,23 @@ def test_serve_stops_on_sigterm_handing_back_its_in_process_export(deploy, peopl
     location = deployment.exports / "from-serve"
     port = free_port()
     log = deployment.root / "serve-with-workers.log"
+    steps = deployment.root / "steps-serve"  # its export waits, paused, until handed back
+    steps.mkdir()
+    command, environment = stepped_command(
+        steps,
+        *("serve", "--port", str(port)),
+        *("--data-dir", str(deployment.data_dir), "--config", str(deployment.config)),
+        *("--shutdown-drain-seconds", "0"),  # no load balancer to wait for
+        *store_args(deployment.data_dir),
+        pause="1",
+    )
     with log.open("wb") as output:
         serving = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "datapolicy", "serve", "--port", str(port)),
-                *("--data-dir", str(deployment.data_dir), "--config", str(deployment.config)),
-                *("--shutdown-drain-seconds", "0"),  # no load balancer to wait for
-                *store_args(deployment.data_dir),
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            command, stdout=output, stderr=subprocess.STDOUT, env=environment
         )
     try:
         operation_id = deployment.start_export(BULKY, location)
-        deployment.wait_until_exporting(operation_id, location)
+        deployment.wait_until_exporting(operation_id, location, steps)
         serving.send_signal(signal.SIGTERM)
         deployment.wait(  # the API stopped listening; the export is still running
             "serve to stop accepting connections",

@@ -332,8 +332,11 @@ def write_config(
     *buckets: str,
     secret: str = ADMIN[1],
     extra: str = "",
+    requests: str = "",
     **engine: object,
 ) -> Path:
+    """The service's configuration: [engine] settings as keywords, the [[storage.s3]] entry
+    for `s3` and `buckets` (`requests`: more of its keys, as TOML lines), then `extra`."""
     settings = {"max_attempts": 3, "retry_backoff_seconds": 0.2, "poll_seconds": 0.2, **engine}
     path.write_text(
         "[engine]\n"
@@ -344,6 +347,7 @@ def write_config(
         + f"access_key_id = {_toml(ADMIN[0])}\n"
         + f"secret_access_key = {_toml(secret)}\n"
         + f"buckets = [{', '.join(_toml(b) for b in buckets)}]\n"
+        + requests
         + extra
     )
     return path
@@ -649,7 +653,13 @@ def test_the_server_down_until_the_export_fails_leaves_nothing_visible(tmp_path,
     bucket = own_s3.new_bucket()
     extra = bulky_files(tmp_path)
     config = write_config(
-        tmp_path / "datapolicy.toml", own_s3, bucket, extra=extra, workers=1, max_attempts=1
+        tmp_path / "datapolicy.toml",
+        own_s3,
+        bucket,
+        extra=extra,
+        requests="max_attempts = 2\n",  # each request tried again once, not for half a minute
+        workers=1,
+        max_attempts=1,
     )
     service = start_service(tmp_path / "data", "--config", str(config))
     try:

@@ -140,7 +140,9 @@ def test_a_user_is_addressed_by_its_key_in_parentheses(api):
         st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"], exclude_characters="/%"),
         min_size=1,
         max_size=12,
-    ).filter(lambda key: not key.startswith("$"))
+    )
+    # "." and ".." cannot be written as a segment: the client removes dot segments (RFC 3986)
+    .filter(lambda key: not key.startswith("$") and key not in (".", ".."))
 )
 @example(key="O'Brien")
 @example(key="''")

@@ -89,13 +89,16 @@ def options(max_attempts: int) -> dict[str, Any]:
     return {"max_attempts": max_attempts, "connect_timeout": 5, "read_timeout": 5}
 
 
-def s3_target(storage: Scripted) -> S3Target:
+def s3_target(storage: Scripted, **requests: Any) -> S3Target:
+    """The target of `s3://exports/p` on the scripted storage (`requests`: the entry's
+    `max_attempts`, `connect_timeout`, `read_timeout`)."""
     config = S3StorageConfig(
         name="scripted",
         endpoint_url=f"http://{storage.endpoint}",
         access_key_id="AKID",
         secret_access_key="SECRET",
         buckets=("exports",),
+        **requests,
     )
     target = resolve_target("s3://exports/p", StorageConfig(s3=(config,)))
     assert isinstance(target, S3Target)
@@ -109,6 +112,33 @@ def test_the_s3_client_uses_botocores_standard_mode_with_the_tries_configured(st
         assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 4}
     finally:
         client.close()
+
+
+def test_an_export_s_requests_have_the_tries_and_timeouts_of_its_s3_entry(storage: Scripted):
+    """`max_attempts`, `connect_timeout` and `read_timeout` of `[[storage.s3]]` reach each
+    request of an export; the check at request time keeps its own quicker ones (2 tries, 5 s,
+    20 s), or the entry's where those are smaller."""
+    assert s3_target(storage).upload_options == {
+        "max_attempts": 12,
+        "connect_timeout": 10,
+        "read_timeout": 120,
+    }
+    target = s3_target(storage, max_attempts=3, connect_timeout=1.5, read_timeout=30)
+    client = target.client(target.upload_options)
+    try:
+        assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+        assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (1.5, 30)
+    finally:
+        client.close()
+    storage.script(INTERNAL)
+    with pytest.raises(StorageError, match="HTTP 500 InternalError"):
+        target.begin("op")
+    assert storage.requests == 3
+    assert target.check_options == {"max_attempts": 2, "connect_timeout": 1.5, "read_timeout": 20}
+    storage.script(INTERNAL)
+    with pytest.raises(StorageLocationError, match="HTTP 500 InternalError"):
+        s3_target(storage, max_attempts=1).check()
+    assert storage.requests == 1
 
 
 def test_an_s3_request_is_tried_max_attempts_times_then_fails(storage: Scripted):

@@ -19,10 +19,12 @@ prefix: it proves that the bucket exists and that the credentials may write, and
 
 Transient failures (5xx, throttling, dropped connections, timeouts) are retried by botocore's
 own `standard` retry mode: up to `max_attempts` tries of each request, after a random wait of
-up to 50 ms doubling with each try (from 1 s for throttling), each wait at most 20 s. For an
-upload, 12 tries ride out an outage of about half a minute on average before the attempt fails
-(the worker then retries the export with its own backoff, engine/retrypolicy.py); a check at
-request time gives up sooner. botocore also keeps a retry quota per client, so a client that
+up to 50 ms doubling with each try (from 1 s for throttling), each wait at most 20 s. An
+export's requests take their tries and timeouts from the `[[storage.s3]]` entry
+(`request_options`); by default 12 tries ride out an outage of about half a minute on average
+before the attempt fails (the worker then retries the export with its own backoff,
+engine/retrypolicy.py). A check at request time gives up sooner (`CHECK_OPTIONS`, or the
+entry's own when they are smaller). botocore also keeps a retry quota per client, so a client that
 keeps failing stops retrying early. What is left reaches the operation as StorageError naming
 the object, the HTTP status and the S3 error code. Messages never carry credentials or query
 strings.
@@ -70,7 +72,11 @@ MAX_PARTS = 10_000
 PARTS_PER_STEP = 1_000  # the part size grows by PART_SIZE every this many parts
 
 # Tries of each request (the first included) and its timeouts: see the module's docstring.
-UPLOAD_OPTIONS: dict[str, Any] = {"max_attempts": 12, "connect_timeout": 10, "read_timeout": 120}
+_OPTIONS = ("max_attempts", "connect_timeout", "read_timeout")
+# A `[[storage.s3]]` entry's defaults: also a presigned PUT's, which has no entry.
+UPLOAD_OPTIONS: dict[str, Any] = {
+    name: S3StorageConfig.model_fields[name].default for name in _OPTIONS
+}
 CHECK_OPTIONS: dict[str, Any] = {"max_attempts": 2, "connect_timeout": 5, "read_timeout": 20}
 # Completing the upload runs under the store's write lock: few tries, and quick ones.
 PUBLISH_MAX_ATTEMPTS = 3
@@ -136,6 +142,11 @@ _NO_ROOM_CODES = {"QuotaExceeded", "XMinioStorageFull"}
 TRANSIENT_EXCEPTIONS = (BotoConnectionError, HTTPClientError)
 
 
+def request_options(config: S3StorageConfig) -> dict[str, Any]:
+    """The tries and timeouts of an export's requests, as the `[[storage.s3]]` entry sets them."""
+    return {name: getattr(config, name) for name in _OPTIONS}
+
+
 def transient(status: int, code: str) -> bool:
     """Whether another try of a request the storage answered so may succeed."""
     if status == 507 or code in _NO_ROOM_CODES:
@@ -168,8 +179,12 @@ class S3Target(Target):
         self.prefix = prefix
         self.config = config
         self.part_size = part_size
-        self.upload_options = UPLOAD_OPTIONS if upload_options is None else upload_options
-        self.check_options = CHECK_OPTIONS if check_options is None else check_options
+        self.upload_options = request_options(config) if upload_options is None else upload_options
+        if check_options is None:  # never slower than the entry's own requests
+            check_options = {
+                name: min(CHECK_OPTIONS[name], self.upload_options[name]) for name in _OPTIONS
+            }
+        self.check_options = check_options
 
     @property
     def where(self) -> str:
