@@ -39,6 +39,10 @@ from datapolicy.testing.server import start_serve, stop_process
 REQUESTS = int(os.environ.get("DATAPOLICY_ROLLING_REQUESTS", "2000"))
 PROBE_INTERVAL_S = 0.1
 PROBE_TIMEOUT_S = 1.0
+# Probes that must fail in a row to take a backend out of rotation, as load balancers count
+# them (Kubernetes' failureThreshold is 3): one probe slow on a loaded machine takes none out.
+# Three intervals are far inside the drain.
+UNHEALTHY_THRESHOLD = 3
 DRAIN_S = 2.0  # many probe intervals: the load balancer has long seen the 503 when it ends
 CLIENTS = 8  # requests in flight at once
 SEED_OPERATIONS = 20
@@ -101,9 +105,10 @@ class Backend:
 
 @dataclass
 class LoadBalancer(httpx.AsyncBaseTransport):
-    """Routes each request round robin to a backend whose last `/readyz` probe answered 200,
-    through pooled keep-alive connections; answers 503 itself when none is ready. It never
-    retries: a request that meets a closed port raises, and the test counts it."""
+    """Routes each request round robin to a backend in rotation (its last `/readyz` probe
+    answered 200, or fewer than UNHEALTHY_THRESHOLD have failed since), through pooled
+    keep-alive connections; answers 503 itself when none is. It never retries: a request that
+    meets a closed port raises, and the test counts it."""
 
     ports: list[int]
     ready: dict[int, asyncio.Event] = field(init=False)
@@ -118,7 +123,9 @@ class LoadBalancer(httpx.AsyncBaseTransport):
         self.ready = {port: asyncio.Event() for port in self.ports}
 
     async def probe(self, port: int) -> None:
-        """Every PROBE_INTERVAL_S: in rotation after a 200, out after anything else."""
+        """Every PROBE_INTERVAL_S: in rotation after a 200, out after UNHEALTHY_THRESHOLD
+        answers in a row that are not."""
+        failed = 0
         async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as prober:
             while True:
                 try:
@@ -126,15 +133,18 @@ class LoadBalancer(httpx.AsyncBaseTransport):
                     healthy = answer.status_code == 200
                 except httpx.HTTPError:
                     healthy = False
+                failed = 0 if healthy else failed + 1
                 if healthy:
                     self.ready[port].set()
-                else:
+                elif failed >= UNHEALTHY_THRESHOLD:
                     self.ready[port].clear()
                 await asyncio.sleep(PROBE_INTERVAL_S)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         ready = [port for port in self.ports if self.ready[port].is_set()]
         if not ready:
+            # An answer without a wait: the clients' loop would never let the probes run.
+            await asyncio.sleep(0)
             return httpx.Response(503, text="load balancer: no backend is ready")
         port = ready[next(self._turn) % len(ready)]
         async with self.routed:

@@ -196,6 +196,8 @@ def test_the_receipt_names_no_erased_value_and_its_hashes_verify_for_the_known_k
     assert tables["invoices"]["keys"] == []
     assert tables["invoices"]["rows"] == 1
     assert receipt["approvedBy"] == {"application": "app", "subject": "dpo"}
+    assert manifest["approvedBy"] == receipt["approvedBy"]  # the manifest spells it out too
+    assert manifest["requestedBy"] == {"application": "app", "subject": "alice"}
     assert "<code>dpo</code> (application <code>app</code>)" in receipt_html
     assert receipt["operationId"] == "op-1"
     assert "<q>kept 10 years: tax law</q>" in receipt_html

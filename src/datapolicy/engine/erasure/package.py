@@ -39,6 +39,7 @@ from datapolicy.engine.erasure.receipt import (
     KeyHashes,
     build_receipt,
     key_hash,
+    principals,
     receipt_json,
     receipt_key,
     render_receipt,
@@ -75,7 +76,7 @@ def erase_into_package(
     returns its manifest. `state`: the summary lines of each source committed by an earlier
     attempt; `committed(source, its summary lines)` after each source commits; `approval`:
     who requested and who approved, and when (`requestedBy`, `approvedBy`, `approvedAt`, as
-    stored with the operation), copied into the manifest."""
+    stored with the operation), spelled out in the manifest (and so the receipt)."""
     started = clock()
     progress.start(Estimate(records=steps(sources, done=state)))
     key = receipt_key(masker.secret, operation.id)
@@ -108,7 +109,7 @@ def erase_into_package(
             "operationId": operation.id,
             "operationType": operation.operation_type.value,
             "dryRun": dry_run,
-            **(approval or {}),
+            **principals(approval or {}),
             "submittedDateTime": format_datetime(operation.submitted_at),
             "startedDateTime": format_datetime(started),
         }

@@ -211,15 +211,10 @@ def build_receipt(
 ) -> dict[str, Any]:
     """The receipt's JSON: `header` (the operation id and type, who requested and approved
     and when, the times), the person's hash and the summary lines of every source, each
-    table's and file source's with its `keys` hashed (package.py's summary lines). Who
-    requested and approved, stored as the token's `[application, subject]`, is spelled out."""
-    principals = {
-        name: _principal(header[name]) for name in ("requestedBy", "approvedBy") if name in header
-    }
+    table's and file source's with its `keys` hashed (package.py's summary lines)."""
     return {
         "receiptFormatVersion": RECEIPT_VERSION,
         **header,
-        **principals,
         "userIdHash": user_hash,
         "hashes": HASHES,
         "tables": [dict(line) for line in lines if "table" in line],
@@ -261,6 +256,16 @@ def render_receipt(receipt: Mapping[str, Any]) -> str:
         retained=[line for line in (*tables, *files) if line["rule"] == "retain"],
         deleted_files=[line for line in files if line["rule"] == "delete"],
     )
+
+
+def principals(approval: Mapping[str, str]) -> dict[str, Any]:
+    """Who requested and who approved an erasure, and when, as the manifest and the receipt
+    state them: the stored `requestedBy` and `approvedBy` (the token's `[application,
+    subject]`) spelled out as `{"application": ..., "subject": ...}`."""
+    return {
+        name: _principal(value) if name.endswith("By") else value
+        for name, value in approval.items()
+    }
 
 
 def _principal(caller: Any) -> Any:
