@@ -44,9 +44,6 @@ def test_the_sqlite_token_sees_every_commit(tmp_path: Path):
     busy, _, _ = writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     assert busy == 0
     assert (path.parent / f"{path.name}-wal").stat().st_size == 0
-    emptied = token()
-    writer.execute("INSERT INTO t VALUES (3)")  # the first commit to the emptied WAL
-    assert token() != emptied
     writer.close()
     database.close()
 
