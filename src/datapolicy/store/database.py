@@ -536,7 +536,7 @@ class SQLiteDatabase(Database):
             connection.execute("ROLLBACK")
 
 
-# The WAL-index header (SQLite's "WAL-mode File Format", "The WAL-Index Header"): two copies of a
+# The WAL-index header (sqlite.org/walformat.html, "The WAL-Index Header"): two copies of a
 # 48-byte header at the start of a WAL database's `-shm` file. Every commit rewrites it (a change
 # counter, the frame count, checksums): the second copy, then the first; a reader that finds the
 # two different is reading in the middle of a commit.
