@@ -40,9 +40,8 @@ What differs, and is decided here once:
   until it resumes or exits (no server can end it), so writes fail with 503 meanwhile.
 - **Seeing others' commits.** A cache of what was read (the GET-by-id read cache,
   web/hot_path/readcache.py) must be emptied by every commit, from any process. SQLite tells
-  cheaply: the WAL-index header in the `-shm` file changes with every commit, and `PRAGMA
-  data_version` on a connection that never writes changes whenever another connection commits
-  (`change_token`, `DataVersion`). PostgreSQL has no equally cheap signal known here, so it
+  cheaply: `PRAGMA data_version` on a connection that never writes changes whenever another
+  connection commits (`change_token`). PostgreSQL has no equally cheap signal known here, so it
   offers none, and nothing is cached.
 - **Files.** A SQLite file (and so its `-wal` and `-shm` files, which SQLite creates with the
   database file's mode) is owner-only, 0600, in a directory made 0700, whatever the umask.
@@ -56,7 +55,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import mmap
 import os
 import sqlite3
 import threading
@@ -536,49 +534,20 @@ class SQLiteDatabase(Database):
             connection.execute("ROLLBACK")
 
 
-# The WAL-index header (sqlite.org/walformat.html, "The WAL-Index Header"): two copies of a
-# 48-byte header at the start of a WAL database's `-shm` file. Every commit rewrites it (a change
-# counter, the frame count, checksums): the second copy, then the first; a reader that finds the
-# two different is reading in the middle of a commit.
-_WAL_INDEX_HEADER = 48
-
-
 class DataVersion:
-    """A value that changes whenever anything is committed to a SQLite database, from any
-    connection of any process.
-
-    On a WAL database (every store file: `SQLiteDatabase.migrate`) it is the WAL-index header,
-    read from the `-shm` file mapped into memory: the header SQLite's own readers compare at the
-    start of every read transaction to see whether anything was committed. Read so, it costs no
-    system call, where `PRAGMA data_version` starts a read transaction (two `fcntl` locks and an
-    `fstat`, about 10 us, on the GET-by-id path: docs/benchmarks.md). While a commit is rewriting
-    it (its two copies differ) it is a change. The token's own connection, which never writes,
-    has the database open in WAL mode and so keeps the `-shm` file in use: no connection can
-    reset or delete it while the token maps it. Elsewhere (another journal mode, a `-shm` file
-    that cannot be opened) it is `PRAGMA data_version` on that connection, at each call (the
-    value changes when another connection commits). The connection is opened when first needed
-    and closed when the token is collected."""
+    """A value that changes whenever anything is committed to a SQLite database: `PRAGMA
+    data_version` on a connection of its own, which never writes (the value changes when
+    another connection commits, in this process or another). The connection is opened when
+    first needed and closed when the token is collected."""
 
     def __init__(self, path: Path):
         self._path = path
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._cursor: sqlite3.Cursor | None = None  # the connection's, kept: one per check cost
-        self._header: mmap.mmap | None = None  # the `-shm` file's first bytes, once mapped
         weakref.finalize(self, _close_all, self._connections)
 
     def __call__(self) -> Hashable:
-        header = self._header
-        if header is None:
-            return self._data_version()
-        first = header[:_WAL_INDEX_HEADER]
-        if first == header[_WAL_INDEX_HEADER : 2 * _WAL_INDEX_HEADER]:
-            return first
-        return object()  # a commit is being written: a change
-
-    def _data_version(self) -> Hashable:
-        """`PRAGMA data_version`; on the first call, which opens the connection, the WAL-index
-        header is mapped if it can be, and is the value from then on."""
         try:
             with self._lock:
                 if self._cursor is None:
@@ -586,12 +555,7 @@ class DataVersion:
                         self._path, isolation_level=None, check_same_thread=False
                     )
                     self._connections.append(connection)
-                    cursor = connection.cursor()
-                    cursor.execute("PRAGMA data_version").fetchone()  # opens the WAL index
-                    self._header = _wal_index_header(cursor, self._path)
-                    self._cursor = cursor
-                    if self._header is not None:
-                        return self()
+                    self._cursor = connection.cursor()
                 # fetchone() steps the statement to its end, which ends the read transaction:
                 # the connection holds no snapshot between checks (it would stop WAL
                 # checkpoints).
@@ -599,19 +563,6 @@ class DataVersion:
                 return version
         except sqlite3.Error:
             return object()  # unknown: a change
-
-
-def _wal_index_header(cursor: sqlite3.Cursor, path: Path) -> mmap.mmap | None:
-    """The WAL-index header of the database `cursor`'s connection has open, mapped read-only;
-    None unless the database is in WAL mode and its `-shm` file can be read. Call it after the
-    connection has read the database, which opened the `-shm` file and keeps it in use."""
-    if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        return None
-    try:
-        with open(f"{path}-shm", "rb") as shm:
-            return mmap.mmap(shm.fileno(), 2 * _WAL_INDEX_HEADER, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):  # unreadable, or too short: not an initialised WAL index
-        return None
 
 
 def _close_all(connections: list[sqlite3.Connection]) -> None:

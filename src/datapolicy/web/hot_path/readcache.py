@@ -7,10 +7,9 @@ Consistency: a body from the cache is what a read of the database would have giv
 moment after the request was received. The whole cache is emptied as soon as anything has been
 committed to the database, by any connection in any process: this process's API and export
 threads, `datapolicy worker` processes, other API processes. Commits are detected by the
-store's change token (`Database.change_token`, store/database.py `DataVersion`: on SQLite the
-WAL-index header that every commit rewrites, read from the mapped `-shm` file, or `PRAGMA
-data_version` on a connection of the token's own that never writes; a token that cannot be read
-counts as a change).
+store's change token (`Database.change_token`, store/database.py: on SQLite `PRAGMA
+data_version` on a connection of the token's own that never writes, so that every commit is
+another connection's and changes the value; a token that cannot be read counts as a change).
 A store without one (PostgreSQL) gets no cache. A change is looked for on every lookup, after
 the request has reached the app, so a write committed before the request arrived (a PATCH, a
 DELETE, a worker's progress, in this process or another) is always seen, as with a read of the
