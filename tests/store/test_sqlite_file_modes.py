@@ -62,3 +62,28 @@ def test_a_file_left_readable_to_others_is_narrowed(tmp_path: Path):
         assert mode(path) == 0o600
     finally:
         database.close()
+
+
+def test_a_companion_file_another_process_deletes_meanwhile_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Regression: four processes starting on one new store at once, one failed with
+    StoreUnreachable "No such file or directory" because another deleted the `-journal` between
+    this one's look and its chmod. Here the deletion comes exactly there."""
+    path = tmp_path / "datapolicy.sqlite3"
+    journal = path.with_name(path.name + "-journal")
+    journal.touch()
+    real_chmod = os.chmod
+
+    def chmod_after_another_process_deleted(target: Path, mode: int) -> None:
+        if Path(target) == journal:
+            journal.unlink()
+        real_chmod(target, mode)
+
+    monkeypatch.setattr("datapolicy.store.database.os.chmod", chmod_after_another_process_deleted)
+    database = SQLiteDatabase(path)
+    try:
+        database.migrate()
+        assert database.revision() is not None
+    finally:
+        database.close()

@@ -61,7 +61,7 @@ import threading
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import AbstractContextManager, closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -365,9 +365,11 @@ def _owner_only(path: Path) -> None:
     finally:
         os.close(descriptor)
     for suffix in ("-wal", "-shm", "-journal"):
-        companion = path.with_name(path.name + suffix)
-        if companion.exists():
-            os.chmod(companion, _OWNER_ONLY_FILE)
+        # Another process on the same file may delete a companion at any moment (SQLite
+        # removes the journal after each transaction, the WAL and -shm when its last
+        # connection closes): chmod it if it is there, without asking first.
+        with suppress(FileNotFoundError):
+            os.chmod(path.with_name(path.name + suffix), _OWNER_ONLY_FILE)
 
 
 class SQLiteDatabase(Database):
