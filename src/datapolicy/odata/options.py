@@ -49,27 +49,17 @@ COUNT_OPTIONS = frozenset({"filter", "search", "format"})
 ENTITY_OPTIONS = frozenset({"select", "expand", "format"})
 NO_OPTIONS: frozenset[str] = frozenset()
 
-_KNOWN_OPTIONS = frozenset(
-    {
-        "filter",
-        "search",
-        "orderby",
-        "select",
-        "expand",
-        "top",
-        "skip",
-        "count",
-        "skiptoken",
-        "format",
-        "apply",
-        "compute",
-        "deltatoken",
-        "index",
-        "levels",
-        "schemaversion",
-        "id",
-    }
-)
+# Every system query option OData defines: one that a request does not take is "not allowed on
+# this request" (naming those it does); any other `$x` is "not supported".
+_KNOWN_OPTIONS = LIST_OPTIONS | {
+    "apply",
+    "compute",
+    "deltatoken",
+    "index",
+    "levels",
+    "schemaversion",
+    "id",
+}
 _ORDER_ITEM = re.compile(r"^\s*([A-Za-z_][\w.]*)(?:\s+(asc|desc))?\s*$", re.IGNORECASE)
 _INTEGER = re.compile(r"^[0-9]{1,12}$")
 
