@@ -7,7 +7,6 @@ taken from a client."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -17,44 +16,14 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from conftest import AppService, configured_app, token_for
+from approvals import serve
+from conftest import AppService, token_for
 from datapolicy.auth.permissions import ERASE, EXPORT
 
 pytestmark = pytest.mark.operation_store  # starts services on the test store
 
 PENDING = {"status": "pending", "approvedBy": None, "approvedDateTime": None}
 NO_MATCH = {"if-none-match": 'W/"no-such-etag"'}  # a conditional GET: the routed endpoint
-
-
-def config(root: Path, approval: str) -> str:
-    shop = root / "shop.sqlite3"
-    with sqlite3.connect(shop) as connection:
-        connection.executescript(
-            "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT);"
-            "INSERT INTO users VALUES ('ada', 'Ada'), ('bob', 'Bob');"
-        )
-    return f"""
-[directory]
-url = "sqlite:///{shop}"
-table = "users"
-
-[[sources.sql]]
-name = "shop"
-url = "sqlite:///{shop}"
-
-  [[sources.sql.tables]]
-  table = "users"
-  user_key = "id"
-  erase = "delete"
-
-[erasure]
-approval = "{approval}"
-"""
-
-
-def serve(root: Path, approval: str, *args: str) -> AppService:
-    root.mkdir(parents=True, exist_ok=True)
-    return configured_app(root, config(root, approval), "--workers", "0", *args)
 
 
 def headers(service: AppService, *permissions: str, subject: str = "tests") -> dict[str, str]:
