@@ -169,6 +169,8 @@ def generate(count: int, seed: int, columns: list[str]):
             "progress_part": None,  # progressDetail: what a worker last recorded writing
             "records_written": None,
             "bytes_written": None,
+            "approved_by": None,  # approval (migration 0013): no erasure here needed one
+            "approved_at": None,
         }
         if rng.random() < 0.9:  # most clients send a client-request-id
             row["idempotency_key"] = f"client-request-id:{uuid.UUID(int=rng.getrandbits(128))}"

@@ -8,12 +8,15 @@ serialises with it, so the three can never disagree about what a property is cal
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 ENTITY_SET = "dataPolicyOperations"
 ENTITY_TYPE = "microsoft.graph.dataPolicyOperation"
 STATUS_TYPE = "microsoft.graph.dataPolicyOperationStatus"
+#: A caller as `approval.approvedBy` spells it: the token's application and subject.
+PRINCIPAL_TYPE = "microsoft.graph.dataPolicyOperationPrincipal"
 
 
 class OperationStatus(enum.StrEnum):
@@ -67,10 +70,11 @@ class EdmType(enum.StrEnum):
     # Complex: selectable, neither filterable nor orderable.
     PUBLIC_ERROR = "microsoft.graph.publicError"
     PROGRESS_DETAIL = "microsoft.graph.dataPolicyOperationProgressDetail"
+    APPROVAL = "microsoft.graph.dataPolicyOperationApproval"
 
     @property
     def is_complex(self) -> bool:
-        return self in (EdmType.PUBLIC_ERROR, EdmType.PROGRESS_DETAIL)
+        return self in (EdmType.PUBLIC_ERROR, EdmType.PROGRESS_DETAIL, EdmType.APPROVAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +96,12 @@ PROPERTIES: dict[str, Property] = {
         Property("submittedDateTime", EdmType.DATE_TIME_OFFSET, False, "submitted_at"),
         Property("completedDateTime", EdmType.DATE_TIME_OFFSET, True, "completed_at"),
         # datapolicy's additions: why a failed operation failed; what the operation does; what
-        # a running export is writing and how much it has written.
+        # a running export is writing and how much it has written; whether an erasure waits
+        # for another principal's approval, or who approved it.
         Property("error", EdmType.PUBLIC_ERROR, True, "error"),
         Property("operationType", EdmType.STRING, False, "operation_type"),
         Property("progressDetail", EdmType.PROGRESS_DETAIL, True, "progress_detail"),
+        Property("approval", EdmType.APPROVAL, True, "approval"),
     )
 }
 
@@ -129,6 +135,49 @@ class ProgressDetail:
         return {"part": self.part, "records": self.records, "bytes": self.bytes}
 
 
+class ApprovalStatus(enum.StrEnum):
+    """Where an erasure that needs approval stands (`approval.status`)."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """An erasure's approval under `[erasure] approval = "required"` (datapolicy's extension
+    property `approval`; docs/erasure.md): `pending` while it waits, notStarted, for a
+    principal other than its requester; then `approved`, by whom (the caller as stored:
+    the JSON array `[application, subject]`) and when. Operations that need no approval
+    (exports, erasures under `approval = "none"`) have none."""
+
+    status: ApprovalStatus
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "status": self.status.value,
+            "approvedBy": None if self.approved_by is None else principal_json(self.approved_by),
+            "approvedDateTime": None
+            if self.approved_at is None
+            else format_datetime(self.approved_at),
+        }
+
+
+PENDING_APPROVAL = Approval(ApprovalStatus.PENDING)
+
+
+def principal_json(caller: object) -> object:
+    """`{"application": ..., "subject": ...}` from a stored caller, the JSON array
+    `[application, subject]` (web/routes/operations.py `caller_of`), as the erasure receipt
+    and `approval.approvedBy` spell a principal; anything else as it is."""
+    try:
+        application, subject = json.loads(caller)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return caller
+    return {"application": application, "subject": subject}
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
     """One data policy operation as the server owns it.
@@ -147,6 +196,7 @@ class Operation:
     error: OperationError | None = None
     operation_type: OperationType = OperationType.EXPORT
     progress_detail: ProgressDetail | None = None  # None until an export wrote its first part
+    approval: Approval | None = None  # None: needs no approval
 
     @property
     def etag(self) -> str:

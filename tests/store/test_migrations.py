@@ -80,6 +80,39 @@ def test_revision_0003_keeps_each_key_on_its_newest_live_operation(engine: Engin
         insert(engine, id="again", idempotency_key="k1")
 
 
+def test_revision_0013_copies_who_approved_an_erasure_and_when_into_their_columns(
+    engine: Engine,
+):
+    """An erasure approved before 0013 kept its approver and time only in `erasure_state`: the
+    revision copies both into `approved_by` and `approved_at` (microseconds), which the
+    operation's `approval` is read from; other rows keep nulls."""
+    migrate(engine, "upgrade", "0012")
+    approved = '{"dryRun": false, "requestedBy": "[\\"a\\",\\"u\\"]", "committed": {}, '
+    approved += '"approvedBy": "[\\"a\\",\\"dpo\\"]", "approvedAt": "1970-01-01T00:00:01.000002Z"}'
+    insert(engine, id="approved", operation_type="erasePersonalData", erasure_state=approved)
+    insert(
+        engine,
+        id="pending",
+        operation_type="erasePersonalData",
+        erasure_state='{"dryRun": true, "requestedBy": "x", "committed": {}}',
+        approval_pending=1,
+    )
+    insert(engine, id="export")
+    migrate(engine, "upgrade", "head")
+    with engine.connect() as connection:
+        rows = dict(
+            (id_, (by, at))
+            for id_, by, at in connection.execute(
+                sa.text("SELECT id, approved_by, approved_at FROM operations")
+            )
+        )
+    assert rows == {
+        "approved": ('["a","dpo"]', 1_000_002),
+        "pending": (None, None),
+        "export": (None, None),
+    }
+
+
 def test_down_and_up_again(engine: Engine):
     migrate(engine, "upgrade", "head")
     insert(engine, id="a", idempotency_key="k")
@@ -100,8 +133,8 @@ def test_on_postgresql_every_string_column_compares_bytes(engine: Engine):
             )
         ).all()
     # attempt_history (0007), idempotency_request (0009), operation_type and erasure_state
-    # (0010), progress_part (0012)
-    assert len(columns) == 15
+    # (0010), progress_part (0012), approved_by (0013)
+    assert len(columns) == 16
     assert {collation for _, collation in columns} == {"C"}
 
 

@@ -4,14 +4,22 @@ query semantics, keyset paging, writes; the same answers from both."""
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from databases import store_database
-from datapolicy.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
-from datapolicy.model import Operation, OperationStatus
+from datapolicy.errors import Conflict, Forbidden, InvalidRequest, NotFound, PreconditionFailed
+from datapolicy.model import (
+    PENDING_APPROVAL,
+    Approval,
+    ApprovalStatus,
+    Operation,
+    OperationStatus,
+    OperationType,
+)
 from datapolicy.odata.options import LIST_OPTIONS, QueryOptions, parse_query_options
 from datapolicy.store import Database, OperationStore
 from datapolicy.store.tables import operations
@@ -332,3 +340,37 @@ def test_an_idempotency_key_used_for_another_request_is_a_conflict(store: Operat
             store.find_started("key-1", user_id, location)
     assert store.find_started("key-1", "alice", "/exports/a") == first
     assert store.count(QueryOptions()) == 1
+
+
+def test_an_erasure_waiting_for_approval_says_so_until_another_principal_approves_it(
+    store: OperationStore,
+):
+    """`approval` (docs/erasure.md): pending from the start while the erasure waits, approved
+    with the approver and the time of the store's clock once `approve` took it, read back the
+    same from the row and from a list page; None for an erasure that needs no approval and for
+    an export."""
+    requester, approver = '["app", "alice"]', '["app", "dpo"]'
+    state = f'{{"dryRun": false, "requestedBy": {json.dumps(requester)}, "committed": {{}}}}'
+    waiting, _ = store.create(
+        "ada", None, operation_type=OperationType.ERASE, erasure_state=state, approval_pending=True
+    )
+    free, _ = store.create("bob", None, operation_type=OperationType.ERASE, erasure_state=state)
+    export = create(store, "carol", None)
+    assert waiting.approval == store.get(waiting.id).approval == PENDING_APPROVAL
+    assert (free.approval, store.get(free.id).approval) == (None, None)
+    assert (export.approval, store.get(export.id).approval) == (None, None)
+    with pytest.raises(Forbidden):
+        store.approve(waiting.id, requester)
+    assert store.get(waiting.id).approval == PENDING_APPROVAL
+    approved = store.approve(waiting.id, approver)
+    expected = Approval(
+        ApprovalStatus.APPROVED, approver, datetime(2026, 1, 1, 0, 0, 3, tzinfo=UTC)
+    )
+    assert approved.approval == store.get(waiting.id).approval == expected
+    assert approved.version == waiting.version + 1 == store.get(waiting.id).version
+    listed = {op.id: op.approval for op in store.list(QueryOptions()).items}
+    assert listed == {waiting.id: expected, free.id: None, export.id: None}
+    with pytest.raises(Conflict):
+        store.approve(waiting.id, approver)  # once
+    with pytest.raises(Conflict):
+        store.approve(free.id, approver)  # it never waited

@@ -538,12 +538,16 @@ def test_an_erasure_dry_run_approved_erased_and_its_receipt_in_a_browser(tmp_pat
             panel = page.locator("#erasure")
             expect(panel).to_contain_text("Erasure of Ada Lovelace")
             expect(panel.locator("#erasure-step")).to_contain_text(
-                "Dry run: not started. It waits for a worker or, where the server requires approval"
+                "Dry run: waiting for approval. Another person holding PersonalData.Erase.All"
             )
             row = _row(page, "Ada Lovelace")
             expect(row.locator(".type")).to_have_text("Erasure")
+            expect(row.locator(".status")).to_have_text("Waiting for approval")
             row.get_by_role("button").click()
             detail = page.locator("#detail")
+            expect(detail.locator("#detail-fields")).to_contain_text(
+                "ApprovalWaiting for approval by another person"
+            )
             detail.get_by_role("button", name="Approve erasure").click()
             expect(page.get_by_role("alert")).to_contain_text("other than the one who requested")
             detail.get_by_role("button", name="Close").click()
@@ -580,9 +584,7 @@ def test_an_erasure_dry_run_approved_erased_and_its_receipt_in_a_browser(tmp_pat
             confirm = page.locator("#confirm")
             expect(confirm).to_contain_text("cannot be undone")
             confirm.get_by_role("button", name="Erase Ada Lovelace").click()
-            expect(panel.locator("#erasure-step")).to_contain_text(
-                "Erasure: not started. It waits for a worker or, where the server requires approval"
-            )
+            expect(panel.locator("#erasure-step")).to_contain_text("Erasure: waiting for approval.")
             _approve(other, "Ada Lovelace")
             expect(panel.locator("#erasure-step")).to_contain_text(
                 "Erasure of Ada Lovelace complete", timeout=EXPORT_TIMEOUT_MS
@@ -608,6 +610,11 @@ def test_an_erasure_dry_run_approved_erased_and_its_receipt_in_a_browser(tmp_pat
             expect(page.get_by_role("alert")).to_contain_text("was a dry run")
             detail.get_by_role("button", name="Close").click()
             rows.nth(0).get_by_role("button").click()
+            # Approved by the other tab's principal: said, and no longer offered.
+            expect(detail.locator("#detail-fields")).to_contain_text(
+                "ApprovalApproved by approver (application datapolicy-cli), "
+            )
+            expect(detail.get_by_role("button", name="Approve erasure")).to_be_hidden()
             with page.expect_download() as again:
                 detail.get_by_role("button", name="Download receipt").click()
             assert again.value.suggested_filename == receipt.suggested_filename

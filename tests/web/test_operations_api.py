@@ -346,6 +346,11 @@ def test_metadata_describes_the_entity_the_context_urls_point_to(client):
         "part",  # of the dataPolicyOperationProgressDetail complex type
         "records",
         "bytes",
+        "approval",
+        "approvedBy",  # of the dataPolicyOperationApproval complex type
+        "approvedDateTime",
+        "application",  # of the dataPolicyOperationPrincipal complex type
+        "subject",
         "displayName",  # of the user entity type
         "mail",
         "userPrincipalName",

@@ -119,14 +119,26 @@ def start_and_follow(
     raise SystemExit(EXIT_FAILED)
 
 
-def follow(api: Api, operation_url: str, timeout: float | None, *, show: bool) -> dict[str, Any]:
-    """Poll the operation until it is final, showing its progress (cli/progress.py); exits 4 if
-    it is deleted, 5 on the timeout."""
+def follow(
+    api: Api,
+    operation_url: str,
+    timeout: float | None,
+    *,
+    show: bool,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    echo: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Poll the operation until it is final, showing its progress (cli/progress.py) and, for
+    an erasure, whether it waits for approval and how to give it (`approval_notes`); exits 4
+    if it is deleted, 5 on the timeout. `clock`, `sleep` and `echo` (stderr's lines) are
+    injectable for tests."""
     from datapolicy.cli.progress import ProgressView  # only here: rich costs every start
 
-    deadline = None if timeout is None else time.monotonic() + timeout
-    with ProgressView(console(), show=show) as view:
+    deadline = None if timeout is None else clock() + timeout
+    with ProgressView(console(), show=show, clock=clock, echo=echo) as view:
         status = "notStarted"  # as last seen
+        approval: str | None = None  # the approval status last seen
         while True:
             wait_s = POLL_INTERVAL_S
             try:
@@ -141,14 +153,46 @@ def follow(api: Api, operation_url: str, timeout: float | None, *, show: bool) -
                 wait_s = min(exc.retry_after, MAX_RETRY_WAIT_S)
             else:
                 status = operation["status"]
+                seen = (operation.get("approval") or {}).get("status")
+                if seen != approval:
+                    for line in approval_notes(operation, approval, api.url):
+                        view.note(line)
+                    approval = seen
                 view.update(status, operation["progress"], operation.get("progressDetail"))
                 if status in FINAL_STATUSES:
                     return operation
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline is not None and clock() > deadline:
                 view.stop()
-                click.echo(f"timed out: the operation is still {status}", err=True)
+                waiting = ", waiting for approval" if approval == "pending" else ""
+                (echo or _stderr)(f"timed out: the operation is still {status}{waiting}")
                 raise SystemExit(EXIT_TIMED_OUT)
-            time.sleep(wait_s)
+            sleep(wait_s)
+
+
+def _stderr(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def approval_notes(operation: dict[str, Any], before: str | None, api_url: str) -> list[str]:
+    """What to tell the person following an erasure when its `approval` changed from `before`
+    (docs/erasure.md, "Approval"): that it waits, who may approve it and how; then who
+    approved it."""
+    approval = operation.get("approval") or {}
+    if approval.get("status") == "pending":
+        operation_id = operation["id"]
+        return [
+            f"waiting for approval: erasure {operation_id} stays notStarted until a principal "
+            "other than its requester, holding PersonalData.Erase.All, approves it:",
+            f"  datapolicy ops approve {operation_id} --token <their token>",
+            f"  (or POST {api_url}/dataPolicyOperations/{operation_id}/approve)",
+        ]
+    if approval.get("status") == "approved" and before == "pending":
+        by = approval.get("approvedBy") or {}
+        return [
+            f"approved by {by.get('subject')} (application {by.get('application')}) at "
+            f"{approval.get('approvedDateTime')}"
+        ]
+    return []
 
 
 def package_location(operation: dict[str, Any]) -> str:

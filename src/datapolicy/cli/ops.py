@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import click
 
-from datapolicy.auth.permissions import EXPORT
+from datapolicy.auth.permissions import ERASE, EXPORT
 from datapolicy.cli.client import ApiError, api_options, connect
 from datapolicy.cli.options import json_option
 from datapolicy.cli.output import print_entity, print_records
@@ -156,3 +156,25 @@ def delete(
     with connect(url, token, data_dir, config_file, EXPORT) as api:
         api.request("DELETE", operation_path(operation_id))
     click.echo(f"deleted {operation_id}")
+
+
+@ops.command()
+@click.argument("operation_id")
+@api_options
+def approve(
+    operation_id: str, url: str, token: str | None, data_dir: Path | None, config_file: Path | None
+) -> None:
+    """Approve an erasure that waits for approval (`[erasure] approval = "required"`).
+
+    The token must hold PersonalData.Erase.All and name a principal other than the one who
+    requested the erasure (the requester's own approval is refused): give it with --token, or
+    make one for another subject with `datapolicy token --permission PersonalData.Erase.All
+    --subject NAME`.
+
+    \b
+    Example:
+      datapolicy ops approve 0aeb517a-0cf7-4ba0-80b9-65a0a9a74c66 --token "$APPROVER_TOKEN"
+    """
+    with connect(url, token, data_dir, config_file, ERASE) as api:
+        api.request("POST", operation_path(operation_id) + "/approve")
+    click.echo(f"approved {operation_id}")

@@ -170,6 +170,14 @@ class ProgressView:
     def task(self) -> Task:
         return self._progress.tasks[0]
 
+    def note(self, line: str) -> None:
+        """A line about the operation's state that its progress cannot show (it waits for
+        approval): above the bar on a terminal, else on stderr, also under --json."""
+        if self._bar:
+            self._progress.console.print(line, markup=False, highlight=False)
+        else:
+            self._echo(line)
+
     def update(self, status: str, percent: float, detail: Mapping[str, Any] | None = None) -> None:
         """A polled state: the operation's `status`, `progress` and `progressDetail`."""
         now = self._clock()

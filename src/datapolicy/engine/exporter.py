@@ -10,6 +10,7 @@ bytes so far), which the worker records with it as the operation's `progressDeta
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
@@ -31,6 +32,9 @@ from datapolicy.engine.sources.base import (
 from datapolicy.model import Operation, ProgressDetail, format_datetime
 
 RECORD_WORK = 200  # work units per record
+# A paced export counts what it wrote in slices of at most this share of the estimate, the
+# pacer waiting after each: a read batch or file chunk can be most of a small person's data.
+PACED_SLICE = 0.01
 MAX_RUNNING_PROGRESS = 99.0  # 100 is reported only once the package is published
 
 
@@ -79,8 +83,25 @@ class Progress:
     def _advance(self, steps: int, records: int, nbytes: int) -> None:
         if self.stop.is_set():
             raise Cancelled
+        pacer = self.pacer
+        if pacer is None or self.total <= 0:  # no estimate, no share to pace: no slices
+            self._count(steps * RECORD_WORK + nbytes, records, nbytes)
+            return
+        # Paced (slow motion): the work is counted a slice at a time, each followed by the
+        # pacer's wait, so the progress shown rises with the time the export is made to take
+        # rather than leaping a whole batch ahead of it and standing there.
+        for piece in self._slices(steps * RECORD_WORK, records, nbytes):
+            if self.stop.is_set():
+                raise Cancelled
+            share = self._count(*piece)
+            if share:
+                pacer(share)
+
+    def _count(self, work: int, records: int, nbytes: int) -> float:
+        """Count `work` units done, of which `records` records and `nbytes` file bytes were
+        written; returns the share of the estimate done (0 without one)."""
         with self._lock:
-            self.done += steps * RECORD_WORK + nbytes
+            self.done += work
             self._records += records
             self._bytes += nbytes
             first_write = self._on_first_write if records or nbytes else None
@@ -89,8 +110,26 @@ class Progress:
             share = min(1.0, self.done / self.total) if self.total > 0 else 0.0
         if first_write is not None:
             first_write()
-        if self.pacer is not None and share:
-            self.pacer(share)
+        return share
+
+    def _slices(self, work: int, records: int, nbytes: int) -> Iterator[tuple[int, int, int]]:
+        """`(work, records, bytes)` pieces of `work` record units, then of `nbytes`, of at most
+        PACED_SLICE of the estimate each, adding up to the arguments. A record is counted as
+        written with the first piece of its work (it was written before it is counted)."""
+        unit = max(1, math.ceil(self.total * PACED_SLICE))
+        counted = told = 0
+        while counted < work:
+            taken = min(unit, work - counted)
+            counted += taken
+            written = min(records, -(-counted // RECORD_WORK))  # records begun, rounded up
+            yield taken, written - told, 0
+            told = written
+        if told < records:  # more records than steps: never from advance(), kept whole
+            yield 0, records - told, 0
+        while nbytes > 0:
+            taken = min(unit, nbytes)
+            yield taken, 0, taken
+            nbytes -= taken
 
     @property
     def detail(self) -> ProgressDetail | None:

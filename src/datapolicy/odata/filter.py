@@ -226,8 +226,9 @@ class _Checker:
     def property(self, node: ast._Node) -> Property:
         if isinstance(node, ast.Attribute):
             raise QueryOptionError(
-                f"Property paths are not supported: '{_path(node)}'. "
-                f"The type '{self.entity_type}' has no structured or navigation properties."
+                f"Property paths are not supported: '{_path(node)}'. $filter compares the "
+                f"primitive properties of '{self.entity_type}' only, not the fields of a "
+                "complex property."
             )
         if isinstance(node, ast.Call):
             name = node.func.full_name()

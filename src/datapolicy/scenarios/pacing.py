@@ -97,8 +97,22 @@ def _known(document: dict[str, Any], names: set[str]) -> None:
         raise InvalidRequest(f"Unknown property '{sorted(unknown)[0][:60]}'.")
 
 
+def _wait_on(stop: threading.Event, seconds: float) -> bool:
+    """Wait `seconds` unless `stop` is set first; True if it was."""
+    return stop.wait(seconds)
+
+
 class ScenarioControl(ExportControl):
-    def __init__(self) -> None:
+    """`clock` (monotonic seconds) and `wait` (`_wait_on`'s contract) time slow motion; tests
+    inject both to run a slowed export without sleeping."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[threading.Event, float], bool] = _wait_on,
+    ) -> None:
+        self._clock = clock
+        self._wait = wait
         self._changed = threading.Condition()
         self.time = TimeMode()
         self._stages: dict[str, int] = {}  # step mode: 1 may be claimed, 2 may complete
@@ -198,18 +212,18 @@ class ScenarioControl(ExportControl):
         if self.time.mode != "slow":
             return None
         seconds = self.time.seconds_per_export
-        began = time.monotonic()
+        began = self._clock()
 
         def wait_for_share(share: float) -> None:
-            ahead = share * seconds - (time.monotonic() - began)
-            if ahead > 0 and stop.wait(ahead):
+            ahead = share * seconds - (self._clock() - began)
+            if ahead > 0 and self._wait(stop, ahead):
                 raise Cancelled
 
         return wait_for_share
 
     def pace(self, operation_id: str, elapsed: float, stop: threading.Event) -> None:
         remaining = self.time.seconds_per_export - elapsed if self.time.mode == "slow" else 0
-        if remaining > 0 and stop.wait(remaining):
+        if remaining > 0 and self._wait(stop, remaining):
             raise Cancelled
 
     def finished(self, operation_id: str) -> None:

@@ -42,8 +42,11 @@ from datapolicy.errors import Conflict, Forbidden, InvalidRequest, NotFound, Pre
 from datapolicy.model import (
     MAX_STORAGE_LOCATION_LENGTH,
     MAX_USER_ID_LENGTH,
+    PENDING_APPROVAL,
     PROGRESS_SCALE,
     PROPERTIES,
+    Approval,
+    ApprovalStatus,
     Operation,
     OperationError,
     OperationStatus,
@@ -84,6 +87,9 @@ ROW = (
     operations.c.progress_part,
     operations.c.records_written,
     operations.c.bytes_written,
+    operations.c.approval_pending,
+    operations.c.approved_by,
+    operations.c.approved_at,
 )
 COLUMNS: dict[str, ColumnElement[Any]] = {
     name: operations.c[prop.attribute]
@@ -189,6 +195,9 @@ def to_operation(row: tuple[Any, ...]) -> Operation:
         part,
         records,
         nbytes,
+        pending,
+        approved_by,
+        approved_at,
     ) = row
     return Operation(
         id=id_,
@@ -202,6 +211,21 @@ def to_operation(row: tuple[Any, ...]) -> Operation:
         error=public_error(status, error_code, error_message),
         operation_type=OperationType(operation_type),
         progress_detail=progress_detail(part, records, nbytes),
+        approval=approval(pending, approved_by, approved_at),
+    )
+
+
+def approval(pending: int, approved_by: str | None, approved_at: int | None) -> Approval | None:
+    """The `approval` of a row's columns: pending while `approval_pending`, approved once
+    `approve` recorded the approver; None for an operation that needed none."""
+    if pending:
+        return PENDING_APPROVAL
+    if approved_by is None:
+        return None
+    return Approval(
+        ApprovalStatus.APPROVED,
+        approved_by,
+        None if approved_at is None else from_micros(approved_at),
     )
 
 
@@ -392,6 +416,7 @@ class OperationStore:
             completed_at=None,
             version=1,
             operation_type=operation_type,
+            approval=PENDING_APPROVAL if approval_pending else None,
         )
         insert = self.database.insert(operations).values(
             id=operation.id,
@@ -525,18 +550,25 @@ class OperationStore:
                 raise Forbidden(
                     "An erasure is approved by a principal other than the one who requested it."
                 )
+            now = self.clock()
             state["approvedBy"] = approver
-            state["approvedAt"] = format_datetime(self.clock())
+            state["approvedAt"] = format_datetime(now)
             transaction.execute(
                 operations.update()
                 .where(operations.c.id == operation_id)
                 .values(
                     approval_pending=0,
+                    approved_by=approver,
+                    approved_at=to_micros(now),
                     erasure_state=orjson.dumps(state).decode(),
                     version=current.version + 1,
                 )
             )
-            updated = replace(current, version=current.version + 1)
+            updated = replace(
+                current,
+                version=current.version + 1,
+                approval=Approval(ApprovalStatus.APPROVED, approver, now),
+            )
             _record(record, transaction, updated)
         return updated
 

@@ -81,6 +81,10 @@ operations = Table(
     Column("progress_part", text_column(None), nullable=True),
     Column("records_written", BigInteger, nullable=True),
     Column("bytes_written", BigInteger, nullable=True),
+    # Who approved an erasure that needed approval, `[application, subject]`, and when
+    # (migration 0013; the operation's `approval`). Null otherwise.
+    Column("approved_by", text_column(None), nullable=True),
+    Column("approved_at", BigInteger, nullable=True),
     # Each index ends in the tie-break key `id`, so that a keyset page (`$skiptoken`) under the
     # default order, or filtered by user or status, is an index range scan.
     Index("ix_operations_submitted", "submitted_at", "id"),

@@ -46,6 +46,7 @@ from sqlalchemy import LargeBinary, func, literal
 from sqlalchemy.sql.expression import ColumnElement
 
 from datapolicy.engine.report import TEMPLATES, moment
+from datapolicy.model import principal_json
 
 RECEIPT_JSON = "receipt.json"
 RECEIPT_HTML = "receipt.html"
@@ -263,16 +264,6 @@ def principals(approval: Mapping[str, str]) -> dict[str, Any]:
     state them: the stored `requestedBy` and `approvedBy` (the token's `[application,
     subject]`) spelled out as `{"application": ..., "subject": ...}`."""
     return {
-        name: _principal(value) if name.endswith("By") else value
+        name: principal_json(value) if name.endswith("By") else value
         for name, value in approval.items()
     }
-
-
-def _principal(caller: Any) -> Any:
-    """`{"application": ..., "subject": ...}` from the stored `[application, subject]` (the
-    web layer's `caller_of`); anything else as it is."""
-    try:
-        application, subject = json.loads(caller)
-    except (TypeError, ValueError):
-        return caller
-    return {"application": application, "subject": subject}

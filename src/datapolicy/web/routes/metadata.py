@@ -19,6 +19,7 @@ from starlette.responses import Response
 from datapolicy.model import (
     ENTITY_SET,
     ENTITY_TYPE,
+    PRINCIPAL_TYPE,
     PROPERTIES,
     STATUS_TYPE,
     EdmType,
@@ -101,6 +102,15 @@ def csdl() -> bytes:
         <Property Name="part" Type="Edm.String" Nullable="false"/>
         <Property Name="records" Type="Edm.Int64" Nullable="false"/>
         <Property Name="bytes" Type="Edm.Int64" Nullable="false"/>
+      </ComplexType>
+      <ComplexType Name="{_name(EdmType.APPROVAL)}">
+        <Property Name="status" Type="Edm.String" Nullable="false"/>
+        <Property Name="approvedBy" Type="{PRINCIPAL_TYPE}"/>
+        <Property Name="approvedDateTime" Type="Edm.DateTimeOffset"/>
+      </ComplexType>
+      <ComplexType Name="{_name(PRINCIPAL_TYPE)}">
+        <Property Name="application" Type="Edm.String"/>
+        <Property Name="subject" Type="Edm.String"/>
       </ComplexType>
       <EntityType Name="entity" Abstract="true">
         <Key><PropertyRef Name="id"/></Key>

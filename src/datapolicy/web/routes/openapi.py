@@ -29,7 +29,7 @@ def description() -> dict[str, Any]:
 
 
 def _with_own_properties(document: dict[str, Any]) -> dict[str, Any]:
-    """datapolicy's `error`, `operationType` and `progressDetail` properties on
+    """datapolicy's `error`, `operationType`, `progressDetail` and `approval` properties on
     dataPolicyOperation. Added here rather than in additions.yml because the seed's schema is
     an `allOf` list, which a merge would replace."""
     own = document["components"]["schemas"]["microsoft.graph.dataPolicyOperation"]["allOf"][1]
@@ -51,6 +51,13 @@ def _with_own_properties(document: dict[str, Any]) -> dict[str, Any]:
         "nullable": True,
         "description": "datapolicy: what the export has written, recorded with progress; null "
         "until it began writing, and for erasures.",
+    }
+    own["properties"]["approval"] = {
+        "anyOf": [{"$ref": "#/components/schemas/microsoft.graph.dataPolicyOperationApproval"}],
+        "nullable": True,
+        "description": "datapolicy: an erasure's approval under [erasure] approval = "
+        '"required": pending (it waits, notStarted) or approved (by whom, when); null for '
+        "exports and erasures that need none. Not filterable or orderable.",
     }
     return document
 

@@ -1,10 +1,10 @@
 """What a client may send in POST and PATCH bodies, and the 400s for everything else.
 
 The server owns an operation's lifecycle: `id`, `submittedDateTime`, `status`, `progress`,
-`progressDetail` and `completedDateTime` are never taken from a client. A client that echoes one
-of them back (a GET, modify, PATCH round trip, or an SDK model with defaults filled in) is not
-wrong as long as the value is the one the server would hold anyway; any other value is refused,
-naming the property.
+`progressDetail`, `approval` and `completedDateTime` are never taken from a client. A client
+that echoes one of them back (a GET, modify, PATCH round trip, or an SDK model with defaults
+filled in) is not wrong as long as the value is the one the server would hold anyway; any
+other value is refused, naming the property.
 
 - POST accepts `userId` (required) and `storageLocation` (optional: the default location).
 - PATCH accepts `storageLocation` (a string), while the operation is `notStarted`.
@@ -28,6 +28,7 @@ from datapolicy.model import (
     MAX_STORAGE_LOCATION_LENGTH,
     MAX_USER_ID_LENGTH,
     PROPERTIES,
+    Approval,
     Operation,
     OperationStatus,
     ProgressDetail,
@@ -77,6 +78,7 @@ def parse_new_operation(document: dict[str, Any]) -> NewOperation:
     _require_initial(document, "status", OperationStatus.NOT_STARTED.value)
     _require_initial(document, "completedDateTime", None)
     _require_initial(document, "progressDetail", None)
+    _require_initial(document, "approval", None)  # a POST starts an export: it needs none
     if "progress" in document and _number(document["progress"], "progress") != 0:
         raise _read_only("progress", "a new operation starts at 0")
     if "userId" not in document:
@@ -174,7 +176,7 @@ def _same(sent: Any, held: Any) -> bool:
     if isinstance(held, OperationStatus):
         same: bool = sent == held.value
         return same
-    if isinstance(held, ProgressDetail):
+    if isinstance(held, ProgressDetail | Approval):
         same = sent == held.as_json()
         return same
     if isinstance(held, datetime):

@@ -21,7 +21,10 @@ import orjson
 from datapolicy.model import (
     ENTITY_SET,
     ENTITY_TYPE,
+    PENDING_APPROVAL,
     PROPERTIES,
+    Approval,
+    ApprovalStatus,
     EdmType,
     Operation,
     OperationError,
@@ -30,6 +33,7 @@ from datapolicy.model import (
     Property,
     etag_of,
     format_datetime,
+    principal_json,
 )
 from datapolicy.store.operations import ROW, public_error_fields
 
@@ -124,6 +128,9 @@ def entity_row(row: Row) -> dict[str, Any]:
         part,
         records,
         nbytes,
+        pending,
+        approved_by,
+        approved_at,
     ) = row
     return {
         "@odata.type": ODATA_TYPE,
@@ -141,6 +148,7 @@ def entity_row(row: Row) -> dict[str, Any]:
         "progressDetail": None
         if part is None
         else {"part": part, "records": records, "bytes": nbytes},
+        "approval": _approval_value(pending, approved_by, approved_at),
     }
 
 
@@ -155,6 +163,8 @@ def _reader(prop: Property) -> Callable[[Row], Any]:
         return _error
     if prop.edm_type is EdmType.PROGRESS_DETAIL:
         return _detail
+    if prop.edm_type is EdmType.APPROVAL:
+        return _approval
     index = COLUMN[prop.attribute]
     if prop.edm_type is EdmType.DATE_TIME_OFFSET:
         return lambda row: _date_time(row[index])
@@ -198,10 +208,38 @@ def _detail(
     return {"part": row[part], "records": row[records], "bytes": row[nbytes]}
 
 
+_PENDING_JSON = PENDING_APPROVAL.as_json()
+
+
+def _approval(
+    row: Row,
+    pending: int = COLUMN["approval_pending"],
+    approved_by: int = COLUMN["approved_by"],
+    approved_at: int = COLUMN["approved_at"],
+) -> dict[str, object] | None:
+    return _approval_value(row[pending], row[approved_by], row[approved_at])
+
+
+def _approval_value(
+    pending: int, approved_by: str | None, approved_at: int | None
+) -> dict[str, object] | None:
+    """As store/operations.py `approval`, then `Approval.as_json`, for orjson with
+    `JSON_OPTIONS` (the time as `_date_time` gives it)."""
+    if pending:
+        return dict(_PENDING_JSON)  # a copy: a body may be changed on its way out
+    if approved_by is None:
+        return None
+    return {
+        "status": ApprovalStatus.APPROVED.value,
+        "approvedBy": principal_json(approved_by),
+        "approvedDateTime": _date_time(approved_at),
+    }
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, OperationError):
         return {"code": value.code, "message": value.message}
-    if isinstance(value, ProgressDetail):
+    if isinstance(value, ProgressDetail | Approval):
         return value.as_json()
     if isinstance(value, datetime):
         return format_datetime(value)

@@ -49,6 +49,31 @@ function typeName(operation) {
   return TYPES[type] ?? type;
 }
 
+// An erasure that waits, notStarted, for another principal's approval (the operation's
+// `approval`, docs/erasure.md); only then is "Approve erasure" offered.
+function awaitsApproval(operation) {
+  return operation.approval?.status === "pending";
+}
+
+// The status as the list shows it: an erasure waiting for approval says so.
+function statusLabel(operation) {
+  return awaitsApproval(operation) ? "Waiting for approval" : operation.status;
+}
+
+// Who approved an erasure, and when, as the detail view shows it.
+function approvalText(approval) {
+  if (approval.status === "pending") {
+    return "Waiting for approval by another person holding PersonalData.Erase.All (not its requester)";
+  }
+  const by = approval.approvedBy ?? {};
+  return element(
+    "span",
+    {},
+    `Approved by ${by.subject ?? "?"} (application ${by.application ?? "?"}), `,
+    time(approval.approvedDateTime),
+  );
+}
+
 function userName(userId) {
   const user = state.users.get(userId);
   return user?.displayName || userId;
@@ -232,8 +257,9 @@ function updateRow(row, operation) {
   user.title = operation.userId;
   if (type.textContent !== what) type.textContent = what;
   const badge = status.firstChild;
-  badge.textContent = operation.status;
+  badge.textContent = statusLabel(operation);
   badge.dataset.status = operation.status;
+  badge.dataset.approval = operation.approval?.status ?? "";
   const percent = Math.round(operation.progress ?? 0);
   const bar = progress.querySelector("progress");
   bar.value = percent;
@@ -436,12 +462,12 @@ async function followErasure() {
   const what = erasure.real ? "Erasure" : "Dry run";
   const percent = Math.round(operation.progress ?? 0);
   const step = $("erasure-step");
-  if (operation.status === "notStarted") {
-    // The API does not say whether an operation waits for approval: both reasons are named.
+  if (awaitsApproval(operation)) {
     step.textContent =
-      `${what}: not started. It waits for a worker or, where the server requires approval ` +
-      '([erasure] approval = "required"), for another person holding PersonalData.Erase.All ' +
-      "to approve it (Details, then Approve erasure).";
+      `${what}: waiting for approval. Another person holding PersonalData.Erase.All (not ` +
+      "its requester), signed in in their own tab, approves it: Details, then Approve erasure.";
+  } else if (operation.status === "notStarted") {
+    step.textContent = `${what}: not started; it waits for a worker.`;
   } else if (operation.status === "running") {
     step.textContent = `${what}: running, ${percent}%.`;
   } else if (operation.status === "failed") {
@@ -572,6 +598,9 @@ function showDetail() {
     const amount = `${written.records.toLocaleString("en")} rows, ${written.bytes.toLocaleString("en")} bytes of files`;
     fields.push(["Written", operation.status === "running" ? `${amount}; now ${written.part}` : amount]);
   }
+  if (operation.approval) {
+    fields.push(["Approval", approvalText(operation.approval)]);
+  }
   if (operation.error) {
     fields.push(["Error", `${operation.error.message} (${operation.error.code})`]);
   }
@@ -585,7 +614,7 @@ function showDetail() {
   const readable = operation.status === "complete" && isLocal(operation.storageLocation);
   $("download").hidden = !readable;
   $("receipt").hidden = !(readable && erasure);
-  $("approve").hidden = !(erasure && operation.status === "notStarted");
+  $("approve").hidden = !awaitsApproval(operation);
   const word = erasure ? "erasure" : "export";
   $("remove").textContent = ACTIVE.has(operation.status) ? `Cancel ${word}` : "Delete";
 }
