@@ -127,6 +127,33 @@ def test_storage_locations_that_cannot_be_used_are_400_with_the_reason(
     assert error["target"] == "storageLocation"
 
 
+@pytest.mark.parametrize(
+    "location",
+    [
+        "relative/path",
+        "https://example.com/container",
+        "ftp://example.com/x",
+        "/etc",
+        "{data}/demo/shop.sqlite3",
+    ],
+)
+def test_creating_or_updating_an_operation_with_such_a_location_names_the_target(
+    api, demo_service, location
+):
+    """docs/graph-compatibility.md: a refused location's error has `target` `storageLocation`
+    for create and PATCH as for the actions, so a client shows the field at fault."""
+    location = location.replace("{data}", str(demo_service.data_dir))
+    created = api.post("/dataPolicyOperations", json={"userId": ADA, "storageLocation": location})
+    fresh = api.post("/dataPolicyOperations", json={"userId": ADA})
+    assert fresh.status_code == 201, fresh.text
+    updated = api.patch(fresh.headers["location"], json={"storageLocation": location})
+    for response in (created, updated):
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["code"].startswith("StorageLocation"), error
+        assert error["target"] == "storageLocation"
+
+
 def test_a_symlink_out_of_the_root_is_refused(api, demo_service, tmp_path):
     link = demo_service.data_dir / "exports" / f"link-{uuid.uuid4().hex}"
     link.parent.mkdir(parents=True, exist_ok=True)
