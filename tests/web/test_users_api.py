@@ -224,6 +224,28 @@ def test_users_are_ordered_by_display_name_across_pages(api):
     assert names == sorted(names, key=str.lower)
 
 
+def test_a_preferred_page_size_pages_the_users_as_it_pages_operations(api):
+    """`Prefer: odata.maxpagesize` on /users as on operations' lists
+    (docs/graph-compatibility.md): the page size applied and said in `Preference-Applied`,
+    carried by the next links (a client following them need not send it again), `$top`
+    winning over it."""
+    first = api.get(
+        "/users", params={"$orderby": "displayName"}, headers={"Prefer": "odata.maxpagesize=6"}
+    )
+    assert first.headers["preference-applied"] == "odata.maxpagesize=6"
+    pages = [first.json()]
+    while "@odata.nextLink" in pages[-1]:
+        following = api.get(pages[-1]["@odata.nextLink"])  # without the header
+        assert "preference-applied" not in following.headers
+        pages.append(following.json())
+    assert [len(page["value"]) for page in pages] == [6, 6, 4]
+    everyone = api.get("/users", params={"$orderby": "displayName"}).json()["value"]
+    assert [u["id"] for page in pages for u in page["value"]] == [u["id"] for u in everyone]
+    topped = api.get("/users", params={"$top": "3"}, headers={"Prefer": "odata.maxpagesize=6"})
+    assert len(topped.json()["value"]) == 3
+    assert "preference-applied" not in topped.headers
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [
