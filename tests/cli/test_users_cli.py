@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from commands import against, datapolicy, json_output, one_line_error
 
-from conftest import ProcessService, Service
+from conftest import ProcessService, Service, start_service
 
 pytestmark = pytest.mark.e2e
 
@@ -77,3 +77,24 @@ def test_list_finds_people_by_filter_and_by_search(demo_service: Service):
 def test_a_bad_filter_is_one_line(demo_service: Service):
     result = datapolicy("users", "list", "--filter", "manager eq 'x'", *against(demo_service))
     assert one_line_error(result).startswith("Error: 400 BadRequest: Could not find a property")
+
+
+@pytest.mark.operation_store  # starts a service on the test store
+def test_advanced_queries_are_answered_under_the_graph_profile(tmp_path):
+    """Under `--profile graph` the service applies Graph's rule for advanced queries
+    (docs/graph-compatibility.md, "Directory queries"): `endsWith`, `ne`, `not` and `$filter`
+    with `$orderby` need `$count=true` as well as `ConsistencyLevel: eventual`. The CLI sends
+    both, so each of its queries is answered as in the default profile."""
+    graph = start_service(tmp_path / "data", "--demo", "--profile", "graph")
+    try:
+        for query in (
+            ("--filter", "endswith(mail, '@example.com')"),
+            ("--filter", "not startswith(mail, 'a')"),
+            ("--filter", "mail ne 'ada.lovelace@example.com'"),
+            ("--filter", "startswith(mail, 'a')", "--orderby", "displayName"),
+            ("--search", "love", "--orderby", "displayName"),
+        ):
+            found = json_output(datapolicy("users", "list", *query, "--json", *against(graph)))
+            assert found, query
+    finally:
+        graph.stop()

@@ -1,5 +1,6 @@
 """Cross-origin requests (web/middleware/cors.py): `[server] cors_origins` and its defaults, the
-CORS decisions against a reference written here on generated origins, methods and header lists,
+CORS decisions against a reference written here on generated origins, methods, header lists
+and profiles (the Graph profile's `/me/exportPersonalData` included),
 a real service answering preflights before authentication and adding the headers to every
 response (errors and the read fast path included), and a real browser (Debian's headless
 Chromium, driven by Playwright) calling the API through `fetch` from a page on another origin:
@@ -31,6 +32,7 @@ from datapolicy.settings import Settings
 from datapolicy.web.middleware.cors import CrossOrigin
 from datapolicy.web.middleware.pipeline import RequestPipeline
 from datapolicy.web.routes.table import API_ROUTES, ROUTE, RouteTable, server_root_routes
+from datapolicy.web.test_double.profile import ANSWERED_HERE
 
 pytestmark = pytest.mark.operation_store  # starts services on the test store
 
@@ -114,6 +116,10 @@ PATHS: dict[str, frozenset[str] | None] = {
     "/beta": frozenset({"GET", "HEAD"}),
     "/beta/no/such/path": frozenset(),
     "/v1.0/scenarios/reset": frozenset(),  # a test double's, not served without --scenarios
+    # Answered by the Graph profile's layer (web/test_double/profile.py): POST under
+    # `--profile graph` (`GRAPH_PROFILE_PATHS`), an unknown path otherwise.
+    "/v1.0/me/exportPersonalData": frozenset(),
+    "/beta/me/microsoft.graph.exportPersonalData": frozenset(),
     "/healthz": None,
     "/console/": None,
     "/elsewhere": None,
@@ -125,6 +131,10 @@ async def _root_app(scope: Scope, receive: Receive, send: Send) -> None:
     raise AssertionError(scope["path"])
 
 
+GRAPH_PROFILE_PATHS = {
+    "/v1.0/me/exportPersonalData": frozenset({"POST"}),
+    "/beta/me/microsoft.graph.exportPersonalData": frozenset({"POST"}),
+}
 TABLE = RouteTable([*server_root_routes(_root_app, _root_app, _root_app), *API_ROUTES])
 ALLOWED = ("https://app.example", "http://127.0.0.1:8081")
 TCHARS = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -148,6 +158,7 @@ class Request:
     origin: str | None
     requested_method: str | None
     requested_headers: tuple[str, ...]  # each an Access-Control-Request-Headers line
+    graph_profile: bool = False  # served with `--profile graph`
 
     def scope(self) -> Scope:
         headers = [] if self.origin is None else [(b"origin", self.origin.encode("latin-1"))]
@@ -172,6 +183,8 @@ def reference(request: Request) -> tuple[str, int | None, dict[str, str]]:
     """What the CORS step does with `request`: ("preflight", status, headers), or ("simple",
     None, the headers added to the response)."""
     offered = PATHS[request.path]
+    if request.graph_profile:
+        offered = GRAPH_PROFILE_PATHS.get(request.path, offered)
     origin_ok = request.origin is not None and (
         "*" in request.allowed or request.origin in request.allowed
     )
@@ -209,7 +222,7 @@ def reference(request: Request) -> tuple[str, int | None, dict[str, str]]:
 
 
 def actual(request: Request) -> tuple[str, int | None, dict[str, str]]:
-    cors = CrossOrigin(request.allowed)
+    cors = CrossOrigin(request.allowed, ANSWERED_HERE if request.graph_profile else {})
     scope = request.scope()
     preflight = cors.preflight(scope)
     if preflight is None:
@@ -240,6 +253,7 @@ requests = st.builds(
     requested_headers=st.lists(st.lists(header_names, max_size=4).map(", ".join), max_size=2).map(
         tuple
     ),
+    graph_profile=st.booleans(),
 )
 
 
@@ -266,6 +280,17 @@ requests = st.builds(
 )
 @example(  # found: a colon is no more part of a header name than a space
     Request(("*",), "/v1.0/users/u-1/exportPersonalData", "OPTIONS", ALLOWED[0], "POST", ("a:b",))
+)
+@example(  # the Graph profile's export of the caller's own data, from a browser app
+    Request(
+        ("*",),
+        "/v1.0/me/exportPersonalData",
+        "OPTIONS",
+        ALLOWED[0],
+        "POST",
+        ("authorization",),
+        True,
+    )
 )
 @example(  # PUT is not a method of the entity route
     Request(("*",), "/v1.0/dataPolicyOperations/op-1", "OPTIONS", ALLOWED[0], "PUT", ())

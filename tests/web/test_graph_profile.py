@@ -130,11 +130,20 @@ async def test_only_azure_blob_locations_are_accepted(
     graph, graph_service, location, code, message
 ):
     """A local directory (accepted by default) or an S3 URL is refused as Graph refuses what is
-    not an Azure Blob container."""
+    not an Azure Blob container; like every refused location, naming `storageLocation` as the
+    target (docs/security.md), also on the Graph profile's `/me/exportPersonalData`."""
     if location.startswith("/srv"):
         location = str(graph_service.data_dir / "exports")  # permitted in the default profile
     action = graph.users.by_user_id(ADA).export_personal_data
-    assert_graph_error(await odata_error(action.post(export_body(location))), 400, code, message)
+    error = await odata_error(action.post(export_body(location)))
+    assert_graph_error(error, 400, code, message)
+    assert error.error.target == "storageLocation"
+    token = token_for(graph_service.data_dir, EXPORT, subject=ADA)
+    with graph_service.client(headers={"Authorization": f"Bearer {token}"}) as http:
+        mine = http.post("/me/exportPersonalData", json={"storageLocation": location})
+    assert mine.status_code == 400
+    assert mine.json()["error"]["code"] == code
+    assert mine.json()["error"]["target"] == "storageLocation"
 
 
 async def test_me_export_is_the_callers_own(graph_service):

@@ -1,11 +1,15 @@
-"""The served OpenAPI description: complete, valid, and faithful to the seed."""
+"""The served OpenAPI description: complete (every route the API serves, by the route table),
+valid, and faithful to the seed."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
 from openapi_spec_validator import validate
+
+from datapolicy.web.routes.table import API_ROUTES, ME_EXPORT, NAMESPACE
 
 SEED = Path(__file__).parents[2] / "src/datapolicy/web/routes/openapi/seed.yml"
 
@@ -65,3 +69,40 @@ def test_the_docs_page_and_its_assets_are_served(service):
     assert "openapi.json" in page.text
     assert asset.status_code == 200
     assert len(asset.content) > 100_000
+
+
+# What the description does not describe as paths of its own, and why (its introduction says
+# the rest): the description's own documents; and the Graph profile's `/me/exportPersonalData`,
+# a test double's answer (web/test_double/profile.py) served only under `--profile graph`.
+UNDESCRIBED = {"/openapi.yaml", "/openapi.json", "/docs", "/docs/assets", *ME_EXPORT.paths}
+
+
+def _template(path: str) -> str:
+    """A route table path as the description spells it: `{operation_id}` is
+    `{dataPolicyOperation-id}`, `{user_id}` is `{user-id}`."""
+    return path.replace("{operation_id}", "{dataPolicyOperation-id}").replace(
+        "{user_id}", "{user-id}"
+    )
+
+
+def test_every_route_the_api_serves_is_described(client):
+    """Each path of each route of the route table (but the test doubles', documented in
+    docs/testing-with-datapolicy.md) with each of its methods; a key in parentheses is another
+    spelling of the path it stands for, which the introduction states, as it states the
+    namespace-qualified action names, which are described as paths of their own too."""
+    described = client.get("/openapi.json").json()
+    paths = described["paths"]
+    missing = []
+    for route in API_ROUTES:
+        if route.test_double or route.path in UNDESCRIBED:
+            continue
+        for path in route.paths:
+            if re.search(r"\(\{\w+:odatakey\}\)", path) or path == "":  # `/v1.0` is `/v1.0/`
+                continue
+            for method in sorted(route.methods - {"HEAD"}):
+                if method.lower() not in paths.get(_template(path), {}):
+                    missing.append(f"{method} {path}")
+    assert missing == []
+    assert "in parentheses" in described["info"]["description"]
+    assert NAMESPACE in described["info"]["description"]
+    assert {server["url"] for server in described["servers"]} == {"/v1.0", "/beta"}

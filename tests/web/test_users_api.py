@@ -127,6 +127,33 @@ def test_storage_locations_that_cannot_be_used_are_400_with_the_reason(
     assert error["target"] == "storageLocation"
 
 
+@pytest.mark.parametrize(
+    "location",
+    [
+        "relative/path",
+        "https://example.com/container",
+        "ftp://example.com/x",
+        "/etc",
+        "{data}/demo/shop.sqlite3",
+    ],
+)
+def test_creating_or_updating_an_operation_with_such_a_location_names_the_target(
+    api, demo_service, location
+):
+    """docs/graph-compatibility.md: a refused location's error has `target` `storageLocation`
+    for create and PATCH as for the actions, so a client shows the field at fault."""
+    location = location.replace("{data}", str(demo_service.data_dir))
+    created = api.post("/dataPolicyOperations", json={"userId": ADA, "storageLocation": location})
+    fresh = api.post("/dataPolicyOperations", json={"userId": ADA})
+    assert fresh.status_code == 201, fresh.text
+    updated = api.patch(fresh.headers["location"], json={"storageLocation": location})
+    for response in (created, updated):
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["code"].startswith("StorageLocation"), error
+        assert error["target"] == "storageLocation"
+
+
 def test_a_symlink_out_of_the_root_is_refused(api, demo_service, tmp_path):
     link = demo_service.data_dir / "exports" / f"link-{uuid.uuid4().hex}"
     link.parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +222,28 @@ def test_users_are_ordered_by_display_name_across_pages(api):
         names += [user["displayName"] for user in page["value"]]
     assert len(names) == 16
     assert names == sorted(names, key=str.lower)
+
+
+def test_a_preferred_page_size_pages_the_users_as_it_pages_operations(api):
+    """`Prefer: odata.maxpagesize` on /users as on operations' lists
+    (docs/graph-compatibility.md): the page size applied and said in `Preference-Applied`,
+    carried by the next links (a client following them need not send it again), `$top`
+    winning over it."""
+    first = api.get(
+        "/users", params={"$orderby": "displayName"}, headers={"Prefer": "odata.maxpagesize=6"}
+    )
+    assert first.headers["preference-applied"] == "odata.maxpagesize=6"
+    pages = [first.json()]
+    while "@odata.nextLink" in pages[-1]:
+        following = api.get(pages[-1]["@odata.nextLink"])  # without the header
+        assert "preference-applied" not in following.headers
+        pages.append(following.json())
+    assert [len(page["value"]) for page in pages] == [6, 6, 4]
+    everyone = api.get("/users", params={"$orderby": "displayName"}).json()["value"]
+    assert [u["id"] for page in pages for u in page["value"]] == [u["id"] for u in everyone]
+    topped = api.get("/users", params={"$top": "3"}, headers={"Prefer": "odata.maxpagesize=6"})
+    assert len(topped.json()["value"]) == 3
+    assert "preference-applied" not in topped.headers
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,10 @@ def users() -> None:
 #: Sent with every directory query: Graph answers `$search` and other advanced queries only
 #: with it (a service under `--profile graph` too), and it changes nothing otherwise.
 EVENTUAL = {"ConsistencyLevel": "eventual"}
+#: Sent with every `--filter`: Graph answers `endsWith`, `ne`, `not` and `$filter` with
+#: `$orderby` only with `$count=true` as well (docs/graph-compatibility.md, "Directory
+#: queries"); a filter's count is one more indexed statement, and the CLI shows no count.
+COUNTED = {"$count": "true"}
 
 
 @users.command(name="list")
@@ -71,6 +75,8 @@ def list_users(
         "top": None if top is None else str(top),
     }
     params = {f"${name}": value for name, value in options.items() if value is not None}
+    if filter_ is not None:
+        params |= COUNTED
     with connect(url, token, data_dir, config_file, READ_USERS) as api:
         found = [
             without_annotations(u)

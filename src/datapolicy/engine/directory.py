@@ -237,7 +237,8 @@ class UserDirectory:
         users = [_user(row) for row in self._run(statement, params)]
         token = None
         if len(users) > size:
-            token = SkipToken.for_values(_key_values(users[size - 1], keys), keys)
+            values = _key_values(users[size - 1], keys)
+            token = SkipToken.for_values(values, keys, options.maxpagesize)
         total = self.count(options) if options.count else None
         return UserPage(users[:size], token, total)
 

@@ -85,9 +85,12 @@ class SkipToken:
         return SkipToken(values, _fingerprint(keys), maxpagesize)
 
     @staticmethod
-    def for_values(values: tuple[KeyValue, ...], keys: tuple[OrderKey, ...]) -> SkipToken:
-        """The token after a row whose values of `keys` are `values`."""
-        return SkipToken(values, _fingerprint(keys))
+    def for_values(
+        values: tuple[KeyValue, ...], keys: tuple[OrderKey, ...], maxpagesize: int | None = None
+    ) -> SkipToken:
+        """The token after a row whose values of `keys` are `values`, carrying the preferred
+        page size the pages are cut by, if any."""
+        return SkipToken(values, _fingerprint(keys), maxpagesize)
 
     def encode(self) -> str:
         payload: list[object] = [_FORMAT, self.fingerprint, [_dump(v) for v in self.values]]

@@ -62,7 +62,7 @@ def _parsed_options(query_string: bytes, allowed: frozenset[str], max_top: int) 
 
 
 async def list_operations(request: Request) -> Response:
-    options, applied = _with_maxpagesize(request, _options(request, LIST_OPTIONS))
+    options, applied = with_maxpagesize(request, _options(request, LIST_OPTIONS))
     page = await run_in_threadpool(_store(request).list, options)
     audit_of(request).later(request.scope, AuditAction.OPERATION_LISTED)
     root = service_root(request)
@@ -76,8 +76,9 @@ async def list_operations(request: Request) -> Response:
     return json_response(body, headers=headers, option=JSON_OPTIONS)
 
 
-def _with_maxpagesize(request: Request, options: QueryOptions) -> tuple[QueryOptions, str | None]:
-    """The options with the page size of an `odata.maxpagesize` preference, bounded by the
+def with_maxpagesize(request: Request, options: QueryOptions) -> tuple[QueryOptions, str | None]:
+    """The options of a list (operations', users') with the page size of an `odata.maxpagesize`
+    preference, bounded by the
     server's maximum page size, and the `Preference-Applied` value to answer with: from the
     `Prefer` header, else the one the `$skiptoken` carries on from the first page (applied, but
     not asked for by this request, so not answered). `$top` wins over both, as OData says: the

@@ -34,7 +34,12 @@ from datapolicy.web.routes.advanced_queries import (
     check_count_segment,
     check_list,
 )
-from datapolicy.web.routes.operations import caller_of, idempotency_key, next_link
+from datapolicy.web.routes.operations import (
+    caller_of,
+    idempotency_key,
+    next_link,
+    with_maxpagesize,
+)
 from datapolicy.web.routes.payloads import read_json_object
 from datapolicy.web.routes.roots import service_root
 
@@ -113,7 +118,8 @@ async def _ask(request: Request, call: Callable[[UserDirectory], T], empty: T) -
 
 async def list_users(request: Request) -> Response:
     """Graph's `GET /users`: `$filter`, `$search`, `$orderby`, `$select`, `$top`, `$count`,
-    pages continued by `@odata.nextLink` (a keyset `$skiptoken`, as operations' lists)."""
+    `Prefer: odata.maxpagesize`, pages continued by `@odata.nextLink` (a keyset `$skiptoken`,
+    as operations' lists)."""
     options = _options(request, USER_LIST_OPTIONS)
     if options.top == 0:  # Graph's users take 1 to 999
         raise QueryOptionError(
@@ -121,6 +127,7 @@ async def list_users(request: Request) -> Response:
         )
     if _graph_profile(request):
         options = check_list(options, request.headers.get(HEADER))
+    options, applied = with_maxpagesize(request, options)
     size = options.page_size
     page = await _ask(
         request, lambda directory: directory.query(options, size), UserPage([], None, 0)
@@ -134,7 +141,7 @@ async def list_users(request: Request) -> Response:
     body["value"] = [_user_json(user, fields) for user in page.users]
     if page.next is not None:
         body["@odata.nextLink"] = next_link(root, options, page.next, USERS_SET)
-    return json_response(body)
+    return json_response(body, headers=None if applied is None else {"Preference-Applied": applied})
 
 
 async def count_users(request: Request) -> Response:

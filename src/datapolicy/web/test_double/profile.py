@@ -5,8 +5,8 @@ profile"), so that a client is tested against Graph's behaviour:
 - an operation id that is not a GUID: 400 `BadRequest`, Graph's invalid-GUID message;
 - an operation that does not exist: 400 `OperationNotFound` (Graph's backend), not 404;
 - `exportPersonalData` for a user id that is not a GUID: 400 `InvalidInput`;
-- a `storageLocation` that is not an Azure Blob container URL: 400 `StorageLocationNotAzureBlob`
-  (the other SAS checks are the Azure target's own, already Graph's);
+- a `storageLocation` that is not an Azure Blob container URL: 400 `StorageLocationNotAzureBlob`,
+  target `storageLocation` (the other SAS checks are the Azure target's own, already Graph's);
 - `POST /me/exportPersonalData` (and `/me/microsoft.graph.exportPersonalData`): the export of
   the caller (the token's subject), under the API root the request came in on;
 - an operation's `status` is never `notStarted` (Graph's backend reports `running` from the
@@ -108,7 +108,16 @@ class GraphProfileMiddleware:
             and location
             and azure_target(location, self.storage.azure) is None
         ):
-            await _error(scope, receive, send, 400, "StorageLocationNotAzureBlob", _NOT_BLOB)
+            # Named as every refused location is (engine/targets/base.py, docs/security.md).
+            await _error(
+                scope,
+                receive,
+                send,
+                400,
+                "StorageLocationNotAzureBlob",
+                _NOT_BLOB,
+                "storageLocation",
+            )
             return
         await self.app(scope, replay, send)
 
@@ -193,6 +202,13 @@ async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
 
 
 async def _error(
-    scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    target: str | None = None,
 ) -> None:
-    await error_response(Request(scope), status, code, message)(scope, receive, send)
+    response = error_response(Request(scope), status, code, message, target=target)
+    await response(scope, receive, send)
