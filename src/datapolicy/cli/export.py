@@ -19,9 +19,6 @@ from datapolicy.cli.options import Command, json_option
 from datapolicy.cli.output import console, print_json
 
 POLL_INTERVAL_S = 0.5
-# Polling goes on through a rate limit or a passing outage, after the Retry-After it is given.
-RETRYABLE_STATUSES = (429, 503)
-MAX_RETRY_WAIT_S = 30.0
 # Exit statuses (0 is complete; 1 an error such as a refused request, 2 a usage error).
 EXIT_FAILED = 3
 EXIT_CANCELLED = 4  # deleted while we waited: cancelled, or removed by someone else
@@ -121,34 +118,32 @@ def start_and_follow(
 
 def follow(api: Api, operation_url: str, timeout: float | None, *, show: bool) -> dict[str, Any]:
     """Poll the operation until it is final, showing its progress (cli/progress.py); exits 4 if
-    it is deleted, 5 on the timeout."""
+    it is deleted, 5 on the timeout. A rate limit or an outage with a Retry-After is waited
+    out by the request itself (cli/client.py, `retry_wait`), so the timeout is checked between
+    polls: those waits can pass it by at most `MAX_RETRIES` times `MAX_RETRY_WAIT_S`."""
     from datapolicy.cli.progress import ProgressView  # only here: rich costs every start
 
     deadline = None if timeout is None else time.monotonic() + timeout
     with ProgressView(console(), show=show) as view:
         status = "notStarted"  # as last seen
         while True:
-            wait_s = POLL_INTERVAL_S
             try:
                 operation = api.get(operation_url)
             except ApiError as exc:
-                if exc.retry_after is None or exc.status_code not in RETRYABLE_STATUSES:
-                    if exc.status_code != 404:
-                        raise
-                    view.stop()
-                    click.echo("cancelled: the operation was deleted", err=True)
-                    raise SystemExit(EXIT_CANCELLED) from None
-                wait_s = min(exc.retry_after, MAX_RETRY_WAIT_S)
-            else:
-                status = operation["status"]
-                view.update(status, operation["progress"], operation.get("progressDetail"))
-                if status in FINAL_STATUSES:
-                    return operation
+                if exc.status_code != 404:
+                    raise
+                view.stop()
+                click.echo("cancelled: the operation was deleted", err=True)
+                raise SystemExit(EXIT_CANCELLED) from None
+            status = operation["status"]
+            view.update(status, operation["progress"], operation.get("progressDetail"))
+            if status in FINAL_STATUSES:
+                return operation
             if deadline is not None and time.monotonic() > deadline:
                 view.stop()
                 click.echo(f"timed out: the operation is still {status}", err=True)
                 raise SystemExit(EXIT_TIMED_OUT)
-            time.sleep(wait_s)
+            api.sleep(POLL_INTERVAL_S)
 
 
 def package_location(operation: dict[str, Any]) -> str:
