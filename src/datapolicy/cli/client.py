@@ -150,6 +150,10 @@ class Api:
         try:
             response = self.http.request(method, url, **arguments)
         except httpx.TransportError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise click.ClickException(
+                    f"cannot trust {self.url}'s certificate ({TLS_HINT}): {exc}"
+                ) from None
             raise click.ClickException(
                 f"cannot reach {self.url} ({self.origin}; {URL_HINT}): {exc}"
             ) from None
@@ -199,6 +203,11 @@ def connect(
 
 
 URL_HINT = "give the service's API root with --url or DATAPOLICY_URL, or its --config"
+# httpx trusts the certificates of SSL_CERT_FILE (or SSL_CERT_DIR) instead of its own list.
+TLS_HINT = (
+    "name the certificate to trust with SSL_CERT_FILE=FILE; `serve --tls-self-signed` writes it "
+    "as tls-self-signed.crt in its data directory"
+)
 
 
 def api_url(url: str | None, config_file: Path | None) -> tuple[str, str]:
