@@ -186,3 +186,23 @@ def test_architecture_names_every_module_and_only_modules() -> None:
     modules = _modules()
     assert sorted(modules - entries) == [], "modules missing from docs/architecture.md"
     assert sorted(entries - modules) == [], "docs/architecture.md names modules that do not exist"
+
+
+# `pip install datapolicy[...]` or `'datapolicy[otel]'`: an install from a package index, where
+# datapolicy is not (a checkout's `./datapolicy[...]`, `.[otel]` or a wheel's path is fine).
+_FROM_AN_INDEX = re.compile(r"""pip install (?:-\S+ )*["']?datapolicy\b""")
+
+
+def test_no_doc_installs_datapolicy_from_a_package_index() -> None:
+    """datapolicy is not on PyPI (issue 19): every install a doc shows is from a checkout or a
+    built wheel. `pip install 'datapolicy[otel]'` stood in docs/observability.md and
+    docs/configuration.md."""
+    docs = [ROOT / "README.md", ROOT / "bench" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    found = [
+        f"{path.relative_to(ROOT)}: {match.group(0)}"
+        for path in docs
+        for match in _FROM_AN_INDEX.finditer(path.read_text())
+    ]
+    assert not found
+    assert _FROM_AN_INDEX.search("pip install 'datapolicy[otel]'")
+    assert not _FROM_AN_INDEX.search('pip install "./datapolicy[testing]"')

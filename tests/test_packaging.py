@@ -14,8 +14,11 @@ import zipfile
 from email.parser import Parser
 from pathlib import Path
 
+import httpx
 import pytest
 from packaging.requirements import Requirement
+
+from conftest import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e  # builds in an isolated environment, installs into a new one
@@ -74,7 +77,8 @@ def test_the_wheel_declares_the_extras_of_pyproject(wheel: Path):
 def test_the_installed_wheel_runs_from_its_own_files(wheel: Path, tmp_path: Path):
     """Installed into a new environment (its dependencies borrowed from this one's
     site-packages, so nothing is downloaded), the command starts and the package's data files
-    are read from the installed copy, not from this checkout."""
+    are read from the installed copy, not from this checkout; `serve --demo` (the README's
+    first command: migrations, demo data, the console) serves from it."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -113,3 +117,44 @@ def test_the_installed_wheel_runs_from_its_own_files(wheel: Path, tmp_path: Path
     ).stdout.split()
     assert Path(where).is_relative_to(venv)
     assert complete == "True"
+    _serves_the_demo(venv / "bin" / "datapolicy", tmp_path)
+
+
+def _serves_the_demo(command: Path, cwd: Path) -> None:
+    """`datapolicy serve --demo` from the installed copy answers /v1.0/users (the store
+    migrated, the demo shop generated) and /console/ (its files packaged)."""
+    port = free_port()
+    log = cwd / "serve.log"  # a file, not a pipe: a full pipe would stall the service
+    with log.open("w") as sink:
+        serving = subprocess.Popen(
+            [str(command), "serve", "--demo", "--port", str(port), "--data-dir", str(cwd / "data")],
+            cwd=cwd,
+            stdout=sink,
+            stderr=sink,
+        )
+    root = f"http://127.0.0.1:{port}"
+    data = str(cwd / "data")
+
+    def answers(path: str, token: str = "") -> httpx.Response | None:
+        try:
+            return httpx.get(
+                root + path, headers={"Authorization": f"Bearer {token}"} if token else {}
+            )
+        except httpx.TransportError:
+            return None
+
+    try:
+        wait_for("the service", lambda: answers("/healthz"), timeout=120, logs=log.read_text)
+        mint = [str(command), "token", "--permission", "User.Read.All", "--data-dir", data]
+        token = subprocess.run(mint, capture_output=True, text=True, check=True, cwd=cwd).stdout
+        users = answers("/v1.0/users", token.strip())
+        assert users is not None
+        assert users.status_code == 200, users.text
+        assert users.json()["value"]
+        console = answers("/console/")
+        assert console is not None
+        assert console.status_code == 200
+    finally:
+        serving.terminate()
+        serving.wait(timeout=30)
+    assert serving.returncode == 0, log.read_text()

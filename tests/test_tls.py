@@ -5,8 +5,11 @@ https. A file that is no certificate fails the start, naming the file."""
 
 from __future__ import annotations
 
+import os
 import ssl
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -67,8 +70,26 @@ def test_a_self_signed_certificate_that_a_verifying_client_trusts(tmp_path: Path
         # A client that does not trust it refuses the connection.
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             httpx.get(f"{service.url}/openapi.json", verify=ssl.create_default_context())
+        _the_cli_trusts_it_when_told(service, certificate)
     finally:
         service.stop()
+
+
+def _the_cli_trusts_it_when_told(service: ProcessService, certificate: Path) -> None:
+    """A client command refuses the certificate with one line that says how to trust it
+    (it said only "cannot reach", with --url's hint), and trusts it from SSL_CERT_FILE."""
+    command = [sys.executable, "-m", "datapolicy", "users", "list", "--top", "1"]
+    command += ["--url", service.url, "--data-dir", str(service.data_dir)]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DATAPOLICY_", "SSL_"))}
+    refused = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=60)
+    assert refused.returncode == 1
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith(f"Error: cannot trust {service.url}'s certificate (")
+    assert "SSL_CERT_FILE=FILE" in line
+    assert TLS_CERTIFICATE_FILE in line
+    environment["SSL_CERT_FILE"] = str(certificate)
+    trusted = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=60)
+    assert trusted.returncode == 0, trusted.stderr
 
 
 def test_the_operator_s_certificate_and_key(tmp_path: Path):

@@ -193,3 +193,71 @@ def test_wait_prints_progress_lines_that_rise_through_a_slowed_export(tmp_path: 
     assert all(re.search(r" \(\d[\d,]* rows/s, [\d.]+%/s, ETA", line) for line in orders), (
         result.stderr
     )
+
+
+@pytest.fixture(scope="module")
+def scenario_service(tmp_path_factory: pytest.TempPathFactory):
+    """`serve --demo --scenarios`: fault rules make the API answer 429 or 503 on cue."""
+    running = start_service(tmp_path_factory.mktemp("export-retries"), "--demo", "--scenarios")
+    yield running
+    running.stop()
+
+
+def _answered(service: Service, path: str) -> list[int]:
+    """The statuses the service gave to the requests on `path`, in order."""
+    requests = json_output(
+        datapolicy("scenarios", "requests", *against(service), "--json", "--path-prefix", path)
+    )
+    return [entry["status"] for entry in requests]
+
+
+def test_the_start_waits_out_a_rate_limit_and_an_outage(scenario_service: Service):
+    """The request that starts the export, answered 429 then 503 with a Retry-After, is sent
+    again after each wait and the export starts once (it exited 1 on the first 429)."""
+    where = against(scenario_service)
+    person = demo_user_id(1)
+    action = f"/users/{person}/exportPersonalData"
+    assert datapolicy("scenarios", "reset", *where).returncode == 0
+    for status in ("429", "503"):
+        datapolicy(
+            "scenarios", "fault", *where, "--route", "/users/{id}/exportPersonalData",
+            "--status", status, "--retry-after", "1",
+        )  # fmt: skip
+    location = str(scenario_service.data_dir / "exports" / "retried")
+    result = datapolicy("export", person, "--to", location, *where)
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"[0-9a-f-]{36}\n", result.stdout)
+    assert _answered(scenario_service, "/v1.0" + action) == [429, 503, 202]
+    with scenario_service.client() as http:
+        mine = {"$filter": f"userId eq '{person}'"}
+        assert len(http.get("/dataPolicyOperations", params=mine).json()["value"]) == 1
+
+
+def test_the_start_gives_up_after_five_repeats(scenario_service: Service):
+    """Six answers in a row that say come back later: five repeats, then the error, exit 1."""
+    where = against(scenario_service)
+    person = demo_user_id(2)
+    assert datapolicy("scenarios", "reset", *where).returncode == 0
+    datapolicy(
+        "scenarios", "fault", *where, "--route", "/users/{id}/exportPersonalData",
+        "--status", "503", "--retry-after", "0", "--times", "6",
+    )  # fmt: skip
+    result = datapolicy("export", person, "--to", str(scenario_service.data_dir / "x"), *where)
+    assert one_line_error(result).startswith("Error: 503 ")
+    assert _answered(scenario_service, f"/v1.0/users/{person}/exportPersonalData") == [503] * 6
+
+
+def test_polling_waits_out_a_rate_limit(scenario_service: Service):
+    """--wait's polls, answered 429 with a Retry-After, go on after the wait to the end."""
+    where = against(scenario_service)
+    assert datapolicy("scenarios", "reset", *where).returncode == 0
+    datapolicy(
+        "scenarios", "fault", *where, "--route", "/dataPolicyOperations/{id}",
+        "--method", "GET", "--status", "429", "--retry-after", "0", "--times", "3",
+    )  # fmt: skip
+    location = str(scenario_service.data_dir / "exports" / "polled")
+    result = datapolicy("export", demo_user_id(3), "--to", location, "--wait", *where)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("complete: ")
+    logged = _answered(scenario_service, "/v1.0/dataPolicyOperations/")
+    assert logged.count(429) == 3, logged

@@ -20,8 +20,9 @@ cli/__init__.py).
 from __future__ import annotations
 
 import ipaddress
+import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 DEFAULT_URL = "http://127.0.0.1:8080/v1.0"
 MINTED_TOKEN_LIFETIME_S = 3600  # outlasts most `--wait`s; the token never leaves the process
 TIMEOUT_S = 30.0
+RETRYABLE_STATUSES = (429, 503)  # with a Retry-After: come back later
+MAX_RETRIES = 5  # in a row, for one request
+MAX_RETRY_WAIT_S = 30.0  # however long the Retry-After
 
 
 class ApiError(click.ClickException):
@@ -53,6 +57,22 @@ class ApiError(click.ClickException):
         # Seconds to wait before trying again (429, 503), when the service says.
         self.retry_after = float(retry_after) if retry_after.isdigit() else None
         super().__init__(f"{response.status_code} {_describe(response)}")
+
+
+def transient(exc: ApiError) -> bool:
+    """Whether `exc` says "come back later": the service did nothing and the same request may
+    be sent again."""
+    return exc.status_code in RETRYABLE_STATUSES and exc.retry_after is not None
+
+
+def retry_wait(exc: ApiError, retries: int) -> float | None:
+    """Seconds to wait before repeating the request `exc` answered, after `retries` repeats of
+    it already; None when it should not be repeated (not `transient`, or `MAX_RETRIES`
+    reached)."""
+    if not transient(exc) or retries >= MAX_RETRIES:
+        return None
+    assert exc.retry_after is not None
+    return min(exc.retry_after, MAX_RETRY_WAIT_S)
 
 
 def _describe(response: httpx.Response) -> str:
@@ -88,13 +108,22 @@ def api_options(command: Command) -> Command:
 
 
 class Api:
-    """The service's API root, with a bearer token; every error answer raises `ApiError`."""
+    """The service's API root, with a bearer token; every error answer raises `ApiError`
+    (after the repeats `retry_wait` allows, each after `sleep`)."""
 
-    def __init__(self, url: str, token: str, origin: str = "--url"):
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        origin: str = "--url",
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         import httpx
 
         self.url = url.rstrip("/")
         self.origin = origin  # where the URL came from, for the hint when it cannot be reached
+        self.sleep = sleep
         self.http = httpx.Client(
             headers={"Authorization": f"Bearer {token}", "User-Agent": "datapolicy-cli"},
             timeout=TIMEOUT_S,
@@ -107,12 +136,29 @@ class Api:
         self.http.close()
 
     def request(self, method: str, path_or_url: str, **arguments: Any) -> httpx.Response:
+        """The answer to one request, repeated while `retry_wait` says so."""
+        retries = 0
+        while True:
+            try:
+                return self._request_once(method, path_or_url, **arguments)
+            except ApiError as exc:
+                wait_s = retry_wait(exc, retries)
+                if wait_s is None:
+                    raise
+            self.sleep(wait_s)
+            retries += 1
+
+    def _request_once(self, method: str, path_or_url: str, **arguments: Any) -> httpx.Response:
         import httpx
 
         url = path_or_url if "://" in path_or_url else self.url + path_or_url
         try:
             response = self.http.request(method, url, **arguments)
         except httpx.TransportError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise click.ClickException(
+                    f"cannot trust {self.url}'s certificate ({TLS_HINT}): {exc}"
+                ) from None
             raise click.ClickException(
                 f"cannot reach {self.url} ({self.origin}; {URL_HINT}): {exc}"
             ) from None
@@ -162,6 +208,11 @@ def connect(
 
 
 URL_HINT = "give the service's API root with --url or DATAPOLICY_URL, or its --config"
+# httpx trusts the certificates of SSL_CERT_FILE (or SSL_CERT_DIR) instead of its own list.
+TLS_HINT = (
+    "name the certificate to trust with SSL_CERT_FILE=FILE; `serve --tls-self-signed` writes it "
+    "as tls-self-signed.crt in its data directory"
+)
 
 
 def api_url(url: str | None, config_file: Path | None) -> tuple[str, str]:

@@ -13,15 +13,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import click
 
 from datapolicy.auth.permissions import EXPORT
-from datapolicy.cli.client import Api, ApiError, api_options, connect
+from datapolicy.cli.client import Api, ApiError, api_options, connect, transient
 from datapolicy.cli.ops import FINAL_STATUSES, without_annotations
 from datapolicy.cli.options import Command, json_option
 from datapolicy.cli.output import console, print_json
 
 POLL_INTERVAL_S = 0.5
-# Polling goes on through a rate limit or a passing outage, after the Retry-After it is given.
-RETRYABLE_STATUSES = (429, 503)
-MAX_RETRY_WAIT_S = 30.0
 # Exit statuses (0 is complete; 1 an error such as a refused request, 2 a usage error).
 EXIT_FAILED = 3
 EXIT_CANCELLED = 4  # deleted while we waited: cancelled, or removed by someone else
@@ -140,17 +137,17 @@ def follow(
         status = "notStarted"  # as last seen
         approval: str | None = None  # the approval status last seen
         while True:
-            wait_s = POLL_INTERVAL_S
             try:
                 operation = api.get(operation_url)
             except ApiError as exc:
-                if exc.retry_after is None or exc.status_code not in RETRYABLE_STATUSES:
-                    if exc.status_code != 404:
-                        raise
+                if exc.status_code == 404:
                     view.stop()
                     click.echo("cancelled: the operation was deleted", err=True)
                     raise SystemExit(EXIT_CANCELLED) from None
-                wait_s = min(exc.retry_after, MAX_RETRY_WAIT_S)
+                if not transient(exc):
+                    raise
+                # The request waited out `MAX_RETRIES` of them in a row already; polling goes
+                # on through a longer rate limit or outage until the timeout.
             else:
                 status = operation["status"]
                 seen = (operation.get("approval") or {}).get("status")
@@ -166,7 +163,7 @@ def follow(
                 waiting = ", waiting for approval" if approval == "pending" else ""
                 (echo or _stderr)(f"timed out: the operation is still {status}{waiting}")
                 raise SystemExit(EXIT_TIMED_OUT)
-            sleep(wait_s)
+            sleep(POLL_INTERVAL_S)
 
 
 def _stderr(line: str) -> None:
