@@ -8,11 +8,21 @@ sooner. No ANALYZE is run: a database the service grew itself has no statistics 
 
 The data (deterministic for a given count and seed):
 - ~1,000 distinct user ids (GUIDs), chosen uniformly;
-- statuses mixed: 82% complete, 8% failed, 6% notStarted, 4% running;
+- statuses: 92% complete, 8% failed, and the newest `RUNNING` operations running (as many as
+  four processes' default export threads run at once); none notStarted (a live store's
+  backlog is claimed within seconds);
 - storage locations from a handful of local directories and file:// URLs of varied length;
 - submitted times spread over the year before 2026-11-01 UTC, rows inserted in submission
   order (as the service inserts them); started and completed times for finished operations,
   leases for running ones, error codes and messages for failed ones, idempotency keys for 90%.
+
+Nothing in it is work for the export threads of a default `datapolicy serve` (which
+bench/api_throughput.py runs), so that a benchmark measures a store nobody writes to unless it
+says so: the running operations are leased far ahead (`FAR`) by workers of other processes, and
+every published package has been dealt with by retention (`package_deleted_at`, 30 days after
+completion, `[engine] package_retention`'s default). Neither column is in a response. (With
+thousands of active operations, as generator 2 made, each idle export thread's claim scanned
+them all every second: 30 ms a claim at 100,000 operations.)
 
 Run alone: `python bench/populate.py --operations 1000000` prints the cached file's path.
 """
@@ -37,16 +47,19 @@ from datapolicy.store import SQLiteDatabase
 from datapolicy.store.operations import request_digest
 from datapolicy.store.tables import operations
 
-GENERATOR_VERSION = 2  # bump when the generated data changes, to invalidate cached files
+GENERATOR_VERSION = 3  # bump when the generated data changes, to invalidate cached files
 SEED = 20261129
 USERS = 1000
 BATCH = 50_000
 END = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp()) * 1_000_000
 YEAR = 365 * 86_400 * 1_000_000
 SECOND = 1_000_000
+FAR = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000  # never due during a run
+RETENTION = 30 * 86_400 * SECOND
 
-STATUSES = ("complete", "failed", "notStarted", "running")
-STATUS_WEIGHTS = (82, 8, 6, 4)
+STATUSES = ("complete", "failed")
+STATUS_WEIGHTS = (92, 8)
+RUNNING = 8  # the newest operations, running
 LOCATIONS = (
     "/var/lib/datapolicy/exports",
     "/var/lib/datapolicy/exports",  # the default location, twice as common
@@ -136,6 +149,7 @@ def generate(count: int, seed: int, columns: list[str]):
     users = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(USERS)]
     submitted_times = sorted(rng.randrange(END - YEAR, END) for _ in range(count))
     statuses = rng.choices(STATUSES, STATUS_WEIGHTS, k=count)
+    statuses[max(0, count - RUNNING) :] = ["running"] * min(count, RUNNING)
     for submitted, status in zip(submitted_times, statuses, strict=True):
         operation_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         location = rng.choice(LOCATIONS)
@@ -157,7 +171,7 @@ def generate(count: int, seed: int, columns: list[str]):
             "error_message": None,
             "package_location": None,
             "deleted_at": None,
-            "package_deleted_at": None,  # retention: the packages are all still there
+            "package_deleted_at": None,  # set for published packages below (retention)
             "package_deletion": None,
             "idempotency_key": None,
             "idempotency_request": None,
@@ -175,30 +189,33 @@ def generate(count: int, seed: int, columns: list[str]):
         if rng.random() < 0.9:  # most clients send a client-request-id
             row["idempotency_key"] = f"client-request-id:{uuid.UUID(int=rng.getrandbits(128))}"
             row["idempotency_request"] = request_digest(row["user_id"], location)
-        if status != "notStarted":
-            started = submitted + rng.randrange(SECOND, 120 * SECOND)
-            row["started_at"] = started
-            row["attempts"] = 1 if rng.random() < 0.95 else rng.randint(2, 3)
-            heartbeats = rng.randint(1, 20)
-            if status in ("running", "complete"):
-                row["progress_part"] = rng.choice(PARTS)
-                row["records_written"] = rng.randrange(1, 200_000)
-                row["bytes_written"] = rng.randrange(0, 50_000_000)
-            if status == "running":
-                row["progress"] = round(rng.uniform(0, 99), 1)
-                row["version"] = 2 + heartbeats
-                row["lease_owner"] = f"datapolicy-{rng.randint(1, 4)}:worker-{rng.randint(1, 2)}"
-                row["lease_expires_at"] = END + 60 * SECOND
-            else:
-                row["completed_at"] = started + rng.randrange(5 * SECOND, 7_200 * SECOND)
-                row["version"] = 3 + heartbeats
-            if status == "complete":
-                row["progress"] = 100.0
-                base = location.removeprefix("file://")
-                row["package_location"] = f"{base}/{operation_id}.zip"
-            elif status == "failed":
-                row["progress"] = round(rng.uniform(0, 99), 1)
-                row["error_code"], row["error_message"] = rng.choice(ERRORS)
+        # every operation has started (none notStarted: see RUNNING)
+        started = submitted + rng.randrange(SECOND, 120 * SECOND)
+        row["started_at"] = started
+        row["attempts"] = 1 if rng.random() < 0.95 else rng.randint(2, 3)
+        heartbeats = rng.randint(1, 20)
+        if status in ("running", "complete"):
+            row["progress_part"] = rng.choice(PARTS)
+            row["records_written"] = rng.randrange(1, 200_000)
+            row["bytes_written"] = rng.randrange(0, 50_000_000)
+        if status == "running":
+            row["progress"] = round(rng.uniform(0, 99), 1)
+            row["version"] = 2 + heartbeats
+            row["lease_owner"] = f"datapolicy-{rng.randint(1, 4)}:worker-{rng.randint(1, 2)}"
+            row["lease_expires_at"] = FAR  # a live worker's: never taken over
+        else:
+            row["completed_at"] = started + rng.randrange(5 * SECOND, 7_200 * SECOND)
+            row["version"] = 3 + heartbeats
+        if status == "complete":
+            row["progress"] = 100.0
+            base = location.removeprefix("file://")
+            row["package_location"] = f"{base}/{operation_id}.zip"
+            # retention has dealt with it: no export thread's sweep picks it up
+            row["package_deleted_at"] = row["completed_at"] + RETENTION
+            row["package_deletion"] = "deleted"
+        elif status == "failed":
+            row["progress"] = round(rng.uniform(0, 99), 1)
+            row["error_code"], row["error_message"] = rng.choice(ERRORS)
         yield tuple(row[name] for name in columns)
 
 

@@ -5,18 +5,20 @@ bench/api_throughput.py, for a shared or noisy machine.
     python bench/request_cost.py --operations 100000 --requests 500
 
 Both servers run under `valgrind --tool=callgrind` (each in its own process, as
-api_throughput.py starts them: `datapolicy serve --workers 0` with rate limits on but never
-spent, and bench/bare_server.py with responses of the real size and headers). For each case the
-server's counters are zeroed (`callgrind_control -z`), --requests requests are sent one after
-the other on one keep-alive connection, and the counters are dumped (`callgrind_control -d`):
-the instructions the whole server process executed (all its threads: the event loop, the
-threads that read list pages, uvicorn's timers) divided by the number of requests. The audit
-buffer's flush, which runs by the clock, is set to 60 s (see `main`), so it is left out: its
-cost per request is small at full speed, where a flush covers thousands. Instruction counts
-do not depend on what else the machine runs, so the ratio bare / datapolicy is repeatable where
-requests per second are not; it stands for api_throughput.py's throughput ratio (a request's
-CPU time is roughly proportional to its instructions, though cache misses and system calls are
-not weighed: the figure is an estimate of that ratio, not the benchmark's figure).
+api_throughput.py starts them, but `datapolicy serve --workers 0`: an idle export thread's claim
+every second would be counted against the requests of a run slowed some fifty times; rate limits
+on but never spent, and bench/bare_server.py with responses of the real size and headers). For
+each case the server's counters are zeroed (`callgrind_control -z`), --requests requests are
+sent one after the other on one keep-alive connection, and the counters are dumped
+(`callgrind_control -d`): the instructions the whole server process executed (all its threads:
+the event loop, the threads that read list pages, uvicorn's timers) divided by the number of
+requests. The audit buffer's flush, which runs by the clock, is set to 60 s (see `main`), so it
+is left out: its cost per request is small at full speed, where a flush covers thousands.
+Instruction counts do not depend on what else the machine runs, so the ratio bare / datapolicy
+is repeatable where requests per second are not; it stands for api_throughput.py's throughput
+ratio (a request's CPU time is roughly proportional to its instructions, though cache misses and
+system calls are not weighed: the figure is an estimate of that ratio, not the benchmark's
+figure).
 
 The cases:
 - `get_cached`: GET by id of operations read once before (the read cache holds them);
