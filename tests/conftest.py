@@ -53,8 +53,9 @@ from inprocess import ORIGIN, PortalTransport, serve_in_process
 
 # Fixtures defined beside the helpers they use: `s3`/`own_s3` (SeaweedFS), `store_kind`/
 # `database` (the operation store on SQLite and PostgreSQL) and `namespace` (a scratch namespace
-# of each source database).
-pytest_plugins = ("s3server", "databases")
+# of each source database); the order pytest-xdist hands the groups out in and
+# `--record-durations` (longest_first).
+pytest_plugins = ("s3server", "databases", "longest_first")
 
 T = TypeVar("T")
 TEST_STORE = os.environ.get("DATAPOLICY_TEST_STORE", "").strip().lower() or "sqlite"
@@ -102,7 +103,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group the tests for pytest-xdist's `--dist loadgroup` (scripts/test): a module's tests
     run in one process, where they share its fixtures, except in a module marked `spread`
-    (long tests that share nothing costly), whose tests each go where a process is free. In a
+    (long tests that share nothing costly), whose tests each go where a process is free; the
+    groups are handed out longest first (tests/longest_first.py). In a
     pass on another store than SQLite, deselect the tests that do not depend on it."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:

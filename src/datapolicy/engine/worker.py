@@ -61,7 +61,6 @@ from datapolicy.engine.targets import (
     resolve_target,
 )
 from datapolicy.engine.targets.local import sweep_partials
-from datapolicy.engine.targets.s3 import sweep_uploads
 from datapolicy.engine.targets.spool import sweep as sweep_spool
 from datapolicy.errors import ExportError
 from datapolicy.metrics import LEASE_EXPIRIES, export_completed, export_ended
@@ -536,6 +535,9 @@ class Worker:
             ):
                 removed += len(sweep_spool(storage.s3_presigned.spool_dir, age, running))
             for config in storage.s3:
+                # boto3 is imported only where S3 is configured (engine/targets/__init__.py)
+                from datapolicy.engine.targets.s3 import sweep_uploads
+
                 try:
                     removed += sweep_uploads(config, self.lease, running)
                 except Exception as exc:  # an outage, or credentials that may not list

@@ -1,11 +1,15 @@
-"""Storage targets, chosen by the storageLocation URL."""
+"""Storage targets, chosen by the storageLocation URL.
+
+The Azure and S3 targets are imported when a location is not a local one: their SDKs (azure's
+with aiohttp, boto3) cost about 0.75 s of CPU to import, paid otherwise by every `serve` and
+`worker` process and every command that opens the store, which need them only for such a
+location."""
 
 from __future__ import annotations
 
 import re
 
 from datapolicy.config import StorageConfig
-from datapolicy.engine.targets.azure import azure_target
 from datapolicy.engine.targets.base import (
     StorageError,
     StorageLocationError,
@@ -13,8 +17,6 @@ from datapolicy.engine.targets.base import (
     Upload,
 )
 from datapolicy.engine.targets.local import local_target
-from datapolicy.engine.targets.s3 import s3_target
-from datapolicy.engine.targets.s3_presigned import presigned_target
 
 MAX_LOCATION_LENGTH = 2048
 # C0 controls and DEL, written or percent-encoded: no storage location needs one, and a NUL,
@@ -43,9 +45,15 @@ def resolve_target(location: str, storage: StorageConfig) -> Target:
         raise StorageLocationError(
             "Storage Location is not valid: it begins or ends with white space."
         )
+    local = local_target(location, storage.local.roots)
+    if local is not None:
+        return local
+    from datapolicy.engine.targets.azure import azure_target
+    from datapolicy.engine.targets.s3 import s3_target
+    from datapolicy.engine.targets.s3_presigned import presigned_target
+
     target = (
-        local_target(location, storage.local.roots)
-        or azure_target(location, storage.azure)
+        azure_target(location, storage.azure)
         or s3_target(location, storage.s3)
         or presigned_target(location, storage)
     )

@@ -32,7 +32,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from datapolicy.auth.permissions import EXPORT
 from datapolicy.auth.tokens import Principal
 from datapolicy.config import StorageConfig
-from datapolicy.engine.targets.azure import azure_target
 from datapolicy.model import ENTITY_SET, PROGRESS_SCALE, graph_profile_status
 from datapolicy.web.errors import error_response
 from datapolicy.web.routes.table import COUNT, ENTITY, ME_EXPORT, ROUTE, USER_EXPORT, RouteMatch
@@ -103,6 +102,8 @@ class GraphProfileMiddleware:
             location = orjson.loads(body).get("storageLocation") if body else None
         except (orjson.JSONDecodeError, AttributeError):
             location = None  # the route answers malformed bodies
+        from datapolicy.engine.targets.azure import azure_target  # its SDK: engine/targets
+
         if (
             isinstance(location, str)
             and location
