@@ -59,6 +59,11 @@ class OperationType(enum.StrEnum):
     EXPORT = "exportPersonalData"
     ERASE = "erasePersonalData"
 
+    @property
+    def noun(self) -> str:
+        """What the logs call such an operation: "export" or "erasure"."""
+        return "erasure" if self is OperationType.ERASE else "export"
+
 
 class EdmType(enum.StrEnum):
     """The EDM primitive types our properties use."""

@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from conftest import Service, start_configured, token_for
+from conftest import Service, start_configured, token_for, wait_for
 from datapolicy.auth.permissions import ERASE, EXPORT
 
 pytestmark = pytest.mark.operation_store  # starts services on the test store
@@ -154,6 +154,21 @@ def test_a_dry_run_then_the_erasure(running: Service):
 
     done = _finished(running, _erase(running, "ada").headers["Location"])
     assert done["status"] == "complete", done
+    # The service's log calls an erasure an erasure, from its queuing to its end.
+    erasure_lines = wait_for(
+        "the erasure's log lines",
+        lambda: [
+            message
+            for message in (
+                orjson.loads(line)["message"] for line in running.log.read_text().splitlines()
+            )
+            if message in ("erasure queued", f"erasure {done['id']} complete")
+        ],
+        10,
+        running.log.read_text,
+    )
+    assert {"erasure queued", f"erasure {done['id']} complete"} <= set(erasure_lines)
+    assert f"export {done['id']} complete" not in running.log.read_text()
     after = _rows(running)
     assert after["orders"] == [(3, "bob", 30)]
     assert after["invoices"] == before["invoices"]

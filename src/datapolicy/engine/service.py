@@ -194,7 +194,7 @@ class ExportService:
         )
         if created:
             logs.operation_id.set(operation.id)
-            logger.info("export queued")
+            logger.info("%s queued", operation.operation_type.noun)
             tracing.remember_start(operation.id)  # the export run's span links to this request
         return operation, created
 

@@ -225,7 +225,8 @@ class Worker:
             if job.expired_owner is not None:
                 LEASE_EXPIRIES.inc()
                 logger.warning(
-                    "export %s taken over: the lease of %s expired",
+                    "%s %s taken over: the lease of %s expired",
+                    job.operation.operation_type.noun,
                     job.operation.id,
                     job.expired_owner,
                 )
@@ -283,7 +284,7 @@ class Worker:
                 upload.discard()
                 self._after_stop(operation, owner)
             else:
-                logger.info("export %s complete", operation.id)
+                logger.info("%s %s complete", operation.operation_type.noun, operation.id)
                 export_completed(manifest, time.monotonic() - began)
                 self._record(AuditAction.PACKAGE_PUBLISHED, operation)
                 if operation.operation_type is OperationType.ERASE:
@@ -303,7 +304,7 @@ class Worker:
                 self.queue.fail(operation.id, owner, _describe(exc), job.attempt)
                 self._discard_partials(operation)
                 export_ended("failed")
-                logger.warning("export %s failed: %s", operation.id, exc)
+                logger.warning("%s %s failed: %s", operation.operation_type.noun, operation.id, exc)
             else:
                 self._retry_or_fail(job, owner, _describe(exc))
         except Exception as exc:  # every other failure is worth another attempt
@@ -403,12 +404,13 @@ class Worker:
         elif self.queue.deletion_requested(operation.id):
             self._discard_partials(operation)  # what earlier attempts left (Azure blocks)
             self.queue.purge(operation.id, owner)  # nothing was published; nothing is left
-            logger.info("export %s cancelled", operation.id)
+            logger.info("%s %s cancelled", operation.operation_type.noun, operation.id)
             export_ended("cancelled")
         else:  # its lease expired and another worker has it now
             logger.warning(
-                "export %s stopped: its lease expired and another worker took it over; this "
+                "%s %s stopped: its lease expired and another worker took it over; this "
                 "attempt's partial package was discarded",
+                operation.operation_type.noun,
                 operation.id,
             )
             export_ended("lease_lost")
@@ -422,7 +424,8 @@ class Worker:
             self.queue.fail(job.operation.id, owner, error, job.attempt, with_history=True)
             self._discard_partials(job.operation)
             logger.warning(
-                "export %s failed after %d attempts: %s",
+                "%s %s failed after %d attempts: %s",
+                job.operation.operation_type.noun,
                 job.operation.id,
                 job.attempt,
                 error.message,
@@ -432,7 +435,8 @@ class Worker:
         self.queue.retry_later(job.operation.id, owner, delay, error, job.attempt)
         export_ended("retried")
         logger.warning(
-            "export %s attempt %d failed, retrying in %.0fs: %s",
+            "%s %s attempt %d failed, retrying in %.0fs: %s",
+            job.operation.operation_type.noun,
             job.operation.id,
             job.attempt,
             delay.total_seconds(),
