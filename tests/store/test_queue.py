@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -426,16 +427,20 @@ def test_on_postgresql_a_worker_frozen_mid_transaction_is_taken_over_soon_after_
     assert job.attempt == 1 if step == "claim" else 2
 
 
-def test_an_idle_claim_reads_the_queue_s_indexes_not_every_operation(database):
+def test_an_idle_claim_reads_the_queue_s_indexes_not_every_operation(tmp_path: Path):
     """An idle export thread claims every `poll_seconds` and usually finds nothing: with its
     LIMIT bound as a parameter, SQLite walked the whole submission-order index then (130 ms a
     claim at 100,000 operations); written into the SQL, it reads the indexes of the active and
-    the deleted operations."""
-    if not isinstance(database, SQLiteDatabase):
-        pytest.skip("SQLite's query plan")
+    the deleted operations. SQLite's query planner only: PostgreSQL plans a bound LIMIT well."""
     from datapolicy.store.database import compile_statement
 
-    sql, params = compile_statement(OperationQueue._claimable(0), database.dialect)
-    plan = [row[3] for row in database.connection().execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+    database = SQLiteDatabase(tmp_path / "store.sqlite3")
+    database.migrate()
+    try:
+        sql, params = compile_statement(OperationQueue._claimable(0), database.dialect)
+        connection = database.connection()
+        plan = [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+    finally:
+        database.close()
     assert not any(step.startswith("SCAN") for step in plan), plan
     assert any("ix_operations_queue" in step for step in plan), plan

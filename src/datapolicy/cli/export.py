@@ -132,6 +132,7 @@ def follow(
     injectable for tests."""
     from datapolicy.cli.progress import ProgressView  # only here: rich costs every start
 
+    say = echo or _stderr
     deadline = None if timeout is None else clock() + timeout
     with ProgressView(console(), show=show, clock=clock, echo=echo) as view:
         status = "notStarted"  # as last seen
@@ -142,7 +143,7 @@ def follow(
             except ApiError as exc:
                 if exc.status_code == 404:
                     view.stop()
-                    click.echo("cancelled: the operation was deleted", err=True)
+                    say("cancelled: the operation was deleted")
                     raise SystemExit(EXIT_CANCELLED) from None
                 if not transient(exc):
                     raise
@@ -161,7 +162,7 @@ def follow(
             if deadline is not None and clock() > deadline:
                 view.stop()
                 waiting = ", waiting for approval" if approval == "pending" else ""
-                (echo or _stderr)(f"timed out: the operation is still {status}{waiting}")
+                say(f"timed out: the operation is still {status}{waiting}")
                 raise SystemExit(EXIT_TIMED_OUT)
             sleep(POLL_INTERVAL_S)
 

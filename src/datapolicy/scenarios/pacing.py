@@ -97,19 +97,15 @@ def _known(document: dict[str, Any], names: set[str]) -> None:
         raise InvalidRequest(f"Unknown property '{sorted(unknown)[0][:60]}'.")
 
 
-def _wait_on(stop: threading.Event, seconds: float) -> bool:
-    """Wait `seconds` unless `stop` is set first; True if it was."""
-    return stop.wait(seconds)
-
-
 class ScenarioControl(ExportControl):
-    """`clock` (monotonic seconds) and `wait` (`_wait_on`'s contract) time slow motion; tests
-    inject both to run a slowed export without sleeping."""
+    """`clock` (monotonic seconds) and `wait` (`threading.Event.wait`'s contract: wait up to
+    the seconds unless the event is set first; True if it was) time slow motion; tests inject
+    both to run a slowed export without sleeping."""
 
     def __init__(
         self,
         clock: Callable[[], float] = time.monotonic,
-        wait: Callable[[threading.Event, float], bool] = _wait_on,
+        wait: Callable[[threading.Event, float], bool] = threading.Event.wait,
     ) -> None:
         self._clock = clock
         self._wait = wait

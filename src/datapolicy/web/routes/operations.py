@@ -105,11 +105,10 @@ async def list_operations(request: Request) -> Response:
 
 def with_maxpagesize(request: Request, options: QueryOptions) -> tuple[QueryOptions, str | None]:
     """The options of a list (operations', users') with the page size of an `odata.maxpagesize`
-    preference, bounded by the
-    server's maximum page size, and the `Preference-Applied` value to answer with: from the
-    `Prefer` header, else the one the `$skiptoken` carries on from the first page (applied, but
-    not asked for by this request, so not answered). `$top` wins over both, as OData says: the
-    client asked for that many."""
+    preference, bounded by the server's maximum page size, and the `Preference-Applied` value
+    to answer with: from the `Prefer` header, else the one the `$skiptoken` carries on from the
+    first page (applied, but not asked for by this request, so not answered). `$top` wins over
+    both, as OData says: the client asked for that many."""
     if options.top is not None:
         return options, None
     prefer = [value for name, value in request.scope["headers"] if name == b"prefer"]
