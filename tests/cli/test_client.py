@@ -1,17 +1,20 @@
 """Which service a client command talks to (cli/client.py): --url or DATAPOLICY_URL, else the
 [server] host and port of its --config, else the default; and a service it cannot reach is one
-line that names the URL tried, where it came from, and how to give another."""
+line that names the URL tried, where it came from, and how to give another; a request's
+`client-request-id` through its repeats."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from commands import datapolicy, json_output, one_line_error
 
 from conftest import ProcessService, Service
-from datapolicy.cli.client import DEFAULT_URL, api_url
+from datapolicy.cli.client import DEFAULT_URL, Api, api_url
 
 CLOSED = "http://127.0.0.1:9/v1.0"  # the discard port: nothing listens
 
@@ -109,3 +112,24 @@ def test_a_client_command_prints_no_log_lines(service: Service):
     )
     assert json_output(result) is not None
     assert result.stderr == ""
+
+
+def test_a_request_keeps_its_client_request_id_through_its_repeats():
+    """Graph's SDKs send a `client-request-id` and keep it when they retry a 429 or 503: the
+    CLI's client does the same, and a new request gets a new id."""
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) in (1, 2):
+            return httpx.Response(429, headers={"Retry-After": "1"}, json={"error": {}})
+        return httpx.Response(200, json={"value": []})
+
+    api = Api("http://127.0.0.1:9/v1.0", "token", sleep=lambda seconds: None)
+    api.http = httpx.Client(transport=httpx.MockTransport(handle))
+    api.get("/users", headers={"ConsistencyLevel": "eventual"})
+    api.get("/users")
+    ids = [request.headers["client-request-id"] for request in seen]
+    assert ids[0] == ids[1] == ids[2] != ids[3]
+    assert str(uuid.UUID(ids[3])) == ids[3]
+    assert seen[0].headers["ConsistencyLevel"] == "eventual"

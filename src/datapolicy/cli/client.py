@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import time
 import tomllib
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,7 +137,12 @@ class Api:
         self.http.close()
 
     def request(self, method: str, path_or_url: str, **arguments: Any) -> httpx.Response:
-        """The answer to one request, repeated while `retry_wait` says so."""
+        """The answer to one request, repeated while `retry_wait` says so (with the same
+        `client-request-id`)."""
+        arguments["headers"] = {
+            **(arguments.get("headers") or {}),
+            "client-request-id": str(uuid.uuid4()),
+        }
         retries = 0
         while True:
             try:
