@@ -329,6 +329,27 @@ def test_an_idempotency_key_is_free_again_once_its_operation_is_deleted(store: O
     assert store.create("alice", None, "key-1") == (second, False)
 
 
+def test_the_requester_cannot_approve_their_own_erasure_through_another_application(
+    store: OperationStore,
+):
+    """Approval is by another principal, the subject the token names (a person's `oid`, the
+    same whichever client they sign in to): the requester's token from another application (the
+    console's, a script's) is still the requester, refused; another subject through the
+    requester's application approves."""
+    requester = '["console", "alice"]'
+    state = json.dumps({"dryRun": False, "requestedBy": requester, "committed": {}})
+    waiting, _ = store.create(
+        "ada", None, operation_type=OperationType.ERASE, erasure_state=state, approval_pending=True
+    )
+    for same_subject in ('["script", "alice"]', '[null, "alice"]'):
+        with pytest.raises(Forbidden):
+            store.approve(waiting.id, same_subject)
+        assert store.get(waiting.id).approval == PENDING_APPROVAL
+    approved = store.approve(waiting.id, '["console", "dpo"]')
+    assert approved.approval is not None
+    assert approved.approval.status is ApprovalStatus.APPROVED
+
+
 def test_an_idempotency_key_used_for_another_request_is_a_conflict(store: OperationStore):
     """Another user or location with a used key is refused, both when the key is looked up
     first and when the insert finds it taken; the first operation is untouched."""

@@ -21,7 +21,9 @@ import orjson
 import pytest
 
 from conftest import Service, start_configured, token_for, wait_for
+from datapolicy.auth.keys import signing_key
 from datapolicy.auth.permissions import ERASE, EXPORT
+from jwtkinds import claims, sign
 
 pytestmark = pytest.mark.operation_store  # starts services on the test store
 
@@ -250,6 +252,22 @@ def approving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     service = start_configured(root, config)
     yield service
     service.stop()
+
+
+def test_the_requester_through_another_client_application_cannot_approve(approving: Service):
+    """The principal is the token's subject: the requester signed in to another application
+    (another `azp`, the same `sub`) is refused as the requester is, and the erasure waits."""
+    requester = {"Authorization": f"Bearer {token_for(approving.data_dir, ERASE, EXPORT)}"}
+    elsewhere = sign(
+        signing_key(approving.data_dir), claims(sub="tests", azp="console", roles=[ERASE])
+    )
+    with httpx.Client(base_url=approving.url, headers=requester) as client:
+        url = client.post("/users/bob/erasePersonalData", json={}).headers["Location"]
+        refused = client.post(f"{url}/approve", headers={"Authorization": f"Bearer {elsewhere}"})
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "Authorization_RequestDenied"
+        assert client.get(url).json()["approval"]["status"] == "pending"
+        assert client.delete(url).status_code == 204
 
 
 def test_a_required_approval_holds_the_erasure_until_another_principal_gives_it(

@@ -55,6 +55,7 @@ from datapolicy.model import (
     Property,
     format_datetime,
     graph_profile_operation,
+    principal_json,
     utc_now,
 )
 from datapolicy.odata.expressions import Value
@@ -529,7 +530,8 @@ class OperationStore:
         self, operation_id: str, approver: str, record: Recorder | None = None
     ) -> Operation:
         """Approve an erasure that waits for approval (docs/erasure.md): by a principal other
-        than the one who requested it (403 otherwise); 409 if it does not wait. The approver
+        than the one who requested it (403 otherwise: the same subject through another client
+        application is the same principal); 409 if it does not wait. The approver
         and the time go into its erasure state; `record` runs in the transaction."""
         with self.database.transaction() as transaction:
             current = self._locked(transaction, operation_id)
@@ -546,7 +548,7 @@ class OperationStore:
                     code="notAwaitingApproval",
                 )
             state = orjson.loads(state_text or "{}")
-            if state.get("requestedBy") == approver:
+            if _subject(state.get("requestedBy")) == _subject(approver):
                 raise Forbidden(
                     "An erasure is approved by a principal other than the one who requested it."
                 )
@@ -642,6 +644,13 @@ def _after(
             params[name] = encode(PROPERTIES[key.name], value)
             after.append(Parameter(name))
     return tuple(after)
+
+
+def _subject(caller: object) -> object:
+    """The subject of a stored caller (`[application, subject]`, model.py `principal_json`):
+    who approves, whichever client application the token was issued to."""
+    principal = principal_json(caller)
+    return principal["subject"] if isinstance(principal, dict) else principal
 
 
 def _record(record: Recorder | None, transaction: Transaction, operation: Operation) -> None:
