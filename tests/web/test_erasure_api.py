@@ -270,6 +270,28 @@ def test_the_requester_through_another_client_application_cannot_approve(approvi
         assert client.delete(url).status_code == 204
 
 
+def test_user_export_all_alone_cannot_change_or_delete_an_erasure(approving: Service):
+    """Deleting an erasure cancels it, or deletes its package (the receipt); moving it moves
+    where its package goes: both need PersonalData.Erase.All, as starting one does. A token with
+    only User.Export.All (which may read it) is a 403 and the erasure is unchanged."""
+    requester = {"Authorization": f"Bearer {token_for(approving.data_dir, ERASE, EXPORT)}"}
+    exporter = {"Authorization": f"Bearer {token_for(approving.data_dir, EXPORT, subject='x')}"}
+    with httpx.Client(base_url=approving.url, headers=requester) as client:
+        url = client.post("/users/bob/erasePersonalData", json={}).headers["Location"]
+        before = client.get(url).json()
+        elsewhere = {"storageLocation": str(approving.data_dir / "exports" / "elsewhere")}
+        for refused in (
+            client.delete(url, headers=exporter),
+            client.patch(url, json=elsewhere, headers=exporter),
+        ):
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["error"]["code"] == "Authorization_RequestDenied"
+            assert "PersonalData.Erase.All" in refused.json()["error"]["message"]
+        assert client.get(url).json() == before
+        assert client.patch(url, json=elsewhere).status_code == 200
+        assert client.delete(url).status_code == 204
+
+
 def test_a_required_approval_holds_the_erasure_until_another_principal_gives_it(
     approving: Service,
 ):

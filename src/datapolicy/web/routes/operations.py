@@ -17,8 +17,10 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from datapolicy.auth.permissions import ERASE
 from datapolicy.engine import ExportService
-from datapolicy.model import ENTITY_SET, Operation
+from datapolicy.errors import Forbidden
+from datapolicy.model import ENTITY_SET, Operation, OperationType
 from datapolicy.odata.options import (
     COUNT_OPTIONS,
     ENTITY_OPTIONS,
@@ -224,7 +226,9 @@ async def update_operation(request: Request) -> Response:
     store = _store(request)
     operation_id = request.path_params["operation_id"]
     document = await read_json_object(request)
-    changes = parse_update(document, await read_operation(store, operation_id))
+    current = await read_operation(store, operation_id)
+    _erasure_permission(request, current)
+    changes = parse_update(document, current)
     # Writes run in a thread (as DELETE does): one may wait for the row, which a worker holds
     # while it publishes. The new location is checked, and prepared once the change is made.
     operation = await run_in_threadpool(
@@ -239,6 +243,8 @@ async def update_operation(request: Request) -> Response:
 
 async def delete_operation(request: Request) -> Response:
     _options(request, NO_OPTIONS)
+    operation_id = request.path_params["operation_id"]
+    _erasure_permission(request, await read_operation(_store(request), operation_id))
     await run_in_threadpool(
         _store(request).delete,
         request.path_params["operation_id"],
@@ -246,6 +252,25 @@ async def delete_operation(request: Request) -> Response:
         audit_of(request).recorder(request.scope, AuditAction.OPERATION_DELETED),
     )
     return Response(status_code=204)
+
+
+def _erasure_permission(request: Request, operation: Operation) -> None:
+    """Changing or deleting an erasure needs PersonalData.Erase.All besides the route's
+    User.Export.All (docs/security.md): deleting cancels it or removes its receipt, and a change
+    moves where it goes, which only those who may start one may do. The operation type never
+    changes, so the check made before the store's write holds for it."""
+    principal = request.scope["state"]["principal"]
+    if operation.operation_type is OperationType.ERASE and ERASE not in principal.permissions:
+        audit_of(request).later(
+            request.scope,
+            AuditAction.ACCESS_DENIED,
+            user_id=operation.user_id,
+            operation_id=operation.id,
+        )
+        raise Forbidden(
+            "Insufficient privileges to complete the operation. Changing or deleting an "
+            f"erasure needs the {ERASE} permission."
+        )
 
 
 async def approve_operation(request: Request) -> Response:
