@@ -363,6 +363,29 @@ def test_an_idempotency_key_used_for_another_request_is_a_conflict(store: Operat
     assert store.count(QueryOptions()) == 1
 
 
+def test_an_idempotency_key_binds_an_erasure_and_its_dry_run_flag_too(store: OperationStore):
+    """A key used for an export, or for a dry run, does not answer an erasure of the same user
+    and location (nor the reverse): a 409, where a 202 with the export or the dry run would let
+    the caller take the person for erased. The same start again is answered with its operation."""
+    erase = OperationType.ERASE
+    export, _ = store.create("alice", "/exports/a", "key-1")
+    dry, _ = store.create("bob", "/exports/a", "key-2", operation_type=erase, dry_run=True)
+    for asked in ({"operation_type": erase}, {"operation_type": erase, "dry_run": True}):
+        with pytest.raises(Conflict, match="different"):
+            store.create("alice", "/exports/a", "key-1", **asked)
+        with pytest.raises(Conflict, match="different"):
+            store.find_started("key-1", "alice", "/exports/a", **asked)
+    for asked in ({}, {"operation_type": erase}):
+        with pytest.raises(Conflict, match="different"):
+            store.create("bob", "/exports/a", "key-2", **asked)
+        with pytest.raises(Conflict, match="different"):
+            store.find_started("key-2", "bob", "/exports/a", **asked)
+    assert store.find_started("key-1", "alice", "/exports/a") == export
+    again = store.create("bob", "/exports/a", "key-2", operation_type=erase, dry_run=True)
+    assert again == (dry, False)
+    assert store.count(QueryOptions()) == 2
+
+
 def test_an_erasure_waiting_for_approval_says_so_until_another_principal_approves_it(
     store: OperationStore,
 ):

@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from conftest import Service, start_configured, token_for, wait_for
+from conftest import Service, configured_app, start_configured, token_for, wait_for
 from datapolicy.auth.keys import signing_key
 from datapolicy.auth.permissions import ERASE, EXPORT
 from jwtkinds import claims, sign
@@ -243,6 +243,42 @@ def test_an_export_and_an_erasure_of_one_person_never_run_together(idle: Service
             json={"storageLocation": str(idle.data_dir / "exports")},
         )
     assert again.status_code == 409
+
+
+def test_a_request_id_used_for_an_export_or_a_dry_run_does_not_answer_an_erasure(
+    tmp_path: Path,
+):
+    """A start's `client-request-id` is bound to what it asked for, an erasure and its dry-run
+    flag included: an erasure sent with the id of an export (or of a dry run) of the same user
+    and location is a 409 `IdempotencyKeyReused`, not a 202 with the export (or the dry run)
+    that the caller would follow to `complete` and take the person for erased."""
+    service = configured_app(tmp_path, _config(tmp_path), "--workers", "0")
+    location = str(service.data_dir / "exports")
+    try:
+        with service.client() as client:
+
+            def start(user: str, action: str, key: str, **body: Any) -> httpx.Response:
+                return client.post(
+                    f"/users/{user}/{action}",
+                    json={"storageLocation": location, **body},
+                    headers={"client-request-id": key},
+                )
+
+            assert start("ada", "exportPersonalData", "k-export").status_code == 202
+            assert start("bob", "erasePersonalData", "k-dry", dryRun=True).status_code == 202
+            for user, key, body in (("ada", "k-export", {}), ("bob", "k-dry", {"dryRun": False})):
+                refused = start(user, "erasePersonalData", key, **body)
+                assert refused.status_code == 409, refused.text
+                assert refused.json()["error"]["code"] == "IdempotencyKeyReused"
+            again = start("bob", "erasePersonalData", "k-dry", dryRun=True)
+            assert again.status_code == 202, again.text
+            listed = client.get("/dataPolicyOperations").json()["value"]
+            assert sorted(op["operationType"] for op in listed) == [
+                "erasePersonalData",
+                "exportPersonalData",
+            ]
+    finally:
+        service.stop()
 
 
 @pytest.fixture(scope="module")
