@@ -35,6 +35,7 @@ from datapolicy.store import OperationStore
 from datapolicy.store.audit import AuditAction
 from datapolicy.store.operations import Precondition
 from datapolicy.web.middleware.audit import audit_of
+from datapolicy.web.middleware.auth import Authentication
 from datapolicy.web.responses import json_response
 from datapolicy.web.routes.payloads import parse_new_operation, parse_update, read_json_object
 from datapolicy.web.routes.roots import service_root
@@ -254,6 +255,13 @@ async def delete_operation(request: Request) -> Response:
     return Response(status_code=204)
 
 
+def _denied(request: Request, operation_id: str) -> None:
+    """A route's 403, accounted as the authentication middleware accounts its own: the
+    client's budgets, and an access.denied entry naming the operation."""
+    authentication: Authentication = request.app.state.authentication
+    authentication.deny(request.scope, request.scope["state"]["principal"], operation_id)
+
+
 def _erasure_permission(request: Request, operation: Operation) -> None:
     """Changing or deleting an erasure needs PersonalData.Erase.All besides the route's
     User.Export.All (docs/security.md): deleting cancels it or removes its receipt, and a change
@@ -261,12 +269,7 @@ def _erasure_permission(request: Request, operation: Operation) -> None:
     changes, so the check made before the store's write holds for it."""
     principal = request.scope["state"]["principal"]
     if operation.operation_type is OperationType.ERASE and ERASE not in principal.permissions:
-        audit_of(request).later(
-            request.scope,
-            AuditAction.ACCESS_DENIED,
-            user_id=operation.user_id,
-            operation_id=operation.id,
-        )
+        _denied(request, operation.id)
         raise Forbidden(
             "Insufficient privileges to complete the operation. Changing or deleting an "
             f"erasure needs the {ERASE} permission."
@@ -277,12 +280,17 @@ async def approve_operation(request: Request) -> Response:
     """datapolicy's action (docs/erasure.md): approve an erasure that waits for approval, by a
     principal other than its requester; 204."""
     _options(request, NO_OPTIONS)
-    await run_in_threadpool(
-        _store(request).approve,
-        request.path_params["operation_id"],
-        caller_of(request),
-        audit_of(request).recorder(request.scope, AuditAction.ERASURE_APPROVED),
-    )
+    operation_id = request.path_params["operation_id"]
+    try:
+        await run_in_threadpool(
+            _store(request).approve,
+            operation_id,
+            caller_of(request),
+            audit_of(request).recorder(request.scope, AuditAction.ERASURE_APPROVED),
+        )
+    except Forbidden:  # the requester's own approval
+        _denied(request, operation_id)
+        raise
     return Response(status_code=204)
 
 
