@@ -62,13 +62,18 @@ def print_entity(fields: dict[str, Any], as_json: bool) -> None:
 
 
 def cell_text(value: Any) -> str:
-    """A JSON value as a table cell: nothing for null, compact JSON for objects; control and
-    bidirectional formatting characters as escapes (`\\x1b`, `\\u202e`), so that a value (a
-    display name a person chose) cannot drive the terminal or reorder what it shows (rich
-    passes ESC and the 8-bit CSI through)."""
+    """A JSON value as a table cell: nothing for null, compact JSON for objects; `printable`."""
     if value is None:
         return ""
     text = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+    return printable(text)
+
+
+def printable(text: str) -> str:
+    """`text` with its control and bidirectional formatting characters as escapes (`\\x1b`,
+    `\\u202e`), so that a value from the data (a display name or a file name a person chose)
+    cannot drive the terminal or reorder what it shows (rich passes ESC and the 8-bit CSI
+    through)."""
     return _UNSAFE.sub(_escaped, text)
 
 
