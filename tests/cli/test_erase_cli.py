@@ -79,3 +79,11 @@ def test_a_dry_run_then_the_erasure_of_a_demo_user(fresh_service: ProcessService
     assert users[0]["display_name"] == "(erased)"
     assert users[0]["mail"].startswith("h:")
     assert person["mail"] not in str(users)
+
+    # A minted token for `ops delete` holds PersonalData.Erase.All too, which deleting an
+    # erasure needs (docs/security.md): the dry run's operation goes with its package.
+    dry_package = Path(dry.stdout.removeprefix("complete: ").strip())
+    deleted = datapolicy("ops", "delete", dry_package.stem, *against(fresh_service))
+    assert deleted.returncode == 0, deleted.stderr
+    with fresh_service.client() as http:
+        assert http.get(f"/dataPolicyOperations/{dry_package.stem}").status_code == 404

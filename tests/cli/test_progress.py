@@ -169,3 +169,18 @@ def test_the_terminal_bar_shows_the_part_and_the_rows_per_second():
     assert lines == []
     assert "shop/orders" in output.getvalue()
     assert "1,250 rows/s, 5.0%/s, ETA 0:00:16" in output.getvalue()
+
+
+def test_a_file_name_is_shown_with_its_control_characters_escaped():
+    """The part names a file of the person's, whose name anyone who could upload it chose: its
+    escape sequences reach neither the lines nor the bar (cli/output.py `printable`)."""
+    clock = Clock()
+    output = io.StringIO()
+    progress, lines = view(clock)
+    bar, _ = view(clock, terminal=True, output=output)
+    for shown in (progress, bar):
+        with shown:
+            shown.update("running", 10.0, detail("uploads/a\x1b[2J\x1b]52;c;eA==\x07.txt", 1))
+    assert lines == ["running 10.0% uploads/a\\x1b[2J\\x1b]52;c;eA==\\x07.txt"]
+    assert "a\\x1b[2J" in output.getvalue()
+    assert "\x1b[2J" not in output.getvalue()

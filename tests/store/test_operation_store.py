@@ -329,6 +329,27 @@ def test_an_idempotency_key_is_free_again_once_its_operation_is_deleted(store: O
     assert store.create("alice", None, "key-1") == (second, False)
 
 
+def test_the_requester_cannot_approve_their_own_erasure_through_another_application(
+    store: OperationStore,
+):
+    """Approval is by another principal, the subject the token names (a person's `oid`, the
+    same whichever client they sign in to): the requester's token from another application (the
+    console's, a script's) is still the requester, refused; another subject through the
+    requester's application approves."""
+    requester = '["console", "alice"]'
+    state = json.dumps({"dryRun": False, "requestedBy": requester, "committed": {}})
+    waiting, _ = store.create(
+        "ada", None, operation_type=OperationType.ERASE, erasure_state=state, approval_pending=True
+    )
+    for same_subject in ('["script", "alice"]', '[null, "alice"]'):
+        with pytest.raises(Forbidden):
+            store.approve(waiting.id, same_subject)
+        assert store.get(waiting.id).approval == PENDING_APPROVAL
+    approved = store.approve(waiting.id, '["console", "dpo"]')
+    assert approved.approval is not None
+    assert approved.approval.status is ApprovalStatus.APPROVED
+
+
 def test_an_idempotency_key_used_for_another_request_is_a_conflict(store: OperationStore):
     """Another user or location with a used key is refused, both when the key is looked up
     first and when the insert finds it taken; the first operation is untouched."""
@@ -340,6 +361,29 @@ def test_an_idempotency_key_used_for_another_request_is_a_conflict(store: Operat
             store.find_started("key-1", user_id, location)
     assert store.find_started("key-1", "alice", "/exports/a") == first
     assert store.count(QueryOptions()) == 1
+
+
+def test_an_idempotency_key_binds_an_erasure_and_its_dry_run_flag_too(store: OperationStore):
+    """A key used for an export, or for a dry run, does not answer an erasure of the same user
+    and location (nor the reverse): a 409, where a 202 with the export or the dry run would let
+    the caller take the person for erased. The same start again is answered with its operation."""
+    erase = OperationType.ERASE
+    export, _ = store.create("alice", "/exports/a", "key-1")
+    dry, _ = store.create("bob", "/exports/a", "key-2", operation_type=erase, dry_run=True)
+    for asked in ({"operation_type": erase}, {"operation_type": erase, "dry_run": True}):
+        with pytest.raises(Conflict, match="different"):
+            store.create("alice", "/exports/a", "key-1", **asked)
+        with pytest.raises(Conflict, match="different"):
+            store.find_started("key-1", "alice", "/exports/a", **asked)
+    for asked in ({}, {"operation_type": erase}):
+        with pytest.raises(Conflict, match="different"):
+            store.create("bob", "/exports/a", "key-2", **asked)
+        with pytest.raises(Conflict, match="different"):
+            store.find_started("key-2", "bob", "/exports/a", **asked)
+    assert store.find_started("key-1", "alice", "/exports/a") == export
+    again = store.create("bob", "/exports/a", "key-2", operation_type=erase, dry_run=True)
+    assert again == (dry, False)
+    assert store.count(QueryOptions()) == 2
 
 
 def test_an_erasure_waiting_for_approval_says_so_until_another_principal_approves_it(

@@ -217,6 +217,41 @@ def test_users_reads_are_recorded(api, audited, trail):
     assert entries[0].record.user_id == ADA
 
 
+def test_refusals_of_an_erasure_by_its_handler_are_recorded_as_denied(tmp_path):
+    """The 403s a route gives after the token passed (web/routes/operations.py), as the
+    middleware's are: the requester approving their own erasure, and a PATCH or DELETE of an
+    erasure without PersonalData.Erase.All, each leave one access.denied naming the caller and
+    the operation."""
+    config = f'[audit]\nflush_seconds = {FLUSH_SECONDS}\n[erasure]\napproval = "required"\n'
+    service = configured_app(tmp_path, config, "--demo", "--workers", "0")
+    requester = token_for(service.data_dir, "User.Export.All", "PersonalData.Erase.All")
+    exporter = token_for(service.data_dir, "User.Export.All", subject="exporter")
+    try:
+        with (
+            service_database(service.data_dir) as database,
+            service.client(headers={"Authorization": f"Bearer {requester}"}) as client,
+        ):
+            log = open_audit_log(database, signing_key=audit_key(service.data_dir))
+            started = client.post(f"/users/{ADA}/erasePersonalData", json={})
+            url = started.headers["Location"]
+            operation_id = url.rsplit("/", 1)[1]
+            as_exporter = {"Authorization": f"Bearer {exporter}"}
+            refused = [
+                ("tests", client.post(f"{url}/approve")),
+                ("exporter", client.delete(url, headers=as_exporter)),
+                ("exporter", client.patch(url, json={}, headers=as_exporter)),
+            ]
+            for subject, response in refused:
+                assert response.status_code == 403, response.text
+                entries = of_request(service, log, response)
+                assert actions(entries) == ["access.denied"]
+                assert entries[0].record.subject == subject
+                assert entries[0].record.operation_id == operation_id
+            log.close()
+    finally:
+        service.stop()
+
+
 def test_a_403_is_recorded_as_denied_and_a_401_and_a_404_leave_nothing(api, audited, trail):
     readers_only = token_for(audited.data_dir, READ_USERS, subject="reader")
     with audited.client(headers={"Authorization": f"Bearer {readers_only}"}) as reader:

@@ -20,8 +20,10 @@ import httpx
 import orjson
 import pytest
 
-from conftest import Service, start_configured, token_for, wait_for
+from conftest import Service, configured_app, start_configured, token_for, wait_for
+from datapolicy.auth.keys import signing_key
 from datapolicy.auth.permissions import ERASE, EXPORT
+from jwtkinds import claims, sign
 
 pytestmark = pytest.mark.operation_store  # starts services on the test store
 
@@ -243,6 +245,42 @@ def test_an_export_and_an_erasure_of_one_person_never_run_together(idle: Service
     assert again.status_code == 409
 
 
+def test_a_request_id_used_for_an_export_or_a_dry_run_does_not_answer_an_erasure(
+    tmp_path: Path,
+):
+    """A start's `client-request-id` is bound to what it asked for, an erasure and its dry-run
+    flag included: an erasure sent with the id of an export (or of a dry run) of the same user
+    and location is a 409 `IdempotencyKeyReused`, not a 202 with the export (or the dry run)
+    that the caller would follow to `complete` and take the person for erased."""
+    service = configured_app(tmp_path, _config(tmp_path), "--workers", "0")
+    location = str(service.data_dir / "exports")
+    try:
+        with service.client() as client:
+
+            def start(user: str, action: str, key: str, **body: Any) -> httpx.Response:
+                return client.post(
+                    f"/users/{user}/{action}",
+                    json={"storageLocation": location, **body},
+                    headers={"client-request-id": key},
+                )
+
+            assert start("ada", "exportPersonalData", "k-export").status_code == 202
+            assert start("bob", "erasePersonalData", "k-dry", dryRun=True).status_code == 202
+            for user, key, body in (("ada", "k-export", {}), ("bob", "k-dry", {"dryRun": False})):
+                refused = start(user, "erasePersonalData", key, **body)
+                assert refused.status_code == 409, refused.text
+                assert refused.json()["error"]["code"] == "IdempotencyKeyReused"
+            again = start("bob", "erasePersonalData", "k-dry", dryRun=True)
+            assert again.status_code == 202, again.text
+            listed = client.get("/dataPolicyOperations").json()["value"]
+            assert sorted(op["operationType"] for op in listed) == [
+                "erasePersonalData",
+                "exportPersonalData",
+            ]
+    finally:
+        service.stop()
+
+
 @pytest.fixture(scope="module")
 def approving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("approval")
@@ -250,6 +288,44 @@ def approving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     service = start_configured(root, config)
     yield service
     service.stop()
+
+
+def test_the_requester_through_another_client_application_cannot_approve(approving: Service):
+    """The principal is the token's subject: the requester signed in to another application
+    (another `azp`, the same `sub`) is refused as the requester is, and the erasure waits."""
+    requester = {"Authorization": f"Bearer {token_for(approving.data_dir, ERASE, EXPORT)}"}
+    elsewhere = sign(
+        signing_key(approving.data_dir), claims(sub="tests", azp="console", roles=[ERASE])
+    )
+    with httpx.Client(base_url=approving.url, headers=requester) as client:
+        url = client.post("/users/bob/erasePersonalData", json={}).headers["Location"]
+        refused = client.post(f"{url}/approve", headers={"Authorization": f"Bearer {elsewhere}"})
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "Authorization_RequestDenied"
+        assert client.get(url).json()["approval"]["status"] == "pending"
+        assert client.delete(url).status_code == 204
+
+
+def test_user_export_all_alone_cannot_change_or_delete_an_erasure(approving: Service):
+    """Deleting an erasure cancels it, or deletes its package (the receipt); moving it moves
+    where its package goes: both need PersonalData.Erase.All, as starting one does. A token with
+    only User.Export.All (which may read it) is a 403 and the erasure is unchanged."""
+    requester = {"Authorization": f"Bearer {token_for(approving.data_dir, ERASE, EXPORT)}"}
+    exporter = {"Authorization": f"Bearer {token_for(approving.data_dir, EXPORT, subject='x')}"}
+    with httpx.Client(base_url=approving.url, headers=requester) as client:
+        url = client.post("/users/bob/erasePersonalData", json={}).headers["Location"]
+        before = client.get(url).json()
+        elsewhere = {"storageLocation": str(approving.data_dir / "exports" / "elsewhere")}
+        for refused in (
+            client.delete(url, headers=exporter),
+            client.patch(url, json=elsewhere, headers=exporter),
+        ):
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["error"]["code"] == "Authorization_RequestDenied"
+            assert "PersonalData.Erase.All" in refused.json()["error"]["message"]
+        assert client.get(url).json() == before
+        assert client.patch(url, json=elsewhere).status_code == 200
+        assert client.delete(url).status_code == 204
 
 
 def test_a_required_approval_holds_the_erasure_until_another_principal_gives_it(

@@ -60,6 +60,8 @@ def test_create_accepts_initial_values_of_read_only_properties(client, user_id):
         status="notStarted",
         progress=0,
         completedDateTime=None,
+        operationType="exportPersonalData",
+        error=None,
         **{"@odata.type": ODATA_TYPE},
     )
     assert body["status"] == "notStarted"
@@ -71,6 +73,9 @@ def test_create_accepts_initial_values_of_read_only_properties(client, user_id):
         ({"userId": "u", "status": "complete"}, "'status' cannot be set"),
         ({"userId": "u", "progress": 50}, "'progress' cannot be set"),
         ({"userId": "u", "id": "mine"}, "'id' cannot be set"),
+        # a POST starts an export: asking for an erasure here is refused, not exported
+        ({"userId": "u", "operationType": "erasePersonalData"}, "'operationType' cannot be set"),
+        ({"userId": "u", "error": {"code": "x", "message": "forged"}}, "'error' cannot be set"),
         ({"userId": "u", "submittedDateTime": "2024-01-01T00:00:00Z"}, "'submittedDateTime'"),
         ({"userId": "u", "colour": "red"}, "'colour' does not exist"),
         ({"userId": 5}, "expected a string"),

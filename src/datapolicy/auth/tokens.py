@@ -158,11 +158,15 @@ def _principal(claims: dict[str, Any]) -> Principal:
     app_id = claims.get("azp") or claims.get("appid") or claims.get("client_id")
     if app_id is not None and not isinstance(app_id, str):
         raise Unauthenticated("Access token's client application (azp) is not a string.")
+    try:
+        expires_at = float(claims["exp"])  # checked as an integer above: it may exceed a float
+    except OverflowError:
+        raise Unauthenticated(_CLAIM_PROBLEMS["exp"]) from None
     return Principal(
         subject=subject,
         app_id=app_id,
         permissions=_scopes(claims, "scp") | _scopes(claims, "scope") | _roles(claims.get("roles")),
-        expires_at=float(claims["exp"]),
+        expires_at=expires_at,
     )
 
 

@@ -121,7 +121,7 @@ def cancel(
       datapolicy ops cancel 0aeb517a-0cf7-4ba0-80b9-65a0a9a74c66
     """
     path = operation_path(operation_id)
-    with connect(url, token, data_dir, config_file, EXPORT) as api:
+    with connect(url, token, data_dir, config_file, EXPORT, ERASE) as api:  # erasures too
         operation = api.get(path)
         if operation["status"] in FINAL_STATUSES:
             raise click.ClickException(
@@ -153,7 +153,7 @@ def delete(
     Example:
       datapolicy ops delete 0aeb517a-0cf7-4ba0-80b9-65a0a9a74c66
     """
-    with connect(url, token, data_dir, config_file, EXPORT) as api:
+    with connect(url, token, data_dir, config_file, EXPORT, ERASE) as api:  # erasures too
         api.request("DELETE", operation_path(operation_id))
     click.echo(f"deleted {operation_id}")
 

@@ -4,6 +4,7 @@ when a table is printed, not when a command module is (cli/__init__.py)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -61,9 +62,25 @@ def print_entity(fields: dict[str, Any], as_json: bool) -> None:
 
 
 def cell_text(value: Any) -> str:
-    """A JSON value as a table cell: nothing for null, compact JSON for objects."""
+    """A JSON value as a table cell: nothing for null, compact JSON for objects; `printable`."""
     if value is None:
         return ""
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+    return printable(text)
+
+
+def printable(text: str) -> str:
+    """`text` with its control and bidirectional formatting characters as escapes (`\\x1b`,
+    `\\u202e`), so that a value from the data (a display name or a file name a person chose)
+    cannot drive the terminal or reorder what it shows (rich passes ESC and the 8-bit CSI
+    through)."""
+    return _UNSAFE.sub(_escaped, text)
+
+
+# C0 but line feed and tab, DEL, C1; the bidirectional embeddings, overrides and isolates.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

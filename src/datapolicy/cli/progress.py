@@ -38,6 +38,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from datapolicy.cli.output import printable
+
 LINE_MIN_SECONDS = 1.0  # a line per change of the whole percentage, at most this often...
 LINE_MAX_SECONDS = 30.0  # ...and at least this often while running, moved or not
 RATE_WINDOW_SECONDS = 30.0  # the samples the rates are estimated from
@@ -183,7 +185,7 @@ class ProgressView:
         now = self._clock()
         part: str | None = None
         if detail is not None:
-            part = detail["part"]
+            part = printable(detail["part"])  # a file's name, as its uploader chose it
             self._throughput.add(now, detail["records"], detail["bytes"])
         self._progress.update(
             self._task,

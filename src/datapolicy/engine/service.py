@@ -159,6 +159,7 @@ class ExportService:
             OperationType.ERASE,
             state,
             pending,
+            dry_run,
         )
 
     def _start(
@@ -171,13 +172,14 @@ class ExportService:
         operation_type: OperationType,
         erasure_state: str | None,
         approval_pending: bool = False,
+        dry_run: bool = False,
     ) -> tuple[Operation, bool]:
         location = storage_location or self.default_location
         key = None if idempotency_key is None else scoped_key(caller, idempotency_key)
         if key is not None:
             # Before the checks: the first start may have changed what they see (Azure's
             # RequestInfo.json marks a container as used).
-            existing = self.store.find_started(key, user_id, location)
+            existing = self.store.find_started(key, user_id, location, operation_type, dry_run)
             if existing is not None:
                 return existing, False
         self.check_user(user_id)
@@ -191,6 +193,7 @@ class ExportService:
             operation_type=operation_type,
             erasure_state=erasure_state,
             approval_pending=approval_pending,
+            dry_run=dry_run,
         )
         if created:
             logs.operation_id.set(operation.id)

@@ -55,6 +55,7 @@ from datapolicy.model import (
     Property,
     format_datetime,
     graph_profile_operation,
+    principal_json,
     utc_now,
 )
 from datapolicy.odata.expressions import Value
@@ -386,11 +387,13 @@ class OperationStore:
         operation_type: OperationType = OperationType.EXPORT,
         erasure_state: str | None = None,
         approval_pending: bool = False,
+        dry_run: bool = False,
     ) -> tuple[Operation, bool]:
         """A new notStarted operation, or, when `idempotency_key` was used for one in the last
         24 hours, that one. The flag says whether a new operation was created; `record` runs
         for a new one only, in its transaction. A key that was used for a different request
-        (another user or storage location) is a `Conflict`: its operation answers only the
+        (another user, storage location or operation type, or an erasure's other `dry_run`,
+        the flag its `erasure_state` holds) is a `Conflict`: its operation answers only the
         request that started it.
 
         Concurrent starts with one key (several API processes) make one operation: the key's
@@ -429,7 +432,7 @@ class OperationStore:
             idempotency_key=idempotency_key,
             idempotency_request=None
             if idempotency_key is None
-            else request_digest(user_id, storage_location),
+            else request_digest(user_id, storage_location, operation_type, dry_run),
             operation_type=operation_type.value,
             erasure_state=erasure_state,
             approval_pending=int(approval_pending),
@@ -440,11 +443,12 @@ class OperationStore:
                 _record(record, transaction, operation)
             return operation, True
         window_start = to_micros(now - IDEMPOTENCY_WINDOW)
+        asked = request_digest(user_id, storage_location, operation_type, dry_run)
         for _ in range(3):
             with self.database.transaction() as transaction:
                 existing = transaction.fetch_one(_by_idempotency_key(idempotency_key, window_start))
                 if existing is not None:
-                    return _same_request(existing, user_id, storage_location), False
+                    return _same_request(existing, asked), False
                 transaction.execute(
                     operations.update()
                     .where(
@@ -464,7 +468,7 @@ class OperationStore:
                     return operation, True
                 existing = transaction.fetch_one(_by_idempotency_key(idempotency_key, window_start))
                 if existing is not None:
-                    return _same_request(existing, user_id, storage_location), False
+                    return _same_request(existing, asked), False
             # The row that held the key was freed or deleted meanwhile: try again.
         raise Conflict(
             "Concurrent requests with the same client-request-id (or Operation-Id) are changing "
@@ -472,13 +476,19 @@ class OperationStore:
         )
 
     def find_started(
-        self, idempotency_key: str, user_id: str, storage_location: str | None
+        self,
+        idempotency_key: str,
+        user_id: str,
+        storage_location: str | None,
+        operation_type: OperationType = OperationType.EXPORT,
+        dry_run: bool = False,
     ) -> Operation | None:
         """The operation started with this idempotency key in the last 24 hours, if any; a
-        `Conflict` if that start asked for another user or storage location."""
+        `Conflict` if that start asked for something else (see `create`)."""
         window_start = to_micros(self.clock() - IDEMPOTENCY_WINDOW)
         rows = self.database.fetch_all(_by_idempotency_key(idempotency_key, window_start))
-        return _same_request(rows[0], user_id, storage_location) if rows else None
+        asked = request_digest(user_id, storage_location, operation_type, dry_run)
+        return _same_request(rows[0], asked) if rows else None
 
     def update(
         self,
@@ -529,7 +539,8 @@ class OperationStore:
         self, operation_id: str, approver: str, record: Recorder | None = None
     ) -> Operation:
         """Approve an erasure that waits for approval (docs/erasure.md): by a principal other
-        than the one who requested it (403 otherwise); 409 if it does not wait. The approver
+        than the one who requested it (403 otherwise: the same subject through another client
+        application is the same principal); 409 if it does not wait. The approver
         and the time go into its erasure state; `record` runs in the transaction."""
         with self.database.transaction() as transaction:
             current = self._locked(transaction, operation_id)
@@ -546,7 +557,7 @@ class OperationStore:
                     code="notAwaitingApproval",
                 )
             state = orjson.loads(state_text or "{}")
-            if state.get("requestedBy") == approver:
+            if _subject(state.get("requestedBy")) == _subject(approver):
                 raise Forbidden(
                     "An erasure is approved by a principal other than the one who requested it."
                 )
@@ -644,6 +655,13 @@ def _after(
     return tuple(after)
 
 
+def _subject(caller: object) -> object:
+    """The subject of a stored caller (`[application, subject]`, model.py `principal_json`):
+    who approves, whichever client application the token was issued to."""
+    principal = principal_json(caller)
+    return principal["subject"] if isinstance(principal, dict) else principal
+
+
 def _record(record: Recorder | None, transaction: Transaction, operation: Operation) -> None:
     if record is not None:
         record(transaction, operation)
@@ -657,21 +675,30 @@ def _by_idempotency_key(key: str, window_start: int) -> Any:
     )
 
 
-def request_digest(user_id: str, storage_location: str | None) -> str:
-    """What a start asked for, as the 64 hex digits stored beside its idempotency key."""
-    request = orjson.dumps([user_id, storage_location])
-    return hashlib.sha256(request).hexdigest()
+def request_digest(
+    user_id: str,
+    storage_location: str | None,
+    operation_type: OperationType = OperationType.EXPORT,
+    dry_run: bool = False,
+) -> str:
+    """What a start asked for, as the 64 hex digits stored beside its idempotency key: the user
+    and location (an export's digest, as it was before erasures), and for an erasure also that
+    it is one and whether it is a dry run."""
+    asked: list[object] = [user_id, storage_location]
+    if operation_type is OperationType.ERASE:
+        asked += [operation_type.value, dry_run]
+    return hashlib.sha256(orjson.dumps(asked)).hexdigest()
 
 
-def _same_request(row: tuple[Any, ...], user_id: str, storage_location: str | None) -> Operation:
+def _same_request(row: tuple[Any, ...], asked: str) -> Operation:
     """The operation of a row found by its idempotency key, if the start that made it asked for
-    the same user and location; else a 409, which names neither (rows from before migration
-    0009 recorded no request and are refused too: fail closed)."""
-    if row[len(ROW)] != request_digest(user_id, storage_location):
+    the same (`asked`, its `request_digest`); else a 409, which names neither (rows from before
+    migration 0009 recorded no request and are refused too: fail closed)."""
+    if row[len(ROW)] != asked:
         raise Conflict(
             "The client-request-id (or Operation-Id) was already used within the last 24 hours "
-            "to start an export for a different user or storage location; send a new id for a "
-            "new request.",
+            "to start an operation for a different user or storage location, or of another "
+            "kind (export, erasure, dry run); send a new id for a new request.",
             code="IdempotencyKeyReused",
         )
     return to_operation(row[: len(ROW)])

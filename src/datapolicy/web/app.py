@@ -102,6 +102,12 @@ def create_app(
     )
     table = RouteTable([*root_routes, *API_ROUTES], test_doubles=scenarios is not None)
     client_limits = ClientLimits(limits)
+    authentication = Authentication(
+        validator,
+        audit,
+        failures=budget(limits.auth_failure_rate, limits.auth_failure_burst),
+        limits=client_limits,  # a 403 spends its client's budget
+    )
     pipeline = functools.partial(
         RequestPipeline,
         table=table,
@@ -120,12 +126,7 @@ def create_app(
             else None
         ),
         limits=RequestLimits(limits),
-        authentication=Authentication(
-            validator,
-            audit,
-            failures=budget(limits.auth_failure_rate, limits.auth_failure_burst),
-            limits=client_limits,  # a 403 spends its client's budget
-        ),
+        authentication=authentication,
         profile=(
             functools.partial(GraphProfileMiddleware, storage=exports.context.storage)
             if profile == "graph"
@@ -147,6 +148,7 @@ def create_app(
     app.state.store = store
     app.state.exports = exports
     app.state.audit = audit  # web/middleware/audit.py: the routes' audit entries
+    app.state.authentication = authentication  # the routes' own 403s are accounted by it
     app.state.limits = limits
     app.state.profile = profile  # `/users` applies Graph's advanced-query rule under "graph"
     app.state.scenarios = scenarios

@@ -76,7 +76,7 @@ class Authentication:
             if principal is None:
                 principal = await self._verified(scope, token)
             if needed.permission is not None and needed.permission not in principal.permissions:
-                self._deny(scope, principal)
+                self.deny(scope, principal)
                 raise Forbidden(f"{_FORBIDDEN} The token lacks the {needed.permission} permission.")
         except DatapolicyError as exc:  # 401, 403, 429 or 503
             await _refuse(scope, receive, send, exc, needed.permission)
@@ -85,9 +85,11 @@ class Authentication:
         logs.caller.set(principal.subject)  # the caller, on every log line below (logs.py)
         return True
 
-    def _deny(self, scope: Scope, principal: Principal) -> None:
-        """Account for a 403: the client's rate budget (429 when spent), then its audit entry
-        while the client's audit budget lasts, else a warning in the log."""
+    def deny(self, scope: Scope, principal: Principal, operation_id: str | None = None) -> None:
+        """Account for a 403 (this middleware's, or a route's that judged more than the
+        permission: web/routes/operations.py): the client's rate budget (429 when spent), then
+        its audit entry, naming `operation_id` if given, while the client's audit budget lasts,
+        else a warning in the log."""
         client = client_of(principal)
         if self.limits is not None and (wait := self.limits.take(scope["method"], client)):
             raise TooManyRequests(wait)
@@ -98,7 +100,9 @@ class Authentication:
                 scope["path"][:200],
             )
             return
-        self.audit.later(scope, AuditAction.ACCESS_DENIED, principal=principal)
+        self.audit.later(
+            scope, AuditAction.ACCESS_DENIED, principal=principal, operation_id=operation_id
+        )
 
     async def _verified(self, scope: Scope, token: str) -> Principal:
         """The principal of a token not in the cache, verified in a thread."""

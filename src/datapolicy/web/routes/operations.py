@@ -17,8 +17,10 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from datapolicy.auth.permissions import ERASE
 from datapolicy.engine import ExportService
-from datapolicy.model import ENTITY_SET, Operation
+from datapolicy.errors import Forbidden
+from datapolicy.model import ENTITY_SET, Operation, OperationType
 from datapolicy.odata.options import (
     COUNT_OPTIONS,
     ENTITY_OPTIONS,
@@ -33,6 +35,7 @@ from datapolicy.store import OperationStore
 from datapolicy.store.audit import AuditAction
 from datapolicy.store.operations import Precondition
 from datapolicy.web.middleware.audit import audit_of
+from datapolicy.web.middleware.auth import Authentication
 from datapolicy.web.responses import json_response
 from datapolicy.web.routes.payloads import parse_new_operation, parse_update, read_json_object
 from datapolicy.web.routes.roots import service_root
@@ -224,7 +227,9 @@ async def update_operation(request: Request) -> Response:
     store = _store(request)
     operation_id = request.path_params["operation_id"]
     document = await read_json_object(request)
-    changes = parse_update(document, await read_operation(store, operation_id))
+    current = await read_operation(store, operation_id)
+    _erasure_permission(request, current)
+    changes = parse_update(document, current)
     # Writes run in a thread (as DELETE does): one may wait for the row, which a worker holds
     # while it publishes. The new location is checked, and prepared once the change is made.
     operation = await run_in_threadpool(
@@ -239,6 +244,8 @@ async def update_operation(request: Request) -> Response:
 
 async def delete_operation(request: Request) -> Response:
     _options(request, NO_OPTIONS)
+    operation_id = request.path_params["operation_id"]
+    _erasure_permission(request, await read_operation(_store(request), operation_id))
     await run_in_threadpool(
         _store(request).delete,
         request.path_params["operation_id"],
@@ -248,16 +255,42 @@ async def delete_operation(request: Request) -> Response:
     return Response(status_code=204)
 
 
+def _denied(request: Request, operation_id: str) -> None:
+    """A route's 403, accounted as the authentication middleware accounts its own: the
+    client's budgets, and an access.denied entry naming the operation."""
+    authentication: Authentication = request.app.state.authentication
+    authentication.deny(request.scope, request.scope["state"]["principal"], operation_id)
+
+
+def _erasure_permission(request: Request, operation: Operation) -> None:
+    """Changing or deleting an erasure needs PersonalData.Erase.All besides the route's
+    User.Export.All (docs/security.md): deleting cancels it or removes its receipt, and a change
+    moves where it goes, which only those who may start one may do. The operation type never
+    changes, so the check made before the store's write holds for it."""
+    principal = request.scope["state"]["principal"]
+    if operation.operation_type is OperationType.ERASE and ERASE not in principal.permissions:
+        _denied(request, operation.id)
+        raise Forbidden(
+            "Insufficient privileges to complete the operation. Changing or deleting an "
+            f"erasure needs the {ERASE} permission."
+        )
+
+
 async def approve_operation(request: Request) -> Response:
     """datapolicy's action (docs/erasure.md): approve an erasure that waits for approval, by a
     principal other than its requester; 204."""
     _options(request, NO_OPTIONS)
-    await run_in_threadpool(
-        _store(request).approve,
-        request.path_params["operation_id"],
-        caller_of(request),
-        audit_of(request).recorder(request.scope, AuditAction.ERASURE_APPROVED),
-    )
+    operation_id = request.path_params["operation_id"]
+    try:
+        await run_in_threadpool(
+            _store(request).approve,
+            operation_id,
+            caller_of(request),
+            audit_of(request).recorder(request.scope, AuditAction.ERASURE_APPROVED),
+        )
+    except Forbidden:  # the requester's own approval
+        _denied(request, operation_id)
+        raise
     return Response(status_code=204)
 
 

@@ -1,10 +1,10 @@
 """What a client may send in POST and PATCH bodies, and the 400s for everything else.
 
 The server owns an operation's lifecycle: `id`, `submittedDateTime`, `status`, `progress`,
-`progressDetail`, `approval` and `completedDateTime` are never taken from a client. A client
-that echoes one of them back (a GET, modify, PATCH round trip, or an SDK model with defaults
-filled in) is not wrong as long as the value is the one the server would hold anyway; any
-other value is refused, naming the property.
+`progressDetail`, `approval`, `operationType`, `error` and `completedDateTime` are never taken
+from a client. A client that echoes one of them back (a GET, modify, PATCH round trip, or an
+SDK model with defaults filled in) is not wrong as long as the value is the one the server
+would hold anyway; any other value is refused, naming the property.
 
 - POST accepts `userId` (required) and `storageLocation` (optional: the default location).
 - PATCH accepts `storageLocation` (a string), while the operation is `notStarted`.
@@ -31,6 +31,7 @@ from datapolicy.model import (
     Approval,
     Operation,
     OperationStatus,
+    OperationType,
     ProgressDetail,
 )
 from datapolicy.web.errors import HTTPError
@@ -79,6 +80,8 @@ def parse_new_operation(document: dict[str, Any]) -> NewOperation:
     _require_initial(document, "completedDateTime", None)
     _require_initial(document, "progressDetail", None)
     _require_initial(document, "approval", None)  # a POST starts an export: it needs none
+    _require_initial(document, "operationType", OperationType.EXPORT.value)  # never an erasure
+    _require_initial(document, "error", None)
     if "progress" in document and _number(document["progress"], "progress") != 0:
         raise _read_only("progress", "a new operation starts at 0")
     if "userId" not in document:
