@@ -219,6 +219,14 @@ def test_an_unknown_user_is_404_and_bad_bodies_400(idle: Service):
     assert answer.json()["error"]["code"] == "Request_ResourceNotFound"
     assert _erase(idle, "bob", dryRun="yes").status_code == 400
     assert _erase(idle, "bob", colour=1).status_code == 400
+    with idle.client() as client:  # which one would it be? Neither: refused
+        twice = client.post(
+            "/users/bob/erasePersonalData",
+            content=b'{"dryRun": true, "dryRun": false}',
+            headers={"Content-Type": "application/json"},
+        )
+    assert twice.status_code == 400
+    assert "'dryRun' more than once" in twice.json()["error"]["message"]
 
 
 def test_an_export_and_an_erasure_of_one_person_never_run_together(idle: Service):

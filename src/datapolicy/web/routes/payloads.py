@@ -9,10 +9,16 @@ would hold anyway; any other value is refused, naming the property.
 - POST accepts `userId` (required) and `storageLocation` (optional: the default location).
 - PATCH accepts `storageLocation` (a string), while the operation is `notStarted`.
 - Both accept `@odata.type` naming this entity type, and ignore other `@odata.*` annotations.
+
+Every JSON body (these, an erasure's, `$batch`'s, `/users`') is refused when an object in it names
+a member twice (`{"dryRun": true, "dryRun": false}`): JSON leaves the meaning open (RFC 8259
+section 4; I-JSON, RFC 7493, forbids it), parsers differ on which one wins, and a proxy or a
+log that reads the other one would disagree with what datapolicy did.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -69,7 +75,30 @@ async def read_json_object(request: Request) -> dict[str, Any]:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(document, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    _refuse_repeated_members(body)
     return document
+
+
+def _refuse_repeated_members(body: bytes) -> None:
+    """A 400 if an object of `body` (valid JSON: orjson read it) names a member twice. orjson
+    keeps the last silently, so the standard library's parser reads it again, to see the
+    members in order; a request body is small, and this costs a few microseconds."""
+    try:
+        json.loads(body, object_pairs_hook=_unique_members)
+    except RecursionError:  # deeper than the standard library's parser goes (orjson: 1,024)
+        raise InvalidRequest("The request body is nested too deeply.") from None
+    except ValueError as exc:  # what the two parsers judge apart: refused, as invalid JSON
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> None:
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen:
+            raise InvalidRequest(
+                f"The request body names the member '{name[:60]}' more than once in one object."
+            )
+        seen.add(name)
 
 
 def parse_new_operation(document: dict[str, Any]) -> NewOperation:
