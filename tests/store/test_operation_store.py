@@ -418,3 +418,31 @@ def test_an_erasure_waiting_for_approval_says_so_until_another_principal_approve
         store.approve(waiting.id, approver)  # once
     with pytest.raises(Conflict):
         store.approve(free.id, approver)  # it never waited
+
+
+def test_what_was_approved_is_what_runs(store: OperationStore):
+    """An approval holds for the version its approver read (If-Match: 412 for another, nothing
+    approved), and once given the erasure cannot be changed (409 `OperationNotModifiable`,
+    nothing changed): its destination is the one approved."""
+    requester, approver = '["app", "alice"]', '["app", "dpo"]'
+    state = json.dumps({"dryRun": False, "requestedBy": requester, "committed": {}})
+    waiting, _ = store.create(
+        "ada",
+        "/exports/a",
+        operation_type=OperationType.ERASE,
+        erasure_state=state,
+        approval_pending=True,
+    )
+    read = waiting.version
+    moved = store.update(waiting.id, {"storageLocation": "/exports/b"}, lambda op: True)
+    with pytest.raises(PreconditionFailed):
+        store.approve(waiting.id, approver, precondition=lambda op: op.version == read)
+    assert store.get(waiting.id).approval == PENDING_APPROVAL
+    approved = store.approve(
+        waiting.id, approver, precondition=lambda op: op.version == moved.version
+    )
+    with pytest.raises(Conflict, match="approved") as refused:
+        store.update(waiting.id, {"storageLocation": "/exports/c"}, lambda op: True)
+    assert refused.value.code == "OperationNotModifiable"
+    assert store.get(waiting.id) == approved
+    assert approved.storage_location == "/exports/b"

@@ -336,6 +336,25 @@ def test_user_export_all_alone_cannot_change_or_delete_an_erasure(approving: Ser
         assert client.delete(url).status_code == 204
 
 
+def test_an_approval_with_if_match_approves_only_the_version_its_approver_read(
+    approving: Service,
+):
+    """The approver read the erasure (its ETag); the requester moved it meanwhile: the approval
+    is a 412 and the erasure still waits (the store's tests approve with the new one)."""
+    requester = {"Authorization": f"Bearer {token_for(approving.data_dir, ERASE, EXPORT)}"}
+    approver = {"Authorization": f"Bearer {token_for(approving.data_dir, ERASE, subject='dpo')}"}
+    with httpx.Client(base_url=approving.url, headers=requester) as client:
+        url = client.post("/users/bob/erasePersonalData", json={}).headers["Location"]
+        read = client.get(url).headers["ETag"]
+        elsewhere = {"storageLocation": str(approving.data_dir / "exports" / "elsewhere")}
+        assert client.patch(url, json=elsewhere).headers["ETag"] != read
+        stale = client.post(f"{url}/approve", headers={**approver, "If-Match": read})
+        assert stale.status_code == 412, stale.text
+        assert stale.json()["error"]["code"] == "PreconditionFailed"
+        assert client.get(url).json()["approval"]["status"] == "pending"
+        assert client.delete(url).status_code == 204
+
+
 def test_a_required_approval_holds_the_erasure_until_another_principal_gives_it(
     approving: Service,
 ):

@@ -499,7 +499,8 @@ class OperationStore:
     ) -> Operation:
         """Apply a client's changes (OData property name -> value) if the precondition holds.
 
-        Only `storageLocation` is client-writable, and only while the operation is notStarted.
+        Only `storageLocation` is client-writable, and only while the operation is notStarted
+        and, for an erasure, not yet approved.
         The row is locked while the precondition (If-Match) and the status are checked and the
         change is written, so a concurrent PATCH, DELETE or claim waits (a claim skips it) and
         then sees the new version: two PATCHes with the same If-Match cannot both succeed.
@@ -516,6 +517,12 @@ class OperationStore:
             }
             if not values:
                 return current
+            if current.approval is not None and current.approval.status is ApprovalStatus.APPROVED:
+                raise Conflict(
+                    f"The erasure '{operation_id}' is approved, and what was approved is what "
+                    "runs: it cannot be changed. Delete it and start another.",
+                    code="OperationNotModifiable",
+                )
             if current.status is not OperationStatus.NOT_STARTED:
                 raise Conflict(
                     f"The operation '{operation_id}' is {current.status.value}; it can only "
@@ -536,14 +543,21 @@ class OperationStore:
         return updated
 
     def approve(
-        self, operation_id: str, approver: str, record: Recorder | None = None
+        self,
+        operation_id: str,
+        approver: str,
+        record: Recorder | None = None,
+        precondition: Precondition | None = None,
     ) -> Operation:
         """Approve an erasure that waits for approval (docs/erasure.md): by a principal other
         than the one who requested it (403 otherwise: the same subject through another client
-        application is the same principal); 409 if it does not wait. The approver
-        and the time go into its erasure state; `record` runs in the transaction."""
+        application is the same principal); 409 if it does not wait; 412 unless `precondition`
+        (If-Match: the version the approver read) holds. The approver and the time go into its
+        erasure state; `record` runs in the transaction."""
         with self.database.transaction() as transaction:
             current = self._locked(transaction, operation_id)
+            if precondition is not None and not precondition(current):
+                raise _stale(operation_id)
             row = transaction.fetch_one(
                 select(operations.c.approval_pending, operations.c.erasure_state).where(
                     operations.c.id == operation_id

@@ -278,7 +278,8 @@ def _erasure_permission(request: Request, operation: Operation) -> None:
 
 async def approve_operation(request: Request) -> Response:
     """datapolicy's action (docs/erasure.md): approve an erasure that waits for approval, by a
-    principal other than its requester; 204."""
+    principal other than its requester; 204. With If-Match, only the version the approver
+    read (412 otherwise)."""
     _options(request, NO_OPTIONS)
     operation_id = request.path_params["operation_id"]
     try:
@@ -287,6 +288,7 @@ async def approve_operation(request: Request) -> Response:
             operation_id,
             caller_of(request),
             audit_of(request).recorder(request.scope, AuditAction.ERASURE_APPROVED),
+            _precondition(request),
         )
     except Forbidden:  # the requester's own approval
         _denied(request, operation_id)
