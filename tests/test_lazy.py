@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-LAZY_PACKAGES = ("datapolicy.store", "datapolicy.store.audit")
+LAZY_PACKAGES = ("datapolicy.engine", "datapolicy.store", "datapolicy.store.audit")
 
 
 @pytest.mark.parametrize("package", LAZY_PACKAGES)
@@ -38,6 +38,20 @@ def test_the_audit_actions_load_without_sqlalchemy():
     probe = (
         "import sys\nfrom datapolicy.store.audit.records import AuditAction\n"
         "print(sorted(m for m in ('sqlalchemy', 'alembic', 'joserfc') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_package_reader_loads_without_the_engine_s_sources_and_workers():
+    """engine/verify.py (`datapolicy verify`, which reads a package and nothing else) imports
+    neither SQLAlchemy nor the workers and the user directory through engine/__init__.py."""
+    probe = (
+        "import sys\nimport datapolicy.engine.verify\n"
+        "print(sorted(m for m in ('sqlalchemy', 'psycopg', 'datapolicy.engine.worker', "
+        "'datapolicy.engine.directory') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
