@@ -102,7 +102,9 @@ class Cluster:
         log = self.root / f"w{index}" / "worker.log"
         log.parent.mkdir(exist_ok=True)
         offset = log.stat().st_size if log.exists() else 0
-        process = start_worker(log.parent, self.data_dir, self.config, "--database", self.store)
+        process = start_worker(
+            log.parent, self.data_dir, self.config, "--database", self.store, own_store=True
+        )
         if index < len(self.workers):
             self.workers[index] = process
             self.log_offsets[index] = offset
@@ -137,7 +139,7 @@ def running_cluster(
         # The first API makes the signing key and migrates the store; the rest start on a data
         # directory and a store that have them.
         for _ in range(api_processes):
-            cluster.apis.append(start_service(data_dir, *args))
+            cluster.apis.append(start_service(data_dir, *args, own_store=True))
         for index in range(workers):
             cluster.start_worker(index)
         for index in range(workers):

@@ -229,9 +229,12 @@ class AppService(Service):
         self.lifespan.close()
 
 
-def start_worker(root: Path, data_dir: Path, config: Path, *extra: str) -> subprocess.Popen[bytes]:
+def start_worker(
+    root: Path, data_dir: Path, config: Path, *extra: str, own_store: bool = False
+) -> subprocess.Popen[bytes]:
     """`datapolicy worker` on the data directory (and store) of a service, logging to
-    `root/worker.log`."""
+    `root/worker.log`. `own_store`: `extra` names the store (`--database`), whatever the test
+    store is, so the test store is not asked for (`_reached_the_test_store`)."""
     log = root / "worker.log"
     with log.open("ab") as output:
         return subprocess.Popen(
@@ -244,7 +247,7 @@ def start_worker(root: Path, data_dir: Path, config: Path, *extra: str) -> subpr
                 str(data_dir),
                 "--config",
                 str(config),
-                *store_args(data_dir),
+                *([] if own_store else store_args(data_dir)),
                 *extra,
             ],
             stdout=output,
@@ -320,11 +323,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     close_session()  # drop the scratch databases the session made
 
 
-def start_service(data_dir: Path, *args: str) -> ProcessService:
-    """Start `datapolicy serve` (on the test store) and wait until it answers."""
-    process, port, log = start_serve(
-        data_dir, *store_args(data_dir), *args, ready_path="/v1.0/openapi.json"
-    )
+def start_service(data_dir: Path, *args: str, own_store: bool = False) -> ProcessService:
+    """Start `datapolicy serve` (on the test store; `own_store`: on the store `args` name with
+    `--database`, whatever the test store is) and wait until it answers."""
+    on_store = [] if own_store else store_args(data_dir)
+    process, port, log = start_serve(data_dir, *on_store, *args, ready_path="/v1.0/openapi.json")
     return ProcessService(f"http://127.0.0.1:{port}/v1.0", data_dir, process, log)
 
 

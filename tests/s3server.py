@@ -104,6 +104,9 @@ class SeaweedS3:
                 f"-dir={data}",
                 "-master.telemetry=false",
                 "-master.volumeSizeLimitMB=32",
+                # A restarted master recovers its Raft state and waits this long before it
+                # elects itself (the only peer) leader: 10 s by default, most of a restart.
+                "-master.electionTimeout=1s",
                 "-volume.max=1000",  # each bucket is a collection that grows volumes of its own
                 "-s3",
                 f"-s3.port={self.port}",

@@ -14,6 +14,10 @@ PostgreSQL, DATAPOLICY_TEST_STORE): a worker frozen (SIGSTOP) past its lease at 
 export (claim, begin, mid-write, finish, publish) and then resumed while its successor is about
 to publish never publishes, removes nothing of its successor's, and leaves nothing behind.
 
+The random chaos runs on PostgreSQL whatever the test store (its processes are given the store
+with `--database`, `own_store`), so it would run exactly the same in the PostgreSQL pass: only
+the SQLite pass runs it (tests/conftest.py, `on_test_store`). The step-by-step test runs in both.
+
 The size is `DATAPOLICY_CHAOS_EXPORTS` (default 200, a couple of minutes on 2 cores) and the
 chaos is seeded by `DATAPOLICY_CHAOS_SEED` (default: random, printed, so a failure can be
 replayed). docs/deployment.md describes a longer soak run.
@@ -63,7 +67,6 @@ from datapolicy.store.tables import operations
 EXPORTS = int(os.environ.get("DATAPOLICY_CHAOS_EXPORTS", "200"))
 COMPLETION_TIMEOUT_S = max(120, EXPORTS)  # after the last start; generous for a loaded machine
 pytestmark = [
-    pytest.mark.operation_store,  # starts services or workers on the test store
     pytest.mark.e2e,  # API and worker processes, killed and paused
     pytest.mark.chaos,
     pytest.mark.timeout(COMPLETION_TIMEOUT_S + 180),
@@ -228,6 +231,7 @@ def write_plan(root: Path, plan: dict[str, str]) -> None:
     (root / "plan.tmp").rename(root / "plan.json")
 
 
+@pytest.mark.operation_store  # starts a service and workers on the test store
 def test_a_worker_frozen_past_its_lease_at_any_step_never_publishes_nor_spoils(tmp_path: Path):
     """One export per step of an export (claim, begin, first write, finish, publish): the victim
     claims them all, stands each at its step and freezes (SIGSTOP) past the lease; the

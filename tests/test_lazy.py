@@ -1,6 +1,7 @@
 """Packages whose names load on first use (lazy.py): each public name resolves to its module's
 object, a name outside the package is an AttributeError, and importing a plain-values module of
-the package loads nothing heavy."""
+the package loads nothing heavy; and what a process that does not need it does not load (every
+`datapolicy` process pays for its imports at each start, and the tests start hundreds)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 
 import pytest
 
-LAZY_PACKAGES = ("datapolicy.store", "datapolicy.store.audit")
+LAZY_PACKAGES = ("datapolicy.engine", "datapolicy.store", "datapolicy.store.audit")
 
 
 @pytest.mark.parametrize("package", LAZY_PACKAGES)
@@ -43,3 +44,27 @@ def test_the_audit_actions_load_without_sqlalchemy():
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_package_reader_loads_without_the_engine_s_sources_and_workers():
+    """engine/verify.py (`datapolicy verify`, which reads a package and nothing else) imports
+    neither SQLAlchemy nor the workers and the user directory through engine/__init__.py."""
+    probe = (
+        "import sys\nimport datapolicy.engine.verify\n"
+        "print(sorted(m for m in ('sqlalchemy', 'psycopg', 'datapolicy.engine.worker', "
+        "'datapolicy.engine.directory') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_service_loads_without_psycopg():
+    """`datapolicy serve` and `worker` on the SQLite store, with no PostgreSQL source, do not
+    load psycopg (store/database.py and engine/sources/pgloaders.py import it on first use)."""
+    probe = "import sys\nimport datapolicy.server\nprint('psycopg' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "False"

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import uvicorn
 import uvloop
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -42,7 +41,6 @@ from datapolicy.demo import prepare_demo
 from datapolicy.engine import EXPORTS_DIR, ExportService, Worker, build_context
 from datapolicy.engine.control import NO_CONTROL, ExportControl
 from datapolicy.engine.sources.base import SourceError
-from datapolicy.errors import MigrationFailed, StoreUnreachable
 from datapolicy.metrics import watch_store
 from datapolicy.scenarios import ConnectionDropper, Scenarios
 from datapolicy.scenarios.datadir import DataDirectory
@@ -50,8 +48,8 @@ from datapolicy.scenarios.preset import ScenarioPreset, load_preset
 from datapolicy.settings import Settings
 from datapolicy.store import Database, OperationStore
 from datapolicy.store.audit import AuditLog, open_audit_log
-from datapolicy.store.database import open_database as store_database
 from datapolicy.store.queue import OperationQueue
+from datapolicy.store.startup import open_database
 from datapolicy.tls import TLS_CERTIFICATE_FILE, serving_files
 from datapolicy.tracing import configure_tracing
 from datapolicy.web.app import create_app
@@ -75,37 +73,6 @@ def effective_config(settings: Settings) -> Config:
     return settings.config.model_copy(
         update={"directory": demo.directory, "sources": demo.sources, "erasure": erasure}
     )
-
-
-def open_database(settings: Settings) -> Database:
-    """The operation store's database (--database, [store] url, or SQLite in the data
-    directory), migrated to the current schema; a StartupError if it cannot be. Messages name
-    it without its password."""
-    store = settings.config.store
-    database = store_database(  # DatabaseURLError for a URL it cannot use
-        settings.database_url,
-        pool_min_size=store.pool_min_size,
-        pool_max_size=store.pool_max_size,
-        pool_timeout=store.pool_timeout,
-        timeouts=store.timeouts(),
-    )
-    try:
-        database.migrate()
-    except SQLAlchemyError as exc:
-        database.close()
-        reason = str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()
-        # PEP 249's OperationalError and InterfaceError: the database's operation (cannot
-        # connect, connection lost), not the statements the migration runs.
-        failure = (
-            StoreUnreachable
-            if isinstance(exc, OperationalError | InterfaceError)
-            else MigrationFailed
-        )
-        raise failure(
-            f"cannot open the operation store at {database.url}: {reason[0] if reason else ''}"
-        ) from None
-    logger.info("operation store: %s", database.url)
-    return database
 
 
 def start_worker(

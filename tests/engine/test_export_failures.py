@@ -1,7 +1,8 @@
 """Exports that go wrong, end to end: real `datapolicy serve` and `datapolicy worker` processes,
 real files, a real SQLite store, and signals, driven over HTTP as clients drive them.
 
-Each test runs the API alone (`serve --workers 0`) and its export workers as separate
+Each test runs the API alone (`serve --workers 0`; in the test process, tests/inprocess.py,
+unless the test reads its log: then as a process) and its export workers as separate
 `datapolicy worker` processes on the same data directory and configuration, so a test can kill,
 stop and restart workers while the API keeps answering. A test that signals, kills or cancels
 an export in progress starts its worker paused (tests/steppedworker.py): each export it runs
@@ -34,9 +35,11 @@ import orjson
 import pytest
 
 from conftest import (
+    ProcessService,
     Service,
     free_port,
     service_database,
+    start_app,
     start_service,
     stepped_command,
     stop_process,
@@ -90,7 +93,8 @@ def people(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @dataclass
 class Deployment:
-    """An API process and any number of worker processes on one data directory."""
+    """An API (in the test process, or a process of its own) and any number of worker
+    processes on one data directory."""
 
     root: Path
     config: Path
@@ -166,9 +170,12 @@ class Deployment:
         return (self.root / f"worker-{number}.log").read_text(errors="replace")
 
     def logs(self, tail: int | None = 3000) -> str:
-        """Every process's log (the last `tail` characters of each, or all of it)."""
+        """Every process's log (the last `tail` characters of each, or all of it); an API in
+        the test process logs to the test's captured output instead."""
         start = None if tail is None else -tail
-        parts = [f"--- serve ---\n{self.api.log.read_text(errors='replace')[start:]}"]
+        parts = []
+        if isinstance(self.api, ProcessService):
+            parts.append(f"--- serve ---\n{self.api.log.read_text(errors='replace')[start:]}")
         parts += [
             f"--- worker {n} ---\n{self.worker_log(n)[start:]}"
             for n in range(1, len(self.workers) + 1)
@@ -245,11 +252,15 @@ class Deployment:
 @pytest.fixture
 def deploy(tmp_path: Path, people: Path) -> Iterator[Callable[..., Deployment]]:
     """Start the API (no export threads) with the test's configuration: a file source over
-    `people` unless `sources` (TOML) replaces it, and [engine] settings as keywords. The test
-    starts workers itself. Every process is stopped and every package removed afterwards."""
+    `people` unless `sources` (TOML) replaces it, and [engine] settings as keywords; in the test
+    process unless `api_process` (a `datapolicy serve` process, whose log `logs` shows). The
+    test starts workers itself. Every process is stopped and every package removed
+    afterwards."""
     started: list[Deployment] = []
 
-    def start(*, sources: str | None = None, **engine: float) -> Deployment:
+    def start(
+        *, sources: str | None = None, api_process: bool = False, **engine: float
+    ) -> Deployment:
         assert not started, "one deployment per test: they would share tmp_path"
         settings = {
             "workers": 1,
@@ -275,7 +286,9 @@ def deploy(tmp_path: Path, people: Path) -> Iterator[Callable[..., Deployment]]:
             + f"\n{sources}\n[storage.local]\nroots = [{_toml(exports)}]\n"
         )
         data_dir = tmp_path / "data"
-        api = start_service(data_dir, "--config", str(config), "--workers", "0")
+        api = (start_service if api_process else start_app)(
+            data_dir, "--config", str(config), "--workers", "0"
+        )
         deployment = Deployment(
             root=tmp_path,
             config=config,
@@ -529,8 +542,10 @@ def test_a_storage_without_room_fails_at_once_naming_the_location(deploy):
 def test_an_unreachable_sql_source_is_retried_then_fails_without_its_password(deploy):
     """A SQL source whose server cannot be reached (a closed loopback port) fails every
     attempt; after max_attempts the operation is failed with code sourceError and a message
-    naming the source and its server but never the password in its URL (nor do the logs)."""
+    naming the source and its server but never the password in its URL (nor do the logs: the
+    worker's and the API process's, which reads the same configuration)."""
     deployment = deploy(
+        api_process=True,
         max_attempts=2,
         retry_backoff_seconds=0.1,
         sources=(

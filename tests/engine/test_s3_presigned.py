@@ -6,7 +6,8 @@ reasons, validity at request and write time, the spool file. In-process tests dr
 one whole PUT, a refused signature, a connection cut mid-upload, the server killed. Service tests
 drive a real `datapolicy serve` over HTTP: an export completes and verifies, DELETE leaves the
 object, the 400s write nothing, a tampered signature fails the operation. No message may carry the
-signature.
+signature. Only the service tests are marked `operation_store`: the others use no operation
+store, and the PostgreSQL pass leaves them out.
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ from datapolicy.engine.verify import verify_package
 from packages import package_bytes
 from presigned import SIGNATURE, sigv4
 from s3server import ADMIN, REGION, SeaweedS3
-
-pytestmark = pytest.mark.operation_store  # starts services on the test store
 
 ADA = demo_user_id(0)
 QUICK = {"max_attempts": 3, "connect_timeout": 2, "read_timeout": 10}
@@ -602,6 +601,7 @@ def spooled(service: Service) -> list[str]:
 
 
 @pytest.mark.e2e  # a `serve` process, a worker or another program on its port
+@pytest.mark.operation_store  # the service is on the test store
 def test_an_export_to_a_presigned_url_completes_and_delete_leaves_the_object(
     api, s3_service, s3, buckets, tmp_path
 ):
@@ -629,6 +629,7 @@ def test_an_export_to_a_presigned_url_completes_and_delete_leaves_the_object(
 
 
 @pytest.mark.e2e  # a `serve` process, a worker or another program on its port
+@pytest.mark.operation_store  # the service is on the test store
 @pytest.mark.parametrize(
     ("case", "reason"),
     [
@@ -672,6 +673,7 @@ def test_unusable_presigned_urls_are_400_with_a_reason_and_write_nothing(
 
 
 @pytest.mark.e2e  # a `serve` process, a worker or another program on its port
+@pytest.mark.operation_store  # the service is on the test store
 def test_a_tampered_signature_fails_the_operation_with_status_and_code(
     api, s3_service, s3, buckets
 ):

@@ -5,7 +5,8 @@ In-process tests drive the target (`S3Target`) directly: atomic publication, dis
 up after a dead worker, a server killed mid-upload, refused credentials. Service tests drive a
 real `datapolicy serve` over HTTP and with the official Graph SDK: an export end to end, the 400s,
 a wrong secret in the configuration, a cancelled export, and the server killed during an export.
-No message may carry the secret.
+No message may carry the secret. Only the service tests are marked `operation_store`: the
+in-process ones use no operation store, and the PostgreSQL pass leaves them out.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ from datapolicy.engine.targets.s3 import S3Target, is_transient, s3_target, swee
 from datapolicy.engine.verify import verify_package
 from graphclient import graph_client
 from s3server import ADMIN, READER, WRITER, SeaweedS3
-
-pytestmark = pytest.mark.operation_store  # starts services on the test store
 
 ADA = demo_user_id(0)
 MIB = 1024 * 1024
@@ -386,6 +385,7 @@ def export(api: httpx.Client, location: str, user: str = ADA) -> httpx.Response:
 
 
 @pytest.mark.e2e  # a `serve` process, a worker or another program on its port
+@pytest.mark.operation_store  # the service is on the test store
 @pytest.mark.asyncio(loop_scope="session")
 async def test_an_export_to_s3_completes_through_the_graph_sdk(
     graph, s3_service, s3, buckets, tmp_path
@@ -438,6 +438,7 @@ async def test_an_export_to_s3_completes_through_the_graph_sdk(
 
 
 @pytest.mark.e2e  # a `serve` process, a worker or another program on its port
+@pytest.mark.operation_store  # the service is on the test store
 @pytest.mark.parametrize(
     ("location", "code", "reason"),
     [
@@ -465,6 +466,7 @@ def test_unusable_s3_locations_are_400_with_a_reason(api, s3, buckets, location,
 
 
 @pytest.mark.e2e  # a `serve` process, a worker or another program on its port
+@pytest.mark.operation_store  # the service is on the test store
 def test_a_wrong_secret_in_the_configuration_is_a_clear_400_without_the_secret(tmp_path, s3):
     bucket = s3.new_bucket()
     config = write_config(tmp_path / "datapolicy.toml", s3, bucket, secret=WRONG_SECRET)
@@ -483,6 +485,7 @@ def test_a_wrong_secret_in_the_configuration_is_a_clear_400_without_the_secret(t
 
 
 @pytest.mark.e2e  # a `serve` process, a worker or another program on its port
+@pytest.mark.operation_store  # the service is on the test store
 def test_revoked_credentials_fail_the_export_clearly_without_the_secret(tmp_path, s3):
     """The location passes the check at request time; the worker's secret is wrong (revoked):
     the operation fails at once with a clear reason, and neither the operation nor the logs
@@ -530,6 +533,7 @@ def bulky_files(tmp_path: Path, count: int = 4) -> str:
 
 
 @pytest.mark.e2e  # a `serve` process, a worker or another program on its port
+@pytest.mark.operation_store  # the service is on the test store
 def test_a_cancelled_export_leaves_no_object_and_no_multipart_upload(tmp_path, s3):
     bucket = s3.new_bucket()
     extra = bulky_files(tmp_path, 6)
@@ -569,6 +573,7 @@ def test_a_cancelled_export_leaves_no_object_and_no_multipart_upload(tmp_path, s
 
 
 @pytest.mark.e2e  # a `serve` process, a worker or another program on its port
+@pytest.mark.operation_store  # the service is on the test store
 def test_the_server_killed_mid_upload_the_export_retries_and_nothing_partial_remains(
     tmp_path, own_s3
 ):
@@ -641,6 +646,7 @@ def test_describe_gives_status_and_code_and_strips_queries():
 
 
 @pytest.mark.e2e  # a `serve` process, a worker or another program on its port
+@pytest.mark.operation_store  # the service is on the test store
 @pytest.mark.slow
 def test_the_server_down_until_the_export_fails_leaves_nothing_visible(tmp_path, own_s3):
     """SeaweedFS is killed mid-upload and stays down past the retries: the operation fails with

@@ -48,8 +48,8 @@ def _opened(
 ) -> Iterator[AuditLog]:
     """The audit trail of the store the options name (migrated, as every process does)."""
     from datapolicy.auth.keys import audit_key
-    from datapolicy.server import open_database
     from datapolicy.store.audit import open_audit_log
+    from datapolicy.store.startup import open_database
 
     settings = load_settings(config_file, data_dir=data_dir, database=database)
     key = audit_key(settings.data_dir)  # the checkpoint's (store/audit/chain.py)

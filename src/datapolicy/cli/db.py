@@ -38,8 +38,8 @@ def upgrade(data_dir: Path | None, config_file: Path | None, database: str | Non
       datapolicy db upgrade --data-dir /var/lib/datapolicy
       datapolicy db upgrade --database postgresql://datapolicy@db.internal/datapolicy
     """
-    from datapolicy.server import open_database  # migrates, as every process does on start
     from datapolicy.store.database import head_revision
+    from datapolicy.store.startup import open_database  # migrates, as every process does
 
     settings = load_settings(config_file, data_dir=data_dir, database=database)
     store = open_database(settings)

@@ -2,46 +2,40 @@
 
 It knows nothing of HTTP: the web layer and the CLI both drive it through `ExportService` (start
 exports) and `Worker` (run them).
+
+Its names are loaded when first used (lazy.py), not when any module of the package is
+imported: `datapolicy verify` needs only the package reader (engine/verify.py), and importing
+it used to import every source, the directory and the workers through this file (0.5 s of CPU
+a run).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from datapolicy.config import Config
-from datapolicy.engine.directory import User, UserDirectory
-from datapolicy.engine.report import ReportLabels
-from datapolicy.engine.service import ExportService
-from datapolicy.engine.sources.base import Source
-from datapolicy.engine.sources.files import FileSource
-from datapolicy.engine.sources.sql import SqlSource
-from datapolicy.engine.worker import ExportContext, Worker
+from datapolicy.lazy import lazy_names
 
+if TYPE_CHECKING:  # the same names, for type checkers: loaded by __getattr__ at run time
+    from datapolicy.engine.context import build_context
+    from datapolicy.engine.directory import User, UserDirectory
+    from datapolicy.engine.service import ExportService
+    from datapolicy.engine.worker import ExportContext, Worker
+
+# The data directory's places for the engine's files (engine/context.py).
 EXPORTS_DIR = "exports"
 SPOOL_DIR = "spool"
 ERASURE_SECRET_FILE = "erasure-secret.key"
 
-
-def build_context(config: Config, data_dir: Path) -> ExportContext:
-    """Sources, directory and permitted local roots from the configuration.
-
-    `<data-dir>/exports` is always a permitted local root: the embedded default's place for
-    packages. Packages for presigned S3 URLs wait in `<data-dir>/spool` unless configured."""
-    sources: list[Source] = [SqlSource(s) for s in config.sources.sql]
-    sources += [FileSource(f) for f in config.sources.files]
-    directory = UserDirectory(config.directory) if config.directory is not None else None
-    roots = (*config.storage.local.roots, (data_dir / EXPORTS_DIR).absolute())
-    local = config.storage.local.model_copy(update={"roots": roots})
-    presigned = config.storage.s3_presigned
-    if presigned.spool_dir is None:
-        spool_dir = (data_dir / SPOOL_DIR).absolute()
-        presigned = presigned.model_copy(update={"spool_dir": spool_dir})
-    storage = config.storage.model_copy(update={"local": local, "s3_presigned": presigned})
-    erasure = config.erasure
-    secret = None
-    if erasure is not None:
-        secret = erasure.hash_secret_file or (data_dir / ERASURE_SECRET_FILE).absolute()
-    return ExportContext(sources, directory, storage, ReportLabels.of(config), erasure, secret)
-
-
 __all__ = ["ExportContext", "ExportService", "User", "UserDirectory", "Worker", "build_context"]
+
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "ExportContext": "datapolicy.engine.worker",
+        "ExportService": "datapolicy.engine.service",
+        "User": "datapolicy.engine.directory",
+        "UserDirectory": "datapolicy.engine.directory",
+        "Worker": "datapolicy.engine.worker",
+        "build_context": "datapolicy.engine.context",
+    },
+)

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import psycopg
 from sqlalchemy import (
     Boolean,
     Column,
@@ -405,6 +404,8 @@ class SqlSource(Source):
         CSV format with a quote and a delimiter that JSON text never holds raw (`to_json`
         escapes every control character) passes each line through untouched; COPY's text
         format would double every backslash."""
+        import psycopg  # the PostgreSQL path only: no other source loads it (pgloaders.py)
+
         compiled = statement.compile(dialect=self.engine.dialect)
         copy = f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
         limit = self.config.batch_size

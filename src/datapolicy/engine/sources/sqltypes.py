@@ -9,7 +9,7 @@ whatever was stored, `NUMERIC` is rounded to 10 places and a date or time that i
 SQLAlchemy's own format stops the export. `reflecting_metadata` swaps those types, as each
 column is reflected, for ones that read the driver's value as it is (`_Exact` and its
 subclasses below). PostgreSQL's reflected types are left alone (its COPY path, `sql.py`, picks
-tables by them); there psycopg's loaders are wrapped instead (`_LOADERS`). `exporting_engine`
+tables by them); there psycopg's loaders are wrapped instead (pgloaders.py). `exporting_engine`
 sets every connection up so that no server setting changes a value. Dates and times come out
 as PostgreSQL's `to_json` writes them, so that both PostgreSQL paths and every database agree.
 The JSON each value becomes is `jsonlines`'s job; the table of what every type becomes is in
@@ -29,11 +29,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import DataError
-from psycopg.adapt import Loader
-from psycopg.pq import Format
-from psycopg.types.string import TextLoader
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -91,7 +86,7 @@ def exporting_engine(url: str, *, sqlite_mode: str = "rw", **options: Any) -> En
     times with zones in UTC (PostgreSQL `TimeZone`, MariaDB `time_zone`); on PostgreSQL,
     intervals as ISO 8601 text (`P1Y2M3DT4H`: psycopg would read a month as 30 days, and the
     COPY path would follow the server's `IntervalStyle`), times of day as text and dates Python
-    cannot hold as PostgreSQL's text (`_LOADERS`). A SQLite file is opened in `sqlite_mode`
+    cannot hold as PostgreSQL's text (pgloaders.py). A SQLite file is opened in `sqlite_mode`
     (`rw`, or `ro` to only read), never created: SQLite would otherwise make an empty database
     at a mistyped path, in which every export then finds nothing. A `file:` URI keeps its own
     mode, as written."""
@@ -104,7 +99,10 @@ def exporting_engine(url: str, *, sqlite_mode: str = "rw", **options: Any) -> En
     engine = create_engine(url, json_deserializer=json_document, **options)
     name = engine.dialect.name
     if name == "postgresql":
-        event.listen(engine, "connect", _set_up_postgresql)
+        # Imported here: psycopg (0.05 s of CPU) is for PostgreSQL sources only.
+        from datapolicy.engine.sources.pgloaders import set_up_postgresql
+
+        event.listen(engine, "connect", set_up_postgresql)
     elif name in ("mysql", "mariadb"):
         event.listen(engine, "connect", _set_up_mysql)
     return engine
@@ -118,65 +116,6 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
         return None
     return None if database.startswith("file:") else Path(database)
-
-
-def _set_up_postgresql(dbapi_connection: Any, _record: Any) -> None:
-    for name, loader in _LOADERS.items():
-        dbapi_connection.adapters.register_loader(name, loader)
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute("SET TIME ZONE 'UTC'")
-        cursor.execute("SET intervalstyle = 'iso_8601'")
-    dbapi_connection.commit()
-
-
-class _Loader(Loader):
-    """Wraps psycopg's own (C) loader for a type, to change what a few values become at the
-    cost of one call, not psycopg's pure-Python parsing."""
-
-    base: type[Loader]
-
-    def __init__(self, oid: int, context: Any = None):
-        super().__init__(oid, context)
-        self._load = self.base(oid, context).load
-
-
-class _TimeText(_Loader):
-    """A time of day (with or without a zone) as `jsonlines.iso8601` text (`12:00:00.01`,
-    `12:00:00+05:30`), as `to_json` writes it, so that orjson never formats one: orjson 3.13
-    drops a leading zero of the fraction (`.010000` as `.10000`), and refuses a zone."""
-
-    def load(self, data: Any) -> Any:
-        return iso8601(self._load(data))
-
-
-class _Lenient(_Loader):
-    """A timestamp spelled as `to_json` (the COPY path) writes it (`jsonlines.datetime_value`).
-    A date or timestamp Python cannot hold (`infinity`, BC, after 9999) is PostgreSQL's own
-    text, with `to_json`'s `T` between date and time, instead of an error that stops the
-    export. (A BC offset stays `+00`, where `to_json` has `+00:00`.)"""
-
-    def load(self, data: Any) -> Any:
-        try:
-            value = self._load(data)
-        except DataError:
-            return bytes(data).decode().replace(" ", "T", 1)
-        return datetime_value(value) if isinstance(value, datetime) else value
-
-
-def _wrapping(wrapper: type[_Loader], name: str) -> type[_Loader]:
-    base = psycopg.adapters.get_loader(psycopg.adapters.types[name].oid, Format.TEXT)
-    assert base is not None
-    return type(f"{wrapper.__name__}_{name}", (wrapper,), {"base": base})
-
-
-_LOADERS = {
-    "time": _wrapping(_TimeText, "time"),
-    "timetz": _wrapping(_TimeText, "timetz"),
-    "date": _wrapping(_Lenient, "date"),
-    "timestamp": _wrapping(_Lenient, "timestamp"),
-    "timestamptz": _wrapping(_Lenient, "timestamptz"),
-    "interval": TextLoader,
-}
 
 
 def _set_up_mysql(dbapi_connection: Any, _record: Any) -> None:
