@@ -5,6 +5,7 @@ the package loads nothing heavy; and what a process that does not need it does n
 
 from __future__ import annotations
 
+import ast
 import importlib
 import subprocess
 import sys
@@ -36,35 +37,36 @@ def test_an_unknown_name_is_an_attribute_error(package: str):
 def test_the_audit_actions_load_without_sqlalchemy():
     """store/audit/records.py (plain values, read by `audit list --help`) imports neither
     SQLAlchemy nor Alembic through the packages above it."""
-    probe = (
-        "import sys\nfrom datapolicy.store.audit.records import AuditAction\n"
-        "print(sorted(m for m in ('sqlalchemy', 'alembic', 'joserfc') if m in sys.modules))"
+    loaded = _loaded_by(
+        "from datapolicy.store.audit.records import AuditAction", "sqlalchemy", "alembic", "joserfc"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert loaded == []
 
 
 def test_the_package_reader_loads_without_the_engine_s_sources_and_workers():
     """engine/verify.py (`datapolicy verify`, which reads a package and nothing else) imports
     neither SQLAlchemy nor the workers and the user directory through engine/__init__.py."""
-    probe = (
-        "import sys\nimport datapolicy.engine.verify\n"
-        "print(sorted(m for m in ('sqlalchemy', 'psycopg', 'datapolicy.engine.worker', "
-        "'datapolicy.engine.directory') if m in sys.modules))"
+    loaded = _loaded_by(
+        "import datapolicy.engine.verify",
+        "sqlalchemy",
+        "psycopg",
+        "datapolicy.engine.worker",
+        "datapolicy.engine.directory",
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert loaded == []
 
 
 def test_the_service_loads_without_psycopg():
     """`datapolicy serve` and `worker` on the SQLite store, with no PostgreSQL source, do not
     load psycopg (store/database.py and engine/sources/pgloaders.py import it on first use)."""
-    probe = "import sys\nimport datapolicy.server\nprint('psycopg' in sys.modules)"
+    assert _loaded_by("import datapolicy.server", "psycopg") == []
+
+
+def _loaded_by(statement: str, *modules: str) -> list[str]:
+    """Which of `modules` a fresh interpreter has loaded after running `statement`."""
+    probe = f"import sys\n{statement}\nprint(sorted(m for m in {modules!r} if m in sys.modules))"
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
-    assert result.stdout.strip() == "False"
+    loaded: list[str] = ast.literal_eval(result.stdout.strip())
+    return loaded
