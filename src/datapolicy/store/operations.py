@@ -558,19 +558,16 @@ class OperationStore:
             current = self._locked(transaction, operation_id)
             if precondition is not None and not precondition(current):
                 raise _stale(operation_id)
-            row = transaction.fetch_one(
-                select(operations.c.approval_pending, operations.c.erasure_state).where(
-                    operations.c.id == operation_id
-                )
+            state_text = transaction.fetch_one(
+                select(operations.c.erasure_state).where(operations.c.id == operation_id)
             )
-            assert row is not None  # locked above
-            pending, state_text = row
-            if current.operation_type is not OperationType.ERASE or not pending:
+            assert state_text is not None  # locked above
+            if current.approval != PENDING_APPROVAL:  # not an erasure that waits
                 raise Conflict(
                     f"The dataPolicyOperation '{operation_id[:100]}' does not wait for approval.",
                     code="notAwaitingApproval",
                 )
-            state = orjson.loads(state_text or "{}")
+            state = orjson.loads(state_text[0] or "{}")
             if _subject(state.get("requestedBy")) == _subject(approver):
                 raise Forbidden(
                     "An erasure is approved by a principal other than the one who requested it."

@@ -227,16 +227,15 @@ async def update_operation(request: Request) -> Response:
     store = _store(request)
     operation_id = request.path_params["operation_id"]
     document = await read_json_object(request)
-    current = await read_operation(store, operation_id)
-    _erasure_permission(request, current)
-    changes = parse_update(document, current)
+    changes = parse_update(document, await read_operation(store, operation_id))
     # Writes run in a thread (as DELETE does): one may wait for the row, which a worker holds
     # while it publishes. The new location is checked, and prepared once the change is made.
-    operation = await run_in_threadpool(
+    operation = await _write(
+        request,
         _exports(request).update,
         operation_id,
         changes,
-        _precondition(request),
+        _permitted(request),
         audit_of(request).recorder(request.scope, AuditAction.OPERATION_UPDATED),
     )
     return _entity_response(service_root(request), operation, None)
@@ -245,35 +244,14 @@ async def update_operation(request: Request) -> Response:
 async def delete_operation(request: Request) -> Response:
     _options(request, NO_OPTIONS)
     operation_id = request.path_params["operation_id"]
-    _erasure_permission(request, await read_operation(_store(request), operation_id))
-    await run_in_threadpool(
+    await _write(
+        request,
         _store(request).delete,
-        request.path_params["operation_id"],
-        _precondition(request),
+        operation_id,
+        _permitted(request),
         audit_of(request).recorder(request.scope, AuditAction.OPERATION_DELETED),
     )
     return Response(status_code=204)
-
-
-def _denied(request: Request, operation_id: str) -> None:
-    """A route's 403, accounted as the authentication middleware accounts its own: the
-    client's budgets, and an access.denied entry naming the operation."""
-    authentication: Authentication = request.app.state.authentication
-    authentication.deny(request.scope, request.scope["state"]["principal"], operation_id)
-
-
-def _erasure_permission(request: Request, operation: Operation) -> None:
-    """Changing or deleting an erasure needs PersonalData.Erase.All besides the route's
-    User.Export.All (docs/security.md): deleting cancels it or removes its receipt, and a change
-    moves where it goes, which only those who may start one may do. The operation type never
-    changes, so the check made before the store's write holds for it."""
-    principal = request.scope["state"]["principal"]
-    if operation.operation_type is OperationType.ERASE and ERASE not in principal.permissions:
-        _denied(request, operation.id)
-        raise Forbidden(
-            "Insufficient privileges to complete the operation. Changing or deleting an "
-            f"erasure needs the {ERASE} permission."
-        )
 
 
 async def approve_operation(request: Request) -> Response:
@@ -282,18 +260,49 @@ async def approve_operation(request: Request) -> Response:
     read (412 otherwise)."""
     _options(request, NO_OPTIONS)
     operation_id = request.path_params["operation_id"]
-    try:
-        await run_in_threadpool(
-            _store(request).approve,
-            operation_id,
-            caller_of(request),
-            audit_of(request).recorder(request.scope, AuditAction.ERASURE_APPROVED),
-            _precondition(request),
-        )
-    except Forbidden:  # the requester's own approval
-        _denied(request, operation_id)
-        raise
+    await _write(
+        request,
+        _store(request).approve,
+        operation_id,
+        caller_of(request),
+        audit_of(request).recorder(request.scope, AuditAction.ERASURE_APPROVED),
+        _precondition(request),
+    )
     return Response(status_code=204)
+
+
+async def _write(
+    request: Request, write: Callable[..., _T], operation_id: str, *args: object
+) -> _T:
+    """`write(operation_id, *args)`, a write to the store, in a thread. A 403 it raises (the
+    store's or `_permitted`'s: more than the route's permission was judged) is accounted as the
+    authentication middleware accounts its own, on the event loop: the client's budgets, and an
+    access.denied entry naming the operation."""
+    try:
+        return await run_in_threadpool(write, operation_id, *args)
+    except Forbidden:
+        authentication: Authentication = request.app.state.authentication
+        authentication.deny(request.scope, request.scope["state"]["principal"], operation_id)
+        raise
+
+
+def _permitted(request: Request) -> Precondition:
+    """The If-Match precondition of a change or a deletion, after its permission, judged on the
+    locked row: changing or deleting an erasure needs PersonalData.Erase.All besides the route's
+    User.Export.All (docs/security.md), as deleting cancels it or removes its receipt, and a
+    change moves where it goes, which only those who may start one may do."""
+    matches = _precondition(request)
+    permissions = request.scope["state"]["principal"].permissions
+
+    def permitted(operation: Operation) -> bool:
+        if operation.operation_type is OperationType.ERASE and ERASE not in permissions:
+            raise Forbidden(
+                "Insufficient privileges to complete the operation. Changing or deleting an "
+                f"erasure needs the {ERASE} permission."
+            )
+        return matches(operation)
+
+    return permitted
 
 
 def _entity_response(
