@@ -19,8 +19,9 @@ What it does:
    - throughput: GET by id over --ids random existing ids (bench/paths.lua), and a filtered,
      ordered list page, with --connections connections; the figure is datapolicy / bare. GET by
      id is measured again while another connection commits a one-row write to the large
-     database every --busy-interval seconds: the service's read cache is emptied by every
-     commit, so that figure shows GET by id on a store that is being written to;
+     database every --busy-interval seconds, as a worker's heartbeat does: each commit drops
+     the written operation from the service's read cache and makes it read the change log
+     (store/changes.py), so that figure shows GET by id on a store that is being written to;
    - list latency: one connection (so latency is service time, not queueing), for several list
      requests on the small and the large database; the figure is large / small.
 5. Prints a table with PASS/FAIL against the targets and writes bench/results/<stamp>.json.
@@ -67,6 +68,7 @@ LUA = BENCH / "paths.lua"
 API = "/v1.0/dataPolicyOperations"
 HOST = "127.0.0.1"
 GET_TARGET = 0.5  # datapolicy GET-by-id rps / bare rps, at least
+BUSY_TARGET = 0.35  # the same while the store is written to, at least
 LATENCY_TARGET = 2.0  # list latency at the large size / at the small size, at most
 SAMPLE_RESPONSES = 200  # GET-by-id responses averaged for the bare body size
 DEPTH = 0.9  # how far into the matching rows a deep $skiptoken page starts
@@ -534,7 +536,7 @@ def main() -> None:
                     f"(CPU time per request: {measured['bare']['cpu_us_per_request']:.0f} vs "
                     f"{measured['datapolicy']['cpu_us_per_request']:.0f} us)"
                 )
-                if name in busy:  # the commits emptied the read cache: fill it again
+                if name in busy:  # the commits dropped an operation from the cache: read it
                     read_each(ports[server], paths, fleet.authorization[ports[server]])
             log(f"round {round_number + 1}/{args.rounds}: list latency (one connection)")
             for name, plan in plans.items():
@@ -640,9 +642,9 @@ def summarise(args, throughput: dict, latency: dict, plans: dict) -> dict:
         for who in ("bare", "datapolicy"):
             for p in ("p50", "p99"):
                 row[f"{who}_{p}_ms"] = median([r[who]["latency_us"][p] / 1000 for r in rounds])
-        if name == "get_by_id":
-            row["target"] = f">= {GET_TARGET}"
-            row["pass"] = row["ratio"] >= GET_TARGET and row["errors"] == 0
+        if target := {"get_by_id": GET_TARGET, "get_by_id_busy": BUSY_TARGET}.get(name):
+            row["target"] = f">= {target}"
+            row["pass"] = row["ratio"] >= target and row["errors"] == 0
             if not row["pass"]:
                 summary["failures"].append(name)
         summary["throughput"][name] = row
@@ -692,7 +694,7 @@ def print_report(args, machine: dict, summary: dict) -> None:
         "filtered_list": "filtered list",
     }
     for name, row in summary["throughput"].items():
-        target = f">= {GET_TARGET} {verdict(row['pass'])}" if "pass" in row else "(info)"
+        target = f"{row['target']} {verdict(row['pass'])}" if "pass" in row else "(info)"
         spread = f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}"
         bare = f"{row['bare_p50_ms']:.2f}/{row['bare_p99_ms']:.2f}"
         ours = f"{row['datapolicy_p50_ms']:.2f}/{row['datapolicy_p99_ms']:.2f}"
@@ -711,8 +713,8 @@ def print_report(args, machine: dict, summary: dict) -> None:
     if "commits_per_s" in busy:
         print(
             f"  busy: GET by id while another connection commits {busy['commits_per_s']:.1f} "
-            "writes/s to the large database\n  (each empties the read cache: the read path "
-            "without it)."
+            "writes/s to the large database\n  (each drops the operation written from the read "
+            "cache)."
         )
     small, large = f"{args.small_operations // 1000}k", f"{args.operations / 1e6:g}M"
     print()

@@ -8,16 +8,21 @@ The cache is SQLite's only; on PostgreSQL the same tests pin that plain reads ar
 
 from __future__ import annotations
 
+import sqlite3
 from contextlib import ExitStack
 from datetime import timedelta
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import Service, service_database, start_app, start_service
+from datapolicy.store import SQLiteDatabase
+from datapolicy.store.changes import Changes
 from datapolicy.store.queue import OperationQueue
 from datapolicy.store.tables import operations
-from datapolicy.web.hot_path.readcache import ReadCache
+from datapolicy.web.hot_path.readcache import ReadCache, read_cache_for
 
 pytestmark = pytest.mark.operation_store  # starts services on the test store
 
@@ -194,3 +199,95 @@ async def test_the_least_recently_used_entry_goes_first():
     assert cache.get("b") is None
     assert cache.get("a") is not None
     assert cache.get("c") is not None
+
+
+async def test_a_commit_drops_only_the_operations_the_change_log_names():
+    token = Counter()
+    logged: list[Changes] = []
+    cache = ReadCache(token, lambda seen: logged.pop(0))
+    logged.append(Changes(5, None))  # the first check: where the log ends
+    for key in ("a", "b", "c"):
+        cache.get(key)
+        cache.put(key, (key.encode(), b"etag", "u"))
+    token.value += 1
+    logged.append(Changes(6, frozenset({"b"})))
+    assert cache.get("a") is not None
+    assert cache.get("b") is None
+    assert cache.get("c") is not None
+    token.value += 1
+    logged.append(Changes(9, None))  # the log cannot tell: everything goes
+    assert cache.get("a") is None
+    assert len(cache) == 0
+
+
+def _direct(database: SQLiteDatabase, operation_id: str) -> bytes | None:
+    row = database.fetch_one("SELECT * FROM operations WHERE id = ?", (operation_id,))
+    return None if row is None else repr(tuple(row)).encode()
+
+
+def _through_cache(cache: ReadCache, database: SQLiteDatabase, operation_id: str) -> bytes | None:
+    """What the fast path does: the cached body, or a read of the store put in the cache."""
+    entry = cache.get(operation_id)
+    if entry is None:
+        body = _direct(database, operation_id)
+        if body is None:
+            return None
+        entry = (body, b"etag", "u")
+        cache.put(operation_id, entry)
+    return entry[0]
+
+
+_IDS = st.sampled_from("abcdef")
+_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("read"), _IDS),
+        st.tuples(st.sampled_from(["update", "delete", "insert"]), _IDS, st.integers(0, 1)),
+        st.tuples(st.just("elsewhere"), st.just(""), st.integers(0, 1)),  # another table
+    ),
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=_STEPS)
+def test_every_read_through_the_cache_is_what_the_store_holds(tmp_path_factory, steps):
+    """Generated histories of reads and other connections' commits: each read through the cache
+    equals a read of the store made after it (the reference)."""
+    database = SQLiteDatabase(tmp_path_factory.mktemp("cache") / "store.sqlite3")
+    database.migrate()
+    cache = read_cache_for(database)
+    assert cache is not None
+    writers = [sqlite3.connect(database.path, isolation_level=None) for _ in range(2)]
+    insert = (
+        "INSERT OR IGNORE INTO operations (id, user_id, status, progress, submitted_at, version)"
+        " VALUES (?, 'u', 'notStarted', 0, 0, 1)"
+    )
+    try:
+        writers[0].execute("CREATE TABLE elsewhere (x)")
+        for operation_id in "abc":
+            writers[0].execute(insert, (operation_id,))
+        for step in steps:
+            if step[0] == "read":
+                got = _through_cache(cache, database, step[1])
+                assert got == _direct(database, step[1]), steps
+                continue
+            kind, operation_id, which = step
+            writer = writers[which]
+            if kind == "update":
+                writer.execute(
+                    "UPDATE operations SET progress = progress + 1, version = version + 1 "
+                    "WHERE id = ?",
+                    (operation_id,),
+                )
+            elif kind == "delete":
+                writer.execute("DELETE FROM operations WHERE id = ?", (operation_id,))
+            elif kind == "insert":
+                writer.execute(insert, (operation_id,))
+            else:
+                writer.execute("INSERT INTO elsewhere VALUES (1)")
+    finally:
+        for writer in writers:
+            writer.close()
+        database.close()

@@ -39,10 +39,10 @@ What differs, and is decided here once:
   SQLite waits `lock_timeout` for its write lock; a process frozen while holding it keeps it
   until it resumes or exits (no server can end it), so writes fail with 503 meanwhile.
 - **Seeing others' commits.** A cache of what was read (the GET-by-id read cache,
-  web/hot_path/readcache.py) must be emptied by every commit, from any process. SQLite tells
-  cheaply: `PRAGMA data_version` on a connection that never writes changes whenever another
-  connection commits (`change_token`). PostgreSQL has no equally cheap signal known here, so it
-  offers none, and nothing is cached.
+  web/hot_path/readcache.py) must hear of every commit, from any process (which operations it
+  changed, store/changes.py says). SQLite tells cheaply: `PRAGMA data_version` on a connection
+  that never writes changes whenever another connection commits (`change_token`). PostgreSQL
+  has no equally cheap signal known here, so it offers none, and nothing is cached.
 - **Files.** A SQLite file (and so its `-wal` and `-shm` files, which SQLite creates with the
   database file's mode) is owner-only, 0600, in a directory made 0700, whatever the umask.
 
@@ -288,8 +288,8 @@ class Database(ABC):
     def change_token(self) -> Callable[[], Hashable] | None:
         """A function whose value changes whenever anything is committed to the database, by
         any connection of any process, cheap enough to call on every request: whoever caches
-        what it read empties the cache when the value changes. A value that cannot be read
-        counts as a change (it equals no other). None when the database offers no such
+        what it read looks at what changed whenever the value changes. A value that cannot be
+        read counts as a change (it equals no other). None when the database offers no such
         function, and then nothing may be cached."""
 
     def execute(self, statement: ClauseElement) -> int:

@@ -111,6 +111,17 @@ operations = Table(
     ),
 )
 
+# The operations' change log (migration 0014; store/changes.py): on SQLite, triggers add a row
+# naming the operation for every row of `operations` a statement writes, so that the read cache
+# drops only what a commit changed. Empty on PostgreSQL, which has no read cache.
+operation_changes = Table(
+    "operation_changes",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("operation_id", text_column(36), nullable=False),
+    sqlite_autoincrement=True,
+)
+
 # The entries the partial index below holds (an export's and an erasure's starts; migration
 # 0011); a query must repeat it literally to use it.
 AUDIT_STARTED = text("action IN ('operation.started', 'erasure.requested')")

@@ -9,11 +9,11 @@ string) and it answers when there is no conditional header, with exactly the byt
 routed endpoint would send; everything else, errors included, goes on to the router, so the
 behaviour has one definition: `tests/web` compares the two paths.
 
-Bodies it has sent are kept in a `ReadCache` (web/hot_path/readcache.py), which is emptied whenever
-anything is committed to the database, so a cached body is never older than the request.
-Every body served, from the cache or not, leaves an `operation.read` audit entry, through the
-audit buffer (web/middleware/audit.py): the audit trail is not in the store's SQLite file, so its
-commits do not empty the cache.
+Bodies it has sent are kept in a `ReadCache` (web/hot_path/readcache.py), which drops an
+operation's body as soon as a commit changes its row, so a cached body is never older than the
+request. Every body served, from the cache or not, leaves an `operation.read` audit entry,
+through the audit buffer (web/middleware/audit.py): the audit trail is not in the store's SQLite
+file, so its commits cost the cache nothing.
 """
 
 from __future__ import annotations

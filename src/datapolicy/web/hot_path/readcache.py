@@ -4,21 +4,25 @@ Why: a GET by id that reads SQLite and rebuilds the entity costs the server much
 one that serves a body from memory (docs/benchmarks.md).
 
 Consistency: a body from the cache is what a read of the database would have given at some
-moment after the request was received. The whole cache is emptied as soon as anything has been
-committed to the database, by any connection in any process: this process's API and export
-threads, `datapolicy worker` processes, other API processes. Commits are detected by the
-store's change token (`Database.change_token`, store/database.py: on SQLite `PRAGMA
-data_version` on a connection of the token's own that never writes, so that every commit is
-another connection's and changes the value; a token that cannot be read counts as a change).
-A store without one (PostgreSQL) gets no cache. A change is looked for on every lookup, after
+moment after the request was received. Every lookup first looks for commits made since the
+last, by any connection in any process: this process's API and export threads, `datapolicy
+worker` processes, other API processes. That a commit was made is told by the store's change
+token (`Database.change_token`, store/database.py: on SQLite `PRAGMA data_version` on a
+connection of the token's own that never writes, so that every commit is another connection's
+and changes the value; a token that cannot be read counts as a change). Which operations it
+changed is told by the operations' change log (store/changes.py), which SQLite triggers write
+in the same transaction as the change: those operations' entries are dropped, and the whole
+cache is emptied when the log cannot tell (entries pruned before they were read, a log that
+cannot be read). The token is read before the log, so a commit made between the two reads is
+either in the log read or changes the token again. A change is looked for on every lookup, after
 the request has reached the app, so a write committed before the request arrived (a PATCH, a
 DELETE, a worker's progress, in this process or another) is always seen, as with a read of the
-database, whatever the HTTP server and however it schedules requests.
+database, whatever the HTTP server and however it schedules requests. A store without a token
+(PostgreSQL) gets no cache.
 
-Invalidation is coarse: any commit empties the whole cache, as the cache cannot tell which rows
-a commit changed. A store that is written to all the time (many exports heartbeating) gets
-few hits; a miss costs what a read without the cache costs plus a little (the check and the
-insert: ~2 us in process, a few percent of a request under load; see docs/benchmarks.md).
+Cost: a lookup with no commit since the last is one read of the token; a commit adds one read of
+the log (a few entries by their primary key). A store written to all the time (many exports
+heartbeating) loses only the entries of the operations written, not the rest (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
+from datapolicy.store.changes import Changes, change_log_for
 from datapolicy.store.database import Database
 
 # Entries kept, least recently used out first: ~70 MB with bench/populate.py's operations
@@ -38,17 +43,23 @@ Entry = tuple[bytes, bytes, str]
 
 
 class ReadCache:
-    """Entries by operation id, emptied whenever the change token changes.
+    """Entries by operation id, dropped when the change token changes and `changes` names
+    them (all of them without `changes`, or when it cannot tell).
 
     Used from the event loop's thread only (the ASGI app's), so it needs no lock."""
 
     def __init__(
-        self, change_token: Callable[[], Hashable], max_entries: int = DEFAULT_MAX_ENTRIES
+        self,
+        change_token: Callable[[], Hashable],
+        changes: Callable[[int | None], Changes] | None = None,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
     ):
         self._change_token = change_token
+        self._changes = changes  # the operations changed after an entry of the change log
         self._max_entries = max_entries
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._token: Hashable = object()  # equal to no token: the first check empties
+        self._seen: int | None = None  # the newest entry of the change log read
 
     def get(self, operation_id: str) -> Entry | None:
         """The entry for this id, if there is one and nothing has been committed since it was
@@ -62,7 +73,7 @@ class ReadCache:
     def put(self, operation_id: str, entry: Entry) -> None:
         """Keep what was read after `get` missed. Nothing may be awaited in between: the read
         then started after `get`'s check, so the entry is at least as recent as the check, and
-        any commit since then empties the cache at the next one."""
+        a commit since then that changes the operation drops it at the next one."""
         entries = self._entries
         entries[operation_id] = entry
         if len(entries) > self._max_entries:
@@ -73,12 +84,22 @@ class ReadCache:
 
     def _check(self) -> None:
         token = self._change_token()
-        if token != self._token:
+        if token == self._token:
+            return
+        self._token = token
+        changed = None if self._changes is None else self._changes(self._seen)
+        if changed is None or changed.operations is None:
             self._entries.clear()
-            self._token = token
+        else:
+            for operation_id in changed.operations:
+                self._entries.pop(operation_id, None)
+        self._seen = None if changed is None else changed.seen
 
 
 def read_cache_for(database: Database) -> ReadCache | None:
     """A cache for the store's database if it has a change token (SQLite), else None."""
     change_token = database.change_token()
-    return None if change_token is None else ReadCache(change_token)
+    if change_token is None:
+        return None
+    change_log = change_log_for(database)
+    return ReadCache(change_token, None if change_log is None else change_log.since)
