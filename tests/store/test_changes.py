@@ -22,6 +22,8 @@ TRIGGERS = {
     "operation_changes_insert",
     "operation_changes_update",
     "operation_changes_delete",
+    "operation_changes_replace_insert",
+    "operation_changes_replace_update",
     "operation_changes_prune",
 }
 
@@ -118,6 +120,8 @@ _WRITE = st.one_of(
     st.tuples(st.just("update"), _ID),
     st.tuples(st.just("delete"), _ID),
     st.tuples(st.just("rename"), _ID, _ID),
+    # INSERT OR REPLACE / UPDATE OR REPLACE: a row that holds the idempotency key goes
+    st.tuples(st.sampled_from(["replace", "rekey"]), _ID, st.sampled_from("xy")),
 )
 _STEP = st.one_of(
     st.tuples(
@@ -181,12 +185,39 @@ def _apply(connection: sqlite3.Connection, write: tuple[str, ...]) -> set[str]:
     if kind == "delete":
         cursor = connection.execute("DELETE FROM operations WHERE id = ?", (operation_id,))
         return {operation_id} if cursor.rowcount else set()
+    if kind in ("replace", "rekey"):
+        return _replace(connection, kind, operation_id, write[2], present)
     new_id = write[2]
     taken = connection.execute("SELECT 1 FROM operations WHERE id = ?", (new_id,)).fetchone()
     if not present or (taken is not None and new_id != operation_id):
         return set()
     connection.execute("UPDATE operations SET id = ? WHERE id = ?", (new_id, operation_id))
     return {operation_id, new_id}
+
+
+def _replace(
+    connection: sqlite3.Connection, kind: str, operation_id: str, key: str, present: bool
+) -> set[str]:
+    holders = {
+        holder
+        for (holder,) in connection.execute(
+            "SELECT id FROM operations WHERE idempotency_key = ?", (key,)
+        )
+    }
+    if kind == "replace":
+        connection.execute(
+            "INSERT OR REPLACE INTO operations "
+            "(id, user_id, status, progress, submitted_at, version, idempotency_key) "
+            "VALUES (?, 'u', 'notStarted', 0, 0, 1, ?)",
+            (operation_id, key),
+        )
+        return holders | {operation_id}
+    if not present:
+        return set()
+    connection.execute(
+        "UPDATE OR REPLACE operations SET idempotency_key = ? WHERE id = ?", (key, operation_id)
+    )
+    return holders | {operation_id}
 
 
 @pytest.mark.parametrize("seen", [None, 0])

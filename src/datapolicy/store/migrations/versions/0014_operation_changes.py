@@ -3,6 +3,11 @@ statement inserts, updates or deletes, written by triggers on SQLite, so that th
 cache (web/hot_path/readcache.py) drops only the operations a commit changed, in whatever process
 and by whatever code it was made, instead of everything it holds.
 
+A row that `INSERT OR REPLACE` or `UPDATE OR REPLACE` deletes because another takes its
+idempotency key is named too, by triggers that run before the statement: SQLite runs no delete
+trigger for such a row (unless the connection turned `recursive_triggers` on). The service
+never replaces a row; another program writing to the file might.
+
 The triggers keep the newest `KEEP` entries: every 256th entry deletes those older than that.
 A reader that fell further behind sees a gap in the sequence and empties its whole cache.
 
@@ -42,6 +47,20 @@ _TRIGGERS = {
     "operation_changes_delete": """
         CREATE TRIGGER operation_changes_delete AFTER DELETE ON operations BEGIN
             INSERT INTO operation_changes (operation_id) VALUES (OLD.id);
+        END""",
+    "operation_changes_replace_insert": """
+        CREATE TRIGGER operation_changes_replace_insert BEFORE INSERT ON operations
+        WHEN NEW.idempotency_key IS NOT NULL BEGIN
+            INSERT INTO operation_changes (operation_id)
+                SELECT id FROM operations
+                WHERE idempotency_key = NEW.idempotency_key AND id IS NOT NEW.id;
+        END""",
+    "operation_changes_replace_update": """
+        CREATE TRIGGER operation_changes_replace_update BEFORE UPDATE OF idempotency_key
+        ON operations WHEN NEW.idempotency_key IS NOT NULL BEGIN
+            INSERT INTO operation_changes (operation_id)
+                SELECT id FROM operations
+                WHERE idempotency_key = NEW.idempotency_key AND id IS NOT OLD.id;
         END""",
     "operation_changes_prune": f"""
         CREATE TRIGGER operation_changes_prune AFTER INSERT ON operation_changes
