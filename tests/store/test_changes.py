@@ -10,22 +10,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from datapolicy.store import Database, SQLiteDatabase
-from datapolicy.store.changes import ChangeLog, change_log_for
+from datapolicy.store import database as store_database_module
+from datapolicy.store.changes import TRIGGERS, ChangeLog, Changes, Position, change_log_for
 
+MIGRATIONS = Path(store_database_module.__file__).with_name("migrations")
 KEEP = 4096  # migration 0014's: the entries the triggers keep at least
-TRIGGERS = {
-    "operation_changes_insert",
-    "operation_changes_update",
-    "operation_changes_delete",
-    "operation_changes_replace_insert",
-    "operation_changes_replace_update",
-    "operation_changes_prune",
-}
 
 
 def _store(path: Path) -> SQLiteDatabase:
@@ -51,7 +47,7 @@ def test_the_head_revision_has_the_triggers(tmp_path: Path):
             name
             for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='trigger'")
         }
-    assert names >= TRIGGERS
+    assert names >= set(TRIGGERS)
     database.close()
 
 
@@ -73,7 +69,7 @@ def test_another_process_s_writes_are_named(tmp_path: Path):
     subprocess.run([sys.executable, "-c", script, str(database.path)], check=True)
     changes = log.since(start.seen)
     assert changes.operations == {"a", "b"}
-    assert changes.seen == start.seen + 4
+    assert changes.seen == Position(start.seen.schema, start.seen.seq + 4)
     assert log.since(changes.seen).operations == frozenset()
     database.close()
 
@@ -94,7 +90,7 @@ def test_a_reader_behind_the_pruning_is_told_anything_may_have_changed(tmp_path:
     assert KEEP <= entries < KEEP + 256
     behind = log.since(after_first.seen)
     assert behind.operations is None
-    assert behind.seen == after_first.seen + KEEP + 256
+    assert behind.seen.seq == after_first.seen.seq + KEEP + 256
     database.close()
 
 
@@ -103,8 +99,9 @@ def test_a_log_that_cannot_be_read_tells_nothing(tmp_path: Path):
     log = ChangeLog(database)
     with sqlite3.connect(database.path) as connection:
         connection.execute("DROP TABLE operation_changes")
-    assert log.since(7).operations is None
-    assert log.since(None).operations is None
+    changes = log.since(Position(1, 7))
+    assert changes == Changes(None, None)  # and the next read starts from the log's end
+    assert log.since(None) == Changes(None, None)
     database.close()
 
 
@@ -220,10 +217,78 @@ def _replace(
     return holders | {operation_id}
 
 
-@pytest.mark.parametrize("seen", [None, 0])
-def test_an_empty_log(tmp_path: Path, seen: int | None):
+def test_an_empty_log(tmp_path: Path):
     database = _store(tmp_path / "store.sqlite3")
-    changes = ChangeLog(database).since(seen)
-    assert changes.seen == 0
-    assert (changes.operations is None) == (seen is None)
+    log = ChangeLog(database)
+    start = log.since(None)
+    assert start.seen is not None
+    assert start.seen.seq == 0
+    assert start.operations is None
+    assert log.since(start.seen).operations == frozenset()
+    database.close()
+
+
+def _seen_after_a_write(log: ChangeLog, path: Path) -> Position:
+    start = log.since(None).seen
+    with sqlite3.connect(path, isolation_level=None) as connection:
+        _insert(connection, "a")
+    changes = log.since(start)
+    assert changes.operations == {"a"}
+    assert changes.seen is not None
+    return changes.seen
+
+
+def test_a_restored_older_copy_is_told_anything_may_have_changed(tmp_path: Path):
+    """A restore through SQLite's backup API brings an older log, numbered lower than what the
+    reader saw: its entries would otherwise be taken as read."""
+    database = _store(tmp_path / "store.sqlite3")
+    older = tmp_path / "older.sqlite3"
+    with sqlite3.connect(database.path) as live, sqlite3.connect(older) as copy:
+        live.backup(copy)
+    log = ChangeLog(database)
+    seen = _seen_after_a_write(log, database.path)
+    with sqlite3.connect(older) as copy, sqlite3.connect(database.path) as live:
+        copy.backup(live)
+    restored = log.since(seen)
+    assert restored.operations is None
+    assert log.since(restored.seen).operations == frozenset()
+    database.close()
+
+
+def test_a_migration_down_and_up_is_told_anything_may_have_changed(tmp_path: Path):
+    """Down to 0013 and up again recreates the log, numbered from 1 again: the schema's
+    version tells."""
+    database = _store(tmp_path / "store.sqlite3")
+    log = ChangeLog(database)
+    seen = _seen_after_a_write(log, database.path)
+    engine = sa.create_engine(f"sqlite:///{database.path}", poolclass=sa.pool.NullPool)
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0013")
+        command.upgrade(config, "head")
+    engine.dispose()
+    with sqlite3.connect(database.path, isolation_level=None) as connection:
+        _insert(connection, "b")  # the new log is now as long as the old one was: entry 1,
+        _insert(connection, "c")  # which names "b", would be taken as read
+    assert log.since(seen).operations is None
+    database.close()
+
+
+def test_a_table_rebuild_that_drops_the_triggers_empties_on_every_read(tmp_path: Path):
+    """SQLite's way of altering a table (copy, drop, rename) drops its triggers: no write is
+    named any more, so every read must say that anything may have changed."""
+    database = _store(tmp_path / "store.sqlite3")
+    log = ChangeLog(database)
+    seen = _seen_after_a_write(log, database.path)
+    with sqlite3.connect(database.path, isolation_level=None) as connection:
+        connection.execute("BEGIN")
+        connection.execute("CREATE TABLE rebuilt AS SELECT * FROM operations")
+        connection.execute("DROP TABLE operations")
+        connection.execute("ALTER TABLE rebuilt RENAME TO operations")
+        connection.execute("COMMIT")
+    first = log.since(seen)
+    assert first.operations is None
+    assert log.since(first.seen).operations is None
     database.close()

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from conftest import Service, service_database, start_app, start_service
 from datapolicy.store import SQLiteDatabase
-from datapolicy.store.changes import Changes
+from datapolicy.store.changes import Changes, Position
 from datapolicy.store.queue import OperationQueue
 from datapolicy.store.tables import operations
 from datapolicy.web.hot_path.readcache import ReadCache, read_cache_for
@@ -205,17 +205,17 @@ async def test_a_commit_drops_only_the_operations_the_change_log_names():
     token = Counter()
     logged: list[Changes] = []
     cache = ReadCache(token, lambda seen: logged.pop(0))
-    logged.append(Changes(5, None))  # the first check: where the log ends
+    logged.append(Changes(Position(1, 5), None))  # the first check: where the log ends
     for key in ("a", "b", "c"):
         cache.get(key)
         cache.put(key, (key.encode(), b"etag", "u"))
     token.value += 1
-    logged.append(Changes(6, frozenset({"b"})))
+    logged.append(Changes(Position(1, 6), frozenset({"b"})))
     assert cache.get("a") is not None
     assert cache.get("b") is None
     assert cache.get("c") is not None
     token.value += 1
-    logged.append(Changes(9, None))  # the log cannot tell: everything goes
+    logged.append(Changes(Position(1, 9), None))  # the log cannot tell: everything goes
     assert cache.get("a") is None
     assert len(cache) == 0
 

@@ -1,23 +1,23 @@
 """A cache of GET-by-id response bodies, kept exact by checking the database for commits.
 
-Why: a GET by id that reads SQLite and rebuilds the entity costs the server much more CPU than
-one that serves a body from memory (docs/benchmarks.md).
+Why: a GET by id that reads SQLite and rebuilds the entity costs the server much more CPU than one
+that serves a body from memory (docs/benchmarks.md).
 
-Consistency: a body from the cache is what a read of the database would have given at some
-moment after the request was received. Every lookup first looks for commits made since the
-last, by any connection in any process: this process's API and export threads, `datapolicy
-worker` processes, other API processes. That a commit was made is told by the store's change
-token (`Database.change_token`, store/database.py: on SQLite `PRAGMA data_version` on a
-connection of the token's own that never writes, so that every commit is another connection's
-and changes the value; a token that cannot be read counts as a change). Which operations it
-changed is told by the operations' change log (store/changes.py), which SQLite triggers write
-in the same transaction as the change: those operations' entries are dropped, and the whole
-cache is emptied when the log cannot tell (entries pruned before they were read, a log that
-cannot be read). The token is read before the log, so a commit made between the two reads is
-either in the log read or changes the token again. A change is looked for on every lookup, after
-the request has reached the app, so a write committed before the request arrived (a PATCH, a
-DELETE, a worker's progress, in this process or another) is always seen, as with a read of the
-database, whatever the HTTP server and however it schedules requests. A store without a token
+Consistency: a body from the cache is what a read of the database would have given at some moment
+after the request was received. Every lookup first looks for commits made since the last, by any
+connection in any process: this process's API and export threads, `datapolicy worker` processes,
+other API processes. That a commit was made is told by the store's change token
+(`Database.change_token`, store/database.py: on SQLite `PRAGMA data_version` on a connection of the
+token's own that never writes, so that every commit is another connection's and changes the value;
+a token that cannot be read counts as a change). Which operations it changed is told by the
+operations' change log (store/changes.py), which SQLite triggers write in the same transaction as
+the change: those operations' entries are dropped, and the whole cache is emptied when the log
+cannot tell (store/changes.py says when: a first read, entries pruned before they were read, a
+schema change, a missing trigger). The token is read before the log, so a commit made between the
+two reads is either in the log read or changes the token again. A change is looked for on every
+lookup, after the request has reached the app, so a write committed before the request arrived (a
+PATCH, a DELETE, a worker's progress, in this process or another) is always seen, as with a read of
+the database, whatever the HTTP server and however it schedules requests. A store without a token
 (PostgreSQL) gets no cache.
 
 Cost: a lookup with no commit since the last is one read of the token; a commit adds one read of
@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-from datapolicy.store.changes import Changes, change_log_for
+from datapolicy.store.changes import Changes, Position, change_log_for
 from datapolicy.store.database import Database
 
 # Entries kept, least recently used out first: ~70 MB with bench/populate.py's operations
@@ -51,7 +51,7 @@ class ReadCache:
     def __init__(
         self,
         change_token: Callable[[], Hashable],
-        changes: Callable[[int | None], Changes] | None = None,
+        changes: Callable[[Position | None], Changes] | None = None,
         max_entries: int = DEFAULT_MAX_ENTRIES,
     ):
         self._change_token = change_token
@@ -59,7 +59,7 @@ class ReadCache:
         self._max_entries = max_entries
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._token: Hashable = object()  # equal to no token: the first check empties
-        self._seen: int | None = None  # the newest entry of the change log read
+        self._seen: Position | None = None  # where the next read of the change log starts
 
     def get(self, operation_id: str) -> Entry | None:
         """The entry for this id, if there is one and nothing has been committed since it was
@@ -86,7 +86,6 @@ class ReadCache:
         token = self._change_token()
         if token == self._token:
             return
-        self._token = token
         changed = None if self._changes is None else self._changes(self._seen)
         if changed is None or changed.operations is None:
             self._entries.clear()
@@ -94,6 +93,7 @@ class ReadCache:
             for operation_id in changed.operations:
                 self._entries.pop(operation_id, None)
         self._seen = None if changed is None else changed.seen
+        self._token = token  # only once what changed is dealt with: else the next one looks
 
 
 def read_cache_for(database: Database) -> ReadCache | None:
