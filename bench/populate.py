@@ -4,7 +4,8 @@ The schema comes from the service itself (`SQLiteDatabase(path).migrate()`); row
 into the store's `operations` table (`datapolicy.store.tables.operations`) with `executemany` in
 large transactions. The secondary indexes and the triggers on `operations` are dropped during the
 load and re-created afterwards from their own text, so the result has exactly the schema the
-service made, only sooner. No ANALYZE is run: a database the service grew itself has no statistics either.
+service made, only sooner. No ANALYZE is run: a database the service grew itself has no
+statistics either.
 
 The data (deterministic for a given count and seed):
 - ~1,000 distinct user ids (GUIDs), chosen uniformly;
