@@ -1,7 +1,7 @@
 """store/changes.py and migration 0014's triggers: every committed insert, update and delete of
 an operation's row, by any connection of any process, names that operation in the change log,
 and nothing else does; a reader that falls behind the pruning is told that anything may have
-changed; PostgreSQL keeps no log."""
+changed."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from alembic.config import Config
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from datapolicy.store import Database, SQLiteDatabase
+from datapolicy.store import SQLiteDatabase
 from datapolicy.store import database as store_database_module
-from datapolicy.store.changes import TRIGGERS, ChangeLog, Changes, Position, change_log_for
+from datapolicy.store.changes import TRIGGERS, ChangeLog, Changes, Position
 
 MIGRATIONS = Path(store_database_module.__file__).with_name("migrations")
 KEEP = 4096  # migration 0014's: the entries the triggers keep at least
@@ -103,10 +103,6 @@ def test_a_log_that_cannot_be_read_tells_nothing(tmp_path: Path):
     assert changes == Changes(None, None)  # and the next read starts from the log's end
     assert log.since(None) == Changes(None, None)
     database.close()
-
-
-def test_only_sqlite_keeps_one(database: Database):
-    assert (change_log_for(database) is not None) == isinstance(database, SQLiteDatabase)
 
 
 # A generated history of writes by two connections, each step in a transaction of its own or

@@ -22,7 +22,7 @@ what did:
 All of that is one statement, so one snapshot of the database. Writes by a connection that turned
 SQLite's triggers off (`SQLITE_DBCONFIG_ENABLE_TRIGGER`) are not named: no program may write to
 the store's file that way (docs/deployment.md).
-PostgreSQL has no read cache, and no log (`change_log_for`).
+PostgreSQL has no read cache, and no log is read there.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import NamedTuple
 from sqlalchemy import Integer, bindparam, column, func, literal, select, table, true
 
 from datapolicy.errors import DatapolicyError
-from datapolicy.store.database import Database, SQLiteDatabase
+from datapolicy.store.database import Database
 from datapolicy.store.tables import operation_changes
 
 # Migration 0014's triggers, all of which must be there for the log to name every write.
@@ -99,11 +99,8 @@ class ChangeLog:
         after = _NONE_AFTER if seen is None else seen.seq
         try:
             rows = self.database.fetch_rows(self._read, {**self._parameters, "seen": after})
-        except (
-            sqlite3.OperationalError,
-            DatapolicyError,
-        ):  # a log that cannot be read tells nothing
-            return Changes(None, None)
+        except (sqlite3.OperationalError, DatapolicyError):
+            return Changes(None, None)  # a log that cannot be read tells nothing
         schema, triggers, newest = rows[0][0], rows[0][1], rows[0][2]
         if triggers != len(TRIGGERS):
             return Changes(None, None)
@@ -116,8 +113,3 @@ class ChangeLog:
         if entries[0][0] != seen.seq + 1:  # pruned before they were read
             return Changes(end, None)
         return Changes(end, frozenset(operation for _, operation in entries))
-
-
-def change_log_for(database: Database) -> ChangeLog | None:
-    """The change log of a SQLite store; None elsewhere (PostgreSQL keeps none)."""
-    return ChangeLog(database) if isinstance(database, SQLiteDatabase) else None

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-from datapolicy.store.changes import Changes, Position, change_log_for
+from datapolicy.store.changes import ChangeLog, Changes, Position
 from datapolicy.store.database import Database
 
 # Entries kept, least recently used out first: ~70 MB with bench/populate.py's operations
@@ -44,14 +44,14 @@ Entry = tuple[bytes, bytes, str]
 
 class ReadCache:
     """Entries by operation id, dropped when the change token changes and `changes` names
-    them (all of them without `changes`, or when it cannot tell).
+    them (all of them when it cannot tell).
 
     Used from the event loop's thread only (the ASGI app's), so it needs no lock."""
 
     def __init__(
         self,
         change_token: Callable[[], Hashable],
-        changes: Callable[[Position | None], Changes] | None = None,
+        changes: Callable[[Position | None], Changes],
         max_entries: int = DEFAULT_MAX_ENTRIES,
     ):
         self._change_token = change_token
@@ -86,20 +86,17 @@ class ReadCache:
         token = self._change_token()
         if token == self._token:
             return
-        changed = None if self._changes is None else self._changes(self._seen)
-        if changed is None or changed.operations is None:
+        changed = self._changes(self._seen)
+        if changed.operations is None:
             self._entries.clear()
         else:
             for operation_id in changed.operations:
                 self._entries.pop(operation_id, None)
-        self._seen = None if changed is None else changed.seen
+        self._seen = changed.seen
         self._token = token  # only once what changed is dealt with: else the next one looks
 
 
 def read_cache_for(database: Database) -> ReadCache | None:
     """A cache for the store's database if it has a change token (SQLite), else None."""
     change_token = database.change_token()
-    if change_token is None:
-        return None
-    change_log = change_log_for(database)
-    return ReadCache(change_token, None if change_log is None else change_log.since)
+    return None if change_token is None else ReadCache(change_token, ChangeLog(database).since)
