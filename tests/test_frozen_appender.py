@@ -30,9 +30,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import TEST_STORE, Service, free_port, start_service, store_args, wait_for
+from conftest import TEST_STORE, Service, start_service, store_args, wait_for
 from databases import POSTGRESQL
-from datapolicy.testing.server import stop_process
+from datapolicy.testing.server import bound_port, stop_process
 
 pytestmark = [
     pytest.mark.operation_store,  # starts services or workers on the test store
@@ -73,13 +73,12 @@ def apis(tmp_path: Path) -> Iterator[tuple[Service, Frozen]]:
     config.write_text(CONFIG)
     args = ("--workers", "0", "--config", str(config))
     healthy = start_service(data_dir, *args)  # it makes the signing key the other one uses
-    port = free_port()
     log = tmp_path / "frozen.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
             [
                 *(sys.executable, str(FREEZING_SERVE), "serve", "--host", "127.0.0.1"),
-                *("--port", str(port), "--data-dir", str(data_dir), *args),
+                *("--port", "0", "--data-dir", str(data_dir), *args),
                 *store_args(data_dir),
             ],
             stdout=output,
@@ -91,10 +90,9 @@ def apis(tmp_path: Path) -> Iterator[tuple[Service, Frozen]]:
                 "DATAPOLICY_SHUTDOWN_DRAIN_SECONDS": "0",
             },
         )
-    frozen = Frozen(process, f"http://127.0.0.1:{port}/v1.0", log)
     try:
-        wait_for("the second API", lambda: answers(port), 60, log.read_text)
-        yield healthy, frozen
+        wait_for("the second API", lambda: answers(bound_port(log)), 60, log.read_text)
+        yield healthy, Frozen(process, f"http://127.0.0.1:{bound_port(log)}/v1.0", log)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGCONT)
@@ -102,7 +100,9 @@ def apis(tmp_path: Path) -> Iterator[tuple[Service, Frozen]]:
         healthy.stop()
 
 
-def answers(port: int) -> bool:
+def answers(port: int | None) -> bool:
+    if port is None:  # not listening yet
+        return False
     try:
         return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
     except httpx.HTTPError:

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from packaging.requirements import Requirement
 
-from conftest import free_port, wait_for
+from conftest import wait_for
+from datapolicy.testing.server import bound_port
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e  # builds in an isolated environment, installs into a new one
@@ -123,22 +124,24 @@ def test_the_installed_wheel_runs_from_its_own_files(wheel: Path, tmp_path: Path
 def _serves_the_demo(command: Path, cwd: Path) -> None:
     """`datapolicy serve --demo` from the installed copy answers /v1.0/users (the store
     migrated, the demo shop generated) and /console/ (its files packaged)."""
-    port = free_port()
     log = cwd / "serve.log"  # a file, not a pipe: a full pipe would stall the service
     with log.open("w") as sink:
         serving = subprocess.Popen(
-            [str(command), "serve", "--demo", "--port", str(port), "--data-dir", str(cwd / "data")],
+            [str(command), "serve", "--demo", "--port", "0", "--data-dir", str(cwd / "data")],
             cwd=cwd,
             stdout=sink,
             stderr=sink,
         )
-    root = f"http://127.0.0.1:{port}"
     data = str(cwd / "data")
 
     def answers(path: str, token: str = "") -> httpx.Response | None:
+        port = bound_port(log)
+        if port is None:  # not listening yet
+            return None
         try:
             return httpx.get(
-                root + path, headers={"Authorization": f"Bearer {token}"} if token else {}
+                f"http://127.0.0.1:{port}{path}",
+                headers={"Authorization": f"Bearer {token}"} if token else {},
             )
         except httpx.TransportError:
             return None

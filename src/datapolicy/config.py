@@ -91,7 +91,7 @@ class ServerConfig(_Strict):
     believed (web/middleware/proxy.py); from any other peer they are ignored."""
 
     host: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
+    port: int | None = Field(default=None, ge=0, le=65535)  # 0: a free port
     data_dir: Path | None = None
     scenarios: bool | None = None  # the test-double controls (docs/testing-with-datapolicy.md)
     profile: Literal["datapolicy", "graph"] | None = None  # docs/graph-compatibility.md

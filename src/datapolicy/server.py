@@ -416,7 +416,7 @@ async def _serve(settings: Settings) -> None:
                 "datapolicy serving on %s://%s:%d/v1.0 (data in %s, %d export workers)",
                 "http" if context is None else "https",
                 settings.host,
-                settings.port,
+                listener.getsockname()[1],  # the port bound, where --port 0 let the system choose
                 settings.data_dir,
                 running.config.engine.workers,
             )

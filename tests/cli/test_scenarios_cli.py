@@ -10,7 +10,7 @@ import httpx
 import pytest
 from commands import against, datapolicy, json_output, one_line_error
 
-from conftest import TEST_STORE, Service, free_port, start_service
+from conftest import TEST_STORE, Service, start_service
 from datapolicy.demo import demo_user_id
 
 pytestmark = pytest.mark.operation_store  # starts services on the test store
@@ -106,7 +106,7 @@ def test_a_scenarios_file_that_cannot_be_used_stops_serve_in_one_line(tmp_path):
     bad = tmp_path / "setup.json"
     bad.write_text('{"faults": [{"rate": 2, "fault": {}}]}')
     refused = datapolicy(
-        "serve", "--data-dir", str(tmp_path / "data"), "--port", str(free_port()),
+        "serve", "--data-dir", str(tmp_path / "data"), "--port", "0",
         "--scenarios-file", str(bad),
     )  # fmt: skip
     assert "faults[0]: Invalid fault rule" in one_line_error(refused)

@@ -15,11 +15,12 @@ import httpx
 import pytest
 from commands import datapolicy as run
 
-from conftest import TEST_STORE, free_port, start_service, store_args, token_for
+from conftest import TEST_STORE, start_service, store_args, token_for
 from datapolicy.auth.configure import validator_for
 from datapolicy.auth.keys import SIGNING_KEY_FILE
 from datapolicy.auth.permissions import EXPORT
 from datapolicy.config import AuthConfig
+from datapolicy.testing.server import bound_port
 
 pytestmark = pytest.mark.operation_store  # starts services on the test store
 
@@ -94,32 +95,29 @@ def test_verify_reports_a_tampered_package(tmp_path: Path):
 
 @pytest.mark.e2e  # a `serve` process, a worker or another program on its port
 def test_options_come_from_the_environment(tmp_path: Path):
-    port = free_port()
     # Made before the server starts, which then uses the key it finds in its data directory.
     headers = {"Authorization": f"Bearer {token_for(tmp_path, EXPORT)}"}
     env = {
         **os.environ,
-        "DATAPOLICY_PORT": str(port),
+        "DATAPOLICY_PORT": "0",  # a free port of the system's choosing, never the default 8080
         "DATAPOLICY_DATA_DIR": str(tmp_path),
         "DATAPOLICY_SHUTDOWN_DRAIN_SECONDS": "0",  # stops at once, no load balancer here
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "datapolicy", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "datapolicy", "serve"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx.get(
-                    f"http://127.0.0.1:{port}/v1.0/dataPolicyOperations", headers=headers
-                )
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "serve did not start from the environment"
-                time.sleep(0.1)
+        while (port := bound_port(log)) is None:
+            assert time.monotonic() < deadline, f"serve did not start:\n{log.read_text()}"
+            time.sleep(0.1)
+        assert port != 8080
+        response = httpx.get(f"http://127.0.0.1:{port}/v1.0/dataPolicyOperations", headers=headers)
         assert response.status_code == 200
         assert (tmp_path / "datapolicy.sqlite3").is_file()
     finally:

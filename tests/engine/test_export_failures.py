@@ -37,7 +37,6 @@ import pytest
 from conftest import (
     ProcessService,
     Service,
-    free_port,
     service_database,
     start_app,
     start_service,
@@ -47,6 +46,7 @@ from conftest import (
 )
 from datapolicy.engine.verify import verify_package
 from datapolicy.store.tables import operations
+from datapolicy.testing.server import bound_port
 
 pytestmark = [
     pytest.mark.operation_store,  # worker and API processes, signalled and killed
@@ -646,13 +646,12 @@ def test_serve_stops_on_sigterm_handing_back_its_in_process_export(deploy, peopl
     exits 0, leaves no partial file, and a worker then completes the export as attempt 1."""
     deployment = deploy(lease_seconds=LONG_LEASE_S, shutdown_grace_seconds=EXPORT_TIMEOUT_S)
     location = deployment.exports / "from-serve"
-    port = free_port()
     log = deployment.root / "serve-with-workers.log"
     steps = deployment.root / "steps-serve"  # its export waits, paused, until handed back
     steps.mkdir()
     command, environment = stepped_command(
         steps,
-        *("serve", "--port", str(port)),
+        *("serve", "--port", "0"),
         *("--data-dir", str(deployment.data_dir), "--config", str(deployment.config)),
         *("--shutdown-drain-seconds", "0"),  # no load balancer to wait for
         *store_args(deployment.data_dir),
@@ -665,6 +664,7 @@ def test_serve_stops_on_sigterm_handing_back_its_in_process_export(deploy, peopl
     try:
         operation_id = deployment.start_export(BULKY, location)
         deployment.wait_until_exporting(operation_id, location, steps)
+        port = deployment.wait("serve to listen", lambda: bound_port(log), 10)
         serving.send_signal(signal.SIGTERM)
         deployment.wait(  # the API stopped listening; the export is still running
             "serve to stop accepting connections",

@@ -16,8 +16,8 @@ from datapolicy.cli.options import load_settings, process_options
 @click.option(
     "--port",
     envvar="DATAPOLICY_PORT",
-    type=click.IntRange(1, 65535),
-    help="Port to listen on.  [default: 8080]",
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: a free port, named in the log).  [default: 8080]",
 )
 @click.option(
     "--scenarios/--no-scenarios",

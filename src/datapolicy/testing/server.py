@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -18,6 +18,8 @@ from datapolicy.testing.scenarios import Scenarios
 STARTUP_TIMEOUT_S = 30
 TOKEN_LIFETIME_S = 24 * 3600
 ALL_PERMISSIONS = ("User.Export.All", "User.Read.All", "DataPolicy.Scenarios.ReadWrite.All")
+# `serve`'s line once it listens, with the port it bound (the system's choice under --port 0).
+SERVING_ON = re.compile(r"datapolicy serving on https?://\S+:(\d+)/v1\.0 ")
 
 
 @dataclass
@@ -83,24 +85,21 @@ def start_serve(
     log: Path | None = None,
     scheme: str = "http",
 ) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """`datapolicy serve` with `args` on `port` (default: a free loopback port), its output in
-    `log` (default `data_dir/serve.log`), once `ready_path` answers 2xx over `scheme` ("https"
-    for a server given `--tls-*`; its certificate is not checked here): the process, the port
-    and the log. Raises RuntimeError with the log if it exits or is not ready within
-    STARTUP_TIMEOUT_S. No load balancer routes to a test's server, so it stops without a
-    drain: DATAPOLICY_SHUTDOWN_DRAIN_SECONDS is 0 (over a configuration file's
-    `shutdown_drain_seconds`) unless the environment sets it or `args` give the option."""
+    """`datapolicy serve` with `args` on `port` (default: a free loopback port the process
+    chooses itself, `--port 0`), its output in `log` (default `data_dir/serve.log`), once
+    `ready_path` answers 2xx over `scheme` ("https" for a server given `--tls-*`; its
+    certificate is not checked here): the process, the port and the log. Raises RuntimeError
+    with the log if it exits or is not ready within STARTUP_TIMEOUT_S. No load balancer routes
+    to a test's server, so it stops without a drain: DATAPOLICY_SHUTDOWN_DRAIN_SECONDS is 0
+    (over a configuration file's `shutdown_drain_seconds`) unless the environment sets it or
+    `args` give the option."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    if port is None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
     log = log or data_dir / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "datapolicy", "serve"),
-                *("--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)),
+                *("--host", "127.0.0.1", "--port", str(port or 0), "--data-dir", str(data_dir)),
                 *args,
             ],
             stdout=output,
@@ -111,14 +110,26 @@ def start_serve(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"datapolicy serve exited early:\n{log.read_text()}")
+        bound = bound_port(log)
+        if bound is None:
+            time.sleep(0.05)
+            continue
         try:
-            url = f"{scheme}://127.0.0.1:{port}{ready_path}"
+            url = f"{scheme}://127.0.0.1:{bound}{ready_path}"
             httpx.get(url, timeout=1, verify=False).raise_for_status()
-            return process, port, log
+            return process, bound, log
         except httpx.HTTPError:
             time.sleep(0.1)
     stop_process(process)
     raise RuntimeError(f"datapolicy serve did not start:\n{log.read_text()}")
+
+
+def bound_port(log: Path) -> int | None:
+    """The port a `serve` writing to `log` says it listens on, or None before it does. Tests
+    start `serve` on `--port 0` and read this: a free port chosen by the test and passed in could
+    be taken by another test's server in between, and that server's answers taken for this one's."""
+    serving = SERVING_ON.search(log.read_text(errors="replace"))
+    return None if serving is None else int(serving[1])
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> int:
