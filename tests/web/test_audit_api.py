@@ -221,11 +221,12 @@ def test_refusals_of_an_erasure_by_its_handler_are_recorded_as_denied(tmp_path):
     """The 403s a route gives after the token passed (web/routes/operations.py), as the
     middleware's are: the requester approving their own erasure, and a PATCH or DELETE of an
     erasure without PersonalData.Erase.All, each leave one access.denied naming the caller and
-    the operation."""
+    the operation; a dry run without User.Export.All leaves one naming the caller."""
     config = f'[audit]\nflush_seconds = {FLUSH_SECONDS}\n[erasure]\napproval = "required"\n'
     service = configured_app(tmp_path, config, "--demo", "--workers", "0")
     requester = token_for(service.data_dir, "User.Export.All", "PersonalData.Erase.All")
     exporter = token_for(service.data_dir, "User.Export.All", subject="exporter")
+    eraser = token_for(service.data_dir, "PersonalData.Erase.All", subject="eraser")
     try:
         with (
             service_database(service.data_dir) as database,
@@ -247,6 +248,15 @@ def test_refusals_of_an_erasure_by_its_handler_are_recorded_as_denied(tmp_path):
                 assert actions(entries) == ["access.denied"]
                 assert entries[0].record.subject == subject
                 assert entries[0].record.operation_id == operation_id
+            dry_run = client.post(
+                f"/users/{ADA}/erasePersonalData",
+                json={"dryRun": True},
+                headers={"Authorization": f"Bearer {eraser}"},
+            )
+            assert dry_run.status_code == 403, dry_run.text
+            entries = of_request(service, log, dry_run)
+            assert actions(entries) == ["access.denied"]
+            assert (entries[0].record.subject, entries[0].record.operation_id) == ("eraser", None)
             log.close()
     finally:
         service.stop()

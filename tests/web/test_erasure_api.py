@@ -213,6 +213,25 @@ def test_without_the_erase_permission_the_answer_is_403(idle: Service):
     assert answer.json()["error"]["code"] == "Authorization_RequestDenied"
 
 
+def test_a_dry_run_needs_user_export_all_too_as_its_package_holds_the_person_s_rows(
+    idle: Service,
+):
+    """PersonalData.Erase.All alone starts an erasure (the test above) but not a dry run,
+    whose package holds the rows it would change: that is a 403 naming User.Export.All, and
+    nothing is started. (With both, as the other tests' tokens have, a dry run starts.)"""
+    eraser = {"Authorization": f"Bearer {token_for(idle.data_dir, ERASE, subject='eraser')}"}
+    of_bob = {"$filter": "userId eq 'bob'"}
+    with idle.client() as client:
+        before = client.get("/dataPolicyOperations", params=of_bob).json()["value"]
+    with httpx.Client(base_url=idle.url, headers=eraser) as client:
+        refused = client.post("/users/bob/erasePersonalData", json={"dryRun": True})
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "Authorization_RequestDenied"
+    assert EXPORT in refused.json()["error"]["message"]
+    with idle.client() as client:
+        assert client.get("/dataPolicyOperations", params=of_bob).json()["value"] == before
+
+
 def test_an_unknown_user_is_404_and_bad_bodies_400(idle: Service):
     answer = _erase(idle, "nobody")
     assert answer.status_code == 404
@@ -244,7 +263,7 @@ def test_an_export_and_an_erasure_of_one_person_never_run_together(idle: Service
         assert refused.status_code == 409
         assert refused.json()["error"]["code"] == "operationInProgress"
         assert "exportPersonalData" in refused.json()["error"]["message"]
-        assert client.post("/users/ada/erasePersonalData", json={"dryRun": True}).status_code == 202
+        assert client.post("/users/ada/erasePersonalData", json={}).status_code == 202
     with idle.client() as client:
         again = client.post(
             "/users/ada/exportPersonalData",

@@ -2,7 +2,8 @@
 
 Permissions have Graph's names. `User.Export.All` covers everything about exports (starting
 them, reading, changing and deleting operations); `User.Read.All` reads the user directory;
-`PersonalData.Erase.All` starts erasures.
+`PersonalData.Erase.All` starts erasures (a dry run, whose package holds the person's rows,
+needs `User.Export.All` too: web/routes/users.py).
 A token may carry a permission as a delegated scope (`scp`) or an application role (`roles`);
 both count the same. Which route needs which is declared with the route, in the route table
 (web/routes/table.py): this module knows permissions, not HTTP routes.

@@ -281,9 +281,16 @@ async def _write(
     try:
         return await run_in_threadpool(write, operation_id, *args)
     except Forbidden:
-        authentication: Authentication = request.app.state.authentication
-        authentication.deny(request.scope, request.scope["state"]["principal"], operation_id)
+        account_denial(request, operation_id)
         raise
+
+
+def account_denial(request: Request, operation_id: str | None = None) -> None:
+    """A 403 a route judged beyond its permission, accounted as the authentication middleware
+    accounts its own, on the event loop: the client's budgets, and an access.denied entry
+    (naming `operation_id` if given)."""
+    authentication: Authentication = request.app.state.authentication
+    authentication.deny(request.scope, request.scope["state"]["principal"], operation_id)
 
 
 def _permitted(request: Request) -> Precondition:

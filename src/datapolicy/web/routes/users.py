@@ -11,12 +11,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from datapolicy.auth.permissions import ERASE, EXPORT
 from datapolicy.engine import ExportService, User, UserDirectory
 from datapolicy.engine.directory import UserPage
 from datapolicy.engine.service import UnknownUser
 from datapolicy.engine.sources.base import SourceError
 from datapolicy.engine.targets import StorageLocationError
-from datapolicy.errors import InvalidRequest, QueryOptionError, Unavailable
+from datapolicy.errors import Forbidden, InvalidRequest, QueryOptionError, Unavailable
 from datapolicy.model import ENTITY_SET, Operation
 from datapolicy.odata.entity import USER_PROPERTIES, USERS
 from datapolicy.odata.options import (
@@ -35,6 +36,7 @@ from datapolicy.web.routes.advanced_queries import (
     check_list,
 )
 from datapolicy.web.routes.operations import (
+    account_denial,
     caller_of,
     idempotency_key,
     next_link,
@@ -197,13 +199,20 @@ async def export_personal_data(request: Request) -> Response:
 async def erase_personal_data(request: Request) -> Response:
     """datapolicy's action (docs/erasure.md): answered as exportPersonalData is, 202 with the
     new dataPolicyOperation's URL; body `{"dryRun": bool, "storageLocation": str}`, both
-    optional."""
+    optional. The route asks PersonalData.Erase.All; a dry run asks User.Export.All too, as
+    its package holds the person's rows."""
     document = await _action_parameters(
         request, "erasePersonalData", ("dryRun", "storageLocation"), body_optional=True
     )
     dry_run = document.get("dryRun", False)
     if not isinstance(dry_run, bool):
         raise InvalidRequest("The parameter 'dryRun' must be true or false.")
+    if dry_run and EXPORT not in request.scope["state"]["principal"].permissions:
+        account_denial(request)
+        raise Forbidden(
+            "Insufficient privileges to complete the operation. A dry run's package holds the "
+            f"person's rows, as an export does: it needs the {EXPORT} permission besides {ERASE}."
+        )
     location = document.get("storageLocation")
     if location is not None and (not isinstance(location, str) or not location.strip()):
         raise StorageLocationError("Storage Location is not valid.")

@@ -415,8 +415,8 @@ function erasureError(error) {
   if (error.status !== 403) return error;
   return {
     message:
-      `${error.message} Erasing needs a token with PersonalData.Erase.All: sign out, and ` +
-      "sign in with one.",
+      `${error.message} Erasing needs a token with PersonalData.Erase.All, and its dry run ` +
+      "User.Export.All too: sign out, and sign in with one.",
     code: error.code,
   };
 }
