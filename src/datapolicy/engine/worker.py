@@ -335,7 +335,15 @@ class Worker:
         self, operation: Operation, owner: str, user: User, upload: Upload, progress: Progress
     ) -> dict[str, Any]:
         """Run an erasure into `upload` (engine/erasure/package.py), storing after each
-        source commits which sources are done, so that a retry resumes."""
+        source commits which sources are done, so that a retry resumes.
+
+        Before each change takes effect (a source's commit, a file's deletion) the lease is
+        renewed in the store, and the attempt stops (Cancelled, that change not made) if it is
+        no longer held: a worker that stalled past its lease must not commit what its
+        successor will erase again and find gone, which that successor's receipt would then
+        not count. Renewed, the lease stays this attempt's for `lease_seconds`, far longer
+        than a commit takes. Should the record of a commit still fail (the lease lost in
+        between), the attempt stops at once, saying so in the log."""
         if self.context.erasure is None or self.context.erasure_secret_file is None:
             raise PermanentError(
                 "erasureNotConfigured",
@@ -346,8 +354,21 @@ class Worker:
 
         def record(source: str, lines: list[dict[str, Any]]) -> None:
             committed[source] = lines
-            self.queue.save_erasure_state(operation.id, owner, orjson.dumps(state).decode())
+            saved = self.queue.save_erasure_state(operation.id, owner, orjson.dumps(state).decode())
             self._record(AuditAction.ERASURE_SOURCE_COMMITTED, operation)
+            if not saved:
+                logger.error(
+                    "erasure %s: source '%s' committed, but the lease was lost before that was "
+                    "stored: the attempt that takes over erases it again, and its receipt does "
+                    "not count this commit's rows (the audit trail records the commit)",
+                    operation.id,
+                    source,
+                )
+                raise Cancelled
+
+        def still_held() -> None:
+            if not self.queue.heartbeat(operation.id, owner, self.lease, None):
+                raise Cancelled
 
         return erase_into_package(
             operation,
@@ -363,6 +384,7 @@ class Worker:
             approval={
                 k: state[k] for k in ("requestedBy", "approvedBy", "approvedAt") if k in state
             },
+            before_change=still_held,
         )
 
     def _begin(self, operation: Operation) -> Upload:

@@ -71,12 +71,14 @@ def erase_into_package(
     state: dict[str, list[dict[str, Any]]],
     committed: Callable[[str, list[dict[str, Any]]], None],
     approval: dict[str, str] | None = None,
+    before_change: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Erase the user (or, with `dry_run`, only show what would change) and write the package;
     returns its manifest. `state`: the summary lines of each source committed by an earlier
     attempt; `committed(source, its summary lines)` after each source commits; `approval`:
     who requested and who approved, and when (`requestedBy`, `approvedBy`, `approvedAt`, as
-    stored with the operation), spelled out in the manifest (and so the receipt)."""
+    stored with the operation), spelled out in the manifest (and so the receipt);
+    `before_change`: run/erase_person's."""
     started = clock()
     progress.start(Estimate(records=steps(sources, done=state)))
     key = receipt_key(masker.secret, operation.id)
@@ -104,6 +106,7 @@ def erase_into_package(
             advanced=lambda: progress.advance_steps(1),
             keys=hashes.add,
             hashed=hashes,
+            before_change=before_change,
         )
         header = {
             "operationId": operation.id,

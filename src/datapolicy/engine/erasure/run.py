@@ -64,6 +64,7 @@ def erase_person(
     advanced: Callable[[], None] = lambda: None,
     keys: SourceKeys | None = None,
     hashed: HashedKeys | None = None,
+    before_change: Callable[[], None] = lambda: None,
 ) -> ErasureResult:
     """Erase (or, with `dry_run`, show what would be erased of) the person in every source not
     in `done`; `committed(source, result so far)` after each source commits (never in a dry
@@ -71,7 +72,9 @@ def erase_person(
     `advanced()` after each table (`steps` counts them) and each file source; `keys` receives
     the keys of the rows (and the paths of the files) erased, in batches, as they go (never in
     a dry run): the receipt's, not held here; or, where a database computes their hashes, to
-    `hashed` as hashes (SqlEraser.erase)."""
+    `hashed` as hashes (SqlEraser.erase). `before_change()` before each change takes effect
+    (a source's commit, a file's deletion; never in a dry run): what it raises stops the
+    erasure with that change not made (the worker's check that its lease is still held)."""
     result = ErasureResult()
     ordered = [s for s in sources if isinstance(s, SqlSource)] + [
         s for s in sources if isinstance(s, FileSource)
@@ -97,9 +100,12 @@ def erase_person(
                     advanced=advanced,
                     keys=sink,
                     hashed=None if dry_run else hashed,
+                    before_commit=before_change,
                 )
             else:
-                result.files.append(_erase_files(source, user_id, dry_run, change, sink))
+                result.files.append(
+                    _erase_files(source, user_id, dry_run, change, sink, before_change)
+                )
                 advanced()
         except SourceError as exc:
             already = ", ".join(f"'{name}'" for name in (*done, *result.committed)) or "none"
@@ -121,6 +127,7 @@ def _erase_files(
     dry_run: bool,
     change: Change | None,
     keys: Callable[[str | None, Sequence[Sequence[Any]]], None],
+    before_change: Callable[[], None],
 ) -> FilesResult:
     rule = source.config.erase or "retain"
     result = FilesResult(source.name, rule, source.config.reason)
@@ -131,6 +138,7 @@ def _erase_files(
         if change is not None:
             change(source.name, {"deleteFile": {"path": relative, "size": size}})
         if not dry_run:
+            before_change()
             source.delete(user_id, relative)
             keys(None, [(relative,)])
     return result

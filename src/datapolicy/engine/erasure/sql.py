@@ -257,6 +257,7 @@ class SqlEraser:
         advanced: Callable[[], None] = lambda: None,
         keys: Keys | None = None,
         hashed: HashedKeys | None = None,
+        before_commit: Callable[[], None] = lambda: None,
     ) -> list[TableResult]:
         """Erase the person from this source, in one transaction (rolled back for a dry run);
         the result per table. `change` receives, table by table, each row that is deleted and
@@ -265,7 +266,8 @@ class SqlEraser:
         before the transaction commits: a failure after that rolls them back too. With
         `hashed` (and no `change`), the rows deleted set-based whose hashes the database can
         compute (`hashed.in_sql`) go to `hashed` as hashes, a page at a time, not to `keys`.
-        `advanced()` after each table is done; what it raises (a cancellation) rolls back."""
+        `advanced()` after each table is done, and `before_commit()` just before the commit
+        (never in a dry run); what either raises (a cancellation) rolls back."""
         schema = self.source.reflect()
         referring = self._referring() if self._deletes() else {}
         problems = self._problems(schema, referring)
@@ -290,6 +292,8 @@ class SqlEraser:
                         sink,
                         hashed,
                     )
+                    if not dry_run:
+                        before_commit()
                 except BaseException:
                     transaction.rollback()
                     raise

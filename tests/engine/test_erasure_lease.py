@@ -1,0 +1,175 @@
+"""An erasure whose worker lost its lease changes nothing more (engine/worker.py `_erase`): the
+lease is renewed before each change takes effect, a source's commit or a file's deletion, and
+an attempt that no longer holds it stops with that change not made. Its successor then erases
+everything itself, so that its receipt counts every row and file the operation erased. Without
+the check, the stalled attempt committed, and the successor's receipt said 0 for those rows."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from databases import STORE_KINDS, store_database
+from datapolicy.config import (
+    EngineConfig,
+    ErasureConfig,
+    FileSourceConfig,
+    LocalStorageConfig,
+    SqlSourceConfig,
+    StorageConfig,
+    TableConfig,
+)
+from datapolicy.engine import ExportService
+from datapolicy.engine.control import ExportControl
+from datapolicy.engine.sources.files import FileSource
+from datapolicy.engine.sources.sql import SqlSource
+from datapolicy.engine.worker import ExportContext, Worker
+from datapolicy.model import OperationStatus, utc_now
+from datapolicy.store import Database, OperationStore
+from datapolicy.store.queue import OperationQueue
+
+ENGINE = EngineConfig(
+    workers=1, lease_seconds=30, heartbeat_seconds=10, max_attempts=2, retry_backoff_seconds=0
+)
+PERSON = "ada"
+
+
+@pytest.fixture(params=STORE_KINDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The operation store on SQLite and on PostgreSQL."""
+    with store_database(request.param, tmp_path / "store") as db:
+        yield db
+
+
+class TakeOver:
+    """Another worker claims the operation, once: as it would after the first one's lease had
+    expired while that one stalled where this is called."""
+
+    def __init__(self, database: Database):
+        self.database = database
+        self.taken = threading.Event()
+
+    def once(self) -> None:
+        if self.taken.is_set():
+            return
+        later = OperationQueue(self.database, lambda: utc_now() + timedelta(minutes=5))
+        assert later.claim("successor", timedelta(seconds=30)) is not None
+        self.taken.set()
+
+
+class AtTheShopsLastTable(ExportControl):
+    """Takes the operation over at the erasure's first advance: after the shop's one table,
+    inside its transaction, before its commit."""
+
+    def __init__(self, take_over: TakeOver):
+        self.take_over = take_over
+
+    def pacer(self, operation_id: str, stop: threading.Event) -> Callable[[float], None]:
+        return lambda share: self.take_over.once()
+
+
+class ListedThenTakenOver(FileSource):
+    """The uploads, taken over once listed: after the shop committed, before any deletion."""
+
+    def __init__(self, config: FileSourceConfig, take_over: TakeOver):
+        super().__init__(config)
+        self.take_over = take_over
+
+    def files(self, user_id: str) -> Iterator[tuple[str, int]]:
+        listed = list(super().files(user_id))
+        self.take_over.once()
+        return iter(listed)
+
+
+def person_data(root: Path, stall: str, take_over: TakeOver) -> ExportContext:
+    """A shop whose `orders` holds three of the person's rows and one of another's, and an
+    upload directory with two of the person's files, both erased by deletion; the uploads
+    taken over once listed when `stall` is "uploads"."""
+    with sqlite3.connect(root / "shop.sqlite3") as connection:
+        connection.executescript(
+            """
+            CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT, total INTEGER);
+            INSERT INTO orders VALUES (1, 'ada', 10), (2, 'ada', 20), (3, 'ada', 30),
+                                      (4, 'bob', 40);
+            """
+        )
+    uploads = root / "uploads" / PERSON
+    uploads.mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg"):
+        (uploads / name).write_bytes(b"...")
+    shop = SqlSourceConfig(
+        name="shop",
+        url=f"sqlite:///{root / 'shop.sqlite3'}",
+        tables=(TableConfig(table="orders", user_key="customer", erase="delete"),),
+    )
+    files = FileSourceConfig(name="uploads", path=f"{root}/uploads/{{userId}}", erase="delete")
+    return ExportContext(
+        (
+            SqlSource(shop),
+            ListedThenTakenOver(files, take_over) if stall == "uploads" else FileSource(files),
+        ),
+        None,
+        StorageConfig(local=LocalStorageConfig(roots=(root,))),
+        erasure=ErasureConfig(),
+        erasure_secret_file=root / "erasure-secret.key",
+    )
+
+
+def shop_ids(root: Path) -> list[int]:
+    with sqlite3.connect(root / "shop.sqlite3") as connection:
+        return [row[0] for row in connection.execute("SELECT id FROM orders ORDER BY id")]
+
+
+def uploads_of(root: Path) -> list[str]:
+    directory = root / "uploads" / PERSON
+    return sorted(path.name for path in directory.iterdir()) if directory.exists() else []
+
+
+def receipt_counts(package: Path) -> dict[str, int]:
+    with zipfile.ZipFile(package) as archive:
+        receipt = orjson.loads(archive.read("receipt.json"))
+    counts = {line["table"]: line["keyCount"] for line in receipt["tables"]}
+    counts.update({line["source"]: line["keyCount"] for line in receipt["fileSources"]})
+    return counts
+
+
+@pytest.mark.parametrize("stall", ["shop", "uploads"])
+def test_an_attempt_taken_over_before_a_change_makes_none_and_the_receipt_counts_all(
+    tmp_path: Path, database: Database, stall: str
+):
+    """Taken over inside the shop's transaction: the shop keeps its rows and no file goes.
+    Taken over after the shop committed, with the uploads listed: that commit stays recorded
+    and no file goes. Either way the attempt that completes publishes a receipt counting the
+    3 rows and the 2 files, and the other person's row stays."""
+    take_over = TakeOver(database)
+    context = person_data(tmp_path, stall, take_over)
+    store = OperationStore(database)
+    service = ExportService(store, context, str(tmp_path / "exports"))
+    operation, _ = service.start_erasure(PERSON, str(tmp_path / "exports"), False)
+    control = AtTheShopsLastTable(take_over) if stall == "shop" else ExportControl()
+    first = Worker(OperationQueue(database), context, ENGINE, control=control)
+    try:
+        assert first.run_once()
+        assert take_over.taken.is_set()
+        assert uploads_of(tmp_path) == ["a.jpg", "b.jpg"]
+        assert shop_ids(tmp_path) == ([1, 2, 3, 4] if stall == "shop" else [4])
+        assert store.get(operation.id).status is OperationStatus.RUNNING
+
+        # The successor stalled for good: the next worker takes over once its lease ends.
+        later = OperationQueue(database, lambda: utc_now() + timedelta(minutes=10))
+        assert Worker(later, context, ENGINE, clock=later.clock).run_once()
+    finally:
+        context.close()
+    done = store.get(operation.id)
+    assert done.status is OperationStatus.COMPLETE, done.error
+    assert shop_ids(tmp_path) == [4]
+    assert uploads_of(tmp_path) == []
+    package = tmp_path / "exports" / f"{operation.id}.zip"
+    assert receipt_counts(package) == {"orders": 3, "uploads": 2}
