@@ -173,3 +173,43 @@ def test_an_attempt_taken_over_before_a_change_makes_none_and_the_receipt_counts
     assert uploads_of(tmp_path) == []
     package = tmp_path / "exports" / f"{operation.id}.zip"
     assert receipt_counts(package) == {"orders": 3, "uploads": 2}
+
+
+class TakenOverOnRecord(OperationQueue):
+    """A queue whose erasure state is taken over just before it is saved: the lease lost
+    between a source's commit and its record."""
+
+    def __init__(self, database: Database, take_over: TakeOver):
+        super().__init__(database)
+        self.take_over = take_over
+
+    def save_erasure_state(self, operation_id: str, owner: str, state: str) -> bool:
+        self.take_over.once()
+        return super().save_erasure_state(operation_id, owner, state)
+
+
+def test_a_commit_whose_record_fails_stops_the_attempt_and_is_logged(
+    tmp_path: Path, database: Database, caplog: pytest.LogCaptureFixture
+):
+    """The one window left (docs/erasure.md): the lease lost after the shop's commit and before
+    its record. The attempt logs an error naming the source and deletes no file (the renewal
+    before the first fails); its successor deletes them."""
+    take_over = TakeOver(database)
+    context = person_data(tmp_path, "shop", take_over)
+    store = OperationStore(database)
+    service = ExportService(store, context, str(tmp_path / "exports"))
+    operation, _ = service.start_erasure(PERSON, str(tmp_path / "exports"), False)
+    first = Worker(TakenOverOnRecord(database, take_over), context, ENGINE)
+    try:
+        assert first.run_once()
+        assert shop_ids(tmp_path) == [4]
+        assert uploads_of(tmp_path) == ["a.jpg", "b.jpg"]
+        assert f"erasure {operation.id}: source 'shop' committed, but the lease was lost" in (
+            caplog.text
+        )
+        later = OperationQueue(database, lambda: utc_now() + timedelta(minutes=10))
+        assert Worker(later, context, ENGINE, clock=later.clock).run_once()
+    finally:
+        context.close()
+    assert store.get(operation.id).status is OperationStatus.COMPLETE
+    assert uploads_of(tmp_path) == []

@@ -343,7 +343,7 @@ class Worker:
         successor will erase again and find gone, which that successor's receipt would then
         not count. Renewed, the lease stays this attempt's for `lease_seconds`, far longer
         than a commit takes. Should the record of a commit still fail (the lease lost in
-        between), the attempt stops at once, saying so in the log."""
+        between), the log says so, and the next change's renewal stops the attempt."""
         if self.context.erasure is None or self.context.erasure_secret_file is None:
             raise PermanentError(
                 "erasureNotConfigured",
@@ -364,7 +364,6 @@ class Worker:
                     operation.id,
                     source,
                 )
-                raise Cancelled
 
         def still_held() -> None:
             if not self.queue.heartbeat(operation.id, owner, self.lease, None):
