@@ -82,13 +82,16 @@ def signing_key(data_dir: Path, name: str = SIGNING_KEY_FILE) -> ECKey:
     return _read_signing_key(path)
 
 
-def erasure_secret(path: Path) -> bytes:
+def erasure_secret(path: Path, *, create: bool = True) -> bytes:
     """The HMAC key of erasure's `hash` mask in the file at `path`, made (32 random bytes, hex,
-    mode 0600) if there is none yet. Kept apart from the signing key: masked values must stay
-    comparable when the token keys are rotated. A file readable by others, or holding fewer
-    than 16 bytes, is a SigningKeyError."""
-    if not path.exists() and create_owner_only(path, os.urandom(32).hex().encode()):
-        logger.info("created the erasure hash secret %s", path)
+    mode 0600) if there is none yet and `create`. Kept apart from the signing key: masked values
+    must stay comparable when the token keys are rotated. A file readable by others, or holding
+    fewer than 16 bytes, or none where it is not to be made, is a SigningKeyError."""
+    if not path.exists():
+        if not create:
+            raise SigningKeyError(f"{path}: there is no erasure hash secret here")
+        if create_owner_only(path, os.urandom(32).hex().encode()):
+            logger.info("created the erasure hash secret %s", path)
     _require_owner_only(path, "the erasure hash secret")
     secret = path.read_bytes().strip()
     if len(secret) < 16:

@@ -1,22 +1,71 @@
-"""`datapolicy verify`: check a package against its manifest."""
+"""`datapolicy verify`: check a package against its manifest, and keys against its receipt."""
 
 from __future__ import annotations
 
+import json
+import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
+import orjson
+
+from datapolicy.cli.options import config_option, data_dir_option, load_settings
+
+if TYPE_CHECKING:
+    from datapolicy.settings import Settings
+
+
+class Key(click.ParamType[tuple[str, ...]]):
+    """A key as the receipt hashes it: a JSON array of texts (engine/erasure/checks.py)."""
+
+    name = "json-array"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        from datapolicy.engine.erasure.checks import NotAKey, parse_key
+
+        try:
+            return parse_key(json.loads(value))
+        except (ValueError, NotAKey) as exc:
+            self.fail(f"{value!r}: {exc}", param, ctx)
 
 
 @click.command()
 @click.argument("package", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def verify(package: Path) -> None:
+@click.option(
+    "--erased",
+    "keys",
+    multiple=True,
+    type=Key(),
+    help='A key to look for in an erasure\'s receipt (repeat for several): ["user id"], '
+    '["source", "table", "key value", ...] or ["source", "path"].',
+)
+@data_dir_option
+@config_option
+def verify(
+    package: Path,
+    keys: tuple[tuple[str, ...], ...],
+    data_dir: Path | None,
+    config_file: Path | None,
+) -> None:
     """Check an export package against its manifest (sizes, SHA-256 checksums, record counts)
     and that it is safe to extract: no escaping, absolute, duplicate or link entries. Each
     problem is one line on stderr, and the exit status 1.
 
+    With --erased, the package must be an erasure's with its receipt, and each key is then
+    looked for in it: hashed under the erasure secret of the data directory (or [erasure]
+    hash_secret_file), which only the service's operator holds. A line per key says "erased",
+    "notListed", "retained" (with the reason) or "cannotTell" (erased by an earlier attempt,
+    quoted by count only); the exit status is 0 only if every key was erased.
+
     \b
-    Example:
+    Examples:
       datapolicy verify datapolicy-data/exports/0aeb517a-0cf7-4ba0-80b9-65a0a9a74c66.zip
+      datapolicy verify RECEIPT_PACKAGE.zip --erased '["shop", "orders", "1001"]'
     """
     from datapolicy.engine.verify import verify_package
 
@@ -26,3 +75,36 @@ def verify(package: Path) -> None:
     if problems:
         raise SystemExit(1)
     click.echo(f"{package}: OK")
+    if keys and not _all_erased(package, keys, load_settings(config_file, data_dir=data_dir)):
+        raise SystemExit(1)
+
+
+def _all_erased(package: Path, keys: tuple[tuple[str, ...], ...], settings: Settings) -> bool:
+    """Print what the package's receipt says of each key; whether every one was erased."""
+    from datapolicy.auth.keys import erasure_secret
+    from datapolicy.engine.context import erasure_secret_file
+    from datapolicy.engine.erasure.checks import Verdict, check_key
+    from datapolicy.engine.erasure.receipt import RECEIPT_JSON
+    from datapolicy.errors import SigningKeyError
+
+    with zipfile.ZipFile(package) as archive:
+        if RECEIPT_JSON not in archive.namelist():
+            raise click.ClickException(
+                f"{package} holds no {RECEIPT_JSON}: only a complete erasure's package has a "
+                "receipt (not an export's, nor a dry run's)"
+            )
+        receipt = orjson.loads(archive.read(RECEIPT_JSON))
+    try:
+        secret = erasure_secret(
+            erasure_secret_file(settings.config, settings.data_dir), create=False
+        )
+    except (SigningKeyError, OSError) as exc:
+        raise click.ClickException(f"{exc} (the secret of the service that erased)") from None
+    erased = True
+    for key in keys:
+        check = check_key(receipt, secret, key)
+        reason = f": {check.reason}" if check.reason else ""
+        shown = json.dumps(list(key), ensure_ascii=False)
+        click.echo(f"{shown}: {check.verdict} ({check.where}{reason})")
+        erased = erased and check.verdict is Verdict.ERASED
+    return erased

@@ -30,7 +30,11 @@ def build_context(config: Config, data_dir: Path) -> ExportContext:
         presigned = presigned.model_copy(update={"spool_dir": spool_dir})
     storage = config.storage.model_copy(update={"local": local, "s3_presigned": presigned})
     erasure = config.erasure
-    secret = None
-    if erasure is not None:
-        secret = erasure.hash_secret_file or (data_dir / ERASURE_SECRET_FILE).absolute()
+    secret = None if erasure is None else erasure_secret_file(config, data_dir)
     return ExportContext(sources, directory, storage, ReportLabels.of(config), erasure, secret)
+
+
+def erasure_secret_file(config: Config, data_dir: Path) -> Path:
+    """Where the erasure secret is: `[erasure] hash_secret_file`, else in the data directory."""
+    configured = None if config.erasure is None else config.erasure.hash_secret_file
+    return configured or (data_dir / ERASURE_SECRET_FILE).absolute()

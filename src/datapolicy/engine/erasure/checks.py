@@ -1,0 +1,90 @@
+"""Checking a key against an erasure's receipt: was this person, row or file in what it erased?
+
+The receipt names nothing in the clear (receipt.py): a key is checked by hashing it under the
+receipt's key, which only the holder of the erasure secret can derive, and looking for that
+hash where the receipt lists the keys of the key's table or file source. A key is spelled as
+the hashed array itself, texts only: `[user id]` for the person, `[source, table, key value,
+...]` for a row, `[source, path]` for a file.
+
+The answer is one of:
+- `erased`: the hash is listed (or, for the person, is the receipt's `userIdHash`);
+- `notListed`: the receipt has the table or file source and its keys, and this one is not
+  among them; or it has no such table or source at all;
+- `retained`: the receipt has the table or file source under the rule `retain` (its rows or
+  files were kept, for the `reason` the configuration gives);
+- `cannotTell`: the table or source was erased by an earlier attempt of the operation, which
+  the receipt quotes by the count and SHA-256 of its hashes only (the hashes went with it).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from datapolicy.engine.erasure.receipt import key_hash, receipt_key
+
+
+class Verdict(enum.StrEnum):
+    ERASED = "erased"
+    NOT_LISTED = "notListed"
+    RETAINED = "retained"
+    CANNOT_TELL = "cannotTell"
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """What a receipt says of one key, `where` it looked (`source/table`, a file source's
+    name, or `userIdHash`), and a retained table's or source's `reason`."""
+
+    key: tuple[str, ...]
+    verdict: Verdict
+    where: str
+    reason: str | None = None
+
+
+class NotAKey(ValueError):
+    """A key that is not a JSON array of one, two, or three or more texts."""
+
+
+def parse_key(parts: Any) -> tuple[str, ...]:
+    """A key as given (a decoded JSON value), or NotAKey."""
+    if not isinstance(parts, list) or not parts or not all(isinstance(part, str) for part in parts):
+        raise NotAKey(
+            'a key is a JSON array of texts: ["user id"], ["source", "table", "key value", ...] '
+            'or ["source", "path"]'
+        )
+    return tuple(parts)
+
+
+def check_key(receipt: Mapping[str, Any], secret: bytes, key: tuple[str, ...]) -> KeyCheck:
+    """What `receipt` (receipt.json, decoded) says of `key`, under the erasure `secret`."""
+    hashed = key_hash(receipt_key(secret, str(receipt.get("operationId", ""))), *key)
+    if len(key) == 1:
+        found = hashed == receipt.get("userIdHash")
+        return KeyCheck(key, Verdict.ERASED if found else Verdict.NOT_LISTED, "userIdHash")
+    if len(key) == 2:
+        where = key[0]
+        lines = [line for line in _lines(receipt, "fileSources") if line.get("source") == key[0]]
+    else:
+        where = f"{key[0]}/{key[1]}"
+        lines = [
+            line
+            for line in _lines(receipt, "tables")
+            if (line.get("source"), line.get("table")) == key[:2]
+        ]
+    listed = [line["keys"] for line in lines if isinstance(line.get("keys"), list)]
+    if any(hashed in keys for keys in listed):
+        return KeyCheck(key, Verdict.ERASED, where)
+    retained = [line for line in lines if line.get("rule") == "retain"]
+    if retained:
+        return KeyCheck(key, Verdict.RETAINED, where, retained[0].get("reason"))
+    if any("keysSha256" in line and "keys" not in line for line in lines):
+        return KeyCheck(key, Verdict.CANNOT_TELL, where)
+    return KeyCheck(key, Verdict.NOT_LISTED, where)
+
+
+def _lines(receipt: Mapping[str, Any], name: str) -> Sequence[Mapping[str, Any]]:
+    lines = receipt.get(name)
+    return [line for line in lines if isinstance(line, dict)] if isinstance(lines, list) else []

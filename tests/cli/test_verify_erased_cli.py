@@ -1,0 +1,96 @@
+"""`datapolicy verify PACKAGE --erased KEY`, run as a command: a line per key saying what the
+erasure's receipt says of it, under the data directory's erasure secret; exit status 0 only if
+every key was erased; one-line errors for a package without a receipt, a missing secret and a
+key that is not a JSON array of texts."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from commands import datapolicy, one_line_error
+
+from datapolicy.auth.keys import erasure_secret
+from datapolicy.engine.directory import User
+from datapolicy.engine.erasure import Masker
+from datapolicy.engine.erasure.package import erase_into_package
+from datapolicy.engine.exporter import Progress
+from engine.test_erasure_receipt import NOW, operation, shop
+
+PERSON = {"id": 1000000, "email": "é@x", "born": None, "city": "Zürich", "orders": []}
+
+
+def erasure_package(root: Path, secret: bytes, *, dry_run: bool) -> Path:
+    """An erasure's package of PERSON from a shop with one order of two items, under `secret`
+    (a dry run's has no receipt)."""
+    root.mkdir(parents=True, exist_ok=True)
+    source = shop(root, {**PERSON, "orders": [(1000001, "nöte", ["skü", "sků"])]})
+    stream = io.BytesIO()
+    try:
+        erase_into_package(
+            operation(),
+            User(str(PERSON["id"])),
+            [source],
+            stream,
+            Progress(),
+            lambda: NOW,
+            Masker(secret),
+            dry_run=dry_run,
+            state={},
+            committed=lambda name, lines: None,
+        )
+    finally:
+        source.close()
+    package = root / "op-1.zip"
+    package.write_bytes(stream.getvalue())
+    return package
+
+
+@pytest.fixture
+def receipt(tmp_path: Path) -> tuple[Path, Path]:
+    """A complete erasure's package, and the data directory whose secret it was made under."""
+    data_dir = tmp_path / "data"
+    secret = erasure_secret(data_dir / "erasure-secret.key")
+    return erasure_package(tmp_path / "erased", secret, dry_run=False), data_dir
+
+
+def test_each_key_gets_a_line_and_the_status_says_whether_all_were_erased(
+    receipt: tuple[Path, Path],
+):
+    package, data_dir = receipt
+    erased = ['["1000000"]', '["shop", "orders", "1000001"]', '["shop", "items", "1000001", "2"]']
+    every = [arg for key in erased for arg in ("--erased", key)]
+    result = datapolicy("verify", str(package), "--data-dir", str(data_dir), *every)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"{package}: OK",
+        '["1000000"]: erased (userIdHash)',
+        '["shop", "orders", "1000001"]: erased (shop/orders)',
+        '["shop", "items", "1000001", "2"]: erased (shop/items)',
+    ]
+    others = ["--erased", '["shop", "orders", "7"]', "--erased", '["shop", "invoices", "1"]']
+    result = datapolicy("verify", str(package), "--data-dir", str(data_dir), *others)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[1:] == [
+        '["shop", "orders", "7"]: notListed (shop/orders)',
+        '["shop", "invoices", "1"]: retained (shop/invoices: kept 10 years: tax law)',
+    ]
+
+
+def test_without_the_secret_or_a_receipt_or_a_key_the_error_is_one_line(
+    receipt: tuple[Path, Path], tmp_path: Path
+):
+    package, data_dir = receipt
+    key = ("--erased", '["1000000"]')
+    elsewhere = datapolicy("verify", str(package), "--data-dir", str(tmp_path / "other"), *key)
+    assert "there is no erasure hash secret here" in one_line_error(elsewhere)
+    assert not (tmp_path / "other" / "erasure-secret.key").exists()  # none made
+    bad = datapolicy("verify", str(package), "--erased", '{"a": 1}')
+    assert bad.returncode == 2
+    assert "a key is a JSON array of texts" in bad.stderr
+    numbers = datapolicy("verify", str(package), "--erased", '["shop", "orders", 1000001]')
+    assert numbers.returncode == 2
+    dry_run = erasure_package(tmp_path / "dry-run", b"a test secret of enough bytes", dry_run=True)
+    no_receipt = datapolicy("verify", str(dry_run), "--data-dir", str(data_dir), *key)
+    assert "holds no receipt.json" in one_line_error(no_receipt)
