@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -73,6 +74,22 @@ Identifier = Annotated[str, StringConstraints(pattern=_IDENTIFIER)]
 # words joined by dots. Which keys exist is the taxonomy's business; the shape is checked here.
 DataCategory = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")]
 PurposeName = Annotated[str, StringConstraints(pattern=_NAME)]
+
+
+def _duration_or_off(value: str) -> str:
+    if value != "off":
+        parse_duration(value)  # ValueError: says what a duration looks like
+    return value
+
+
+# How long something is kept: a duration ("30d", "12h", "90s") or "off" (kept until its
+# operation is deleted). `_retention_seconds` reads it.
+Retention = Annotated[str, AfterValidator(_duration_or_off)]
+
+
+def _retention_seconds(retention: str) -> int | None:
+    """A `Retention` in seconds; None when it is off."""
+    return None if retention == "off" else parse_duration(retention)
 
 
 class ConfigError(StartupError):
@@ -436,23 +453,14 @@ class EngineConfig(_Strict):
     retry_backoff_seconds: float = Field(default=5, ge=0)
     # On SIGTERM/SIGINT: how long an export in progress may run on before it is handed back.
     shutdown_grace_seconds: float = Field(default=10, ge=0)
-    # How long a published package stays in its storage before the workers delete it: a
-    # duration ("30d", "12h", "90s") or "off" (kept until the operation is deleted).
-    package_retention: str = "30d"
+    # How long a published package stays in its storage before the workers delete it; a
+    # complete erasure's package (its receipt) follows `[erasure] receipt_retention` instead.
+    package_retention: Retention = "30d"
 
     @property
     def package_retention_seconds(self) -> int | None:
         """`package_retention` in seconds; None when it is off."""
-        if self.package_retention == "off":
-            return None
-        return parse_duration(self.package_retention)
-
-    @field_validator("package_retention")
-    @classmethod
-    def _retention_is_a_duration(cls, value: str) -> str:
-        if value != "off":
-            parse_duration(value)  # ValueError: says what a duration looks like
-        return value
+        return _retention_seconds(self.package_retention)
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> Self:
@@ -568,10 +576,19 @@ class ErasureConfig(_Strict):
     `notStarted`, until another principal approves it. `hash_secret_file`: the HMAC key of
     the `hash` mask (joins and counts survive; the value does not); by default
     `<data_dir>/erasure-secret.key`, made on first use, owner-only, like the signing key: the
-    secret never sits in this file."""
+    secret never sits in this file. `receipt_retention`: how long a complete erasure's package,
+    which holds its receipt (the proof of the erasure), stays in its storage; "off" (the
+    default): until the operation is deleted. A dry run's package holds the person's data and
+    follows `[engine] package_retention`, as an export's does."""
 
     approval: Literal["none", "required"] = "none"
     hash_secret_file: Path | None = None
+    receipt_retention: Retention = "off"
+
+    @property
+    def receipt_retention_seconds(self) -> int | None:
+        """`receipt_retention` in seconds; None when it is off."""
+        return _retention_seconds(self.receipt_retention)
 
 
 class LoggingConfig(_Strict):

@@ -1,6 +1,7 @@
 """Durations as people write them in a command line or a configuration file: a whole number of
 seconds, minutes, hours or days (`90s`, `10m`, `1h`, `30d`). One parser, so that `datapolicy
-token --expires` and `[engine] package_retention` read the same way."""
+token --expires`, `[engine] package_retention` and `[erasure] receipt_retention` read the same
+way."""
 
 from __future__ import annotations
 

@@ -138,6 +138,15 @@ def test_an_invalid_configuration_is_one_line_naming_the_key(tmp_path: Path):
     assert "a SQL source needs at least one table or query" in error
 
 
+def test_a_receipt_retention_that_is_not_a_duration_is_one_line_naming_the_key(tmp_path: Path):
+    """`[erasure] receipt_retention` is checked as `[engine] package_retention` is: a duration
+    or "off", anything else an error naming the file, the line and the key."""
+    config = tmp_path / "bad.toml"
+    config.write_text('[erasure]\napproval = "none"\nreceipt_retention = "10y"\n')
+    error = one_line_error(_check(tmp_path, config))
+    assert error.startswith(f"Error: {config}, line 3: erasure.receipt_retention: '10y' is not")
+
+
 def test_a_composite_foreign_key_is_one_link_and_is_shown(tmp_path: Path):
     """issue 14: accounts keyed by (tenant_id, account_no) and events referring to them by both
     columns. The child is read through the one composite key (not refused as "several foreign

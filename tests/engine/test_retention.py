@@ -2,14 +2,18 @@
 worker's sweep deletes it from its storage target (a local directory, an Azure container through
 its SAS, an S3 bucket: the real ones, Azurite and SeaweedFS), records when and how in the store,
 and appends `package.deleted` to the audit trail. A presigned PUT URL cannot delete: that is
-recorded instead. Time is a test clock, so nothing waits for the retention to pass."""
+recorded instead. A complete erasure's package, which holds its receipt, follows `[erasure]
+receipt_retention` instead (by default it is kept); a dry run's follows `package_retention`.
+Time is a test clock, so nothing waits for the retention to pass."""
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import select
 
@@ -19,13 +23,15 @@ from datapolicy.config import (
     AzureStorageConfig,
     ConfigError,
     EngineConfig,
+    ErasureConfig,
     LocalStorageConfig,
     S3StorageConfig,
     StorageConfig,
     parse_config,
 )
+from datapolicy.engine.erasure.receipt import RECEIPT_JSON
 from datapolicy.engine.worker import ExportContext, Worker
-from datapolicy.model import OperationStatus
+from datapolicy.model import OperationStatus, OperationType
 from datapolicy.store import Database, OperationStore
 from datapolicy.store.audit import AuditAction, AuditLog
 from datapolicy.store.queue import OperationQueue
@@ -64,14 +70,28 @@ def engine(retention: str = "1h") -> EngineConfig:
 
 
 class Exports:
-    """Exports run to completion by an in-process worker, on the test's clock."""
+    """Exports (and, given `[erasure]`, erasures) run to completion by an in-process worker, on
+    the test's clock."""
 
-    def __init__(self, database: Database, storage: StorageConfig, retention: str = "1h"):
+    def __init__(
+        self,
+        database: Database,
+        storage: StorageConfig,
+        retention: str = "1h",
+        erasure: ErasureConfig | None = None,
+        secret: Path | None = None,
+    ):
         self.clock = Clock()
         self.database = database
         self.store = OperationStore(database, self.clock)
         self.audit = AuditLog(database, self.clock)
-        context = ExportContext(sources=(), directory=None, storage=storage)
+        context = ExportContext(
+            sources=(),
+            directory=None,
+            storage=storage,
+            erasure=erasure,
+            erasure_secret_file=secret,
+        )
         self.worker = Worker(
             OperationQueue(database, self.clock),
             context,
@@ -82,10 +102,26 @@ class Exports:
 
     def complete(self, location: str) -> str:
         operation, _ = self.store.create("alice", location)
+        return self._run(operation.id)
+
+    def erase(self, location: str, *, dry_run: bool) -> str:
+        """An erasure of alice (of no source: its package holds the summary and, unless a dry
+        run, the receipt), started as engine/service.py `start_erasure` stores it."""
+        state = {"dryRun": dry_run, "requestedBy": '["app","alice"]', "committed": {}}
+        operation, _ = self.store.create(
+            "alice",
+            location,
+            operation_type=OperationType.ERASE,
+            erasure_state=orjson.dumps(state).decode(),
+            dry_run=dry_run,
+        )
+        return self._run(operation.id)
+
+    def _run(self, operation_id: str) -> str:
         assert self.worker.run_once()
-        done = self.store.get(operation.id)
-        assert done.status is OperationStatus.COMPLETE, done.error
-        return operation.id
+        operation = self.store.get(operation_id)
+        assert operation.status is OperationStatus.COMPLETE, operation.error
+        return operation_id
 
     def sweep(self, after: timedelta) -> int:
         self.clock.now += after
@@ -148,6 +184,76 @@ def test_retention_off_keeps_packages(database, tmp_path):
     operation_id = exports.complete(str(root / "alice"))
     assert exports.sweep(timedelta(days=3650)) == 0
     assert (root / "alice" / f"{operation_id}.zip").is_file()
+
+
+def erasures(database: Database, root: Path, retention: str = "1h", **erasure: str) -> Exports:
+    """Exports and erasures into local `root`, with `[erasure]` set as `erasure` says."""
+    storage = StorageConfig(local=LocalStorageConfig(roots=(root,)))
+    secret = root.parent / "erasure-secret.key"
+    return Exports(database, storage, retention, ErasureConfig(**erasure), secret)
+
+
+def holds_receipt(package: Path) -> bool:
+    with zipfile.ZipFile(package) as archive:
+        return RECEIPT_JSON in archive.namelist()
+
+
+def test_a_complete_erasure_s_receipt_outlives_package_retention(database, tmp_path):
+    """A complete erasure's package holds its receipt, the proof that the person was erased:
+    with `[erasure] receipt_retention` unset (off) no sweep deletes it, however long after
+    `package_retention`, while an export published with it is deleted on time, as before."""
+    root = tmp_path / "exports"
+    exports = erasures(database, root)
+    erasure_id = exports.erase(str(root / "alice"), dry_run=False)
+    export_id = exports.complete(str(root / "alice"))
+    receipt = root / "alice" / f"{erasure_id}.zip"
+    assert holds_receipt(receipt)
+
+    assert exports.sweep(RETENTION + timedelta(seconds=1)) == 1
+    assert not (root / "alice" / f"{export_id}.zip").exists()
+    assert exports.sweep(timedelta(days=3650)) == 0
+    assert holds_receipt(receipt)
+    assert exports.recorded(erasure_id) == (None, None)
+    assert exports.deletions() == [export_id]
+
+
+@pytest.mark.parametrize("package_retention", ["1h", "off"])
+def test_a_receipt_is_deleted_once_it_outlives_receipt_retention(
+    database, tmp_path, package_retention
+):
+    """With `[erasure] receipt_retention` set, a complete erasure's package is deleted once it
+    outlives that, not `package_retention` (shorter here, or off: the sweep runs for receipts
+    alone), recorded and audited as any package deletion."""
+    root = tmp_path / "exports"
+    exports = erasures(database, root, package_retention, receipt_retention="2h")
+    erasure_id = exports.erase(str(root / "alice"), dry_run=False)
+    receipt = root / "alice" / f"{erasure_id}.zip"
+
+    assert exports.sweep(RETENTION + timedelta(seconds=1)) == 0
+    assert receipt.is_file()
+    assert exports.sweep(RETENTION) == 1
+    assert not receipt.exists()
+    assert exports.recorded(erasure_id) == (exports.clock.now, "deleted")
+    assert exports.deletions() == [erasure_id]
+
+
+def test_a_dry_run_s_package_follows_package_retention(database, tmp_path):
+    """A dry run's package holds the person's rows and no receipt: it is deleted once it
+    outlives `package_retention`, as an export's is, while the receipt of the complete erasure
+    published beside it stays."""
+    root = tmp_path / "exports"
+    exports = erasures(database, root)
+    dry_run_id = exports.erase(str(root / "alice"), dry_run=True)
+    erasure_id = exports.erase(str(root / "alice"), dry_run=False)
+    dry_run = root / "alice" / f"{dry_run_id}.zip"
+    assert not holds_receipt(dry_run)
+
+    assert exports.sweep(RETENTION - timedelta(seconds=1)) == 0
+    assert dry_run.is_file()
+    assert exports.sweep(timedelta(seconds=2)) == 1
+    assert not dry_run.exists()
+    assert exports.recorded(dry_run_id) == (exports.clock.now, "deleted")
+    assert holds_receipt(root / "alice" / f"{erasure_id}.zip")
 
 
 def test_a_root_no_longer_allowed_is_recorded_as_refused(database, tmp_path):
@@ -229,7 +335,26 @@ def test_package_retention_is_30_days_unless_configured(text, seconds, tmp_path)
     assert config.engine.package_retention_seconds == seconds
 
 
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("", None),
+        ('receipt_retention = "3650d"', 3650 * 86400),
+        ('receipt_retention = "off"', None),
+    ],
+)
+def test_receipt_retention_is_off_unless_configured(text, seconds, tmp_path):
+    """Receipts are kept until their operation is deleted unless `[erasure] receipt_retention`
+    says how long."""
+    config = parse_config(f"[erasure]\n{text}\n", tmp_path / "datapolicy.toml")
+    assert config.erasure is not None
+    assert config.erasure.receipt_retention_seconds == seconds
+
+
+@pytest.mark.parametrize("key", ["engine.package_retention", "erasure.receipt_retention"])
 @pytest.mark.parametrize("value", ["30", "thirty days", "0d", "-1d", "1w", ""])
-def test_a_retention_that_is_not_a_duration_is_a_configuration_error(value, tmp_path):
-    with pytest.raises(ConfigError, match="package_retention"):
-        parse_config(f'[engine]\npackage_retention = "{value}"\n', tmp_path / "datapolicy.toml")
+def test_a_retention_that_is_not_a_duration_is_a_configuration_error(key, value, tmp_path):
+    """Both retentions take a duration or "off", and refuse anything else naming the key."""
+    section, name = key.split(".")
+    with pytest.raises(ConfigError, match=rf"{key}: .*is not a duration"):
+        parse_config(f'[{section}]\n{name} = "{value}"\n', tmp_path / "datapolicy.toml")

@@ -113,6 +113,26 @@ def test_revision_0013_copies_who_approved_an_erasure_and_when_into_their_column
     }
 
 
+def test_revision_0015_marks_the_packages_of_complete_erasures_as_receipts(engine: Engine):
+    """Before 0015 only an erasure's `erasure_state` said whether it was a dry run: the revision
+    sets `package_receipt` for the published package of each complete erasure (which holds its
+    receipt, kept by retention from now on) and for no other: not a dry run's, an export's, or
+    an erasure's that published nothing."""
+    migrate(engine, "upgrade", "0014")
+    erased = '{"dryRun":false,"requestedBy":"[\\"a\\",\\"u\\"]","committed":{}}'
+    dry_run = '{"dryRun": true, "requestedBy": "x", "committed": {}}'
+    published = {"status": "complete", "completed_at": 1, "package_location": "/srv/p.zip"}
+    erasure = {"operation_type": "erasePersonalData"}
+    insert(engine, id="receipt", erasure_state=erased, **erasure, **published)
+    insert(engine, id="dry-run", erasure_state=dry_run, **erasure, **published)
+    insert(engine, id="export", **published)
+    insert(engine, id="waiting", erasure_state=erased, **erasure)
+    migrate(engine, "upgrade", "head")
+    with engine.connect() as connection:
+        rows = dict(connection.execute(sa.text("SELECT id, package_receipt FROM operations")).all())
+    assert rows == {"receipt": 1, "dry-run": 0, "export": 0, "waiting": 0}
+
+
 def test_down_and_up_again(engine: Engine):
     migrate(engine, "upgrade", "head")
     insert(engine, id="a", idempotency_key="k")

@@ -22,7 +22,8 @@ worker's death is counted as a worker loss, not as a failure of the export (`[en
 max_worker_losses` and `max_attempts`, store/queue.py).
 
 Package retention: an idle thread sweeps (at most once per `poll_seconds` in a process) for
-published packages older than `[engine] package_retention`, deletes each through its target
+published packages older than `[engine] package_retention` (a complete erasure's, which holds
+its receipt: `[erasure] receipt_retention`, by default kept), deletes each through its target
 and records when and how in the store (docs/security.md, "Package retention").
 """
 
@@ -263,8 +264,9 @@ class Worker:
                 self._refuse_together(operation)
             reached(operation.id, "begin")
             upload = self._begin(operation)
+            receipt = False  # whether the package holds an erasure's receipt
             if operation.operation_type is OperationType.ERASE:
-                manifest = self._erase(operation, owner, user, upload, progress)
+                manifest, receipt = self._erase(operation, owner, user, upload, progress)
             else:
                 manifest = export(
                     operation,
@@ -280,7 +282,9 @@ class Worker:
             upload.finish(manifest)  # checks the package against its manifest
             heartbeat.stop()
             reached(operation.id, "publish")
-            if not self.queue.complete(operation.id, owner, upload.publish, progress.detail):
+            if not self.queue.complete(
+                operation.id, owner, upload.publish, progress.detail, receipt=receipt
+            ):
                 upload.discard()
                 self._after_stop(operation, owner)
             else:
@@ -333,9 +337,11 @@ class Worker:
 
     def _erase(
         self, operation: Operation, owner: str, user: User, upload: Upload, progress: Progress
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], bool]:
         """Run an erasure into `upload` (engine/erasure/package.py), storing after each
-        source commits which sources are done, so that a retry resumes.
+        source commits which sources are done, so that a retry resumes. Returns the package's
+        manifest and whether the package holds the receipt (a complete erasure's, not a dry
+        run's).
 
         Before each change takes effect (a source's commit, a file's deletion) the lease is
         renewed in the store, and the attempt stops (Cancelled, that change not made) if it is
@@ -369,7 +375,8 @@ class Worker:
             if not self.queue.heartbeat(operation.id, owner, self.lease, None):
                 raise Cancelled
 
-        return erase_into_package(
+        dry_run = bool(state.get("dryRun"))
+        manifest = erase_into_package(
             operation,
             user,
             self.context.sources,
@@ -377,7 +384,7 @@ class Worker:
             progress,
             self.clock,
             Masker(erasure_secret(self.context.erasure_secret_file)),
-            dry_run=bool(state.get("dryRun")),
+            dry_run=dry_run,
             state=dict(committed),
             committed=record,
             approval={
@@ -385,6 +392,7 @@ class Worker:
             },
             before_change=still_held,
         )
+        return manifest, not dry_run
 
     def _begin(self, operation: Operation) -> Upload:
         if not operation.storage_location:
@@ -580,25 +588,33 @@ class Worker:
     # --- package retention ---------------------------------------------------------------------
 
     def expire_packages(self, owner: str) -> int:
-        """Delete the published packages that have outlived `[engine] package_retention`, at
-        most one sweep per `poll_seconds` per process (an idle thread runs it); returns how
-        many packages were dealt with."""
-        retention = self.config.package_retention_seconds
-        if retention is None or not self._sweep_lock.acquire(blocking=False):
+        """Delete the published packages that have outlived `[engine] package_retention` (or,
+        those that hold an erasure's receipt, `[erasure] receipt_retention`), at most one sweep
+        per `poll_seconds` per process (an idle thread runs it); returns how many packages were
+        dealt with."""
+        erasure = self.context.erasure
+        retentions = {  # whether the packages hold an erasure's receipt: their retention
+            False: self.config.package_retention_seconds,
+            True: None if erasure is None else erasure.receipt_retention_seconds,
+        }
+        if all(seconds is None for seconds in retentions.values()):
+            return 0
+        if not self._sweep_lock.acquire(blocking=False):
             return 0
         try:
             if time.monotonic() < self._next_sweep:
                 return 0
             self._next_sweep = time.monotonic() + self.config.poll_seconds
             done = 0
-            while not self._stopping.is_set():
-                expired = self.queue.claim_expired_package(
-                    owner, self.lease, timedelta(seconds=retention)
-                )
-                if expired is None:
-                    break
-                self._expire(expired, owner)
-                done += 1
+            for receipt, seconds in retentions.items():
+                while seconds is not None and not self._stopping.is_set():
+                    expired = self.queue.claim_expired_package(
+                        owner, self.lease, timedelta(seconds=seconds), receipt=receipt
+                    )
+                    if expired is None:
+                        break
+                    self._expire(expired, owner)
+                    done += 1
             return done
         finally:
             self._sweep_lock.release()

@@ -32,8 +32,10 @@ The same rows carry deletion requests (`deleted_at`): a claim of such a row is a
 (remove the partial or published package, then the row).
 
 Package retention takes the same leases on completed rows whose package has outlived
-`[engine] package_retention` (`claim_expired_package`), and records when and how the package
-was dealt with (`package_deleted_at`, `package_deletion`; migration 0005).
+`[engine] package_retention`, or, for a package that holds an erasure's receipt
+(`package_receipt`, written by `complete`; migration 0015), `[erasure] receipt_retention`
+(`claim_expired_package`), and records when and how the package was dealt with
+(`package_deleted_at`, `package_deletion`; migration 0005).
 """
 
 from __future__ import annotations
@@ -248,9 +250,12 @@ class OperationQueue:
         owner: str,
         publish: Callable[[], str],
         detail: ProgressDetail | None = None,
+        *,
+        receipt: bool = False,
     ) -> bool:
         """Publish the package and mark the operation complete, if the lease is still held;
-        `detail`: what the export wrote in all (its last part, every record and byte).
+        `detail`: what the export wrote in all (its last part, every record and byte);
+        `receipt`: the package holds an erasure's receipt (retention keeps it apart).
 
         `publish` runs inside the transaction; if the lease was lost (or deletion requested)
         it is not called and False is returned, and the caller discards its upload.
@@ -277,6 +282,7 @@ class OperationQueue:
                 error_code=None,
                 error_message=None,
                 version=row[0] + 1,
+                package_receipt=int(receipt),
                 **({} if detail is None else _detail_columns(detail)),
             )
         return True
@@ -395,29 +401,16 @@ class OperationQueue:
     # --- package retention ---------------------------------------------------------------
 
     def claim_expired_package(
-        self, owner: str, lease: timedelta, retention: timedelta
+        self, owner: str, lease: timedelta, retention: timedelta, *, receipt: bool = False
     ) -> ExpiredPackage | None:
         """Take the oldest published package older than `retention` that retention has not
         dealt with yet (nor failed to delete within the retry delay), under a lease as an
-        export is taken, or None. An operation whose deletion was requested is left to its
-        cleanup, which removes the package anyway."""
+        export is taken, or None. `receipt`: among the packages that hold an erasure's receipt,
+        or else among the others (each kind has its own retention). An operation whose
+        deletion was requested is left to its cleanup, which removes the package anyway."""
         now = self.clock()
-        lease_free = or_(c.lease_owner.is_(None), c.lease_expires_at < to_micros(now))
         with self._transaction() as transaction:
-            row = transaction.fetch_one(
-                select(*ROW, c.package_location)
-                .where(
-                    c.package_location.is_not(None),
-                    c.package_deleted_at.is_(None),
-                    c.completed_at < to_micros(now - retention),
-                    c.deleted_at.is_(None),
-                    lease_free,
-                    or_(c.next_attempt_at.is_(None), c.next_attempt_at <= to_micros(now)),
-                )
-                .order_by(c.completed_at, c.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
+            row = transaction.fetch_one(self._expired(now, retention, receipt))
             if row is None:
                 return None
             operation = to_operation(row[: len(ROW)])
@@ -428,6 +421,28 @@ class OperationQueue:
                 lease_expires_at=to_micros(now + lease),
             )
         return ExpiredPackage(operation, row[len(ROW)])
+
+    @staticmethod
+    def _expired(now: datetime, retention: timedelta, receipt: bool) -> Any:
+        """`claim_expired_package`'s query: one kind of package is one range of the retention
+        index (which leads with `package_receipt`), so receipts kept for good are not read."""
+        micros = to_micros(now)
+        lease_free = or_(c.lease_owner.is_(None), c.lease_expires_at < micros)
+        return (
+            select(*ROW, c.package_location)
+            .where(
+                c.package_location.is_not(None),
+                c.package_deleted_at.is_(None),
+                c.package_receipt == int(receipt),
+                c.completed_at < to_micros(now - retention),
+                c.deleted_at.is_(None),
+                lease_free,
+                or_(c.next_attempt_at.is_(None), c.next_attempt_at <= micros),
+            )
+            .order_by(c.completed_at, c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
 
     def package_deleted(
         self,

@@ -85,6 +85,10 @@ operations = Table(
     # (migration 0013; the operation's `approval`). Null otherwise.
     Column("approved_by", text_column(None), nullable=True),
     Column("approved_at", BigInteger, nullable=True),
+    # 1 when the published package holds an erasure's receipt (a complete erasure, not a dry
+    # run; migration 0015): retention keeps it for `[erasure] receipt_retention`, not
+    # `[engine] package_retention`.
+    Column("package_receipt", Integer, nullable=False, server_default="0"),
     # Each index ends in the tie-break key `id`, so that a keyset page (`$skiptoken`) under the
     # default order, or filtered by user or status, is an index range scan.
     Index("ix_operations_submitted", "submitted_at", "id"),
@@ -101,9 +105,11 @@ operations = Table(
     # Unique (migration 0003): a key names at most one operation. A key is freed, by the store,
     # when its operation leaves the 24-hour window or is deleted.
     Index("ix_operations_idempotency", "idempotency_key", unique=True),
-    # Partial: the published packages retention has not dealt with yet (migration 0005).
+    # Partial: the published packages retention has not dealt with yet (migration 0005), the
+    # receipts apart from the rest (0015), each kind oldest first.
     Index(
         "ix_operations_retention",
+        "package_receipt",
         "completed_at",
         "id",
         sqlite_where=text(RETENTION_PENDING),
