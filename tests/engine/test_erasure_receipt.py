@@ -78,10 +78,11 @@ def operation() -> Operation:
 
 
 def erase(sources: list[Source], user_id: str, *, dry_run: bool = False) -> tuple[bytes, Progress]:
+    """The package of an erasure of `user_id`, as `directory_user` names them."""
     stream, progress = io.BytesIO(), Progress()
     erase_into_package(
         operation(),
-        User(user_id),
+        directory_user(user_id),
         sources,
         stream,
         progress,
@@ -93,6 +94,11 @@ def erase(sources: list[Source], user_id: str, *, dry_run: bool = False) -> tupl
         approval={"requestedBy": '["app","alice"]', "approvedBy": '["app","dpo"]'},
     )
     return stream.getvalue(), progress
+
+
+def directory_user(user_id: str) -> User:
+    """The user as the directory has them: a name and mail that name no one else."""
+    return User(user_id, f"Ådå {user_id}", f"ada.{user_id}@mail.example", f"ada.{user_id}@upn")
 
 
 def shop(directory: Path, person: dict[str, Any]) -> SqlSource:
@@ -152,6 +158,9 @@ def leaves(value: Any) -> list[Any]:
     person={"id": 10**6, "email": "é@x", "born": date(1950, 1, 1), "city": "Zürich", "orders": []}
 )
 def test_the_receipt_names_no_erased_value_and_its_hashes_verify_for_the_known_keys(person):
+    """No entry of a complete erasure's package (the receipt, the manifest, the page) holds a
+    value of the erased rows, nor the user id, name, mail or sign-in name the directory gives
+    (the package is kept as proof after the data is gone); the hashes verify."""
     with tempfile.TemporaryDirectory() as directory:
         source = shop(Path(directory), person)
         try:
@@ -163,7 +172,12 @@ def test_the_receipt_names_no_erased_value_and_its_hashes_verify_for_the_known_k
         manifest = orjson.loads(archive.read("manifest.json"))
         receipt_json = archive.read("receipt.json").decode()
         receipt_html = archive.read("receipt.html").decode()
+        everything = "\n".join(archive.read(name).decode() for name in archive.namelist())
     assert {"receipt.json", "receipt.html"} <= {entry["path"] for entry in manifest["files"]}
+    known = directory_user(str(person["id"])).as_json()
+    for value in known.values():
+        assert value not in everything, value
+        assert html.escape(value) not in everything, value
 
     erased = [person["id"], person["email"], person["city"], person["born"].isoformat()]
     for order_id, note, skus in person["orders"]:
@@ -181,6 +195,7 @@ def test_the_receipt_names_no_erased_value_and_its_hashes_verify_for_the_known_k
     key = receipt_key(SECRET, "op-1")
     tables = {line["table"]: line for line in receipt["tables"]}
     assert receipt["userIdHash"] == key_hash(key, str(person["id"]))
+    assert manifest["user"] == {"idHash": receipt["userIdHash"]}
     assert tables["customers"]["keys"] == [key_hash(key, "shop", "customers", person["id"])]
     assert sorted(tables["orders"]["keys"]) == sorted(
         key_hash(key, "shop", "orders", order_id) for order_id, _, _ in person["orders"]

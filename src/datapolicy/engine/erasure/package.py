@@ -9,8 +9,10 @@ writer and manifest, so `datapolicy verify` checks it), with:
 - for a dry run only, `records/<source>/<table>.jsonl`: each row that would be deleted and each
   cell that would be masked, before and after (this is the person's data, as an export is);
 - for a complete erasure only, the receipt: `receipt.json` and `receipt.html` (receipt.py),
-  listed in the manifest like every entry. A dry run's package has none, and its manifest says
-  `"dryRun": true`: it is not a receipt.
+  listed in the manifest like every entry, and the person named in the manifest (and so in
+  `index.html`) by the receipt's hash of their user id alone, not as the user directory names
+  them. A dry run's package has no receipt, names the person as an export does, and its
+  manifest says `"dryRun": true`: it is not a receipt.
 
 Progress moves per table (and per file source): `run.steps` of them.
 
@@ -116,7 +118,11 @@ def erase_into_package(
             "submittedDateTime": format_datetime(operation.submitted_at),
             "startedDateTime": format_datetime(started),
         }
-        writer = PackageWriter(stream, {**header, "user": user.as_json()}, modified=started)
+        # A receipt is kept as proof after the person's data is gone (for years, by default):
+        # its package names them as the receipt does, by the hash of their user id only. A dry
+        # run's holds their rows anyway, and names them as an export does.
+        person = user.as_json() if dry_run else {"idHash": key_hash(key, user.id)}
+        writer = PackageWriter(stream, {**header, "user": person}, modified=started)
         try:
             lines = [line for lines in state.values() for line in lines]
             lines += [
