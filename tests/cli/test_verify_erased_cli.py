@@ -6,16 +6,24 @@ key that is not a JSON array of texts."""
 from __future__ import annotations
 
 import io
+import json
+import tempfile
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from commands import datapolicy, one_line_error
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_verify_cli import json_values
 
 from datapolicy.auth.keys import erasure_secret
+from datapolicy.cli import main
 from datapolicy.engine.directory import User
 from datapolicy.engine.erasure import Masker
 from datapolicy.engine.erasure.package import erase_into_package
 from datapolicy.engine.exporter import Progress
+from datapolicy.engine.package import PackageWriter
 from engine.test_erasure_receipt import NOW, operation, shop
 
 PERSON = {"id": 1000000, "email": "é@x", "born": None, "city": "Zürich", "orders": []}
@@ -94,3 +102,66 @@ def test_without_the_secret_or_a_receipt_or_a_key_the_error_is_one_line(
     dry_run = erasure_package(tmp_path / "dry-run", b"a test secret of enough bytes", dry_run=True)
     no_receipt = datapolicy("verify", str(dry_run), "--data-dir", str(data_dir), *key)
     assert "holds no receipt.json" in one_line_error(no_receipt)
+
+
+def _json(value: object) -> bytes:
+    """JSON as the standard library writes it (integers of any size included)."""
+    return json.dumps(value).encode()
+
+
+receipt_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "operationId": json_values,
+        "userIdHash": json_values,
+        "tables": st.lists(
+            st.dictionaries(
+                st.sampled_from(["source", "table", "rule", "reason", "keys", "keysSha256"]),
+                json_values | st.just("shop") | st.just("orders") | st.just("retain"),
+            ),
+            max_size=3,
+        )
+        | json_values,
+        "fileSources": json_values,
+    },
+)
+hostile_receipts = (
+    st.binary(max_size=40)
+    | json_values.map(_json)
+    | receipt_fields.map(_json)
+    | st.builds(
+        lambda reason: _json(
+            {"tables": [{"source": "shop", "table": "orders", "rule": "retain", "reason": reason}]}
+        ),
+        st.text(),
+    )
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(receipt=hostile_receipts)
+def test_a_hostile_receipt_gets_an_answer_per_key_or_one_error_never_a_traceback(receipt: bytes):
+    """Any receipt.json in a package that verifies: the command exits 0 or 1, with a line per
+    key (escaped: the receipt's words cannot add a line or drive the terminal) or one error."""
+    stream = io.BytesIO()
+    writer = PackageWriter(stream, {"operationId": "op", "user": {"idHash": "h"}})
+    writer.add_document("receipt.json", receipt)
+    writer.close()
+    with tempfile.TemporaryDirectory() as directory:
+        package = Path(directory) / "receipt.zip"
+        package.write_bytes(stream.getvalue())
+        data_dir = Path(directory) / "data"
+        erasure_secret(data_dir / "erasure-secret.key")
+        keys = ['["shop", "orders", "1"]', '["uploads", "a.txt"]', '["someone"]']
+        arguments = [str(package), "--data-dir", str(data_dir)]
+        arguments += [arg for key in keys for arg in ("--erased", key)]
+        result = CliRunner().invoke(main, ["verify", *arguments])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code in (0, 1), result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith(": OK")
+    if len(lines) > 1:
+        assert len(lines) == 1 + len(keys), lines
+        assert not any("\x1b" in line for line in lines)
+    else:
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -11,9 +11,13 @@ import click
 import orjson
 
 from datapolicy.cli.options import config_option, data_dir_option, load_settings
+from datapolicy.cli.output import printable
 
 if TYPE_CHECKING:
     from datapolicy.settings import Settings
+
+# receipt.json is read whole: 1 GiB holds the hashes of some 15 million keys.
+MAX_RECEIPT_BYTES = 1 << 30
 
 
 class Key(click.ParamType[tuple[str, ...]]):
@@ -93,7 +97,18 @@ def _all_erased(package: Path, keys: tuple[tuple[str, ...], ...], settings: Sett
                 f"{package} holds no {RECEIPT_JSON}: only a complete erasure's package has a "
                 "receipt (not an export's, nor a dry run's)"
             )
-        receipt = orjson.loads(archive.read(RECEIPT_JSON))
+        if archive.getinfo(RECEIPT_JSON).file_size > MAX_RECEIPT_BYTES:
+            raise click.ClickException(
+                f"{package}: its {RECEIPT_JSON} is larger than {MAX_RECEIPT_BYTES} bytes"
+            )
+        try:
+            receipt = orjson.loads(archive.read(RECEIPT_JSON))
+        except orjson.JSONDecodeError:
+            receipt = None
+    if not isinstance(receipt, dict):
+        raise click.ClickException(
+            f"{package}: its {RECEIPT_JSON} is not a receipt (a JSON object)"
+        )
     try:
         secret = erasure_secret(
             erasure_secret_file(settings.config, settings.data_dir), create=False
@@ -103,8 +118,9 @@ def _all_erased(package: Path, keys: tuple[tuple[str, ...], ...], settings: Sett
     erased = True
     for key in keys:
         check = check_key(receipt, secret, key)
-        reason = f": {check.reason}" if check.reason else ""
+        reason = f": {check.reason}" if check.reason else ""  # the package's words: escaped
         shown = json.dumps(list(key), ensure_ascii=False)
-        click.echo(f"{shown}: {check.verdict} ({check.where}{reason})")
+        line = f"{shown}: {check.verdict} ({check.where}{reason})"
+        click.echo(printable(line).replace("\n", "\\n").replace("\t", "\\t"))
         erased = erased and check.verdict is Verdict.ERASED
     return erased

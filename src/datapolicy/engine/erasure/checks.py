@@ -79,7 +79,8 @@ def check_key(receipt: Mapping[str, Any], secret: bytes, key: tuple[str, ...]) -
         return KeyCheck(key, Verdict.ERASED, where)
     retained = [line for line in lines if line.get("rule") == "retain"]
     if retained:
-        return KeyCheck(key, Verdict.RETAINED, where, retained[0].get("reason"))
+        reason = retained[0].get("reason")
+        return KeyCheck(key, Verdict.RETAINED, where, reason if isinstance(reason, str) else None)
     if any("keysSha256" in line and "keys" not in line for line in lines):
         return KeyCheck(key, Verdict.CANNOT_TELL, where)
     return KeyCheck(key, Verdict.NOT_LISTED, where)
