@@ -24,8 +24,6 @@ from datapolicy.store.queue import OperationQueue
 from datapolicy.store.tables import operations
 from datapolicy.web.hot_path.readcache import ReadCache, read_cache_for
 
-pytestmark = pytest.mark.operation_store  # starts services on the test store
-
 NO_MATCH = {"if-none-match": 'W/"no-such-etag"'}  # a conditional GET: the routed endpoint
 IGNORED = {"request-id", "client-request-id", "date"}
 
@@ -116,6 +114,7 @@ def test_another_process_s_writes_are_seen_by_the_next_read(client, service, use
     assert read(client, operation["id"]).status_code == 404
 
 
+@pytest.mark.operation_store  # a service on the test store; the cache's own tests are SQLite's
 def test_a_worker_s_progress_is_seen_by_the_next_read(tmp_path):
     """A `datapolicy worker`'s queue calls, made from this process: claim, heartbeat, complete."""
     service = start_app(tmp_path / "data", "--workers", "0")
@@ -141,6 +140,7 @@ def test_a_worker_s_progress_is_seen_by_the_next_read(tmp_path):
 
 
 @pytest.mark.e2e  # two `serve` processes on one store
+@pytest.mark.operation_store
 def test_another_api_process_s_delete_is_seen_by_the_next_read(tmp_path):
     first = start_service(tmp_path / "data", "--workers", "0")
     try:
