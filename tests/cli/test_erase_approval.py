@@ -13,11 +13,12 @@ import httpx
 import pytest
 from commands import against, datapolicy, json_output
 
-from approvals import config, serve
+from approvals import serve
 from conftest import AppService, start_configured, token_for
 from datapolicy.auth.permissions import ERASE, EXPORT
 from datapolicy.cli.client import Api
 from datapolicy.cli.export import EXIT_TIMED_OUT, POLL_INTERVAL_S, follow
+from erasureshop import erasure_config
 
 pytestmark = pytest.mark.operation_store  # starts services on the test store
 
@@ -120,7 +121,7 @@ def test_erase_wait_then_ops_approve_in_processes(tmp_path: Path):
     another subject's token approves."""
     root = tmp_path / "root"
     root.mkdir()
-    service = start_configured(root, config(root, "required"))
+    service = start_configured(root, erasure_config(root, "required"))
     try:
         waited = datapolicy("erase", "ada", "--wait", "--timeout", "2", *against(service))
         assert waited.returncode == EXIT_TIMED_OUT, waited.stderr

@@ -43,6 +43,7 @@ from conftest import (
 from datapolicy.auth.permissions import EXPORT, PERMISSIONS, READ_USERS
 from datapolicy.demo import demo_user_id
 from datapolicy.engine.verify import verify_package
+from erasureshop import erasure_config
 
 pytestmark = pytest.mark.operation_store  # starts services on the test store
 
@@ -431,55 +432,6 @@ def test_a_large_directory_is_searched_on_the_server_and_the_page_fits_a_phone(t
 # --- erasure: a dry run first, approval by another principal, the receipt ----------------------
 
 
-def _erasure_config(root: Path) -> str:
-    """Two people; erasure rules for every table; every erasure waits for approval."""
-    shop = root / "shop.sqlite3"
-    with sqlite3.connect(shop) as connection:
-        connection.executescript(
-            """
-            CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, email VARCHAR(120));
-            CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT REFERENCES users(id),
-                                 total INTEGER);
-            CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer TEXT, amount INTEGER);
-            INSERT INTO users VALUES ('ada', 'Ada Lovelace', 'ada@example.com'),
-                                     ('bob', 'Bob Kahn', 'bob@example.org');
-            INSERT INTO orders VALUES (1, 'ada', 10), (2, 'ada', 20), (3, 'bob', 30);
-            INSERT INTO invoices VALUES (1, 'ada', 30), (2, 'bob', 30);
-            """
-        )
-    return f"""
-[directory]
-url = "sqlite:///{shop}"
-table = "users"
-display_name_column = "name"
-mail_column = "email"
-
-[[sources.sql]]
-name = "shop"
-url = "sqlite:///{shop}"
-
-  [[sources.sql.tables]]
-  table = "users"
-  user_key = "id"
-  erase = "mask"
-  mask = {{ name = {{ value = "(erased)" }}, email = "hash" }}
-
-  [[sources.sql.tables]]
-  table = "orders"
-  parent = "users"
-  erase = "delete"
-
-  [[sources.sql.tables]]
-  table = "invoices"
-  user_key = "customer"
-  erase = "retain"
-  reason = "tax law"
-
-[erasure]
-approval = "required"
-"""
-
-
 def _sign_in(page: Any, root: str, token: str) -> None:
     from playwright.sync_api import expect
 
@@ -506,7 +458,7 @@ def _approve(page: Any, user_name: str) -> None:
 def test_an_erasure_dry_run_approved_erased_and_its_receipt_in_a_browser(tmp_path: Path):
     from playwright.sync_api import expect
 
-    service = start_configured(tmp_path, _erasure_config(tmp_path))
+    service = start_configured(tmp_path, erasure_config(tmp_path, approval="required"))
     requester = token_for(service.data_dir, *PERMISSIONS, subject="requester")
     approver = token_for(service.data_dir, *PERMISSIONS, subject="approver")
     exporter = token_for(service.data_dir, EXPORT, READ_USERS, subject="exporter")

@@ -23,6 +23,7 @@ import pytest
 from conftest import Service, configured_app, start_configured, token_for, wait_for
 from datapolicy.auth.keys import signing_key
 from datapolicy.auth.permissions import ERASE, EXPORT
+from erasureshop import erasure_config
 from jwtkinds import claims, sign
 
 pytestmark = pytest.mark.operation_store  # starts services on the test store
@@ -30,60 +31,10 @@ pytestmark = pytest.mark.operation_store  # starts services on the test store
 TIMEOUT_S = 30
 
 
-def _shop(path: Path) -> None:
-    with sqlite3.connect(path) as connection:
-        connection.executescript(
-            """
-            CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, email VARCHAR(120));
-            CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT REFERENCES users(id),
-                                 total INTEGER);
-            CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer TEXT, amount INTEGER);
-            INSERT INTO users VALUES ('ada', 'Ada', 'ada@example.com'),
-                                     ('bob', 'Bob', 'bob@example.org');
-            INSERT INTO orders VALUES (1, 'ada', 10), (2, 'ada', 20), (3, 'bob', 30);
-            INSERT INTO invoices VALUES (1, 'ada', 30), (2, 'bob', 30);
-            """
-        )
-
-
-def _config(root: Path) -> str:
-    shop = root / "shop.sqlite3"
-    _shop(shop)
-    return f"""
-[directory]
-url = "sqlite:///{shop}"
-table = "users"
-
-[[sources.sql]]
-name = "shop"
-url = "sqlite:///{shop}"
-
-  [[sources.sql.tables]]
-  table = "users"
-  user_key = "id"
-  erase = "mask"
-  mask = {{ name = {{ value = "(erased)" }}, email = "hash" }}
-
-  [[sources.sql.tables]]
-  table = "orders"
-  parent = "users"
-  erase = "delete"
-
-  [[sources.sql.tables]]
-  table = "invoices"
-  user_key = "customer"
-  erase = "retain"
-  reason = "tax law"
-
-[erasure]
-approval = "none"
-"""
-
-
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("erasure")
-    service = start_configured(root, _config(root))
+    service = start_configured(root, erasure_config(root))
     yield service
     service.stop()
 
@@ -92,7 +43,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """No workers: operations stay as started."""
     root = tmp_path_factory.mktemp("idle")
-    service = start_configured(root, _config(root), "--workers", "0")
+    service = start_configured(root, erasure_config(root), "--workers", "0")
     yield service
     service.stop()
 
@@ -152,7 +103,10 @@ def test_a_dry_run_then_the_erasure(running: Service):
             for line in archive.read("records/shop/users.jsonl").splitlines()
         ]
     assert len(deleted) == 2
-    assert {m["column"]: m["before"] for m in masked} == {"name": "Ada", "email": "ada@example.com"}
+    assert {m["column"]: m["before"] for m in masked} == {
+        "name": "Ada Lovelace",
+        "email": "ada@example.com",
+    }
 
     done = _finished(running, _erase(running, "ada").headers["Location"])
     assert done["status"] == "complete", done
@@ -174,7 +128,7 @@ def test_a_dry_run_then_the_erasure(running: Service):
     after = _rows(running)
     assert after["orders"] == [(3, "bob", 30)]
     assert after["invoices"] == before["invoices"]
-    assert after["users"][1] == ("bob", "Bob", "bob@example.org")
+    assert after["users"][1] == ("bob", "Bob Kahn", "bob@example.org")
     assert after["users"][0][:2] == ("ada", "(erased)")
     assert after["users"][0][2].startswith("h:")
     receipt = Path(done["storageLocation"]) / f"{done['id']}.zip"
@@ -279,7 +233,7 @@ def test_a_request_id_used_for_an_export_or_a_dry_run_does_not_answer_an_erasure
     flag included: an erasure sent with the id of an export (or of a dry run) of the same user
     and location is a 409 `IdempotencyKeyReused`, not a 202 with the export (or the dry run)
     that the caller would follow to `complete` and take the person for erased."""
-    service = configured_app(tmp_path, _config(tmp_path), "--workers", "0")
+    service = configured_app(tmp_path, erasure_config(tmp_path), "--workers", "0")
     location = str(service.data_dir / "exports")
     try:
         with service.client() as client:
@@ -311,7 +265,7 @@ def test_a_request_id_used_for_an_export_or_a_dry_run_does_not_answer_an_erasure
 @pytest.fixture(scope="module")
 def approving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("approval")
-    config = _config(root).replace('approval = "none"', 'approval = "required"')
+    config = erasure_config(root).replace('approval = "none"', 'approval = "required"')
     service = start_configured(root, config)
     yield service
     service.stop()
