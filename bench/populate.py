@@ -189,6 +189,8 @@ def generate(count: int, seed: int, columns: list[str]):
             "bytes_written": None,
             "approved_by": None,  # approval (migration 0013): no erasure here needed one
             "approved_at": None,
+            "dry_run": None,  # migration 0016: an erasure's; these are exports
+            "requested_by": None,
         }
         if rng.random() < 0.9:  # most clients send a client-request-id
             row["idempotency_key"] = f"client-request-id:{uuid.UUID(int=rng.getrandbits(128))}"

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 ENTITY_SET = "dataPolicyOperations"
 ENTITY_TYPE = "microsoft.graph.dataPolicyOperation"
 STATUS_TYPE = "microsoft.graph.dataPolicyOperationStatus"
-#: A caller as `approval.approvedBy` spells it: the token's application and subject.
+#: A caller as `approval.requestedBy` and `approvedBy` spell it: the token's application and
+#: subject.
 PRINCIPAL_TYPE = "microsoft.graph.dataPolicyOperationPrincipal"
 
 
@@ -69,6 +70,7 @@ class EdmType(enum.StrEnum):
     """The EDM primitive types our properties use."""
 
     STRING = "Edm.String"
+    BOOLEAN = "Edm.Boolean"
     DOUBLE = "Edm.Double"
     DATE_TIME_OFFSET = "Edm.DateTimeOffset"
     ENUM = STATUS_TYPE
@@ -102,11 +104,13 @@ PROPERTIES: dict[str, Property] = {
         Property("completedDateTime", EdmType.DATE_TIME_OFFSET, True, "completed_at"),
         # datapolicy's additions: why a failed operation failed; what the operation does; what
         # a running export is writing and how much it has written; whether an erasure waits
-        # for another principal's approval, or who approved it.
+        # for another principal's approval, who requested it and who approved it; whether an
+        # erasure is a dry run (null for exports).
         Property("error", EdmType.PUBLIC_ERROR, True, "error"),
         Property("operationType", EdmType.STRING, False, "operation_type"),
         Property("progressDetail", EdmType.PROGRESS_DETAIL, True, "progress_detail"),
         Property("approval", EdmType.APPROVAL, True, "approval"),
+        Property("dryRun", EdmType.BOOLEAN, True, "dry_run"),
     )
 }
 
@@ -152,35 +156,45 @@ class Approval:
     """An erasure's approval under `[erasure] approval = "required"` (datapolicy's extension
     property `approval`; docs/erasure.md): `pending` while it waits, notStarted, for a
     principal other than its requester; then `approved`, by whom (the caller as stored:
-    the JSON array `[application, subject]`) and when. Operations that need no approval
+    the JSON array `[application, subject]`) and when. `requested_by`, stored alike, is who
+    started the erasure (None if its start did not say: an erasure started, during a rolling
+    upgrade, by a process that predates the property). Operations that need no approval
     (exports, erasures under `approval = "none"`) have none."""
 
     status: ApprovalStatus
     approved_by: str | None = None
     approved_at: datetime | None = None
+    requested_by: str | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
             "status": self.status.value,
-            "approvedBy": None if self.approved_by is None else principal_json(self.approved_by),
+            "requestedBy": principal_or_none(self.requested_by),
+            "approvedBy": principal_or_none(self.approved_by),
             "approvedDateTime": None
             if self.approved_at is None
             else format_datetime(self.approved_at),
         }
 
 
+#: A pending approval, of an erasure whose requester is not known (`Approval.requested_by`).
 PENDING_APPROVAL = Approval(ApprovalStatus.PENDING)
 
 
 def principal_json(caller: object) -> object:
     """`{"application": ..., "subject": ...}` from a stored caller, the JSON array
     `[application, subject]` (web/routes/operations.py `caller_of`), as the erasure receipt
-    and `approval.approvedBy` spell a principal; anything else as it is."""
+    and `approval.requestedBy` and `approvedBy` spell a principal; anything else as it is."""
     try:
         application, subject = json.loads(caller)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return caller
     return {"application": application, "subject": subject}
+
+
+def principal_or_none(caller: str | None) -> object:
+    """`principal_json` of a stored caller, None for none."""
+    return None if caller is None else principal_json(caller)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +216,7 @@ class Operation:
     operation_type: OperationType = OperationType.EXPORT
     progress_detail: ProgressDetail | None = None  # None until an export wrote its first part
     approval: Approval | None = None  # None: needs no approval
+    dry_run: bool | None = None  # an erasure's: whether it is a dry run; None for exports
 
     @property
     def etag(self) -> str:

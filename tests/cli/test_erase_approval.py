@@ -1,8 +1,9 @@
 """`datapolicy erase --wait` on an erasure that waits for approval (`[erasure] approval =
 "required"`), on an injected clock against the service in process: it says once that the
-erasure waits, who may approve it and how (`datapolicy ops approve`, or the POST), says who
-approved it once someone did, and times out with status 5 saying what it still waits for.
-`datapolicy ops approve` gives the approval, and refuses the requester's own."""
+erasure waits, who may approve it and how (`datapolicy ops approve`, or the POST), and whether
+it is a dry run and who requested it; says who approved it once someone did, and times out with
+status 5 saying what it still waits for. `datapolicy ops approve` gives the approval, and refuses
+the requester's own; `ops list` says which erasures are dry runs."""
 
 from __future__ import annotations
 
@@ -84,6 +85,30 @@ def test_waiting_for_approval_is_said_once_with_how_to_approve_then_the_wait_tim
     assert lines[-1] == "timed out: the operation is still notStarted, waiting for approval"
 
 
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ({}, "the erasure itself (dryRun false): once run, it cannot be undone"),
+        ({"dryRun": True}, "a dry run (dryRun true): it changes nothing"),
+    ],
+)
+def test_waiting_for_approval_says_whether_it_is_a_dry_run_and_who_requested_it(
+    required: AppService, body: dict[str, bool], said: str
+):
+    """Beside how to approve it, a line says what is to be approved: the erasure itself or a
+    dry run (`dryRun`), and who requested it (`approval.requestedBy`); the lines before it are
+    as they were."""
+    api = api_for(required, token_for(required.data_dir, ERASE, EXPORT, subject="alice"))
+    url = api.request("POST", "/users/bob/erasePersonalData", json=body).headers["location"]
+    lines: list[str] = []
+    fake = FakeTime()
+    with pytest.raises(SystemExit):
+        follow(api, url, 1, show=True, clock=fake.clock, sleep=fake.sleep, echo=lines.append)
+    first = next(i for i, line in enumerate(lines) if line.startswith("waiting for approval"))
+    assert lines[first + 1].startswith("  datapolicy ops approve ")
+    assert lines[first + 3] == f"  it is {said}; requested by alice (application datapolicy-cli)"
+
+
 def test_an_approval_given_meanwhile_is_said_and_no_longer_waited_for(required: AppService):
     api, url = started(required)
     approver = api_for(required, token_for(required.data_dir, ERASE, subject="dpo"))
@@ -139,5 +164,34 @@ def test_erase_wait_then_ops_approve_in_processes(tmp_path: Path):
         assert (given.returncode, given.stdout) == (0, f"approved {operation_id}\n"), given.stderr
         shown = json_output(datapolicy("ops", "show", operation_id, "--json", *against(service)))
         assert shown["approval"]["approvedBy"]["subject"] == "dpo"
+    finally:
+        service.stop()
+
+
+@pytest.mark.e2e
+def test_ops_list_says_which_erasures_are_dry_runs(tmp_path: Path):
+    """`ops list` has a dryRun column beside operationType: True for a dry run, False for the
+    erasure itself; and `--filter "dryRun eq false"` lists only the latter."""
+    root = tmp_path / "root"
+    root.mkdir()
+    service = start_configured(root, erasure_config(root, "none"), "--workers", "0")
+    try:
+        with service.client() as client:
+            for user, body in (("ada", {"dryRun": True}), ("bob", {"dryRun": False})):
+                started = client.post(f"/users/{user}/erasePersonalData", json=body)
+                assert started.status_code == 202, started.text
+        table = datapolicy("ops", "list", "--orderby", "userId", *against(service))
+        assert table.returncode == 0, table.stderr
+        rows = [
+            [cell.strip() for cell in line.strip("┃│").split("┃" if "┃" in line else "│")]
+            for line in table.stdout.splitlines()
+            if line.startswith(("┃", "│"))
+        ]
+        columns = rows[0]
+        assert columns[columns.index("operationType") + 1] == "dryRun"
+        shown = {row[columns.index("userId")]: row[columns.index("dryRun")] for row in rows[1:]}
+        assert shown == {"ada": "True", "bob": "False"}
+        real = datapolicy("ops", "list", "--filter", "dryRun eq false", "--json", *against(service))
+        assert [operation["userId"] for operation in json_output(real)] == ["bob"]
     finally:
         service.stop()

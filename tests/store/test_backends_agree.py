@@ -3,8 +3,9 @@ queries (and every `$skiptoken` page of them) run against the same rows in both 
 the operations each returns, in order, must be the same.
 
 The rows are chosen where the databases' defaults differ: letters in both cases and beyond
-ASCII, LIKE's wildcards and escape character, NULLs in sortable columns, equal sort keys, and
-numbers with and without fractions. Hypothesis runs derandomized, so every run sends the same
+ASCII, LIKE's wildcards and escape character, NULLs in sortable columns, equal sort keys,
+numbers with and without fractions, and a Boolean (`dryRun`: a boolean column on PostgreSQL,
+0 or 1 on SQLite) with nulls. Hypothesis runs derandomized, so every run sends the same
 queries.
 """
 
@@ -43,6 +44,9 @@ def rows() -> Iterator[dict[str, object]]:
             "submitted_at": BASE + (n // 3) * 1_000_000,  # equal times, broken by id
             "completed_at": BASE + n * 10 if status in ("complete", "failed") else None,
             "version": 1,
+            # every third an export (no dryRun), else an erasure, a dry run or not
+            "operation_type": "exportPersonalData" if n % 3 == 0 else "erasePersonalData",
+            "dry_run": None if n % 3 == 0 else n % 2 == 0,
         }
 
 
@@ -103,6 +107,21 @@ other_condition = st.one_of(
         lambda op: f"completedDateTime {op} submittedDateTime",
         comparison,
     ),
+    st.builds(
+        lambda op, v: f"dryRun {op} {v}",
+        st.sampled_from(["eq", "ne"]),
+        st.sampled_from(["true", "false", "null"]),
+    ),
+    st.builds(lambda op, v: f"dryRun {op} {v}", comparison, st.sampled_from(["true", "false"])),
+    st.builds(
+        lambda vs: f"dryRun in ({', '.join(vs)})",
+        st.lists(st.sampled_from(["true", "false", "null"]), min_size=1, max_size=3),
+    ),
+    st.builds(
+        lambda op, v: f"operationType {op} '{v}'",
+        comparison,
+        st.sampled_from(["exportPersonalData", "erasePersonalData"]),
+    ),
 )
 condition = st.recursive(
     st.one_of(string_condition, number_condition, other_condition),
@@ -123,6 +142,8 @@ order_item = st.builds(
             "completedDateTime",
             "submittedDateTime",
             "id",
+            "operationType",
+            "dryRun",
         ]
     ),
     st.sampled_from(["", " asc", " desc"]),

@@ -4,6 +4,7 @@ collations."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from databases import POSTGRESQL, STORE_KINDS, scratch_database, store_server
 from datapolicy.store import database as store_database_module
+from datapolicy.store.changes import TRIGGERS
 from datapolicy.store.tables import metadata
 
 MIGRATIONS = Path(store_database_module.__file__).with_name("migrations")
@@ -133,6 +135,84 @@ def test_revision_0015_marks_the_packages_of_complete_erasures_as_receipts(engin
     assert rows == {"receipt": 1, "dry-run": 0, "export": 0, "waiting": 0}
 
 
+def erasure_state(dry_run: object, requester: object = None) -> str:
+    """An erasure's `erasure_state` as engine/service.py writes it (`dryRun` left out when
+    None, as a hand-made row might)."""
+    state: dict[str, object] = {"committed": {}}
+    if dry_run is not None:
+        state["dryRun"] = dry_run
+    if requester is not None:
+        state["requestedBy"] = requester
+    return json.dumps(state)
+
+
+def requests(engine: Engine) -> dict[str, tuple[object, object]]:
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT id, dry_run, requested_by FROM operations"))
+        return {id_: (None if dry is None else bool(dry), by) for id_, dry, by in rows}
+
+
+def test_revision_0016_copies_each_erasure_s_dry_run_flag_and_requester_into_their_columns(
+    engine: Engine,
+):
+    """Erasures started before 0016 kept whether they are a dry run and who requested them only
+    in `erasure_state`: the revision copies both into `dry_run` and `requested_by`, which the
+    operation's `dryRun` and `approval.requestedBy` are read from, the flag as the worker reads
+    it (a missing or null one is not a dry run, and runs as the erasure); exports keep nulls.
+    Down again, the columns go and the change log's triggers (0014) stay; up again, the copy
+    is made again."""
+    migrate(engine, "upgrade", "0015")
+    alice, bob = '["app", "alice"]', '["app", "bob"]'
+    insert(
+        engine,
+        id="dry",
+        operation_type="erasePersonalData",
+        erasure_state=erasure_state(True, alice),
+        approval_pending=1,
+    )
+    insert(
+        engine,
+        id="real",
+        operation_type="erasePersonalData",
+        erasure_state=erasure_state(False, bob),
+        approval_pending=1,
+    )
+    insert(
+        engine,
+        id="approved",
+        operation_type="erasePersonalData",
+        erasure_state=erasure_state(False, alice),
+        approved_by='["a","dpo"]',
+    )
+    insert(
+        engine, id="unsaid", operation_type="erasePersonalData", erasure_state=erasure_state(None)
+    )
+    insert(engine, id="nothing", operation_type="erasePersonalData")
+    insert(engine, id="export")
+    expected = {
+        "dry": (True, alice),
+        "real": (False, bob),
+        "approved": (False, alice),
+        "unsaid": (False, None),
+        "nothing": (False, None),
+        "export": (None, None),
+    }
+    migrate(engine, "upgrade", "0016")
+    assert requests(engine) == expected
+    migrate(engine, "downgrade", "0015")
+    with engine.connect() as connection:
+        names = {column["name"] for column in sa.inspect(connection).get_columns("operations")}
+        assert {"dry_run", "requested_by"}.isdisjoint(names)
+        assert "erasure_state" in names
+        if engine.dialect.name == "sqlite":  # dropped in place: the table was not rebuilt
+            triggers = connection.execute(
+                sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            ).scalars()
+            assert set(TRIGGERS) <= set(triggers)
+    migrate(engine, "upgrade", "head")
+    assert requests(engine) == expected
+
+
 def test_down_and_up_again(engine: Engine):
     migrate(engine, "upgrade", "head")
     insert(engine, id="a", idempotency_key="k")
@@ -153,8 +233,8 @@ def test_on_postgresql_every_string_column_compares_bytes(engine: Engine):
             )
         ).all()
     # attempt_history (0007), idempotency_request (0009), operation_type and erasure_state
-    # (0010), progress_part (0012), approved_by (0013)
-    assert len(columns) == 16
+    # (0010), progress_part (0012), approved_by (0013), requested_by (0016)
+    assert len(columns) == 17
     assert {collation for _, collation in columns} == {"C"}
 
 

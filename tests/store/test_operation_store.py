@@ -420,6 +420,44 @@ def test_an_erasure_waiting_for_approval_says_so_until_another_principal_approve
         store.approve(free.id, approver)  # it never waited
 
 
+def test_an_erasure_keeps_whether_it_is_a_dry_run_and_who_requested_it_for_its_approver(
+    store: OperationStore,
+):
+    """`dry_run` and `requested_by` (migration 0016): an erasure's as it was started, a dry
+    run or not and its requester, read back the same from the row, from a list page and by a
+    `$filter` and `$orderby` on `dryRun`, and kept once approved; an export has neither (its
+    `dryRun` is None, whatever it is asked to store). The Boolean comes back as a bool from
+    either database (0 or 1 on SQLite)."""
+    erase = OperationType.ERASE
+    alice, bob = '["app", "alice"]', '["app", "bob"]'
+    dry, _ = store.create(
+        "ada", None, operation_type=erase, approval_pending=True, dry_run=True, requested_by=alice
+    )
+    real, _ = store.create(
+        "bob", None, operation_type=erase, approval_pending=True, requested_by=bob
+    )
+    free, _ = store.create("carol", None, operation_type=erase, requested_by=alice)
+    export, _ = store.create("dan", None, dry_run=True, requested_by=alice)
+    expected = {
+        dry.id: (True, Approval(ApprovalStatus.PENDING, requested_by=alice)),
+        real.id: (False, Approval(ApprovalStatus.PENDING, requested_by=bob)),
+        free.id: (False, None),
+        export.id: (None, None),
+    }
+    made = {op.id: (op.dry_run, op.approval) for op in (dry, real, free, export)}
+    read = {op: (store.get(op).dry_run, store.get(op).approval) for op in expected}
+    listed = {op.id: (op.dry_run, op.approval) for op in store.list(QueryOptions()).items}
+    assert made == read == listed == expected
+    assert all(type(store.get(op).dry_run) in (bool, type(None)) for op in expected)
+    assert query(store, filter="dryRun eq false") == ["bob", "carol"]
+    assert query(store, filter="dryRun eq null or dryRun eq true") == ["ada", "dan"]
+    assert query(store, orderby="dryRun desc,userId") == ["ada", "bob", "carol", "dan"]
+    approved = store.approve(real.id, '["app", "dpo"]')
+    assert approved.approval is not None
+    assert approved.approval.requested_by == bob
+    assert store.get(real.id).approval == approved.approval
+
+
 def test_what_was_approved_is_what_runs(store: OperationStore):
     """An approval holds for the version its approver read (If-Match: 412 for another, nothing
     approved), and once given the erasure cannot be changed (409 `OperationNotModifiable`,

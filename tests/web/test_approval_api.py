@@ -1,9 +1,9 @@
 """`approval` over HTTP, in-process on the test store (docs/erasure.md, "Approval"): with
 `[erasure] approval = "required"` an erasure says it is pending from its start, by id (fast and
 routed path alike), in lists and under `$select`; once another principal approved it, who and
-when; exports and erasures that need no approval have none. As the OpenAPI description and
-`$metadata` declare it, unchanged by the Graph profile, neither filterable nor orderable, never
-taken from a client."""
+when; who requested it throughout, and with `dryRun` what it would do; exports and erasures that
+need no approval have none. As the OpenAPI description and `$metadata` declare it, unchanged by
+the Graph profile, neither filterable nor orderable, never taken from a client."""
 
 from __future__ import annotations
 
@@ -22,7 +22,13 @@ from datapolicy.auth.permissions import ERASE, EXPORT
 
 pytestmark = pytest.mark.operation_store  # starts services on the test store
 
-PENDING = {"status": "pending", "approvedBy": None, "approvedDateTime": None}
+REQUESTER = {"application": "datapolicy-cli", "subject": "tests"}  # `headers`' default
+PENDING = {
+    "status": "pending",
+    "requestedBy": REQUESTER,
+    "approvedBy": None,
+    "approvedDateTime": None,
+}
 NO_MATCH = {"if-none-match": 'W/"no-such-etag"'}  # a conditional GET: the routed endpoint
 
 
@@ -70,6 +76,7 @@ def test_an_erasure_says_it_waits_for_approval_then_who_approved_it_and_when(req
     assert approved["@odata.etag"] != waiting["@odata.etag"]
     approval = approved["approval"]
     assert approval["status"] == "approved"
+    assert approval["requestedBy"] == REQUESTER
     assert approval["approvedBy"] == {"application": "datapolicy-cli", "subject": "dpo"}
     assert approval["approvedDateTime"].endswith("Z")
     moment = datetime.fromisoformat(approval["approvedDateTime"])
@@ -90,6 +97,51 @@ def test_an_erasure_says_it_waits_for_approval_then_who_approved_it_and_when(req
         ]
         one = client.get(url, params={"$select": "approval"}).json()
         assert own(one) == {"approval": approval}
+
+
+def test_an_approver_sees_what_it_approves_a_dry_run_or_the_erasure_and_who_asked(required):
+    """The trust problem approval leaves open unless the operation says it: an approver must
+    not take the erasure itself for a harmless dry run. Each waiting erasure says which it is
+    (`dryRun`) and who requested it (`approval.requestedBy`, the requester's token: the
+    principal the approver cannot be), by id on the fast and the routed path and in a list;
+    `operationType eq 'erasePersonalData' and dryRun eq false` lists only the real ones; the
+    requester stays named once approved."""
+    alice = headers(required, ERASE, EXPORT, subject="alice")
+    bob = headers(required, ERASE, EXPORT, subject="bob")
+    with required.client(headers=alice) as client:
+        dry = erase(client, "ada")  # a dry run
+    with required.client(headers=bob) as client:
+        real = client.post("/users/bob/erasePersonalData", json={"dryRun": False})
+        assert real.status_code == 202, real.text
+    with required.client(headers=headers(required, ERASE, EXPORT, subject="dpo")) as client:
+        seen = {}
+        for url in (dry, real.headers["Location"]):
+            fast, routed = client.get(url), client.get(url, headers=NO_MATCH)
+            assert fast.content == routed.content
+            seen[fast.json()["id"]] = fast.json()
+        kinds = {
+            (body["dryRun"], body["approval"]["status"], body["approval"]["requestedBy"]["subject"])
+            for body in seen.values()
+        }
+        assert kinds == {(True, "pending", "alice"), (False, "pending", "bob")}
+        for body in seen.values():
+            assert body["approval"]["requestedBy"]["application"] == "datapolicy-cli"
+        waiting = "operationType eq 'erasePersonalData' and status eq 'notStarted'"
+        listed = client.get(
+            "/dataPolicyOperations",
+            params={"$filter": f"{waiting} and dryRun eq false", "$select": "dryRun,approval"},
+        ).json()["value"]
+        assert [own(item) for item in listed] == [
+            {
+                "dryRun": False,
+                "approval": seen[real.headers["Location"].rsplit("/", 1)[1]]["approval"],
+            }
+        ]
+        assert client.post(f"{real.headers['Location']}/approve").status_code == 204
+        approved = client.get(real.headers["Location"]).json()["approval"]
+    assert approved["status"] == "approved"
+    assert approved["requestedBy"] == {"application": "datapolicy-cli", "subject": "bob"}
+    assert approved["approvedBy"] == {"application": "datapolicy-cli", "subject": "dpo"}
 
 
 def test_an_erasure_that_needs_no_approval_has_none(tmp_path):

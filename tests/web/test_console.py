@@ -3,7 +3,8 @@ browser (Debian's headless Chromium, driven by Playwright) can sign in, start ex
 one complete, download and verify its package, and cancel and delete with confirmation; find
 anyone in a 3,600-person directory (searched by the server, paged, a cut list said so), sort
 by the names shown, sign in by a `#token=` link in an open tab, fit a phone's width; and erase
-a person: a dry run first, approved by another principal, then the erasure and its receipt.
+a person: a dry run first, approved by another principal, then the erasure and its receipt;
+where an erasure is approved, say whether it is a dry run and who requested it.
 
 The browser is the system's `/usr/bin/chromium` (scripts/install-test-services installs it;
 Playwright's own browser download is never used) with a fresh profile, its background
@@ -12,7 +13,8 @@ a missing browser or Playwright fails the test rather than skipping it. Screensh
 in `test-artifacts/`: console.png (the table with the finished export), console-detail.png
 (its detail view), console-desktop.png and console-phone.png (the directory test's page at
 1280 and 390 px wide; -full.png the whole page), console-phone-sign-in.png, console-erasure.png
-(an erasure's dry-run summary).
+(an erasure's dry-run summary), console-approval.png (the detail view of an erasure waiting for
+approval).
 """
 
 from __future__ import annotations
@@ -571,5 +573,70 @@ def test_an_erasure_dry_run_approved_erased_and_its_receipt_in_a_browser(tmp_pat
                 detail.get_by_role("button", name="Download receipt").click()
             assert again.value.suggested_filename == receipt.suggested_filename
             assert problems == []
+    finally:
+        service.stop()
+
+
+@pytest.mark.e2e  # a `serve` process
+def test_where_an_erasure_is_approved_it_says_whether_it_is_a_dry_run_and_who_asked(
+    tmp_path: Path, browser: Any
+):
+    """An approver must not take the erasure itself for a harmless dry run. The detail view
+    that offers "Approve erasure" says which the erasure is (`dryRun`: a "Dry run" field, a
+    note beside the button, and the button of a dry run saying so) and who requested it
+    (`approval.requestedBy`); once approved, the requester is still named. No workers: the
+    approved erasure does not run."""
+    from playwright.sync_api import expect
+
+    service = start_configured(
+        tmp_path, erasure_config(tmp_path, approval="required"), "--workers", "0"
+    )
+    requester = token_for(service.data_dir, *PERMISSIONS, subject="requester")
+    approver = token_for(service.data_dir, *PERMISSIONS, subject="approver")
+    try:
+        headers = {"Authorization": f"Bearer {requester}"}
+        with service.client(headers=headers) as http:
+            for user, dry_run in (("ada", True), ("bob", False)):
+                started = http.post(f"/users/{user}/erasePersonalData", json={"dryRun": dry_run})
+                assert started.status_code == 202, started.text
+        root = _server_root(service)
+        _route_to(browser, root)
+        page = browser.pages[0] if browser.pages else browser.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("console", lambda message: _note_error(problems, message))
+        _sign_in(page, root, approver)
+        detail = page.locator("#detail")
+        note = detail.locator("#approve-note")
+        requested = "Requested byrequester (application datapolicy-cli)"
+
+        _row(page, "Ada Lovelace").get_by_role("button").click()
+        fields = detail.locator("#detail-fields")
+        expect(fields).to_contain_text("Dry runYes: it changes nothing")
+        expect(fields).to_contain_text(requested)
+        expect(note).to_have_text(
+            "Approving lets a dry run of the erasure of Ada Lovelace run: it changes nothing. "
+            "Requested by requester (application datapolicy-cli)."
+        )
+        expect(detail.get_by_role("button", name="Approve erasure (dry run)")).to_be_visible()
+        detail.get_by_role("button", name="Close").click()
+
+        _row(page, "Bob Kahn").get_by_role("button").click()
+        expect(fields).to_contain_text("Dry runNo: the erasure itself, which cannot be undone")
+        expect(fields).to_contain_text(requested)
+        expect(note).to_have_text(
+            "Approving lets the erasure of Bob Kahn's personal data run: once it runs, it "
+            "cannot be undone. Requested by requester (application datapolicy-cli)."
+        )
+        button = detail.get_by_role("button", name="Approve erasure", exact=True)
+        expect(button).to_have_attribute("aria-describedby", "approve-note")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "console-approval.png"))
+        button.click()
+        expect(page.locator("#announcer")).to_have_text("Erasure for Bob Kahn approved.")
+        expect(fields).to_contain_text("ApprovalApproved by approver (application datapolicy-cli)")
+        expect(fields).to_contain_text(requested)
+        expect(note).to_be_hidden()
+        assert problems == []
     finally:
         service.stop()

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import orjson
 
+from datapolicy.model import PROPERTIES
+from datapolicy.store.operations import to_operation
 from datapolicy.web.routes import serialize
-from datapolicy.web.routes.serialize import JSON_OPTIONS, entity_json, entity_row
+from datapolicy.web.routes.serialize import (
+    JSON_OPTIONS,
+    entity,
+    entity_json,
+    entity_row,
+    entity_rows,
+)
 
 ROW = (
     "op-1",
@@ -26,6 +34,8 @@ ROW = (
     0,
     '["app-1", "user-2"]',
     1_793_472_987_000_001,
+    1,  # dry_run: 0 or 1 on SQLite, a boolean on PostgreSQL
+    '["app-1", "user-3"]',
 )
 
 
@@ -55,3 +65,16 @@ def test_what_is_kept_is_bounded(monkeypatch):
         row = (f"op-{number}", *ROW[1:])
         assert entity_json(row) == written(row)
         assert len(serialize._written) <= 3
+
+
+def test_dry_run_is_a_json_boolean_however_the_database_gives_it():
+    """`dryRun` is `true`, `false` or `null` on the fast path (`entity_json`), in a selected
+    list page (`entity_rows`) and from an `Operation` (`entity`) alike, whether the column came
+    back as a boolean (PostgreSQL) or as 0 or 1 (SQLite)."""
+    selected = (PROPERTIES["dryRun"],)
+    for stored, served in ((True, True), (1, True), (False, False), (0, False), (None, None)):
+        row = (*ROW[:-2], stored, ROW[-1])
+        serialize._written.clear()  # 1 == True: a row kept for one would answer the other
+        assert orjson.loads(entity_json(row))["dryRun"] is served
+        assert entity_rows([row], selected)[0]["dryRun"] is served  # type: ignore[index]
+        assert entity(to_operation(row), selected)["dryRun"] is served

@@ -1,8 +1,9 @@
 """Erasure through the API and the CLI (docs/erasure.md): `POST /users/{id}/erasePersonalData`
 answers as exportPersonalData does, a dry run publishes what would change and changes nothing,
 an erasure changes the databases by the rules, `operationType` tells the operations apart and
-filters them, and the refusals: no PersonalData.Erase.All (403), an unknown user (404), an
-export and an erasure of one person at once (409).
+filters them (and `dryRun` a dry run from the erasure itself), and the refusals: no
+PersonalData.Erase.All (403), an unknown user (404), an export and an erasure of one person at
+once (409).
 
 A real `datapolicy serve` on a SQLite directory and shop of the test's own.
 """
@@ -29,6 +30,7 @@ from jwtkinds import claims, sign
 pytestmark = pytest.mark.operation_store  # starts services on the test store
 
 TIMEOUT_S = 30
+NO_MATCH = {"If-None-Match": 'W/"no-such-etag"'}  # a conditional GET: the routed endpoint
 
 
 @pytest.fixture(scope="module")
@@ -258,6 +260,60 @@ def test_a_request_id_used_for_an_export_or_a_dry_run_does_not_answer_an_erasure
                 "erasePersonalData",
                 "exportPersonalData",
             ]
+    finally:
+        service.stop()
+
+
+def test_each_operation_says_whether_it_is_a_dry_run_and_is_found_by_it(tmp_path: Path):
+    """`dryRun` (docs/erasure.md, "Starting one"): true for a dry run, false for the erasure
+    itself, null for an export; the same by id on the fast and the routed path, under
+    `$select`, and in `$filter` and `$orderby`, so that `operationType eq 'erasePersonalData'
+    and dryRun eq false` lists the erasures that change data. On its own it is no condition
+    (a 400 saying how to compare it)."""
+    config = erasure_config(tmp_path)
+    with sqlite3.connect(tmp_path / "shop.sqlite3") as connection:
+        connection.execute("INSERT INTO users VALUES ('carol', 'Carol', 'carol@example.org')")
+    service = configured_app(tmp_path, config, "--workers", "0")
+    location = {"storageLocation": str(service.data_dir / "exports")}
+    try:
+        with service.client() as client:
+            started = {
+                "dry": client.post("/users/ada/erasePersonalData", json={"dryRun": True}),
+                "real": client.post("/users/bob/erasePersonalData", json={"dryRun": False}),
+                "export": client.post("/users/carol/exportPersonalData", json=location),
+            }
+            names = {}
+            for name, answer in started.items():
+                assert answer.status_code == 202, answer.text
+                fast = client.get(answer.headers["Location"])
+                routed = client.get(answer.headers["Location"], headers=NO_MATCH)
+                assert fast.status_code == routed.status_code == 200
+                assert fast.content == routed.content
+                assert fast.json()["dryRun"] is {"dry": True, "real": False, "export": None}[name]
+                names[fast.json()["id"]] = name
+
+            def listed(**params: str) -> list[str]:
+                page = client.get("/dataPolicyOperations", params=params)
+                assert page.status_code == 200, page.text
+                return [names[item["id"]] for item in page.json()["value"]]
+
+            erasures = "operationType eq 'erasePersonalData'"
+            assert listed(**{"$filter": f"{erasures} and dryRun eq false"}) == ["real"]
+            assert listed(**{"$filter": f"{erasures} and dryRun eq true"}) == ["dry"]
+            assert listed(**{"$filter": "dryRun eq null"}) == ["export"]
+            assert listed(**{"$filter": "dryRun ne true", "$orderby": "dryRun"}) == [
+                "export",  # null first ascending
+                "real",
+            ]
+            assert listed(**{"$orderby": "dryRun desc"}) == ["dry", "real", "export"]
+            selected = client.get(
+                "/dataPolicyOperations", params={"$select": "dryRun", "$orderby": "dryRun"}
+            ).json()["value"]
+            assert [item["dryRun"] for item in selected] == [None, False, True]
+            assert set(selected[0]) == {"@odata.type", "@odata.etag", "dryRun"}
+            alone = client.get("/dataPolicyOperations", params={"$filter": "not dryRun"})
+            assert alone.status_code == 400, alone.text
+            assert "dryRun eq true, or dryRun eq false" in alone.json()["error"]["message"]
     finally:
         service.stop()
 

@@ -16,8 +16,9 @@ a `Prefer: odata.maxpagesize`.
 The rows are chosen where a fast path could differ: date-times with and without a fraction of a
 second (orjson and `format_datetime` write them), far past and future dates, failed operations
 with and without an error code, errors kept by operations that are not failed, nulls, numbers
-that are not exact in binary, and text that LIKE and JSON must escape. The handler runs
-in-process (Starlette's test client over the list route alone), on the pass's store.
+that are not exact in binary, text that LIKE and JSON must escape, and erasures (dry runs and
+not, some waiting for approval with their requester) beside exports, whose `dryRun` is null. The
+handler runs in-process (Starlette's test client over the list route alone), on the pass's store.
 """
 
 from __future__ import annotations
@@ -85,7 +86,26 @@ def rows() -> Iterator[dict[str, object]]:
             "version": 1 + n % 4,
             "error_code": None if n % 7 == 0 else "sourceUnavailable" if errored else None,
             "error_message": 'It failed: "x" \u2028 <y>' if errored and n % 2 else None,
+            **erasure(n),
         }
+
+
+def erasure(n: int) -> dict[str, object]:
+    """Every third row an export (no `dryRun`); of the erasures, alternately a dry run, and
+    every fifth waiting for approval with its requester named."""
+    if n % 3 == 0:
+        return {
+            "operation_type": "exportPersonalData",
+            "dry_run": None,
+            "approval_pending": 0,
+            "requested_by": None,
+        }
+    return {
+        "operation_type": "erasePersonalData",
+        "dry_run": n % 2 == 0,
+        "approval_pending": int(n % 5 == 1),
+        "requested_by": '["app", "alice"]' if n % 5 == 1 else None,
+    }
 
 
 class AuditedReads:
@@ -203,6 +223,17 @@ leaf = st.one_of(
         comparison,
         st.sampled_from(["2026-01-01T00:00:00Z", "1970-01-01T00:00:00.5Z", "null"]),
     ),
+    st.builds(
+        lambda op, v: f"operationType {op} {quoted(v)}",
+        comparison,
+        st.sampled_from(["exportPersonalData", "erasePersonalData"]),
+    ),
+    st.builds(
+        lambda op, v: f"dryRun {op} {v}",
+        st.sampled_from(["eq", "ne"]),
+        st.sampled_from(["true", "false", "null"]),
+    ),
+    st.builds(lambda op, v: f"dryRun {op} {v}", comparison, st.sampled_from(["true", "false"])),
 )
 condition = st.recursive(
     leaf,
@@ -212,14 +243,23 @@ condition = st.recursive(
     ),
     max_leaves=3,
 )
-ORDERABLE = ("userId", "storageLocation", "progress", "status", "completedDateTime", "id")
+ORDERABLE = (
+    "userId",
+    "storageLocation",
+    "progress",
+    "status",
+    "completedDateTime",
+    "id",
+    "operationType",
+    "dryRun",
+)
 order_item = st.builds(
     lambda p, d: f"{p}{d}",
     st.sampled_from([*ORDERABLE, "submittedDateTime"]),
     st.sampled_from(["", " asc", " desc"]),
 )
 selection = st.lists(
-    st.sampled_from([*ORDERABLE, "submittedDateTime", "error"]), min_size=1, max_size=4
+    st.sampled_from([*ORDERABLE, "submittedDateTime", "error", "approval"]), min_size=1, max_size=4
 )
 
 
@@ -300,7 +340,10 @@ COLUMN = {
     "storageLocation": "storage_location",
     "submittedDateTime": "submitted_at",
     "completedDateTime": "completed_at",
+    "operationType": "operation_type",
+    "dryRun": "dry_run",
 }
+BOOLEANS = {"true": True, "false": False, "null": None}
 DATES = {"2026-01-01T00:00:00Z": TIMES[0], "1970-01-01T00:00:00.5Z": 500_000}
 
 
@@ -371,6 +414,20 @@ def date_comparison(prop: str, op: str, literal: str) -> tuple[str, Predicate]:
     return f"{prop} {op} {literal}", lambda r: compared(op, r[COLUMN[prop]], DATES[literal])
 
 
+def boolean_comparison(op: str, literal: str) -> tuple[str, Predicate]:
+    """`dryRun op true|false|null`: null with `eq`/`ne` only (else a 400); false < true."""
+    if literal == "null" and op not in ("eq", "ne"):
+        op = "eq"
+    return f"dryRun {op} {literal}", lambda r: compared(op, r["dry_run"], BOOLEANS[literal])
+
+
+def boolean_membership(literals: list[str]) -> tuple[str, Predicate]:
+    values = [BOOLEANS[literal] for literal in literals]
+    return f"dryRun in ({', '.join(literals)})", lambda r: any(
+        r["dry_run"] is value for value in values
+    )
+
+
 @st.composite
 def status_leaf(draw: st.DrawFn) -> tuple[str, Predicate]:
     member = draw(st.sampled_from(MEMBERS))
@@ -409,6 +466,17 @@ reference_leaf = st.one_of(
         st.sampled_from(["submittedDateTime", "completedDateTime"]),
         comparison,
         st.sampled_from(sorted(DATES)),
+    ),
+    st.builds(
+        text_comparison,
+        st.just("operationType"),
+        comparison,
+        st.sampled_from(["exportPersonalData", "erasePersonalData", "f"]),
+    ),
+    st.builds(boolean_comparison, comparison, st.sampled_from(sorted(BOOLEANS))),
+    st.builds(
+        boolean_membership,
+        st.lists(st.sampled_from(sorted(BOOLEANS)), min_size=1, max_size=3, unique=True),
     ),
 )
 

@@ -129,6 +129,24 @@ def test_the_entity_sets_and_types_are_what_the_api_serves(csdl, demo_service, c
     assert properties("user") == {k for k in user if not k.startswith("@")}
 
 
+def test_dry_run_is_a_nullable_boolean_and_an_approval_names_its_requester(csdl):
+    """datapolicy's `dryRun` (true or false for an erasure, null for an export) and the
+    `requestedBy` principal of `approval`, as $metadata declares them."""
+    types = {
+        element.get("Name"): element
+        for kind in ("EntityType", "ComplexType")
+        for element in csdl.findall(f"{EDM}{kind}")
+    }
+    operation = {p.get("Name"): p for p in types["dataPolicyOperation"].findall(f"{EDM}Property")}
+    assert (operation["dryRun"].get("Type"), operation["dryRun"].get("Nullable")) == (
+        "Edm.Boolean",
+        "true",
+    )
+    approval = {p.get("Name"): p for p in types["dataPolicyOperationApproval"]}
+    assert approval["requestedBy"].get("Type") == f"{NAMESPACE}.dataPolicyOperationPrincipal"
+    assert list(approval) == ["status", "requestedBy", "approvedBy", "approvedDateTime"]
+
+
 def test_every_action_the_api_has_is_declared_bound_to_its_entity(csdl):
     actions = {
         element.get("Name"): [

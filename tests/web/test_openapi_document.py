@@ -85,6 +85,24 @@ def _template(path: str) -> str:
     )
 
 
+def test_dry_run_and_the_erasure_s_requester_are_described(client):
+    """`dryRun`, a nullable Boolean that `$select` and `$orderby` take, and the approval's
+    `requestedBy`, a principal (docs/erasure.md, "Approval")."""
+    described = client.get("/openapi.json").json()
+    schemas, parameters = described["components"]["schemas"], described["components"]["parameters"]
+    operation = schemas["microsoft.graph.dataPolicyOperation"]["allOf"][1]["properties"]
+    assert operation["dryRun"]["type"] == ["boolean", "null"]
+    assert "dryRun" in parameters["filter"]["description"]
+    assert {"dryRun", "dryRun asc", "dryRun desc"} <= set(
+        parameters["datapolicy.orderby"]["schema"]["items"]["enum"]
+    )
+    assert "dryRun" in parameters["datapolicy.select"]["schema"]["items"]["enum"]
+    approval = schemas["microsoft.graph.dataPolicyOperationApproval"]
+    assert "requestedBy" in approval["required"]
+    principal = "#/components/schemas/microsoft.graph.dataPolicyOperationPrincipal"
+    assert principal in refs(approval["properties"]["requestedBy"])
+
+
 def test_every_route_the_api_serves_is_described(client):
     """Each path of each route of the route table (but the test doubles', documented in
     docs/testing-with-datapolicy.md) with each of its methods; a key in parentheses is another

@@ -352,7 +352,9 @@ def test_metadata_describes_the_entity_the_context_urls_point_to(client):
         "records",
         "bytes",
         "approval",
-        "approvedBy",  # of the dataPolicyOperationApproval complex type
+        "dryRun",
+        "requestedBy",  # of the dataPolicyOperationApproval complex type
+        "approvedBy",
         "approvedDateTime",
         "application",  # of the dataPolicyOperationPrincipal complex type
         "subject",

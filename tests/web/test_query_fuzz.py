@@ -43,11 +43,16 @@ PROPERTIES = (
     "storageLocation",
     "submittedDateTime",
     "completedDateTime",
+    "operationType",
+    "dryRun",
 )
-# Names that are not (plain) properties of dataPolicyOperation: a complex property, wrong case,
+# Names that are not (plain) properties of dataPolicyOperation: complex properties, wrong case,
 # paths, annotations, OData keywords.
 OTHER_NAMES = (
     "error",
+    "approval",
+    "approval/requestedBy/subject",
+    "DryRun",
     "Id",
     "USERID",
     "userid",
@@ -184,6 +189,7 @@ TOKEN_ORDERS = (
     "status desc,userId",
     "submittedDateTime desc,storageLocation",
     "id desc",
+    "dryRun desc,operationType",  # a nullable Boolean (null: these are exports)
 )
 
 
@@ -428,6 +434,18 @@ typed_atoms = st.one_of(
         comparisons,
         st.sampled_from(PROPERTIES),
     ),
+    st.builds(
+        comparison,
+        st.just("dryRun"),
+        comparisons,
+        st.sampled_from(["true", "false", "null", "TRUE", "1", "'true'"]) | literals,
+        st.booleans(),
+    ),
+    st.builds(
+        lambda values: f"dryRun in ({', '.join(values)})",
+        st.lists(st.sampled_from(["true", "false", "null"]) | literals, max_size=4),
+    ),
+    st.sampled_from(["dryRun", "not dryRun", "dryRun and true", "-dryRun eq true"]),
 )
 untyped_atoms = st.one_of(
     st.builds(comparison, names, operators, literals, st.booleans()),
@@ -493,6 +511,7 @@ simple_terms = st.sampled_from(
         "startswith(userId, '{i}')",
         "true",
         "completedDateTime eq null",
+        "dryRun eq false",
     ]
 )
 MAX_ENCODED_CHARS = 60_000  # httpx refuses to send a URL part longer than 64 KiB
@@ -799,6 +818,9 @@ def property_dicts(draw: st.DrawFn, exports: str) -> dict[str, Any]:
         | json_values,
         "@odata.etag": small_text,
         "error": json_values,
+        "dryRun": st.none() | st.booleans() | json_values,
+        "approval": st.none() | json_values,
+        "operationType": st.sampled_from(["exportPersonalData", "erasePersonalData"]) | json_values,
     }
     chosen = draw(st.lists(st.sampled_from(sorted(values)), unique=True, max_size=5))
     body = {name: draw(values[name]) for name in chosen}

@@ -173,24 +173,45 @@ def _stderr(line: str) -> None:
 
 def approval_notes(operation: dict[str, Any], before: str | None, api_url: str) -> list[str]:
     """What to tell the person following an erasure when its `approval` changed from `before`
-    (docs/erasure.md, "Approval"): that it waits, who may approve it and how; then who
-    approved it."""
+    (docs/erasure.md, "Approval"): that it waits, who may approve it and how, and what is to
+    be approved (a dry run or the erasure itself, and who requested it); then who approved
+    it."""
     approval = operation.get("approval") or {}
     if approval.get("status") == "pending":
         operation_id = operation["id"]
-        return [
+        notes = [
             f"waiting for approval: erasure {operation_id} stays notStarted until a principal "
             "other than its requester, holding PersonalData.Erase.All, approves it:",
             f"  datapolicy ops approve {operation_id} --token <their token>",
             f"  (or POST {api_url}/dataPolicyOperations/{operation_id}/approve)",
         ]
+        kind = erasure_kind(operation.get("dryRun"))
+        if kind is not None:  # a service older than `dryRun` does not say
+            requester = approval.get("requestedBy")
+            by = f"; requested by {principal_text(requester)}" if requester else ""
+            notes.append(f"  it is {kind}{by}")
+        return notes
     if approval.get("status") == "approved" and before == "pending":
-        by = approval.get("approvedBy") or {}
-        return [
-            f"approved by {by.get('subject')} (application {by.get('application')}) at "
-            f"{approval.get('approvedDateTime')}"
-        ]
+        approver = approval.get("approvedBy") or {}
+        return [f"approved by {principal_text(approver)} at {approval.get('approvedDateTime')}"]
     return []
+
+
+def erasure_kind(dry_run: object) -> str | None:
+    """What an erasure with this `dryRun` does, for the person who approves or follows it;
+    None when it is not said (an export, or a service older than the property)."""
+    if dry_run is True:
+        return "a dry run (dryRun true): it changes nothing"
+    if dry_run is False:
+        return "the erasure itself (dryRun false): once run, it cannot be undone"
+    return None
+
+
+def principal_text(principal: object) -> str:
+    """A principal of `approval` (`requestedBy`, `approvedBy`) as a person reads it."""
+    if not isinstance(principal, dict):
+        return str(principal)
+    return f"{principal.get('subject')} (application {principal.get('application')})"
 
 
 def package_location(operation: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ COLUMNS = (
     "id",
     "userId",
     "operationType",
+    "dryRun",  # an erasure's: a dry run, or the erasure itself; empty for an export
     "status",
     "progress",
     "submittedDateTime",

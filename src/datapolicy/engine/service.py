@@ -139,9 +139,12 @@ class ExportService:
         caller: str = "",
     ) -> tuple[Operation, bool]:
         """Queue an erasure (docs/erasure.md), checked as an export's start is; with `[erasure]
-        approval = "required"` it waits, notStarted, for `store.approve`. Refused with
-        409 when erasure is not configured (the request is well-formed; the service's
-        configuration does not allow it)."""
+        approval = "required"` it waits, notStarted, for `store.approve`. Whether it is a dry
+        run and who requested it (`caller`) are stored in its erasure state, which the worker
+        runs it by, and in columns of their own, which the operation shows (`dryRun`,
+        `approval.requestedBy`) to whoever approves it. Refused with 409 when erasure is not
+        configured (the request is well-formed; the service's configuration does not allow
+        it)."""
         if self.context.erasure is None:
             raise Conflict(
                 "Erasure is not configured: the configuration has no [erasure] table "
@@ -194,6 +197,7 @@ class ExportService:
             erasure_state=erasure_state,
             approval_pending=approval_pending,
             dry_run=dry_run,
+            requested_by=caller or None,  # an erasure's requester, shown to its approver
         )
         if created:
             logs.operation_id.set(operation.id)

@@ -14,7 +14,7 @@ from datapolicy.model import OperationStatus, Property
 
 ComparisonOperator = Literal["eq", "ne", "gt", "ge", "lt", "le"]
 StringFunction = Literal["startswith", "endswith", "contains"]
-Value = str | float | datetime | OperationStatus | None
+Value = str | bool | float | datetime | OperationStatus | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -216,6 +216,14 @@ class _Checker:
                 return Constant(val.lower() == "true")
             case ast.Identifier() | ast.Attribute():
                 prop = self.property(node)
+                if prop.edm_type is EdmType.BOOLEAN:
+                    # Not read as `eq true`: `not dryRun` would then keep the nulls (exports),
+                    # which OData's three-valued logic drops. Written out, each is plain.
+                    raise QueryOptionError(
+                        f"The Boolean property '{prop.name}' is compared with a value, not "
+                        f"used as a condition on its own: {prop.name} eq true, or "
+                        f"{prop.name} eq false."
+                    )
                 raise QueryOptionError(
                     f"The property '{prop.name}' is not a Boolean and cannot be used as a "
                     "condition on its own; compare it with a value."
@@ -316,6 +324,8 @@ class _Checker:
                 )
             case EdmType.STRING, ast.String(val=val) | ast.GUID(val=val):
                 return val
+            case EdmType.BOOLEAN, ast.Boolean(val=val):
+                return bool(val.lower() == "true")
             case EdmType.ENUM, ast.String(val=val):
                 try:
                     return OperationStatus(val)

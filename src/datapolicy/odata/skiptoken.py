@@ -39,7 +39,7 @@ _FORMAT = 1
 MAX_TOKEN_LENGTH = 4096
 MAX_TOKEN_PAGE_SIZE = 2**31 - 1  # a carried page size is bounded again by the server's maximum
 
-KeyValue = str | float | datetime | OperationStatus | None
+KeyValue = str | bool | float | datetime | OperationStatus | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +156,8 @@ def _load(prop: Property, raw: object) -> KeyValue:
                 return raw
             case EdmType.ENUM if isinstance(raw, str):
                 return OperationStatus(raw)
+            case EdmType.BOOLEAN if isinstance(raw, bool):
+                return raw
             case EdmType.DOUBLE if isinstance(raw, int | float) and not isinstance(raw, bool):
                 return float(raw)
             case EdmType.DATE_TIME_OFFSET if isinstance(raw, str):

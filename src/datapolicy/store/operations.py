@@ -42,7 +42,6 @@ from datapolicy.errors import Conflict, Forbidden, InvalidRequest, NotFound, Pre
 from datapolicy.model import (
     MAX_STORAGE_LOCATION_LENGTH,
     MAX_USER_ID_LENGTH,
-    PENDING_APPROVAL,
     PROGRESS_SCALE,
     PROPERTIES,
     Approval,
@@ -91,6 +90,8 @@ ROW = (
     operations.c.approval_pending,
     operations.c.approved_by,
     operations.c.approved_at,
+    operations.c.dry_run,
+    operations.c.requested_by,
 )
 COLUMNS: dict[str, ColumnElement[Any]] = {
     name: operations.c[prop.attribute]
@@ -199,6 +200,8 @@ def to_operation(row: tuple[Any, ...]) -> Operation:
         pending,
         approved_by,
         approved_at,
+        dry_run,
+        requested_by,
     ) = row
     return Operation(
         id=id_,
@@ -212,21 +215,27 @@ def to_operation(row: tuple[Any, ...]) -> Operation:
         error=public_error(status, error_code, error_message),
         operation_type=OperationType(operation_type),
         progress_detail=progress_detail(part, records, nbytes),
-        approval=approval(pending, approved_by, approved_at),
+        approval=approval(pending, requested_by, approved_by, approved_at),
+        # A boolean on PostgreSQL, 0 or 1 on SQLite.
+        dry_run=None if dry_run is None else bool(dry_run),
     )
 
 
-def approval(pending: int, approved_by: str | None, approved_at: int | None) -> Approval | None:
+def approval(
+    pending: int, requested_by: str | None, approved_by: str | None, approved_at: int | None
+) -> Approval | None:
     """The `approval` of a row's columns: pending while `approval_pending`, approved once
-    `approve` recorded the approver; None for an operation that needed none."""
+    `approve` recorded the approver, with who requested the erasure either way; None for an
+    operation that needed none."""
     if pending:
-        return PENDING_APPROVAL
+        return Approval(ApprovalStatus.PENDING, requested_by=requested_by)
     if approved_by is None:
         return None
     return Approval(
         ApprovalStatus.APPROVED,
         approved_by,
         None if approved_at is None else from_micros(approved_at),
+        requested_by,
     )
 
 
@@ -388,6 +397,7 @@ class OperationStore:
         erasure_state: str | None = None,
         approval_pending: bool = False,
         dry_run: bool = False,
+        requested_by: str | None = None,
     ) -> tuple[Operation, bool]:
         """A new notStarted operation, or, when `idempotency_key` was used for one in the last
         24 hours, that one. The flag says whether a new operation was created; `record` runs
@@ -395,6 +405,10 @@ class OperationStore:
         (another user, storage location or operation type, or an erasure's other `dry_run`,
         the flag its `erasure_state` holds) is a `Conflict`: its operation answers only the
         request that started it.
+
+        An erasure's `dry_run` and `requested_by` (the caller, `[application, subject]`) are
+        stored in columns of their own too, as its `dryRun` and `approval.requestedBy`; an
+        export has neither.
 
         Concurrent starts with one key (several API processes) make one operation: the key's
         index is unique, and the insert yields to a row that holds the key (`ON CONFLICT DO
@@ -409,6 +423,8 @@ class OperationStore:
         if idempotency_key is not None:
             _check_text("client-request-id", idempotency_key, MAX_IDEMPOTENCY_KEY_LENGTH)
         now = self.clock()
+        erasure = operation_type is OperationType.ERASE
+        requester = requested_by if erasure else None
         operation = Operation(
             id=str(uuid.uuid4()),
             user_id=user_id,
@@ -419,7 +435,10 @@ class OperationStore:
             completed_at=None,
             version=1,
             operation_type=operation_type,
-            approval=PENDING_APPROVAL if approval_pending else None,
+            approval=Approval(ApprovalStatus.PENDING, requested_by=requester)
+            if approval_pending
+            else None,
+            dry_run=dry_run if erasure else None,
         )
         insert = self.database.insert(operations).values(
             id=operation.id,
@@ -436,6 +455,8 @@ class OperationStore:
             operation_type=operation_type.value,
             erasure_state=erasure_state,
             approval_pending=int(approval_pending),
+            dry_run=operation.dry_run,
+            requested_by=requester,
         )
         if idempotency_key is None:
             with self.database.transaction() as transaction:
@@ -562,7 +583,7 @@ class OperationStore:
                 select(operations.c.erasure_state).where(operations.c.id == operation_id)
             )
             assert state_text is not None  # locked above
-            if current.approval != PENDING_APPROVAL:  # not an erasure that waits
+            if current.approval is None or current.approval.status is not ApprovalStatus.PENDING:
                 raise Conflict(
                     f"The dataPolicyOperation '{operation_id[:100]}' does not wait for approval.",
                     code="notAwaitingApproval",
@@ -589,7 +610,9 @@ class OperationStore:
             updated = replace(
                 current,
                 version=current.version + 1,
-                approval=Approval(ApprovalStatus.APPROVED, approver, now),
+                approval=Approval(
+                    ApprovalStatus.APPROVED, approver, now, current.approval.requested_by
+                ),
             )
             _record(record, transaction, updated)
         return updated

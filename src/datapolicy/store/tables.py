@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     Index,
@@ -89,6 +90,11 @@ operations = Table(
     # run; migration 0015): retention keeps it for `[erasure] receipt_retention`, not
     # `[engine] package_retention`.
     Column("package_receipt", Integer, nullable=False, server_default="0"),
+    # An erasure's request as its approver must see it (migration 0016): whether it is a dry
+    # run (`dryRun`; null for exports) and who requested it, `[application, subject]`
+    # (`approval.requestedBy`), copies of what its `erasure_state` holds, read with the row.
+    Column("dry_run", Boolean, nullable=True),
+    Column("requested_by", text_column(None), nullable=True),
     # Each index ends in the tie-break key `id`, so that a keyset page (`$skiptoken`) under the
     # default order, or filtered by user or status, is an index range scan.
     Index("ix_operations_submitted", "submitted_at", "id"),

@@ -105,6 +105,7 @@ def csdl() -> bytes:
       </ComplexType>
       <ComplexType Name="{_name(EdmType.APPROVAL)}">
         <Property Name="status" Type="Edm.String" Nullable="false"/>
+        <Property Name="requestedBy" Type="{PRINCIPAL_TYPE}"/>
         <Property Name="approvedBy" Type="{PRINCIPAL_TYPE}"/>
         <Property Name="approvedDateTime" Type="Edm.DateTimeOffset"/>
       </ComplexType>

@@ -29,9 +29,9 @@ def description() -> dict[str, Any]:
 
 
 def _with_own_properties(document: dict[str, Any]) -> dict[str, Any]:
-    """datapolicy's `error`, `operationType`, `progressDetail` and `approval` properties on
-    dataPolicyOperation. Added here rather than in additions.yml because the seed's schema is
-    an `allOf` list, which a merge would replace."""
+    """datapolicy's `error`, `operationType`, `progressDetail`, `approval` and `dryRun`
+    properties on dataPolicyOperation. Added here rather than in additions.yml because the
+    seed's schema is an `allOf` list, which a merge would replace."""
     own = document["components"]["schemas"]["microsoft.graph.dataPolicyOperation"]["allOf"][1]
     own["properties"]["error"] = {
         "anyOf": [{"$ref": "#/components/schemas/microsoft.graph.publicError"}],
@@ -56,8 +56,18 @@ def _with_own_properties(document: dict[str, Any]) -> dict[str, Any]:
         "anyOf": [{"$ref": "#/components/schemas/microsoft.graph.dataPolicyOperationApproval"}],
         "nullable": True,
         "description": "datapolicy: an erasure's approval under [erasure] approval = "
-        '"required": pending (it waits, notStarted) or approved (by whom, when); null for '
-        "exports and erasures that need none. Not filterable or orderable.",
+        '"required": pending (it waits, notStarted) or approved (by whom, when), and who '
+        "requested it; null for exports and erasures that need none. Not filterable or "
+        "orderable.",
+    }
+    own["properties"]["dryRun"] = {
+        "type": "boolean",
+        "nullable": True,
+        "description": "datapolicy: an erasure's: true for a dry run (it changes nothing; its "
+        "package holds the rows it would change), false for the erasure itself, which cannot "
+        "be undone; null for exports. Filterable, compared with true, false or null "
+        "(operationType eq 'erasePersonalData' and dryRun eq false), and orderable (false "
+        "before true).",
     }
     return document
 

@@ -1,8 +1,8 @@
 """What a client may send in POST and PATCH bodies, and the 400s for everything else.
 
 The server owns an operation's lifecycle: `id`, `submittedDateTime`, `status`, `progress`,
-`progressDetail`, `approval`, `operationType`, `error` and `completedDateTime` are never taken
-from a client. A client that echoes one of them back (a GET, modify, PATCH round trip, or an
+`progressDetail`, `approval`, `operationType`, `dryRun`, `error` and `completedDateTime` are never
+taken from a client. A client that echoes one of them back (a GET, modify, PATCH round trip, or an
 SDK model with defaults filled in) is not wrong as long as the value is the one the server
 would hold anyway; any other value is refused, naming the property.
 
@@ -110,6 +110,7 @@ def parse_new_operation(document: dict[str, Any]) -> NewOperation:
     _require_initial(document, "progressDetail", None)
     _require_initial(document, "approval", None)  # a POST starts an export: it needs none
     _require_initial(document, "operationType", OperationType.EXPORT.value)  # never an erasure
+    _require_initial(document, "dryRun", None)  # an erasure's: an export has none
     _require_initial(document, "error", None)
     if "progress" in document and _number(document["progress"], "progress") != 0:
         raise _read_only("progress", "a new operation starts at 0")
@@ -208,6 +209,8 @@ def _same(sent: Any, held: Any) -> bool:
     if isinstance(held, OperationStatus):
         same: bool = sent == held.value
         return same
+    if isinstance(held, bool):  # not 0 or 1, which equal False and True in Python
+        return sent is held
     if isinstance(held, ProgressDetail | Approval):
         same = sent == held.as_json()
         return same

@@ -21,7 +21,6 @@ import orjson
 from datapolicy.model import (
     ENTITY_SET,
     ENTITY_TYPE,
-    PENDING_APPROVAL,
     PROPERTIES,
     Approval,
     ApprovalStatus,
@@ -34,6 +33,7 @@ from datapolicy.model import (
     etag_of,
     format_datetime,
     principal_json,
+    principal_or_none,
 )
 from datapolicy.store.operations import ROW, public_error_fields
 
@@ -131,6 +131,8 @@ def entity_row(row: Row) -> dict[str, Any]:
         pending,
         approved_by,
         approved_at,
+        dry_run,
+        requested_by,
     ) = row
     return {
         "@odata.type": ODATA_TYPE,
@@ -148,7 +150,8 @@ def entity_row(row: Row) -> dict[str, Any]:
         "progressDetail": None
         if part is None
         else {"part": part, "records": records, "bytes": nbytes},
-        "approval": _approval_value(pending, approved_by, approved_at),
+        "approval": _approval_value(pending, requested_by, approved_by, approved_at),
+        "dryRun": None if dry_run is None else bool(dry_run),
     }
 
 
@@ -168,6 +171,8 @@ def _reader(prop: Property) -> Callable[[Row], Any]:
     index = COLUMN[prop.attribute]
     if prop.edm_type is EdmType.DATE_TIME_OFFSET:
         return lambda row: _date_time(row[index])
+    if prop.edm_type is EdmType.BOOLEAN:  # a boolean on PostgreSQL, 0 or 1 on SQLite
+        return lambda row: None if row[index] is None else bool(row[index])
     return operator.itemgetter(index)  # strings, numbers and the status are stored as written
 
 
@@ -208,29 +213,33 @@ def _detail(
     return {"part": row[part], "records": row[records], "bytes": row[nbytes]}
 
 
-_PENDING_JSON = PENDING_APPROVAL.as_json()
-
-
 def _approval(
     row: Row,
     pending: int = COLUMN["approval_pending"],
+    requested_by: int = COLUMN["requested_by"],
     approved_by: int = COLUMN["approved_by"],
     approved_at: int = COLUMN["approved_at"],
 ) -> dict[str, object] | None:
-    return _approval_value(row[pending], row[approved_by], row[approved_at])
+    return _approval_value(row[pending], row[requested_by], row[approved_by], row[approved_at])
 
 
 def _approval_value(
-    pending: int, approved_by: str | None, approved_at: int | None
+    pending: int, requested_by: str | None, approved_by: str | None, approved_at: int | None
 ) -> dict[str, object] | None:
     """As store/operations.py `approval`, then `Approval.as_json`, for orjson with
     `JSON_OPTIONS` (the time as `_date_time` gives it)."""
     if pending:
-        return dict(_PENDING_JSON)  # a copy: a body may be changed on its way out
+        return {
+            "status": ApprovalStatus.PENDING.value,
+            "requestedBy": principal_or_none(requested_by),
+            "approvedBy": None,
+            "approvedDateTime": None,
+        }
     if approved_by is None:
         return None
     return {
         "status": ApprovalStatus.APPROVED.value,
+        "requestedBy": principal_or_none(requested_by),
         "approvedBy": principal_json(approved_by),
         "approvedDateTime": _date_time(approved_at),
     }

@@ -60,18 +60,46 @@ function statusLabel(operation) {
   return awaitsApproval(operation) ? "Waiting for approval" : operation.status;
 }
 
+// A principal of an approval (`requestedBy`, `approvedBy`): its subject and application.
+function principalText(principal) {
+  return `${principal?.subject ?? "?"} (application ${principal?.application ?? "?"})`;
+}
+
 // Who approved an erasure, and when, as the detail view shows it.
 function approvalText(approval) {
   if (approval.status === "pending") {
     return "Waiting for approval by another person holding PersonalData.Erase.All (not its requester)";
   }
-  const by = approval.approvedBy ?? {};
   return element(
     "span",
     {},
-    `Approved by ${by.subject ?? "?"} (application ${by.application ?? "?"}), `,
+    `Approved by ${principalText(approval.approvedBy)}, `,
     time(approval.approvedDateTime),
   );
+}
+
+// Whether an erasure is a dry run (its `dryRun`), as the detail view says it; null for an
+// export (and for an erasure of a service older than the property, which does not say).
+function dryRunText(operation) {
+  if (operation.dryRun === true) {
+    return "Yes: it changes nothing; its package holds the rows it would change";
+  }
+  if (operation.dryRun === false) return "No: the erasure itself, which cannot be undone";
+  return null;
+}
+
+// What approving the erasure shown lets run, said beside "Approve erasure" so that the
+// irreversible erasure is never taken for a dry run: which it is, whose data, who asked.
+function approvalNote(operation) {
+  const name = userName(operation.userId);
+  const what =
+    operation.dryRun === true
+      ? `Approving lets a dry run of the erasure of ${name} run: it changes nothing.`
+      : operation.dryRun === false
+        ? `Approving lets the erasure of ${name}'s personal data run: once it runs, it cannot be undone.`
+        : `Approving lets this erasure of ${name} run; the service does not say whether it is a dry run.`;
+  const by = operation.approval?.requestedBy;
+  return by ? `${what} Requested by ${principalText(by)}.` : what;
 }
 
 function userName(userId) {
@@ -587,6 +615,7 @@ function showDetail() {
     ["Operation id", operation.id],
     ["User", `${userName(operation.userId)} (${operation.userId})`],
     ["Type", operation.operationType ?? "exportPersonalData"],
+    ...(dryRunText(operation) ? [["Dry run", dryRunText(operation)]] : []),
     ["Status", operation.status],
     ["Progress", `${Math.round(operation.progress ?? 0)}%`],
     ["Storage location", operation.storageLocation ?? "—"],
@@ -597,6 +626,9 @@ function showDetail() {
   if (written) {
     const amount = `${written.records.toLocaleString("en")} rows, ${written.bytes.toLocaleString("en")} bytes of files`;
     fields.push(["Written", operation.status === "running" ? `${amount}; now ${written.part}` : amount]);
+  }
+  if (operation.approval?.requestedBy) {
+    fields.push(["Requested by", principalText(operation.approval.requestedBy)]);
   }
   if (operation.approval) {
     fields.push(["Approval", approvalText(operation.approval)]);
@@ -614,7 +646,13 @@ function showDetail() {
   const readable = operation.status === "complete" && isLocal(operation.storageLocation);
   $("download").hidden = !readable;
   $("receipt").hidden = !(readable && erasure);
-  $("approve").hidden = !awaitsApproval(operation);
+  const waiting = awaitsApproval(operation);
+  $("approve").hidden = !waiting;
+  $("approve").textContent = operation.dryRun === true ? "Approve erasure (dry run)" : "Approve erasure";
+  const note = $("approve-note");
+  note.hidden = !waiting;
+  note.textContent = waiting ? approvalNote(operation) : "";
+  note.dataset.dryRun = String(operation.dryRun ?? "");
   const word = erasure ? "erasure" : "export";
   $("remove").textContent = ACTIVE.has(operation.status) ? `Cancel ${word}` : "Delete";
 }
