@@ -599,6 +599,7 @@ def test_where_an_erasure_is_approved_it_says_whether_it_is_a_dry_run_and_who_as
             for user, dry_run in (("ada", True), ("bob", False)):
                 started = http.post(f"/users/{user}/erasePersonalData", json={"dryRun": dry_run})
                 assert started.status_code == 202, started.text
+            bobs = started.headers["location"]
         root = _server_root(service)
         _route_to(browser, root)
         page = browser.pages[0] if browser.pages else browser.new_page()
@@ -632,6 +633,16 @@ def test_where_an_erasure_is_approved_it_says_whether_it_is_a_dry_run_and_who_as
         expect(button).to_have_attribute("aria-describedby", "approve-note")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "console-approval.png"))
+
+        # Moved after the approver read it: what they were shown is not approved (412), and
+        # the view shows it as it is now; approved once read again.
+        moved = str(service.data_dir / "exports" / "moved")
+        with service.client(headers=headers) as http:
+            assert http.patch(bobs, json={"storageLocation": moved}).status_code == 200
+        button.click()
+        expect(page.get_by_role("alert")).to_contain_text("PreconditionFailed")
+        expect(fields).to_contain_text(f"Storage location{moved}")
+        expect(fields).to_contain_text("ApprovalWaiting for approval")
         button.click()
         expect(page.locator("#announcer")).to_have_text("Erasure for Bob Kahn approved.")
         expect(fields).to_contain_text("ApprovalApproved by approver (application datapolicy-cli)")

@@ -163,9 +163,13 @@ export async function startErasure(userId, { dryRun, location }) {
   return decodeURIComponent(new URL(response.headers.get("Location")).pathname.split("/").pop());
 }
 
-// An erasure waiting for approval, approved by this token's principal (not its requester's).
-export async function approve(id) {
-  await request(`/dataPolicyOperations/${encodeURIComponent(id)}/approve`, { method: "POST" });
+// An erasure waiting for approval, approved by this token's principal (not its requester's):
+// the version the approver was shown (its ETag), or a 412 if it changed since.
+export async function approve(operation) {
+  await request(`/dataPolicyOperations/${encodeURIComponent(operation.id)}/approve`, {
+    method: "POST",
+    headers: { "If-Match": operation["@odata.etag"] ?? "*" },
+  });
 }
 
 export function getOperation(id) {

@@ -696,13 +696,16 @@ async function approve() {
   const button = $("approve");
   button.disabled = true;
   try {
-    await api.approve(operation.id);
+    await api.approve(operation);
     announce(`Erasure for ${userName(operation.userId)} approved.`);
     showProblem(null);
     await refresh();
   } catch (error) {
     if (error.status === 401) return signOut(error);
-    showProblem(error); // a 403 says why: the requester's own approval, or no permission
+    // A 403 says why (the requester's own approval, or no permission); a 412, that the erasure
+    // changed since it was shown: the refresh shows it as it is now, to be read again.
+    showProblem(error);
+    if (error.status === 412) await refresh();
   } finally {
     button.disabled = false;
   }
