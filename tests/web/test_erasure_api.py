@@ -204,6 +204,21 @@ def test_an_unknown_user_is_404_and_bad_bodies_400(idle: Service):
     assert "'dryRun' more than once" in twice.json()["error"]["message"]
 
 
+def test_a_parameter_in_the_query_string_is_refused_not_ignored(idle: Service):
+    """`?dryRun=true` with no body would be ignored and so erase for real (an empty body is
+    `{"dryRun": false}`): a 400 naming the parameter, whatever its case, and nothing started
+    (review finding)."""
+    of_bob = {"$filter": "userId eq 'bob'"}
+    with idle.client() as client:
+        before = client.get("/dataPolicyOperations", params=of_bob).json()["value"]
+        for query in ("dryRun=true", "DRYRUN=1", "$dryrun=true", "storageLocation=/x"):
+            answer = client.post(f"/users/bob/erasePersonalData?{query}")
+            assert answer.status_code == 400, query
+            assert answer.json()["error"]["code"] == "BadRequest", query
+            assert "JSON body, not in the query string" in answer.json()["error"]["message"]
+        assert client.get("/dataPolicyOperations", params=of_bob).json()["value"] == before
+
+
 def test_an_export_and_an_erasure_of_one_person_never_run_together(idle: Service):
     """The later one is refused with 409 while the other is unfinished; another person's
     erasure is not held up. Only PersonalData.Erase.All starts it (no User.Export.All)."""

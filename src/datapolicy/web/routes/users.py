@@ -201,8 +201,10 @@ async def erase_personal_data(request: Request) -> Response:
     new dataPolicyOperation's URL; body `{"dryRun": bool, "storageLocation": str}`, both
     optional. The route asks PersonalData.Erase.All; a dry run asks User.Export.All too, as
     its package holds the person's rows."""
+    parameters = ("dryRun", "storageLocation")
+    _refuse_parameters_in_query(request, "erasePersonalData", parameters)
     document = await _action_parameters(
-        request, "erasePersonalData", ("dryRun", "storageLocation"), body_optional=True
+        request, "erasePersonalData", parameters, body_optional=True
     )
     dry_run = document.get("dryRun", False)
     if not isinstance(dry_run, bool):
@@ -229,6 +231,20 @@ async def erase_personal_data(request: Request) -> Response:
         )
     )
     return _accepted(request, operation, created)
+
+
+def _refuse_parameters_in_query(request: Request, action: str, parameters: tuple[str, ...]) -> None:
+    """A 400 for an action's parameter given in the query string, where it would be ignored:
+    `erasePersonalData?dryRun=true` with no body would otherwise erase for real. (Graph's own
+    action, exportPersonalData, ignores custom query options, as Graph does.)"""
+    names = {parameter.lower(): parameter for parameter in parameters}
+    for name in request.query_params:
+        parameter = names.get(name.lower().removeprefix("$"))
+        if parameter is not None:
+            raise InvalidRequest(
+                f"The parameter '{parameter}' of {action} is given in the JSON body, not in the "
+                f'query string: POST {{"{parameter}": ...}}.'
+            )
 
 
 async def _action_parameters(
