@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -165,3 +167,54 @@ def test_a_hostile_receipt_gets_an_answer_per_key_or_one_error_never_a_traceback
         assert not any("\x1b" in line for line in lines)
     else:
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+# Review findings, kept as regression cases.
+
+
+def test_a_key_with_a_lone_surrogate_gets_a_line_not_a_traceback(receipt: tuple[Path, Path]):
+    package, data_dir = receipt
+    result = datapolicy(
+        "verify", str(package), "--data-dir", str(data_dir), "--erased", '["\\ud800"]'
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines()[1] == '["\\ud800"]: notListed (userIdHash)'
+
+
+def test_a_receipt_of_millions_of_tiny_values_is_refused_before_it_is_decoded(tmp_path: Path):
+    """64 MiB of `{},` (a ZIP under a megabyte) would take gigabytes decoded: under a 1 GiB
+    address-space limit, a one-line refusal, not a MemoryError or a crash."""
+    stream = io.BytesIO()
+    writer = PackageWriter(stream, {"operationId": "op", "user": {"idHash": "h"}})
+    writer.add_document("receipt.json", b'{"tables":[' + b"{}," * ((64 << 20) // 3) + b"{}]}")
+    writer.close()
+    package = tmp_path / "receipt.zip"
+    package.write_bytes(stream.getvalue())
+    assert package.stat().st_size < 1 << 20
+    data_dir = tmp_path / "data"
+    erasure_secret(data_dir / "erasure-secret.key")
+    limited = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+        "from datapolicy.cli import main; sys.argv = ['datapolicy'] + sys.argv[1:]; main()"
+    )
+    result = subprocess.run(
+        [
+            *(sys.executable, "-c", limited, "verify", str(package)),
+            *("--data-dir", str(data_dir), "--erased", '["shop", "orders", "1"]'),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "holds far more values than a receipt's hashes would" in one_line_error(result)
+
+
+def test_another_secret_is_an_error_not_not_listed(receipt: tuple[Path, Path], tmp_path: Path):
+    """Under another data directory's secret every key would be `notListed`, the person's own
+    id included: the receipt's `secretCheck` makes that an error naming the secret's file."""
+    package, _ = receipt
+    other = tmp_path / "other-data"
+    erasure_secret(other / "erasure-secret.key")
+    result = datapolicy("verify", str(package), "--data-dir", str(other), "--erased", '["1000000"]')
+    assert "notListed" not in result.stdout
+    assert "was not made under the erasure secret" in one_line_error(result)

@@ -8,16 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import orjson
 
 from datapolicy.cli.options import config_option, data_dir_option, load_settings
 from datapolicy.cli.output import printable
 
 if TYPE_CHECKING:
     from datapolicy.settings import Settings
-
-# receipt.json is read whole: 1 GiB holds the hashes of some 15 million keys.
-MAX_RECEIPT_BYTES = 1 << 30
 
 
 class Key(click.ParamType[tuple[str, ...]]):
@@ -87,7 +83,14 @@ def _all_erased(package: Path, keys: tuple[tuple[str, ...], ...], settings: Sett
     """Print what the package's receipt says of each key; whether every one was erased."""
     from datapolicy.auth.keys import erasure_secret
     from datapolicy.engine.context import erasure_secret_file
-    from datapolicy.engine.erasure.checks import Verdict, check_key
+    from datapolicy.engine.erasure.checks import (
+        MAX_RECEIPT_BYTES,
+        NotAReceipt,
+        Verdict,
+        check_key,
+        made_under,
+        parse_receipt,
+    )
     from datapolicy.engine.erasure.receipt import RECEIPT_JSON
     from datapolicy.errors import SigningKeyError
 
@@ -97,30 +100,29 @@ def _all_erased(package: Path, keys: tuple[tuple[str, ...], ...], settings: Sett
                 f"{package} holds no {RECEIPT_JSON}: only a complete erasure's package has a "
                 "receipt (not an export's, nor a dry run's)"
             )
-        if archive.getinfo(RECEIPT_JSON).file_size > MAX_RECEIPT_BYTES:
-            raise click.ClickException(
-                f"{package}: its {RECEIPT_JSON} is larger than {MAX_RECEIPT_BYTES} bytes"
-            )
         try:
-            receipt = orjson.loads(archive.read(RECEIPT_JSON))
-        except orjson.JSONDecodeError:
-            receipt = None
-    if not isinstance(receipt, dict):
-        raise click.ClickException(
-            f"{package}: its {RECEIPT_JSON} is not a receipt (a JSON object)"
-        )
+            if archive.getinfo(RECEIPT_JSON).file_size > MAX_RECEIPT_BYTES:  # not read, then
+                raise NotAReceipt(f"it is larger than {MAX_RECEIPT_BYTES} bytes")
+            receipt = parse_receipt(archive.read(RECEIPT_JSON))
+        except NotAReceipt as exc:
+            raise click.ClickException(f"{package}: its {RECEIPT_JSON} is refused: {exc}") from None
+    path = erasure_secret_file(settings.config, settings.data_dir)
     try:
-        secret = erasure_secret(
-            erasure_secret_file(settings.config, settings.data_dir), create=False
-        )
+        secret = erasure_secret(path, create=False)
     except (SigningKeyError, OSError) as exc:
         raise click.ClickException(f"{exc} (the secret of the service that erased)") from None
+    if made_under(receipt, secret) is False:
+        raise click.ClickException(
+            f"{package}: its receipt was not made under the erasure secret {path}: give the "
+            "data directory (or configuration) of the service that erased"
+        )
     erased = True
     for key in keys:
         check = check_key(receipt, secret, key)
         reason = f": {check.reason}" if check.reason else ""  # the package's words: escaped
         shown = json.dumps(list(key), ensure_ascii=False)
-        line = f"{shown}: {check.verdict} ({check.where}{reason})"
-        click.echo(printable(line).replace("\n", "\\n").replace("\t", "\\t"))
+        line = printable(f"{shown}: {check.verdict} ({check.where}{reason})")
+        line = line.replace("\n", "\\n").replace("\t", "\\t")
+        click.echo(line.encode("utf-8", "backslashreplace").decode())  # a lone surrogate too
         erased = erased and check.verdict is Verdict.ERASED
     return erased

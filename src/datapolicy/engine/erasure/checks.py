@@ -14,16 +14,31 @@ The answer is one of:
   files were kept, for the `reason` the configuration gives);
 - `cannotTell`: the table or source was erased by an earlier attempt of the operation, which
   the receipt quotes by the count and SHA-256 of its hashes only (the hashes went with it).
+
+A receipt may come from anyone who hands over a package, so `parse_receipt` bounds it before it
+is decoded, and `made_under` says whether the secret at hand is the one it was made under
+(under another, every key would be `notListed`, a confident wrong answer).
 """
 
 from __future__ import annotations
 
 import enum
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from datapolicy.engine.erasure.receipt import key_hash, receipt_key
+import orjson
+
+from datapolicy.engine.erasure.receipt import key_hash, receipt_key, secret_check
+
+# A receipt is mostly its hashes, 67 bytes each with their quotes and comma: 512 MiB holds some
+# 8 million. Decoded, a receipt that is mostly hashes takes a few times its size in memory; one
+# of many tiny values (`{},{},...`, deflated a thousandfold in its ZIP) would take tens of times
+# its size, so one with far more values or containers than hashes would give is refused.
+MAX_RECEIPT_BYTES = 512 << 20
+_BYTES_PER_VALUE = 32  # at most one value (one comma) per this many bytes, beyond the lines'
+_MAX_CONTAINERS = 100_000  # objects and arrays: a few per table and file source
 
 
 class Verdict(enum.StrEnum):
@@ -42,6 +57,39 @@ class KeyCheck:
     verdict: Verdict
     where: str
     reason: str | None = None
+
+
+class NotAReceipt(ValueError):
+    """receipt.json that is not a receipt, or is too large or dense to be read."""
+
+
+def parse_receipt(data: bytes) -> dict[str, Any]:
+    """receipt.json, decoded once it is known to be bounded (above), or NotAReceipt."""
+    if len(data) > MAX_RECEIPT_BYTES:
+        raise NotAReceipt(f"it is larger than {MAX_RECEIPT_BYTES} bytes")
+    containers = data.count(b"{") + data.count(b"[")
+    if (
+        containers > _MAX_CONTAINERS
+        or data.count(b",") > len(data) // _BYTES_PER_VALUE + _MAX_CONTAINERS
+    ):
+        raise NotAReceipt("it holds far more values than a receipt's hashes would")
+    try:
+        receipt = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise NotAReceipt("it is not JSON") from None
+    if not isinstance(receipt, dict):
+        raise NotAReceipt("it is not a JSON object")
+    return receipt
+
+
+def made_under(receipt: Mapping[str, Any], secret: bytes) -> bool | None:
+    """Whether `receipt` was made under `secret`, by its `secretCheck`; None for a receipt made
+    before receipts had one."""
+    stated = receipt.get("secretCheck")
+    if stated is None:
+        return None
+    expected = secret_check(receipt_key(secret, str(receipt.get("operationId", ""))))
+    return isinstance(stated, str) and hmac.compare_digest(stated, expected)
 
 
 class NotAKey(ValueError):

@@ -138,7 +138,7 @@ def erase_into_package(
             if not dry_run:
                 header.pop("dryRun")
                 header["createdDateTime"] = format_datetime(clock())
-                receipt = build_receipt(header, key_hash(key, user.id), lines)
+                receipt = build_receipt(header, key, key_hash(key, user.id), lines)
                 writer.add_document(RECEIPT_JSON, receipt_json(receipt, hashes))
                 writer.add_document(RECEIPT_HTML, render_receipt(receipt).encode())
             for (source, table), batches in changes.tables():

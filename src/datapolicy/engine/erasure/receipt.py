@@ -54,6 +54,7 @@ RECEIPT_VERSION = 1
 _BLOCK = 64  # SHA-256's block: HMAC's key is padded to it
 _LINE = 65  # a hash's line in a spill: 64 hex digits and a newline
 KEY_CONTEXT = b"datapolicy erasure receipt\x00"
+SECRET_CHECK = b"datapolicy receipt secret check"
 HASHES = (
     "HMAC-SHA256 under HMAC-SHA256(erasure secret, 'datapolicy erasure receipt' NUL "
     "operationId), of the compact UTF-8 JSON array of texts: [user id] for the person, "
@@ -64,6 +65,14 @@ HASHES = (
 def receipt_key(secret: bytes, operation_id: str) -> bytes:
     """The key of one operation's receipt hashes, derived from the erasure secret."""
     return hmac.new(secret, KEY_CONTEXT + operation_id.encode("utf-8"), hashlib.sha256).digest()
+
+
+def secret_check(key: bytes) -> str:
+    """The receipt's `secretCheck`: by which `datapolicy verify --erased` tells that it holds the
+    secret the receipt was made under, before it answers "notListed" for keys hashed under
+    another. A MAC of a constant, not a JSON array: it equals no key's hash, and says nothing
+    of any key to whoever lacks the secret."""
+    return hmac.new(key, SECRET_CHECK, hashlib.sha256).hexdigest()
 
 
 def key_hash(key: bytes, *parts: Any) -> str:
@@ -208,15 +217,17 @@ class KeyHashes:
 
 
 def build_receipt(
-    header: Mapping[str, Any], user_hash: str, lines: Sequence[Mapping[str, Any]]
+    header: Mapping[str, Any], key: bytes, user_hash: str, lines: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """The receipt's JSON: `header` (the operation id and type, who requested and approved
-    and when, the times), the person's hash and the summary lines of every source, each
-    table's and file source's with its `keys` hashed (package.py's summary lines)."""
+    and when, the times), the person's hash, the check of the receipt's `key`, and the summary
+    lines of every source, each table's and file source's with its `keys` hashed (package.py's
+    summary lines)."""
     return {
         "receiptFormatVersion": RECEIPT_VERSION,
         **header,
         "userIdHash": user_hash,
+        "secretCheck": secret_check(key),
         "hashes": HASHES,
         "tables": [dict(line) for line in lines if "table" in line],
         "fileSources": [dict(line) for line in lines if "table" not in line],
