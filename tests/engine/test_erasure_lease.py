@@ -16,7 +16,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from databases import STORE_KINDS, store_database
+from databases import SQLITE, STORE_KINDS, store_database
+from datapolicy.auth.keys import erasure_secret
 from datapolicy.config import (
     EngineConfig,
     ErasureConfig,
@@ -28,6 +29,7 @@ from datapolicy.config import (
 )
 from datapolicy.engine import ExportService
 from datapolicy.engine.control import ExportControl
+from datapolicy.engine.erasure.checks import Verdict, check_key
 from datapolicy.engine.sources.files import FileSource
 from datapolicy.engine.sources.sql import SqlSource
 from datapolicy.engine.worker import ExportContext, Worker
@@ -183,9 +185,12 @@ class TakenOverOnRecord(OperationQueue):
         super().__init__(database)
         self.take_over = take_over
 
-    def save_erasure_state(self, operation_id: str, owner: str, state: str) -> bool:
-        self.take_over.once()
-        return super().save_erasure_state(operation_id, owner, state)
+    def save_erasure_state(
+        self, operation_id: str, owner: str, state: str, *, renew: timedelta | None = None
+    ) -> bool:
+        if renew is None:  # a source's record, not a file's
+            self.take_over.once()
+        return super().save_erasure_state(operation_id, owner, state, renew=renew)
 
 
 def test_a_commit_whose_record_fails_stops_the_attempt_and_is_logged(
@@ -213,3 +218,111 @@ def test_a_commit_whose_record_fails_stops_the_attempt_and_is_logged(
         context.close()
     assert store.get(operation.id).status is OperationStatus.COMPLETE
     assert uploads_of(tmp_path) == []
+
+
+class TakenOverAfterTheFirstDeletion(FileSource):
+    """The uploads: the worker stalls, and another takes the erasure over, right after the first
+    file was deleted (under a lease just renewed), before the second file's renewal."""
+
+    def __init__(self, config: FileSourceConfig, take_over: TakeOver):
+        super().__init__(config)
+        self.take_over = take_over
+
+    def delete(self, user_id: str, relative: str) -> None:
+        super().delete(user_id, relative)
+        self.take_over.once()
+
+
+def test_a_file_deleted_before_the_lease_was_lost_is_in_the_receipt(tmp_path: Path):
+    """A file source has no transaction: the file deleted before the lease was lost is gone
+    for the successor, which lists only the other. The stalled attempt recorded it after its
+    deletion, so the receipt lists both: the stalled attempt's line (`partial`) and the
+    successor's (review finding)."""
+    with store_database(SQLITE, tmp_path / "store") as database:
+        take_over = TakeOver(database)
+        context = person_data(tmp_path, "none", take_over)
+        shop, uploads = context.sources
+        stalling = TakenOverAfterTheFirstDeletion(uploads.config, take_over)
+        context = type(context)(
+            (shop, stalling),
+            context.directory,
+            context.storage,
+            erasure=context.erasure,
+            erasure_secret_file=context.erasure_secret_file,
+        )
+        store = OperationStore(database)
+        service = ExportService(store, context, str(tmp_path / "exports"))
+        operation, _ = service.start_erasure(PERSON, str(tmp_path / "exports"), False)
+        try:
+            assert Worker(OperationQueue(database), context, ENGINE).run_once()
+            assert take_over.taken.is_set()
+            assert uploads_of(tmp_path) == ["b.jpg"]  # a.jpg went, under the lease
+            later = OperationQueue(database, lambda: utc_now() + timedelta(minutes=10))
+            assert Worker(later, context, ENGINE, clock=later.clock).run_once()
+        finally:
+            context.close()
+        done = store.get(operation.id)
+        assert done.status is OperationStatus.COMPLETE, done.error
+        assert uploads_of(tmp_path) == []
+        with zipfile.ZipFile(tmp_path / "exports" / f"{operation.id}.zip") as archive:
+            receipt = orjson.loads(archive.read("receipt.json"))
+        secret = erasure_secret(tmp_path / "erasure-secret.key", create=False)
+        verdicts = {
+            name: check_key(receipt, secret, ("uploads", name)).verdict
+            for name in ("a.jpg", "b.jpg")
+        }
+        lines = [(line["files"], line.get("partial", False)) for line in receipt["fileSources"]]
+        assert verdicts == {"a.jpg": Verdict.ERASED, "b.jpg": Verdict.ERASED}
+        assert sorted(lines) == [(1, False), (1, True)]  # the stalled attempt's, quoted
+
+
+class HandedBackDuringTheDeletions(FileSource):
+    """The uploads: the worker is told to hand its work back (SIGTERM, once
+    `shutdown_grace_seconds` ran out) while it deletes the person's files."""
+
+    worker: Worker | None = None
+
+    def delete(self, user_id: str, relative: str) -> None:
+        super().delete(user_id, relative)
+        assert self.worker is not None
+        self.worker.hand_back()
+
+
+def test_files_deleted_by_an_attempt_handed_back_are_in_the_receipt(tmp_path: Path):
+    """The renewal before each deletion passes (a hand-back keeps the lease until the attempt
+    releases it), every file is deleted, and then `advanced()` after the file source raises
+    Cancelled. The source is recorded before that, so the successor does not erase it again
+    and its receipt lists both files (review finding: it said `notListed` for both)."""
+    with store_database(SQLITE, tmp_path / "store") as database:
+        context = person_data(tmp_path, "none", TakeOver(database))
+        shop, uploads = context.sources
+        handed_back = HandedBackDuringTheDeletions(uploads.config)
+        context = type(context)(
+            (shop, handed_back),
+            context.directory,
+            context.storage,
+            erasure=context.erasure,
+            erasure_secret_file=context.erasure_secret_file,
+        )
+        store = OperationStore(database)
+        service = ExportService(store, context, str(tmp_path / "exports"))
+        operation, _ = service.start_erasure(PERSON, str(tmp_path / "exports"), False)
+        try:
+            first = Worker(OperationQueue(database), context, ENGINE)
+            handed_back.worker = first
+            assert first.run_once()
+            assert uploads_of(tmp_path) == []  # both went before the hand-back took effect
+            assert store.get(operation.id).status is not OperationStatus.COMPLETE
+            assert Worker(OperationQueue(database), context, ENGINE).run_once()
+        finally:
+            context.close()
+        done = store.get(operation.id)
+        assert done.status is OperationStatus.COMPLETE, done.error
+        with zipfile.ZipFile(tmp_path / "exports" / f"{operation.id}.zip") as archive:
+            receipt = orjson.loads(archive.read("receipt.json"))
+        secret = erasure_secret(tmp_path / "erasure-secret.key", create=False)
+        verdicts = {
+            name: check_key(receipt, secret, ("uploads", name)).verdict
+            for name in ("a.jpg", "b.jpg")
+        }
+        assert verdicts == {"a.jpg": Verdict.ERASED, "b.jpg": Verdict.ERASED}

@@ -349,7 +349,11 @@ class Worker:
         successor will erase again and find gone, which that successor's receipt would then
         not count. Renewed, the lease stays this attempt's for `lease_seconds`, far longer
         than a commit takes. Should the record of a commit still fail (the lease lost in
-        between), the log says so, and the next change's renewal stops the attempt."""
+        between), the log says so, and the next change's renewal stops the attempt.
+
+        A file source is recorded before each file's deletion, in the same write as the lease's
+        renewal (`partial`: engine/erasure/filelog.py), as a deleted file is gone for the
+        successor, which erases only the files left."""
         if self.context.erasure is None or self.context.erasure_secret_file is None:
             raise PermanentError(
                 "erasureNotConfigured",
@@ -357,10 +361,22 @@ class Worker:
             )
         state = orjson.loads(self.queue.erasure_state(operation.id) or b"{}")
         committed: dict[str, list[dict[str, Any]]] = state.setdefault("committed", {})
+        partial: dict[str, list[dict[str, Any]]] = state.setdefault("partial", {})
+        earlier = {source: list(lines) for source, lines in partial.items()}
+
+        def save(renew: timedelta | None = None) -> bool:
+            text = orjson.dumps(state).decode()
+            return self.queue.save_erasure_state(operation.id, owner, text, renew=renew)
+
+        def record_partly(source: str, lines: list[dict[str, Any]]) -> None:
+            partial[source] = lines
+            if not save(renew=self.lease):
+                raise Cancelled
 
         def record(source: str, lines: list[dict[str, Any]]) -> None:
             committed[source] = lines
-            saved = self.queue.save_erasure_state(operation.id, owner, orjson.dumps(state).decode())
+            partial.pop(source, None)  # its lines are among `lines` now
+            saved = save()
             self._record(AuditAction.ERASURE_SOURCE_COMMITTED, operation)
             if not saved:
                 logger.error(
@@ -390,7 +406,9 @@ class Worker:
             approval={
                 k: state[k] for k in ("requestedBy", "approvedBy", "approvedAt") if k in state
             },
-            before_change=still_held,
+            before_commit=still_held,
+            partly=record_partly,
+            earlier=earlier,
         )
         return manifest, not dry_run
 

@@ -369,12 +369,18 @@ class OperationQueue:
         rows = self.database.fetch_all(select(c.erasure_state).where(c.id == operation_id))
         return rows[0][0] if rows else None
 
-    def save_erasure_state(self, operation_id: str, owner: str, state: str) -> bool:
-        """Store an erasure's state after a source committed, if the lease is still held (False:
-        it is not; the source stays committed, and a successor erases it again, a no-op)."""
+    def save_erasure_state(
+        self, operation_id: str, owner: str, state: str, *, renew: timedelta | None = None
+    ) -> bool:
+        """Store an erasure's state, if the lease is still held (False: it is not), renewing
+        the lease by `renew` in the same write when given (refused, as a heartbeat is, once the
+        erasure's deletion was requested: nothing more is to be deleted)."""
+        values: dict[str, Any] = {"erasure_state": state}
+        if renew is not None:
+            values["lease_expires_at"] = to_micros(self.clock() + renew)
         with self._transaction() as transaction:
-            held = self._held(operation_id, owner, deleted_ok=True)
-            return self._write(transaction, held, erasure_state=state) == 1
+            held = self._held(operation_id, owner, deleted_ok=renew is None)
+            return self._write(transaction, held, **values) == 1
 
     def active_for_user(self, user_id: str) -> list[Operation]:
         """The user's operations that are not finished (notStarted or running), not deleted."""

@@ -19,7 +19,8 @@ Progress moves per table (and per file source): `run.steps` of them.
 A retried erasure resumes: `state` holds the sources committed by earlier attempts with their
 summaries, each table's count of key hashes and their SHA-256 (`keysSha256`) included (the
 worker stores it with the operation after each commit), and those sources are not erased
-again; their lines are the first attempt's.
+again; their lines are the first attempt's. A file source an attempt began and did not finish
+is erased again, of the files left, and what that attempt deleted is quoted beside (filelog.py).
 
 Memory stays flat in the number of rows: the receipt's key hashes go to temporary files as
 the rows go (receipt.py `KeyHashes`), and so do a dry run's rows and cells (`_Changes`), each
@@ -34,6 +35,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from datapolicy.engine.directory import User
+from datapolicy.engine.erasure.filelog import FileDeletions
 from datapolicy.engine.erasure.masks import Masker
 from datapolicy.engine.erasure.receipt import (
     RECEIPT_HTML,
@@ -55,7 +57,7 @@ from datapolicy.model import Operation, format_datetime
 
 SUMMARY_SOURCE = "erasure"
 SUMMARY = "summary"
-_RECEIPT_ONLY = ("keyColumns", "keyCount", "keysSha256")  # in the receipt, not in summary.jsonl
+_RECEIPT_ONLY = ("keyColumns", "keyCount", "keysSha256", "keys")  # not in summary.jsonl
 CHANGES_BATCH = 1000  # a dry run's details encoded (and spilled) at a time, per table
 READ_BYTES = 1024 * 1024  # spilled details copied into the package at a time
 
@@ -73,14 +75,18 @@ def erase_into_package(
     state: dict[str, list[dict[str, Any]]],
     committed: Callable[[str, list[dict[str, Any]]], None],
     approval: dict[str, str] | None = None,
-    before_change: Callable[[], None] = lambda: None,
+    before_commit: Callable[[], None] = lambda: None,
+    partly: Callable[[str, list[dict[str, Any]]], None] = lambda source, lines: None,
+    earlier: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Erase the user (or, with `dry_run`, only show what would change) and write the package;
     returns its manifest. `state`: the summary lines of each source committed by an earlier
     attempt; `committed(source, its summary lines)` after each source commits; `approval`:
     who requested and who approved, and when (`requestedBy`, `approvedBy`, `approvedAt`, as
     stored with the operation), spelled out in the manifest (and so the receipt);
-    `before_change`: run/erase_person's."""
+    `before_commit`: run/erase_person's; `partly(file source, its lines so far)` before each
+    file this attempt deletes, and `earlier`, each file source's lines stored by attempts that
+    began it and did not finish: filelog.py."""
     started = clock()
     progress.start(Estimate(records=steps(sources, done=state)))
     key = receipt_key(masker.secret, operation.id)
@@ -93,8 +99,14 @@ def erase_into_package(
         }
     )
 
+    deletions = FileDeletions(key, hashes, earlier or {}, partly)
+
     def on_commit(source: str, result: ErasureResult) -> None:
-        committed(source, _summary_of(result, source, hashes))
+        files = [f for f in result.files if f.source == source]
+        # A file source's lines as stored: the earlier attempts' and its own, with its hashes
+        committed(
+            source, deletions.committed(files[0]) if files else _summary_of(result, source, hashes)
+        )
 
     try:
         result = erase_person(
@@ -108,7 +120,9 @@ def erase_into_package(
             advanced=lambda: progress.advance_steps(1),
             keys=hashes.add,
             hashed=hashes,
-            before_change=before_change,
+            before_commit=before_commit,
+            before_delete=deletions.before_delete,
+            listed=deletions.listed,
         )
         header = {
             "operationId": operation.id,
@@ -124,10 +138,9 @@ def erase_into_package(
         person = user.as_json() if dry_run else {"idHash": key_hash(key, user.id)}
         writer = PackageWriter(stream, {**header, "user": person}, modified=started)
         try:
-            lines = [line for lines in state.values() for line in lines]
-            lines += [
-                line for name in result.committed for line in _summary_of(result, name, hashes)
-            ]
+            lines = [line for source_lines in state.values() for line in source_lines]
+            for name in result.committed:
+                lines += deletions.settled(name) + _summary_of(result, name, hashes)
             if dry_run:
                 lines = [_line(table.as_json()) for table in result.tables]
                 lines += [_line(files.as_json()) for files in result.files]

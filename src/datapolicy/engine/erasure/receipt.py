@@ -28,7 +28,8 @@ them to a temporary file (one hex hash a line) and keeps only their count and th
 those lines (`keysSha256`), which is what the operation stores after each source commits;
 `receipt.json` is streamed (`receipt_json`), its `keys` read back from the file. So memory
 stays flat in the number of rows. A source that an earlier attempt of the operation committed
-is quoted by its count and `keysSha256` only: its hashes went with that attempt.
+is quoted by its count and `keysSha256` only: its hashes went with that attempt; so are the
+files an earlier attempt deleted of a file source it did not finish (a line `"partial": true`).
 """
 
 from __future__ import annotations
@@ -244,7 +245,7 @@ def receipt_json(receipt: Mapping[str, Any], hashes: KeyHashes) -> Iterator[byte
         for index, line in enumerate(receipt[name]):
             separator = b",\n" if index else b"\n"
             where = (line["source"], line.get("table"))
-            if where not in hashes:
+            if where not in hashes or line.get("partial"):  # an earlier attempt's: quoted
                 yield separator + orjson.dumps(line)
                 continue
             yield separator + orjson.dumps(line)[:-1] + b',"keys":['

@@ -64,7 +64,9 @@ def erase_person(
     advanced: Callable[[], None] = lambda: None,
     keys: SourceKeys | None = None,
     hashed: HashedKeys | None = None,
-    before_change: Callable[[], None] = lambda: None,
+    before_commit: Callable[[], None] = lambda: None,
+    before_delete: Callable[[FilesResult, str], None] = lambda files, path: None,
+    listed: Callable[[str, list[str]], None] = lambda source, paths: None,
 ) -> ErasureResult:
     """Erase (or, with `dry_run`, show what would be erased of) the person in every source not
     in `done`; `committed(source, result so far)` after each source commits (never in a dry
@@ -72,9 +74,14 @@ def erase_person(
     `advanced()` after each table (`steps` counts them) and each file source; `keys` receives
     the keys of the rows (and the paths of the files) erased, in batches, as they go (never in
     a dry run): the receipt's, not held here; or, where a database computes their hashes, to
-    `hashed` as hashes (SqlEraser.erase). `before_change()` before each change takes effect
-    (a source's commit, a file's deletion; never in a dry run): what it raises stops the
-    erasure with that change not made (the worker's check that its lease is still held)."""
+    `hashed` as hashes (SqlEraser.erase). `before_commit()` before each SQL source's commit,
+    `before_delete(the file source's result, counting this file, its path)` before each file's
+    deletion (never in a dry run): what they raise stops the erasure with that change not made
+    (the worker's check that its lease is still held, and its record of what is about to go:
+    a file source has no transaction, each file is gone once deleted: filelog.py);
+    `listed(source, paths)` once a file source's files to delete are listed. A file source's
+    `committed` comes before its `advanced()`, which may stop the attempt (a hand-back) once
+    every file is gone."""
     result = ErasureResult()
     ordered = [s for s in sources if isinstance(s, SqlSource)] + [
         s for s in sources if isinstance(s, FileSource)
@@ -100,13 +107,12 @@ def erase_person(
                     advanced=advanced,
                     keys=sink,
                     hashed=None if dry_run else hashed,
-                    before_commit=before_change,
+                    before_commit=before_commit,
                 )
             else:
                 result.files.append(
-                    _erase_files(source, user_id, dry_run, change, sink, before_change)
+                    _erase_files(source, user_id, dry_run, change, sink, before_delete, listed)
                 )
-                advanced()
         except SourceError as exc:
             already = ", ".join(f"'{name}'" for name in (*done, *result.committed)) or "none"
             raise ErasureFailed(
@@ -118,6 +124,8 @@ def erase_person(
             result.committed.append(source.name)
             if committed is not None:
                 committed(source.name, result)
+        if isinstance(source, FileSource):
+            advanced()
     return result
 
 
@@ -127,18 +135,22 @@ def _erase_files(
     dry_run: bool,
     change: Change | None,
     keys: Callable[[str | None, Sequence[Sequence[Any]]], None],
-    before_change: Callable[[], None],
+    before_delete: Callable[[FilesResult, str], None],
+    listed: Callable[[str, list[str]], None],
 ) -> FilesResult:
     rule = source.config.erase or "retain"
     result = FilesResult(source.name, rule, source.config.reason)
-    for relative, size in list(source.files(user_id)):
+    files = list(source.files(user_id))
+    if rule == "delete" and not dry_run:
+        listed(source.name, [relative for relative, _ in files])
+    for relative, size in files:
         result.files += 1
         if rule != "delete":
             continue
         if change is not None:
             change(source.name, {"deleteFile": {"path": relative, "size": size}})
         if not dry_run:
-            before_change()
+            before_delete(result, relative)
             source.delete(user_id, relative)
             keys(None, [(relative,)])
     return result
