@@ -44,6 +44,9 @@ module is named). The tree::
     │                                 be the person table, or the one named cannot be
     ├── DatabaseNotFound              discovery/schema.py: the SQLite file `discover` is given
     │                                 does not exist (and is not created)
+    ├── ValueError                    the standard library's, for what `verify --erased` is given:
+    │   ├── NotAReceipt                 engine/erasure/checks.py: a receipt.json it will not read
+    │   └── NotAKey                     engine/erasure/checks.py: not a JSON array of texts
     └── outside the service, for its clients:
         ├── click.ClickException
         │   └── ApiError                cli/client.py: the API answered the CLI with an error
