@@ -6,6 +6,7 @@ the check, the stalled attempt committed, and the successor's receipt said 0 for
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import zipfile
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from sqlalchemy import select
 
 from databases import SQLITE, STORE_KINDS, store_database
 from datapolicy.auth.keys import erasure_secret
@@ -36,6 +38,7 @@ from datapolicy.engine.worker import ExportContext, Worker
 from datapolicy.model import OperationStatus, utc_now
 from datapolicy.store import Database, OperationStore
 from datapolicy.store.queue import OperationQueue
+from datapolicy.store.tables import operations
 
 ENGINE = EngineConfig(
     workers=1, lease_seconds=30, heartbeat_seconds=10, max_attempts=2, retry_backoff_seconds=0
@@ -326,3 +329,33 @@ def test_files_deleted_by_an_attempt_handed_back_are_in_the_receipt(tmp_path: Pa
             for name in ("a.jpg", "b.jpg")
         }
         assert verdicts == {"a.jpg": Verdict.ERASED, "b.jpg": Verdict.ERASED}
+
+
+NAME = "Ada Lovelace - passport scan.pdf"
+
+
+def test_a_complete_erasure_keeps_no_file_name_of_the_person(tmp_path: Path):
+    """An attempt that failed on a file (a second hard link: refused, naming it) left its reason
+    in the row's attempt history; the row of a complete erasure, kept as long as its receipt,
+    no longer holds it (review finding)."""
+    with store_database(SQLITE, tmp_path / "store") as database:
+        context = person_data(tmp_path, "none", TakeOver(database))
+        person = tmp_path / "uploads" / PERSON
+        (person / NAME).write_bytes(b"...")
+        os.link(person / NAME, tmp_path / "second-link")  # refused: the first attempt fails
+        store = OperationStore(database)
+        service = ExportService(store, context, str(tmp_path / "exports"))
+        operation, _ = service.start_erasure(PERSON, str(tmp_path / "exports"), False)
+        try:
+            assert Worker(OperationQueue(database), context, ENGINE).run_once()
+            (tmp_path / "second-link").unlink()
+            later = OperationQueue(database, lambda: utc_now() + timedelta(minutes=10))
+            assert Worker(later, context, ENGINE, clock=later.clock).run_once()
+        finally:
+            context.close()
+        assert store.get(operation.id).status is OperationStatus.COMPLETE
+        assert uploads_of(tmp_path) == []
+        (history,) = database.fetch_all(
+            select(operations.c.attempt_history).where(operations.c.id == operation.id)
+        )[0]
+        assert NAME not in (history or ""), history

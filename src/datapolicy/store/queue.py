@@ -255,7 +255,9 @@ class OperationQueue:
     ) -> bool:
         """Publish the package and mark the operation complete, if the lease is still held;
         `detail`: what the export wrote in all (its last part, every record and byte);
-        `receipt`: the package holds an erasure's receipt (retention keeps it apart).
+        `receipt`: the package holds an erasure's receipt (retention keeps it apart), and the
+        row, kept with it as proof, is cleared of the failed attempts' history, whose reasons
+        may name the person's files or rows (the receipt names nothing in the clear).
 
         `publish` runs inside the transaction; if the lease was lost (or deletion requested)
         it is not called and False is returned, and the caller discards its upload.
@@ -283,6 +285,7 @@ class OperationQueue:
                 error_message=None,
                 version=row[0] + 1,
                 package_receipt=int(receipt),
+                **({"attempt_history": None} if receipt else {}),
                 **({} if detail is None else _detail_columns(detail)),
             )
         return True
