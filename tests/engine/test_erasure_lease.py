@@ -2,7 +2,10 @@
 lease is renewed before each change takes effect, a source's commit or a file's deletion, and
 an attempt that no longer holds it stops with that change not made. Its successor then erases
 everything itself, so that its receipt counts every row and file the operation erased. Without
-the check, the stalled attempt committed, and the successor's receipt said 0 for those rows."""
+the check, the stalled attempt committed, and the successor's receipt said 0 for those rows.
+Files, which have no transaction, are recorded one by one: a file deleted before the lease was
+lost, or before a hand-back, is in the receipt too. And the row kept with the receipt names no
+file of the person's."""
 
 from __future__ import annotations
 
