@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from azurite import Azurite, blob_names
 from databases import STORE_KINDS, store_database
@@ -235,6 +235,21 @@ def test_a_receipt_is_deleted_once_it_outlives_receipt_retention(
     assert not receipt.exists()
     assert exports.recorded(erasure_id) == (exports.clock.now, "deleted")
     assert exports.deletions() == [erasure_id]
+
+
+def test_a_receipt_published_without_its_flag_is_kept(database, tmp_path):
+    """A complete erasure whose package was published by a process older than migration 0015
+    (a rolling upgrade: `package_receipt` left 0) is not taken for an export's or a dry run's:
+    neither sweep deletes it (review finding)."""
+    root = tmp_path / "exports"
+    exports = erasures(database, root, receipt_retention="2h")
+    erasure_id = exports.erase(str(root / "alice"), dry_run=False)
+    with database.transaction() as transaction:
+        transaction.execute(
+            update(operations).where(operations.c.id == erasure_id).values(package_receipt=0)
+        )
+    assert exports.sweep(timedelta(days=3650)) == 0
+    assert holds_receipt(root / "alice" / f"{erasure_id}.zip")
 
 
 def test_a_dry_run_s_package_follows_package_retention(database, tmp_path):

@@ -49,7 +49,14 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, literal, or_, select
 
-from datapolicy.model import Operation, OperationError, OperationStatus, ProgressDetail, utc_now
+from datapolicy.model import (
+    Operation,
+    OperationError,
+    OperationStatus,
+    OperationType,
+    ProgressDetail,
+    utc_now,
+)
 from datapolicy.store.database import Database, Transaction
 from datapolicy.store.operations import ROW, to_operation
 from datapolicy.store.tables import operations
@@ -434,15 +441,27 @@ class OperationQueue:
     @staticmethod
     def _expired(now: datetime, retention: timedelta, receipt: bool) -> Any:
         """`claim_expired_package`'s query: one kind of package is one range of the retention
-        index (which leads with `package_receipt`), so receipts kept for good are not read."""
+        index (which leads with `package_receipt`), so receipts kept for good are not read.
+
+        Not a receipt's is an export's or a dry run's: a complete erasure whose package was
+        published without the flag (by a process older than migration 0015, in a rolling
+        upgrade) is in neither kind, and kept."""
         micros = to_micros(now)
         lease_free = or_(c.lease_owner.is_(None), c.lease_expires_at < micros)
+        kind = (
+            c.package_receipt == 1
+            if receipt
+            else and_(
+                c.package_receipt == 0,
+                or_(c.operation_type != OperationType.ERASE.value, c.dry_run.is_(True)),
+            )
+        )
         return (
             select(*ROW, c.package_location)
             .where(
                 c.package_location.is_not(None),
                 c.package_deleted_at.is_(None),
-                c.package_receipt == int(receipt),
+                kind,
                 c.completed_at < to_micros(now - retention),
                 c.deleted_at.is_(None),
                 lease_free,
