@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -96,10 +97,12 @@ class ListedThenTakenOver(FileSource):
         return iter(listed)
 
 
-def person_data(root: Path, stall: str, take_over: TakeOver) -> ExportContext:
+def person_data(
+    root: Path, file_source: Callable[[FileSourceConfig], FileSource] = FileSource
+) -> ExportContext:
     """A shop whose `orders` holds three of the person's rows and one of another's, and an
-    upload directory with two of the person's files, both erased by deletion; the uploads
-    taken over once listed when `stall` is "uploads"."""
+    upload directory with two of the person's files (read by `file_source`, the source or a
+    test's double of it), both erased by deletion."""
     with sqlite3.connect(root / "shop.sqlite3") as connection:
         connection.executescript(
             """
@@ -121,7 +124,7 @@ def person_data(root: Path, stall: str, take_over: TakeOver) -> ExportContext:
     return ExportContext(
         (
             SqlSource(shop),
-            ListedThenTakenOver(files, take_over) if stall == "uploads" else FileSource(files),
+            file_source(files),
         ),
         None,
         StorageConfig(local=LocalStorageConfig(roots=(root,))),
@@ -138,6 +141,20 @@ def shop_ids(root: Path) -> list[int]:
 def uploads_of(root: Path) -> list[str]:
     directory = root / "uploads" / PERSON
     return sorted(path.name for path in directory.iterdir()) if directory.exists() else []
+
+
+def receipt_of(root: Path, operation_id: str) -> dict[str, Any]:
+    with zipfile.ZipFile(root / "exports" / f"{operation_id}.zip") as archive:
+        receipt: dict[str, Any] = orjson.loads(archive.read("receipt.json"))
+    return receipt
+
+
+def uploads_verdicts(root: Path, receipt: dict[str, Any]) -> dict[str, Verdict]:
+    """What the receipt says of each of the person's files, under the test's erasure secret."""
+    secret = erasure_secret(root / "erasure-secret.key", create=False)
+    return {
+        name: check_key(receipt, secret, ("uploads", name)).verdict for name in ("a.jpg", "b.jpg")
+    }
 
 
 def receipt_counts(package: Path) -> dict[str, int]:
@@ -157,7 +174,12 @@ def test_an_attempt_taken_over_before_a_change_makes_none_and_the_receipt_counts
     and no file goes. Either way the attempt that completes publishes a receipt counting the
     3 rows and the 2 files, and the other person's row stays."""
     take_over = TakeOver(database)
-    context = person_data(tmp_path, stall, take_over)
+    context = person_data(
+        tmp_path,
+        (lambda config: ListedThenTakenOver(config, take_over))
+        if stall == "uploads"
+        else FileSource,
+    )
     store = OperationStore(database)
     service = ExportService(store, context, str(tmp_path / "exports"))
     operation, _ = service.start_erasure(PERSON, str(tmp_path / "exports"), False)
@@ -206,7 +228,7 @@ def test_a_commit_whose_record_fails_stops_the_attempt_and_is_logged(
     its record. The attempt logs an error naming the source and deletes no file (the renewal
     before the first fails); its successor deletes them."""
     take_over = TakeOver(database)
-    context = person_data(tmp_path, "shop", take_over)
+    context = person_data(tmp_path)
     store = OperationStore(database)
     service = ExportService(store, context, str(tmp_path / "exports"))
     operation, _ = service.start_erasure(PERSON, str(tmp_path / "exports"), False)
@@ -246,15 +268,8 @@ def test_a_file_deleted_before_the_lease_was_lost_is_in_the_receipt(tmp_path: Pa
     successor's (review finding)."""
     with store_database(SQLITE, tmp_path / "store") as database:
         take_over = TakeOver(database)
-        context = person_data(tmp_path, "none", take_over)
-        shop, uploads = context.sources
-        stalling = TakenOverAfterTheFirstDeletion(uploads.config, take_over)
-        context = type(context)(
-            (shop, stalling),
-            context.directory,
-            context.storage,
-            erasure=context.erasure,
-            erasure_secret_file=context.erasure_secret_file,
+        context = person_data(
+            tmp_path, lambda config: TakenOverAfterTheFirstDeletion(config, take_over)
         )
         store = OperationStore(database)
         service = ExportService(store, context, str(tmp_path / "exports"))
@@ -270,13 +285,8 @@ def test_a_file_deleted_before_the_lease_was_lost_is_in_the_receipt(tmp_path: Pa
         done = store.get(operation.id)
         assert done.status is OperationStatus.COMPLETE, done.error
         assert uploads_of(tmp_path) == []
-        with zipfile.ZipFile(tmp_path / "exports" / f"{operation.id}.zip") as archive:
-            receipt = orjson.loads(archive.read("receipt.json"))
-        secret = erasure_secret(tmp_path / "erasure-secret.key", create=False)
-        verdicts = {
-            name: check_key(receipt, secret, ("uploads", name)).verdict
-            for name in ("a.jpg", "b.jpg")
-        }
+        receipt = receipt_of(tmp_path, operation.id)
+        verdicts = uploads_verdicts(tmp_path, receipt)
         lines = [(line["files"], line.get("partial", False)) for line in receipt["fileSources"]]
         assert verdicts == {"a.jpg": Verdict.ERASED, "b.jpg": Verdict.ERASED}
         assert sorted(lines) == [(1, False), (1, True)]  # the stalled attempt's, quoted
@@ -300,16 +310,9 @@ def test_files_deleted_by_an_attempt_handed_back_are_in_the_receipt(tmp_path: Pa
     Cancelled. The source is recorded before that, so the successor does not erase it again
     and its receipt lists both files (review finding: it said `notListed` for both)."""
     with store_database(SQLITE, tmp_path / "store") as database:
-        context = person_data(tmp_path, "none", TakeOver(database))
-        shop, uploads = context.sources
-        handed_back = HandedBackDuringTheDeletions(uploads.config)
-        context = type(context)(
-            (shop, handed_back),
-            context.directory,
-            context.storage,
-            erasure=context.erasure,
-            erasure_secret_file=context.erasure_secret_file,
-        )
+        context = person_data(tmp_path, HandedBackDuringTheDeletions)
+        handed_back = context.sources[1]
+        assert isinstance(handed_back, HandedBackDuringTheDeletions)
         store = OperationStore(database)
         service = ExportService(store, context, str(tmp_path / "exports"))
         operation, _ = service.start_erasure(PERSON, str(tmp_path / "exports"), False)
@@ -324,13 +327,8 @@ def test_files_deleted_by_an_attempt_handed_back_are_in_the_receipt(tmp_path: Pa
             context.close()
         done = store.get(operation.id)
         assert done.status is OperationStatus.COMPLETE, done.error
-        with zipfile.ZipFile(tmp_path / "exports" / f"{operation.id}.zip") as archive:
-            receipt = orjson.loads(archive.read("receipt.json"))
-        secret = erasure_secret(tmp_path / "erasure-secret.key", create=False)
-        verdicts = {
-            name: check_key(receipt, secret, ("uploads", name)).verdict
-            for name in ("a.jpg", "b.jpg")
-        }
+        receipt = receipt_of(tmp_path, operation.id)
+        verdicts = uploads_verdicts(tmp_path, receipt)
         assert verdicts == {"a.jpg": Verdict.ERASED, "b.jpg": Verdict.ERASED}
 
 
@@ -342,7 +340,7 @@ def test_a_complete_erasure_keeps_no_file_name_of_the_person(tmp_path: Path):
     in the row's attempt history; the row of a complete erasure, kept as long as its receipt,
     no longer holds it (review finding)."""
     with store_database(SQLITE, tmp_path / "store") as database:
-        context = person_data(tmp_path, "none", TakeOver(database))
+        context = person_data(tmp_path)
         person = tmp_path / "uploads" / PERSON
         (person / NAME).write_bytes(b"...")
         os.link(person / NAME, tmp_path / "second-link")  # refused: the first attempt fails
