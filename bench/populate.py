@@ -189,6 +189,7 @@ def generate(count: int, seed: int, columns: list[str]):
             "bytes_written": None,
             "approved_by": None,  # approval (migration 0013): no erasure here needed one
             "approved_at": None,
+            "package_receipt": 0,  # migration 0015: an erasure's receipt; these are exports
             "dry_run": None,  # migration 0016: an erasure's; these are exports
             "requested_by": None,
         }
