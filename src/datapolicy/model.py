@@ -177,10 +177,6 @@ class Approval:
         }
 
 
-#: A pending approval, of an erasure whose requester is not known (`Approval.requested_by`).
-PENDING_APPROVAL = Approval(ApprovalStatus.PENDING)
-
-
 def principal_json(caller: object) -> object:
     """`{"application": ..., "subject": ...}` from a stored caller, the JSON array
     `[application, subject]` (web/routes/operations.py `caller_of`), as the erasure receipt

@@ -22,11 +22,8 @@ from test_verify_cli import json_values
 from datapolicy.auth.keys import erasure_secret
 from datapolicy.cli import main
 from datapolicy.engine.directory import User
-from datapolicy.engine.erasure import Masker
-from datapolicy.engine.erasure.package import erase_into_package
-from datapolicy.engine.exporter import Progress
 from datapolicy.engine.package import PackageWriter
-from engine.test_erasure_receipt import NOW, operation, shop
+from engine.test_erasure_receipt import erased, shop
 
 PERSON = {"id": 1000000, "email": "é@x", "born": None, "city": "Zürich", "orders": []}
 
@@ -36,24 +33,12 @@ def erasure_package(root: Path, secret: bytes, *, dry_run: bool) -> Path:
     (a dry run's has no receipt)."""
     root.mkdir(parents=True, exist_ok=True)
     source = shop(root, {**PERSON, "orders": [(1000001, "nöte", ["skü", "sků"])]})
-    stream = io.BytesIO()
     try:
-        erase_into_package(
-            operation(),
-            User(str(PERSON["id"])),
-            [source],
-            stream,
-            Progress(),
-            lambda: NOW,
-            Masker(secret),
-            dry_run=dry_run,
-            state={},
-            committed=lambda name, lines: None,
-        )
+        erasure = erased(User(str(PERSON["id"])), [source], secret=secret, dry_run=dry_run)
     finally:
         source.close()
     package = root / "op-1.zip"
-    package.write_bytes(stream.getvalue())
+    package.write_bytes(erasure)
     return package
 
 

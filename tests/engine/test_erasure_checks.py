@@ -17,11 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datapolicy.engine.directory import User
-from datapolicy.engine.erasure import Masker
 from datapolicy.engine.erasure.checks import Verdict, check_key
-from datapolicy.engine.erasure.package import erase_into_package
-from datapolicy.engine.exporter import Progress
-from engine.test_erasure_receipt import IDS, NOW, PEOPLE, SECRET, operation, shop
+from engine.test_erasure_receipt import IDS, PEOPLE, SECRET, erased, shop
 
 ERASED_TABLES = ("customers", "orders", "items")  # masked, deleted, deleted (RULES)
 
@@ -41,8 +38,8 @@ def keys_of(path: Path) -> dict[str, set[tuple[str, ...]]]:
         }
 
 
-def receipt_of(stream: io.BytesIO) -> dict[str, Any]:
-    with zipfile.ZipFile(stream) as archive:
+def receipt_of(package: bytes) -> dict[str, Any]:
+    with zipfile.ZipFile(io.BytesIO(package)) as archive:
         receipt: dict[str, Any] = orjson.loads(archive.read("receipt.json"))
     return receipt
 
@@ -75,24 +72,12 @@ def test_every_key_is_answered_as_the_shop_s_own_rows_say(
                 )
             },
         }
-    stream = io.BytesIO()
     try:
-        erase_into_package(
-            operation(),
-            User(str(person["id"])),
-            [source],
-            stream,
-            Progress(),
-            lambda: NOW,
-            Masker(SECRET),
-            dry_run=False,
-            state={},
-            committed=lambda name, lines: None,
-        )
+        package = erased(User(str(person["id"])), [source])
     finally:
         source.close()
     after = keys_of(directory / "shop.sqlite3")
-    receipt = receipt_of(stream)
+    receipt = receipt_of(package)
     for table in ("orders", "items"):  # deleted: gone now, and only those
         assert before[table] - after[table] == mine[table]
     for table in ERASED_TABLES:
@@ -124,24 +109,20 @@ def test_a_source_an_earlier_attempt_committed_cannot_be_told(tmp_path: Path):
     person = {"id": 1000000, "email": "é@x", "born": None, "city": "Zürich", "orders": []}
     source = shop(tmp_path, person)
     stored: dict[str, list[dict[str, Any]]] = {}
-    streams = [io.BytesIO(), io.BytesIO()]
     try:
-        for stream in streams:
-            erase_into_package(
-                operation(),
-                User("1000000"),
-                [source],
-                stream,
-                Progress(),
-                lambda: NOW,
-                Masker(SECRET),
-                dry_run=False,
-                state=orjson.loads(orjson.dumps(stored)),  # the second resumes the first
-                committed=lambda name, lines: stored.__setitem__(name, lines),
+        first, resumed = (
+            receipt_of(
+                erased(
+                    User("1000000"),
+                    [source],
+                    state=orjson.loads(orjson.dumps(stored)),  # the second resumes the first
+                    committed=stored.__setitem__,
+                )
             )
+            for _ in range(2)
+        )
     finally:
         source.close()
-    first, resumed = (receipt_of(stream) for stream in streams)
     key = ("shop", "customers", "1000000")
     assert check_key(first, SECRET, key).verdict is Verdict.ERASED
     assert check_key(resumed, SECRET, key).verdict is Verdict.CANNOT_TELL

@@ -10,6 +10,7 @@ import html
 import io
 import tempfile
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,33 @@ def erase(sources: list[Source], user_id: str, *, dry_run: bool = False) -> tupl
         approval={"requestedBy": '["app","alice"]', "approvedBy": '["app","dpo"]'},
     )
     return stream.getvalue(), progress
+
+
+def erased(
+    user: User,
+    sources: list[Source],
+    *,
+    secret: bytes = SECRET,
+    dry_run: bool = False,
+    state: dict[str, list[dict[str, Any]]] | None = None,
+    committed: Callable[[str, list[dict[str, Any]]], None] = lambda source, lines: None,
+) -> bytes:
+    """The package of operation op-1 erasing `user` from `sources` under `secret`, resuming
+    from `state` (the sources an earlier attempt committed), `committed` told of each commit."""
+    stream = io.BytesIO()
+    erase_into_package(
+        operation(),
+        user,
+        sources,
+        stream,
+        Progress(),
+        lambda: NOW,
+        Masker(secret),
+        dry_run=dry_run,
+        state=state or {},
+        committed=committed,
+    )
+    return stream.getvalue()
 
 
 def directory_user(user_id: str) -> User:

@@ -13,7 +13,6 @@ import pytest
 from databases import store_database
 from datapolicy.errors import Conflict, Forbidden, InvalidRequest, NotFound, PreconditionFailed
 from datapolicy.model import (
-    PENDING_APPROVAL,
     Approval,
     ApprovalStatus,
     Operation,
@@ -24,6 +23,8 @@ from datapolicy.odata.options import LIST_OPTIONS, QueryOptions, parse_query_opt
 from datapolicy.store import Database, OperationStore
 from datapolicy.store.tables import operations
 from datapolicy.store.timestamps import from_micros, to_micros
+
+PENDING_APPROVAL = Approval(ApprovalStatus.PENDING)  # of an operation made without a requester
 
 
 class TickingClock:

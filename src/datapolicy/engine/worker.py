@@ -362,7 +362,6 @@ class Worker:
         state = orjson.loads(self.queue.erasure_state(operation.id) or b"{}")
         committed: dict[str, list[dict[str, Any]]] = state.setdefault("committed", {})
         partial: dict[str, list[dict[str, Any]]] = state.setdefault("partial", {})
-        earlier = {source: list(lines) for source, lines in partial.items()}
 
         def save(renew: timedelta | None = None) -> bool:
             text = orjson.dumps(state).decode()
@@ -381,8 +380,9 @@ class Worker:
             if not saved:
                 logger.error(
                     "erasure %s: source '%s' committed, but the lease was lost before that was "
-                    "stored: the attempt that takes over erases it again, and its receipt does "
-                    "not count this commit's rows (the audit trail records the commit)",
+                    "stored: the attempt that takes over erases it again, and its receipt counts "
+                    "none of the rows this commit changed (a file source's files are settled "
+                    "from their own record; the audit trail records the commit)",
                     operation.id,
                     source,
                 )
@@ -408,7 +408,7 @@ class Worker:
             },
             before_commit=still_held,
             partly=record_partly,
-            earlier=earlier,
+            earlier=dict(partial),  # as this attempt found it (`record_partly` replaces entries)
         )
         return manifest, not dry_run
 
