@@ -133,6 +133,13 @@ def person_data(
     )
 
 
+def taken_over_after_the_lease(database: Database, context: ExportContext) -> None:
+    """The last worker to take the erasure over stalled for good: the next one takes it over
+    once that lease has ended, and runs it."""
+    later = OperationQueue(database, lambda: utc_now() + timedelta(minutes=10))
+    assert Worker(later, context, ENGINE, clock=later.clock).run_once()
+
+
 def shop_ids(root: Path) -> list[int]:
     with sqlite3.connect(root / "shop.sqlite3") as connection:
         return [row[0] for row in connection.execute("SELECT id FROM orders ORDER BY id")]
@@ -192,9 +199,7 @@ def test_an_attempt_taken_over_before_a_change_makes_none_and_the_receipt_counts
         assert shop_ids(tmp_path) == ([1, 2, 3, 4] if stall == "shop" else [4])
         assert store.get(operation.id).status is OperationStatus.RUNNING
 
-        # The successor stalled for good: the next worker takes over once its lease ends.
-        later = OperationQueue(database, lambda: utc_now() + timedelta(minutes=10))
-        assert Worker(later, context, ENGINE, clock=later.clock).run_once()
+        taken_over_after_the_lease(database, context)
     finally:
         context.close()
     done = store.get(operation.id)
@@ -240,8 +245,7 @@ def test_a_commit_whose_record_fails_stops_the_attempt_and_is_logged(
         assert f"erasure {operation.id}: source 'shop' committed, but the lease was lost" in (
             caplog.text
         )
-        later = OperationQueue(database, lambda: utc_now() + timedelta(minutes=10))
-        assert Worker(later, context, ENGINE, clock=later.clock).run_once()
+        taken_over_after_the_lease(database, context)
     finally:
         context.close()
     assert store.get(operation.id).status is OperationStatus.COMPLETE
@@ -278,8 +282,7 @@ def test_a_file_deleted_before_the_lease_was_lost_is_in_the_receipt(tmp_path: Pa
             assert Worker(OperationQueue(database), context, ENGINE).run_once()
             assert take_over.taken.is_set()
             assert uploads_of(tmp_path) == ["b.jpg"]  # a.jpg went, under the lease
-            later = OperationQueue(database, lambda: utc_now() + timedelta(minutes=10))
-            assert Worker(later, context, ENGINE, clock=later.clock).run_once()
+            taken_over_after_the_lease(database, context)
         finally:
             context.close()
         done = store.get(operation.id)
@@ -350,8 +353,7 @@ def test_a_complete_erasure_keeps_no_file_name_of_the_person(tmp_path: Path):
         try:
             assert Worker(OperationQueue(database), context, ENGINE).run_once()
             (tmp_path / "second-link").unlink()
-            later = OperationQueue(database, lambda: utc_now() + timedelta(minutes=10))
-            assert Worker(later, context, ENGINE, clock=later.clock).run_once()
+            taken_over_after_the_lease(database, context)
         finally:
             context.close()
         assert store.get(operation.id).status is OperationStatus.COMPLETE
